@@ -1,0 +1,454 @@
+"""The canonical data container: :class:`Trajectory` and :class:`Trajectories`.
+
+Plain numpy inside, labels kept on the side so that the adapters can put predictions
+back into the caller's own format. This module never imports pandas, xarray or torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, overload
+
+import numpy as np
+
+from sysid.errors import DataError
+from sysid.trajectories._validation import (
+    validate_inputs,
+    validate_matrix,
+    validate_names,
+    validate_states,
+    validate_times,
+)
+
+TimeKind = Literal["float", "datetime", "timedelta"]
+_NS_PER_S = 1_000_000_000
+
+
+def _readonly(arr: np.ndarray) -> np.ndarray:
+    arr = np.array(arr, dtype=np.float64, copy=True)
+    arr.flags.writeable = False
+    return arr
+
+
+@dataclass(frozen=True, eq=False)
+class Trajectory:
+    """One experiment: times, observed states, optional inputs, a name and a time origin.
+
+    Parameters
+    ----------
+    t : array of shape (n_times,)
+        Strictly increasing float times, in seconds from ``origin`` for datetime data,
+        in the caller's own unit for float times (then ``origin`` is 0).
+    y : array of shape (n_times, n_states)
+        Observations; NaN marks "not observed at that time".
+    u : array of shape (n_times, n_inputs) or None
+        Known inputs (controls) at the same times; never NaN.
+    name : hashable
+        The trajectory's label (the value of the caller's trajectory column).
+    origin : float, numpy.datetime64 or numpy.timedelta64
+        The absolute time of ``t == 0``.
+
+    Notes
+    -----
+    Construct through :class:`Trajectories` or the adapters; they validate. The arrays
+    are read-only.
+    """
+
+    t: np.ndarray
+    y: np.ndarray
+    u: np.ndarray | None
+    name: Hashable
+    origin: Any = 0.0
+
+    @property
+    def n_times(self) -> int:
+        """Number of time stamps."""
+        return int(self.t.shape[0])
+
+    @property
+    def observed(self) -> np.ndarray:
+        """Boolean mask (n_times, n_states): True where a state was measured."""
+        return ~np.isnan(self.y)
+
+    @property
+    def duration(self) -> float:
+        """Time between the first and the last stamp."""
+        return float(self.t[-1] - self.t[0])
+
+    def absolute_times(self, kind: TimeKind) -> np.ndarray:
+        """Times in the caller's representation: float, datetime64[ns] or timedelta64[ns]."""
+        if kind == "float":
+            return self.t + self.origin if self.origin else self.t.copy()
+        offsets = np.round(self.t * _NS_PER_S).astype("int64").astype("timedelta64[ns]")
+        return np.asarray(self.origin) + offsets
+
+    def replace(self, **changes: Any) -> Trajectory:
+        """A new trajectory with some fields changed (not validated: internal use)."""
+        values = {
+            "t": self.t,
+            "y": self.y,
+            "u": self.u,
+            "name": self.name,
+            "origin": self.origin,
+        }
+        values.update(changes)
+        return Trajectory(**values)
+
+
+@dataclass(frozen=True)
+class UnionGrid:
+    """All trajectories' time stamps merged: what one batched solve integrates over.
+
+    Attributes
+    ----------
+    times : array (n_union,)
+        Sorted unique times over all trajectories (each on its own origin).
+    positions : list of int arrays
+        ``times[positions[i]]`` equals trajectory ``i``'s times.
+    mask : bool array (n_trajectories, n_union)
+        True where the time belongs to trajectory ``i``.
+    """
+
+    times: np.ndarray
+    positions: list[np.ndarray]
+    mask: np.ndarray
+
+
+@dataclass(eq=False)
+class Trajectories(Sequence[Trajectory]):
+    """A validated collection of experiments sharing state and input names.
+
+    Parameters
+    ----------
+    trajectories : sequence of Trajectory
+        The experiments. Each is validated here: finite strictly increasing times,
+        states of shape (n_times, n_states) with NaN for missing values and at least
+        two observed times, inputs finite where given.
+    state_names, input_names : sequence of str
+        Column names of ``y`` and ``u``.
+    time_kind : {"float", "datetime", "timedelta"}
+        How the caller wrote times; predictions go back in that representation.
+    attrs : dict
+        Free metadata (dataset attributes).
+    variable_attrs : dict
+        Per state/input attributes such as ``{"prey": {"units": "1/km2"}}``.
+    source : dict
+        What the adapters need to rebuild the caller's layout (column names, index).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sysid import Trajectories
+    >>> data = Trajectories.from_arrays([np.arange(4.0)], [np.ones((4, 2))], state_names=["a", "b"])
+    >>> len(data), data.state_names, data[0].n_times
+    (1, ('a', 'b'), 4)
+    """
+
+    trajectories: Sequence[Trajectory]
+    state_names: Sequence[str]
+    input_names: Sequence[str] = ()
+    time_kind: TimeKind = "float"
+    attrs: dict[str, Any] = field(default_factory=dict)
+    variable_attrs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    source: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.state_names, self.input_names = validate_names(self.state_names, self.input_names)
+        if self.time_kind not in ("float", "datetime", "timedelta"):
+            raise DataError(
+                f"time_kind must be 'float', 'datetime' or 'timedelta', got {self.time_kind!r}."
+            )
+        trajs = list(self.trajectories)
+        if not trajs:
+            raise DataError("no trajectories: the data is empty. Pass at least one experiment.")
+        names: set[Hashable] = set()
+        checked = []
+        for traj in trajs:
+            if not isinstance(traj, Trajectory):
+                raise DataError(f"expected Trajectory objects, got {type(traj).__name__}.")
+            if traj.name in names:
+                raise DataError(f"trajectory name {traj.name!r} appears twice; names must be unique.")
+            names.add(traj.name)
+            checked.append(self._validated(traj))
+        self.trajectories = tuple(checked)
+        never = [
+            s for j, s in enumerate(self.state_names)
+            if not any(np.any(~np.isnan(tr.y[:, j])) for tr in self.trajectories)
+        ]
+        if never:
+            raise DataError(
+                f"state {never[0]!r} is never observed in any trajectory (all NaN); "
+                "drop it from the states, or use n_augment for an unmeasured state."
+            )
+
+    def _validated(self, traj: Trajectory) -> Trajectory:
+        t = validate_times(traj.t, traj.name)
+        y = validate_matrix(traj.y, t.size, self.state_names, "states", traj.name)
+        validate_states(y, t, self.state_names, traj.name)
+        u = None
+        if self.input_names:
+            if traj.u is None:
+                raise DataError(
+                    f"trajectory {traj.name!r}: inputs {list(self.input_names)} were declared "
+                    "but this trajectory has none."
+                )
+            u = validate_matrix(traj.u, t.size, self.input_names, "inputs", traj.name)
+            validate_inputs(u, t, self.input_names, traj.name)
+        elif traj.u is not None and np.size(traj.u):
+            raise DataError(
+                f"trajectory {traj.name!r} carries inputs but no input_names were given."
+            )
+        return Trajectory(_readonly(t), _readonly(y), None if u is None else _readonly(u),
+                          traj.name, traj.origin)
+
+    # ----------------------------------------------------------------- constructors
+    @classmethod
+    def from_arrays(
+        cls,
+        t: np.ndarray | Sequence[np.ndarray],
+        y: np.ndarray | Sequence[np.ndarray],
+        u: np.ndarray | Sequence[np.ndarray] | None = None,
+        *,
+        state_names: Sequence[str] | None = None,
+        input_names: Sequence[str] | None = None,
+        names: Sequence[Hashable] | None = None,
+    ) -> Trajectories:
+        """Build from numpy arrays: one trajectory, or lists of them (ragged lengths allowed).
+
+        Parameters
+        ----------
+        t : array (n_times,) or list of such arrays
+        y : array (n_times, n_states) or list of such arrays
+        u : array (n_times, n_inputs), list of such arrays, or None
+        state_names, input_names : names; default ``x0, x1, ...`` and ``u0, u1, ...``
+        names : trajectory names; default ``0, 1, ...``
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> data = Trajectories.from_arrays(
+        ...     [np.linspace(0, 1, 5), np.linspace(0, 2, 7)],
+        ...     [np.zeros((5, 1)), np.zeros((7, 1))])
+        >>> [tr.n_times for tr in data], data.state_names
+        ([5, 7], ('x0',))
+        """
+        single = isinstance(t, np.ndarray) or (
+            isinstance(t, Sequence) and len(t) > 0 and np.isscalar(t[0])
+        )
+        ts = [t] if single else list(t)
+        ys = [y] if single else list(y)
+        if len(ys) != len(ts):
+            raise DataError(f"got {len(ts)} time arrays but {len(ys)} state arrays; give one per trajectory.")
+        if u is None:
+            us: list[Any] = [None] * len(ts)
+        else:
+            us = [u] if single else list(u)
+            if len(us) != len(ts):
+                raise DataError(f"got {len(ts)} time arrays but {len(us)} input arrays; give one per trajectory.")
+        first_y = np.asarray(ys[0], dtype=float)
+        n_states = 1 if first_y.ndim == 1 else first_y.shape[-1]
+        if state_names is None:
+            state_names = [f"x{i}" for i in range(n_states)]
+        if input_names is None:
+            if us[0] is None:
+                input_names = []
+            else:
+                first_u = np.asarray(us[0], dtype=float)
+                input_names = [f"u{i}" for i in range(1 if first_u.ndim == 1 else first_u.shape[-1])]
+        if names is None:
+            names = list(range(len(ts)))
+        if len(names) != len(ts):
+            raise DataError(f"got {len(names)} names for {len(ts)} trajectories.")
+        trajs = [Trajectory(ti, yi, ui, ni) for ti, yi, ui, ni in zip(ts, ys, us, names)]
+        return cls(trajs, state_names=list(state_names), input_names=list(input_names))
+
+    # --------------------------------------------------------------- sequence API
+    def __len__(self) -> int:
+        return len(self.trajectories)
+
+    def __iter__(self) -> Iterator[Trajectory]:
+        return iter(self.trajectories)
+
+    @overload
+    def __getitem__(self, key: int | str) -> Trajectory: ...
+
+    @overload
+    def __getitem__(self, key: slice | Sequence[Hashable]) -> Trajectories: ...
+
+    def __getitem__(self, key: Any) -> Trajectory | Trajectories:
+        """Index by position, by name, or select several (slice / list) as a new Trajectories."""
+        if isinstance(key, slice):
+            return self.subset(self.trajectories[key])
+        if isinstance(key, list | tuple) and not (isinstance(key, tuple) and key in self.names):
+            return self.subset([self._lookup(k) for k in key])
+        return self._lookup(key)
+
+    def _lookup(self, key: Hashable) -> Trajectory:
+        if key in self.names:
+            return self.trajectories[self.names.index(key)]
+        if isinstance(key, int | np.integer) and not isinstance(key, bool):
+            if -len(self) <= key < len(self):
+                return self.trajectories[int(key)]
+            raise IndexError(f"trajectory index {key} out of range for {len(self)} trajectories.")
+        raise KeyError(f"no trajectory named {key!r}; names are {list(self.names)}.")
+
+    @property
+    def names(self) -> list[Hashable]:
+        """The trajectory names, in order."""
+        return [tr.name for tr in self.trajectories]
+
+    @property
+    def n_states(self) -> int:
+        """Number of state columns."""
+        return len(self.state_names)
+
+    @property
+    def n_inputs(self) -> int:
+        """Number of input columns."""
+        return len(self.input_names)
+
+    @property
+    def n_observations(self) -> int:
+        """Total number of observed state entries."""
+        return int(sum(np.count_nonzero(tr.observed) for tr in self.trajectories))
+
+    def __repr__(self) -> str:
+        lengths = [tr.n_times for tr in self.trajectories]
+        return (
+            f"Trajectories(n_trajectories={len(self)}, states={list(self.state_names)}, "
+            f"inputs={list(self.input_names)}, n_times={lengths if len(lengths) <= 6 else sum(lengths)}, "
+            f"time_kind={self.time_kind!r})"
+        )
+
+    # ------------------------------------------------------------------ derived
+    def subset(self, trajectories: Sequence[Trajectory]) -> Trajectories:
+        """A Trajectories with the same names and metadata holding ``trajectories``."""
+        return Trajectories(
+            list(trajectories), self.state_names, self.input_names, self.time_kind,
+            dict(self.attrs), {k: dict(v) for k, v in self.variable_attrs.items()}, dict(self.source),
+        )
+
+    def with_states(self, ys: Sequence[np.ndarray], state_names: Sequence[str] | None = None) -> Trajectories:
+        """Same times, inputs and labels with new state values (e.g. predictions).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> data = Trajectories.from_arrays(np.arange(3.0), np.zeros((3, 1)))
+        >>> data.with_states([np.ones((3, 1))])[0].y.ravel().tolist()
+        [1.0, 1.0, 1.0]
+        """
+        if len(ys) != len(self):
+            raise DataError(f"got {len(ys)} state arrays for {len(self)} trajectories.")
+        trajs = [tr.replace(y=y) for tr, y in zip(self.trajectories, ys)]
+        out = self.subset(trajs)
+        if state_names is not None:
+            out = Trajectories(trajs, state_names, self.input_names, self.time_kind,
+                               dict(self.attrs), dict(self.variable_attrs), dict(self.source))
+        return out
+
+    def union_grid(self) -> UnionGrid:
+        """All time stamps merged, with where each trajectory's times sit in the union.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> data = Trajectories.from_arrays([np.array([0., 1., 3.]), np.array([0., 2.])],
+        ...                                 [np.zeros((3, 1)), np.zeros((2, 1))])
+        >>> grid = data.union_grid()
+        >>> grid.times.tolist(), grid.mask.astype(int).tolist()
+        ([0.0, 1.0, 2.0, 3.0], [[1, 1, 0, 1], [1, 0, 1, 0]])
+        """
+        times = np.unique(np.concatenate([tr.t for tr in self.trajectories]))
+        positions = [np.searchsorted(times, tr.t) for tr in self.trajectories]
+        mask = np.zeros((len(self), times.size), dtype=bool)
+        for i, pos in enumerate(positions):
+            mask[i, pos] = True
+        return UnionGrid(times, positions, mask)
+
+    def split(
+        self,
+        test_trajectories: Sequence[Hashable] | None = None,
+        time_fraction: float | None = None,
+    ) -> tuple[Trajectories, Trajectories]:
+        """Hold out whole experiments, or the tail of every experiment.
+
+        Parameters
+        ----------
+        test_trajectories : names (or positions) of the experiments to hold out.
+        time_fraction : float in (0, 1)
+            Keep this fraction of each trajectory's time span in the first part; the
+            rest (strictly later times) goes to the second part, for extrapolation tests.
+
+        Returns
+        -------
+        (train, test) or (past, future)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> data = Trajectories.from_arrays([np.arange(10.0)] * 3, [np.ones((10, 1))] * 3,
+        ...                                 names=["r1", "r2", "r3"])
+        >>> train, test = data.split(test_trajectories=["r3"])
+        >>> train.names, test.names
+        (['r1', 'r2'], ['r3'])
+        >>> past, future = data.split(time_fraction=0.8)
+        >>> past[0].t.max(), future[0].t.min()
+        (np.float64(7.0), np.float64(8.0))
+        """
+        if (test_trajectories is None) == (time_fraction is None):
+            raise DataError("split needs exactly one of test_trajectories= or time_fraction=.")
+        if test_trajectories is not None:
+            if isinstance(test_trajectories, str | int):
+                test_trajectories = [test_trajectories]
+            held = [self._lookup(k) for k in test_trajectories]
+            held_ids = {id(tr) for tr in held}
+            kept = [tr for tr in self.trajectories if id(tr) not in held_ids]
+            if not held:
+                raise DataError("test_trajectories is empty: name at least one trajectory to hold out.")
+            if not kept:
+                raise DataError(
+                    f"holding out {list(test_trajectories)} leaves no trajectory to train on."
+                )
+            return self.subset(kept), self.subset(held)
+        fraction = float(time_fraction)  # type: ignore[arg-type]
+        if not 0.0 < fraction < 1.0:
+            raise DataError(f"time_fraction must be in (0, 1), got {time_fraction!r}.")
+        past, future = [], []
+        for tr in self.trajectories:
+            cut = tr.t[0] + fraction * (tr.t[-1] - tr.t[0])
+            head = tr.t <= cut
+            for part, sel in ((past, head), (future, ~head)):
+                part.append(tr.replace(t=tr.t[sel], y=tr.y[sel], u=None if tr.u is None else tr.u[sel]))
+        try:
+            return self.subset(past), self.subset(future)
+        except DataError as exc:
+            raise DataError(
+                f"time_fraction={fraction} leaves a part with fewer than two observed times: {exc}"
+            ) from None
+
+    # ---------------------------------------------------------------- adapters
+    def to_pandas(self) -> Any:
+        """This data as a long-format pandas DataFrame with the original labels.
+
+        See :func:`sysid.adapters.to_pandas`.
+        """
+        from sysid.adapters.pandas import to_pandas
+
+        return to_pandas(self)
+
+    def to_xarray(self) -> Any:
+        """This data as an xarray Dataset with the original labels and attributes.
+
+        See :func:`sysid.adapters.to_xarray`.
+        """
+        from sysid.adapters.xarray import to_xarray
+
+        return to_xarray(self)
+
+    def observed_range(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-state (min, max) over every observed entry."""
+        y = np.concatenate([tr.y for tr in self.trajectories])
+        return np.nanmin(y, axis=0), np.nanmax(y, axis=0)
+
