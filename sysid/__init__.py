@@ -3,8 +3,19 @@
 The core model is the Neural ODE (Chen et al., NeurIPS 2018); sparse, grey-box and
 hybrid vector fields share its integration and training; SINDy and classical parametric
 fits are baselines behind the same interface.
+
+Data handling (``from_pandas``, ``Trajectories``...) imports without torch; the
+estimators load torch on first use.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from sysid.adapters import as_trajectories as as_trajectories
+from sysid.adapters import from_pandas as from_pandas
+from sysid.adapters import from_xarray as from_xarray
 from sysid.errors import ConfigError as ConfigError
 from sysid.errors import DataError as DataError
 from sysid.errors import FitError as FitError
@@ -18,6 +29,14 @@ from sysid.trajectories import Trajectory as Trajectory
 
 __version__ = "0.1.0"
 
+# Public names whose modules import torch: resolved on first access (PEP 562).
+_LAZY = {
+    "NeuralODE": "sysid.estimators",
+    "load": "sysid.io",
+    "save": "sysid.io",
+    "datasets": "sysid.datasets",
+}
+
 __all__ = [
     "ConfigError",
     "DataError",
@@ -30,4 +49,21 @@ __all__ = [
     "Trajectories",
     "Trajectory",
     "__version__",
+    "as_trajectories",
+    "from_pandas",
+    "from_xarray",
+    *_LAZY,
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module = importlib.import_module(_LAZY[name])
+        value = module if module.__name__ == f"sysid.{name}" else getattr(module, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'sysid' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -342,11 +342,12 @@ class Trajectories(Sequence[Trajectory]):
         if len(ys) != len(self):
             raise DataError(f"got {len(ys)} state arrays for {len(self)} trajectories.")
         trajs = [tr.replace(y=y) for tr, y in zip(self.trajectories, ys)]
-        out = self.subset(trajs)
-        if state_names is not None:
-            out = Trajectories(trajs, state_names, self.input_names, self.time_kind,
-                               dict(self.attrs), dict(self.variable_attrs), dict(self.source))
-        return out
+        if state_names is None:
+            return self.subset(trajs)
+        # New names may mean a new number of states: validate once, against those names.
+        return Trajectories(trajs, state_names, self.input_names, self.time_kind,
+                            dict(self.attrs), {k: dict(v) for k, v in self.variable_attrs.items()},
+                            dict(self.source))
 
     def union_grid(self) -> UnionGrid:
         """All time stamps merged, with where each trajectory's times sit in the union.

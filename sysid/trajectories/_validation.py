@@ -47,7 +47,7 @@ def validate_times(t: object, name: Hashable) -> np.ndarray:
     dup = np.flatnonzero(steps == 0)
     if dup.size:
         raise DataError(
-            f"{_where(name)}: duplicate time {arr[dup[0]]!r} at rows {dup[0]} and {dup[0] + 1}; "
+            f"{_where(name)}: duplicate time {float(arr[dup[0]])} at rows {dup[0]} and {dup[0] + 1}; "
             "times must be unique within a trajectory. Average or drop the repeated rows, or "
             "give the experiments a trajectory column."
         )
@@ -55,7 +55,7 @@ def validate_times(t: object, name: Hashable) -> np.ndarray:
     if back.size:
         raise DataError(
             f"{_where(name)}: times are not increasing at row {back[0] + 1} "
-            f"({arr[back[0]]!r} then {arr[back[0] + 1]!r}); sort the rows by time."
+            f"({float(arr[back[0]])} then {float(arr[back[0] + 1])}); sort the rows by time."
         )
     return arr
 
@@ -81,7 +81,7 @@ def validate_states(y: np.ndarray, t: np.ndarray, names: Sequence[str], name: Ha
     if inf.size:
         row, col = inf[0]
         raise DataError(
-            f"{_where(name)}: state {names[col]!r} is infinite at row {row} (t={t[row]!r}); "
+            f"{_where(name)}: state {names[col]!r} is infinite at row {row} (t={float(t[row])}); "
             "replace it with NaN to mark it as not observed, or fix the measurement."
         )
     observed_rows = np.flatnonzero(~np.all(np.isnan(y), axis=1))
@@ -98,7 +98,7 @@ def validate_inputs(u: np.ndarray, t: np.ndarray, names: Sequence[str], name: Ha
     if bad.size:
         row, col = bad[0]
         raise DataError(
-            f"{_where(name)}: input {names[col]!r} is {u[row, col]!r} at row {row} (t={t[row]!r}); "
+            f"{_where(name)}: input {names[col]!r} is {float(u[row, col])} at row {row} (t={float(t[row])}); "
             "inputs must be known at every time because the model is integrated through them. "
             "Pass interpolate_inputs=True to the adapter to fill gaps linearly, or drop the rows."
         )

@@ -1,0 +1,562 @@
+"""xarray adapter: Datasets and DataArrays to :class:`~sysid.Trajectories` and back.
+
+A Dataset holds one data variable per state (and input) over dims ``(trajectory, time)``,
+NaN-padded where experiments have different time stamps, or over a single time dim. A
+DataArray holds the states along a state dimension whose coordinate gives their names.
+Variable and dataset attributes (units, descriptions) and the coordinates' dtypes are
+kept in ``Trajectories.source`` / ``attrs`` so that predictions come back the same way.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from sysid.adapters._common import (
+    RawTrajectory,
+    RowRules,
+    TimeValues,
+    as_name_list,
+    build_trajectory,
+    caller_times,
+    check_states_and_inputs_apart,
+    missing_name_error,
+    read_times,
+)
+from sysid.errors import DataError
+from sysid.trajectories import Trajectories, Trajectory
+
+__all__ = ["from_xarray", "to_xarray", "to_dataarray"]
+
+_TIME_GUESSES = ("time", "t")
+
+
+@dataclass(frozen=True)
+class _DatasetLayout:
+    """Which dimension is time, which tells experiments apart, which variables play which part."""
+
+    time: Hashable
+    trajectory: Hashable | None
+    states: list[Hashable]
+    inputs: list[Hashable]
+
+
+# ======================================================================= reading
+def from_xarray(
+    obj: xr.Dataset | xr.DataArray,
+    time: Hashable | None = None,
+    states: Sequence[Hashable] | Hashable | None = None,
+    inputs: Sequence[Hashable] | Hashable | None = None,
+    trajectory: Hashable | None = None,
+    *,
+    state_dim: Hashable | None = None,
+    interpolate_inputs: bool = False,
+) -> Trajectories:
+    """Read an xarray Dataset or DataArray into Trajectories.
+
+    Parameters
+    ----------
+    obj : xarray.Dataset or xarray.DataArray
+        A Dataset whose data variables are the states (and inputs), over dims
+        ``(trajectory, time)`` (NaN padding for ragged experiments) or ``(time,)``; or a
+        DataArray with a state dimension whose coordinate values are the state names.
+        Dask-backed data is computed here.
+    time : str, optional
+        The time dimension; it needs a coordinate of floats, datetime64 or timedelta64.
+        Default: the dimension called ``"time"`` or ``"t"``.
+    states, inputs : list of names, optional
+        Variables (or, for a DataArray, state-coordinate values). Default states: every
+        numeric variable over the time dimension that is not an input.
+    trajectory : str, optional
+        The dimension telling experiments apart; its coordinate values become the
+        trajectory names. Default: the one dimension the variables have besides time, if
+        any; without one the data is a single experiment named ``0``.
+    state_dim : str, optional
+        For a DataArray, the dimension along which the states lie. Default: the one
+        dimension that is neither time nor trajectory.
+    interpolate_inputs : bool, default False
+        Fill NaN inputs linearly in time (nearest value at the ends) instead of raising.
+
+    Returns
+    -------
+    Trajectories
+        Each trajectory keeps the times where a state or an input is known.
+
+    Raises
+    ------
+    DataError
+        Missing dimensions or variables (closest name suggested), a time dimension without
+        coordinate, non-numeric variables, NaT times, duplicate times, unknown inputs.
+
+    See Also
+    --------
+    to_xarray : the way back.
+    sysid.adapters.from_pandas : the same for long DataFrames.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> from sysid.adapters import from_xarray
+    >>> ds = xr.Dataset(
+    ...     {"prey": (("run", "time"), [[10.0, 12.0, np.nan], [5.0, 6.0, 7.0]], {"units": "1/km2"})},
+    ...     coords={"run": ["a", "b"], "time": [0.0, 1.0, 2.0]})
+    >>> data = from_xarray(ds, trajectory="run")
+    >>> data.names, [tr.n_times for tr in data], data.variable_attrs["prey"]
+    (['a', 'b'], [2, 3], {'units': '1/km2'})
+    """
+    if not isinstance(obj, xr.Dataset | xr.DataArray):
+        raise DataError(
+            f"from_xarray expects an xarray Dataset or DataArray, got {type(obj).__name__}."
+        )
+    time_dim = _time_dim(obj, time)
+    if trajectory is not None and trajectory not in obj.sizes:
+        raise missing_name_error(
+            "dimension", trajectory, list(obj.sizes), "Check the trajectory= argument."
+        )
+    array_info = None
+    if isinstance(obj, xr.DataArray):
+        obj, array_info = _dataarray_as_dataset(obj, time_dim, trajectory, state_dim)
+    dataset = obj
+    layout = _dataset_layout(dataset, time_dim, states, inputs, trajectory)
+    times = read_times(_time_coordinate(dataset, time_dim), f"time coordinate {time_dim!r}")
+    names, label_dtype = _trajectory_names(dataset, layout)
+    return Trajectories(
+        _read_trajectories(dataset, layout, names, times, interpolate_inputs),
+        state_names=layout.states,
+        input_names=layout.inputs,
+        time_kind=times.kind,
+        attrs=copy.deepcopy(dict(dataset.attrs)),
+        variable_attrs=_variable_attrs(dataset, layout),
+        source=_dataset_source(dataset, layout, times.dtype, label_dtype, array_info),
+    )
+
+
+def _read_trajectories(
+    dataset: xr.Dataset,
+    layout: _DatasetLayout,
+    names: list[Hashable],
+    times: TimeValues,
+    interpolate_inputs: bool,
+) -> list[Trajectory]:
+    """One checked Trajectory per entry of the trajectory dim (computing Dask data once)."""
+    selected = dataset[[*layout.states, *layout.inputs]].compute()
+    state_block = _stacked(selected, layout.states, layout)
+    input_block = _stacked(selected, layout.inputs, layout) if layout.inputs else None
+    rules = RowRules(
+        layout.states,
+        layout.inputs,
+        time_label=f"time coordinate {layout.time!r}",
+        row_word=f"{layout.time!r} position",
+        interpolate_inputs=interpolate_inputs,
+    )
+    positions = np.arange(dataset.sizes[layout.time])
+    return [
+        build_trajectory(
+            RawTrajectory(name, times, state_block[i],
+                          None if input_block is None else input_block[i], positions),
+            rules,
+        )
+        for i, name in enumerate(names)
+    ]
+
+
+def _time_dim(obj: xr.Dataset | xr.DataArray, time: Hashable | None) -> Hashable:
+    dims = list(obj.sizes)
+    if time is not None:
+        if time not in dims:
+            raise missing_name_error("dimension", time, dims, "Check the time= argument.")
+        return time
+    found = [name for name in _TIME_GUESSES if name in dims]
+    if len(found) != 1:
+        raise DataError(
+            f"cannot tell which dimension is time (dimensions: {dims}); pass time= naming it."
+        )
+    return found[0]
+
+
+def _dataarray_as_dataset(
+    array: xr.DataArray, time_dim: Hashable, trajectory: Hashable | None, state_dim: Hashable | None
+) -> tuple[xr.Dataset, dict]:
+    """One variable per state, plus what is needed to put the DataArray back together."""
+    state_dim = _state_dim(array, time_dim, trajectory, state_dim)
+    has_coord = state_dim is not None and state_dim in array.coords
+    if state_dim is None:
+        names = [array.name if array.name is not None else "x0"]
+        pieces = [array]
+    else:
+        count = array.sizes[state_dim]
+        names = array[state_dim].values.tolist() if has_coord else [f"x{i}" for i in range(count)]
+        pieces = [array.isel({state_dim: i}, drop=True) for i in range(count)]
+    variables = {}
+    for name, piece in zip(names, pieces):
+        piece = piece.copy(deep=False)
+        piece.attrs = {}
+        variables[name] = piece
+    dataset = xr.Dataset(variables, attrs=copy.deepcopy(dict(array.attrs)))
+    info = {
+        "name": array.name,
+        "dims": tuple(array.dims),
+        "state_dim": state_dim,
+        "state_names": names,
+        "state_coord_dtype": array[state_dim].dtype if has_coord else None,
+    }
+    return dataset, info
+
+
+def _state_dim(
+    array: xr.DataArray, time_dim: Hashable, trajectory: Hashable | None, state_dim: Hashable | None
+) -> Hashable | None:
+    dims = list(array.dims)
+    if state_dim is not None:
+        if state_dim not in dims:
+            raise missing_name_error(
+                "dimension", state_dim, dims, "Check the state_dim= argument."
+            )
+        return state_dim
+    others = [d for d in dims if d not in (time_dim, trajectory)]
+    if len(others) > 1:
+        raise DataError(
+            f"the DataArray has dimensions {others} besides time {time_dim!r}; pass "
+            "state_dim= (the one holding the states) and trajectory= (the experiments)."
+        )
+    return others[0] if others else None
+
+
+def _dataset_layout(
+    dataset: xr.Dataset,
+    time_dim: Hashable,
+    states: Sequence[Hashable] | Hashable | None,
+    inputs: Sequence[Hashable] | Hashable | None,
+    trajectory: Hashable | None,
+) -> _DatasetLayout:
+    input_names = as_name_list(inputs, "inputs") or []
+    state_names = as_name_list(states, "states")
+    for name in input_names:
+        _check_variable(dataset, name, time_dim, "input")
+    if state_names is None:
+        state_names = _default_states(dataset, time_dim, input_names)
+    for name in state_names:
+        _check_variable(dataset, name, time_dim, "state")
+    check_states_and_inputs_apart(state_names, input_names)
+    selected = [*state_names, *input_names]
+    if trajectory is None:
+        trajectory = _other_dim(dataset, selected, time_dim)
+    for name in selected:
+        extra = [d for d in dataset[name].dims if d not in (time_dim, trajectory)]
+        if extra:
+            raise DataError(
+                f"variable {name!r} has dimensions {list(dataset[name].dims)}; only the time "
+                f"dimension {time_dim!r} and the trajectory dimension {trajectory!r} are "
+                f"allowed. Select or reduce {extra[0]!r} first (e.g. ds.isel({extra[0]}=0))."
+            )
+    return _DatasetLayout(time_dim, trajectory, state_names, input_names)
+
+
+def _check_variable(dataset: xr.Dataset, name: Hashable, time_dim: Hashable, role: str) -> None:
+    if name not in dataset.data_vars:
+        raise missing_name_error("variable", name, list(dataset.data_vars))
+    variable = dataset[name]
+    if not _is_number(variable.dtype):
+        raise DataError(
+            f"{role} variable {name!r} has dtype {variable.dtype}, not numbers; convert it "
+            f"or leave it out of the {role}s."
+        )
+    if time_dim not in variable.dims:
+        raise DataError(
+            f"{role} variable {name!r} has dimensions {list(variable.dims)}, without the time "
+            f"dimension {time_dim!r}; a state or input must vary in time."
+        )
+
+
+def _is_number(dtype: np.dtype) -> bool:
+    return bool(np.issubdtype(dtype, np.number) and not np.issubdtype(dtype, np.complexfloating))
+
+
+def _default_states(dataset: xr.Dataset, time_dim: Hashable, inputs: list[Hashable]) -> list[Hashable]:
+    names = [
+        name for name, variable in dataset.data_vars.items()
+        if name not in inputs and time_dim in variable.dims and _is_number(variable.dtype)
+    ]
+    if not names:
+        raise DataError(
+            f"no numeric variable over {time_dim!r} is left to use as a state (variables: "
+            f"{list(dataset.data_vars)}); pass states=[...]."
+        )
+    return names
+
+
+def _other_dim(dataset: xr.Dataset, names: list[Hashable], time_dim: Hashable) -> Hashable | None:
+    others: list[Hashable] = []
+    for name in names:
+        others += [d for d in dataset[name].dims if d != time_dim and d not in others]
+    if len(others) > 1:
+        raise DataError(
+            f"the variables have dimensions {others} besides time {time_dim!r}; pass "
+            "trajectory= naming the one that tells experiments apart, and select or reduce "
+            "the others first."
+        )
+    return others[0] if others else None
+
+
+def _time_coordinate(dataset: xr.Dataset, time_dim: Hashable) -> np.ndarray:
+    if time_dim not in dataset.coords:
+        raise DataError(
+            f"the time dimension {time_dim!r} has no coordinate, so the times are unknown; "
+            f"add them with ds.assign_coords({time_dim}=times)."
+        )
+    return dataset[time_dim].values
+
+
+def _trajectory_names(dataset: xr.Dataset, layout: _DatasetLayout) -> tuple[list[Hashable], Any]:
+    if layout.trajectory is None:
+        return [0], None
+    if layout.trajectory in dataset.coords:
+        labels = dataset[layout.trajectory]
+        return labels.values.tolist(), labels.dtype
+    return list(range(dataset.sizes[layout.trajectory])), None
+
+
+def _stacked(dataset: xr.Dataset, names: list[Hashable], layout: _DatasetLayout) -> np.ndarray:
+    """An array (n_trajectories, n_times, len(names)) of float64."""
+    columns = []
+    for name in names:
+        variable = dataset[name]
+        if layout.trajectory is None:
+            variable = variable.expand_dims("__trajectory__")
+            dims = ("__trajectory__", layout.time)
+        elif layout.trajectory not in variable.dims:
+            variable = variable.expand_dims({layout.trajectory: dataset.sizes[layout.trajectory]})
+            dims = (layout.trajectory, layout.time)
+        else:
+            dims = (layout.trajectory, layout.time)
+        columns.append(np.asarray(variable.transpose(*dims).values, dtype=np.float64))
+    return np.stack(columns, axis=-1)
+
+
+def _variable_attrs(dataset: xr.Dataset, layout: _DatasetLayout) -> dict[Hashable, dict]:
+    return {
+        name: copy.deepcopy(dict(dataset[name].attrs))
+        for name in [*layout.states, *layout.inputs]
+        if dataset[name].attrs
+    }
+
+
+def _coordinate_attrs(dataset: xr.Dataset, name: Hashable | None) -> dict:
+    if name is None or name not in dataset.coords:
+        return {}
+    return copy.deepcopy(dict(dataset[name].attrs))
+
+
+def _dataset_source(
+    dataset: xr.Dataset,
+    layout: _DatasetLayout,
+    time_dtype: Any,
+    label_dtype: Any,
+    array_info: dict | None,
+) -> dict:
+    first = dataset[layout.states[0]]
+    dims = tuple(d for d in first.dims if d in (layout.time, layout.trajectory))
+    selected = {*layout.states, *layout.inputs}
+    return {
+        "format": "xarray",
+        "time": layout.time,
+        "trajectory": layout.trajectory,
+        "time_dtype": time_dtype,
+        "tz": None,
+        "trajectory_dtype": label_dtype,
+        "trajectory_coord": layout.trajectory is not None and layout.trajectory in dataset.coords,
+        "dims": dims,
+        "variables": [name for name in dataset.data_vars if name in selected],
+        "time_attrs": _coordinate_attrs(dataset, layout.time),
+        "trajectory_attrs": _coordinate_attrs(dataset, layout.trajectory),
+        "dataarray": array_info,
+    }
+
+
+# ======================================================================= writing
+@dataclass(frozen=True)
+class _OutputDims:
+    time: Hashable
+    trajectory: Hashable | None
+    order: tuple[Hashable, ...]
+
+
+def to_xarray(data: Trajectories) -> xr.Dataset:
+    """An xarray Dataset of ``data``: one variable per state and input, NaN-padded.
+
+    The dims are ``(trajectory, time)`` over the union of all trajectories' times when
+    there is more than one trajectory or the source had a trajectory dimension (or
+    column), else ``(time,)``. Dimension names, dims order, coordinate dtypes, variable
+    order, variable and dataset attributes come from the source when it was read by
+    :func:`from_xarray` (or :func:`~sysid.adapters.from_pandas`: its column names become
+    the dims). Datetimes with different per-trajectory origins share one axis of absolute
+    times; time-zone aware times are written in UTC (xarray holds no time zone).
+
+    Parameters
+    ----------
+    data : Trajectories
+
+    Returns
+    -------
+    xarray.Dataset
+        A Dataset even when the source was a DataArray (see :func:`to_dataarray`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sysid import Trajectories
+    >>> from sysid.adapters import to_xarray
+    >>> data = Trajectories.from_arrays([np.array([0.0, 1.0]), np.array([0.0, 2.0])],
+    ...                                 [np.ones((2, 1)), np.zeros((2, 1))], names=["a", "b"])
+    >>> ds = to_xarray(data)
+    >>> dict(ds.sizes), ds["time"].values.tolist()
+    ({'trajectory': 2, 'time': 3}, [0.0, 1.0, 2.0])
+    >>> ds["x0"].values.tolist()
+    [[1.0, 1.0, nan], [0.0, nan, 0.0]]
+    """
+    dims = _output_dims(data)
+    union, positions = _union_times(data)
+    variables = {
+        name: _padded_variable(data, name, union.size, positions, dims)
+        for name in _variable_order(data)
+    }
+    coords = {dims.time: xr.Variable(dims.time, union, copy.deepcopy(data.source.get("time_attrs", {})))}
+    if dims.trajectory is not None and data.source.get("trajectory_coord", True):
+        coords[dims.trajectory] = xr.Variable(
+            dims.trajectory,
+            _label_values(data.names, data.source.get("trajectory_dtype")),
+            copy.deepcopy(data.source.get("trajectory_attrs", {})),
+        )
+    return xr.Dataset(variables, coords=coords, attrs=copy.deepcopy(dict(data.attrs)))
+
+
+def _output_dims(data: Trajectories) -> _OutputDims:
+    source = data.source
+    time = source.get("time")
+    if time is None:
+        time = "time"
+    trajectory = source.get("trajectory")
+    if trajectory is None and len(data) > 1:
+        trajectory = "trajectory"
+    clash = [d for d in (time, trajectory) if d in (*data.state_names, *data.input_names)]
+    if clash or time == trajectory:
+        raise DataError(
+            f"cannot write a Dataset: {(clash or [time])[0]!r} would be both a dimension and a "
+            "variable (or two dimensions); rename the states, inputs or source dims."
+        )
+    if trajectory is None:
+        return _OutputDims(time, None, (time,))
+    order = tuple(source.get("dims", ()))
+    if set(order) != {time, trajectory}:
+        order = (trajectory, time)
+    return _OutputDims(time, trajectory, order)
+
+
+def _union_times(data: Trajectories) -> tuple[np.ndarray, list[np.ndarray]]:
+    dtype = data.source.get("time_dtype")
+    dtype = dtype if isinstance(dtype, np.dtype) else None
+    per_trajectory = [caller_times(tr, data.time_kind, dtype) for tr in data]
+    union = np.unique(np.concatenate(per_trajectory))
+    return union, [np.searchsorted(union, times) for times in per_trajectory]
+
+
+def _variable_order(data: Trajectories) -> list[Hashable]:
+    names = [*data.state_names, *data.input_names]
+    original = [n for n in data.source.get("variables", []) if n in names]
+    return original + [n for n in names if n not in original]
+
+
+def _padded_variable(
+    data: Trajectories, name: Hashable, n_union: int, positions: list[np.ndarray], dims: _OutputDims
+) -> xr.Variable:
+    is_state = name in data.state_names
+    column = list(data.state_names if is_state else data.input_names).index(name)
+    block = np.full((len(data), n_union), np.nan)
+    for row, (traj, where) in enumerate(zip(data, positions)):
+        block[row, where] = (traj.y if is_state else traj.u)[:, column]
+    attrs = copy.deepcopy(dict(data.variable_attrs.get(name, {})))
+    if dims.trajectory is None:
+        return xr.Variable((dims.time,), block[0], attrs)
+    if dims.order[0] == dims.time:
+        block = block.T
+    return xr.Variable(dims.order, block, attrs)
+
+
+def _label_values(names: list[Hashable], dtype: Any) -> np.ndarray:
+    """Trajectory names as a numpy array, in the source's dtype when that keeps them."""
+    if isinstance(dtype, np.dtype):
+        try:
+            values = np.array(names, dtype=dtype)
+        except (TypeError, ValueError):
+            values = None
+        if values is not None and values.tolist() == list(names):
+            return values
+    return pd.Index(names).to_numpy()
+
+
+def to_dataarray(data: Trajectories, like: xr.DataArray | None = None) -> xr.DataArray:
+    """The states of ``data`` as one DataArray, laid out like the DataArray they came from.
+
+    Parameters
+    ----------
+    data : Trajectories
+    like : xarray.DataArray, optional
+        Its dims order, name and state coordinate are copied; without it they come from
+        ``data.source`` (read by :func:`from_xarray` from a DataArray), or default to a
+        ``"state"`` dimension first.
+
+    Returns
+    -------
+    xarray.DataArray
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> from sysid.adapters import from_xarray
+    >>> da = xr.DataArray(np.arange(6.0).reshape(3, 2), dims=("time", "species"),
+    ...                   coords={"time": [0.0, 1.0, 2.0], "species": ["prey", "predator"]})
+    >>> back = to_dataarray(from_xarray(da))
+    >>> back.dims, back["species"].values.tolist()
+    (('time', 'species'), ['prey', 'predator'])
+    """
+    info = dict(data.source.get("dataarray") or {})
+    if like is not None:
+        info.update(_dataarray_info(like, info, data.source))
+    dataset = to_xarray(data)
+    state_dim = info.get("state_dim", "state")
+    if state_dim is None:
+        result = dataset[data.state_names[0]].copy()
+        result.attrs = copy.deepcopy(dict(data.attrs))
+        return result.rename(info.get("name"))
+    order = [n for n in info.get("state_names", []) if n in data.state_names]
+    order += [n for n in data.state_names if n not in order]
+    result = dataset[order].to_dataarray(dim=state_dim)
+    dims = tuple(info.get("dims", ()))
+    if set(dims) == set(result.dims):
+        result = result.transpose(*dims)
+    coord_dtype = info.get("state_coord_dtype", np.dtype(object))
+    if coord_dtype is None and order == info.get("state_names"):
+        result = result.drop_vars(state_dim)
+    else:
+        result = result.assign_coords({state_dim: _label_values(order, coord_dtype)})
+    result.attrs = copy.deepcopy(dict(data.attrs))
+    return result.rename(info.get("name"))
+
+
+def _dataarray_info(like: xr.DataArray, info: dict, source: dict) -> dict:
+    state_dim = info.get("state_dim", "state")
+    if state_dim is not None and state_dim not in like.dims:
+        others = [d for d in like.dims if d not in (source.get("time"), source.get("trajectory"))]
+        state_dim = others[0] if len(others) == 1 else state_dim
+    has_coord = state_dim is not None and state_dim in like.coords
+    update = {"name": like.name, "dims": tuple(like.dims), "state_dim": state_dim}
+    if has_coord:
+        update["state_names"] = like[state_dim].values.tolist()
+        update["state_coord_dtype"] = like[state_dim].dtype
+    return update
