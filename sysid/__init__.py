@@ -32,6 +32,7 @@ __version__ = "0.1.0"
 # Public names whose modules import torch: resolved on first access (PEP 562).
 _LAZY = {
     "NeuralODE": "sysid.estimators",
+    "ODEBlock": "sysid.integration",
     "load": "sysid.io",
     "save": "sysid.io",
     "datasets": "sysid.datasets",

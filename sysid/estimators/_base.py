@@ -1,0 +1,195 @@
+"""The front door every estimator shares: data in through the adapters, predictions back.
+
+Public ``fit``/``predict``/``score`` validate and convert; subclasses implement
+``_fit(data)`` and ``_predict(data, x0)`` on a validated :class:`Trajectories`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from sysid.adapters import as_trajectories, to_caller_format
+from sysid.errors import DataError
+from sysid.trajectories import Trajectories, Trajectory
+
+DATA_OPTIONS = ("time", "states", "inputs", "trajectory", "state_names", "input_names", "interpolate_inputs")
+
+
+def r2_over_observed(data: Trajectories, predictions: Sequence[np.ndarray]) -> float:
+    """Coefficient of determination over observed entries, averaged over states.
+
+    For each state, 1 - SS_res / SS_tot over every observed entry of every trajectory
+    (SS_tot about that state's mean); then the mean over states, as scikit-learn's
+    ``r2_score(..., multioutput="uniform_average")``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> data = Trajectories.from_arrays(np.arange(4.0), np.array([[0.], [1.], [2.], [np.nan]]))
+    >>> r2_over_observed(data, [np.array([[0.], [1.], [2.], [9.]])])
+    1.0
+    """
+    y = np.concatenate([tr.y for tr in data])
+    p = np.concatenate([np.asarray(pr)[:, : y.shape[1]] for pr in predictions])
+    scores = []
+    for j in range(y.shape[1]):
+        seen = ~np.isnan(y[:, j])
+        if seen.sum() < 2:
+            continue
+        resid = np.sum((y[seen, j] - p[seen, j]) ** 2)
+        total = np.sum((y[seen, j] - y[seen, j].mean()) ** 2)
+        scores.append(1.0 - resid / total if total > 0 else (1.0 if resid == 0 else 0.0))
+    return float(np.mean(scores)) if scores else float("nan")
+
+
+class TrajectoryEstimator(BaseEstimator):
+    """Base class: scikit-learn conventions for models fitted to trajectories.
+
+    ``predict`` returns trajectories (not derivatives) in the caller's format;
+    ``score`` is R^2 of those trajectories over observed entries.
+    """
+
+    # -- the contract subclasses implement ------------------------------------------
+    def _fit(self, data: Trajectories) -> None:
+        """Fit to validated data; set every learned attribute (ending in ``_``)."""
+        raise NotImplementedError
+
+    def _predict(self, data: Trajectories, x0: np.ndarray | None) -> list[np.ndarray]:
+        """Simulate each trajectory of ``data``; return arrays (n_times_i, n_states).
+
+        ``x0`` is None (estimate each initial state from the data) or (n_traj, n_states).
+        """
+        raise NotImplementedError
+
+    # -- public API ------------------------------------------------------------------
+    def fit(self, X: Any, t: Any = None, u: Any = None, **data_options: Any) -> TrajectoryEstimator:
+        """Fit the model to measured trajectories.
+
+        Parameters
+        ----------
+        X : Trajectories, pandas.DataFrame, xarray.Dataset/DataArray, array or list of arrays
+            The measurements; DataFrames and Datasets go through the adapters with
+            ``data_options`` (``time=``, ``states=``, ``inputs=``, ``trajectory=``).
+        t : array or list of arrays, optional
+            Times, when ``X`` is an array (or list of arrays).
+        u : array or list of arrays, optional
+            Inputs at those times, for array data.
+
+        Returns
+        -------
+        self
+        """
+        self._check_data_options(data_options)
+        data = as_trajectories(X, t=t, u=u, **data_options)
+        self.state_names_ = list(data.state_names)
+        self.input_names_ = list(data.input_names)
+        self.n_states_in_ = data.n_states
+        self.n_controls_in_ = data.n_inputs
+        self.data_options_ = dict(data_options)
+        self._fit(data)
+        return self
+
+    def predict(self, X: Any = None, t: Any = None, x0: Any = None, u: Any = None,
+                **data_options: Any) -> Any:
+        """Simulate trajectories: at the times of ``X`` (in ``X``'s format), or a new experiment.
+
+        Parameters
+        ----------
+        X : data as accepted by :meth:`fit`, or None
+            Predict at these times with these inputs; initial states are estimated
+            from the observations unless ``x0`` is given.
+        t : array (n_times,), optional
+            With ``X=None``: the times of a new experiment.
+        x0 : array (n_states,) or (n_trajectories, n_states), optional
+            Initial states at each trajectory's first time.
+        u : array (n_times, n_inputs), optional
+            With ``X=None``: the inputs of the new experiment at ``t``.
+
+        Returns
+        -------
+        The predicted states in the caller's format (DataFrame, Dataset, Trajectories,
+        or an array (n_times, n_states) for ``t=``/``x0=`` calls).
+        """
+        check_is_fitted(self)
+        if X is None:
+            return self._predict_new(t, x0, u)
+        self._check_data_options(data_options)
+        options = {**self.data_options_, **data_options}
+        data = as_trajectories(X, t=t, u=u, **options)
+        self._check_same_variables(data)
+        starts = None if x0 is None else self._check_x0(x0, len(data))
+        predictions = self._predict(data, starts)
+        return to_caller_format(data.with_states(predictions), like=X)
+
+    def score(self, X: Any, t: Any = None, u: Any = None, **data_options: Any) -> float:
+        """R^2 of predicted trajectories over observed entries, averaged over states.
+
+        Initial states are estimated from each trajectory's observations, as in
+        :meth:`predict`. 1 is perfect, 0 is no better than each state's mean.
+        """
+        check_is_fitted(self)
+        self._check_data_options(data_options)
+        data = as_trajectories(X, t=t, u=u, **{**self.data_options_, **data_options})
+        self._check_same_variables(data)
+        return r2_over_observed(data, self._predict(data, None))
+
+    # -- helpers ---------------------------------------------------------------------
+    @staticmethod
+    def _check_data_options(options: dict[str, Any]) -> None:
+        unknown = sorted(set(options) - set(DATA_OPTIONS))
+        if unknown:
+            raise TypeError(f"unexpected keyword argument(s) {unknown}; data options are {list(DATA_OPTIONS)}.")
+
+    def _check_same_variables(self, data: Trajectories) -> None:
+        if list(data.state_names) != self.state_names_:
+            raise DataError(
+                f"the model was fitted on states {self.state_names_}, got {list(data.state_names)}; "
+                "pass data with the same state columns (in the same order)."
+            )
+        if list(data.input_names) != self.input_names_:
+            raise DataError(
+                f"the model was fitted with inputs {self.input_names_}, got {list(data.input_names)}; "
+                "inputs must be given at prediction time because they drive the dynamics."
+            )
+
+    def _check_x0(self, x0: Any, n_traj: int) -> np.ndarray:
+        arr = np.asarray(x0, dtype=float)
+        if arr.ndim == 1:
+            arr = np.broadcast_to(arr, (n_traj, arr.shape[0]))
+        if arr.ndim != 2 or arr.shape != (n_traj, self.n_states_in_):
+            raise DataError(
+                f"x0 must have shape (n_states,) = ({self.n_states_in_},) or (n_trajectories, n_states) = "
+                f"({n_traj}, {self.n_states_in_}) for states {self.state_names_}, got shape {np.shape(x0)}."
+            )
+        if not np.all(np.isfinite(arr)):
+            raise DataError(f"x0 must be finite, got {arr.tolist()}.")
+        return np.array(arr)
+
+    def _predict_new(self, t: Any, x0: Any, u: Any) -> np.ndarray:
+        if t is None or x0 is None:
+            raise DataError(
+                "predict needs data X, or both t= (times of a new experiment) and x0= (its initial state)."
+            )
+        t_arr = np.asarray(t, dtype=float)
+        x0_arr = np.asarray(x0, dtype=float)
+        several = x0_arr.ndim == 2
+        starts = self._check_x0(x0_arr, x0_arr.shape[0] if several else 1)
+        if self.n_controls_in_ and u is None:
+            raise DataError(
+                f"the model was fitted with inputs {self.input_names_}: pass u= with shape "
+                f"(n_times, {self.n_controls_in_}) for a new experiment."
+            )
+        if not self.n_controls_in_ and u is not None:
+            raise DataError("the model was fitted without inputs, but u= was given.")
+        placeholder = np.full((t_arr.shape[0] if t_arr.ndim else 0, self.n_states_in_), np.nan)
+        if placeholder.shape[0] >= 2:
+            placeholder[:2] = 0.0  # times only: the container wants two observed rows
+        trajs = [Trajectory(t_arr, placeholder, None if u is None else u, i) for i in range(starts.shape[0])]
+        data = Trajectories(trajs, self.state_names_, self.input_names_)
+        out = self._predict(data, starts)
+        return np.stack(out) if several else out[0]

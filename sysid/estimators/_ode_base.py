@@ -1,0 +1,416 @@
+"""What every model trained through the ODE solver shares: scaling, shooting, training.
+
+NeuralODE, SparseODE, GreyBoxODE and HybridODE differ only in their vector field;
+they subclass :class:`SolverTrainedODE` and implement ``_build_field``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from sysid.errors import ConfigError, DataError
+from sysid.estimators._base import TrajectoryEstimator
+from sysid.integration import BatchedField, InputSignal, SolverConfig, TimeParameters, simulate
+from sysid.training import MultipleShooting, TrainSettings, make_segments, train
+from sysid.training._collocation import collocation_fit, smooth_trajectory
+from sysid.trajectories import Trajectories
+
+_DTYPES = {"float64": torch.float64, "float32": torch.float32}
+_LEARN_TIME = {None: (False, False), "scale": (True, False), "offset": (False, True), "both": (True, True)}
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """x = center + spread * z for the states, likewise for inputs, and a time unit."""
+
+    center: np.ndarray
+    spread: np.ndarray
+    input_center: np.ndarray
+    input_spread: np.ndarray
+    time_unit: float
+
+    @classmethod
+    def of(cls, data: Trajectories, n_augment: int) -> Scaling:
+        """Per-state mean and standard deviation over observed entries; time unit from spans."""
+        y = np.concatenate([tr.y for tr in data])
+        center = np.nanmean(y, axis=0)
+        spread = np.nanstd(y, axis=0)
+        spread = np.where(np.isfinite(spread) & (spread > 1e-12 * np.maximum(1.0, np.abs(center))), spread, 1.0)
+        if data.n_inputs:
+            u = np.concatenate([tr.u for tr in data])
+            input_center, input_spread = u.mean(axis=0), u.std(axis=0)
+            input_spread = np.where(input_spread > 0, input_spread, 1.0)
+        else:
+            input_center = input_spread = np.zeros(0)
+        durations = [tr.duration for tr in data]
+        time_unit = float(np.median(durations)) / 10.0 or 1.0
+        return cls(
+            np.concatenate([center, np.zeros(n_augment)]),
+            np.concatenate([spread, np.ones(n_augment)]),
+            input_center, input_spread, time_unit,
+        )
+
+    def scale(self, y: np.ndarray) -> np.ndarray:
+        """Scaled observed states (n, n_states)."""
+        n = y.shape[1]
+        return (y - self.center[:n]) / self.spread[:n]
+
+    def unscale(self, z: np.ndarray) -> np.ndarray:
+        """Physical states from scaled ones (any number of leading dims)."""
+        n = z.shape[-1]
+        return self.center[:n] + self.spread[:n] * z
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in self.__dict__.items()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Scaling:
+        return cls(**{k: (np.asarray(v, dtype=float) if isinstance(v, list) else v) for k, v in d.items()})
+
+
+class SolverTrainedODE(TrajectoryEstimator):
+    """Shared machinery; see :class:`sysid.NeuralODE` for the parameters."""
+
+    # Subclasses set these in __init__ (stored unchanged, scikit-learn style).
+    solver: str
+    rtol: float | None
+    atol: float | None
+    solver_options: dict[str, Any] | None
+    gradient: str
+    learn_x0: bool
+    learn_time: str | None
+    n_augment: int
+    segment_length: int
+    continuity_weight: float
+    max_epochs: int
+    lr: float
+    batch_size: int | None
+    validation_fraction: float
+    patience: int | None
+    lbfgs_steps: int
+    collocation_steps: int
+    input_interpolation: str
+    random_state: int | None
+    dtype: str
+    device: str
+    verbose: bool
+    warm_start: bool
+
+    # -- subclass contract -----------------------------------------------------------
+    def _build_field(self, n_dims: int, n_inputs: int, scaling: Scaling,
+                     generator: torch.Generator, dtype: torch.dtype) -> torch.nn.Module:
+        """Return the vector field module f(t, x, u) in physical units."""
+        raise NotImplementedError
+
+    def _field_penalty(self) -> torch.Tensor | None:
+        """Optional regularisation added to the loss (e.g. L1 on coefficients)."""
+        return None
+
+    def _after_fit(self, data: Trajectories) -> None:
+        """Hook for subclasses to derive readable results (equations, parameters)."""
+
+    # -- configuration ---------------------------------------------------------------
+    def _resolve(self) -> None:
+        if self.gradient not in ("adjoint", "backprop"):
+            raise ConfigError(f"gradient must be 'adjoint' or 'backprop', got {self.gradient!r}.")
+        if self.learn_time not in _LEARN_TIME:
+            raise ConfigError(f"learn_time must be None, 'scale', 'offset' or 'both', got {self.learn_time!r}.")
+        if self.dtype not in _DTYPES:
+            raise ConfigError(f"dtype must be 'float64' or 'float32', got {self.dtype!r}.")
+        if self.device != "cpu" and not (str(self.device).startswith("cuda") and torch.cuda.is_available()):
+            raise ConfigError(f"device {self.device!r} is not available here; use device='cpu'.")
+        if not (isinstance(self.segment_length, int) and self.segment_length >= 1):
+            raise ConfigError(f"segment_length must be a positive integer, got {self.segment_length!r}.")
+        if not (isinstance(self.n_augment, int) and self.n_augment >= 0):
+            raise ConfigError(f"n_augment must be a non-negative integer, got {self.n_augment!r}.")
+        if not 0.0 <= float(self.validation_fraction) < 1.0:
+            raise ConfigError(f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}.")
+        if not (isinstance(self.max_epochs, int) and self.max_epochs >= 1):
+            raise ConfigError(f"max_epochs must be a positive integer, got {self.max_epochs!r}.")
+        if not float(self.lr) > 0:
+            raise ConfigError(f"lr must be positive, got {self.lr!r}.")
+        if self.input_interpolation not in ("linear", "zoh"):
+            raise ConfigError(f"input_interpolation must be 'linear' or 'zoh', got {self.input_interpolation!r}.")
+        rtol = 1e-4 if self.rtol is None else self.rtol
+        atol = 1e-6 if self.atol is None else self.atol
+        self.solver_ = SolverConfig(self.solver, rtol, atol, dict(self.solver_options or {}))
+        self.torch_dtype_ = _DTYPES[self.dtype]
+
+    def _generator(self) -> torch.Generator:
+        seed = self.random_state if self.random_state is not None else int(np.random.SeedSequence().entropy % 2**63)
+        if not isinstance(seed, int | np.integer):
+            raise ConfigError(f"random_state must be None or an int, got {type(self.random_state).__name__}.")
+        return torch.Generator().manual_seed(int(seed))
+
+    # -- fitting ---------------------------------------------------------------------
+    def _fit(self, data: Trajectories) -> None:
+        self._resolve()
+        with torch_threads(1):
+            self._fit_resolved(data)
+
+    def _fit_resolved(self, data: Trajectories) -> None:
+        dtype = self.torch_dtype_
+        generator = self._generator()
+        reuse = self.warm_start and hasattr(self, "rhs_") and self.n_dims_ == data.n_states + self.n_augment
+        if not reuse:
+            self.scaling_ = Scaling.of(data, self.n_augment)
+            self.n_dims_ = data.n_states + self.n_augment
+            field = self._build_field(self.n_dims_, data.n_inputs, self.scaling_, generator, dtype)
+            learn_scale, learn_offset = _LEARN_TIME[self.learn_time]
+            self.rhs_ = BatchedField(field, torch.as_tensor(self.scaling_.center, dtype=dtype),
+                                     torch.as_tensor(self.scaling_.spread, dtype=dtype),
+                                     TimeParameters(len(data), learn_scale, learn_offset, dtype))
+        elif len(data) != len(self.rhs_.time.offset):
+            raise DataError(f"warm_start needs the same {len(self.rhs_.time.offset)} trajectories, got {len(data)}.")
+        times = [tr.t for tr in data]
+        scaled = [self.scaling_.scale(tr.y) for tr in data]
+        train_rows, tail_from = self._validation_split(data)
+        segments = make_segments([t[:n] for t, n in zip(times, train_rows)],
+                                 [y[:n] for y, n in zip(scaled, train_rows)], self.segment_length)
+        inputs = self._input_signal(data)
+        initial = None
+        if not reuse and self.collocation_steps:
+            initial = self._collocation_warm_start(data, train_rows)
+        objective = _Objective(
+            MultipleShooting(self.rhs_, segments, times, scaled, self.n_dims_, inputs, self.solver_,
+                             self.gradient, self.continuity_weight, self.learn_x0, initial),
+            self._field_penalty,
+        )
+        if reuse and hasattr(self, "shooting_state_"):
+            try:
+                objective.shooting.starts.data.copy_(self.shooting_state_)
+            except RuntimeError:
+                pass
+        settings = TrainSettings(
+            max_epochs=self.max_epochs, lr=float(self.lr), lr_final=float(self.lr) / 10,
+            batch_size=self.batch_size, patience=self.patience, eval_every=5,
+            lbfgs_steps=self.lbfgs_steps, verbose=self.verbose, description=type(self).__name__,
+        )
+        self.rhs_.nfe = 0
+        result = train(objective, len(segments), lambda: objective.shooting.free_run_error(tail_from),
+                       settings, generator, lambda: self.rhs_.nfe)
+        self.shooting_state_ = objective.shooting.starts.detach().clone()
+        self.history_ = pd.DataFrame(result.history)
+        self.n_function_evals_ = int(self.rhs_.nfe)
+        self.stop_reason_ = result.stop_reason
+        self.best_epoch_ = result.best_epoch
+        x0 = objective.shooting.x0.detach().cpu().numpy()
+        self.x0_ = self.scaling_.unscale(x0) if not self.n_augment else np.concatenate(
+            [self.scaling_.unscale(x0[:, : data.n_states]), x0[:, data.n_states:]], axis=1)
+        self.trajectory_names_ = list(data.names)
+        self.time_scale_ = self.rhs_.time.scale.detach().cpu().numpy()
+        self.time_offset_ = self.rhs_.time.offset.detach().cpu().numpy()
+        self._after_fit(data)
+
+    def _collocation_warm_start(self, data: Trajectories, train_rows: list[int]) -> list[np.ndarray]:
+        """Fit the field to smoothed derivatives; return the smoothed scaled states."""
+        smoothed = [smooth_trajectory(tr.t[:n], tr.y[:n]) for tr, n in zip(data, train_rows)]
+        collocation_fit(
+            self.rhs_.field, [tr.t[:n] for tr, n in zip(data, train_rows)], smoothed,
+            [None if tr.u is None else tr.u[:n] for tr, n in zip(data, train_rows)],
+            self.n_dims_, self.scaling_.spread, self.scaling_.time_unit, self.collocation_steps,
+            float(self.lr), self.torch_dtype_,
+        )
+        initial = []
+        for tr, sm in zip(data, smoothed):
+            values = np.full(tr.y.shape, np.nan)
+            values[: sm.values.shape[0]] = self.scaling_.scale(sm.values)
+            initial.append(values)
+        return initial
+
+    def _validation_split(self, data: Trajectories) -> tuple[list[int], list[float] | None]:
+        """Rows used for training per trajectory, and where the held-out tails start."""
+        lengths = [tr.n_times for tr in data]
+        if not self.validation_fraction:
+            return lengths, None
+        rows, cuts = [], []
+        for tr in data:
+            cut = tr.t[0] + (1 - self.validation_fraction) * tr.duration
+            n = int(np.searchsorted(tr.t, cut, side="right"))
+            if n < 2 or n == tr.n_times:
+                raise DataError(
+                    f"validation_fraction={self.validation_fraction} leaves trajectory {tr.name!r} "
+                    f"with {n} training rows out of {tr.n_times}; use a smaller fraction or 0."
+                )
+            rows.append(n)
+            cuts.append(float(tr.t[n - 1]))
+        return rows, cuts
+
+    def _input_signal(self, data: Trajectories) -> InputSignal | None:
+        if not data.n_inputs:
+            return None
+        return InputSignal([tr.t for tr in data], [tr.u for tr in data], self.input_interpolation,
+                           self.torch_dtype_)
+
+    # -- prediction --------------------------------------------------------------------
+    def _predict(self, data: Trajectories, x0: np.ndarray | None) -> list[np.ndarray]:
+        dtype = self.torch_dtype_
+        inputs = self._input_signal(data)
+        if x0 is None:
+            z0 = self._estimate_x0(data, inputs)
+        else:
+            z0 = np.zeros((len(data), self.n_dims_))
+            z0[:, : data.n_states] = self.scaling_.scale(x0)
+            z0 = torch.as_tensor(z0, dtype=dtype)
+        rhs = self._rhs_for(len(data))
+        with torch.no_grad():
+            preds = simulate(rhs, z0, [tr.t for tr in data], torch.arange(len(data)), inputs, self.solver_)
+        return [self.scaling_.unscale(p[:, : data.n_states].cpu().numpy()) for p in preds]
+
+    def _rhs_for(self, n_traj: int) -> BatchedField:
+        """The fitted field with reference clocks (scale 1, offset 0) for new trajectories."""
+        rhs = BatchedField(self.rhs_.field, self.rhs_.center, self.rhs_.spread,
+                           TimeParameters(n_traj, dtype=self.torch_dtype_))
+        return rhs
+
+    def _estimate_x0(self, data: Trajectories, inputs: InputSignal | None) -> torch.Tensor:
+        """Scaled initial states fitted to each trajectory's first few observations (field frozen)."""
+        window = 2 * self.segment_length
+        times = [tr.t[: window + 1] for tr in data]
+        scaled = [self.scaling_.scale(tr.y[: window + 1]) for tr in data]
+        segments = make_segments(times, scaled, window)
+        first = segments.first_segment
+        rhs = self._rhs_for(len(data))
+        shooting = MultipleShooting(rhs, segments, times, scaled, self.n_dims_, inputs, self.solver_,
+                                    "backprop", continuity=0.0)
+        for p in rhs.parameters():
+            p.requires_grad_(False)
+        starts = shooting.starts
+        optimizer = torch.optim.LBFGS([starts], lr=1.0, max_iter=50, line_search_fn="strong_wolfe")
+        batch = torch.as_tensor(first)
+
+        def closure() -> torch.Tensor:
+            optimizer.zero_grad()
+            loss, _ = shooting(batch)
+            loss.backward()
+            return loss
+
+        try:
+            optimizer.step(closure)
+        except Exception:  # noqa: BLE001 - a failed refinement keeps the interpolated first sample
+            pass
+        finally:
+            for p in rhs.parameters():
+                p.requires_grad_(True)
+        return starts.detach()[batch]
+
+    def vector_field(self, x: Any, t: Any = 0.0, u: Any = None) -> np.ndarray:
+        """Evaluate the learned dx/dt (physical units) at states ``x``.
+
+        Parameters
+        ----------
+        x : array (n_states,) or (n_points, n_states)
+            With ``n_augment > 0`` the augmented dimensions may be appended; they are
+            zero otherwise.
+        t : float or array (n_points,)
+        u : array (n_inputs,) or (n_points, n_inputs), required if fitted with inputs
+
+        Returns
+        -------
+        array of the same leading shape as ``x``, derivatives of the observed states.
+        """
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self)
+        x_arr = np.asarray(x, dtype=float)
+        single = x_arr.ndim == 1
+        x2 = np.atleast_2d(x_arr)
+        if x2.shape[1] not in (self.n_states_in_, self.n_dims_):
+            raise DataError(f"x must have {self.n_states_in_} columns (states {self.state_names_}), "
+                            f"got shape {x_arr.shape}.")
+        if x2.shape[1] < self.n_dims_:
+            x2 = np.concatenate([x2, np.zeros((x2.shape[0], self.n_dims_ - x2.shape[1]))], axis=1)
+        dtype = self.torch_dtype_
+        tt = torch.as_tensor(np.broadcast_to(np.asarray(t, dtype=float), (x2.shape[0],)).copy(), dtype=dtype)
+        uu = None
+        if self.n_controls_in_:
+            if u is None:
+                raise DataError(f"the model has inputs {self.input_names_}: pass u=.")
+            uu = torch.as_tensor(np.broadcast_to(np.atleast_2d(np.asarray(u, dtype=float)),
+                                                 (x2.shape[0], self.n_controls_in_)).copy(), dtype=dtype)
+        with torch.no_grad():
+            f = self.rhs_.field(tt, torch.as_tensor(x2, dtype=dtype), uu).cpu().numpy()
+        f = f[:, : self.n_states_in_]
+        return f[0] if single else f
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "rhs_")
+
+    # -- model files (sysid.io) ------------------------------------------------------
+    _FITTED_JSON = ("state_names_", "input_names_", "n_states_in_", "n_controls_in_", "data_options_",
+                    "n_dims_", "x0_", "trajectory_names_", "time_scale_", "time_offset_",
+                    "n_function_evals_", "stop_reason_", "best_epoch_")
+
+    def _fitted_state(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        """JSON-ready fitted attributes and the tensors of the fitted field."""
+        state = {name: getattr(self, name) for name in self._FITTED_JSON}
+        state["scaling_"] = self.scaling_.to_dict()
+        state["history_"] = self.history_.to_dict(orient="list")
+        state["n_trajectories"] = int(self.rhs_.time.offset.shape[0])
+        tensors = {f"rhs.{k}": v for k, v in self.rhs_.state_dict().items()}
+        tensors["shooting_starts"] = self.shooting_state_
+        return state, tensors
+
+    def _set_fitted_state(self, state: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
+        """Rebuild the fitted model from :meth:`_fitted_state` output."""
+        self._resolve()
+        for name in self._FITTED_JSON:
+            value = state[name]
+            setattr(self, name, np.asarray(value, dtype=float) if name in ("x0_", "time_scale_", "time_offset_")
+                    else value)
+        self.scaling_ = Scaling.from_dict(state["scaling_"])
+        self.history_ = pd.DataFrame(state["history_"])
+        dtype = self.torch_dtype_
+        field = self._build_field(self.n_dims_, self.n_controls_in_, self.scaling_, torch.Generator(), dtype)
+        learn_scale, learn_offset = _LEARN_TIME[self.learn_time]
+        self.rhs_ = BatchedField(field, torch.as_tensor(self.scaling_.center, dtype=dtype),
+                                 torch.as_tensor(self.scaling_.spread, dtype=dtype),
+                                 TimeParameters(state["n_trajectories"], learn_scale, learn_offset, dtype))
+        own = {k[len("rhs."):]: v for k, v in tensors.items() if k.startswith("rhs.")}
+        self.rhs_.load_state_dict(own, strict=True)
+        self.shooting_state_ = tensors["shooting_starts"]
+
+    def save(self, path: Any) -> Any:
+        """Write this fitted model to ``path``; see :func:`sysid.save`."""
+        from sysid.io import save
+
+        return save(self, path)
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run with ``n`` intra-op threads, then restore the previous setting.
+
+    The tensors of a training step are small (segments x state, 64-wide layers):
+    thread start-up and contention cost more than they save, measured 10-40x slower
+    with two threads on a busy two-core machine (benchmarks/).
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+class _Objective(torch.nn.Module):
+    """Shooting loss plus an optional field penalty."""
+
+    def __init__(self, shooting: MultipleShooting, penalty: Any) -> None:
+        super().__init__()
+        self.shooting = shooting
+        self.penalty = penalty
+
+    def forward(self, batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        loss, parts = self.shooting(batch)
+        extra = self.penalty()
+        if extra is not None:
+            loss = loss + extra
+        return loss, parts

@@ -1,0 +1,102 @@
+"""A multilayer perceptron vector field with the data's scaling built in."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+ACTIVATIONS = {
+    "tanh": torch.nn.Tanh,
+    "relu": torch.nn.ReLU,
+    "elu": torch.nn.ELU,
+    "softplus": torch.nn.Softplus,
+    "silu": torch.nn.SiLU,
+    "gelu": torch.nn.GELU,
+}
+
+
+class MLPField(torch.nn.Module):
+    """dx/dt = (spread / time_unit) * net((x - center) / spread, scaled u, t / time_unit).
+
+    The network sees states of order one and returns derivatives of order one per unit
+    of the characteristic time, whatever units the user measured in.
+
+    Parameters
+    ----------
+    n_dims : int
+        State dimension (observed states plus augmented ones).
+    n_inputs : int
+        Number of exogenous inputs fed to the network.
+    hidden : sequence of int
+        Hidden layer widths.
+    activation : str
+        One of ``ACTIVATIONS``.
+    time_dependent : bool
+        Whether t is a network input (a non-autonomous field).
+    center, spread : tensor (n_dims,)
+        State scaling; ``input_center``, ``input_spread`` (n_inputs,) for u.
+    time_unit : float
+        Characteristic time of the data.
+    generator : torch.Generator
+        Seeds the weight initialisation.
+
+    Examples
+    --------
+    >>> import torch
+    >>> f = MLPField(2, hidden=(8,), generator=torch.Generator().manual_seed(0))
+    >>> f(torch.zeros(3), torch.zeros(3, 2), None).shape
+    torch.Size([3, 2])
+    """
+
+    def __init__(
+        self,
+        n_dims: int,
+        n_inputs: int = 0,
+        hidden: Sequence[int] = (64, 64),
+        activation: str = "tanh",
+        time_dependent: bool = False,
+        center: torch.Tensor | None = None,
+        spread: torch.Tensor | None = None,
+        input_center: torch.Tensor | None = None,
+        input_spread: torch.Tensor | None = None,
+        time_unit: float = 1.0,
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype = torch.float64,
+        output_gain: float = 0.1,
+    ) -> None:
+        super().__init__()
+        self.n_dims, self.n_inputs, self.time_dependent = n_dims, n_inputs, time_dependent
+        widths = [n_dims + n_inputs + int(time_dependent), *hidden, n_dims]
+        layers: list[torch.nn.Module] = []
+        for i, (w_in, w_out) in enumerate(zip(widths[:-1], widths[1:])):
+            linear = torch.nn.Linear(w_in, w_out, dtype=dtype)
+            bound = 1.0 / w_in**0.5
+            with torch.no_grad():
+                linear.weight.uniform_(-bound, bound, generator=generator)
+                linear.bias.uniform_(-bound, bound, generator=generator)
+                if i == len(widths) - 2:  # start near a slow field: trajectories begin almost still
+                    linear.weight.mul_(output_gain)
+                    linear.bias.zero_()
+            layers.append(linear)
+            if i < len(widths) - 2:
+                layers.append(ACTIVATIONS[activation]())
+        self.net = torch.nn.Sequential(*layers)
+        ones, zeros = torch.ones(n_dims, dtype=dtype), torch.zeros(n_dims, dtype=dtype)
+        self.register_buffer("center", zeros if center is None else center.to(dtype))
+        self.register_buffer("spread", ones if spread is None else spread.to(dtype))
+        self.register_buffer("input_center", torch.zeros(n_inputs, dtype=dtype) if input_center is None
+                             else input_center.to(dtype))
+        self.register_buffer("input_spread", torch.ones(n_inputs, dtype=dtype) if input_spread is None
+                             else input_spread.to(dtype))
+        self.register_buffer("time_unit", torch.tensor(float(time_unit), dtype=dtype))
+
+    def forward(self, t: torch.Tensor, x: torch.Tensor, u: torch.Tensor | None) -> torch.Tensor:
+        """dx/dt (batch, n_dims) at times t (batch,), states x (batch, n_dims), inputs u."""
+        parts = [(x - self.center) / self.spread]
+        if self.n_inputs:
+            parts.append((u - self.input_center) / self.input_spread)
+        if self.time_dependent:
+            parts.append((t / self.time_unit).reshape(-1, 1).expand(x.shape[0], 1))
+        z = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
+        return self.net(z) * (self.spread / self.time_unit)

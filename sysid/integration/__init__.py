@@ -1,0 +1,13 @@
+"""Batched integration of a vector field with torchdiffeq (DESIGN.md step 4)."""
+
+from sysid.integration._block import ODEBlock as ODEBlock
+from sysid.integration._clock import Clock as Clock
+from sysid.integration._field import BatchedField as BatchedField
+from sysid.integration._field import TimeParameters as TimeParameters
+from sysid.integration._signals import InputSignal as InputSignal
+from sysid.integration._simulate import simulate as simulate
+from sysid.integration._solve import SolverFailure as SolverFailure
+from sysid.integration._solve import solve as solve
+from sysid.integration._solver import SolverConfig as SolverConfig
+
+__all__ = ["BatchedField", "Clock", "ODEBlock", "InputSignal", "SolverConfig", "SolverFailure", "TimeParameters", "simulate", "solve"]

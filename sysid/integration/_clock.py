@@ -1,0 +1,62 @@
+"""Map the solver's time onto each batch element's data time.
+
+Every batch element (a segment or a whole trajectory) has its own irregular sample
+times; the solver integrates all of them together in one shared time variable
+``sigma``. A :class:`Clock` says, for each element, which data time ``t`` a value of
+``sigma`` stands for and the rate ``dt/dsigma`` (piecewise constant). Past its ``end``
+an element is frozen (rate 0), so trajectories of different lengths share one solve.
+"""
+
+from __future__ import annotations
+
+import bisect
+
+import torch
+
+
+class Clock(torch.nn.Module):
+    """Piecewise-linear data time of each batch element as a function of solver time.
+
+    Parameters
+    ----------
+    sigma_knots : tensor (K+1,)
+        Increasing solver times shared by every element.
+    time_knots : tensor (batch, K+1)
+        The data time each element has at those solver times (non-decreasing; equal
+        neighbours freeze the element over that interval).
+    end : tensor (batch,) or None
+        Solver time after which an element is frozen.
+
+    Examples
+    --------
+    >>> import torch
+    >>> clock = Clock(torch.tensor([0., 1., 2.]), torch.tensor([[0., 0.5, 2.5]]))
+    >>> t, rate = clock(torch.tensor(1.5))
+    >>> t.tolist(), rate.tolist()
+    ([1.5], [2.0])
+    """
+
+    def __init__(self, sigma_knots: torch.Tensor, time_knots: torch.Tensor, end: torch.Tensor | None = None) -> None:
+        super().__init__()
+        self.register_buffer("sigma_knots", sigma_knots)
+        self.register_buffer("time_knots", time_knots)
+        self.register_buffer("rates", torch.diff(time_knots, dim=1) / torch.diff(sigma_knots))
+        self.register_buffer("end", end)
+        # Python copies of the knots: locating sigma costs no tensor operation.
+        self._knots = [float(v) for v in sigma_knots]
+
+    @classmethod
+    def shifted(cls, starts: torch.Tensor, durations: torch.Tensor) -> Clock:
+        """Element ``b`` runs at rate 1 from data time ``starts[b]`` for ``durations[b]``."""
+        horizon = durations.max().clamp(min=1.0) * 2
+        sigma = torch.stack([torch.zeros_like(horizon), horizon])
+        return cls(sigma, torch.stack([starts, starts + horizon], dim=1), end=durations)
+
+    def forward(self, sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Data times (batch,) and rates dt/dsigma (batch,) at solver time ``sigma``."""
+        k = min(max(bisect.bisect_right(self._knots, float(sigma.detach())) - 1, 0), len(self._knots) - 2)
+        rate = self.rates[:, k]
+        t = self.time_knots[:, k] + (sigma - self._knots[k]) * rate
+        if self.end is not None:
+            rate = rate * (sigma < self.end).to(rate.dtype)
+        return t, rate

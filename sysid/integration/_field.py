@@ -1,0 +1,94 @@
+"""The batched right-hand side handed to torchdiffeq: one vector field, many elements."""
+
+from __future__ import annotations
+
+import torch
+
+from sysid.integration._clock import Clock
+from sysid.integration._signals import InputSignal
+
+
+class TimeParameters(torch.nn.Module):
+    """Per-trajectory clock rate and offset, learned or fixed.
+
+    ``scale[i]`` multiplies the rate at which trajectory ``i``'s recorded time advances
+    the dynamics (trajectory 0 is the reference, its scale is fixed at 1);
+    ``offset[i]`` shifts the time at which inputs and the explicit time are read.
+
+    Examples
+    --------
+    >>> tp = TimeParameters(3, learn_scale=True, learn_offset=False)
+    >>> tp.scale.tolist(), tp.offset.tolist()
+    ([1.0, 1.0, 1.0], [0.0, 0.0, 0.0])
+    """
+
+    def __init__(self, n_trajectories: int, learn_scale: bool = False, learn_offset: bool = False,
+                 dtype: torch.dtype = torch.float64) -> None:
+        super().__init__()
+        self.learned = learn_scale or learn_offset
+        log_scale = torch.zeros(max(n_trajectories - 1, 0), dtype=dtype)
+        offset = torch.zeros(n_trajectories, dtype=dtype)
+        if learn_scale:
+            self.log_scale_rest = torch.nn.Parameter(log_scale)
+        else:
+            self.register_buffer("log_scale_rest", log_scale)
+        if learn_offset:
+            self.offset = torch.nn.Parameter(offset)
+        else:
+            self.register_buffer("offset", offset)
+
+    @property
+    def scale(self) -> torch.Tensor:
+        """Clock rates (n_trajectories,), the first fixed at 1."""
+        zero = torch.zeros(1, dtype=self.log_scale_rest.dtype, device=self.log_scale_rest.device)
+        return torch.exp(torch.cat([zero, self.log_scale_rest]))
+
+
+class BatchedField(torch.nn.Module):
+    """dz/dsigma for a batch of elements, where z is the scaled state.
+
+    Parameters
+    ----------
+    field : torch.nn.Module
+        ``field(t, x, u)`` returning dx/dt (batch, n_dims) in physical units, with t
+        (batch,), x (batch, n_dims) and u (batch, n_inputs) or None.
+    center, spread : tensor (n_dims,)
+        The state scaling x = center + spread * z.
+    time_parameters : TimeParameters
+        Per-trajectory clock rates and offsets.
+
+    Notes
+    -----
+    Call :meth:`bind` before solving to say which clock, trajectories and inputs the
+    batch elements have. ``nfe`` counts evaluations (forward and adjoint backward).
+    """
+
+    def __init__(self, field: torch.nn.Module, center: torch.Tensor, spread: torch.Tensor,
+                 time_parameters: TimeParameters) -> None:
+        super().__init__()
+        self.field = field
+        self.time = time_parameters
+        self.register_buffer("center", center)
+        self.register_buffer("spread", spread)
+        # The batch context is a plain tuple, not submodules: it is not part of the model's state.
+        self._context: tuple[Clock, torch.Tensor, InputSignal | None] | None = None
+        self.nfe = 0
+
+    def bind(self, clock: Clock, traj: torch.Tensor, inputs: InputSignal | None) -> BatchedField:
+        """Set the batch's clock, trajectory index (batch,) and input signal."""
+        self._context = (clock, traj, inputs)
+        return self
+
+    def forward(self, sigma: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """dz/dsigma (batch, n_dims)."""
+        self.nfe += 1
+        if self._context is None:
+            raise RuntimeError("BatchedField.bind() must be called before solving")
+        clock, traj, inputs = self._context
+        t, rate = clock(sigma)
+        if self.time.learned:
+            t = t + self.time.offset[traj]
+            rate = rate * self.time.scale[traj]
+        u = None if inputs is None else inputs(t, traj)
+        x = self.center + self.spread * z
+        return self.field(t, x, u) * (rate[:, None] / self.spread)

@@ -1,0 +1,122 @@
+"""The multiple-shooting objective: all segments of all trajectories in one solve."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from sysid.integration import BatchedField, Clock, InputSignal, SolverConfig, simulate, solve
+from sysid.integration._solve import Gradient
+from sysid.training._segments import Segments, interpolate_missing
+
+
+class MultipleShooting(torch.nn.Module):
+    """Loss over observed entries of short segments, tied together by a continuity penalty.
+
+    Each segment starts from a learned state; the first segment's start of each
+    trajectory is that trajectory's learned initial condition x0. The loss is the mean
+    squared error (scaled units) over observed entries plus ``continuity`` times the
+    mean squared gap between a segment's end and the next segment's start, which ties
+    the segments into one trajectory (and is the only thing constraining augmented,
+    never-observed dimensions between observations).
+
+    Parameters
+    ----------
+    rhs : BatchedField
+    segments : Segments
+    times, scaled : lists of the trajectories' times and scaled observations (for the
+        initial segment states and for free-run validation).
+    n_dims : int
+        Observed states plus augmented ones.
+    inputs : InputSignal or None
+    solver : SolverConfig
+    gradient : {"adjoint", "backprop"}
+    continuity : float
+    learn_x0 : bool
+        If False, each trajectory's first segment starts at its (interpolated) first
+        observation and is not trained.
+    initial : list of arrays, optional
+        Scaled states (e.g. smoothed), one array per trajectory shaped like ``scaled``,
+        to start segments from instead of the raw data (NaN entries fall back to it).
+    """
+
+    def __init__(self, rhs: BatchedField, segments: Segments, times: Sequence[np.ndarray],
+                 scaled: Sequence[np.ndarray], n_dims: int, inputs: InputSignal | None,
+                 solver: SolverConfig, gradient: Gradient, continuity: float, learn_x0: bool = True,
+                 initial: Sequence[np.ndarray] | None = None) -> None:
+        super().__init__()
+        self.rhs, self.segments, self.inputs = rhs, segments, inputs
+        self.solver, self.gradient, self.continuity = solver, gradient, continuity
+        self.times = list(times)
+        self.scaled = list(scaled)
+        dtype = rhs.center.dtype
+        n_states = scaled[0].shape[1]
+        filled = [interpolate_missing(t, y) for t, y in zip(times, scaled)]
+        if initial is not None:  # e.g. smoothed states; keep the data where they are NaN
+            filled = [np.where(np.isnan(s), f, s) for f, s in zip(filled, initial)]
+        init = np.zeros((len(segments), n_dims))
+        init[:, :n_states] = [filled[i][r] for i, r in zip(segments.traj, segments.start_row)]
+        self.starts = torch.nn.Parameter(torch.as_tensor(init, dtype=dtype))
+        first = torch.zeros(len(segments), dtype=torch.bool)
+        first[torch.as_tensor(segments.first_segment)] = True
+        self.register_buffer("start_trainable", (~first | learn_x0).to(dtype)[:, None])
+        self.register_buffer("init_starts", torch.as_tensor(init, dtype=dtype))
+        as_t = lambda a, dt=dtype: torch.as_tensor(a, dtype=dt)  # noqa: E731
+        self.register_buffer("traj", torch.as_tensor(segments.traj))
+        self.register_buffer("next_segment", torch.as_tensor(segments.next_segment))
+        self.register_buffer("first_segment", torch.as_tensor(segments.first_segment))
+        self.register_buffer("time_knots", as_t(segments.time_knots))
+        self.register_buffer("observations", as_t(segments.observations))
+        self.register_buffer("observed", torch.as_tensor(segments.observed))
+        self.register_buffer("grid", torch.arange(segments.length + 1, dtype=dtype))
+        self.n_states = n_states
+
+    def start_states(self) -> torch.Tensor:
+        """Segment start states; untrained ones (learn_x0=False) held at their data value."""
+        w = self.start_trainable
+        return w * self.starts + (1 - w) * self.init_starts
+
+    @property
+    def x0(self) -> torch.Tensor:
+        """Learned scaled initial state of every trajectory (n_traj, n_dims)."""
+        return self.start_states()[self.first_segment]
+
+    def forward(self, batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """Loss on the segments ``batch`` (indices) and its parts."""
+        starts = self.start_states()
+        clock = Clock(self.grid, self.time_knots[batch])
+        self.rhs.bind(clock, self.traj[batch], self.inputs)
+        z = solve(self.rhs, starts[batch], self.grid, self.solver, self.gradient, jump_t=self.grid[1:-1])
+        z = z.transpose(0, 1)  # (batch, K+1, n_dims)
+        mask = self.observed[batch]
+        err = (z[..., : self.n_states] - self.observations[batch]) * mask
+        data = err.pow(2).sum() / mask.sum().clamp(min=1)
+        nxt = self.next_segment[batch]
+        linked = nxt >= 0
+        if linked.any():
+            gap = z[linked, -1, :] - starts[nxt[linked]]
+            cont = gap.pow(2).mean()
+        else:
+            cont = torch.zeros((), dtype=z.dtype)
+        loss = data + self.continuity * cont
+        return loss, {"data_loss": float(data.detach()), "continuity": float(cont.detach())}
+
+    @torch.no_grad()
+    def free_run_error(self, tail_from: Sequence[float] | None = None) -> float:
+        """RMSE (scaled units) of whole trajectories simulated from the learned x0.
+
+        With ``tail_from`` (one time per trajectory) only later observations count:
+        the extrapolation error on held-out tails.
+        """
+        index = torch.arange(len(self.times))
+        preds = simulate(self.rhs, self.x0, self.times, index, self.inputs, self.solver, gradient="none")
+        sq, count = 0.0, 0
+        for i, (pred, y) in enumerate(zip(preds, self.scaled)):
+            sel = np.ones(len(y), dtype=bool) if tail_from is None else self.times[i] > tail_from[i]
+            obs = ~np.isnan(y) & sel[:, None]
+            diff = pred[:, : self.n_states].numpy()[obs] - y[obs]
+            sq += float(np.sum(diff**2))
+            count += int(obs.sum())
+        return float(np.sqrt(sq / max(count, 1)))

@@ -1,0 +1,195 @@
+"""NeuralODE: scikit-learn conventions, recovered behaviour on small problems, failures survived."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.utils.estimator_checks import (
+    check_get_params_invariance,
+    check_no_attributes_set_in_init,
+    check_parameters_default_constructible,
+    check_set_params,
+)
+
+import sysid
+from sysid.errors import ConfigError, DataError, FitWarning, NotFittedError
+
+FAST = dict(hidden=(16,), max_epochs=25, lbfgs_steps=0, verbose=False, rtol=1e-5, atol=1e-7)
+
+
+def decay_data(n_traj=3, n=15, rate=0.8, seed=0):
+    rng = np.random.default_rng(seed)
+    ts, ys = [], []
+    for i in range(n_traj):
+        t = np.sort(np.concatenate([[0.0], rng.uniform(0, 3, n - 1)]))
+        x0 = 0.5 + i
+        ys.append((x0 * np.exp(-rate * t))[:, None])
+        ts.append(t)
+    return sysid.Trajectories.from_arrays(ts, ys, state_names=["x"])
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    return sysid.NeuralODE(**FAST).fit(decay_data())
+
+
+def test_sklearn_conventions():
+    model = sysid.NeuralODE()
+    check_no_attributes_set_in_init("NeuralODE", model)
+    check_parameters_default_constructible("NeuralODE", model)
+    check_get_params_invariance("NeuralODE", model)
+    check_set_params("NeuralODE", model)
+    twin = clone(sysid.NeuralODE(hidden=(8, 8), learn_time="scale"))
+    assert twin.get_params()["hidden"] == (8, 8) and twin.get_params()["learn_time"] == "scale"
+    assert "NeuralODE(hidden=(8, 8)" in repr(sysid.NeuralODE(hidden=(8, 8)))
+
+
+def test_predict_before_fit_raises_not_fitted():
+    with pytest.raises(NotFittedError):
+        sysid.NeuralODE().predict(t=[0, 1], x0=[1.0])
+
+
+def test_learns_exponential_decay_and_predicts_a_new_initial_state(fitted):
+    t = np.linspace(0, 3, 20)
+    pred = fitted.predict(t=t, x0=[2.0])
+    np.testing.assert_allclose(pred[:, 0], 2.0 * np.exp(-0.8 * t), atol=0.08)
+    # the learned vector field is close to -0.8 x over the data's range
+    x = np.linspace(0.3, 2.2, 7)[:, None]
+    np.testing.assert_allclose(fitted.vector_field(x)[:, 0], -0.8 * x[:, 0], atol=0.12)
+    assert fitted.x0_.shape == (3, 1)
+    np.testing.assert_allclose(fitted.x0_[:, 0], [0.5, 1.5, 2.5], atol=0.05)
+    assert {"epoch", "loss", "val_loss", "nfe_forward", "nfe_backward", "seconds"} <= set(fitted.history_)
+    assert fitted.n_function_evals_ > 0
+    assert fitted.score(decay_data(seed=1)) > 0.97
+
+
+def test_predict_returns_the_callers_format(fitted):
+    data = decay_data(seed=2)
+    frame = data.to_pandas()
+    out = fitted.predict(frame, time="t", trajectory="trajectory")
+    assert isinstance(out, pd.DataFrame)
+    assert list(out.columns) == list(frame.columns)
+    assert len(out) == len(frame)
+    truth = frame["x"].to_numpy()
+    assert np.sqrt(np.mean((out["x"].to_numpy() - truth) ** 2)) < 0.1
+
+
+def test_same_random_state_gives_the_same_fit():
+    data = decay_data()
+    a = sysid.NeuralODE(**{**FAST, "max_epochs": 5}).fit(data)
+    b = sysid.NeuralODE(**{**FAST, "max_epochs": 5}).fit(data)
+    for pa, pb in zip(a.rhs_.state_dict().values(), b.rhs_.state_dict().values()):
+        assert torch.equal(pa, pb)
+    np.testing.assert_array_equal(a.x0_, b.x0_)
+
+
+def test_save_and_load_predict_bit_identically(fitted, tmp_path):
+    path = fitted.save(tmp_path / "decay.sysid")
+    loaded = sysid.load(path)
+    t = np.linspace(0, 4, 13)
+    np.testing.assert_array_equal(loaded.predict(t=t, x0=[1.3]), fitted.predict(t=t, x0=[1.3]))
+    data = decay_data(seed=3)
+    np.testing.assert_array_equal(loaded.predict(data)[0].y, fitted.predict(data)[0].y)
+    assert loaded.get_params() == fitted.get_params() | {"hidden": list(fitted.hidden)} or \
+        loaded.get_params()["hidden"] == list(fitted.hidden)
+
+
+def test_learned_time_scale_recovers_a_clock_running_20_percent_fast():
+    # x'' = -x on the same orbit; the second experiment's clock runs 1.2x fast (recorded t = 1.2 true t),
+    # so no field alone can explain both: only a clock rate of 1/1.2 can.
+    t_true = np.linspace(0, 5, 30)
+    ys = [np.stack([np.cos(t_true + phase), -np.sin(t_true + phase)], 1) for phase in (0.0, 2.0)]
+    data = sysid.Trajectories.from_arrays([t_true, 1.2 * t_true], ys, state_names=["x", "v"])
+    model = sysid.NeuralODE(hidden=(16,), learn_time="scale", max_epochs=30, lbfgs_steps=60, verbose=False,
+                            gradient="backprop").fit(data)
+    assert model.time_scale_[0] == 1.0
+    assert model.time_scale_[1] == pytest.approx(1 / 1.2, rel=0.03)
+
+
+def test_inputs_drive_a_forced_system():
+    # x' = -x + u with piecewise-constant-free smooth forcing; predict with a different input.
+    t = np.linspace(0, 6, 40)
+    rng = np.random.default_rng(0)
+    us, ys = [], []
+    from scipy.integrate import solve_ivp
+
+    for phase in rng.uniform(0, 2 * np.pi, 3):
+        u = np.sin(1.3 * t + phase)
+        sol = solve_ivp(lambda s, x: -x + np.interp(s, t, u), (0, 6), [0.0], t_eval=t, rtol=1e-10, atol=1e-12)
+        us.append(u[:, None])
+        ys.append(sol.y.T)
+    data = sysid.Trajectories.from_arrays([t] * 3, ys, us, state_names=["x"], input_names=["u"])
+    model = sysid.NeuralODE(hidden=(16,), max_epochs=20, lbfgs_steps=30, verbose=False, gradient="backprop").fit(data)
+    u_new = np.cos(0.7 * t)
+    sol = solve_ivp(lambda s, x: -x + np.interp(s, t, u_new), (0, 6), [0.5], t_eval=t, rtol=1e-10, atol=1e-12)
+    pred = model.predict(t=t, x0=[0.5], u=u_new[:, None])
+    assert np.sqrt(np.mean((pred[:, 0] - sol.y[0]) ** 2)) < 0.05
+    with pytest.raises(DataError, match="pass u="):
+        model.predict(t=t, x0=[0.5])
+
+
+def test_augmented_state_is_learned_and_hidden_from_predictions():
+    data = decay_data()
+    model = sysid.NeuralODE(**{**FAST, "n_augment": 1, "max_epochs": 5}).fit(data)
+    assert model.x0_.shape == (3, 2)
+    pred = model.predict(data)
+    assert pred[0].y.shape == (data[0].n_times, 1)
+
+
+def test_bad_settings_raise_config_errors_in_fit_not_init():
+    data = decay_data()
+    for params, match in [
+        (dict(gradient="magic"), "gradient must be"),
+        (dict(solver="rk45"), "unknown solver 'rk45'"),
+        (dict(learn_time="clock"), "learn_time must be"),
+        (dict(hidden=(0,)), "hidden must be"),
+        (dict(activation="sigmoidal"), "activation must be one of"),
+        (dict(segment_length=0), "segment_length must be"),
+    ]:
+        model = sysid.NeuralODE(**params)  # storing never raises
+        with pytest.raises(ConfigError, match=match):
+            model.fit(data)
+
+
+def test_x0_of_the_wrong_length_and_wrong_states_are_rejected(fitted):
+    with pytest.raises(DataError, match=r"x0 must have shape"):
+        fitted.predict(t=[0, 1, 2], x0=[1.0, 2.0])
+    other = sysid.Trajectories.from_arrays(np.arange(5.0), np.ones((5, 1)), state_names=["y"])
+    with pytest.raises(DataError, match=r"fitted on states \['x'\]"):
+        fitted.predict(other)
+
+
+def test_far_too_high_learning_rate_is_survived_with_a_warning_and_best_parameters():
+    data = decay_data()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            model = sysid.NeuralODE(**{**FAST, "lr": 1e4, "max_epochs": 8, "gradient": "backprop",
+                                       "solver_options": {"max_num_steps": 50}}).fit(data)
+        except sysid.FitError as exc:
+            assert "lower lr" in str(exc)
+            return
+    assert any(issubclass(w.category, FitWarning) for w in caught)
+    assert np.all(np.isfinite(model.predict(data)[0].y))
+
+
+def test_keyboard_interrupt_keeps_the_best_model(monkeypatch):
+    from sysid.training import _shooting
+
+    calls = {"n": 0}
+    original = _shooting.MultipleShooting.forward
+
+    def interrupting(self, batch):
+        calls["n"] += 1
+        if calls["n"] == 12:
+            raise KeyboardInterrupt
+        return original(self, batch)
+
+    monkeypatch.setattr(_shooting.MultipleShooting, "forward", interrupting)
+    with pytest.warns(FitWarning, match="interrupted"):
+        model = sysid.NeuralODE(**FAST).fit(decay_data())
+    assert model.stop_reason_ == "interrupted"
+    assert np.all(np.isfinite(model.predict(t=[0, 1], x0=[1.0])))
