@@ -124,7 +124,11 @@ class TrajectoryEstimator(BaseEstimator):
         self._check_same_variables(data)
         starts = None if x0 is None else self._check_x0(x0, len(data))
         predictions = self._predict(data, starts)
-        return to_caller_format(data.with_states(predictions), like=X)
+        result = data.with_states(predictions)
+        failed = [tr.name for tr, p in zip(data, predictions) if not np.all(np.isfinite(p))]
+        if failed:  # a flag on the result, beside the SolverWarning the estimator gave
+            result.attrs["solver_failed"] = failed
+        return to_caller_format(result, like=X)
 
     def score(self, X: Any, t: Any = None, u: Any = None, **data_options: Any) -> float:
         """R^2 of predicted trajectories over observed entries, averaged over states.

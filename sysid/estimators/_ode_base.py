@@ -11,13 +11,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import torch
 
-from sysid.errors import ConfigError, DataError
+from sysid.errors import ConfigError, DataError, SolverWarning
 from sysid.estimators._base import TrajectoryEstimator
-from sysid.integration import BatchedField, InputSignal, SolverConfig, TimeParameters, simulate
+from sysid.integration import BatchedField, InputSignal, SolverConfig, SolverFailure, TimeParameters, simulate
 from sysid.training import MultipleShooting, TrainSettings, make_segments, train
 from sysid.training._collocation import collocation_fit, smooth_trajectory
 from sysid.trajectories import Trajectories
@@ -260,9 +262,22 @@ class SolverTrainedODE(TrajectoryEstimator):
             z0[:, : data.n_states] = self.scaling_.scale(x0)
             z0 = torch.as_tensor(z0, dtype=dtype)
         rhs = self._rhs_for(len(data))
-        with torch.no_grad():
-            preds = simulate(rhs, z0, [tr.t for tr in data], torch.arange(len(data)), inputs, self.solver_)
+        try:
+            with torch.no_grad():
+                preds = simulate(rhs, z0, [tr.t for tr in data], torch.arange(len(data)), inputs, self.solver_)
+        except SolverFailure as exc:
+            return self._failed_prediction(data, str(exc))
         return [self.scaling_.unscale(p[:, : data.n_states].cpu().numpy()) for p in preds]
+
+    def _failed_prediction(self, data: Trajectories, reason: str) -> list[np.ndarray]:
+        """NaN predictions with a warning and a flag, never silent garbage."""
+        warnings.warn(
+            f"the solver could not integrate the learned field over {list(data.names)} ({reason}); "
+            "returning NaN. Loosen rtol/atol, raise solver_options['max_num_steps'], or check that the "
+            "initial states lie in the region the model was trained on.",
+            SolverWarning, stacklevel=4,
+        )
+        return [np.full((tr.n_times, data.n_states), np.nan) for tr in data]
 
     def _rhs_for(self, n_traj: int) -> BatchedField:
         """The fitted field with reference clocks (scale 1, offset 0) for new trajectories."""

@@ -70,6 +70,9 @@ class BatchedField(torch.nn.Module):
         self.time = time_parameters
         self.register_buffer("center", center)
         self.register_buffer("spread", spread)
+        # Fields that work in the same scaled coordinates (e.g. MLPField) skip the conversion.
+        self._fused = (hasattr(field, "scaled_forward") and hasattr(field, "center")
+                       and torch.equal(field.center, center) and torch.equal(field.spread, spread))
         # The batch context is a plain tuple, not submodules: it is not part of the model's state.
         self._context: tuple[Clock, torch.Tensor, InputSignal | None] | None = None
         self.nfe = 0
@@ -90,5 +93,7 @@ class BatchedField(torch.nn.Module):
             t = t + self.time.offset[traj]
             rate = rate * self.time.scale[traj]
         u = None if inputs is None else inputs(t, traj)
+        if self._fused:
+            return self.field.scaled_forward(t, z, u) * rate[:, None]
         x = self.center + self.spread * z
         return self.field(t, x, u) * (rate[:, None] / self.spread)

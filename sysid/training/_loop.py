@@ -105,6 +105,12 @@ def train(
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=gamma)
     result = TrainResult()
     best_state = _snapshot(objective)
+    try:  # the starting point is a candidate too: a warm start never comes back worse
+        result.best_score = validate()
+    except (SolverFailure, AssertionError):
+        result.best_score = math.inf
+    result.history.append({"epoch": -1, "stage": "start", "loss": math.nan, "val_loss": result.best_score,
+                           "nfe_forward": 0, "nfe_backward": 0, "lr": math.nan, "seconds": 0.0})
     since_best = 0
     failures_in_row = 0
     start = time.perf_counter()

@@ -277,7 +277,15 @@ class Trajectories(Sequence[Trajectory]):
     def __getitem__(self, key: slice | Sequence[Hashable]) -> Trajectories: ...
 
     def __getitem__(self, key: Any) -> Trajectory | Trajectories:
-        """Index by position, by name, or select several (slice / list) as a new Trajectories."""
+        """Index by position, by name, or select several (slice / list) as a new Trajectories.
+
+        A numpy array of integer positions (or booleans) selects by position, as numpy
+        does; scikit-learn's cross-validation indexes data this way (see :attr:`shape`).
+        """
+        if isinstance(key, tuple) and len(key) == 2 and key[1] is Ellipsis:
+            key = key[0]  # sklearn.utils._safe_indexing writes data[indices, ...]
+        if isinstance(key, np.ndarray):
+            return self._take(key)
         if isinstance(key, slice):
             return self.subset(self.trajectories[key])
         if isinstance(key, list | tuple) and not (isinstance(key, tuple) and key in self.names):
@@ -292,6 +300,31 @@ class Trajectories(Sequence[Trajectory]):
                 return self.trajectories[int(key)]
             raise IndexError(f"trajectory index {key} out of range for {len(self)} trajectories.")
         raise KeyError(f"no trajectory named {key!r}; names are {list(self.names)}.")
+
+    def _take(self, positions: np.ndarray) -> Trajectories:
+        if positions.dtype == bool:
+            if positions.shape != (len(self),):
+                raise IndexError(f"a boolean index needs {len(self)} values, got shape {positions.shape}.")
+            positions = np.flatnonzero(positions)
+        if positions.ndim != 1 or not (positions.size == 0 or np.issubdtype(positions.dtype, np.integer)):
+            raise IndexError(
+                f"an array index must be 1-D integer positions or booleans, got dtype {positions.dtype} "
+                f"and shape {positions.shape}."
+            )
+        bad = positions[(positions < -len(self)) | (positions >= len(self))]
+        if bad.size:
+            raise IndexError(f"trajectory index {int(bad[0])} out of range for {len(self)} trajectories.")
+        return self.subset([self.trajectories[int(i)] for i in positions])
+
+    @property
+    def shape(self) -> tuple[int]:
+        """``(n_trajectories,)``: lets scikit-learn index trajectories like array rows.
+
+        With it, ``sklearn.utils._safe_indexing`` (used by ``GridSearchCV`` and
+        ``cross_validate``) selects a fold as ``data[positions]``, a Trajectories,
+        instead of a plain list of Trajectory objects.
+        """
+        return (len(self),)
 
     @property
     def names(self) -> list[Hashable]:
@@ -341,13 +374,23 @@ class Trajectories(Sequence[Trajectory]):
         """
         if len(ys) != len(self):
             raise DataError(f"got {len(ys)} state arrays for {len(self)} trajectories.")
-        trajs = [tr.replace(y=y) for tr, y in zip(self.trajectories, ys)]
-        if state_names is None:
-            return self.subset(trajs)
-        # New names may mean a new number of states: validate once, against those names.
-        return Trajectories(trajs, state_names, self.input_names, self.time_kind,
-                            dict(self.attrs), {k: dict(v) for k, v in self.variable_attrs.items()},
-                            dict(self.source))
+        names = tuple(self.state_names if state_names is None else state_names)
+        trajs = []
+        for tr, y in zip(self.trajectories, ys):
+            y = np.asarray(y, dtype=np.float64)
+            if y.shape != (tr.n_times, len(names)):
+                raise DataError(
+                    f"trajectory {tr.name!r}: states must have shape ({tr.n_times}, {len(names)}), got {y.shape}."
+                )
+            trajs.append(tr.replace(y=_readonly(y)))
+        # Model output, not measurements: times and inputs are already validated, and a
+        # failed simulation may be all NaN (flagged by the estimator), so skip the checks.
+        out = object.__new__(Trajectories)
+        out.__dict__.update(trajectories=tuple(trajs), state_names=names, input_names=self.input_names,
+                            time_kind=self.time_kind, attrs=dict(self.attrs),
+                            variable_attrs={k: dict(v) for k, v in self.variable_attrs.items()},
+                            source=dict(self.source))
+        return out
 
     def union_grid(self) -> UnionGrid:
         """All time stamps merged, with where each trajectory's times sit in the union.

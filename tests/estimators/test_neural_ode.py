@@ -193,3 +193,76 @@ def test_keyboard_interrupt_keeps_the_best_model(monkeypatch):
         model = sysid.NeuralODE(**FAST).fit(decay_data())
     assert model.stop_reason_ == "interrupted"
     assert np.all(np.isfinite(model.predict(t=[0, 1], x0=[1.0])))
+
+
+def test_warm_start_continues_from_the_previous_parameters():
+    data = decay_data()
+    model = sysid.NeuralODE(**{**FAST, "max_epochs": 6, "gradient": "backprop"}).fit(data)
+    first = model.history_["val_loss"].min()
+    model.set_params(warm_start=True)
+    model.fit(data)
+    start = model.history_.iloc[0]
+    assert start["stage"] == "start"
+    # it started from the fitted parameters, and never got worse
+    assert start["val_loss"] == pytest.approx(first, rel=1e-9)
+    assert model.history_["val_loss"].min() <= first
+    predicted = model.predict(data)
+    errors = [np.sqrt(np.nanmean((p.y - tr.y) ** 2)) for p, tr in zip(predicted, data)]
+    assert np.mean(errors) < 0.1
+
+
+def test_validation_on_held_out_tails_and_minibatches():
+    data = decay_data(n=20)
+    model = sysid.NeuralODE(**{**FAST, "max_epochs": 6, "validation_fraction": 0.25, "batch_size": 4,
+                               "gradient": "backprop"}).fit(data)
+    assert model.history_["val_loss"].notna().sum() >= 2
+    assert np.isfinite(model.history_["val_loss"].min())
+    with pytest.raises(ConfigError, match="validation_fraction must be in"):
+        sysid.NeuralODE(validation_fraction=1.5).fit(data)
+
+
+def test_solver_budget_exhausted_at_prediction_warns_and_flags_instead_of_garbage(fitted):
+    model = clone(fitted)
+    model.__dict__.update({k: v for k, v in fitted.__dict__.items() if k.endswith("_")})
+    model.solver_ = sysid.integration.SolverConfig("dopri5", 1e-12, 1e-14, {"max_num_steps": 3})
+    data = decay_data(seed=4)
+    with pytest.warns(sysid.SolverWarning, match="could not integrate"):
+        out = model.predict(data)
+    assert out.attrs["solver_failed"] == list(data.names)
+    assert np.isnan(out[0].y).all()
+
+
+def test_model_files_hold_no_code_and_bad_files_give_clear_errors(fitted, tmp_path):
+    import pickle
+
+    class Exploit:
+        def __reduce__(self):
+            return (open, (str(tmp_path / "pwned"), "w"))
+
+    hostile = tmp_path / "hostile.sysid"
+    hostile.write_bytes(pickle.dumps(Exploit()))
+    with pytest.raises(sysid.ModelFileError, match="not a readable sysid model file"):
+        sysid.load(hostile)
+    torch.save({"x": Exploit()}, tmp_path / "hostile2.sysid")
+    with pytest.raises(sysid.ModelFileError):
+        sysid.load(tmp_path / "hostile2.sysid")
+    assert not (tmp_path / "pwned").exists()
+
+    good = fitted.save(tmp_path / "good.sysid")
+    raw = good.read_bytes()
+    (tmp_path / "truncated.sysid").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(sysid.ModelFileError, match="truncated or corrupted"):
+        sysid.load(tmp_path / "truncated.sysid")
+    with pytest.raises(sysid.ModelFileError, match="no model file"):
+        sysid.load(tmp_path / "missing.sysid")
+
+    from safetensors.torch import load as load_tensors
+    from safetensors.torch import save as save_tensors
+
+    header, tensors = sysid.io.read_header(good)
+    import json
+
+    header["format_version"] = 99
+    (tmp_path / "future.sysid").write_bytes(save_tensors(load_tensors(raw), metadata={"sysid": json.dumps(header)}))
+    with pytest.raises(sysid.ModelFileError, match="format version 99"):
+        sysid.load(tmp_path / "future.sysid")
