@@ -1,0 +1,750 @@
+"""ClassicalODE: the user's own equations, fitted by nonlinear least squares over simulations.
+
+The model is single shooting: every trajectory is simulated with a scipy solver from
+its initial state, and :func:`scipy.optimize.least_squares` moves the parameters (and
+the initial states) to shrink simulated-minus-observed residuals over the observed
+entries. Multistart from random perturbations of the initial guess is the known cure
+for the local minima of single shooting (see PERFORMANCE-NOTES, "Baselines on the same
+data").
+
+This module also holds the numpy simulation helper shared with :class:`sysid.SINDy`.
+No torch here.
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.integrate
+from scipy.optimize import least_squares
+from scipy.stats import t as student_t
+from sklearn.utils.validation import check_is_fitted
+
+from sysid.errors import ConfigError, DataError, FitWarning, SolverWarning
+from sysid.estimators._base import TrajectoryEstimator
+from sysid.trajectories import Trajectories, Trajectory
+
+__all__ = ["ClassicalODE", "SimulationResult", "simulate_numpy"]
+
+SOLVERS: dict[str, type] = {
+    name: getattr(scipy.integrate, name) for name in ("RK23", "RK45", "DOP853", "Radau", "BDF", "LSODA")
+}
+"""The :mod:`scipy.integrate` solvers accepted by name (those of ``solve_ivp``)."""
+
+DIVERGENCE_FACTOR = 1e3
+"""A simulation has diverged once a state exceeds this many times its data scale."""
+
+_LOSSES = ("linear", "soft_l1", "huber", "cauchy", "arctan")
+_SOLVER_ERRORS = (ArithmeticError, ValueError, np.linalg.LinAlgError)
+_FAILED_RESIDUAL = 10.0 * DIVERGENCE_FACTOR  # in units of each state's data scale
+_START_SPREAD = 3.0  # multistart: log-uniform factors in [1/3, 3] of the initial guess
+_SINGULAR_TOL = 1e-6  # relative singular value of the column-scaled Jacobian (at least 3 diff steps)
+_DEFAULT_STEP_BUDGET = 20_000
+_SCREEN_NFEV = 10  # multistart screening: residual evaluations per start
+_SCREEN_RTOL = 1e-5  # ... at this relative tolerance (or the user's, if looser)
+
+
+# ----------------------------------------------------------------------- simulation
+@dataclass
+class SimulationResult:
+    """Output of :func:`simulate_numpy`.
+
+    Attributes
+    ----------
+    y : array (n_times, n_states)
+        States at the requested times; NaN from the first time the solver did not reach.
+    failed_at : float or None
+        Time of the last accepted solver step before a failure, None on success.
+    reason : str
+        Why the simulation stopped early ("" on success).
+    n_evals : int
+        Right-hand-side evaluations.
+    """
+
+    y: np.ndarray
+    failed_at: float | None
+    reason: str
+    n_evals: int
+
+
+def linear_inputs(t: np.ndarray, u: np.ndarray | None) -> Callable[[float], np.ndarray | None]:
+    """Inputs at any time: linear interpolation of the samples ``u`` at ``t`` (held at the ends).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> signal = linear_inputs(np.array([0.0, 2.0]), np.array([[0.0], [4.0]]))
+    >>> signal(0.5).tolist(), linear_inputs(np.array([0.0, 1.0]), None)(0.5) is None
+    ([1.0], True)
+    """
+    if u is None or u.shape[1] == 0:
+        return lambda s: None
+    times = np.asarray(t, dtype=float)
+    columns = [np.ascontiguousarray(u[:, k], dtype=float) for k in range(u.shape[1])]
+    if len(columns) == 1:
+        (only,) = columns
+        return lambda s: np.array([np.interp(s, times, only)])
+    return lambda s: np.array([np.interp(s, times, c) for c in columns])
+
+
+def simulate_numpy(
+    rhs: Callable[[float, np.ndarray], np.ndarray],
+    t: np.ndarray,
+    x0: np.ndarray,
+    method: str = "LSODA",
+    rtol: float = 1e-7,
+    atol: float | np.ndarray = 1e-9,
+    max_steps: int = _DEFAULT_STEP_BUDGET,
+    bound: np.ndarray | None = None,
+) -> SimulationResult:
+    """Integrate ``dx/dt = rhs(t, x)`` from ``x0`` at ``t[0]``; report failures instead of hanging.
+
+    The loop is the one :func:`scipy.integrate.solve_ivp` runs (``solver.step()`` then
+    dense output at the requested times), driven here so that it can stop early and
+    keep what was computed: after ``max_steps`` accepted or rejected steps, when a
+    state becomes non-finite or leaves ``|x| <= bound``, when the solver reports a
+    failure, or when ``rhs`` raises an arithmetic/value error.
+
+    Parameters
+    ----------
+    rhs : callable ``rhs(t, x) -> dx/dt``
+    t : array (n_times,)
+        Increasing output times; the simulation starts at ``t[0]``.
+    x0 : array (n_states,)
+    method : one of :data:`SOLVERS`
+    rtol : float
+    atol : float or array (n_states,)
+    max_steps : int
+        Step budget of the solver.
+    bound : array (n_states,), optional
+        Divergence threshold per state (absolute value).
+
+    Returns
+    -------
+    SimulationResult
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> t = np.linspace(0.0, 2.0, 5)
+    >>> ok = simulate_numpy(lambda s, x: -x, t, np.array([1.0]))
+    >>> np.allclose(ok.y[:, 0], np.exp(-t), rtol=1e-5), ok.failed_at
+    (True, None)
+    >>> blow = simulate_numpy(lambda s, x: x**2, t, np.array([1.0]), bound=np.array([100.0]))
+    >>> blow.reason, bool(np.isnan(blow.y[-1, 0])), blow.failed_at < 1.0
+    ('a state left the bounded region |x| <= [100.0]', True, True)
+    """
+    times = np.asarray(t, dtype=float)
+    start = np.asarray(x0, dtype=float)
+    out = np.full((times.size, start.size), np.nan)
+    out[0] = start
+    if times.size == 1:
+        return SimulationResult(out, None, "", 0)
+    if not np.all(np.isfinite(start)):
+        return SimulationResult(np.full_like(out, np.nan), float(times[0]), "the initial state is not finite", 0)
+    reason = ""
+    last = float(times[0])
+    with np.errstate(all="ignore"):
+        try:
+            solver = SOLVERS[method](rhs, times[0], start, times[-1], rtol=rtol, atol=atol)
+        except _SOLVER_ERRORS as exc:
+            return SimulationResult(out, last, f"the solver could not start: {exc}", 0)
+        filled = 1
+        steps = 0
+        next_time = times[1]
+        limit = np.full(start.size, np.inf) if bound is None else np.asarray(bound, dtype=float)
+        while filled < times.size:
+            if steps >= max_steps:
+                reason = f"the step budget of {max_steps} steps was exhausted"
+                break
+            try:
+                message = solver.step()
+            except _SOLVER_ERRORS as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+                break
+            steps += 1
+            if solver.status == "failed":
+                reason = f"the solver failed: {message}"
+                break
+            state = solver.y
+            if not (np.abs(state) <= limit).all():  # also catches NaN and inf
+                if np.all(np.isfinite(state)):
+                    reason = f"a state left the bounded region |x| <= {np.round(limit, 6).tolist()}"
+                else:
+                    reason = "a state became non-finite"
+                break
+            if solver.t >= next_time:
+                reached = int(np.searchsorted(times, solver.t, side="right"))
+                dense = solver.dense_output()
+                out[filled:reached] = np.asarray(dense(times[filled:reached])).T
+                filled = reached
+                next_time = times[filled] if filled < times.size else np.inf
+            last = float(solver.t)
+            if solver.status == "finished":
+                break
+    evals = int(solver.nfev)
+    if filled < times.size or reason:
+        out[filled:] = np.nan
+        return SimulationResult(out, last, reason or "the solver stopped early", evals)
+    return SimulationResult(out, None, "", evals)
+
+
+def first_state(traj: Trajectory) -> np.ndarray:
+    """The state at a trajectory's first time: observed values, NaN entries interpolated.
+
+    A state not observed at the first time takes its linear interpolation in time,
+    which before the state's first observation is that observation (held constant).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> tr = Trajectory(np.arange(3.0), np.array([[1.0, np.nan], [2.0, 5.0], [3.0, 7.0]]), None, 0)
+    >>> first_state(tr).tolist()
+    [1.0, 5.0]
+    """
+    x0 = np.array(traj.y[0], dtype=float)
+    for j in np.flatnonzero(np.isnan(x0)):
+        seen = ~np.isnan(traj.y[:, j])
+        if seen.any():
+            x0[j] = np.interp(traj.t[0], traj.t[seen], traj.y[seen, j])
+    return x0
+
+
+def data_scale(data: Trajectories) -> np.ndarray:
+    """Per-state scale of the data: the largest of max |y| and the observed range (never 0)."""
+    low, high = data.observed_range()
+    scale = np.maximum(np.maximum(np.abs(low), np.abs(high)), high - low)
+    return np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+
+
+def warn_failures(owner: str, failures: list[tuple[Any, float, str]]) -> None:
+    """One SolverWarning naming every trajectory whose simulation failed."""
+    if not failures:
+        return
+    described = "; ".join(f"{name!r} at t={when:.6g} ({why})" for name, when, why in failures)
+    warnings.warn(
+        f"{owner}: the simulation of {len(failures)} trajectory(ies) failed: {described}. "
+        "Predictions after the failure are NaN (see simulation_failed_).",
+        SolverWarning,
+        stacklevel=4,
+    )
+
+
+# ----------------------------------------------------------------------- estimator
+class ClassicalODE(TrajectoryEstimator):
+    """Fit the parameters of your own ODE model ``dx/dt = f(t, x, p, u)`` by nonlinear least squares.
+
+    Every trajectory is simulated from its initial state with a scipy solver at its own
+    times, and :func:`scipy.optimize.least_squares` minimises the simulated-minus-observed
+    residuals over every observed entry (NaN entries are skipped). The initial states
+    are fitted too (``fit_x0``). ``n_starts > 1`` restarts from random log-uniform
+    perturbations of the initial parameters and keeps the lowest cost.
+
+    Parameters
+    ----------
+    f : callable ``f(t, x, p, u) -> dx/dt``
+        ``t`` a float, ``x`` an array (n_states,), ``p`` a dict name -> float, ``u``
+        the inputs at ``t`` (array (n_inputs,), linearly interpolated) or None. Returns
+        an array-like (n_states,).
+    params : dict name -> float
+        Initial values of the parameters.
+    bounds : dict name -> (low, high), optional
+        Bounds enforced by ``least_squares``; ``None`` for an unbounded side.
+    fixed : sequence of names, optional
+        Parameters held at their initial values.
+    fit_x0 : bool, default True
+        Fit each trajectory's initial state (starting at its first observation, NaN
+        entries interpolated); else use that first observation.
+    solver : str, default "LSODA"
+        A :func:`scipy.integrate.solve_ivp` method.
+    rtol, atol : float, default 1e-8, 1e-10
+        Solver tolerances.
+    n_starts : int, default 1
+        Number of least-squares runs: the initial guess, then ``n_starts - 1`` random
+        starts, each free parameter multiplied by a log-uniform factor in [1/3, 3]
+        (intersected with its bounds; a zero initial value is drawn uniformly in
+        [-1, 1] within its bounds).
+    loss : {"linear", "soft_l1", "huber", "cauchy", "arctan"}, default "linear"
+        The ``least_squares`` loss (robust losses downweight outliers).
+    random_state : int or None
+        Seeds the random starts.
+    max_nfev : int or None
+        Residual evaluations per start (``least_squares``' own default when None).
+
+    Attributes
+    ----------
+    params_ : dict
+        Fitted parameters (fixed ones included).
+    params_stderr_ : dict
+        Standard errors from the Jacobian at the optimum:
+        ``s^2 (J^T J)^-1`` restricted to the parameter block, ``s^2 = 2 cost / (n_obs - n_free)``.
+        0 for fixed parameters, inf for parameters that are not identifiable.
+    x0_ : array (n_trajectories, n_states)
+        Initial states of the training trajectories.
+    cost_ : float
+        ``least_squares`` cost at the optimum (half the sum of squared residuals).
+    start_costs_ : array (n_starts,)
+        Final cost of every start, the initial guess first.
+    n_function_evals_ : int
+        Evaluations of ``f`` during fit, all starts included.
+    n_observations_ : int
+        Observed entries fitted.
+    not_identifiable_ : list of str
+        Parameters (or ``x0[...]`` entries) along near-null directions of the Jacobian.
+    simulation_failed_ : list
+        Names of trajectories whose simulation failed in the last predict/score.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sysid.estimators._classical import ClassicalODE
+    >>> t = np.linspace(0.0, 2.0, 20)
+    >>> y = 2.0 * np.exp(-0.7 * t)[:, None]
+    >>> decay = lambda t, x, p, u: -p["k"] * x
+    >>> model = ClassicalODE(decay, {"k": 0.3}).fit(y, t=t)
+    >>> round(model.params_["k"], 6), np.round(model.x0_, 6).tolist()
+    (0.7, [[2.0]])
+    >>> model.confidence_intervals().columns.tolist()
+    ['param', 'estimate', 'stderr', 'lower', 'upper']
+    """
+
+    def __init__(
+        self,
+        f: Callable[..., Any],
+        params: Mapping[str, float],
+        bounds: Mapping[str, tuple[float | None, float | None]] | None = None,
+        fixed: Sequence[str] | None = None,
+        fit_x0: bool = True,
+        solver: str = "LSODA",
+        rtol: float = 1e-8,
+        atol: float = 1e-10,
+        n_starts: int = 1,
+        loss: str = "linear",
+        random_state: int | None = None,
+        max_nfev: int | None = None,
+    ) -> None:
+        self.f = f
+        self.params = params
+        self.bounds = bounds
+        self.fixed = fixed
+        self.fit_x0 = fit_x0
+        self.solver = solver
+        self.rtol = rtol
+        self.atol = atol
+        self.n_starts = n_starts
+        self.loss = loss
+        self.random_state = random_state
+        self.max_nfev = max_nfev
+
+    # -- validation ------------------------------------------------------------------
+    def _resolve(self) -> None:
+        """Check the settings; set ``param_names_``, ``free_``, ``lower_``, ``upper_``."""
+        if not callable(self.f):
+            raise ConfigError(f"f must be a callable f(t, x, p, u) -> dx/dt, got {type(self.f).__name__}.")
+        if not isinstance(self.params, Mapping) or not self.params:
+            raise ConfigError(
+                f"params must be a non-empty dict of name -> initial value, got {self.params!r}."
+            )
+        names = [str(k) for k in self.params]
+        values = []
+        for name, value in self.params.items():
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
+                raise ConfigError(f"params[{name!r}] must be a finite number, got {value!r}.")
+            values.append(float(value))
+        fixed = [] if self.fixed is None else ([self.fixed] if isinstance(self.fixed, str) else list(self.fixed))
+        unknown = [n for n in fixed if n not in names]
+        if unknown:
+            raise ConfigError(f"fixed names {unknown} are not parameters; the parameters are {names}.")
+        lower = np.full(len(names), -np.inf)
+        upper = np.full(len(names), np.inf)
+        if self.bounds is not None:
+            if not isinstance(self.bounds, Mapping):
+                raise ConfigError(
+                    f"bounds must be a dict name -> (low, high), got {type(self.bounds).__name__}."
+                )
+            for name, pair in self.bounds.items():
+                if name not in names:
+                    raise ConfigError(f"bounds given for {name!r}, which is not a parameter; the parameters are {names}.")
+                try:
+                    low, high = pair
+                except (TypeError, ValueError):
+                    raise ConfigError(
+                        f"bounds[{name!r}] must be a pair (low, high) with None for an open side, got {pair!r}."
+                    ) from None
+                i = names.index(name)
+                for side, value, default in (("low", low, -np.inf), ("high", high, np.inf)):
+                    if value is not None and (
+                        isinstance(value, bool) or not isinstance(value, numbers.Real) or np.isnan(value)
+                    ):
+                        raise ConfigError(f"bounds[{name!r}] {side} must be a number or None, got {value!r}.")
+                lower[i] = -np.inf if low is None else float(low)
+                upper[i] = np.inf if high is None else float(high)
+                if not lower[i] < upper[i]:
+                    raise ConfigError(f"bounds[{name!r}] = {pair!r}: low must be below high.")
+                if not lower[i] <= values[i] <= upper[i]:
+                    raise ConfigError(
+                        f"the initial value params[{name!r}] = {values[i]} is outside its bounds {pair!r}; "
+                        "start inside the bounds."
+                    )
+        if self.solver not in SOLVERS:
+            raise ConfigError(f"solver must be one of {sorted(SOLVERS)}, got {self.solver!r}.")
+        for label, tol in (("rtol", self.rtol), ("atol", self.atol)):
+            if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not tol > 0:
+                raise ConfigError(f"{label} must be a positive number, got {tol!r}.")
+        if isinstance(self.n_starts, bool) or not isinstance(self.n_starts, numbers.Integral) or self.n_starts < 1:
+            raise ConfigError(f"n_starts must be an integer >= 1, got {self.n_starts!r}.")
+        if self.loss not in _LOSSES:
+            raise ConfigError(f"loss must be one of {list(_LOSSES)}, got {self.loss!r}.")
+        if self.max_nfev is not None and (
+            isinstance(self.max_nfev, bool) or not isinstance(self.max_nfev, numbers.Integral) or self.max_nfev < 1
+        ):
+            raise ConfigError(f"max_nfev must be None or an integer >= 1, got {self.max_nfev!r}.")
+        if self.random_state is not None and not isinstance(self.random_state, numbers.Integral | np.random.Generator):
+            raise ConfigError(f"random_state must be None or an int, got {self.random_state!r}.")
+        if len(fixed) == len(names) and not self.fit_x0:
+            raise ConfigError(
+                f"nothing to fit: every parameter is fixed ({fixed}) and fit_x0=False. Free a parameter "
+                "or set fit_x0=True."
+            )
+        self.param_names_ = names
+        self.initial_params_ = np.array(values)
+        self.free_ = np.array([n not in fixed for n in names])
+        self.lower_ = lower
+        self.upper_ = upper
+
+    def _check_f(self, data: Trajectories) -> None:
+        """Call ``f`` once at the first observation; raise a clear error if it misbehaves."""
+        traj = data[0]
+        x = first_state(traj)
+        u = None if traj.u is None else np.array(traj.u[0])
+        p = dict(zip(self.param_names_, self.initial_params_.tolist()))
+        try:
+            out = np.asarray(self.f(float(traj.t[0]), x, p, u), dtype=float)
+        except Exception as exc:  # noqa: BLE001 - the user's code: report it, do not bury it in scipy
+            raise ConfigError(
+                f"f(t, x, p, u) raised {type(exc).__name__}: {exc} when called with t={float(traj.t[0])!r}, "
+                f"x={x.tolist()} (states {list(data.state_names)}), p={p}, u={None if u is None else u.tolist()}. "
+                "f must return dx/dt as an array of n_states numbers."
+            ) from exc
+        if out.shape != (data.n_states,):
+            raise ConfigError(
+                f"f must return dx/dt with shape ({data.n_states},) for states {list(data.state_names)}, "
+                f"got shape {out.shape} from f(t={float(traj.t[0])!r}, x={x.tolist()}, p={p}, u=...)."
+            )
+
+    # -- simulation --------------------------------------------------------------------
+    def _simulate(self, traj: Trajectory, x0: np.ndarray, theta: np.ndarray,
+                  tolerances: tuple[float, float] | None = None) -> SimulationResult:
+        p = dict(zip(self.param_names_, theta.tolist()))
+        f = self.f
+        inputs = linear_inputs(traj.t, traj.u)
+        rtol, atol = tolerances or (float(self.rtol), float(self.atol))
+        if traj.u is None:
+            def rhs(s: float, x: np.ndarray) -> Any:
+                return f(s, x, p, None)
+        else:
+            def rhs(s: float, x: np.ndarray) -> Any:
+                return f(s, x, p, inputs(s))
+        return simulate_numpy(rhs, traj.t, x0, self.solver, rtol, atol, _DEFAULT_STEP_BUDGET,
+                              DIVERGENCE_FACTOR * self.scale_)
+
+    def _residuals(self, traj: Trajectory, x0: np.ndarray, theta: np.ndarray,
+                   tolerances: tuple[float, float] | None = None) -> tuple[np.ndarray, int]:
+        """Observed-entry residuals and the evaluations of f they took.
+
+        Residuals are clipped to a large bound; entries a failed simulation did not
+        reach get a larger one that grows with how early the failure came.
+        """
+        sim = self._simulate(traj, x0, theta, tolerances)
+        seen = traj.observed
+        penalty = _FAILED_RESIDUAL * np.broadcast_to(self.scale_, traj.y.shape)
+        diff = sim.y - np.where(seen, traj.y, 0.0)
+        diff = np.clip(diff, -penalty, penalty)
+        if sim.failed_at is not None:
+            # Past a failure: a large residual that grows with how early the failure came,
+            # so that parameters failing later (or not at all) are downhill.
+            span = max(float(traj.t[-1] - traj.t[0]), 1e-300)
+            early = 1.0 + (traj.t[-1] - sim.failed_at) / span
+            diff = np.where(np.isfinite(diff), diff, penalty * early)
+        return diff[seen], sim.n_evals
+
+    # -- fitting -----------------------------------------------------------------------
+    def _fit(self, data: Trajectories) -> None:
+        self._resolve()
+        self._check_f(data)
+        self.scale_ = data_scale(data)
+        n_traj, n_states = len(data), data.n_states
+        free = self.free_
+        n_theta = int(free.sum())
+        starts_x0 = np.array([first_state(tr) for tr in data])
+        self.n_observations_ = data.n_observations
+        evals = 0
+        caches: dict[tuple[float, float], list[dict[bytes, np.ndarray]]] = {}
+
+        def unpack(z: np.ndarray, with_x0: bool) -> tuple[np.ndarray, np.ndarray]:
+            theta = self.initial_params_.copy()
+            theta[free] = z[:n_theta]
+            x0 = z[n_theta:].reshape(n_traj, n_states) if with_x0 else starts_x0
+            return theta, x0
+
+        def objective(tolerances: tuple[float, float], with_x0: bool) -> Callable[[np.ndarray], np.ndarray]:
+            store = caches.setdefault(tolerances, [{} for _ in range(n_traj)])
+
+            def residuals(z: np.ndarray) -> np.ndarray:
+                nonlocal evals
+                theta, x0 = unpack(z, with_x0)
+                parts = []
+                for i, traj in enumerate(data):
+                    key = theta.tobytes() + x0[i].tobytes()
+                    cached = store[i].get(key)
+                    if cached is None:  # else a Jacobian column moving only another trajectory's x0
+                        cached, n = self._residuals(traj, x0[i], theta, tolerances)
+                        evals += n
+                        if len(store[i]) > 8:
+                            store[i].clear()
+                        store[i][key] = cached
+                    parts.append(cached)
+                return np.concatenate(parts)
+
+            return residuals
+
+        def run(z0: np.ndarray, tolerances: tuple[float, float], with_x0: bool, max_nfev: int | None) -> Any:
+            n_x0 = n_traj * n_states if with_x0 else 0
+            bounds = (np.concatenate([self.lower_[free], np.full(n_x0, -np.inf)]),
+                      np.concatenate([self.upper_[free], np.full(n_x0, np.inf)]))
+            return least_squares(objective(tolerances, with_x0), z0, bounds=bounds, loss=self.loss,
+                                 max_nfev=max_nfev, x_scale="jac",
+                                 diff_step=max(float(np.sqrt(tolerances[0])), 1e-7))
+
+        self.diff_step_ = max(float(np.sqrt(self.rtol)), 1e-7)
+        rng = np.random.default_rng(self.random_state)
+        starts = [self.initial_params_[free]] + [self._perturbed(rng) for _ in range(int(self.n_starts) - 1)]
+        first_x0 = starts_x0.ravel() if self.fit_x0 else np.zeros(0)
+        full = (float(self.rtol), float(self.atol))
+        if len(starts) == 1 or n_theta == 0:
+            best = run(np.concatenate([starts[0], first_x0]), full, self.fit_x0, self.max_nfev)
+            costs = [float(best.cost)]
+        else:
+            # Screen every start briefly (parameters only, initial states at the first
+            # observations, relaxed tolerance), then refine the best one fully.
+            relax = max(1.0, _SCREEN_RTOL / float(self.rtol))
+            screen_tol = (float(self.rtol) * relax, float(self.atol) * relax)
+            budget = _SCREEN_NFEV if self.max_nfev is None else min(_SCREEN_NFEV, int(self.max_nfev))
+            screened = [run(theta0, screen_tol, False, budget) for theta0 in starts]
+            costs = [float(r.cost) for r in screened]
+            winner = screened[int(np.argmin(costs))].x
+            best = run(np.concatenate([winner, first_x0]), full, self.fit_x0, self.max_nfev)
+        theta, x0 = unpack(best.x, self.fit_x0)
+        self.params_ = dict(zip(self.param_names_, theta.tolist()))
+        self.x0_ = np.array(x0, dtype=float)
+        self.cost_ = float(best.cost)
+        self.start_costs_ = np.array(costs)
+        self.n_function_evals_ = int(evals)
+        self.trajectory_names_ = list(data.names)
+        self._uncertainty(best.jac, n_theta, data)
+        self.simulation_failed_: list[Any] = []
+
+    def _perturbed(self, rng: np.random.Generator) -> np.ndarray:
+        """One random start: log-uniform factors of the free initial parameters, within bounds."""
+        out = []
+        for value, low, high in zip(self.initial_params_[self.free_], self.lower_[self.free_], self.upper_[self.free_]):
+            if value == 0.0:  # no scale to perturb: uniform in [-1, 1] within the bounds
+                out.append(rng.uniform(max(low, -1.0), min(high, 1.0)))
+                continue
+            lo, hi = abs(value) / _START_SPREAD, abs(value) * _START_SPREAD
+            if value > 0:  # intersect with the bounds, in magnitude, on the value's side of zero
+                lo, hi = max(lo, low), min(hi, high)
+            else:
+                lo, hi = max(lo, -high), min(hi, -low)
+            drawn = np.exp(rng.uniform(np.log(lo), np.log(hi))) if 0 < lo < hi else abs(value)
+            out.append(float(np.sign(value) * drawn))
+        return np.array(out, dtype=float)
+
+    def _uncertainty(self, jac: Any, n_theta: int, data: Trajectories) -> None:
+        """Standard errors and the identifiability check from the Jacobian at the optimum."""
+        J = np.asarray(jac.toarray() if hasattr(jac, "toarray") else jac, dtype=float)
+        free_names = [n for n, keep in zip(self.param_names_, self.free_) if keep]
+        x0_names = [f"x0[{tr!r}, {s!r}]" for tr in data.names for s in data.state_names] if self.fit_x0 else []
+        labels = free_names + x0_names
+        n_free = J.shape[1]
+        dof = self.n_observations_ - n_free
+        s2 = 2.0 * self.cost_ / dof if dof > 0 else np.nan
+        norms = np.linalg.norm(J, axis=0)
+        safe = np.where(norms > 0, norms, 1.0)
+        _, sing, vt = np.linalg.svd(J / safe, full_matrices=False)
+        relative = sing / sing[0] if sing.size and sing[0] > 0 else np.zeros_like(sing)
+        tol = max(_SINGULAR_TOL, 3.0 * self.diff_step_)  # below the finite-difference Jacobian's noise
+        null = [k for k in range(sing.size) if relative[k] < tol]
+        flagged = set(np.flatnonzero(norms == 0).tolist())
+        for k in null:
+            flagged.update(np.flatnonzero(np.abs(vt[k]) > 0.1).tolist())
+        self.not_identifiable_ = [labels[i] for i in sorted(flagged)]
+        if flagged:
+            worst = float(relative[-1]) if relative.size else 0.0
+            warnings.warn(
+                f"ClassicalODE: {self.not_identifiable_} are not identifiable from these data: the Jacobian "
+                f"is near-singular (smallest relative singular value {worst:.2g}) along directions that "
+                "change them together without changing the fit. Their standard errors are set to inf. "
+                "Fix all but one of them (fixed=[...]) or reparametrise f.",
+                FitWarning,
+                stacklevel=4,
+            )
+        # Covariance of the scaled problem from the well-determined directions only.
+        keep = relative >= tol
+        inv = (vt[keep].T / sing[keep] ** 2) @ vt[keep]
+        cov = s2 * inv / np.outer(safe, safe)
+        stderr = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+        stderr[sorted(flagged)] = np.inf
+        self.params_stderr_ = {}
+        it = iter(stderr[:n_theta].tolist())
+        for name, keep_free in zip(self.param_names_, self.free_):
+            self.params_stderr_[name] = next(it) if keep_free else 0.0
+        self.dof_ = int(dof)
+
+    def confidence_intervals(self, level: float = 0.95) -> pd.DataFrame:
+        """Parameter confidence intervals from the t distribution with n_obs - n_free degrees of freedom.
+
+        Parameters
+        ----------
+        level : float in (0, 1), default 0.95
+
+        Returns
+        -------
+        pandas.DataFrame with columns param, estimate, stderr, lower, upper (one row per
+        parameter; fixed parameters have stderr 0 and a zero-width interval).
+        """
+        check_is_fitted(self)
+        if isinstance(level, bool) or not isinstance(level, numbers.Real) or not 0.0 < level < 1.0:
+            raise ConfigError(f"level must be a number in (0, 1), got {level!r}.")
+        q = float(student_t.ppf(0.5 + level / 2.0, self.dof_)) if self.dof_ > 0 else np.nan
+        rows = []
+        for name in self.param_names_:
+            estimate, err = self.params_[name], self.params_stderr_[name]
+            half = q * err if err > 0 else 0.0
+            rows.append({"param": name, "estimate": estimate, "stderr": err,
+                         "lower": estimate - half, "upper": estimate + half})
+        return pd.DataFrame(rows, columns=["param", "estimate", "stderr", "lower", "upper"])
+
+    # -- prediction --------------------------------------------------------------------
+    def _estimate_x0(self, traj: Trajectory, theta: np.ndarray) -> np.ndarray:
+        """Initial state fitted to the trajectory's observations with the parameters fixed."""
+        start = first_state(traj)
+        try:
+            result = least_squares(
+                lambda x0: self._residuals(traj, x0, theta)[0], start, loss=self.loss,
+                x_scale="jac", diff_step=max(float(np.sqrt(self.rtol)), 1e-7), max_nfev=50 * start.size,
+            )
+        except _SOLVER_ERRORS:
+            return start
+        return result.x if result.cost <= 0.5 * np.sum(self._residuals(traj, start, theta)[0] ** 2) else start
+
+    def _predict(self, data: Trajectories, x0: np.ndarray | None) -> list[np.ndarray]:
+        theta = np.array([self.params_[n] for n in self.param_names_])
+        out, failures = [], []
+        for i, traj in enumerate(data):
+            start = x0[i] if x0 is not None else self._estimate_x0(traj, theta)
+            sim = self._simulate(traj, np.asarray(start, dtype=float), theta)
+            if sim.failed_at is not None:
+                failures.append((traj.name, sim.failed_at, sim.reason))
+            out.append(sim.y)
+        self.simulation_failed_ = [name for name, _, _ in failures]
+        warn_failures("ClassicalODE", failures)
+        return out
+
+    def vector_field(self, x: Any, t: Any = 0.0, u: Any = None) -> np.ndarray:
+        """The fitted right-hand side ``f(t, x, params_, u)``.
+
+        Parameters
+        ----------
+        x : array (n_states,) or (n_points, n_states)
+        t : float or array (n_points,)
+        u : array (n_inputs,) or (n_points, n_inputs); required when fitted with inputs
+
+        Returns
+        -------
+        array shaped like ``x``
+        """
+        check_is_fitted(self)
+        points, times, inputs, single = _vector_field_args(self, x, t, u)
+        p = dict(self.params_)
+        values = np.array([np.asarray(self.f(float(s), xi, p, ui), dtype=float).reshape(-1)
+                           for s, xi, ui in zip(times, points, inputs)])
+        return values[0] if single else values
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "params_")
+
+    # -- model files (sysid.io) ----------------------------------------------------------
+    _FITTED_JSON = ("state_names_", "input_names_", "n_states_in_", "n_controls_in_", "data_options_",
+                    "params_", "params_stderr_", "cost_", "n_function_evals_", "n_observations_",
+                    "not_identifiable_", "trajectory_names_", "dof_", "param_names_", "diff_step_")
+    _FITTED_ARRAYS = ("x0_", "start_costs_", "scale_", "initial_params_", "free_", "lower_", "upper_")
+
+    def _fitted_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """JSON-ready fitted attributes (arrays as lists of floats); no tensors."""
+        check_is_fitted(self)
+        state = {name: getattr(self, name) for name in self._FITTED_JSON}
+        for name in self._FITTED_ARRAYS:
+            state[name] = np.asarray(getattr(self, name)).tolist()
+        return state, {}
+
+    def _set_fitted_state(self, state: dict[str, Any], tensors: dict[str, Any]) -> None:
+        """Rebuild from :meth:`_fitted_state` output."""
+        self._resolve()
+        for name in self._FITTED_JSON:
+            setattr(self, name, state[name])
+        for name in self._FITTED_ARRAYS:
+            setattr(self, name, np.asarray(state[name], dtype=bool if name == "free_" else float))
+        self.params_ = {k: float(v) for k, v in self.params_.items()}
+        self.params_stderr_ = {k: float(v) for k, v in self.params_stderr_.items()}
+        self.simulation_failed_ = []
+
+    def save(self, path: Any) -> Any:
+        """Write this fitted model to ``path``; see :func:`sysid.save` (pass ``f=`` to load)."""
+        from sysid.io import save
+
+        return save(self, path)
+
+
+def _vector_field_args(
+    model: TrajectoryEstimator, x: Any, t: Any, u: Any
+) -> tuple[np.ndarray, np.ndarray, list[np.ndarray | None], bool]:
+    """Validated (points, times, inputs per point, single) for ``vector_field``."""
+    points = np.asarray(x, dtype=float)
+    single = points.ndim == 1
+    points = np.atleast_2d(points)
+    if points.ndim != 2 or points.shape[1] != model.n_states_in_:
+        raise DataError(
+            f"x must have shape (n_states,) or (n_points, n_states) with n_states={model.n_states_in_} "
+            f"(states {model.state_names_}), got shape {np.shape(x)}."
+        )
+    n = points.shape[0]
+    try:
+        times = np.broadcast_to(np.asarray(t, dtype=float), (n,))
+    except ValueError:
+        raise DataError(f"t must be a number or an array of {n} times, got shape {np.shape(t)}.") from None
+    if model.n_controls_in_:
+        if u is None:
+            raise DataError(
+                f"the model was fitted with inputs {model.input_names_}: pass u= with shape "
+                f"({model.n_controls_in_},) or ({n}, {model.n_controls_in_})."
+            )
+        try:
+            uu = np.broadcast_to(np.atleast_2d(np.asarray(u, dtype=float)), (n, model.n_controls_in_))
+        except ValueError:
+            raise DataError(
+                f"u must have shape ({model.n_controls_in_},) or ({n}, {model.n_controls_in_}) for inputs "
+                f"{model.input_names_}, got shape {np.shape(u)}."
+            ) from None
+        inputs: list[np.ndarray | None] = list(uu)
+    else:
+        if u is not None:
+            raise DataError("the model was fitted without inputs, but u= was given.")
+        inputs = [None] * n
+    return points, times, inputs, single

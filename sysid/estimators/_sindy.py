@@ -1,0 +1,477 @@
+"""SINDy: sparse regression of numerical derivatives onto a term library (wraps pysindy).
+
+pysindy differentiates, builds the library and runs the sparse regression (STLSQ by
+default); this wrapper adds what a lab user needs around it: irregular times and
+several trajectories, explicit handling of missing values, inputs as SINDYc controls,
+the user's own state names in the coefficient table, and ``predict`` that simulates
+trajectories (pysindy's ``predict`` returns dx/dt) and reports diverging simulations
+instead of hanging. No torch here.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import numbers
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pysindy as ps
+from pysindy.differentiation.base import BaseDifferentiation
+from pysindy.feature_library.base import BaseFeatureLibrary
+from pysindy.optimizers.base import BaseOptimizer
+from sklearn.base import clone
+from sklearn.utils.validation import check_is_fitted
+
+from sysid.errors import ConfigError, DataError, FitWarning, ModelFileError
+from sysid.estimators._base import TrajectoryEstimator
+from sysid.estimators._classical import (
+    DIVERGENCE_FACTOR,
+    SOLVERS,
+    _vector_field_args,
+    data_scale,
+    first_state,
+    linear_inputs,
+    simulate_numpy,
+    warn_failures,
+)
+from sysid.estimators._equations import format_equations
+from sysid.trajectories import Trajectories, Trajectory
+
+__all__ = ["SINDy"]
+
+_DIFFERENTIATION = ("finite_difference", "smoothed", "spline")
+_SAVGOL_WINDOW = 11
+_SIM_RTOL, _SIM_ATOL = 1e-6, 1e-8  # atol is relative to each state's data scale
+
+
+def _noise_std(pieces: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """Per-state noise level from the scatter of each sample about a local quadratic.
+
+    Works on irregular times: each sample is compared with the quadratic fitted through
+    its two neighbours on either side (itself left out); the residual, divided by its
+    standard deviation under pure noise (``sqrt(1 + leverage)``), is noise plus a small
+    third-order curvature term. 1.4826 times the median absolute value estimates the
+    standard deviation of Gaussian noise. Pieces shorter than 5 samples fall back to the
+    line through the two direct neighbours.
+    """
+    residuals = []
+    for t, y in pieces:
+        n = t.size
+        if n >= 5:
+            for i in range(2, n - 2):
+                near = np.array([i - 2, i - 1, i + 1, i + 2])
+                basis = np.vander(t[near] - t[i], 3)
+                gram_inv = np.linalg.inv(basis.T @ basis)
+                value_at_i = gram_inv @ basis.T @ y[near]  # quadratic coefficients; constant term last
+                residuals.append((y[i] - value_at_i[-1]) / np.sqrt(1.0 + gram_inv[-1, -1]))
+        elif n >= 3:
+            w = ((t[1:-1] - t[:-2]) / (t[2:] - t[:-2]))[:, None]
+            line = (1.0 - w) * y[:-2] + w * y[2:]
+            residuals.extend((y[1:-1] - line) / np.sqrt(1.0 + w**2 + (1.0 - w) ** 2))
+    if not residuals:
+        return np.zeros(pieces[0][1].shape[1])
+    return 1.4826 * np.median(np.abs(np.array(residuals)), axis=0)
+
+
+class SINDy(TrajectoryEstimator):
+    """Sparse identification of nonlinear dynamics (SINDy), through pysindy, on trajectories.
+
+    Derivatives of every trajectory are estimated numerically at its own (possibly
+    irregular) times, a library of candidate terms (polynomials of the states and
+    inputs by default) is evaluated, and a sparse regression (sequentially thresholded
+    least squares by default) selects the few terms that explain the derivatives.
+    Inputs enter the library as SINDYc controls.
+
+    Parameters
+    ----------
+    library : pysindy feature library, optional
+        Default ``pysindy.PolynomialLibrary(degree=degree)``. Cloned, never fitted in place.
+    optimizer : pysindy optimizer, optional
+        Default ``pysindy.STLSQ(threshold=threshold)``. Cloned, never fitted in place.
+    differentiation : {"finite_difference", "smoothed", "spline"} or pysindy differentiation object
+        "finite_difference": second-order differences on the actual times (pysindy
+        ``FiniteDifference``); exact for clean dense data, noise-sensitive.
+        "smoothed": Savitzky-Golay smoothing (window 11, cubic) then finite
+        differences (``SmoothedFiniteDifference``); the smoother assumes uniform
+        spacing, so irregular data get a FitWarning. "spline": a smoothing cubic
+        spline per state (``SINDyDerivative(kind="spline")``) with smoothing
+        ``s = n * noise_std**2``, the noise level estimated from the data (scatter
+        about local quadratics); suits noisy irregular samples. An object is cloned and used as is.
+    degree : int, default 2
+        Polynomial degree of the default library (ignored when ``library`` is given).
+    threshold : float, default 0.1
+        STLSQ threshold of the default optimizer (ignored when ``optimizer`` is given).
+    missing : {"interpolate", "split"}, default "interpolate"
+        What to do with NaN observations before differentiating. "interpolate": fill
+        gaps linearly in time, and trim the rows at either end of a trajectory where
+        some state is not yet (or no longer) observed. "split": cut trajectories at
+        every row with a missing entry and fit the fully observed pieces. Either way a
+        FitWarning says which trajectories and how many entries were affected; pieces
+        too short to differentiate are dropped (with a warning).
+    simulate_method : str, default "LSODA"
+        scipy solver used by ``predict`` (a ``solve_ivp`` method), at ``rtol=1e-6`` and
+        ``atol=1e-8`` times each state's data scale.
+    max_simulation_steps : int, default 20000
+        Solver step budget per trajectory in ``predict``. A simulation that exhausts it,
+        becomes non-finite, leaves 1000 times the training data's scale, or fails in
+        the solver stops there: the rest of that trajectory is NaN, a
+        :class:`sysid.SolverWarning` names it, and it is listed in ``simulation_failed_``.
+    random_state : int or None
+        Passed to the optimizer when it has a ``random_state`` parameter.
+
+    Attributes
+    ----------
+    coefficients_ : pandas.DataFrame
+        Library terms (pysindy's names with your state and input names, e.g.
+        ``"prey predator"``, ``"force"``) by states. ``predict`` and ``vector_field``
+        use this table.
+    model_ : pysindy.SINDy or None
+        The fitted pysindy model (None after :func:`sysid.load`).
+    n_pieces_ : int
+        Trajectory pieces the regression saw (after missing-value handling).
+    noise_std_ : array (n_states,)
+        With ``differentiation="spline"``: the estimated noise level of each state.
+    simulation_failed_ : list
+        Names of the trajectories whose simulation failed in the last predict/score.
+
+    Examples
+    --------
+    >>> from sysid.datasets import simulate
+    >>> from sysid.estimators._sindy import SINDy
+    >>> data = simulate("lotka_volterra", noise=0.0, irregular=False, n_samples=400)
+    >>> model = SINDy(threshold=0.1).fit(data)
+    >>> for line in model.equations():
+    ...     print(line)
+    d prey/dt = 1.50 prey - 1.00 prey predator
+    d predator/dt = -3.00 predator + 1.00 prey predator
+    >>> model.predict(data)[0].y.shape
+    (400, 2)
+    """
+
+    def __init__(
+        self,
+        library: BaseFeatureLibrary | None = None,
+        optimizer: BaseOptimizer | None = None,
+        differentiation: str | BaseDifferentiation = "finite_difference",
+        degree: int = 2,
+        threshold: float = 0.1,
+        missing: str = "interpolate",
+        simulate_method: str = "LSODA",
+        max_simulation_steps: int = 20_000,
+        random_state: int | None = None,
+    ) -> None:
+        self.library = library
+        self.optimizer = optimizer
+        self.differentiation = differentiation
+        self.degree = degree
+        self.threshold = threshold
+        self.missing = missing
+        self.simulate_method = simulate_method
+        self.max_simulation_steps = max_simulation_steps
+        self.random_state = random_state
+
+    # -- configuration -----------------------------------------------------------------
+    def _resolve(self) -> tuple[BaseFeatureLibrary, BaseOptimizer, Any, int]:
+        """Validated (library, optimizer, differentiation, minimum rows per piece)."""
+        if isinstance(self.degree, bool) or not isinstance(self.degree, numbers.Integral) or self.degree < 1:
+            raise ConfigError(f"degree must be an integer >= 1, got {self.degree!r}.")
+        if (isinstance(self.threshold, bool) or not isinstance(self.threshold, numbers.Real)
+                or not np.isfinite(self.threshold) or self.threshold < 0):
+            raise ConfigError(f"threshold must be a finite number >= 0, got {self.threshold!r}.")
+        if self.missing not in ("interpolate", "split"):
+            raise ConfigError(f"missing must be 'interpolate' or 'split', got {self.missing!r}.")
+        if self.simulate_method not in SOLVERS:
+            raise ConfigError(f"simulate_method must be one of {sorted(SOLVERS)}, got {self.simulate_method!r}.")
+        steps = self.max_simulation_steps
+        if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
+            raise ConfigError(f"max_simulation_steps must be an integer >= 1, got {steps!r}.")
+        if self.library is None:
+            library = ps.PolynomialLibrary(degree=int(self.degree))
+        elif isinstance(self.library, BaseFeatureLibrary):
+            library = clone(self.library)
+        else:
+            raise ConfigError(
+                f"library must be None or a pysindy feature library (e.g. pysindy.PolynomialLibrary(degree=3)), "
+                f"got {type(self.library).__name__}."
+            )
+        if self.optimizer is None:
+            optimizer = ps.STLSQ(threshold=float(self.threshold))
+        elif isinstance(self.optimizer, BaseOptimizer):
+            optimizer = clone(self.optimizer)
+        else:
+            raise ConfigError(
+                f"optimizer must be None or a pysindy optimizer (e.g. pysindy.STLSQ(threshold=0.05)), "
+                f"got {type(self.optimizer).__name__}."
+            )
+        if self.random_state is not None and "random_state" in optimizer.get_params(deep=False):
+            optimizer.set_params(random_state=self.random_state)
+        diff = self.differentiation
+        if isinstance(diff, str):
+            if diff == "finite_difference":
+                return library, optimizer, ps.FiniteDifference(axis=-2), 3
+            if diff == "smoothed":
+                method = ps.SmoothedFiniteDifference(
+                    smoother_kws={"window_length": _SAVGOL_WINDOW, "polyorder": 3}, axis=-2)
+                return library, optimizer, method, _SAVGOL_WINDOW
+            if diff == "spline":
+                return library, optimizer, "spline", 4
+        elif isinstance(diff, BaseDifferentiation):
+            try:
+                method = clone(diff)
+            except Exception:  # noqa: BLE001 - some pysindy objects do not round-trip get_params
+                method = copy.deepcopy(diff)
+            return library, optimizer, method, 3
+        raise ConfigError(
+            f"differentiation must be one of {list(_DIFFERENTIATION)} or a pysindy differentiation object "
+            f"(e.g. pysindy.SINDyDerivative(kind='kalman', alpha=0.05)), got {diff!r}."
+        )
+
+    # -- missing values ------------------------------------------------------------------
+    def _pieces(self, data: Trajectories, min_rows: int) -> list[Trajectory]:
+        """Fully observed pieces of the trajectories, per ``missing``; warns about what changed."""
+        pieces: list[Trajectory] = []
+        touched: dict[Any, int] = {}
+        dropped: dict[Any, int] = {}
+        n_pieces_cut = 0
+        trimmed_rows = 0
+        for tr in data:
+            seen = tr.observed
+            if seen.all():
+                parts = [tr]
+            elif self.missing == "interpolate":
+                first = max(int(np.argmax(seen[:, j])) for j in range(seen.shape[1]))
+                last = min(seen.shape[0] - 1 - int(np.argmax(seen[::-1, j])) for j in range(seen.shape[1]))
+                if last < first:
+                    parts = []
+                    dropped[tr.name] = tr.n_times
+                    continue
+                y = np.array(tr.y)
+                for j in range(y.shape[1]):
+                    gap = ~seen[:, j]
+                    if gap.any():
+                        y[gap, j] = np.interp(tr.t[gap], tr.t[seen[:, j]], tr.y[seen[:, j], j])
+                rows = slice(first, last + 1)
+                touched[tr.name] = int(np.count_nonzero(~seen[rows]))
+                trimmed_rows += tr.n_times - (last + 1 - first)
+                parts = [tr.replace(t=tr.t[rows], y=y[rows], u=None if tr.u is None else tr.u[rows])]
+            else:
+                full = seen.all(axis=1)
+                touched[tr.name] = int(np.count_nonzero(~seen))
+                edges = np.flatnonzero(np.diff(np.concatenate([[0], full.astype(int), [0]])))
+                parts = [
+                    tr.replace(t=tr.t[a:b], y=tr.y[a:b], u=None if tr.u is None else tr.u[a:b],
+                               name=(tr.name, k))
+                    for k, (a, b) in enumerate(zip(edges[::2], edges[1::2]))
+                ]
+                n_pieces_cut += len(parts)
+            for part in parts:
+                if part.n_times >= min_rows:
+                    pieces.append(part)
+                else:
+                    original = part.name[0] if self.missing == "split" and not seen.all() else part.name
+                    dropped[original] = dropped.get(original, 0) + part.n_times
+        if touched:
+            if self.missing == "interpolate":
+                what = (f"filled {sum(touched.values())} missing entries by linear interpolation in time "
+                        f"and trimmed {trimmed_rows} edge rows where a state was not observed")
+            else:
+                what = (f"cut them at rows with missing entries ({sum(touched.values())} missing entries) "
+                        f"into {n_pieces_cut} fully observed pieces")
+            warnings.warn(
+                f"SINDy(missing={self.missing!r}): trajectories {list(touched)} have missing values; {what}.",
+                FitWarning, stacklevel=4,
+            )
+        if dropped:
+            warnings.warn(
+                f"SINDy: dropped {sum(dropped.values())} rows of trajectories {list(dropped)}: pieces shorter than "
+                f"{min_rows} rows cannot be differentiated with differentiation={self._diff_label()}.",
+                FitWarning, stacklevel=4,
+            )
+        if not pieces:
+            raise DataError(
+                f"SINDy: no trajectory piece has at least {min_rows} consecutive usable rows after handling missing "
+                f"values with missing={self.missing!r}; got trajectories of {[tr.n_times for tr in data]} rows. "
+                "Use missing='interpolate', a differentiation method needing fewer rows ('finite_difference' needs 3), "
+                "or more data."
+            )
+        return pieces
+
+    def _diff_label(self) -> str:
+        diff = self.differentiation
+        return repr(diff) if isinstance(diff, str) else type(diff).__name__
+
+    # -- fitting -----------------------------------------------------------------------
+    def _fit(self, data: Trajectories) -> None:
+        library, optimizer, method, min_rows = self._resolve()
+        pieces = self._pieces(data, min_rows)
+        names = [str(n) for n in (*data.state_names, *data.input_names)]
+        xs = [np.array(p.y) for p in pieces]
+        ts = [np.array(p.t) for p in pieces]
+        us = [np.array(p.u) for p in pieces] if data.n_inputs else None
+        x_dot = None
+        if isinstance(method, str):  # "spline": one smoothing level per state
+            sigma = _noise_std([(p.t, p.y) for p in pieces])
+            derivatives, smoothed = [], []
+            for t, x in zip(ts, xs):
+                cols_dot, cols_x = [], []
+                for j in range(x.shape[1]):
+                    spline = ps.SINDyDerivative(kind="spline", s=float(t.size * sigma[j] ** 2))
+                    cols_dot.append(np.asarray(spline(x[:, [j]], t))[:, 0])
+                    cols_x.append(np.asarray(spline.smoothed_x_)[:, 0])
+                derivatives.append(np.column_stack(cols_dot))
+                smoothed.append(np.column_stack(cols_x))
+            xs, x_dot = smoothed, derivatives
+            self.noise_std_ = sigma
+            method = ps.FiniteDifference(axis=-2)  # unused: derivatives are given
+        elif self.differentiation == "smoothed":
+            spacing = [np.diff(t) for t in ts]
+            if any(s.max() > 1.5 * s.min() for s in spacing if s.size):
+                warnings.warn(
+                    "SINDy(differentiation='smoothed'): the Savitzky-Golay smoother assumes uniformly spaced "
+                    "samples, but these times are irregular; derivatives will be biased. Use "
+                    "differentiation='spline' for irregular samples.",
+                    FitWarning, stacklevel=3,
+                )
+        model = ps.SINDy(optimizer=optimizer, feature_library=library, differentiation_method=method)
+        model.fit(xs, t=ts, x_dot=x_dot, u=us, feature_names=names)
+        coef = np.asarray(model.coefficients(), dtype=float)
+        terms = list(model.get_feature_names())
+        self.model_ = model
+        self.coefficients_ = pd.DataFrame(coef.T, index=pd.Index(terms, name="term"),
+                                          columns=pd.Index(list(data.state_names), name="state"))
+        self.powers_ = np.asarray(library.powers_, dtype=int) if isinstance(library, ps.PolynomialLibrary) else None
+        self.scale_ = data_scale(data)
+        self.n_pieces_ = len(pieces)
+        self.simulation_failed_: list[Any] = []
+
+    # -- the learned right-hand side ---------------------------------------------------------
+    def _features(self, z: np.ndarray) -> np.ndarray:
+        """Library terms of states+inputs ``z`` (n_points, n_in) -> (n_points, n_terms)."""
+        if self.powers_ is not None:
+            return np.prod(z[:, None, :] ** self.powers_[None, :, :], axis=2)
+        if self.model_ is None:
+            raise ModelFileError("this SINDy has neither a polynomial library nor a pysindy model to evaluate.")
+        return np.asarray(self.model_.feature_library.transform(z), dtype=float)
+
+    def _rhs(self, inputs: Any) -> Any:
+        """dx/dt(t, x) for the solver, inputs interpolated in time."""
+        coef = self.coefficients_.to_numpy(dtype=float).T  # (n_states, n_terms)
+        with_inputs = bool(self.n_controls_in_)
+        if self.powers_ is not None:
+            # One point at a time: products of Python floats beat numpy's per-call overhead.
+            factors = [tuple(i for i in range(row.size) for _ in range(int(row[i]))) for row in self.powers_]
+            prod = math.prod
+
+            def polynomial(s: float, x: np.ndarray) -> np.ndarray:
+                z = x.tolist() + inputs(s).tolist() if with_inputs else x.tolist()
+                return coef.dot([prod([z[i] for i in term]) for term in factors])
+
+            return polynomial
+        if with_inputs:
+            return lambda s, x: coef @ self._features(np.concatenate([x, inputs(s)])[None])[0]
+        return lambda s, x: coef @ self._features(np.asarray(x)[None])[0]
+
+    def vector_field(self, x: Any, t: Any = 0.0, u: Any = None) -> np.ndarray:
+        """The identified dx/dt at states ``x`` (and inputs ``u``).
+
+        Parameters
+        ----------
+        x : array (n_states,) or (n_points, n_states)
+        t : float or array; unused (the library is autonomous) but accepted for a common API
+        u : array (n_inputs,) or (n_points, n_inputs); required when fitted with inputs
+
+        Returns
+        -------
+        array shaped like ``x``
+
+        Examples
+        --------
+        >>> from sysid.datasets import simulate
+        >>> model = SINDy().fit(simulate("lotka_volterra", noise=0.0, irregular=False, n_samples=400))
+        >>> bool(abs(model.vector_field([3.0, 1.5])).max() < 0.01)   # the equilibrium
+        True
+        >>> model.vector_field([[1.0, 1.0], [2.0, 1.0]]).round(1).tolist()
+        [[0.5, -2.0], [1.0, -1.0]]
+        """
+        check_is_fitted(self)
+        points, _, inputs, single = _vector_field_args(self, x, t, u)
+        z = points if not self.n_controls_in_ else np.column_stack([points, np.array(inputs, dtype=float)])
+        values = self._features(z) @ self.coefficients_.to_numpy(dtype=float)
+        return values[0] if single else values
+
+    def equations(self, precision: int = 2) -> list[str]:
+        """The identified equations, one ``"d state/dt = ..."`` string per state.
+
+        Parameters
+        ----------
+        precision : int, default 2
+            Decimals per coefficient (see :func:`sysid.estimators._equations.format_equations`).
+        """
+        check_is_fitted(self)
+        return format_equations(self.coefficients_, precision)
+
+    # -- prediction ----------------------------------------------------------------------
+    def _predict(self, data: Trajectories, x0: np.ndarray | None) -> list[np.ndarray]:
+        out, failures = [], []
+        bound = DIVERGENCE_FACTOR * np.asarray(self.scale_, dtype=float)
+        for i, tr in enumerate(data):
+            start = first_state(tr) if x0 is None else np.asarray(x0[i], dtype=float)
+            rhs = self._rhs(linear_inputs(tr.t, tr.u))
+            sim = simulate_numpy(rhs, tr.t, start, self.simulate_method, _SIM_RTOL, _SIM_ATOL * self.scale_,
+                                 int(self.max_simulation_steps), bound)
+            if sim.failed_at is not None:
+                failures.append((tr.name, sim.failed_at, sim.reason))
+            out.append(sim.y)
+        self.simulation_failed_ = [name for name, _, _ in failures]
+        warn_failures("SINDy", failures)
+        return out
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "coefficients_")
+
+    # -- model files (sysid.io) ------------------------------------------------------------
+    _FITTED_JSON = ("state_names_", "input_names_", "n_states_in_", "n_controls_in_", "data_options_", "n_pieces_")
+
+    def _fitted_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """JSON-ready fitted state: the coefficient table, library powers and data scale; no tensors."""
+        check_is_fitted(self)
+        custom = [name for name in ("library", "optimizer") if getattr(self, name) is not None]
+        if not isinstance(self.differentiation, str):
+            custom.append("differentiation")
+        if custom or self.powers_ is None:
+            raise ModelFileError(
+                f"this SINDy was built with pysindy object(s) for {custom}; model files hold only JSON and "
+                "tensors, never code, so only SINDy with the built-in settings (library=None, optimizer=None, "
+                "differentiation given by name) can be saved. Keep the coefficients instead: "
+                "model.coefficients_.to_csv(...)."
+            )
+        state = {name: getattr(self, name) for name in self._FITTED_JSON}
+        state["terms"] = [str(t) for t in self.coefficients_.index]
+        state["coefficients"] = self.coefficients_.to_numpy(dtype=float).tolist()
+        state["powers_"] = self.powers_.tolist()
+        state["scale_"] = np.asarray(self.scale_, dtype=float).tolist()
+        return state, {}
+
+    def _set_fitted_state(self, state: dict[str, Any], tensors: dict[str, Any]) -> None:
+        """Rebuild from :meth:`_fitted_state` output."""
+        self._resolve()
+        for name in self._FITTED_JSON:
+            setattr(self, name, state[name])
+        self.coefficients_ = pd.DataFrame(
+            np.asarray(state["coefficients"], dtype=float).reshape(len(state["terms"]), len(self.state_names_)),
+            index=pd.Index(state["terms"], name="term"),
+            columns=pd.Index(list(self.state_names_), name="state"),
+        )
+        self.powers_ = np.asarray(state["powers_"], dtype=int)
+        self.scale_ = np.asarray(state["scale_"], dtype=float)
+        self.model_ = None
+        self.simulation_failed_ = []
+
+    def save(self, path: Any) -> Any:
+        """Write this fitted model to ``path``; see :func:`sysid.save`."""
+        from sysid.io import save
+
+        return save(self, path)
