@@ -32,6 +32,18 @@ __version__ = "0.1.0"
 # Public names whose modules import torch: resolved on first access (PEP 562).
 _LAZY = {
     "NeuralODE": "sysid.estimators",
+    "SparseODE": "sysid.estimators",
+    "GreyBoxODE": "sysid.estimators",
+    "HybridODE": "sysid.estimators",
+    "SINDy": "sysid.estimators",
+    "ClassicalODE": "sysid.estimators",
+    "distill": "sysid.estimators._distill",
+    "compare": "sysid.comparison",
+    "metrics": "sysid.metrics",
+    "plot": "sysid.plot",
+    "train_test_split": "sysid.model_selection",
+    "TrajectoryKFold": "sysid.model_selection",
+    "integration": "sysid.integration",
     "ODEBlock": "sysid.integration",
     "load": "sysid.io",
     "save": "sysid.io",

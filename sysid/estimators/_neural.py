@@ -64,9 +64,9 @@ class NeuralODE(SolverTrainedODE):
         the extrapolation error there; 0 monitors the free-run error on the training data.
     patience : int or None, default 60
         Epochs without improvement of the validation score before stopping.
-    lbfgs_steps : int, default 150
+    lbfgs_steps : int, default 100
         Iterations of the full-batch L-BFGS polish after Adam, validated every 10
-        iterations; stops after three chunks without improvement. Adam finds the basin,
+        iterations; stops after two chunks without improvement. Adam finds the basin,
         quasi-Newton steps converge in far fewer solves (see benchmarks/). 0 switches it off.
     collocation_steps : int, default 300
         Adam steps fitting the field to smoothing-spline derivatives of the data
@@ -121,7 +121,7 @@ class NeuralODE(SolverTrainedODE):
         batch_size: int | None = None,
         validation_fraction: float = 0.0,
         patience: int | None = 60,
-        lbfgs_steps: int = 150,
+        lbfgs_steps: int = 100,
         collocation_steps: int = 300,
         input_interpolation: str = "linear",
         random_state: int | None = 0,
