@@ -322,13 +322,27 @@ def _float_block(frame: pd.DataFrame, names: list[Hashable]) -> np.ndarray:
     return np.column_stack(columns)
 
 
+def _same_attrs(a: dict, b: dict) -> bool:
+    """Equality of attribute dicts whose values may be numpy arrays (``==`` is ambiguous there)."""
+    if a.keys() != b.keys():
+        return False
+    for key, value in a.items():
+        other = b[key]
+        if isinstance(value, np.ndarray) or isinstance(other, np.ndarray):
+            if not np.array_equal(np.asarray(value), np.asarray(other)):
+                return False
+        elif value is not other and value != other:
+            return False
+    return True
+
+
 def _frame_attrs(frame: pd.DataFrame, layout: _FrameLayout) -> tuple[dict, dict]:
     attrs = copy.deepcopy(dict(frame.attrs))
     stored = attrs.pop(VARIABLE_ATTRS_KEY, None)
     variable_attrs = dict(stored) if isinstance(stored, dict) else {}
     for name in [*layout.states, *layout.inputs]:
         column_attrs = dict(frame[name].attrs)
-        if column_attrs and column_attrs != dict(frame.attrs):  # pandas copies frame attrs to columns
+        if column_attrs and not _same_attrs(column_attrs, dict(frame.attrs)):  # pandas copies frame attrs
             variable_attrs[name] = copy.deepcopy(column_attrs)
     return attrs, {k: v for k, v in variable_attrs.items() if k in layout.states or k in layout.inputs}
 

@@ -274,3 +274,13 @@ def test_to_pandas_of_xarray_data_uses_the_dimension_names(predator_prey):
 def test_method_on_the_container_calls_the_adapter(predator_prey):
     data = from_pandas(predator_prey, time="t", trajectory="run")
     pd.testing.assert_frame_equal(data.to_pandas(), to_pandas(data))
+
+
+def test_frame_attrs_holding_numpy_arrays_round_trip():
+    # netCDF list attributes arrive as numpy arrays in attrs; comparing them must not be ambiguous
+    frame = pd.DataFrame({"t": [0.0, 1.0, 2.0], "x": [1.0, 2.0, 3.0]})
+    frame.attrs["levels"] = np.array([1, 2, 3])
+    data = from_pandas(frame, time="t", states=["x"])
+    np.testing.assert_array_equal(data.attrs["levels"], [1, 2, 3])
+    again = from_pandas(to_pandas(data), time="t", states=["x"])
+    np.testing.assert_array_equal(again.attrs["levels"], [1, 2, 3])
