@@ -65,13 +65,16 @@ def _restore_floats(value: Any) -> Any:
     return value
 
 
-def save(model: Any, path: str | os.PathLike[str]) -> Path:
+def save(model: Any, path: str | os.PathLike[str], extra: dict[str, Any] | None = None) -> Path:
     """Write a fitted estimator to ``path`` (safetensors tensors + JSON header).
 
     Parameters
     ----------
     model : fitted sysid estimator
     path : file path; conventionally ending in ``.sysid``
+    extra : dict, optional
+        JSON-ready information stored as is under the header key ``"extra"`` (e.g. the
+        provenance the command line records: config, package version, data checksum).
 
     Returns
     -------
@@ -104,6 +107,8 @@ def save(model: Any, path: str | os.PathLike[str]) -> Path:
         "params": jsonable(model.get_params(deep=False)),
         "fitted": jsonable(state),
     }
+    if extra is not None:
+        header["extra"] = jsonable(extra)
     blob = save_tensors({k: v.detach().cpu().clone().contiguous() for k, v in tensors.items()},
                         metadata={_HEADER_KEY: json.dumps(header, allow_nan=False)})
     path = Path(path)

@@ -1,0 +1,329 @@
+"""The ``sysid`` command line, called as a user would: ``main([...])`` in-process and
+``python -m sysid.cli`` in a subprocess, on small files in tmp_path.
+
+Every fit here is tiny (a few epochs of a 4-unit network, backprop gradients, two
+short trajectories): the file runs in well under a minute and a half on two cores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from sysid.cli import main
+from sysid.cli._files import write_data
+from sysid.cli._models import is_savable, model_class
+from sysid.datasets import simulate
+
+TINY_NEURAL = ["--hidden", "4", "--max-epochs", "2", "--lbfgs-steps", "0", "--gradient", "backprop",
+               "--set", "collocation_steps=5"]
+COLUMNS = ["--time", "t", "--states", "prey,predator", "--trajectory", "trajectory"]
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def error_line(err: str) -> str:
+    """The one error line; fails if there is a traceback or more than one line."""
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert "Traceback" not in err
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A two-run Lotka-Volterra CSV, the same data as Parquet and netCDF, and a fitted model."""
+    root = tmp_path_factory.mktemp("cli")
+    frame = simulate("lotka_volterra", n_trajectories=2, n_samples=12, random_state=0, as_frame=True)
+    paths = {"csv": root / "lv.csv", "parquet": root / "lv.parquet", "nc": root / "lv.nc", "root": root}
+    frame.to_csv(paths["csv"], index=False)
+    frame.to_parquet(paths["parquet"], index=False)
+    write_data(simulate("lotka_volterra", n_trajectories=2, n_samples=12, random_state=0).to_xarray(), paths["nc"])
+    paths["model"] = root / "model.sysid"
+    code = main(["fit", str(paths["csv"]), *COLUMNS, *TINY_NEURAL, "--out", str(paths["model"]), "--quiet"])
+    assert code == 0
+    return paths
+
+
+# -- help ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("command", ["fit", "predict", "compare", "info", "demo"])
+def test_every_command_has_help_with_an_example(capsys: pytest.CaptureFixture[str], command: str) -> None:
+    code, out, _ = run(capsys, command, "--help")
+    assert code == 0
+    assert "examples:" in out and f"sysid {command}" in out
+
+
+def test_no_command_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys)
+    assert code == 2 and "fit" in err
+
+
+# -- fit -> info -> predict ----------------------------------------------------------------------------------
+def test_info_describes_the_model_and_its_provenance(capsys: pytest.CaptureFixture[str], files: dict) -> None:
+    code, out, _ = run(capsys, "info", files["model"])
+    assert code == 0
+    assert "NeuralODE" in out and "prey, predator" in out
+    assert "Adam epoch" in out and "stopped:" in out and "final loss" in out
+    assert "lv.csv" in out
+    code, out, _ = run(capsys, "info", files["model"], "--json")
+    header = json.loads(out)
+    provenance = header["extra"]["provenance"]
+    assert header["estimator"] == "NeuralODE" and header["params"]["hidden"] == [4]
+    assert provenance["data"]["sha256"] == hashlib.sha256(files["csv"].read_bytes()).hexdigest()
+    assert provenance["sysid_version"] == header["sysid_version"]
+    assert provenance["config"]["model"] == "neural" and provenance["config"]["states"] == ["prey", "predator"]
+
+
+@pytest.mark.parametrize("source, target",
+                         [("csv", "csv"), ("parquet", "parquet"), ("csv", "nc"), ("nc", "nc"), ("nc", "csv")])
+def test_predict_keeps_the_input_columns_and_labels(capsys: pytest.CaptureFixture[str], files: dict,
+                                                    source: str, target: str) -> None:
+    out_path = files["root"] / f"pred_{source}.{target}"
+    code, _, err = run(capsys, "predict", files["model"], files[source], "--out", out_path, "--quiet")
+    assert code == 0 and err == ""
+    if target == "nc":
+        predicted = xr.open_dataset(out_path).load()
+        assert set(predicted.data_vars) == {"prey", "predator"}
+        assert sorted(map(str, predicted["trajectory"].values)) == ["run0", "run1"]
+        return
+    given = pd.read_csv(files["csv"])
+    predicted = pd.read_csv(out_path) if target == "csv" else pd.read_parquet(out_path)
+    assert list(predicted.columns) == list(given.columns)
+    assert predicted["trajectory"].tolist() == given["trajectory"].tolist()
+    np.testing.assert_allclose(predicted["t"], given["t"])
+    assert np.isfinite(predicted[["prey", "predator"]].to_numpy()).all()
+
+
+def test_predict_new_experiment_on_a_grid_to_stdout(capsys: pytest.CaptureFixture[str], files: dict) -> None:
+    code, out, _ = run(capsys, "predict", files["model"], "--t0", "0", "--t1", "2", "--n-times", "5",
+                       "--x0", "1.5,1.0", "--quiet")
+    assert code == 0
+    lines = out.strip().splitlines()
+    assert lines[0] == "t,prey,predator" and len(lines) == 6
+    assert lines[1].startswith("0.0,1.5,1.0")
+
+
+def test_predict_with_x0_at_data_times(capsys: pytest.CaptureFixture[str], files: dict) -> None:
+    out_path = files["root"] / "pred_x0.csv"
+    code, _, _ = run(capsys, "predict", files["model"], files["csv"], "--x0", "2.0,1.0", "--out", out_path)
+    assert code == 0
+    first = pd.read_csv(out_path).groupby("trajectory").head(1)
+    np.testing.assert_allclose(first[["prey", "predator"]].to_numpy(), [[2.0, 1.0], [2.0, 1.0]])
+
+
+# -- config --------------------------------------------------------------------------------------------------------
+def test_config_file_with_a_flag_override(capsys: pytest.CaptureFixture[str], files: dict, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "pipeline"
+    (folder / "configs").mkdir(parents=True)
+    (folder / "data.csv").write_bytes(files["csv"].read_bytes())
+    config = folder / "configs" / "run.toml"
+    monkeypatch.chdir(folder)  # paths in the file are relative to the current folder, like flags
+    config.write_text(
+        'data = "data.csv"\nout = "fitted.sysid"\ntime = "t"\nstates = ["prey", "predator"]\n'
+        'trajectory = "trajectory"\nmodel = "neural"\n\n[options]\nrandom_state = 3\n\n'
+        '[neural]\nhidden = [4]\nmax_epochs = 5\nlbfgs_steps = 0\ncollocation_steps = 5\ngradient = "backprop"\n'
+    )
+    code, _, _ = run(capsys, "fit", "--config", "configs/run.toml", "--max-epochs", "1", "--quiet")
+    assert code == 0
+    code, out, _ = run(capsys, "info", folder / "fitted.sysid", "--json")
+    header = json.loads(out)
+    assert header["params"]["max_epochs"] == 1  # the flag wins
+    assert header["params"]["hidden"] == [4] and header["params"]["random_state"] == 3  # from the file
+    recorded = header["extra"]["provenance"]["config_file"]
+    assert recorded["sha256"] == hashlib.sha256(config.read_bytes()).hexdigest()
+    assert "max_epochs = 5" in recorded["content"]
+
+
+# -- compare -------------------------------------------------------------------------------------------------------
+def test_compare_writes_table_report_and_figures(capsys: pytest.CaptureFixture[str], files: dict,
+                                                 tmp_path: Path) -> None:
+    rhs = tmp_path / "lv.py"
+    rhs.write_text(
+        "def lotka(t, x, p, u):\n"
+        "    return [p['a'] * x[0] - p['b'] * x[0] * x[1], p['d'] * x[0] * x[1] - p['g'] * x[1]]\n"
+    )
+    data = tmp_path / "lv40.csv"  # SINDy needs more and cleaner samples than the tiny neural fits
+    simulate("lotka_volterra", n_trajectories=2, n_samples=40, noise=0.01, random_state=0,
+             as_frame=True).to_csv(data, index=False)
+    out_dir = tmp_path / "report"
+    code, out, _ = run(capsys, "compare", data, "--trajectory", "trajectory", "--models", "sindy,classical",
+                       "--rhs", f"{rhs}:lotka", "--params", "a=1,b=1,d=1,g=2", "--set", "max_nfev=20",
+                       "--test-trajectories", "run1", "--truth", "lotka_volterra", "--out", out_dir, "--quiet")
+    assert code == 0
+    table = pd.read_csv(out_dir / "comparison.csv")
+    assert sorted(zip(table["estimator"], table["split"])) == [
+        ("ClassicalODE", "test"), ("ClassicalODE", "train"), ("SINDy", "test"), ("SINDy", "train")]
+    assert table["rmse"].notna().all()
+    assert (out_dir / "comparison.md").read_text().count("| SINDy |") == 2
+    assert (out_dir / "fits.png").stat().st_size > 0 and (out_dir / "comparison.png").exists()
+    assert "| estimator | split |" in out  # the table on stdout
+
+
+# -- errors: exit 2 with one clear line ----------------------------------------------------------------------------
+def _bad_cases(files: dict, tmp: Path) -> list[tuple[list, str]]:
+    (tmp / "data.xlsx").write_bytes(b"not really")
+    (tmp / "garbage.sysid").write_bytes(b"\x00\x01 this is not a model")
+    truncated = tmp / "truncated.sysid"
+    truncated.write_bytes(files["model"].read_bytes()[:200])
+    (tmp / "bad.toml").write_text('data = "x.csv"\nepochs = 3\n')
+    out = tmp / "m.sysid"
+    return [
+        (["fit", tmp / "missing.csv", "--out", out], "no such data file"),
+        (["fit", tmp / "data.xlsx", "--out", out], "unknown extension '.xlsx'"),
+        (["fit", files["csv"], "--time", "t", "--states", "prey,predatr", "--trajectory", "trajectory",
+          "--out", out], "did you mean 'predator'"),
+        (["fit", files["csv"], "--model", "nerual", "--out", out], "did you mean 'neural'"),
+        (["compare", files["csv"], "--models", "sindy,lstm"], "unknown model 'lstm'"),
+        (["predict", files["model"], files["csv"], "--x0", "1,2,3"], "--x0 has 3 value(s)"),
+        (["predict", files["model"], "--t1", "3", "--x0", "1"], "the model has 2 states"),
+        (["info", tmp / "garbage.sysid"], "not a readable sysid model file"),
+        (["predict", truncated, files["csv"]], "not a readable sysid model file"),
+        (["fit", files["csv"], "--model", "classical", "--rhs", "lotka_volterra", "--params", "alpha=fast",
+          "--out", out], "alpha=fast is not a number"),
+        (["fit", files["csv"], "--model", "sindy", "--hidden", "8", "--out", out], "--hidden does not apply"),
+        (["fit", "--config", tmp / "bad.toml", "--out", out], "unknown key 'epochs'"),
+        (["fit", files["csv"], "--max-epochs", "many", "--out", out], "invalid int value"),
+        (["compare", files["csv"], "--trajectory", "trajectory", "--models", "sindy", "--test-trajectories", "run7"],
+         "no trajectory 'run7'"),
+        (["demo", "--dataset", "lynx_hares"], "did you mean 'lynx_hare'"),
+    ]
+
+
+def test_bad_input_exits_2_with_one_clear_line(capsys: pytest.CaptureFixture[str], files: dict,
+                                               tmp_path: Path) -> None:
+    for argv, expected in _bad_cases(files, tmp_path):
+        code, out, err = run(capsys, *argv)
+        line = error_line(err)
+        assert code == 2, (argv, err)
+        assert expected in line, (argv, line)
+        assert line.startswith("sysid ") and ": error: " in line
+        assert out == ""
+    assert not (tmp_path / "m.sysid").exists()
+
+
+def test_unknown_extension_names_the_accepted_ones(capsys: pytest.CaptureFixture[str], files: dict) -> None:
+    code, _, err = run(capsys, "predict", files["model"], files["csv"], "--out", files["root"] / "pred.json")
+    assert code == 2
+    assert ".csv" in err and ".parquet" in err and ".nc" in err
+
+
+def test_failed_fit_exits_1(capsys: pytest.CaptureFixture[str], files: dict, tmp_path: Path,
+                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import sysid
+
+    def fail(self, *args, **kwargs):
+        raise sysid.FitError("training failed 5 times in a row (last: the loss is NaN or infinite)")
+
+    monkeypatch.setattr(model_class("neural"), "fit", fail)
+    code, _, err = run(capsys, "fit", files["csv"], *COLUMNS, "--out", tmp_path / "m.sysid", "--quiet")
+    assert code == 1
+    assert "the fit failed" in error_line(err)
+
+
+def test_a_model_sysid_save_refuses_is_refused_before_fitting(capsys: pytest.CaptureFixture[str], files: dict,
+                                                               tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sysid.estimators
+
+    monkeypatch.setattr(sysid.estimators, "__all__", [n for n in sysid.estimators.__all__ if n != "ClassicalODE"])
+    code, _, err = run(capsys, "fit", files["csv"], *COLUMNS, "--model", "classical", "--rhs", "lotka_volterra",
+                       "--out", tmp_path / "lv.sysid")
+    assert code == 2 and "cannot be written to a model file yet" in error_line(err)
+
+
+@pytest.fixture
+def classical_exported(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ClassicalODE exported from sysid.estimators (so sysid.save takes it), as the owner will do."""
+    import sysid.estimators
+
+    cls = model_class("classical")
+    if not is_savable(cls):
+        monkeypatch.setattr(sysid.estimators, "ClassicalODE", cls, raising=False)
+        monkeypatch.setattr(sysid.estimators, "__all__", [*sysid.estimators.__all__, "ClassicalODE"])
+
+
+@pytest.mark.usefixtures("classical_exported")
+def test_classical_model_with_the_builtin_right_hand_side(capsys: pytest.CaptureFixture[str], files: dict,
+                                                          tmp_path: Path) -> None:
+    out = tmp_path / "lv.sysid"
+    code, _, _ = run(capsys, "fit", files["csv"], *COLUMNS, "--model", "classical", "--rhs", "lotka_volterra",
+                     "--params", "alpha=1,beta=1,gamma=2,delta=1", "--set", "max_nfev=20", "--out", out, "-q")
+    assert code == 0
+    code, text, _ = run(capsys, "info", out)
+    assert "ClassicalODE" in text and "alpha = " in text and "lotka_volterra (built in)" in text
+    code, _, _ = run(capsys, "predict", out, files["csv"], "--out", tmp_path / "p.csv", "-q")  # no --rhs needed
+    assert code == 0
+
+
+@pytest.mark.usefixtures("classical_exported")
+def test_classical_model_with_a_right_hand_side_file(capsys: pytest.CaptureFixture[str], files: dict,
+                                                     tmp_path: Path) -> None:
+    rhs = tmp_path / "lv.py"
+    rhs.write_text("def lotka(t, x, p, u):\n"
+                   "    return [p['a'] * x[0] - p['b'] * x[0] * x[1], p['d'] * x[0] * x[1] - p['g'] * x[1]]\n")
+    out = tmp_path / "lv.sysid"
+    code, _, _ = run(capsys, "fit", files["csv"], *COLUMNS, "--model", "classical", "--rhs", f"{rhs}:lotka",
+                     "--params", "a=1,b=1,d=1,g=2", "--bounds", "a=0:,b=0:", "--set", "max_nfev=20", "--out", out,
+                     "-q")
+    assert code == 0
+    code, _, err = run(capsys, "predict", out, files["csv"])  # files hold no code: --rhs is needed again
+    assert code == 2 and f"--rhs {rhs}:lotka" in error_line(err)
+    code, _, err = run(capsys, "predict", out, files["csv"], "--rhs", f"{rhs}:lotkka")
+    assert code == 2 and "did you mean 'lotka'" in error_line(err)
+    code, _, _ = run(capsys, "predict", out, files["csv"], "--rhs", f"{rhs}:lotka", "--out", tmp_path / "p.csv")
+    assert code == 0
+    code, text, _ = run(capsys, "info", out)
+    assert f"{rhs}:lotka (sha256" in text and "a = " in text
+
+
+# -- demo and the real entry point ---------------------------------------------------------------------------------
+def test_demo_quick_writes_report_and_figures(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    out_dir = tmp_path / "demo"
+    code, out, err = run(capsys, "demo", "--quick", "--out", out_dir, "--quiet")
+    assert code == 0 and err == ""  # --quiet: no progress bars, no messages
+    report = (out_dir / "report.md").read_text()
+    assert "in-sample" in report and "| NeuralODE | train |" in report
+    assert "published" in report and "0.028" in report
+    assert "fits.png" in report and (out_dir / "fits.png").stat().st_size > 0
+    assert "SINDy" in out and "d hare/dt" in out and "0.55" in out
+
+
+def test_python_dash_m_entry_point(files: dict, tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "sysid.cli", "fit", str(tmp_path / "absent.csv"),
+                             "--out", str(tmp_path / "m.sysid")], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert "no such data file" in error_line(result.stderr)
+
+
+def test_compare_from_a_config_file_flags_win(capsys: pytest.CaptureFixture[str], files: dict, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("run.toml").write_text(
+        f'data = "{files["csv"]}"\ntrajectory = "trajectory"\nmodels = ["sindy"]\n\n'
+        '[options]\nrandom_state = 1\nhidden = [4]\n\n[sindy]\nthreshold = 0.5\ndegree = 1\n'
+    )
+    built = {}
+    import sysid.cli._demo as demo_module
+
+    def record(estimators, *args, **kwargs):  # capture the estimators instead of fitting them
+        built.update(estimators)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(demo_module, "run_comparison", record)
+    code, _, _ = run(capsys, "compare", "--config", "run.toml", "--threshold", "0.2", "--quiet")
+    assert code == 130
+    sindy = built["SINDy"]
+    assert sindy.threshold == 0.2 and sindy.degree == 1  # the flag wins over [sindy]; the table over defaults
