@@ -170,3 +170,16 @@ class NeuralODE(SolverTrainedODE):
             as_t(scaling.center), as_t(scaling.spread), as_t(scaling.input_center),
             as_t(scaling.input_spread), scaling.time_unit, generator, dtype,
         )
+
+    def to_equations(self, library: str = "polynomial", degree: int = 2, threshold: float = 0.05,
+                     n_samples: int = 2000, random_state: int | None = 0, **options: Any) -> Any:
+        """Read the learned black-box field as sparse equations; see :func:`sysid.distill`.
+
+        The field is sampled over the region the training data covered and a sparse
+        pysindy regression is fitted to it, so the result is only as trustworthy as the
+        field there. Returns an object with ``coefficients_`` and ``equations()``.
+        """
+        from sysid.estimators._distill import distill
+
+        return distill(self, library=library, degree=degree, threshold=threshold, n_samples=n_samples,
+                       random_state=random_state, **options)

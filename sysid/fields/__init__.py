@@ -4,6 +4,9 @@ Every field maps times (batch,), states (batch, n_dims) in physical units and in
 (batch, n_inputs) or None to dx/dt (batch, n_dims). Fields never import estimators.
 """
 
+from sysid.fields._greybox import GreyBoxField as GreyBoxField
+from sysid.fields._hybrid import HybridField as HybridField
 from sysid.fields._mlp import MLPField as MLPField
+from sysid.fields._polynomial import PolynomialField as PolynomialField
 
-__all__ = ["MLPField"]
+__all__ = ["GreyBoxField", "HybridField", "MLPField", "PolynomialField"]

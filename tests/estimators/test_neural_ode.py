@@ -266,3 +266,11 @@ def test_model_files_hold_no_code_and_bad_files_give_clear_errors(fitted, tmp_pa
     (tmp_path / "future.sysid").write_bytes(save_tensors(load_tensors(raw), metadata={"sysid": json.dumps(header)}))
     with pytest.raises(sysid.ModelFileError, match="format version 99"):
         sysid.load(tmp_path / "future.sysid")
+
+
+def test_to_equations_reads_the_learned_decay_rate(fitted):
+    equations = fitted.to_equations(degree=1, threshold=0.05)
+    coefficients = equations.coefficients_
+    assert coefficients.loc["x", "x"] == pytest.approx(-0.8, abs=0.1)
+    assert abs(coefficients.loc["1", "x"]) < 0.1
+    assert equations.equations()[0].startswith("d x/dt =")
