@@ -252,7 +252,7 @@ def _polish(objective: torch.nn.Module, params: list[torch.nn.Parameter], n_item
                                    "lr": math.nan,
                                    "seconds": time.perf_counter() - start, "stage": "lbfgs"})
             epoch += 1
-            bar.set_postfix(loss=f"{float(loss):.3g}", val=f"{min(score, result.best_score):.3g}", nfe=nfe())
+            bar.set_postfix(loss=f"{float(loss.detach()):.3g}", val=f"{min(score, result.best_score):.3g}", nfe=nfe())
             if score < result.best_score:
                 result.best_score, result.best_epoch = score, epoch - 1
                 best_state = _snapshot(objective)
