@@ -74,7 +74,7 @@ device, verbose, warm_start
     ...     return p["r"] * x
     >>> t = np.linspace(0, 1, 12)
     >>> y = (1.0 / (1.0 + np.exp(-2.0 * t)))[:, None]      # logistic: known growth + saturation
-    >>> model = HybridODE(growth, {"r": 2.0}, fixed=["r"], hidden=(8,), max_epochs=20,
+    >>> model = HybridODE(growth, {"r": 2.0}, fixed=["r"], hidden=(8,), max_epochs=5, lbfgs_steps=10,
     ...                   gradient="backprop", verbose=False).fit(y, t=t)
     >>> model.correction([[0.9]]).shape
     (1, 1)
