@@ -421,7 +421,6 @@ device, verbose, warm_start
         theta0, _ = self._theta()
         _, bounds, _ = self._spec()
         module = self._parameter_module()
-        n_free = len(module.free_names)
         lower = np.full(theta0.size, -np.inf)
         upper = np.full(theta0.size, np.inf)
         for k, name in enumerate(module.free_names):

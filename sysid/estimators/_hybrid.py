@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted
 
-from sysid.errors import ConfigError, DataError
+from sysid.errors import ConfigError
 from sysid.estimators._greybox import ParametricODE, probe_function
 from sysid.estimators._ode_base import Scaling
 from sysid.fields import MLPField
@@ -249,26 +249,7 @@ device, verbose, warm_start
         array of the same leading shape as ``x``: what the network adds to the known part.
         """
         check_is_fitted(self)
-        x_arr = np.asarray(x, dtype=float)
-        single = x_arr.ndim == 1
-        x2 = np.atleast_2d(x_arr)
-        if x2.ndim != 2 or x2.shape[1] not in (self.n_states_in_, self.n_dims_):
-            raise DataError(f"x must have {self.n_states_in_} columns (states {self.state_names_}), "
-                            f"got shape {x_arr.shape}.")
-        if x2.shape[1] < self.n_dims_:
-            x2 = np.concatenate([x2, np.zeros((x2.shape[0], self.n_dims_ - x2.shape[1]))], axis=1)
-        dtype = self.torch_dtype_
-        tt = torch.as_tensor(np.broadcast_to(np.asarray(t, dtype=float), (x2.shape[0],)).copy(), dtype=dtype)
-        uu = None
-        if self.n_controls_in_:
-            if u is None:
-                raise DataError(f"the model has inputs {self.input_names_}: pass u=.")
-            uu = torch.as_tensor(np.broadcast_to(np.atleast_2d(np.asarray(u, dtype=float)),
-                                                 (x2.shape[0], self.n_controls_in_)).copy(), dtype=dtype)
-        with torch.no_grad():
-            out = self.rhs_.field.correction(tt, torch.as_tensor(x2, dtype=dtype), uu).cpu().numpy()
-        out = out[:, : self.n_states_in_]
-        return out[0] if single else out
+        return self._evaluate_field(self.rhs_.field.correction, x, t, u)
 
     # -- model files -------------------------------------------------------------------
     def _set_fitted_state(self, state: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:

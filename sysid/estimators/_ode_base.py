@@ -334,10 +334,14 @@ class SolverTrainedODE(TrajectoryEstimator):
         from sklearn.utils.validation import check_is_fitted
 
         check_is_fitted(self)
+        return self._evaluate_field(self.rhs_.field, x, t, u)
+
+    def _evaluate_field(self, function: Any, x: Any, t: Any, u: Any) -> np.ndarray:
+        """Evaluate ``function(t, x, u)`` (a fitted field or part of one) on numpy input."""
         x_arr = np.asarray(x, dtype=float)
         single = x_arr.ndim == 1
         x2 = np.atleast_2d(x_arr)
-        if x2.shape[1] not in (self.n_states_in_, self.n_dims_):
+        if x2.ndim != 2 or x2.shape[1] not in (self.n_states_in_, self.n_dims_):
             raise DataError(f"x must have {self.n_states_in_} columns (states {self.state_names_}), "
                             f"got shape {x_arr.shape}.")
         if x2.shape[1] < self.n_dims_:
@@ -351,7 +355,7 @@ class SolverTrainedODE(TrajectoryEstimator):
             uu = torch.as_tensor(np.broadcast_to(np.atleast_2d(np.asarray(u, dtype=float)),
                                                  (x2.shape[0], self.n_controls_in_)).copy(), dtype=dtype)
         with torch.no_grad():
-            f = self.rhs_.field(tt, torch.as_tensor(x2, dtype=dtype), uu).cpu().numpy()
+            f = function(tt, torch.as_tensor(x2, dtype=dtype), uu).cpu().numpy()
         f = f[:, : self.n_states_in_]
         return f[0] if single else f
 
