@@ -105,6 +105,6 @@ class MLPField(torch.nn.Module):
         if self.n_inputs:
             parts.append((u - self.input_center) / self.input_spread)
         if self.time_dependent:
-            parts.append((t / self.time_unit).reshape(-1, 1).expand(x.shape[0], 1))
+            parts.append((t / self.time_unit).reshape(-1, 1).expand(z.shape[0], 1))
         inputs = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
         return self.net(inputs) / self.time_unit

@@ -274,3 +274,13 @@ def test_to_equations_reads_the_learned_decay_rate(fitted):
     assert coefficients.loc["x", "x"] == pytest.approx(-0.8, abs=0.1)
     assert abs(coefficients.loc["1", "x"]) < 0.1
     assert equations.equations()[0].startswith("d x/dt =")
+
+
+def test_time_dependent_field_learns_an_explicit_forcing():
+    # x' = cos(t): x = sin(t) + x0, no autonomous field can produce it from two different starts
+    t = np.linspace(0, 4, 25)
+    data = sysid.Trajectories.from_arrays([t, t], [np.sin(t)[:, None], (np.sin(t) + 1.0)[:, None]])
+    model = sysid.NeuralODE(hidden=(16,), time_dependent=True, max_epochs=20, lbfgs_steps=30,
+                            gradient="backprop", verbose=False).fit(data)
+    pred = model.predict(t=t, x0=[0.5])
+    assert np.sqrt(np.mean((pred[:, 0] - (np.sin(t) + 0.5)) ** 2)) < 0.1
