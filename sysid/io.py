@@ -13,8 +13,10 @@ right-hand side) store the function's name only; pass the function again to
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ from sysid.errors import ModelFileError
 
 FORMAT_NAME = "sysid-model"
 FORMAT_VERSION = 1
+CHECKPOINT_FORMAT = "sysid-checkpoint"
 _HEADER_KEY = "sysid"
 
 
@@ -48,6 +51,8 @@ def jsonable(value: Any) -> Any:
         return value.tolist()
     if isinstance(value, np.generic):
         return value.item()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
     if callable(value):
         return {"__callable__": getattr(value, "__qualname__", repr(value))}
     if isinstance(value, float) and not np.isfinite(value):
@@ -109,17 +114,62 @@ def save(model: Any, path: str | os.PathLike[str], extra: dict[str, Any] | None 
     }
     if extra is not None:
         header["extra"] = jsonable(extra)
-    blob = save_tensors({k: v.detach().cpu().clone().contiguous() for k, v in tensors.items()},
-                        metadata={_HEADER_KEY: json.dumps(header, allow_nan=False)})
+    return write_safely(path, header, tensors)
+
+
+def tensor_digest(tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 of the tensors' names, dtypes, shapes and bytes: detects a corrupted payload."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        value = tensors[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{value.dtype}|{tuple(value.shape)}|".encode())
+        digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes() if value.numel() else b"")
+    return digest.hexdigest()
+
+
+def write_safely(path: str | os.PathLike[str], header: dict[str, Any], tensors: dict[str, torch.Tensor]) -> Path:
+    """Write ``tensors`` with the JSON ``header`` (plus their digest) atomically to ``path``.
+
+    The bytes go to a temporary file in the same folder, are flushed to disk, and replace
+    ``path`` in one ``os.replace``: a crash or a kill leaves the old file or the new one,
+    never half of one.
+    """
+    tensors = {k: v.detach().cpu().clone().contiguous() for k, v in tensors.items()}
+    header = {**header, "tensors_sha256": tensor_digest(tensors)}
+    blob = save_tensors(tensors, metadata={_HEADER_KEY: json.dumps(header, allow_nan=False)})
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(blob)
-    os.replace(tmp, path)  # never leave a half-written model behind
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.chmod(tmp, _file_mode(path))  # mkstemp makes it private (0600); keep what a plain write gives
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(blob)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)  # never leave a half-written file behind
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return path
 
 
-def read_header(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """Read and check a model file's JSON header and tensors (no objects are built)."""
+def _file_mode(path: Path) -> int:
+    """The permissions ``path`` has, or those a new file gets under the current umask."""
+    if path.exists():
+        return path.stat().st_mode & 0o777
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def read_header(path: str | os.PathLike[str], expected: str = FORMAT_NAME,
+                ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """Read and check a model file's JSON header and tensors (no objects are built).
+
+    ``expected`` is the format name the header must carry (:data:`FORMAT_NAME`, or
+    :data:`CHECKPOINT_FORMAT` for training checkpoints).
+    """
+    if not isinstance(path, str | os.PathLike):
+        raise ModelFileError(f"a model file path must be a str or os.PathLike, got {type(path).__name__} {path!r}.")
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"no model file at {str(path)!r}.")
@@ -138,13 +188,21 @@ def read_header(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str,
         header = _restore_floats(json.loads(metadata[_HEADER_KEY]))
     except json.JSONDecodeError as exc:
         raise ModelFileError(f"{str(path)!r}: the sysid header is not valid JSON ({exc}).") from None
-    if header.get("format") != FORMAT_NAME:
-        raise ModelFileError(f"{str(path)!r}: unknown format {header.get('format')!r}.")
+    if not isinstance(header, dict):
+        raise ModelFileError(f"{str(path)!r}: the sysid header is a JSON {type(header).__name__}, not an object.")
+    if header.get("format") != expected:
+        raise ModelFileError(f"{str(path)!r}: format {header.get('format')!r}, expected {expected!r}.")
     if header.get("format_version") != FORMAT_VERSION:
         raise ModelFileError(
             f"{str(path)!r} has model format version {header.get('format_version')!r}; this sysid "
             f"({_version()}) reads version {FORMAT_VERSION}. Load it with the sysid version that wrote it "
             f"({header.get('sysid_version')!r}) and refit, or re-save."
+        )
+    digest = header.get("tensors_sha256")  # files written before the digest existed have none
+    if digest is not None and digest != tensor_digest(tensors):
+        raise ModelFileError(
+            f"{str(path)!r} is corrupted: its tensors do not match the checksum in its header. "
+            "Use another copy of the file, or fit and save the model again."
         )
     return header, tensors
 
@@ -186,7 +244,10 @@ def load(path: str | os.PathLike[str], **functions: Callable[..., Any]) -> Any:
     name = header.get("estimator")
     if name not in registry:
         raise ModelFileError(f"{str(path)!r}: unknown estimator {name!r}; known: {sorted(registry)}.")
-    params = dict(header.get("params", {}))
+    params = header.get("params", {})
+    if not isinstance(params, dict):
+        raise ModelFileError(f"{str(path)!r}: the estimator parameters are a {type(params).__name__}, not an object.")
+    params = dict(params)
     for key, value in params.items():
         if isinstance(value, dict) and "__callable__" in value:
             if key not in functions:
@@ -196,9 +257,15 @@ def load(path: str | os.PathLike[str], **functions: Callable[..., Any]) -> Any:
                 )
             params[key] = functions[key]
     cls = registry[name]
-    model = cls(**params)
+    try:
+        model = cls(**params)
+    except TypeError as exc:  # parameters this version's estimator does not take
+        raise ModelFileError(
+            f"{str(path)!r}: its {name} parameters do not fit this sysid ({_version()}): {exc}. "
+            f"It was written by sysid {header.get('sysid_version')!r}."
+        ) from None
     try:
         model._set_fitted_state(header["fitted"], tensors)
-    except (KeyError, RuntimeError, ValueError) as exc:
+    except (KeyError, RuntimeError, ValueError, TypeError, AttributeError) as exc:
         raise ModelFileError(f"{str(path)!r}: the fitted state does not match a {name}: {exc}") from None
     return model

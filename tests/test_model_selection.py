@@ -48,7 +48,7 @@ def test_random_split_is_seeded_and_sized(five):
         ({"test_size": 0.5, "time_fraction": 0.5}, ConfigError, r"got \['time_fraction', 'test_size'\]"),
         ({"test_size": 1.5}, ConfigError, r"test_size as a fraction must be in \(0, 1\), got 1.5"),
         ({"test_size": 5}, ConfigError, r"test_size=5 trajectories must be between 1 and 4"),
-        ({"test_trajectories": ["nope"]}, KeyError, "no trajectory named 'nope'"),
+        ({"test_trajectories": ["nope"]}, DataError, "no trajectory named 'nope'"),
         ({"time_fraction": 1.0}, DataError, r"time_fraction must be in \(0, 1\)"),
     ],
 )

@@ -72,6 +72,17 @@ def as_name_list(names: Hashable | Sequence[Hashable] | None, what: str) -> list
     if isinstance(names, str) or not isinstance(names, Iterable):
         return [names]
     listed = list(names)
+    unhashable = [n for n in listed if not isinstance(n, Hashable)]
+    if unhashable:
+        raise DataError(
+            f"{what}: {unhashable[0]!r} is not a column or variable name; give a flat list of names "
+            f"such as {what}=['a', 'b']."
+        )
+    if what == "states" and not listed:
+        raise DataError(
+            "states= is an empty list; name at least one state, or leave states=None to use every "
+            "numeric column (variable) that is not the time, the trajectory or an input."
+        )
     duplicated = [n for i, n in enumerate(listed) if n in listed[:i]]
     if duplicated:
         raise DataError(f"{what}: {duplicated[0]!r} is listed twice; give each name once.")
@@ -140,7 +151,8 @@ def read_times(values: Any, label: str) -> TimeValues:
         values = index.tz_convert("UTC").tz_localize(None).to_numpy()
         dtype = values.dtype
     elif isinstance(values, pd.Series | pd.Index):
-        if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
+        if (pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+                and not pd.api.types.is_complex_dtype(dtype)):
             return _float_times(values.to_numpy(dtype=np.float64, na_value=np.nan), dtype)
         values = values.to_numpy()
     else:

@@ -17,6 +17,7 @@ import numpy as np
 from sysid.adapters._common import RawTrajectory, RowRules, build_trajectory, read_times
 from sysid.errors import DataError
 from sysid.trajectories import Trajectories
+from sysid.trajectories._validation import is_complex
 
 __all__ = ["from_arrays", "to_arrays"]
 
@@ -115,6 +116,11 @@ def to_arrays(data: Trajectories) -> list[np.ndarray]:
 
 
 def _as_float(values: ArrayLike, what: str) -> np.ndarray:
+    if is_complex(values):
+        raise DataError(
+            f"{what} holds complex numbers; states and inputs must be real (converting would silently "
+            "drop the imaginary part). Pass the real part or the modulus explicitly."
+        )
     try:
         return np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -141,6 +147,8 @@ def _split_trajectories(values: ArrayLike, what: str) -> tuple[str, list[np.ndar
         return "list", [_as_matrix(item, f"{what}[{i}]") for i, item in enumerate(values)]
     array = _as_float(values, what)
     if array.ndim == 3:
+        if not array.shape[0]:
+            raise DataError(f"{what} has shape {array.shape}: no trajectories; give at least one.")
         return "stacked", list(array)
     return "single", [_as_matrix(array, what)]
 

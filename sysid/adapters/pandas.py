@@ -188,6 +188,10 @@ def _index_level_names(frame: pd.DataFrame) -> list[Hashable]:
 
 def _locate(frame: pd.DataFrame, name: Hashable, what: str) -> bool:
     """True if ``name`` is an index level, False if a column; raise if neither."""
+    if not isinstance(name, Hashable):
+        raise DataError(
+            f"{what}= must be one column name, got {type(name).__name__} {name!r}; e.g. {what}='t'."
+        )
     if name in frame.columns:
         return False
     if name is not None and name in frame.index.names:

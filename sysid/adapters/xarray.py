@@ -66,7 +66,7 @@ def from_xarray(
         A Dataset whose data variables are the states (and inputs), over dims
         ``(trajectory, time)`` (NaN padding for ragged experiments) or ``(time,)``; or a
         DataArray with a state dimension whose coordinate values are the state names.
-        Dask-backed data is computed here.
+        Dask-backed data is computed here, one chunk of trajectories at a time.
     time : str, optional
         The time dimension; it needs a coordinate of floats, datetime64 or timedelta64.
         Default: the dimension called ``"time"`` or ``"t"``.
@@ -115,6 +115,9 @@ def from_xarray(
             f"from_xarray expects an xarray Dataset or DataArray, got {type(obj).__name__}."
         )
     time_dim = _time_dim(obj, time)
+    if trajectory is not None and trajectory == time_dim:
+        raise DataError(f"{trajectory!r} is both the time dimension and trajectory=; name the dimension that "
+                        "tells the experiments apart, or leave trajectory= out for a single experiment.")
     if trajectory is not None and trajectory not in obj.sizes:
         raise missing_name_error(
             "dimension", trajectory, list(obj.sizes), "Check the trajectory= argument."
@@ -144,10 +147,12 @@ def _read_trajectories(
     times: TimeValues,
     interpolate_inputs: bool,
 ) -> list[Trajectory]:
-    """One checked Trajectory per entry of the trajectory dim (computing Dask data once)."""
-    selected = dataset[[*layout.states, *layout.inputs]].compute()
-    state_block = _stacked(selected, layout.states, layout)
-    input_block = _stacked(selected, layout.inputs, layout) if layout.inputs else None
+    """One checked Trajectory per entry of the trajectory dim.
+
+    Dask-backed data is computed one chunk of trajectories at a time (each chunk once):
+    besides the Trajectories being built, memory holds one chunk, never the whole array.
+    """
+    selected = dataset[[*layout.states, *layout.inputs]]
     rules = RowRules(
         layout.states,
         layout.inputs,
@@ -156,14 +161,37 @@ def _read_trajectories(
         interpolate_inputs=interpolate_inputs,
     )
     positions = np.arange(dataset.sizes[layout.time])
-    return [
-        build_trajectory(
-            RawTrajectory(name, times, state_block[i],
-                          None if input_block is None else input_block[i], positions),
-            rules,
-        )
-        for i, name in enumerate(names)
-    ]
+    out: list[Trajectory] = []
+    for rows in _trajectory_blocks(selected, layout):
+        part = (selected if rows is None else selected.isel({layout.trajectory: rows})).compute()
+        state_block = _stacked(part, layout.states, layout)
+        input_block = _stacked(part, layout.inputs, layout) if layout.inputs else None
+        first = 0 if rows is None else rows.start
+        out += [
+            build_trajectory(
+                RawTrajectory(names[first + i], times, state_block[i],
+                              None if input_block is None else input_block[i], positions),
+                rules,
+            )
+            for i in range(state_block.shape[0])
+        ]
+    return out
+
+
+def _trajectory_blocks(selected: xr.Dataset, layout: _DatasetLayout) -> list[slice | None]:
+    """Slices of the trajectory dim along the Dask chunks of the first chunked variable; [None]: all at once."""
+    if layout.trajectory is None:
+        return [None]
+    for name in [*layout.states, *layout.inputs]:
+        variable = selected[name].variable
+        if variable.chunks is None or layout.trajectory not in variable.dims:
+            continue
+        sizes = variable.chunks[variable.dims.index(layout.trajectory)]
+        if len(sizes) < 2:
+            return [None]
+        stops = np.cumsum(sizes)
+        return [slice(int(stop - size), int(stop)) for size, stop in zip(sizes, stops)]
+    return [None]
 
 
 def _time_dim(obj: xr.Dataset | xr.DataArray, time: Hashable | None) -> Hashable:

@@ -595,6 +595,8 @@ def _predict_grid(args: argparse.Namespace, model: Any, x0: np.ndarray | None, k
     n = 101 if args.n_times is None else int(args.n_times)
     if n < 2:
         raise UsageError(f"--n-times must be at least 2, got {n}.")
+    if not (np.isfinite(t0) and np.isfinite(float(args.t1))):
+        raise UsageError(f"--t0 and --t1 must be finite numbers, got --t0 {t0} and --t1 {args.t1}.")
     if not float(args.t1) > t0:
         raise UsageError(f"--t1 ({args.t1}) must be later than --t0 ({t0}).")
     t = np.linspace(t0, float(args.t1), n)

@@ -27,7 +27,7 @@ from scipy.stats import t as student_t
 from sklearn.utils.validation import check_is_fitted
 
 from sysid.errors import ConfigError, DataError, FitWarning, SolverWarning
-from sysid.estimators._base import TrajectoryEstimator
+from sysid.estimators._base import TrajectoryEstimator, as_numbers
 from sysid.trajectories import Trajectories, Trajectory
 
 __all__ = ["ClassicalODE", "SimulationResult", "simulate_numpy"]
@@ -716,7 +716,7 @@ def _vector_field_args(
     model: TrajectoryEstimator, x: Any, t: Any, u: Any
 ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray | None], bool]:
     """Validated (points, times, inputs per point, single) for ``vector_field``."""
-    points = np.asarray(x, dtype=float)
+    points = as_numbers(x, "x")
     single = points.ndim == 1
     points = np.atleast_2d(points)
     if points.ndim != 2 or points.shape[1] != model.n_states_in_:
@@ -725,8 +725,9 @@ def _vector_field_args(
             f"(states {model.state_names_}), got shape {np.shape(x)}."
         )
     n = points.shape[0]
+    t_arr = as_numbers(t, "t")
     try:
-        times = np.broadcast_to(np.asarray(t, dtype=float), (n,))
+        times = np.broadcast_to(t_arr, (n,))
     except ValueError:
         raise DataError(f"t must be a number or an array of {n} times, got shape {np.shape(t)}.") from None
     if model.n_controls_in_:
@@ -735,8 +736,9 @@ def _vector_field_args(
                 f"the model was fitted with inputs {model.input_names_}: pass u= with shape "
                 f"({model.n_controls_in_},) or ({n}, {model.n_controls_in_})."
             )
+        u_arr = as_numbers(u, "u")
         try:
-            uu = np.broadcast_to(np.atleast_2d(np.asarray(u, dtype=float)), (n, model.n_controls_in_))
+            uu = np.broadcast_to(np.atleast_2d(u_arr), (n, model.n_controls_in_))
         except ValueError:
             raise DataError(
                 f"u must have shape ({model.n_controls_in_},) or ({n}, {model.n_controls_in_}) for inputs "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -103,8 +104,10 @@ def probe_function(f: Any, name: str, args: tuple[Any, ...], expected: tuple[int
         ) from None
     except Exception as exc:  # noqa: BLE001 - reported with context
         raise ConfigError(
-            f"calling {name}{signature[signature.index('('):]} on a probe batch of {expected[0]} states "
-            f"(shape {expected}) raised {type(exc).__name__}: {exc}"
+            f"calling {name}{signature[signature.index('('):]} on a probe batch x of shape {expected} "
+            f"({expected[0]} points of {expected[1]} state(s), batch first) raised {type(exc).__name__}: {exc}"
+            + (f". Does {name} expect another number of states than the data's {expected[1]}?"
+               if isinstance(exc, IndexError) else "")
         ) from exc
     if not isinstance(out, torch.Tensor):
         hint = " (stack columns with torch.stack([...], dim=-1))" if isinstance(out, list | tuple) else ""
@@ -191,7 +194,7 @@ class GreyBoxODE(ParametricODE):
     solver, rtol, atol, solver_options, gradient, learn_x0, learn_time, n_augment, \
 segment_length, continuity_weight, max_epochs, lr, batch_size, validation_fraction, \
 patience, lbfgs_steps, collocation_steps, input_interpolation, random_state, dtype, \
-device, verbose, warm_start
+device, verbose, warm_start, checkpoint_path
         As for :class:`~sysid.NeuralODE`. A unit step of a parameter's raw value is a
         relative change (for an unbounded parameter, of its initial magnitude), so
         ``lr`` is a relative step size.
@@ -262,6 +265,7 @@ device, verbose, warm_start
         device: str = "cpu",
         verbose: bool = True,
         warm_start: bool = False,
+        checkpoint_path: str | os.PathLike[str] | None = None,
     ) -> None:
         self.f = f
         self.params = params
@@ -291,6 +295,7 @@ device, verbose, warm_start
         self.device = device
         self.verbose = verbose
         self.warm_start = warm_start
+        self.checkpoint_path = checkpoint_path
 
     def _build_field(self, n_dims: int, n_inputs: int, scaling: Scaling,
                      generator: torch.Generator, dtype: torch.dtype) -> torch.nn.Module:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -58,7 +60,7 @@ class SparseODE(SolverTrainedODE):
     solver, rtol, atol, solver_options, gradient, learn_x0, learn_time, n_augment, \
 segment_length, continuity_weight, max_epochs, lr, batch_size, validation_fraction, \
 patience, lbfgs_steps, collocation_steps, input_interpolation, random_state, dtype, \
-device, verbose, warm_start
+device, verbose, warm_start, checkpoint_path
         As for :class:`~sysid.NeuralODE`, except that ``max_epochs`` (default 100)
         applies to every round, and ``collocation_steps=0`` switches the least-squares
         initialisation off (coefficients then start at zero).
@@ -121,6 +123,7 @@ device, verbose, warm_start
         device: str = "cpu",
         verbose: bool = True,
         warm_start: bool = False,
+        checkpoint_path: str | os.PathLike[str] | None = None,
     ) -> None:
         self.library = library
         self.degree = degree
@@ -152,6 +155,7 @@ device, verbose, warm_start
         self.device = device
         self.verbose = verbose
         self.warm_start = warm_start
+        self.checkpoint_path = checkpoint_path
 
     # -- configuration -------------------------------------------------------------------
     def _check_sparse_params(self) -> None:
@@ -235,11 +239,13 @@ device, verbose, warm_start
                 for round_ in range(1, int(self.n_threshold_rounds) + 1):
                     if not self.rhs_.field.prune(float(self.threshold)):
                         break
+                    self._checkpoint_stage = round_  # a checkpoint resumes its own round only
                     self._fit_resolved(data)
                     histories.append(self.history_.assign(round=round_))
                     nfe += self.n_function_evals_
         finally:
             self.warm_start = user_warm_start
+            self.__dict__.pop("_checkpoint_stage", None)
         if self.n_threshold_rounds:  # rounds exhausted: prune what the last one left small
             self.rhs_.field.prune(float(self.threshold))
         self.history_ = pd.concat(histories, ignore_index=True)

@@ -12,6 +12,13 @@ from sysid.integration._solver import SolverConfig
 
 Gradient = Literal["adjoint", "backprop", "none"]
 
+DEFAULT_MAX_NUM_STEPS = 10_000
+"""Step budget of adaptive solvers between two consecutive output times, unless
+``options["max_num_steps"]`` says otherwise. torchdiffeq's own default (2**31 - 1) lets a
+stiff or exploding field run for hours; with a budget the solve fails with
+:class:`SolverFailure`, which training survives (roll back, lower the rate) and
+prediction reports (NaN, a ``SolverWarning`` and the ``solver_failed`` flag)."""
+
 
 class SolverFailure(RuntimeError):
     """The solver gave up (step-size underflow, step budget exhausted, non-finite state)."""
@@ -54,6 +61,8 @@ def solve(
         When torchdiffeq gives up or the solution is not finite.
     """
     options = dict(config.options)
+    if config.adaptive:
+        options.setdefault("max_num_steps", DEFAULT_MAX_NUM_STEPS)
     if config.adaptive and jump_t is not None and jump_t.numel():
         inside = jump_t[(jump_t > grid[0]) & (jump_t < grid[-1])]
         if inside.numel():
@@ -76,7 +85,10 @@ def solve(
         else:
             out = odeint(rhs, z0, grid, **kwargs)
     except AssertionError as exc:  # torchdiffeq signals underflow / step budget with assert
-        raise SolverFailure(str(exc)) from None
+        reason = str(exc)
+        if reason.startswith("underflow in dt"):
+            reason += " (the step size shrank to nothing: the field is stiff, blows up, or returns NaN/inf there)"
+        raise SolverFailure(reason) from None
     if not torch.isfinite(out).all():
         raise SolverFailure("the solution became non-finite (NaN or inf)")
     return out

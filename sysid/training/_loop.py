@@ -8,7 +8,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -17,7 +17,11 @@ from tqdm.auto import tqdm
 from sysid.errors import FitError, FitWarning
 from sysid.integration import SolverFailure
 
+if TYPE_CHECKING:
+    from sysid.training._checkpoint import Checkpoint
+
 _POLISH_CHUNK = 10
+_DIVERGENCE = 1e4  # an epoch loss this many times the best one so far counts as a failure
 ADVICE = (
     "Try a lower lr, a smaller segment_length, looser rtol/atol, or a larger "
     "solver max_num_steps; check the data for outliers and wrong units."
@@ -56,6 +60,23 @@ def _snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return copy.deepcopy(module.state_dict())
 
 
+def _divergence(loss: float, history: list[dict[str, Any]]) -> str | None:
+    """Why this epoch's mean loss counts as diverging (far above the best so far), or None."""
+    previous = [row["loss"] for row in history if row.get("stage") == "adam" and math.isfinite(row["loss"])]
+    reference = max(min(previous), 1e-4) if previous else math.inf
+    if loss > _DIVERGENCE * reference:
+        return f"the training loss jumped from {min(previous):.3g} to {loss:.3g} (diverging)"
+    return None
+
+
+def _fit_error(result: TrainResult, message: str) -> FitError:
+    """A FitError carrying the TrainResult (the estimator keeps the best parameters and history)."""
+    result.stop_reason = "failed"
+    error = FitError(message)
+    error.result = result  # type: ignore[attr-defined]
+    return error
+
+
 def _batches(n: int, size: int | None, generator: torch.Generator) -> list[torch.Tensor]:
     if size is None or size >= n:
         return [torch.arange(n)]
@@ -70,6 +91,7 @@ def train(
     settings: TrainSettings,
     generator: torch.Generator,
     nfe: Callable[[], int],
+    checkpoint: Checkpoint | None = None,
 ) -> TrainResult:
     """Minimise ``objective(batch)`` over minibatches of ``n_items``; keep the best parameters.
 
@@ -87,6 +109,9 @@ def train(
         Batch order.
     nfe : callable
         Returns the cumulative number of vector-field evaluations.
+    checkpoint : Checkpoint, optional
+        Resume from it if it holds this fit's state, and write the state to it after
+        every completed epoch (see :mod:`sysid.training._checkpoint`).
 
     Returns
     -------
@@ -97,8 +122,9 @@ def train(
     Raises
     ------
     FitError
-        When the solver or the loss fails ``max_failures`` times in a row; the best
-        parameters seen are restored first.
+        When the solver or the loss fails (or diverges) ``max_failures`` times in a row,
+        or no parameters could ever be validated; the best parameters seen are restored
+        first, and the exception's ``result`` attribute holds the TrainResult.
     """
     params = [p for p in objective.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=settings.lr)
@@ -111,16 +137,28 @@ def train(
         optimizer, lambda epoch: min(1.0, (epoch + 1) / warmup) * gamma**epoch)
     result = TrainResult()
     best_state = _snapshot(objective)
-    try:  # the starting point is a candidate too: a warm start never comes back worse
-        result.best_score = validate()
-    except (SolverFailure, AssertionError):
-        result.best_score = math.inf
-    result.history.append({"epoch": -1, "stage": "start", "loss": math.nan, "val_loss": result.best_score,
-                           "nfe_forward": 0, "nfe_backward": 0, "lr": math.nan, "seconds": 0.0})
     since_best = 0
     failures_in_row = 0
+    first_epoch = 0
+    # -- checkpoint_path: resume a killed fit where it stopped (sysid/training/_checkpoint.py) --
+    resumed = checkpoint.restore(objective, optimizer, scheduler, generator) if checkpoint is not None else None
+    if resumed is not None:
+        first_epoch, best_state = resumed.next_epoch, resumed.best_state
+        since_best, failures_in_row = resumed.since_best, resumed.failures_in_row
+        result = TrainResult(resumed.history, resumed.best_epoch, resumed.best_score, resumed.stop_reason,
+                             resumed.failures)
+    # ------------------------------------------------------------------------------------------
+    if resumed is None:
+        try:  # the starting point is a candidate too: a warm start never comes back worse
+            result.best_score = validate()
+        except (SolverFailure, AssertionError):
+            result.best_score = math.inf
+        result.history.append({"epoch": -1, "stage": "start", "loss": math.nan, "val_loss": result.best_score,
+                               "nfe_forward": 0, "nfe_backward": 0, "lr": math.nan, "seconds": 0.0})
+    validation_failure: str | None = None
+    validation_failures = 0
     start = time.perf_counter()
-    bar = tqdm(range(settings.max_epochs), desc=settings.description, disable=not settings.verbose,
+    bar = tqdm(range(first_epoch, settings.max_epochs), desc=settings.description, disable=not settings.verbose,
                leave=False, dynamic_ncols=True)
     try:
         for epoch in bar:
@@ -147,19 +185,22 @@ def train(
                     break
                 optimizer.step()
                 losses.append(float(loss.detach()))
+            if failed is None:
+                failed = _divergence(float(np.mean(losses)), result.history)
             if failed is not None:
                 result.failures += 1
                 failures_in_row += 1
                 objective.load_state_dict(best_state)
                 for group in optimizer.param_groups:
                     group["lr"] *= 0.5
+                # the schedule multiplies base_lrs: halve them too, or the next epoch undoes the halving
+                scheduler.base_lrs = [lr * 0.5 for lr in scheduler.base_lrs]
                 optimizer.state.clear()
                 if failures_in_row >= settings.max_failures:
-                    result.stop_reason = "failed"
-                    raise FitError(
+                    raise _fit_error(result, (
                         f"training failed {failures_in_row} times in a row (last: {failed}) at epoch {epoch}; "
                         f"the best parameters (epoch {result.best_epoch}) were kept. {ADVICE}"
-                    )
+                    ))
                 warnings.warn(
                     f"epoch {epoch}: {failed}; rolled back to the best parameters and halved the "
                     f"learning rate to {optimizer.param_groups[0]['lr']:.2e}. {ADVICE}",
@@ -181,8 +222,9 @@ def train(
             if epoch % settings.eval_every == 0 or last:
                 try:
                     score = validate()
-                except (SolverFailure, AssertionError):
-                    score = math.inf
+                except (SolverFailure, AssertionError) as exc:
+                    score, validation_failure = math.inf, str(exc)
+                    validation_failures += 1
                 row["val_loss"] = score
                 if score < result.best_score:
                     result.best_score, result.best_epoch = score, epoch
@@ -193,8 +235,13 @@ def train(
             row["seconds"] = time.perf_counter() - start
             result.history.append(row)
             bar.set_postfix(loss=f"{row['loss']:.3g}", val=f"{result.best_score:.3g}", nfe=nfe())
-            if settings.patience is not None and since_best >= settings.patience:
+            stop = settings.patience is not None and since_best >= settings.patience
+            if stop:
                 result.stop_reason = "early_stopping"
+            if checkpoint is not None:  # after every epoch: a kill loses at most the one running
+                checkpoint.save(settings.max_epochs if stop else epoch + 1, objective, best_state, optimizer,
+                                scheduler, generator, result, since_best, failures_in_row)
+            if stop:
                 break
     except KeyboardInterrupt:
         result.stop_reason = "interrupted"
@@ -206,6 +253,17 @@ def train(
     finally:
         bar.close()
         objective.load_state_dict(best_state)
+    if not math.isfinite(result.best_score) and result.stop_reason != "interrupted":
+        raise _fit_error(result, (
+            "no parameters could be validated: the free-run solve of the whole trajectories failed at every "
+            f"evaluation{f' (last: {validation_failure})' if validation_failure else ''}. {ADVICE}"
+        ))
+    if validation_failures and result.stop_reason != "interrupted":
+        warnings.warn(
+            f"the free-run validation solve failed at {validation_failures} evaluation(s) (last: {validation_failure}); "
+            f"those parameters were not kept, the best validated ones (epoch {result.best_epoch}) were. {ADVICE}",
+            FitWarning, stacklevel=3,
+        )
     if settings.lbfgs_steps and result.stop_reason not in ("interrupted",):
         _polish(objective, params, n_items, validate, settings, result, start, nfe)
     return result

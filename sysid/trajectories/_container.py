@@ -446,7 +446,10 @@ class Trajectories(Sequence[Trajectory]):
         if test_trajectories is not None:
             if isinstance(test_trajectories, str | int):
                 test_trajectories = [test_trajectories]
-            held = [self._lookup(k) for k in test_trajectories]
+            try:
+                held = [self._lookup(k) for k in test_trajectories]
+            except (KeyError, IndexError) as exc:
+                raise DataError(f"test_trajectories: {exc.args[0]}") from None
             held_ids = {id(tr) for tr in held}
             kept = [tr for tr in self.trajectories if id(tr) not in held_ids]
             if not held:

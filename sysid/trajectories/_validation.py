@@ -18,8 +18,23 @@ def _where(name: Hashable) -> str:
     return f"trajectory {name!r}"
 
 
+def is_complex(values: object) -> bool:
+    """True if ``values`` (an array, or nested sequences, possibly ragged) holds complex numbers."""
+    if isinstance(values, list | tuple):
+        return any(is_complex(v) for v in values)
+    try:
+        return bool(np.iscomplexobj(values))
+    except (TypeError, ValueError):
+        return False
+
+
 def as_float_array(values: object, what: str, name: Hashable) -> np.ndarray:
     """Convert ``values`` to a float64 array, or raise a :class:`DataError` naming ``what``."""
+    if is_complex(values):
+        raise DataError(
+            f"{_where(name)}: {what} must be real numbers, got complex values; converting them "
+            "would silently drop the imaginary part. Pass the real part (or the modulus) explicitly."
+        )
     try:
         arr = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError) as exc:
