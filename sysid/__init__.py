@@ -38,6 +38,7 @@ _LAZY = {
     "SINDy": "sysid.estimators",
     "ClassicalODE": "sysid.estimators",
     "distill": "sysid.estimators._distill",
+    "Ensemble": "sysid.ensemble",
     "compare": "sysid.comparison",
     "metrics": "sysid.metrics",
     "plot": "sysid.plot",

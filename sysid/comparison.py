@@ -12,11 +12,12 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from joblib import Parallel, delayed
+from joblib import Parallel, delayed, parallel_config
 from sklearn.base import clone
 
 from sysid import metrics
@@ -170,6 +171,7 @@ def compare(
     truth: Any = None,
     time_fraction: float | None = None,
     n_jobs: int | None = None,
+    client: Any = None,
 ) -> pd.DataFrame:
     """Fit every estimator on the same data and tabulate trajectory and equation errors.
 
@@ -190,7 +192,12 @@ def compare(
         and score the rest ("extrapolation"), simulating each trajectory from its
         start (from the fitted initial states ``x0_`` when the model has them).
     n_jobs : int, optional
-        Parallel jobs (joblib); None runs serially. Results do not depend on it.
+        Parallel jobs (joblib); None runs serially, unless a ``joblib.parallel_config``
+        (e.g. ``backend="dask"``) around the call says otherwise. Results do not depend on it.
+    client : dask.distributed.Client, optional
+        Run the fits on this Dask cluster (joblib's ``"dask"`` backend), all of its
+        workers when ``n_jobs`` is None. The same as calling inside
+        ``joblib.parallel_config(backend="dask")``; see the scaling guide.
 
     Returns
     -------
@@ -232,6 +239,12 @@ def compare(
         names = _names(models)
     if not models:
         raise ConfigError("compare needs at least one estimator.")
+    for name, model in zip(names, models):
+        if isinstance(model, type) or not all(hasattr(model, a) for a in ("fit", "predict", "get_params")):
+            raise ConfigError(
+                f"estimator {name!r} is {model!r}, not an estimator instance with fit, predict and get_params; "
+                "pass estimators such as sysid.SINDy() (an instance, not the class)."
+            )
     train = train if isinstance(train, Trajectories) else as_trajectories(train)
     if test is not None and not isinstance(test, Trajectories):
         test = as_trajectories(test)
@@ -248,7 +261,10 @@ def compare(
     if time_fraction is not None:
         tasks += [delayed(_run_extrapolation)(name, est, train, float(time_fraction), parts)
                   for name, est in zip(names, models)]
-    results = Parallel(n_jobs=n_jobs)(tasks)
+    backend = nullcontext() if client is None else parallel_config(
+        backend="dask", client=client, n_jobs=-1 if n_jobs is None else n_jobs)
+    with backend:
+        results = Parallel(n_jobs=n_jobs)(tasks)
     full, extra = results[: len(models)], results[len(models):]
     rows: list[dict[str, Any]] = []
     for i in range(len(models)):
