@@ -7,6 +7,7 @@ Public ``fit``/``predict``/``score`` validate and convert; subclasses implement
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,8 +17,31 @@ from sklearn.utils.validation import check_is_fitted
 from sysid.adapters import as_trajectories, to_caller_format
 from sysid.errors import DataError
 from sysid.trajectories import Trajectories, Trajectory
+from sysid.trajectories._validation import is_complex
 
 DATA_OPTIONS = ("time", "states", "inputs", "trajectory", "state_names", "input_names", "interpolate_inputs")
+_LABELLED_OPTIONS = ("time", "states", "inputs", "trajectory", "interpolate_inputs")
+
+
+def as_numbers(values: Any, what: str) -> np.ndarray:
+    """``values`` as a float64 array, or a :class:`DataError` naming ``what`` (never numpy's own error).
+
+    Examples
+    --------
+    >>> as_numbers([1, 2], "x0").tolist()
+    [1.0, 2.0]
+    >>> as_numbers(["a", 1], "x0")
+    Traceback (most recent call last):
+    ...
+    sysid.errors.DataError: x0 must be numbers, got ['a', 1] (could not convert string to float: 'a').
+    """
+    if is_complex(values):
+        raise DataError(f"{what} must be real numbers, got complex values; pass the real part explicitly.")
+    try:
+        return np.asarray(values, dtype=float)
+    except (TypeError, ValueError) as exc:
+        shown = repr(values) if len(repr(values)) < 80 else f"a {type(values).__name__}"
+        raise DataError(f"{what} must be numbers, got {shown} ({exc}).") from None
 
 
 def r2_over_observed(data: Trajectories, predictions: Sequence[np.ndarray]) -> float:
@@ -66,6 +90,13 @@ class TrajectoryEstimator(BaseEstimator):
         """
         raise NotImplementedError
 
+    def _check_config(self) -> None:
+        """Check the parameters that need no data; ``fit`` calls it before reading any.
+
+        The default checks nothing. Raise :class:`~sysid.ConfigError` for a setting that
+        cannot work here (an unavailable device...), so no time is spent loading data first.
+        """
+
     # -- public API ------------------------------------------------------------------
     def fit(self, X: Any, t: Any = None, u: Any = None, **data_options: Any) -> TrajectoryEstimator:
         """Fit the model to measured trajectories.
@@ -85,6 +116,7 @@ class TrajectoryEstimator(BaseEstimator):
         self
         """
         self._check_data_options(data_options)
+        self._check_config()
         data = as_trajectories(X, t=t, u=u, **data_options)
         self.state_names_ = list(data.state_names)
         self.input_names_ = list(data.input_names)
@@ -116,19 +148,8 @@ class TrajectoryEstimator(BaseEstimator):
         or an array (n_times, n_states) for ``t=``/``x0=`` calls).
         """
         check_is_fitted(self)
-        if X is None:
-            return self._predict_new(t, x0, u)
-        self._check_data_options(data_options)
-        options = {**self.data_options_, **data_options}
-        data = as_trajectories(X, t=t, u=u, **options)
-        self._check_same_variables(data)
-        starts = None if x0 is None else self._check_x0(x0, len(data))
-        predictions = self._predict(data, starts)
-        result = data.with_states(predictions)
-        failed = [tr.name for tr, p in zip(data, predictions) if not np.all(np.isfinite(p))]
-        if failed:  # a flag on the result, beside the SolverWarning the estimator gave
-            result.attrs["solver_failed"] = failed
-        return to_caller_format(result, like=X)
+        data, starts, like = self._prediction_request(X, t, x0, u, data_options)
+        return self._format_prediction(data, self._predict(data, starts), like)
 
     def score(self, X: Any, t: Any = None, u: Any = None, **data_options: Any) -> float:
         """R^2 of predicted trajectories over observed entries, averaged over states.
@@ -137,9 +158,7 @@ class TrajectoryEstimator(BaseEstimator):
         :meth:`predict`. 1 is perfect, 0 is no better than each state's mean.
         """
         check_is_fitted(self)
-        self._check_data_options(data_options)
-        data = as_trajectories(X, t=t, u=u, **{**self.data_options_, **data_options})
-        self._check_same_variables(data)
+        data = self._data_like_fit(X, t, u, data_options)
         return r2_over_observed(data, self._predict(data, None))
 
     # -- helpers ---------------------------------------------------------------------
@@ -150,6 +169,13 @@ class TrajectoryEstimator(BaseEstimator):
             raise TypeError(f"unexpected keyword argument(s) {unknown}; data options are {list(DATA_OPTIONS)}.")
 
     def _check_same_variables(self, data: Trajectories) -> None:
+        if data.n_states != self.n_states_in_:
+            inputs = [n for n in data.state_names if n in self.input_names_]
+            hint = f" {inputs[0]!r} is an input of the model: pass inputs={self.input_names_}." if inputs else ""
+            raise DataError(
+                f"the data has {data.n_states} state column(s) {list(data.state_names)}, but the model was "
+                f"fitted on {self.n_states_in_} states {self.state_names_}; pass data with those states.{hint}"
+            )
         if list(data.state_names) != self.state_names_:
             raise DataError(
                 f"the model was fitted on states {self.state_names_}, got {list(data.state_names)}; "
@@ -162,7 +188,7 @@ class TrajectoryEstimator(BaseEstimator):
             )
 
     def _check_x0(self, x0: Any, n_traj: int) -> np.ndarray:
-        arr = np.asarray(x0, dtype=float)
+        arr = as_numbers(x0, "x0")
         if arr.ndim == 1:
             arr = np.broadcast_to(arr, (n_traj, arr.shape[0]))
         if arr.ndim != 2 or arr.shape != (n_traj, self.n_states_in_):
@@ -174,13 +200,90 @@ class TrajectoryEstimator(BaseEstimator):
             raise DataError(f"x0 must be finite, got {arr.tolist()}.")
         return np.array(arr)
 
-    def _predict_new(self, t: Any, x0: Any, u: Any) -> np.ndarray:
+    def _prediction_request(self, X: Any, t: Any, x0: Any, u: Any,
+                            data_options: dict[str, Any]) -> tuple[Trajectories, np.ndarray | None, Any]:
+        """Validated data and initial states of a ``predict`` call, and what to format the result like.
+
+        For ``X=None`` (a new experiment from ``t=`` and ``x0=``), ``like`` is a
+        :class:`_NewExperiment`; otherwise it is ``X``.
+        """
+        if X is None:
+            return self._new_experiment(t, x0, u)
+        data = self._data_like_fit(X, t, u, data_options)
+        starts = None if x0 is None else self._check_x0(x0, len(data))
+        return data, starts, X
+
+    def _data_like_fit(self, X: Any, t: Any, u: Any, data_options: dict[str, Any]) -> Trajectories:
+        """``X`` read as the fit read its data, checked to hold the fitted states and inputs.
+
+        The fit's column options (``time=``, ``states=``...) apply to labelled data only:
+        a model fitted on a DataFrame also predicts Trajectories and arrays. Array columns
+        take the fitted names when there are as many of them as fitted states (inputs).
+        """
+        self._check_data_options(data_options)
+        if isinstance(X, Trajectories):
+            options = dict(data_options)
+        elif isinstance(X, np.ndarray | list | tuple):
+            fitted = {k: v for k, v in self.data_options_.items() if k == "interpolate_inputs"}
+            options = {**fitted, **data_options}
+        else:
+            fitted = {k: v for k, v in self.data_options_.items() if k in _LABELLED_OPTIONS}
+            options = {**fitted, **data_options}
+            self._check_inputs_present(X, options)
+        data = as_trajectories(X, t=t, u=u, **options)
+        if isinstance(X, np.ndarray | list | tuple):
+            data = self._with_fitted_names(data, options)
+        self._check_same_variables(data)
+        return data
+
+    def _check_inputs_present(self, X: Any, options: dict[str, Any]) -> None:
+        """Name the fitted inputs a DataFrame or Dataset lacks before the adapter looks for them."""
+        if not self.input_names_ or options.get("inputs") is None:
+            return
+        names = set(getattr(X, "columns", [])) | set(getattr(X, "variables", [])) \
+            | {n for n in getattr(getattr(X, "index", None), "names", []) or [] if n is not None}
+        missing = [n for n in self.input_names_ if n not in names]
+        if missing:
+            raise DataError(
+                f"the model was fitted with inputs {self.input_names_}, but the {type(X).__name__} has no "
+                f"{missing[0]!r}; inputs drive the dynamics, so predict needs them at every time."
+            )
+
+    def _with_fitted_names(self, data: Trajectories, options: dict[str, Any]) -> Trajectories:
+        """Default array column names (x0, u0...) replaced by the fitted names when the counts agree."""
+        states = list(data.state_names)
+        inputs = list(data.input_names)
+        if options.get("state_names") is None and data.n_states == self.n_states_in_:
+            states = list(self.state_names_)
+        if options.get("input_names") is None and data.n_inputs == self.n_controls_in_:
+            inputs = list(self.input_names_)
+        if states == list(data.state_names) and inputs == list(data.input_names):
+            return data
+        return Trajectories(list(data), states, inputs, data.time_kind, dict(data.attrs), {}, dict(data.source))
+
+    @staticmethod
+    def _format_prediction(data: Trajectories, predictions: list[np.ndarray], like: Any) -> Any:
+        """Predicted states of ``data`` in the format of ``like`` (see :meth:`_prediction_request`)."""
+        if isinstance(like, _NewExperiment):
+            return np.stack(predictions) if like.several else predictions[0]
+        result = data.with_states(predictions)
+        failed = [tr.name for tr, p in zip(data, predictions) if not np.all(np.isfinite(p))]
+        if failed:  # a flag on the result, beside the SolverWarning the estimator gave
+            result.attrs["solver_failed"] = failed
+        return to_caller_format(result, like=like)
+
+    def _new_experiment(self, t: Any, x0: Any, u: Any) -> tuple[Trajectories, np.ndarray, _NewExperiment]:
         if t is None or x0 is None:
             raise DataError(
                 "predict needs data X, or both t= (times of a new experiment) and x0= (its initial state)."
             )
-        t_arr = np.asarray(t, dtype=float)
-        x0_arr = np.asarray(x0, dtype=float)
+        t_arr = as_numbers(t, "t")
+        if t_arr.ndim != 1 or t_arr.size < 2:
+            raise DataError(
+                f"t must be a 1-D array of at least two increasing times for a new experiment, got "
+                f"shape {t_arr.shape}; e.g. t=numpy.linspace(0, 10, 101)."
+            )
+        x0_arr = as_numbers(x0, "x0")
         several = x0_arr.ndim == 2
         starts = self._check_x0(x0_arr, x0_arr.shape[0] if several else 1)
         if self.n_controls_in_ and u is None:
@@ -195,5 +298,11 @@ class TrajectoryEstimator(BaseEstimator):
             placeholder[:2] = 0.0  # times only: the container wants two observed rows
         trajs = [Trajectory(t_arr, placeholder, None if u is None else u, i) for i in range(starts.shape[0])]
         data = Trajectories(trajs, self.state_names_, self.input_names_)
-        out = self._predict(data, starts)
-        return np.stack(out) if several else out[0]
+        return data, starts, _NewExperiment(several)
+
+
+@dataclass(frozen=True)
+class _NewExperiment:
+    """``predict(t=..., x0=...)`` was called: return arrays, stacked when ``x0`` was 2-D."""
+
+    several: bool

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -54,7 +56,7 @@ class HybridODE(ParametricODE):
     solver, rtol, atol, solver_options, gradient, learn_x0, learn_time, n_augment, \
 segment_length, continuity_weight, max_epochs, lr, batch_size, validation_fraction, \
 patience, lbfgs_steps, collocation_steps, input_interpolation, random_state, dtype, \
-device, verbose, warm_start
+device, verbose, warm_start, checkpoint_path
         As for :class:`~sysid.NeuralODE`, except ``lbfgs_steps`` (default 100): a
         full-batch L-BFGS stage after Adam, which is what brings the network from its
         collocation warm start to a good fit (Adam's first steps tend to throw the
@@ -114,6 +116,7 @@ device, verbose, warm_start
         device: str = "cpu",
         verbose: bool = True,
         warm_start: bool = False,
+        checkpoint_path: str | os.PathLike[str] | None = None,
     ) -> None:
         self.known = known
         self.params = params
@@ -145,6 +148,7 @@ device, verbose, warm_start
         self.device = device
         self.verbose = verbose
         self.warm_start = warm_start
+        self.checkpoint_path = checkpoint_path
 
     def _build_field(self, n_dims: int, n_inputs: int, scaling: Scaling,
                      generator: torch.Generator, dtype: torch.dtype) -> torch.nn.Module:
@@ -191,7 +195,8 @@ device, verbose, warm_start
         if points is None:
             return None
         dtype = self.torch_dtype_
-        t, x, u = (None if a is None else torch.as_tensor(a, dtype=dtype) for a in points)
+        device = self.rhs_.center.device  # the training device
+        t, x, u = (None if a is None else torch.as_tensor(a, dtype=dtype, device=device) for a in points)
         field: HybridField = self.rhs_.field
         scale = field.network.time_unit / field.network.spread
         return float(self.correction_penalty) * (field.correction(t, x, u) * scale).pow(2).mean()

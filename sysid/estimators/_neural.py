@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from collections.abc import Sequence
 from typing import Any
 
@@ -76,10 +78,21 @@ class NeuralODE(SolverTrainedODE):
         Seeds weight initialisation and batch order: the same seed gives the same fit.
     dtype : {"float64", "float32"}, default "float64"
     device : str, default "cpu"
+        Where the solves and the training run: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``.
+        An unavailable device raises ConfigError before the data is read. The fitted model
+        is brought back to the CPU (it pickles and loads anywhere); ``predict`` solves on
+        the current ``device``.
     verbose : bool, default True
         Show a progress bar.
     warm_start : bool, default False
         Continue from the previous fit's parameters.
+    checkpoint_path : str or os.PathLike, optional
+        During ``fit``, write the training state (current and best parameters, optimizer
+        state, epoch) to this file after every epoch, atomically, in the safe model
+        format (safetensors + JSON, no pickle). A new fit with the same path, data and
+        settings resumes from it (``max_epochs``, ``patience``, ``lbfgs_steps`` and
+        ``verbose`` may change); the file is removed when the fit completes. A file
+        written for other data or settings is refused (:class:`~sysid.ConfigError`).
 
     Attributes
     ----------
@@ -129,6 +142,7 @@ class NeuralODE(SolverTrainedODE):
         device: str = "cpu",
         verbose: bool = True,
         warm_start: bool = False,
+        checkpoint_path: str | os.PathLike[str] | None = None,
     ) -> None:
         self.hidden = hidden
         self.activation = activation
@@ -156,6 +170,7 @@ class NeuralODE(SolverTrainedODE):
         self.device = device
         self.verbose = verbose
         self.warm_start = warm_start
+        self.checkpoint_path = checkpoint_path
 
     def _build_field(self, n_dims: int, n_inputs: int, scaling: Scaling,
                      generator: torch.Generator, dtype: torch.dtype) -> torch.nn.Module:

@@ -6,22 +6,37 @@ they subclass :class:`SolverTrainedODE` and implement ``_build_field``.
 
 from __future__ import annotations
 
+import copy
+import os
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import warnings
-
 import numpy as np
 import pandas as pd
 import torch
+from sklearn.utils.validation import check_is_fitted
 
-from sysid.errors import ConfigError, DataError, SolverWarning
-from sysid.estimators._base import TrajectoryEstimator
-from sysid.integration import BatchedField, InputSignal, SolverConfig, SolverFailure, TimeParameters, simulate
+from sysid.errors import ConfigError, DataError, FitError, FitWarning, SolverWarning
+from sysid.estimators._base import TrajectoryEstimator, as_numbers
+from sysid.integration import (
+    BatchedField,
+    InputSignal,
+    SolverConfig,
+    SolverFailure,
+    TimeParameters,
+    simulate,
+)
 from sysid.training import MultipleShooting, TrainSettings, make_segments, train
-from sysid.training._collocation import collocation_fit, smooth_trajectory
+from sysid.training._collocation import (
+    Smoothed,
+    collocation_fit,
+    embed_derivatives,
+    smooth_trajectory,
+)
+from sysid.training._loop import ADVICE
 from sysid.trajectories import Trajectories
 
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
@@ -126,8 +141,6 @@ class SolverTrainedODE(TrajectoryEstimator):
             raise ConfigError(f"learn_time must be None, 'scale', 'offset' or 'both', got {self.learn_time!r}.")
         if self.dtype not in _DTYPES:
             raise ConfigError(f"dtype must be 'float64' or 'float32', got {self.dtype!r}.")
-        if self.device != "cpu" and not (str(self.device).startswith("cuda") and torch.cuda.is_available()):
-            raise ConfigError(f"device {self.device!r} is not available here; use device='cpu'.")
         if not (isinstance(self.segment_length, int) and self.segment_length >= 1):
             raise ConfigError(f"segment_length must be a positive integer, got {self.segment_length!r}.")
         if not (isinstance(self.n_augment, int) and self.n_augment >= 0):
@@ -144,6 +157,14 @@ class SolverTrainedODE(TrajectoryEstimator):
         atol = 1e-6 if self.atol is None else self.atol
         self.solver_ = SolverConfig(self.solver, rtol, atol, dict(self.solver_options or {}))
         self.torch_dtype_ = _DTYPES[self.dtype]
+
+    def _check_config(self) -> None:
+        self._resolve()
+        self._torch_device()
+
+    def _torch_device(self) -> torch.device:
+        """The device to train and predict on (``device``), checked to be usable here."""
+        return resolve_device(self.device)
 
     def _generator(self) -> torch.Generator:
         seed = self.random_state if self.random_state is not None else int(np.random.SeedSequence().entropy % 2**63)
@@ -177,8 +198,10 @@ class SolverTrainedODE(TrajectoryEstimator):
         segments = make_segments([t[:n] for t, n in zip(times, train_rows)],
                                  [y[:n] for y, n in zip(scaled, train_rows)], self.segment_length)
         inputs = self._input_signal(data)
+        checkpoint = self._checkpoint(data)
+        resuming = checkpoint is not None and checkpoint.resumable()  # its state replaces any warm start
         initial = None
-        if not reuse and self.collocation_steps:
+        if not reuse and self.collocation_steps and not resuming:
             initial = self._collocation_warm_start(data, train_rows)
         objective = _Objective(
             MultipleShooting(self.rhs_, segments, times, scaled, self.n_dims_, inputs, self.solver_,
@@ -190,14 +213,51 @@ class SolverTrainedODE(TrajectoryEstimator):
                 objective.shooting.starts.data.copy_(self.shooting_state_)
             except RuntimeError:
                 pass
+        # Built on the CPU (data-driven initialisation is numpy), trained on the device, and
+        # brought back: the fitted model is device-independent (pickles, saves and predicts
+        # anywhere; predict moves a copy to ``device``).
+        objective.to(self._torch_device())
         settings = TrainSettings(
             max_epochs=self.max_epochs, lr=float(self.lr), lr_final=float(self.lr) / 10,
             batch_size=self.batch_size, patience=self.patience, eval_every=5,
             lbfgs_steps=self.lbfgs_steps, verbose=self.verbose, description=type(self).__name__,
         )
         self.rhs_.nfe = 0
-        result = train(objective, len(segments), lambda: objective.shooting.free_run_error(tail_from),
-                       settings, generator, lambda: self.rhs_.nfe)
+        try:
+            try:
+                result = train(objective, len(segments), lambda: objective.shooting.free_run_error(tail_from),
+                               settings, generator, lambda: self.rhs_.nfe, checkpoint)
+            finally:
+                objective.to("cpu")
+        except FitError as exc:  # the model keeps the best parameters seen (predict, warm_start), then reports
+            if hasattr(exc, "result"):
+                self._record_training(objective, data, exc.result)
+            raise
+        self._record_training(objective, data, result)
+        if checkpoint is not None and result.stop_reason != "interrupted":
+            checkpoint.remove()  # completed: nothing left to resume
+        if result.failures and result.best_epoch < 0 and result.stop_reason != "interrupted":
+            warnings.warn(
+                f"{type(self).__name__}: training failed {result.failures} time(s) and never improved on its "
+                f"starting point (free-run error {result.best_score:.3g}): the model holds its initial "
+                f"parameters. {ADVICE}",
+                FitWarning, stacklevel=4,
+            )
+        self._after_fit(data)
+
+    def _checkpoint(self, data: Trajectories) -> Any:
+        """The :class:`~sysid.training._checkpoint.Checkpoint` of this fit, or None without checkpoint_path."""
+        path = getattr(self, "checkpoint_path", None)
+        if path is None:
+            return None
+        if not isinstance(path, str | os.PathLike):
+            raise ConfigError(f"checkpoint_path must be a file path (str or os.PathLike) or None, got {path!r}.")
+        from sysid.training._checkpoint import Checkpoint, fingerprint
+
+        return Checkpoint(path, fingerprint(self, data, stage=getattr(self, "_checkpoint_stage", 0)))
+
+    def _record_training(self, objective: _Objective, data: Trajectories, result: Any) -> None:
+        """Set the fitted attributes from the trained objective (holding the best parameters)."""
         self.shooting_state_ = objective.shooting.starts.detach().clone()
         self.history_ = pd.DataFrame(result.history)
         self.n_function_evals_ = int(self.rhs_.nfe)
@@ -209,23 +269,35 @@ class SolverTrainedODE(TrajectoryEstimator):
         self.trajectory_names_ = list(data.names)
         self.time_scale_ = self.rhs_.time.scale.detach().cpu().numpy()
         self.time_offset_ = self.rhs_.time.offset.detach().cpu().numpy()
-        self._after_fit(data)
 
     def _collocation_warm_start(self, data: Trajectories, train_rows: list[int]) -> list[np.ndarray]:
-        """Fit the field to smoothed derivatives; return the smoothed scaled states."""
-        smoothed = [smooth_trajectory(tr.t[:n], tr.y[:n]) for tr, n in zip(data, train_rows)]
+        """Fit the field to smoothed derivatives; return the smoothed scaled states.
+
+        Augmented dimensions start as a derivative embedding of the observed states.
+        """
+        smoothed = [self._smoothed_states(tr.t[:n], tr.y[:n]) for tr, n in zip(data, train_rows)]
         collocation_fit(
             self.rhs_.field, [tr.t[:n] for tr, n in zip(data, train_rows)], smoothed,
             [None if tr.u is None else tr.u[:n] for tr, n in zip(data, train_rows)],
             self.n_dims_, self.scaling_.spread, self.scaling_.time_unit, self.collocation_steps,
             float(self.lr), self.torch_dtype_,
         )
-        initial = []
-        for tr, sm in zip(data, smoothed):
-            values = np.full(tr.y.shape, np.nan)
-            values[: sm.values.shape[0]] = self.scaling_.scale(sm.values)
-            initial.append(values)
-        return initial
+        return [self._scaled_initial(tr.n_times, sm) for tr, sm in zip(data, smoothed)]
+
+    def _smoothed_states(self, t: np.ndarray, y: np.ndarray) -> Smoothed:
+        """Smoothing-spline states, with the derivative embedding for augmented dimensions."""
+        smoothed = smooth_trajectory(t, y)
+        if not self.n_augment:
+            return smoothed
+        return embed_derivatives(smoothed, self.n_augment, self.scaling_.spread, self.scaling_.time_unit)
+
+    def _scaled_initial(self, n_times: int, smoothed: Smoothed) -> np.ndarray:
+        """Scaled (n_times, n_dims) start values from smoothed states; NaN where there are none."""
+        values = np.full((n_times, smoothed.values.shape[1]), np.nan)
+        n_states = self.n_dims_ - self.n_augment
+        values[: smoothed.values.shape[0], :n_states] = self.scaling_.scale(smoothed.values[:, :n_states])
+        values[: smoothed.values.shape[0], n_states:] = smoothed.values[:, n_states:]
+        return values
 
     def _validation_split(self, data: Trajectories) -> tuple[list[int], list[float] | None]:
         """Rows used for training per trajectory, and where the held-out tails start."""
@@ -253,21 +325,57 @@ class SolverTrainedODE(TrajectoryEstimator):
 
     # -- prediction --------------------------------------------------------------------
     def _predict(self, data: Trajectories, x0: np.ndarray | None) -> list[np.ndarray]:
+        try:
+            paths = self._simulate_scaled(data, x0)
+        except SolverFailure as exc:
+            return self._failed_prediction(data, str(exc))
+        return [self.scaling_.unscale(p[:, : data.n_states]) for p in paths]
+
+    def _simulate_scaled(self, data: Trajectories, x0: np.ndarray | None) -> list[np.ndarray]:
+        """Scaled (n_times, n_dims) paths of every trajectory, augmented dimensions included."""
         dtype = self.torch_dtype_
+        device = self._torch_device()
         inputs = self._input_signal(data)
+        inputs = None if inputs is None else inputs.to(device)
+        rhs = self._rhs_for(len(data), device)
         if x0 is None:
-            z0 = self._estimate_x0(data, inputs)
+            z0 = self._estimate_x0(data, inputs, rhs)
         else:
             z0 = np.zeros((len(data), self.n_dims_))
             z0[:, : data.n_states] = self.scaling_.scale(x0)
-            z0 = torch.as_tensor(z0, dtype=dtype)
-        rhs = self._rhs_for(len(data))
-        try:
-            with torch.no_grad():
-                preds = simulate(rhs, z0, [tr.t for tr in data], torch.arange(len(data)), inputs, self.solver_)
-        except SolverFailure as exc:
-            return self._failed_prediction(data, str(exc))
-        return [self.scaling_.unscale(p[:, : data.n_states].cpu().numpy()) for p in preds]
+            z0 = torch.as_tensor(z0, dtype=dtype, device=device)
+        with torch.no_grad():
+            preds = simulate(rhs, z0, [tr.t for tr in data], torch.arange(len(data), device=device), inputs,
+                             self.solver_)
+        return [p.cpu().numpy() for p in preds]
+
+    def hidden_states(self, X: Any, t: Any = None, u: Any = None, **data_options: Any) -> list[np.ndarray]:
+        """The augmented (never observed) dimensions along each trajectory of ``X``.
+
+        Initial states are estimated from the observations, as in :meth:`predict`. The
+        hidden coordinates have no units: the model may scale or mix them freely, so read
+        them up to an invertible transformation.
+
+        Returns
+        -------
+        list of arrays (n_times, n_augment), one per trajectory.
+
+        Examples
+        --------
+        >>> import sysid
+        >>> d = sysid.datasets.simulate("pendulum", n_trajectories=2, n_samples=20, random_state=0)
+        >>> theta = sysid.Trajectories.from_arrays([tr.t for tr in d], [tr.y[:, :1] for tr in d],
+        ...                                        state_names=["theta"])
+        >>> m = sysid.NeuralODE(hidden=(8,), n_augment=1, max_epochs=2, lbfgs_steps=0,
+        ...                     collocation_steps=20, verbose=False).fit(theta)
+        >>> [h.shape for h in m.hidden_states(theta)]
+        [(20, 1), (20, 1)]
+        """
+        check_is_fitted(self)
+        data = self._data_like_fit(X, t, u, data_options)
+        with torch_threads(1):
+            paths = self._simulate_scaled(data, None)
+        return [p[:, data.n_states:] for p in paths]
 
     def _failed_prediction(self, data: Trajectories, reason: str) -> list[np.ndarray]:
         """NaN predictions with a warning and a flag, never silent garbage."""
@@ -279,27 +387,44 @@ class SolverTrainedODE(TrajectoryEstimator):
         )
         return [np.full((tr.n_times, data.n_states), np.nan) for tr in data]
 
-    def _rhs_for(self, n_traj: int) -> BatchedField:
-        """The fitted field with reference clocks (scale 1, offset 0) for new trajectories."""
+    def _rhs_for(self, n_traj: int, device: torch.device | str = "cpu") -> BatchedField:
+        """The fitted field with reference clocks (scale 1, offset 0) for new trajectories.
+
+        On a device other than the CPU the field is a copy there; the fitted one stays put.
+        """
         rhs = BatchedField(self.rhs_.field, self.rhs_.center, self.rhs_.spread,
                            TimeParameters(n_traj, dtype=self.torch_dtype_))
+        if torch.device(device) != self.rhs_.center.device:
+            rhs = copy.deepcopy(rhs).to(device)
         return rhs
 
-    def _estimate_x0(self, data: Trajectories, inputs: InputSignal | None) -> torch.Tensor:
-        """Scaled initial states fitted to each trajectory's first few observations (field frozen)."""
+    def _estimate_x0(self, data: Trajectories, inputs: InputSignal | None,
+                     rhs: BatchedField | None = None) -> torch.Tensor:
+        """Scaled initial states fitted to each trajectory's first few observations (field frozen).
+
+        ``rhs`` is :meth:`_rhs_for` ``(len(data), device)``; its device is where the fit runs.
+        """
         window = 2 * self.segment_length
         times = [tr.t[: window + 1] for tr in data]
         scaled = [self.scaling_.scale(tr.y[: window + 1]) for tr in data]
         segments = make_segments(times, scaled, window)
         first = segments.first_segment
-        rhs = self._rhs_for(len(data))
+        rhs = self._rhs_for(len(data)) if rhs is None else rhs
+        device = rhs.center.device
+        initial = None
+        if self.n_augment:  # hidden dimensions start from the derivative embedding, not zero
+            initial = [self._scaled_initial(len(t), self._smoothed_states(t, tr.y[: window + 1]))
+                       for t, tr in zip(times, data)]
         shooting = MultipleShooting(rhs, segments, times, scaled, self.n_dims_, inputs, self.solver_,
-                                    "backprop", continuity=0.0)
+                                    "backprop", continuity=0.0, initial=initial).to(device)
         for p in rhs.parameters():
             p.requires_grad_(False)
         starts = shooting.starts
-        optimizer = torch.optim.LBFGS([starts], lr=1.0, max_iter=50, line_search_fn="strong_wolfe")
-        batch = torch.as_tensor(first)
+        # A capped evaluation budget: the adaptive solver makes the loss slightly rough in x0,
+        # and an unlucky strong-Wolfe zoom could otherwise spend every evaluation on one line.
+        optimizer = torch.optim.LBFGS([starts], lr=1.0, max_iter=20, max_eval=25, tolerance_change=1e-10,
+                                      line_search_fn="strong_wolfe")
+        batch = torch.as_tensor(first, device=device)
 
         def closure() -> torch.Tensor:
             optimizer.zero_grad()
@@ -338,7 +463,7 @@ class SolverTrainedODE(TrajectoryEstimator):
 
     def _evaluate_field(self, function: Any, x: Any, t: Any, u: Any) -> np.ndarray:
         """Evaluate ``function(t, x, u)`` (a fitted field or part of one) on numpy input."""
-        x_arr = np.asarray(x, dtype=float)
+        x_arr = as_numbers(x, "x")
         single = x_arr.ndim == 1
         x2 = np.atleast_2d(x_arr)
         if x2.ndim != 2 or x2.shape[1] not in (self.n_states_in_, self.n_dims_):
@@ -347,13 +472,21 @@ class SolverTrainedODE(TrajectoryEstimator):
         if x2.shape[1] < self.n_dims_:
             x2 = np.concatenate([x2, np.zeros((x2.shape[0], self.n_dims_ - x2.shape[1]))], axis=1)
         dtype = self.torch_dtype_
-        tt = torch.as_tensor(np.broadcast_to(np.asarray(t, dtype=float), (x2.shape[0],)).copy(), dtype=dtype)
+        t_arr = as_numbers(t, "t")
+        try:
+            tt = torch.as_tensor(np.broadcast_to(t_arr, (x2.shape[0],)).copy(), dtype=dtype)
+        except ValueError:
+            raise DataError(f"t must be a number or an array of {x2.shape[0]} times, got shape {t_arr.shape}.") from None
         uu = None
         if self.n_controls_in_:
             if u is None:
                 raise DataError(f"the model has inputs {self.input_names_}: pass u=.")
-            uu = torch.as_tensor(np.broadcast_to(np.atleast_2d(np.asarray(u, dtype=float)),
-                                                 (x2.shape[0], self.n_controls_in_)).copy(), dtype=dtype)
+            u_arr = np.atleast_2d(as_numbers(u, "u"))
+            try:
+                uu = torch.as_tensor(np.broadcast_to(u_arr, (x2.shape[0], self.n_controls_in_)).copy(), dtype=dtype)
+            except ValueError:
+                raise DataError(f"u must have shape ({self.n_controls_in_},) or ({x2.shape[0]}, {self.n_controls_in_}) "
+                                f"for inputs {self.input_names_}, got shape {np.shape(u)}.") from None
         with torch.no_grad():
             f = function(tt, torch.as_tensor(x2, dtype=dtype), uu).cpu().numpy()
         f = f[:, : self.n_states_in_]
@@ -401,6 +534,45 @@ class SolverTrainedODE(TrajectoryEstimator):
         from sysid.io import save
 
         return save(self, path)
+
+
+def resolve_device(device: Any) -> torch.device:
+    """``device`` (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"`` or a torch.device) if usable here.
+
+    Raises
+    ------
+    ConfigError
+        For a name torch does not know, or a device this machine does not have.
+
+    Examples
+    --------
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    >>> resolve_device("gpu")
+    Traceback (most recent call last):
+    ...
+    sysid.errors.ConfigError: device='gpu' is not a torch device name; use 'cpu', 'cuda', 'cuda:<index>' or 'mps'.
+    """
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ConfigError(
+            f"device={device!r} is not a torch device name; use 'cpu', 'cuda', 'cuda:<index>' or 'mps'."
+        ) from None
+    if resolved.type == "cpu":
+        return resolved
+    if resolved.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count and (resolved.index is None or resolved.index < count):
+            return resolved
+        found = f"only cuda:0..cuda:{count - 1} exist" if count else "torch sees no CUDA GPU on this machine"
+        raise ConfigError(
+            f"device={device!r} is not available: {found} (torch {torch.__version__}, built for CUDA "
+            f"{torch.version.cuda or 'none'}). Use device='cpu', or install a CUDA build of torch."
+        )
+    if resolved.type == "mps" and torch.backends.mps.is_available():
+        return resolved
+    raise ConfigError(f"device={device!r} is not available on this machine; use device='cpu'.")
 
 
 @contextmanager
