@@ -7,6 +7,11 @@ the sample times. No solver is involved, so hundreds of steps cost well under a 
 and the shooting stage starts from a field that already points the right way
 (Roesch et al. 2021, "Collocation based training of neural ordinary differential
 equations"). The smoothed states also initialise the segment start states.
+
+Augmented (never observed) dimensions get a derivative embedding: the k-th one starts
+as the scaled smoothed derivative of observed state k (Takens' theorem says an observed
+state and its derivatives span the hidden dynamics generically), so a position-only
+record starts with a velocity-like hidden state rather than a constant zero.
 """
 
 from __future__ import annotations
@@ -23,10 +28,11 @@ _MIN_POINTS = 5  # make_smoothing_spline needs at least five points
 
 @dataclass(frozen=True)
 class Smoothed:
-    """Smoothed states and their time derivatives at every row (NaN where unavailable)."""
+    """Smoothed states and their first two time derivatives at every row (NaN where unavailable)."""
 
     values: np.ndarray
     derivatives: np.ndarray
+    second_derivatives: np.ndarray
 
 
 def smooth_trajectory(t: np.ndarray, y: np.ndarray) -> Smoothed:
@@ -42,6 +48,7 @@ def smooth_trajectory(t: np.ndarray, y: np.ndarray) -> Smoothed:
     """
     values = np.full(y.shape, np.nan)
     derivs = np.full(y.shape, np.nan)
+    second = np.full(y.shape, np.nan)
     for j in range(y.shape[1]):
         seen = ~np.isnan(y[:, j])
         if seen.sum() < _MIN_POINTS:
@@ -53,7 +60,33 @@ def smooth_trajectory(t: np.ndarray, y: np.ndarray) -> Smoothed:
         inside = (t >= t[seen][0]) & (t <= t[seen][-1])
         values[inside, j] = spline(t[inside])
         derivs[inside, j] = spline.derivative()(t[inside])
-    return Smoothed(values, derivs)
+        second[inside, j] = spline.derivative(2)(t[inside])
+    return Smoothed(values, derivs, second)
+
+
+def embed_derivatives(smoothed: Smoothed, n_augment: int, spread: np.ndarray, time_unit: float) -> Smoothed:
+    """Append ``n_augment`` hidden dimensions built from the observed states' derivatives.
+
+    Hidden dimension k is ``time_unit / spread[j] * dx_j/dt`` with ``j = k`` (order one,
+    like the scaled states); hidden dimensions beyond the number of observed states stay
+    zero and are not fitted. Their derivatives come from the spline's second derivative.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> t = np.linspace(0, 6, 80)
+    >>> e = embed_derivatives(smooth_trajectory(t, np.sin(t)[:, None]), 1, np.array([1.0]), 1.0)
+    >>> bool(np.allclose(e.values[10:-10, 1], np.cos(t[10:-10]), atol=1e-2))
+    True
+    """
+    n, n_obs = smoothed.values.shape
+    hidden, hidden_rate = np.zeros((n, n_augment)), np.full((n, n_augment), np.nan)
+    k = min(n_augment, n_obs)
+    gain = time_unit / np.asarray(spread, dtype=float)[:k]
+    hidden[:, :k] = smoothed.derivatives[:, :k] * gain
+    hidden_rate[:, :k] = smoothed.second_derivatives[:, :k] * gain
+    return Smoothed(np.hstack([smoothed.values, hidden]), np.hstack([smoothed.derivatives, hidden_rate]),
+                    np.hstack([smoothed.second_derivatives, np.full((n, n_augment), np.nan)]))
 
 
 def collocation_fit(
@@ -70,8 +103,8 @@ def collocation_fit(
 ) -> float:
     """Regress ``field`` onto smoothed derivatives; returns the final loss (scaled units).
 
-    Augmented dimensions (beyond the observed states) are set to zero and their
-    derivatives are not fitted. Rows where a state has no smoothed derivative are
+    Dimensions beyond the smoothed columns are set to zero and their derivatives are
+    not fitted (give hidden dimensions values with :func:`embed_derivatives`). Rows where a state has no smoothed derivative are
     masked. The error is measured in units of state spread per ``time_unit``.
     """
     n_obs = smoothed[0].values.shape[1]

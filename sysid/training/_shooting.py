@@ -7,7 +7,14 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from sysid.integration import BatchedField, Clock, InputSignal, SolverConfig, simulate, solve
+from sysid.integration import (
+    BatchedField,
+    Clock,
+    InputSignal,
+    SolverConfig,
+    simulate,
+    solve,
+)
 from sysid.integration._solve import Gradient
 from sysid.training._segments import Segments, interpolate_missing
 
@@ -38,8 +45,9 @@ class MultipleShooting(torch.nn.Module):
         If False, each trajectory's first segment starts at its (interpolated) first
         observation and is not trained.
     initial : list of arrays, optional
-        Scaled states (e.g. smoothed), one array per trajectory shaped like ``scaled``,
-        to start segments from instead of the raw data (NaN entries fall back to it).
+        Scaled states (e.g. smoothed), one array per trajectory with the rows of ``scaled``
+        and ``n_states`` or ``n_dims`` columns, to start segments from instead of the raw
+        data (NaN entries fall back to it; augmented dimensions otherwise start at zero).
     """
 
     def __init__(self, rhs: BatchedField, segments: Segments, times: Sequence[np.ndarray],
@@ -53,11 +61,11 @@ class MultipleShooting(torch.nn.Module):
         self.scaled = list(scaled)
         dtype = rhs.center.dtype
         n_states = scaled[0].shape[1]
-        filled = [interpolate_missing(t, y) for t, y in zip(times, scaled)]
-        if initial is not None:  # e.g. smoothed states; keep the data where they are NaN
-            filled = [np.where(np.isnan(s), f, s) for f, s in zip(filled, initial)]
-        init = np.zeros((len(segments), n_dims))
-        init[:, :n_states] = [filled[i][r] for i, r in zip(segments.traj, segments.start_row)]
+        # Augmented dimensions start at zero unless ``initial`` gives them values.
+        filled = [np.pad(interpolate_missing(t, y), ((0, 0), (0, n_dims - n_states))) for t, y in zip(times, scaled)]
+        for f, s in zip(filled, initial or []):  # e.g. smoothed states; keep the data where they are NaN
+            f[:, : s.shape[1]] = np.where(np.isnan(s), f[:, : s.shape[1]], s)
+        init = np.array([filled[i][r] for i, r in zip(segments.traj, segments.start_row)]).reshape(len(segments), n_dims)
         self.starts = torch.nn.Parameter(torch.as_tensor(init, dtype=dtype))
         first = torch.zeros(len(segments), dtype=torch.bool)
         first[torch.as_tensor(segments.first_segment)] = True
@@ -85,6 +93,7 @@ class MultipleShooting(torch.nn.Module):
 
     def forward(self, batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         """Loss on the segments ``batch`` (indices) and its parts."""
+        batch = batch.to(self.starts.device)
         starts = self.start_states()
         clock = Clock(self.grid, self.time_knots[batch])
         self.rhs.bind(clock, self.traj[batch], self.inputs)
@@ -99,7 +108,7 @@ class MultipleShooting(torch.nn.Module):
             gap = z[linked, -1, :] - starts[nxt[linked]]
             cont = gap.pow(2).mean()
         else:
-            cont = torch.zeros((), dtype=z.dtype)
+            cont = torch.zeros((), dtype=z.dtype, device=z.device)
         loss = data + self.continuity * cont
         return loss, {"data_loss": float(data.detach()), "continuity": float(cont.detach())}
 
@@ -110,13 +119,13 @@ class MultipleShooting(torch.nn.Module):
         With ``tail_from`` (one time per trajectory) only later observations count:
         the extrapolation error on held-out tails.
         """
-        index = torch.arange(len(self.times))
+        index = torch.arange(len(self.times), device=self.starts.device)
         preds = simulate(self.rhs, self.x0, self.times, index, self.inputs, self.solver, gradient="none")
         sq, count = 0.0, 0
         for i, (pred, y) in enumerate(zip(preds, self.scaled)):
             sel = np.ones(len(y), dtype=bool) if tail_from is None else self.times[i] > tail_from[i]
             obs = ~np.isnan(y) & sel[:, None]
-            diff = pred[:, : self.n_states].numpy()[obs] - y[obs]
+            diff = pred[:, : self.n_states].cpu().numpy()[obs] - y[obs]
             sq += float(np.sum(diff**2))
             count += int(obs.sum())
         return float(np.sqrt(sq / max(count, 1)))

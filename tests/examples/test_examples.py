@@ -69,3 +69,10 @@ def test_greybox_confidence_intervals(tmp_path):
 def test_forced_system_inputs(tmp_path):
     out = run_example("forced_system_inputs.py", tmp_path)
     assert number(r"R\^2 on the new experiment \(mean over states\): ([-\d.]+)", out) > 0.8
+
+
+@pytest.mark.slow
+def test_partial_observation_augmented(tmp_path):
+    out = run_example("partial_observation_augmented.py", tmp_path)
+    assert number(r"theta R\^2 on the unseen experiment: ([-\d.]+)", out) > 0.9
+    assert number(r"hidden state with the true angular velocity: ([-\d.]+)", out) > 0.8
