@@ -1,0 +1,86 @@
+"""The benchmark suite runs end to end on a tiny setting and writes its tables.
+
+Numbers are never asserted (they are reported, in benchmarks/RESULTS.md); this only
+keeps ``python -m benchmarks`` working. The tiny setting shrinks every study to a few
+seconds of fitting; the memory study still spawns its own interpreter.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+EXPECTED_ROWS = {
+    "time_to_accuracy": ["sysid NeuralODE()", "plain torchdiffeq loop (adjoint)"],
+    "overhead": ["lotka_volterra"],
+    "recovery": ["SparseODE", "GreyBoxODE (true form, 50% off)", "ClassicalODE (true form, 50% off, 4 starts)",
+                 "SINDy, finite differences", "SINDy, smoothed (Savitzky-Golay)", "SINDy, spline derivatives"],
+    "memory": ["adjoint"],
+    "scaling": ["adjoint"],
+    "cascaded_tanks": ["NeuralODE(n_augment=1)", "HybridODE (tank physics + NN)", "ClassicalODE (tank physics)",
+                       "SINDy with control (degree 2)"],
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
+    out = tmp_path_factory.mktemp("bench")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, "-m", "benchmarks", "--tiny", "--out", str(out)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    return out, done
+
+
+def test_suite_writes_results(tiny_run: tuple[Path, subprocess.CompletedProcess]) -> None:
+    out, done = tiny_run
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    text = (out / "RESULTS.md").read_text()
+    assert results["mode"] == "tiny"
+    assert results["machine_start"]["cpu_count"] >= 1 and len(results["machine_end"]["load_average"]) == 3
+    for key in ("python", "torch", "torchdiffeq", "pysindy"):
+        assert key in text and results["machine_start"][key]
+    assert list(results["studies"]) == list(EXPECTED_ROWS)
+    assert "## Summary" in text
+
+
+@pytest.mark.parametrize("study", list(EXPECTED_ROWS))
+def test_study_table(tiny_run: tuple[Path, subprocess.CompletedProcess], study: str) -> None:
+    out, done = tiny_run
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    record = json.loads((out / "results.json").read_text())["studies"][study]
+    text = (out / "RESULTS.md").read_text()
+    assert record["title"] in text and record["target"] and record["verdict"]
+    assert not record["verdict"].startswith("crashed"), record["notes"]
+    if record["skipped"]:  # the real-data study without its data folder
+        assert study == "cascaded_tanks" and not record["rows"]
+        return
+    cells = {str(v) for row in record["rows"] for v in row.values()}
+    for label in EXPECTED_ROWS[study]:
+        assert any(c.startswith(label) for c in cells), (study, label, sorted(cells)[:20])
+        assert label in text
+
+
+def test_cascaded_tanks_skips_without_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sys.path.insert(0, str(ROOT))
+    try:
+        from benchmarks import cascaded_tanks
+    finally:
+        sys.path.remove(str(ROOT))
+    monkeypatch.setenv("SYSID_CASCADED_TANKS", str(tmp_path / "absent"))
+    study = cascaded_tanks.run("tiny")
+    assert study.skipped and study.met is None and not study.rows and "not found" in study.setup
+
+
+def test_unknown_study_is_refused() -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-m", "benchmarks", "--only", "speed"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "unknown studies ['speed']" in done.stderr
