@@ -21,21 +21,9 @@ from sklearn.utils.validation import check_is_fitted
 
 from sysid.errors import ConfigError, DataError, FitError, FitWarning, SolverWarning
 from sysid.estimators._base import TrajectoryEstimator, as_numbers
-from sysid.integration import (
-    BatchedField,
-    InputSignal,
-    SolverConfig,
-    SolverFailure,
-    TimeParameters,
-    simulate,
-)
+from sysid.integration import BatchedField, InputSignal, SolverConfig, SolverFailure, TimeParameters, simulate
 from sysid.training import MultipleShooting, TrainSettings, make_segments, train
-from sysid.training._collocation import (
-    Smoothed,
-    collocation_fit,
-    embed_derivatives,
-    smooth_trajectory,
-)
+from sysid.training._collocation import Smoothed, collocation_fit, embed_derivatives, smooth_trajectory
 from sysid.training._loop import ADVICE
 from sysid.trajectories import Trajectories
 

@@ -53,6 +53,14 @@ def count_batches(monkeypatch: pytest.MonkeyPatch) -> dict:
     return calls
 
 
+def leave_killed_checkpoint(monkeypatch: pytest.MonkeyPatch, path: Path, data) -> None:
+    """A NeuralODE fit killed in epoch 1, leaving its checkpoint at ``path``."""
+    kill_at_epoch(monkeypatch, 1, 1)
+    with pytest.raises(Killed):
+        make_estimator("NeuralODE", checkpoint_path=path).fit(data)
+    monkeypatch.undo()
+
+
 def quiet_fit(model, data):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FitWarning)
@@ -116,10 +124,7 @@ def test_a_checkpoint_of_other_data_or_settings_is_refused_before_any_work(tmp_p
                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     data = decay_data()
     path = tmp_path / "fit.ckpt"
-    kill_at_epoch(monkeypatch, 1, 1)
-    with pytest.raises(Killed):
-        make_estimator("NeuralODE", checkpoint_path=path).fit(data)
-    monkeypatch.undo()
+    leave_killed_checkpoint(monkeypatch, path, data)
     before = path.read_bytes()
     with pytest.raises(ConfigError, match=r"holds a checkpoint of another fit \(different data"):
         make_estimator("NeuralODE", checkpoint_path=path).fit(decay_data(seed=1))
@@ -133,10 +138,7 @@ def test_a_checkpoint_of_other_data_or_settings_is_refused_before_any_work(tmp_p
 def test_a_corrupted_checkpoint_is_refused_not_half_loaded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data = decay_data()
     path = tmp_path / "fit.ckpt"
-    kill_at_epoch(monkeypatch, 1, 1)
-    with pytest.raises(Killed):
-        make_estimator("NeuralODE", checkpoint_path=path).fit(data)
-    monkeypatch.undo()
+    leave_killed_checkpoint(monkeypatch, path, data)
     raw = bytearray(path.read_bytes())
     raw[-2] ^= 0x01
     path.write_bytes(bytes(raw))
