@@ -91,6 +91,11 @@ class MLPField(torch.nn.Module):
                              else input_spread.to(dtype))
         self.register_buffer("time_unit", torch.tensor(float(time_unit), dtype=dtype))
 
+    @property
+    def uses_time(self) -> bool:
+        """Whether t is read (``time_dependent``); an autonomous field accepts ``t=None``."""
+        return self.time_dependent
+
     def forward(self, t: torch.Tensor, x: torch.Tensor, u: torch.Tensor | None) -> torch.Tensor:
         """dx/dt (batch, n_dims) at times t (batch,), states x (batch, n_dims), inputs u."""
         return self.scaled_forward(t, (x - self.center) / self.spread, u) * self.spread

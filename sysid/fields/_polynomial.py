@@ -90,6 +90,9 @@ class PolynomialField(torch.nn.Module):
     [[-3.0, 3.0]]
     """
 
+    #: The library has no time column: t is never read (``t=None`` is accepted).
+    uses_time = False
+
     def __init__(
         self,
         state_names: Sequence[str],

@@ -34,6 +34,8 @@ class Clock(torch.nn.Module):
     >>> t, rate = clock(torch.tensor(1.5))
     >>> t.tolist(), rate.tolist()
     ([1.5], [2.0])
+    >>> clock.rate_column(torch.tensor(1.5)).tolist()  # the rate alone, as a column
+    [[2.0]]
     """
 
     def __init__(self, sigma_knots: torch.Tensor, time_knots: torch.Tensor, end: torch.Tensor | None = None) -> None:
@@ -41,6 +43,8 @@ class Clock(torch.nn.Module):
         self.register_buffer("sigma_knots", sigma_knots)
         self.register_buffer("time_knots", time_knots)
         self.register_buffer("rates", torch.diff(time_knots, dim=1) / torch.diff(sigma_knots))
+        # The same rates as (K, batch, 1) columns: the lean path reads one with a single indexing.
+        self.register_buffer("rate_columns", self.rates.T.unsqueeze(-1).contiguous())
         self.register_buffer("end", end)
         # Python copies of the knots: locating sigma costs no tensor operation.
         self._knots = [float(v) for v in sigma_knots]
@@ -52,9 +56,25 @@ class Clock(torch.nn.Module):
         sigma = torch.stack([torch.zeros_like(horizon), horizon])
         return cls(sigma, torch.stack([starts, starts + horizon], dim=1), end=durations)
 
+    def _interval(self, sigma: torch.Tensor) -> int:
+        """Index k of the knot interval holding ``sigma`` (clamped to the first and last)."""
+        return min(max(bisect.bisect_right(self._knots, sigma.item()) - 1, 0), len(self._knots) - 2)
+
+    def rate_column(self, sigma: torch.Tensor) -> torch.Tensor:
+        """Rates dt/dsigma (batch, 1) at solver time ``sigma``, without the data times.
+
+        For right-hand sides that read neither the time nor inputs (see
+        :class:`~sysid.integration.BatchedField`): one or two tensor operations per call
+        instead of the half dozen that :meth:`forward` spends on ``t``.
+        """
+        rate = self.rate_columns[self._interval(sigma)]
+        if self.end is not None:
+            rate = rate * (sigma < self.end).to(rate.dtype)[:, None]
+        return rate
+
     def forward(self, sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Data times (batch,) and rates dt/dsigma (batch,) at solver time ``sigma``."""
-        k = min(max(bisect.bisect_right(self._knots, float(sigma.detach())) - 1, 0), len(self._knots) - 2)
+        k = self._interval(sigma)
         rate = self.rates[:, k]
         t = self.time_knots[:, k] + (sigma - self._knots[k]) * rate
         if self.end is not None:

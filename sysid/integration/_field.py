@@ -61,6 +61,26 @@ class BatchedField(torch.nn.Module):
     -----
     Call :meth:`bind` before solving to say which clock, trajectories and inputs the
     batch elements have. ``nfe`` counts evaluations (forward and adjoint backward).
+
+    A field with ``uses_time = False`` (an autonomous :class:`~sysid.fields.MLPField`,
+    a :class:`~sysid.fields.PolynomialField`) bound without inputs takes a lean path:
+    the data time is never computed (the field receives ``t=None``), only the clock's
+    rate. Fields without the attribute are assumed to read ``t``. Both paths give the
+    same values and gradients (a learned time offset only moves ``t`` and the inputs,
+    so it has no effect on such a field either way).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sysid.fields import MLPField
+    >>> from sysid.integration import Clock
+    >>> net = MLPField(2, hidden=(8,), generator=torch.Generator().manual_seed(0))
+    >>> rhs = BatchedField(net, net.center, net.spread, TimeParameters(1))
+    >>> clock = Clock(torch.tensor([0.0, 1.0], dtype=torch.float64), torch.tensor([[0.0, 2.0]], dtype=torch.float64))
+    >>> rhs.bind(clock, torch.tensor([0]), None).lean
+    True
+    >>> rhs(torch.tensor(0.5, dtype=torch.float64), torch.ones(1, 2, dtype=torch.float64)).shape
+    torch.Size([1, 2])
     """
 
     def __init__(self, field: torch.nn.Module, center: torch.Tensor, spread: torch.Tensor,
@@ -75,11 +95,18 @@ class BatchedField(torch.nn.Module):
                        and torch.equal(field.center, center) and torch.equal(field.spread, spread))
         # The batch context is a plain tuple, not submodules: it is not part of the model's state.
         self._context: tuple[Clock, torch.Tensor, InputSignal | None] | None = None
+        self.lean = False
         self.nfe = 0
+
+    @property
+    def uses_time(self) -> bool:
+        """Whether the field reads t (its ``uses_time`` attribute; True when it has none)."""
+        return bool(getattr(self.field, "uses_time", True))
 
     def bind(self, clock: Clock, traj: torch.Tensor, inputs: InputSignal | None) -> BatchedField:
         """Set the batch's clock, trajectory index (batch,) and input signal."""
         self._context = (clock, traj, inputs)
+        self.lean = inputs is None and not self.uses_time
         return self
 
     def forward(self, sigma: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -88,6 +115,13 @@ class BatchedField(torch.nn.Module):
         if self._context is None:
             raise RuntimeError("BatchedField.bind() must be called before solving")
         clock, traj, inputs = self._context
+        if self.lean:  # neither t nor inputs are read: only the clock's rate matters
+            rate = clock.rate_column(sigma)
+            if self.time.learned:
+                rate = rate * self.time.scale[traj][:, None]
+            if self._fused:
+                return self.field.scaled_forward(None, z, None) * rate
+            return self.field(None, self.center + self.spread * z, None) * (rate / self.spread)
         t, rate = clock(sigma)
         if self.time.learned:
             t = t + self.time.offset[traj]
