@@ -213,8 +213,9 @@ device, verbose, warm_start, checkpoint_path
         dtype = self.torch_dtype_
         n_obs = data.n_states
         residual_sq, count = np.zeros(n_obs), np.zeros(n_obs)
+        lam = self._smoothing_strengths(data, train_rows)
         for tr, n in zip(data, train_rows):
-            sm = smooth_trajectory(tr.t[:n], tr.y[:n])
+            sm = smooth_trajectory(tr.t[:n], tr.y[:n], lam)
             rows = np.isfinite(sm.values).all(axis=1)
             if rows.sum() < 1:
                 continue

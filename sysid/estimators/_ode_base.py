@@ -23,12 +23,31 @@ from sysid.errors import ConfigError, DataError, FitError, FitWarning, SolverWar
 from sysid.estimators._base import TrajectoryEstimator, as_numbers
 from sysid.integration import BatchedField, InputSignal, SolverConfig, SolverFailure, TimeParameters, simulate
 from sysid.training import MultipleShooting, TrainSettings, make_segments, train
-from sysid.training._collocation import Smoothed, collocation_fit, embed_derivatives, smooth_trajectory
+from sysid.training._collocation import (
+    Smoothed,
+    collocation_fit,
+    embed_derivatives,
+    smooth_trajectory,
+    smoothing_strengths,
+)
 from sysid.training._loop import ADVICE
 from sysid.trajectories import Trajectories
 
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
 _LEARN_TIME = {None: (False, False), "scale": (True, False), "offset": (False, True), "both": (True, True)}
+# Free-run validation spacing (sysid.training.validation_due): at least every 20 epochs (a third of
+# the patience if smaller), at most every 5, otherwise once the training evaluations since the last
+# check reach 5 times that check's own evaluations. A check (a no-grad solve of whole trajectories)
+# costs about 0.4x a training evaluation, so validation stays near 8% of the Adam phase (it was
+# 15%, every 5 epochs, on Lotka-Volterra; benchmarks/overhead.py). Counts, not wall time: the same
+# fit validates at the same epochs, resumed or not.
+_EVAL_EVERY = 5
+_EVAL_COST_RATIO = 5.0
+
+
+def _max_eval_every(patience: int | None) -> int:
+    """Largest gap between validations: 20 epochs, or a third of the patience (at least 5)."""
+    return 20 if patience is None else max(_EVAL_EVERY, min(20, int(patience) // 3))
 
 
 @dataclass(frozen=True)
@@ -207,7 +226,8 @@ class SolverTrainedODE(TrajectoryEstimator):
         objective.to(self._torch_device())
         settings = TrainSettings(
             max_epochs=self.max_epochs, lr=float(self.lr), lr_final=float(self.lr) / 10,
-            batch_size=self.batch_size, patience=self.patience, eval_every=5,
+            batch_size=self.batch_size, patience=self.patience, eval_every=_EVAL_EVERY,
+            eval_cost_ratio=_EVAL_COST_RATIO, max_eval_every=_max_eval_every(self.patience),
             lbfgs_steps=self.lbfgs_steps, verbose=self.verbose, description=type(self).__name__,
         )
         self.rhs_.nfe = 0
@@ -263,7 +283,8 @@ class SolverTrainedODE(TrajectoryEstimator):
 
         Augmented dimensions start as a derivative embedding of the observed states.
         """
-        smoothed = [self._smoothed_states(tr.t[:n], tr.y[:n]) for tr, n in zip(data, train_rows)]
+        lam = self._smoothing_strengths(data, train_rows)
+        smoothed = [self._smoothed_states(tr.t[:n], tr.y[:n], lam) for tr, n in zip(data, train_rows)]
         collocation_fit(
             self.rhs_.field, [tr.t[:n] for tr, n in zip(data, train_rows)], smoothed,
             [None if tr.u is None else tr.u[:n] for tr, n in zip(data, train_rows)],
@@ -272,9 +293,15 @@ class SolverTrainedODE(TrajectoryEstimator):
         )
         return [self._scaled_initial(tr.n_times, sm) for tr, sm in zip(data, smoothed)]
 
-    def _smoothed_states(self, t: np.ndarray, y: np.ndarray) -> Smoothed:
-        """Smoothing-spline states, with the derivative embedding for augmented dimensions."""
-        smoothed = smooth_trajectory(t, y)
+    @staticmethod
+    def _smoothing_strengths(data: Trajectories, train_rows: list[int]) -> np.ndarray:
+        """One spline smoothing strength per state (GCV on a few windows), reused for every trajectory."""
+        return smoothing_strengths([tr.t[:n] for tr, n in zip(data, train_rows)],
+                                   [tr.y[:n] for tr, n in zip(data, train_rows)])
+
+    def _smoothed_states(self, t: np.ndarray, y: np.ndarray, lam: np.ndarray | None = None) -> Smoothed:
+        """Smoothing-spline states (strength ``lam`` per state, GCV if None), with the derivative embedding."""
+        smoothed = smooth_trajectory(t, y, lam)
         if not self.n_augment:
             return smoothed
         return embed_derivatives(smoothed, self.n_augment, self.scaling_.spread, self.scaling_.time_unit)

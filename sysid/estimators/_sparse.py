@@ -255,7 +255,8 @@ device, verbose, warm_start, checkpoint_path
 
     def _collocation_warm_start(self, data: Trajectories, train_rows: list[int]) -> list[np.ndarray]:
         """Ridge least squares of the library onto smoothing-spline derivatives (closed form)."""
-        smoothed = [smooth_trajectory(tr.t[:n], tr.y[:n]) for tr, n in zip(data, train_rows)]
+        lam = self._smoothing_strengths(data, train_rows)
+        smoothed = [smooth_trajectory(tr.t[:n], tr.y[:n], lam) for tr, n in zip(data, train_rows)]
         field: PolynomialField = self.rhs_.field
         dtype = self.torch_dtype_
         n_obs = data.n_states

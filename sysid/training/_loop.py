@@ -30,7 +30,14 @@ ADVICE = (
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """What the loop needs to know; every field is resolved by the estimator's ``fit``."""
+    """What the loop needs to know; every field is resolved by the estimator's ``fit``.
+
+    Validation spacing: the free-run validation runs after the last epoch and after any
+    epoch at least ``eval_every`` epochs past the previous check once the training
+    evaluations since then reach ``eval_cost_ratio`` times the evaluations of that
+    check, or ``max_eval_every`` epochs past it (see :func:`validation_due`). With
+    ``eval_cost_ratio=None`` it runs every ``eval_every`` epochs.
+    """
 
     max_epochs: int = 300
     lr: float = 1e-2
@@ -38,6 +45,8 @@ class TrainSettings:
     batch_size: int | None = None
     patience: int | None = 50
     eval_every: int = 5
+    eval_cost_ratio: float | None = None
+    max_eval_every: int = 20
     lbfgs_steps: int = 0
     warmup_epochs: int = 10
     max_failures: int = 5
@@ -75,6 +84,52 @@ def _fit_error(result: TrainResult, message: str) -> FitError:
     error = FitError(message)
     error.result = result  # type: ignore[attr-defined]
     return error
+
+
+def validation_due(history: list[dict[str, Any]], epoch: int, settings: TrainSettings) -> bool:
+    """Whether ``epoch``, just trained and the last row of ``history``, is validated.
+
+    A pure function of the history (the training and validation evaluation counts it
+    records in ``nfe_forward``, ``nfe_backward`` and ``nfe_validation``), never of wall
+    time: the same fit, and a fit resumed from a checkpoint, validates at the same epochs.
+
+    Examples
+    --------
+    >>> s = TrainSettings(max_epochs=50, eval_every=2, eval_cost_ratio=2.0, max_eval_every=10)
+    >>> h = [{"epoch": -1, "stage": "start", "nfe_validation": 100}]
+    >>> h += [{"epoch": e, "stage": "adam", "nfe_forward": 30, "nfe_backward": 40} for e in range(2)]
+    >>> validation_due(h, 1, s)  # 2 epochs, 140 evaluations < 2 x 100 since the check
+    False
+    >>> validation_due(h + [{"epoch": 2, "stage": "adam", "nfe_forward": 30, "nfe_backward": 40}], 2, s)
+    True
+    """
+    if epoch == settings.max_epochs - 1:
+        return True
+    if settings.eval_cost_ratio is None:
+        return epoch % settings.eval_every == 0
+    trained, gap, checked = 0, 0, None  # evaluations and epochs since the last check
+    for row in reversed(history):
+        if "nfe_validation" in row:
+            checked = row["nfe_validation"]
+            break
+        if row.get("stage") == "adam":
+            trained += row["nfe_forward"] + row["nfe_backward"]
+            gap += 1
+    if checked is None:  # no check recorded (e.g. a checkpoint of an older fit): the fixed rule
+        return epoch % settings.eval_every == 0
+    if gap < settings.eval_every:
+        return False
+    return gap >= settings.max_eval_every or trained >= settings.eval_cost_ratio * checked
+
+
+def _epochs_since_check(history: list[dict[str, Any]]) -> int:
+    """Adam epochs recorded since the last validated row (the current epoch is the last row)."""
+    gap = 0
+    for row in reversed(history):
+        if "nfe_validation" in row:
+            break
+        gap += row.get("stage") == "adam"
+    return gap
 
 
 def _batches(n: int, size: int | None, generator: torch.Generator) -> list[torch.Tensor]:
@@ -149,12 +204,14 @@ def train(
                              resumed.failures)
     # ------------------------------------------------------------------------------------------
     if resumed is None:
+        n0 = nfe()
         try:  # the starting point is a candidate too: a warm start never comes back worse
             result.best_score = validate()
         except (SolverFailure, AssertionError):
             result.best_score = math.inf
         result.history.append({"epoch": -1, "stage": "start", "loss": math.nan, "val_loss": result.best_score,
-                               "nfe_forward": 0, "nfe_backward": 0, "lr": math.nan, "seconds": 0.0})
+                               "nfe_forward": 0, "nfe_backward": 0, "lr": math.nan, "seconds": 0.0,
+                               "nfe_validation": nfe() - n0})
     validation_failure: str | None = None
     validation_failures = 0
     start = time.perf_counter()
@@ -218,20 +275,21 @@ def train(
                 "nfe_backward": nfe_bwd,
                 "lr": optimizer.param_groups[0]["lr"],
             }
-            last = epoch == settings.max_epochs - 1
-            if epoch % settings.eval_every == 0 or last:
+            if validation_due([*result.history, row], epoch, settings):
+                n0 = nfe()
                 try:
                     score = validate()
                 except (SolverFailure, AssertionError) as exc:
                     score, validation_failure = math.inf, str(exc)
                     validation_failures += 1
                 row["val_loss"] = score
+                row["nfe_validation"] = nfe() - n0
                 if score < result.best_score:
                     result.best_score, result.best_epoch = score, epoch
                     best_state = _snapshot(objective)
                     since_best = 0
                 else:
-                    since_best += settings.eval_every
+                    since_best += _epochs_since_check([*result.history, row])
             row["seconds"] = time.perf_counter() - start
             result.history.append(row)
             bar.set_postfix(loss=f"{row['loss']:.3g}", val=f"{result.best_score:.3g}", nfe=nfe())

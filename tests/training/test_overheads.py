@@ -1,0 +1,92 @@
+"""Validation spacing, shared smoothing strength and chunked collocation (issue #8 overheads)."""
+
+import numpy as np
+import pytest
+import torch
+from scipy.interpolate import make_smoothing_spline
+
+import sysid
+from sysid.datasets._systems import truth
+from sysid.fields import MLPField
+from sysid.training._collocation import collocation_fit, gcv_strength, smooth_trajectory, smoothing_strengths
+from sysid.training._loop import TrainSettings, validation_due
+
+
+def _history(val_nfe: int, epochs: list[tuple[int, int]]) -> list[dict]:
+    rows = [{"epoch": -1, "stage": "start", "nfe_validation": val_nfe}]
+    rows += [{"epoch": e, "stage": "adam", "nfe_forward": f, "nfe_backward": b} for e, (f, b) in enumerate(epochs)]
+    return rows
+
+
+def test_validation_is_due_by_evaluation_counts_within_bounds() -> None:
+    s = TrainSettings(max_epochs=100, eval_every=5, eval_cost_ratio=5.0, max_eval_every=20)
+    cheap = _history(100, [(50, 50)] * 5)  # 5 epochs, 500 evaluations = 5 x the check
+    assert validation_due(cheap, 4, s)
+    assert not validation_due(cheap[:-1], 3, s)  # never more often than eval_every
+    dear = _history(10_000, [(50, 50)] * 20)  # the check costs far more: the gap cap decides
+    assert not validation_due(dear[:-1], 18, s) and validation_due(dear, 19, s)
+    assert validation_due(_history(10_000, [(1, 1)]), 99, TrainSettings(max_epochs=100, eval_cost_ratio=5.0))
+    fixed = TrainSettings(max_epochs=100, eval_every=5)  # eval_cost_ratio=None: every eval_every epochs
+    assert [e for e in range(12) if validation_due(_history(1, [(1, 1)] * (e + 1)), e, fixed)] == [0, 5, 10]
+
+
+def test_validation_epochs_are_reproducible_and_sparser_than_every_five() -> None:
+    data = sysid.datasets.simulate("lotka_volterra", n_trajectories=2, n_samples=30, random_state=0)
+    fits = [sysid.NeuralODE(hidden=(16,), max_epochs=30, lbfgs_steps=0, collocation_steps=20, verbose=False,
+                            random_state=0).fit(data) for _ in range(2)]
+    checked = [f.history_.loc[f.history_["val_loss"].notna(), "epoch"].tolist() for f in fits]
+    assert checked[0] == checked[1]
+    assert checked[0][0] == -1 and checked[0][-1] == 29
+    gaps = np.diff(checked[0][:-1])  # the last epoch is always checked, however close
+    assert (gaps >= 5).all() and (gaps <= 20).all()
+    assert len(checked[0]) < len([-1, *range(0, 30, 5), 29])
+    assert fits[0].history_["nfe_validation"].notna().sum() == len(checked[0])
+    for a, b in zip(fits[0].rhs_.state_dict().values(), fits[1].rhs_.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_gcv_strength_matches_scipys_gcv_fit() -> None:
+    rng = np.random.default_rng(3)
+    t = np.sort(rng.uniform(0, 12, 80))
+    y = np.sin(t) + 0.1 * rng.standard_normal(80)
+    ours = make_smoothing_spline(t, y, lam=gcv_strength(t, y))(t)
+    scipys = make_smoothing_spline(t, y)(t)  # scipy's own GCV
+    assert np.sqrt(np.mean((ours - scipys) ** 2)) < 0.01
+    # the choice does not depend on the time unit
+    assert gcv_strength(1000 * t, y) == pytest.approx(gcv_strength(t, y) * 1e9, rel=1e-6)
+
+
+@pytest.mark.parametrize("system", ["lotka_volterra", "van_der_pol"])
+def test_shared_strength_is_as_accurate_as_gcv_per_trajectory(system: str) -> None:
+    noisy = sysid.datasets.simulate(system, n_trajectories=5, n_samples=60, noise=0.05, random_state=1)
+    clean = sysid.datasets.simulate(system, n_trajectories=5, n_samples=60, noise=0.0, random_state=1)
+    lam = smoothing_strengths([tr.t for tr in noisy], [tr.y for tr in noisy])
+    assert lam.shape == (2,) and np.isfinite(lam).all()
+    f = truth(system).rhs
+    errors = {}
+    for key, strength in (("gcv", None), ("shared", lam)):
+        value_err, deriv_err = [], []
+        for tr, cl in zip(noisy, clean):
+            s = smooth_trajectory(tr.t, tr.y, strength)
+            dx = f(0.0, cl.y)
+            value_err.append(np.sqrt(np.mean((s.values - cl.y) ** 2, axis=0)) / cl.y.std(0))
+            deriv_err.append(np.sqrt(np.mean((s.derivatives - dx) ** 2, axis=0)) / dx.std(0))
+        errors[key] = (np.mean(value_err), np.mean(deriv_err))
+    assert errors["shared"][0] <= 1.1 * errors["gcv"][0]
+    assert errors["shared"][1] <= 1.1 * errors["gcv"][1]
+
+
+def test_chunked_collocation_gives_the_single_batch_warm_start() -> None:
+    rng = np.random.default_rng(0)
+    t = np.sort(rng.uniform(0, 10, 300))
+    y = np.column_stack([np.sin(t), np.cos(t)]) + 0.02 * rng.standard_normal((300, 2))
+    smoothed = [smooth_trajectory(t, y)]
+    fields, losses = [], []
+    for chunk in (10_000, 64):
+        field = MLPField(2, hidden=(16,), generator=torch.Generator().manual_seed(0))
+        losses.append(collocation_fit(field, [t], smoothed, [None], 2, np.ones(2), 1.0, 40, 1e-2, torch.float64,
+                                      chunk_rows=chunk))
+        fields.append(field)
+    assert losses[0] == pytest.approx(losses[1], rel=1e-9)
+    for a, b in zip(fields[0].state_dict().values(), fields[1].state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
