@@ -24,6 +24,7 @@ from sysid.errors import ModelFileError as ModelFileError
 from sysid.errors import NotFittedError as NotFittedError
 from sysid.errors import SolverWarning as SolverWarning
 from sysid.errors import SysidError as SysidError
+from sysid.trajectories import LazyTrajectories as LazyTrajectories
 from sysid.trajectories import Trajectories as Trajectories
 from sysid.trajectories import Trajectory as Trajectory
 
@@ -56,6 +57,7 @@ __all__ = [
     "DataError",
     "FitError",
     "FitWarning",
+    "LazyTrajectories",
     "ModelFileError",
     "NotFittedError",
     "SolverWarning",

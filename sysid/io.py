@@ -37,8 +37,9 @@ _HEADER_KEY = "sysid"
 
 def _registry() -> dict[str, type]:
     import sysid.estimators as estimators
+    from sysid.ensemble import Ensemble
 
-    return {name: getattr(estimators, name) for name in estimators.__all__}
+    return {**{name: getattr(estimators, name) for name in estimators.__all__}, "Ensemble": Ensemble}
 
 
 def jsonable(value: Any) -> Any:
@@ -100,21 +101,61 @@ def save(model: Any, path: str | os.PathLike[str], extra: dict[str, Any] | None 
     import sysid
 
     check_is_fitted(model)
-    name = type(model).__name__
-    if name not in _registry():
-        raise ModelFileError(f"cannot save a {name}: only sysid estimators ({sorted(_registry())}) can be saved.")
-    state, tensors = model._fitted_state()
+    record, tensors = _record(model)
     header = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
         "sysid_version": sysid.__version__,
-        "estimator": name,
-        "params": jsonable(model.get_params(deep=False)),
-        "fitted": jsonable(state),
+        **record,
     }
     if extra is not None:
         header["extra"] = jsonable(extra)
     return write_safely(path, header, tensors)
+
+
+_ESTIMATOR_KEY = "__estimator__"
+_MEMBERS = "members"
+
+
+def _record(model: Any) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """The header entries (estimator, params, fitted) and the tensors of one fitted estimator.
+
+    An estimator among the parameters (an Ensemble's template) is written as its class
+    and parameters; fitted sub-estimators listed under ``"members"`` in the fitted state
+    (an Ensemble's members) are written the same way as this one, their tensors prefixed
+    ``members.<k>.``.
+    """
+    name = type(model).__name__
+    if name not in _registry():
+        raise ModelFileError(f"cannot save a {name}: only sysid estimators ({sorted(_registry())}) can be saved.")
+    params = _encode_params(model)
+    state, tensors = model._fitted_state()
+    state = dict(state)
+    if _MEMBERS in state:
+        records = []
+        for k, member in enumerate(state[_MEMBERS]):
+            record, own = _record(member)
+            records.append(record)
+            tensors = {**tensors, **{f"{_MEMBERS}.{k}.{key}": value for key, value in own.items()}}
+        state[_MEMBERS] = records
+    return {"estimator": name, "params": params, "fitted": jsonable(state)}, tensors
+
+
+def _encode_params(model: Any) -> dict[str, Any]:
+    """``model``'s constructor parameters as JSON; an estimator among them as its class and parameters."""
+    name = type(model).__name__
+    params = {}
+    for key, value in model.get_params(deep=False).items():
+        if hasattr(value, "get_params") and hasattr(value, "fit"):
+            if type(value).__name__ not in _registry():
+                raise ModelFileError(
+                    f"cannot save this {name}: its {key}= is a {type(value).__name__}, and a model file holds no "
+                    f"code, so only {name}s of sysid estimators ({sorted(_registry())}) can be saved."
+                )
+            params[key] = {_ESTIMATOR_KEY: type(value).__name__, "params": _encode_params(value)}
+        else:
+            params[key] = jsonable(value)
+    return params
 
 
 def tensor_digest(tensors: dict[str, torch.Tensor]) -> str:
@@ -240,32 +281,57 @@ def load(path: str | os.PathLike[str], **functions: Callable[..., Any]) -> Any:
         function not passed.
     """
     header, tensors = read_header(path)
+    return _from_record(header, tensors, functions, str(path))
+
+
+def _from_record(record: dict[str, Any], tensors: dict[str, torch.Tensor], functions: dict[str, Callable[..., Any]],
+                 where: str) -> Any:
+    """The fitted estimator a :func:`_record` describes (members of an ensemble included)."""
+    model = _build(record.get("estimator"), record.get("params", {}), functions, where, record.get("sysid_version"))
+    name = type(model).__name__
+    fitted = record.get("fitted")
+    if not isinstance(fitted, dict):
+        raise ModelFileError(f"{where!r}: the fitted state of the {name} is missing.")
+    if _MEMBERS in fitted:
+        members = fitted[_MEMBERS]
+        if not isinstance(members, list) or not all(isinstance(m, dict) for m in members):
+            raise ModelFileError(f"{where!r}: the {name}'s members are not a list of models.")
+        fitted = {**fitted, _MEMBERS: [
+            _from_record(member, _prefixed(tensors, f"{_MEMBERS}.{k}."), functions, f"{where} member {k}")
+            for k, member in enumerate(members)]}
+    try:
+        model._set_fitted_state(fitted, tensors)
+    except (KeyError, RuntimeError, ValueError, TypeError, AttributeError) as exc:
+        raise ModelFileError(f"{where!r}: the fitted state does not match a {name}: {exc}") from None
+    return model
+
+
+def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {key[len(prefix):]: value for key, value in tensors.items() if key.startswith(prefix)}
+
+
+def _build(name: Any, params: Any, functions: dict[str, Callable[..., Any]], where: str, version: Any) -> Any:
+    """An unfitted estimator ``name(**params)``, with the user's functions and nested estimators put back."""
     registry = _registry()
-    name = header.get("estimator")
     if name not in registry:
-        raise ModelFileError(f"{str(path)!r}: unknown estimator {name!r}; known: {sorted(registry)}.")
-    params = header.get("params", {})
+        raise ModelFileError(f"{where!r}: unknown estimator {name!r}; known: {sorted(registry)}.")
     if not isinstance(params, dict):
-        raise ModelFileError(f"{str(path)!r}: the estimator parameters are a {type(params).__name__}, not an object.")
+        raise ModelFileError(f"{where!r}: the estimator parameters are a {type(params).__name__}, not an object.")
     params = dict(params)
     for key, value in params.items():
-        if isinstance(value, dict) and "__callable__" in value:
+        if isinstance(value, dict) and _ESTIMATOR_KEY in value:
+            params[key] = _build(value[_ESTIMATOR_KEY], value.get("params", {}), functions, where, version)
+        elif isinstance(value, dict) and "__callable__" in value:
             if key not in functions:
                 raise ModelFileError(
                     f"{name} was saved with a Python function for {key!r} ({value['__callable__']}); files hold "
                     f"no code, so pass it again: sysid.load(path, {key}=your_function)."
                 )
             params[key] = functions[key]
-    cls = registry[name]
     try:
-        model = cls(**params)
+        return registry[name](**params)
     except TypeError as exc:  # parameters this version's estimator does not take
         raise ModelFileError(
-            f"{str(path)!r}: its {name} parameters do not fit this sysid ({_version()}): {exc}. "
-            f"It was written by sysid {header.get('sysid_version')!r}."
+            f"{where!r}: its {name} parameters do not fit this sysid ({_version()}): {exc}. "
+            f"It was written by sysid {version!r}."
         ) from None
-    try:
-        model._set_fitted_state(header["fitted"], tensors)
-    except (KeyError, RuntimeError, ValueError, TypeError, AttributeError) as exc:
-        raise ModelFileError(f"{str(path)!r}: the fitted state does not match a {name}: {exc}") from None
-    return model

@@ -23,7 +23,7 @@ from sysid.adapters.xarray import from_xarray as from_xarray
 from sysid.adapters.xarray import to_dataarray as to_dataarray
 from sysid.adapters.xarray import to_xarray as to_xarray
 from sysid.errors import DataError
-from sysid.trajectories import Trajectories
+from sysid.trajectories import LazyTrajectories, Trajectories
 
 __all__ = [
     "as_trajectories",
@@ -56,13 +56,14 @@ def as_trajectories(
     input_names: Sequence[Hashable] | None = None,
     interpolate_inputs: bool = False,
     state_dim: Hashable | None = None,
-) -> Trajectories:
+    lazy: bool = False,
+) -> Trajectories | LazyTrajectories:
     """Whatever the caller passed, as validated Trajectories: the estimators' one entry point.
 
     Parameters
     ----------
-    X : Trajectories, DataFrame, Dataset, DataArray, array or list of arrays
-        Trajectories are returned unchanged. A DataFrame goes through
+    X : Trajectories, LazyTrajectories, DataFrame, Dataset, DataArray, array or list of arrays
+        Trajectories and LazyTrajectories are returned unchanged. A DataFrame goes through
         :func:`from_pandas`, a Dataset or DataArray through :func:`from_xarray` (both with
         ``time``, ``states``, ``inputs``, ``trajectory``, ``interpolate_inputs``, and
         ``state_dim`` for a DataArray). Arrays go through :func:`from_arrays`.
@@ -76,10 +77,13 @@ def as_trajectories(
         Fill NaN inputs linearly in time instead of raising.
     state_dim : name, optional
         The state dimension of a DataArray.
+    lazy : bool, default False
+        For a Dataset or DataArray only: return :class:`~sysid.trajectories.LazyTrajectories`
+        read chunk by chunk when needed (see :func:`from_xarray`).
 
     Returns
     -------
-    Trajectories
+    Trajectories, or LazyTrajectories (``lazy=True``, or ``X`` already lazy)
 
     Raises
     ------
@@ -103,16 +107,21 @@ def as_trajectories(
     labelled = {"time": time, "states": states, "inputs": inputs, "trajectory": trajectory,
                 "state_dim": state_dim}
     numeric = {"t": t, "u": u, "state_names": state_names, "input_names": input_names}
-    if isinstance(X, Trajectories):
+    if isinstance(X, Trajectories | LazyTrajectories):
         _refuse(X, {**labelled, **numeric}, "they are already built into the Trajectories")
         return X
+    if lazy and not isinstance(X, xr.Dataset | xr.DataArray):
+        raise DataError(
+            f"lazy=True reads an xarray Dataset or DataArray (e.g. Dask-backed) chunk by chunk; a "
+            f"{type(X).__name__} is already in memory, so leave lazy= out."
+        )
     if isinstance(X, pd.DataFrame):
         _refuse(X, {**numeric, "state_dim": state_dim}, "name the columns with time=, states=, inputs=")
         return from_pandas(X, time, states, inputs, trajectory, interpolate_inputs=interpolate_inputs)
     if isinstance(X, xr.Dataset | xr.DataArray):
         _refuse(X, numeric, "name the dimensions and variables with time=, states=, inputs=")
         return from_xarray(X, time, states, inputs, trajectory, state_dim=state_dim,
-                           interpolate_inputs=interpolate_inputs)
+                           interpolate_inputs=interpolate_inputs, lazy=lazy)
     if isinstance(X, np.ndarray | list | tuple):
         _refuse(X, labelled, "pass t=, u=, state_names=, input_names= for arrays")
         return from_arrays(X, t, u, state_names=state_names, input_names=input_names,

@@ -30,7 +30,7 @@ from sysid.adapters._common import (
     read_times,
 )
 from sysid.errors import DataError
-from sysid.trajectories import Trajectories, Trajectory
+from sysid.trajectories import LazyTrajectories, Trajectories, Trajectory
 
 __all__ = ["from_xarray", "to_xarray", "to_dataarray"]
 
@@ -57,8 +57,9 @@ def from_xarray(
     *,
     state_dim: Hashable | None = None,
     interpolate_inputs: bool = False,
-) -> Trajectories:
-    """Read an xarray Dataset or DataArray into Trajectories.
+    lazy: bool = False,
+) -> Trajectories | LazyTrajectories:
+    """Read an xarray Dataset or DataArray into Trajectories (or, with ``lazy=True``, LazyTrajectories).
 
     Parameters
     ----------
@@ -82,6 +83,17 @@ def from_xarray(
         dimension that is neither time nor trajectory.
     interpolate_inputs : bool, default False
         Fill NaN inputs linearly in time (nearest value at the ends) instead of raising.
+    lazy : bool, default False
+        Return a :class:`~sysid.trajectories.LazyTrajectories` that keeps the data where
+        it is (Dask chunks, a file) and reads it minibatch by minibatch when an estimator
+        fits it (see docs/scaling.md). Every chunk is read once here to validate it (the
+        same errors as without ``lazy``) and to gather the scaling statistics, then dropped.
+        Its blocks, the unit read at once, are the Dask chunks along the trajectory dimension
+        (one block for data in memory).
+
+    Returns
+    -------
+    Trajectories, or LazyTrajectories with ``lazy=True``.
 
     Returns
     -------
@@ -109,6 +121,12 @@ def from_xarray(
     >>> data = from_xarray(ds, trajectory="run")
     >>> data.names, [tr.n_times for tr in data], data.variable_attrs["prey"]
     (['a', 'b'], [2, 3], {'units': '1/km2'})
+
+    With ``lazy=True`` nothing is kept but names and statistics until a load:
+
+    >>> lazy = from_xarray(ds, trajectory="run", lazy=True)
+    >>> lazy.summary.states.mean.tolist(), lazy.load([1]).names
+    ([8.0], ['b'])
     """
     if not isinstance(obj, xr.Dataset | xr.DataArray):
         raise DataError(
@@ -129,53 +147,83 @@ def from_xarray(
     layout = _dataset_layout(dataset, time_dim, states, inputs, trajectory)
     times = read_times(_time_coordinate(dataset, time_dim), f"time coordinate {time_dim!r}")
     names, label_dtype = _trajectory_names(dataset, layout)
-    return Trajectories(
-        _read_trajectories(dataset, layout, names, times, interpolate_inputs),
-        state_names=layout.states,
-        input_names=layout.inputs,
-        time_kind=times.kind,
-        attrs=copy.deepcopy(dict(dataset.attrs)),
-        variable_attrs=_variable_attrs(dataset, layout),
-        source=_dataset_source(dataset, layout, times.dtype, label_dtype, array_info),
-    )
+    reader = _BlockReader(dataset, layout, names, times, interpolate_inputs)
+    metadata = {
+        "state_names": layout.states,
+        "input_names": layout.inputs,
+        "time_kind": times.kind,
+        "attrs": copy.deepcopy(dict(dataset.attrs)),
+        "variable_attrs": _variable_attrs(dataset, layout),
+        "source": _dataset_source(dataset, layout, times.dtype, label_dtype, array_info),
+    }
+    if lazy:
+        return LazyTrajectories.scan(names, reader.blocks(), reader, **metadata)
+    return Trajectories(reader.read_all(), **metadata)
 
 
-def _read_trajectories(
-    dataset: xr.Dataset,
-    layout: _DatasetLayout,
-    names: list[Hashable],
-    times: TimeValues,
-    interpolate_inputs: bool,
-) -> list[Trajectory]:
-    """One checked Trajectory per entry of the trajectory dim.
+class _BlockReader:
+    """Reads checked Trajectory objects from a Dataset, one chunk of trajectories per compute.
 
-    Dask-backed data is computed one chunk of trajectories at a time (each chunk once):
-    besides the Trajectories being built, memory holds one chunk, never the whole array.
+    Dask-backed data is computed one chunk of the trajectory dimension at a time: besides
+    what the caller keeps, memory holds one chunk, never the whole array.
     """
-    selected = dataset[[*layout.states, *layout.inputs]]
-    rules = RowRules(
-        layout.states,
-        layout.inputs,
-        time_label=f"time coordinate {layout.time!r}",
-        row_word=f"{layout.time!r} position",
-        interpolate_inputs=interpolate_inputs,
-    )
-    positions = np.arange(dataset.sizes[layout.time])
-    out: list[Trajectory] = []
-    for rows in _trajectory_blocks(selected, layout):
-        part = (selected if rows is None else selected.isel({layout.trajectory: rows})).compute()
+
+    def __init__(self, dataset: xr.Dataset, layout: _DatasetLayout, names: list[Hashable],
+                 times: TimeValues, interpolate_inputs: bool) -> None:
+        self.selected = dataset[[*layout.states, *layout.inputs]]
+        self.layout, self.names, self.times = layout, names, times
+        self.rules = RowRules(
+            layout.states,
+            layout.inputs,
+            time_label=f"time coordinate {layout.time!r}",
+            row_word=f"{layout.time!r} position",
+            interpolate_inputs=interpolate_inputs,
+        )
+        self.positions = np.arange(dataset.sizes[layout.time])
+        self.slices = _trajectory_blocks(self.selected, layout)
+
+    def blocks(self) -> list[np.ndarray]:
+        """Trajectory positions per chunk (one block when the dimension is not chunked)."""
+        return [np.arange(len(self.names)) if rows is None else np.arange(rows.start, rows.stop)
+                for rows in self.slices]
+
+    def read_all(self) -> list[Trajectory]:
+        """Every trajectory, chunk by chunk, each chunk computed once."""
+        out: list[Trajectory] = []
+        for block in self.blocks():
+            out += self(block)
+        return out
+
+    def __call__(self, positions: np.ndarray) -> list[Trajectory]:
+        """The trajectories at sorted ``positions``: one compute per chunk that holds some of them."""
+        out: list[Trajectory] = []
+        for block in self.blocks():
+            inside = positions[(positions >= block[0]) & (positions <= block[-1])]
+            if inside.size:
+                out += self._read(block, inside)
+        return out
+
+    def _read(self, block: np.ndarray, wanted: np.ndarray) -> list[Trajectory]:
+        """Compute the ``wanted`` positions of one ``block`` (all of it: a slice, as dask stores it)."""
+        layout = self.layout
+        part = self.selected
+        if layout.trajectory is not None:
+            if wanted.size == block.size:
+                if block.size < len(self.names):
+                    part = part.isel({layout.trajectory: slice(int(block[0]), int(block[-1]) + 1)})
+            else:
+                part = part.isel({layout.trajectory: wanted})
+        part = part.compute()
         state_block = _stacked(part, layout.states, layout)
         input_block = _stacked(part, layout.inputs, layout) if layout.inputs else None
-        first = 0 if rows is None else rows.start
-        out += [
+        return [
             build_trajectory(
-                RawTrajectory(names[first + i], times, state_block[i],
-                              None if input_block is None else input_block[i], positions),
-                rules,
+                RawTrajectory(self.names[int(position)], self.times, state_block[i],
+                              None if input_block is None else input_block[i], self.positions),
+                self.rules,
             )
-            for i in range(state_block.shape[0])
+            for i, position in enumerate(wanted)
         ]
-    return out
 
 
 def _trajectory_blocks(selected: xr.Dataset, layout: _DatasetLayout) -> list[slice | None]:

@@ -15,11 +15,12 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from sysid.adapters import as_trajectories, to_caller_format
-from sysid.errors import DataError
-from sysid.trajectories import Trajectories, Trajectory
+from sysid.errors import ConfigError, DataError
+from sysid.trajectories import LazyTrajectories, Trajectories, Trajectory
 from sysid.trajectories._validation import is_complex
 
-DATA_OPTIONS = ("time", "states", "inputs", "trajectory", "state_names", "input_names", "interpolate_inputs")
+DATA_OPTIONS = ("time", "states", "inputs", "trajectory", "state_names", "input_names", "interpolate_inputs",
+                "lazy")
 _LABELLED_OPTIONS = ("time", "states", "inputs", "trajectory", "interpolate_inputs")
 
 
@@ -97,6 +98,22 @@ class TrajectoryEstimator(BaseEstimator):
         cannot work here (an unavailable device...), so no time is spent loading data first.
         """
 
+    def _check_streaming(self) -> None:
+        """Raise :class:`~sysid.ConfigError` if this estimator cannot fit streamed data.
+
+        ``fit`` calls it before reading data given as ``lazy=True`` or as
+        :class:`~sysid.trajectories.LazyTrajectories`. The default refuses: an estimator
+        that can train minibatch by minibatch overrides it and :meth:`_fit_streaming`.
+        """
+        raise ConfigError(
+            f"{type(self).__name__} cannot fit streamed data (lazy=True): it needs every observation in memory "
+            "at once. Read the data without lazy=True, or fit a NeuralODE, which trains minibatch by minibatch."
+        )
+
+    def _fit_streaming(self, data: LazyTrajectories) -> None:
+        """Fit to data read minibatch by minibatch; see :meth:`_check_streaming`."""
+        raise NotImplementedError
+
     # -- public API ------------------------------------------------------------------
     def fit(self, X: Any, t: Any = None, u: Any = None, **data_options: Any) -> TrajectoryEstimator:
         """Fit the model to measured trajectories.
@@ -106,6 +123,9 @@ class TrajectoryEstimator(BaseEstimator):
         X : Trajectories, pandas.DataFrame, xarray.Dataset/DataArray, array or list of arrays
             The measurements; DataFrames and Datasets go through the adapters with
             ``data_options`` (``time=``, ``states=``, ``inputs=``, ``trajectory=``).
+            With ``lazy=True`` (xarray data) or :class:`~sysid.trajectories.LazyTrajectories`,
+            estimators that can (``NeuralODE``) train minibatch by minibatch without reading
+            the whole data into memory; the others raise :class:`~sysid.ConfigError`.
         t : array or list of arrays, optional
             Times, when ``X`` is an array (or list of arrays).
         u : array or list of arrays, optional
@@ -117,13 +137,18 @@ class TrajectoryEstimator(BaseEstimator):
         """
         self._check_data_options(data_options)
         self._check_config()
+        if data_options.get("lazy") or isinstance(X, LazyTrajectories):
+            self._check_streaming()  # before the data is read
         data = as_trajectories(X, t=t, u=u, **data_options)
         self.state_names_ = list(data.state_names)
         self.input_names_ = list(data.input_names)
         self.n_states_in_ = data.n_states
         self.n_controls_in_ = data.n_inputs
         self.data_options_ = dict(data_options)
-        self._fit(data)
+        if isinstance(data, LazyTrajectories):
+            self._fit_streaming(data)
+        else:
+            self._fit(data)
         return self
 
     def predict(self, X: Any = None, t: Any = None, x0: Any = None, u: Any = None,
@@ -231,6 +256,11 @@ class TrajectoryEstimator(BaseEstimator):
             options = {**fitted, **data_options}
             self._check_inputs_present(X, options)
         data = as_trajectories(X, t=t, u=u, **options)
+        if isinstance(data, LazyTrajectories):
+            raise DataError(
+                "predict, score and the like read their data in memory, and got LazyTrajectories (or lazy=True); "
+                "pass the Dataset itself, or data.load(positions) for some of the trajectories."
+            )
         if isinstance(X, np.ndarray | list | tuple):
             data = self._with_fitted_names(data, options)
         self._check_same_variables(data)

@@ -130,6 +130,9 @@ def probe_function(f: Any, name: str, args: tuple[Any, ...], expected: tuple[int
 class ParametricODE(SolverTrainedODE):
     """Shared by models whose field has named physical parameters (grey-box, hybrid)."""
 
+    _streaming_unsupported = ("its parameters' least-squares refinement and uncertainties, and a hybrid "
+                              "model's correction penalty, use every observation at once")
+
     params: Mapping[str, float] | None
     bounds: Mapping[str, Bound] | None
     fixed: Sequence[str] | None

@@ -31,7 +31,7 @@ from sysid.training._collocation import (
     smoothing_strengths,
 )
 from sysid.training._loop import ADVICE
-from sysid.trajectories import Trajectories
+from sysid.trajectories import DataSummary, LazyTrajectories, Trajectories
 
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
 _LEARN_TIME = {None: (False, False), "scale": (True, False), "offset": (False, True), "both": (True, True)}
@@ -75,6 +75,35 @@ class Scaling:
             input_center = input_spread = np.zeros(0)
         durations = [tr.duration for tr in data]
         time_unit = float(np.median(durations)) / 10.0 or 1.0
+        return cls(
+            np.concatenate([center, np.zeros(n_augment)]),
+            np.concatenate([spread, np.ones(n_augment)]),
+            input_center, input_spread, time_unit,
+        )
+
+    @classmethod
+    def of_summary(cls, summary: DataSummary, n_augment: int) -> Scaling:
+        """The same as :meth:`of`, from statistics gathered chunk by chunk (streamed data).
+
+        Examples
+        --------
+        >>> from sysid.datasets import simulate
+        >>> data = simulate("lotka_volterra", n_trajectories=3, n_samples=20, noise=0.05, random_state=0)
+        >>> summary = DataSummary.empty(2, 0)
+        >>> for k in range(3):
+        ...     summary.add(data[k:k + 1])
+        >>> a, b = Scaling.of(data, 0), Scaling.of_summary(summary, 0)
+        >>> bool(np.allclose(a.center, b.center) and np.allclose(a.spread, b.spread)), a.time_unit == b.time_unit
+        (True, True)
+        """
+        center, spread = summary.states.mean, summary.states.std
+        spread = np.where(np.isfinite(spread) & (spread > 1e-12 * np.maximum(1.0, np.abs(center))), spread, 1.0)
+        if summary.inputs.count.size:
+            input_center, input_spread = summary.inputs.mean, summary.inputs.std
+            input_spread = np.where(input_spread > 0, input_spread, 1.0)
+        else:
+            input_center = input_spread = np.zeros(0)
+        time_unit = float(np.median(summary.durations)) / 10.0 or 1.0
         return cls(
             np.concatenate([center, np.zeros(n_augment)]),
             np.concatenate([spread, np.ones(n_augment)]),
@@ -139,6 +168,9 @@ class SolverTrainedODE(TrajectoryEstimator):
 
     def _after_fit(self, data: Trajectories) -> None:
         """Hook for subclasses to derive readable results (equations, parameters)."""
+
+    #: Why this model cannot fit streamed data (None: it can); see :meth:`_check_streaming`.
+    _streaming_unsupported: str | None = None
 
     # -- configuration ---------------------------------------------------------------
     def _resolve(self) -> None:
@@ -252,6 +284,19 @@ class SolverTrainedODE(TrajectoryEstimator):
                 FitWarning, stacklevel=4,
             )
         self._after_fit(data)
+
+    # -- streamed data (LazyTrajectories): sysid/estimators/_streaming.py -------------------
+    def _check_streaming(self) -> None:
+        from sysid.estimators._streaming import check_streaming
+
+        check_streaming(self)
+
+    def _fit_streaming(self, data: LazyTrajectories) -> None:
+        from sysid.estimators._streaming import fit_streaming
+
+        self._resolve()
+        with torch_threads(1):
+            fit_streaming(self, data)
 
     def _checkpoint(self, data: Trajectories) -> Any:
         """The :class:`~sysid.training._checkpoint.Checkpoint` of this fit, or None without checkpoint_path."""

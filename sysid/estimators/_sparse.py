@@ -91,6 +91,9 @@ device, verbose, warm_start, checkpoint_path
     ['d x0/dt = -1.50 x0']
     """
 
+    _streaming_unsupported = ("its closed-form warm start and its thresholding rounds refit every "
+                              "observation at once")
+
     def __init__(
         self,
         library: str = "polynomial",

@@ -36,9 +36,21 @@ RESUMABLE_CHANGES = frozenset({"checkpoint_path", "verbose", "max_epochs", "pati
 
 
 def data_digest(data: Any) -> str:
-    """SHA-256 of a :class:`~sysid.Trajectories`' names, times, states and inputs."""
+    """SHA-256 of a :class:`~sysid.Trajectories`' names, times, states and inputs.
+
+    For :class:`~sysid.trajectories.LazyTrajectories` (never read whole): of the names
+    and the statistics gathered when it was scanned (moments, durations, lengths).
+    """
     digest = hashlib.sha256()
     digest.update(repr((list(data.state_names), list(data.input_names))).encode())
+    summary = getattr(data, "summary", None)
+    if summary is not None:
+        digest.update(repr(list(data.names)).encode())
+        for moments in (summary.states, summary.inputs):
+            for values in (moments.count, moments.mean, moments.m2):
+                digest.update(np.ascontiguousarray(values, dtype=np.float64).tobytes())
+        digest.update(summary.durations.tobytes() + summary.lengths.astype(np.int64).tobytes())
+        return digest.hexdigest()
     for tr in data:
         digest.update(repr(tr.name).encode())
         for values in (tr.t, tr.y, tr.u):

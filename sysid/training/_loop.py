@@ -52,6 +52,10 @@ class TrainSettings:
     max_failures: int = 5
     verbose: bool = True
     description: str = "fit"
+    polish_pieces: int | None = None
+    """The L-BFGS polish evaluates its full-batch loss over pieces of this many items, one
+    objective call each, accumulating the gradient (None: all items in one call). Streaming
+    fits use 1: every item is a minibatch read from storage, never all at once."""
 
 
 @dataclass
@@ -339,20 +343,27 @@ def _polish(objective: torch.nn.Module, params: list[torch.nn.Parameter], n_item
     best_state = _snapshot(objective)
     optimizer = torch.optim.LBFGS(params, lr=1.0, max_iter=_POLISH_CHUNK, history_size=20,
                                   line_search_fn="strong_wolfe")
-    batch = torch.arange(n_items)
+    pieces = [torch.arange(n_items)]
+    if settings.polish_pieces is not None:
+        pieces = list(pieces[0].split(settings.polish_pieces))
     counts = {"forward": 0, "backward": 0}
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad(set_to_none=True)
-        n0 = nfe()
-        loss, _ = objective(batch)
-        n1 = nfe()
-        if not torch.isfinite(loss):
-            raise SolverFailure("the loss is NaN or infinite")
-        loss.backward()
-        counts["forward"] += n1 - n0
-        counts["backward"] += nfe() - n1
-        return loss
+        total = None
+        for batch in pieces:  # the mean over pieces, one piece in memory at a time
+            n0 = nfe()
+            loss, _ = objective(batch)
+            n1 = nfe()
+            if not torch.isfinite(loss):
+                raise SolverFailure("the loss is NaN or infinite")
+            if len(pieces) > 1:
+                loss = loss / len(pieces)
+            loss.backward()
+            counts["forward"] += n1 - n0
+            counts["backward"] += nfe() - n1
+            total = loss.detach() if total is None else total + loss.detach()
+        return total
 
     since_best = 0
     epoch = len(result.history)

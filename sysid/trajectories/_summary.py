@@ -1,0 +1,110 @@
+"""Summary statistics of trajectories, accumulated one batch of trajectories at a time.
+
+What the estimators' scaling needs (per-state mean and spread over observed entries,
+per-input mean and spread, each trajectory's duration), gathered in a single pass that
+never holds more than one batch: :class:`DataSummary` merges the moments of each batch
+(Chan, Golub and LeVeque's pairwise update), so the result does not depend on how the
+data was cut, up to rounding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sysid.trajectories._container import Trajectory
+
+
+@dataclass
+class Moments:
+    """Count, mean and sum of squared deviations per column, ignoring NaN."""
+
+    count: np.ndarray
+    mean: np.ndarray
+    m2: np.ndarray
+
+    @classmethod
+    def empty(cls, n_columns: int) -> Moments:
+        """No values seen yet."""
+        return cls(np.zeros(n_columns), np.zeros(n_columns), np.zeros(n_columns))
+
+    def add(self, values: np.ndarray) -> None:
+        """Merge the non-NaN entries of ``values`` (n_rows, n_columns) into these moments.
+
+        Examples
+        --------
+        >>> m = Moments.empty(1)
+        >>> m.add(np.array([[1.0], [np.nan]])); m.add(np.array([[3.0]]))
+        >>> m.count.tolist(), m.mean.tolist(), m.std.tolist()
+        ([2.0], [2.0], [1.0])
+        """
+        seen = ~np.isnan(values)
+        count = seen.sum(axis=0).astype(float)
+        safe = np.where(seen, values, 0.0)
+        mean = np.divide(safe.sum(axis=0), count, out=np.zeros_like(count), where=count > 0)
+        m2 = (np.where(seen, values - mean, 0.0) ** 2).sum(axis=0)
+        total = self.count + count
+        delta = mean - self.mean
+        weight = np.divide(count, total, out=np.zeros_like(total), where=total > 0)
+        self.mean = self.mean + delta * weight
+        self.m2 = self.m2 + m2 + delta**2 * self.count * weight
+        self.count = total
+
+    @property
+    def std(self) -> np.ndarray:
+        """Population standard deviation per column (NaN where nothing was seen)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.sqrt(np.where(self.count > 0, self.m2 / self.count, np.nan))
+
+
+@dataclass
+class DataSummary:
+    """Moments of the states and inputs, and every trajectory's duration and length.
+
+    Per-trajectory entries are two numbers each, small next to the data they summarise.
+
+    Examples
+    --------
+    >>> from sysid import Trajectories
+    >>> data = Trajectories.from_arrays([np.arange(3.0), np.arange(5.0)], [np.ones((3, 1)), np.zeros((5, 1))])
+    >>> summary = DataSummary.empty(1, 0)
+    >>> summary.add(data[:1]); summary.add(data[1:])
+    >>> summary.states.mean.tolist(), summary.durations.tolist(), summary.n_observations
+    ([0.375], [2.0, 4.0], 8)
+    """
+
+    states: Moments
+    inputs: Moments
+    duration_list: list[float] = field(default_factory=list)
+    length_list: list[int] = field(default_factory=list)
+
+    @classmethod
+    def empty(cls, n_states: int, n_inputs: int) -> DataSummary:
+        """Nothing seen yet."""
+        return cls(Moments.empty(n_states), Moments.empty(n_inputs))
+
+    def add(self, trajectories: Sequence[Trajectory]) -> None:
+        """Merge a batch of validated trajectories."""
+        trajectories = list(trajectories)
+        self.states.add(np.concatenate([tr.y for tr in trajectories]))
+        if self.inputs.count.size:
+            self.inputs.add(np.concatenate([tr.u for tr in trajectories]))
+        self.duration_list += [tr.duration for tr in trajectories]
+        self.length_list += [tr.n_times for tr in trajectories]
+
+    @property
+    def durations(self) -> np.ndarray:
+        """Time span of every trajectory, in the order they were added."""
+        return np.asarray(self.duration_list, dtype=float)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Number of time stamps of every trajectory."""
+        return np.asarray(self.length_list, dtype=int)
+
+    @property
+    def n_observations(self) -> int:
+        """Observed state entries in all trajectories."""
+        return int(self.states.count.sum())
