@@ -22,6 +22,7 @@ from sysid.errors import FitError as FitError
 from sysid.errors import FitWarning as FitWarning
 from sysid.errors import ModelFileError as ModelFileError
 from sysid.errors import NotFittedError as NotFittedError
+from sysid.errors import ExtrapolationWarning as ExtrapolationWarning
 from sysid.errors import SolverWarning as SolverWarning
 from sysid.errors import SysidError as SysidError
 from sysid.trajectories import LazyTrajectories as LazyTrajectories
@@ -61,6 +62,7 @@ __all__ = [
     "ModelFileError",
     "NotFittedError",
     "SolverWarning",
+    "ExtrapolationWarning",
     "SysidError",
     "Trajectories",
     "Trajectory",

@@ -95,6 +95,10 @@ class Ensemble(TrajectoryEstimator):
     (True, 5)
     """
 
+    @property
+    def _flags_extrapolation(self) -> bool:  # as its members do
+        return bool(getattr(self.estimator, "_flags_extrapolation", True))
+
     def __init__(
         self,
         estimator: Any,

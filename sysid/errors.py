@@ -18,6 +18,7 @@ __all__ = [
     "SysidWarning",
     "FitWarning",
     "SolverWarning",
+    "ExtrapolationWarning",
 ]
 
 
@@ -50,6 +51,10 @@ class SysidWarning(UserWarning):
 
 class FitWarning(SysidWarning):
     """Training hit a problem it recovered from (rolled back, lowered the rate, stopped early)."""
+
+
+class ExtrapolationWarning(SysidWarning):
+    """Data or predictions go beyond the states the model was fitted on."""
 
 
 class SolverWarning(SysidWarning):

@@ -128,9 +128,11 @@ def _record(model: Any) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     name = type(model).__name__
     if name not in _registry():
         raise ModelFileError(f"cannot save a {name}: only sysid estimators ({sorted(_registry())}) can be saved.")
+    state, tensors = model._fitted_state()  # first: it names the parameters it cannot store itself
     params = _encode_params(model)
-    state, tensors = model._fitted_state()
     state = dict(state)
+    if getattr(model, "observed_range_", None) is not None:  # for the ExtrapolationWarning of the loaded model
+        state["observed_range_"] = model.observed_range_
     if _MEMBERS in state:
         records = []
         for k, member in enumerate(state[_MEMBERS]):
@@ -301,6 +303,8 @@ def _from_record(record: dict[str, Any], tensors: dict[str, torch.Tensor], funct
             for k, member in enumerate(members)]}
     try:
         model._set_fitted_state(fitted, tensors)
+        if fitted.get("observed_range_") is not None:  # files written before it existed have none
+            model.observed_range_ = np.asarray(fitted["observed_range_"], dtype=float).reshape(2, -1)
     except (KeyError, RuntimeError, ValueError, TypeError, AttributeError) as exc:
         raise ModelFileError(f"{where!r}: the fitted state does not match a {name}: {exc}") from None
     return model

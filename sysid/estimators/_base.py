@@ -16,6 +16,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from sysid.adapters import as_trajectories, to_caller_format
 from sysid.errors import ConfigError, DataError
+from sysid.estimators._observed_range import flag_extrapolation, observed_range
 from sysid.trajectories import LazyTrajectories, Trajectories, Trajectory
 from sysid.trajectories._validation import is_complex
 
@@ -147,8 +148,10 @@ class TrajectoryEstimator(BaseEstimator):
         self.data_options_ = dict(data_options)
         if isinstance(data, LazyTrajectories):
             self._fit_streaming(data)
+            self.observed_range_ = data.summary.states.bounds
         else:
             self._fit(data)
+            self.observed_range_ = observed_range([tr.y for tr in data])
         return self
 
     def predict(self, X: Any = None, t: Any = None, x0: Any = None, u: Any = None,
@@ -174,7 +177,12 @@ class TrajectoryEstimator(BaseEstimator):
         """
         check_is_fitted(self)
         data, starts, like = self._prediction_request(X, t, x0, u, data_options)
-        return self._format_prediction(data, self._predict(data, starts), like)
+        predictions = self._predict(data, starts)
+        flagged = self._flag_extrapolation(data, predictions, starts, "predict")
+        result = self._format_prediction(data, predictions, like)
+        if flagged and hasattr(result, "attrs"):
+            result.attrs["extrapolated"] = flagged
+        return result
 
     def score(self, X: Any, t: Any = None, u: Any = None, **data_options: Any) -> float:
         """R^2 of predicted trajectories over observed entries, averaged over states.
@@ -184,9 +192,26 @@ class TrajectoryEstimator(BaseEstimator):
         """
         check_is_fitted(self)
         data = self._data_like_fit(X, t, u, data_options)
-        return r2_over_observed(data, self._predict(data, None))
+        predictions = self._predict(data, None)
+        self._flag_extrapolation(data, predictions, None, "score")
+        return r2_over_observed(data, predictions)
 
     # -- helpers ---------------------------------------------------------------------
+    #: Whether predict/score warn beyond the observed states (:class:`~sysid.ExtrapolationWarning`).
+    #: Models whose equations are the user's own (grey-box, classical) do not: their validity
+    #: outside the data is the modelling assumption the user made, not something learned.
+    _flags_extrapolation: bool = True
+
+    def _flag_extrapolation(self, data: Trajectories, predictions: list[np.ndarray], starts: np.ndarray | None,
+                            owner: str) -> list[Any]:
+        """Warn (:class:`~sysid.ExtrapolationWarning`) about trajectories beyond ``observed_range_``."""
+        if not self._flags_extrapolation:
+            return []
+        pieces = [[tr.y, p] + ([] if starts is None else [starts[i : i + 1]])
+                  for i, (tr, p) in enumerate(zip(data, predictions))]
+        return flag_extrapolation(getattr(self, "observed_range_", None), list(data.names), self.state_names_,
+                                  pieces, f"{type(self).__name__}.{owner}")
+
     @staticmethod
     def _check_data_options(options: dict[str, Any]) -> None:
         unknown = sorted(set(options) - set(DATA_OPTIONS))

@@ -314,6 +314,8 @@ class ClassicalODE(TrajectoryEstimator):
     ['param', 'estimate', 'stderr', 'lower', 'upper']
     """
 
+    _flags_extrapolation = False  # the equations are the user's: valid as far as the user says
+
     def __init__(
         self,
         f: Callable[..., Any],

@@ -236,6 +236,8 @@ device, verbose, warm_start, checkpoint_path
     0.8
     """
 
+    _flags_extrapolation = False  # the equations are the user's: valid as far as the user says
+
     _required_parameters = ["f", "params"]  # for scikit-learn's constructor checks
 
     def __init__(

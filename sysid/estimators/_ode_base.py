@@ -386,7 +386,8 @@ class SolverTrainedODE(TrajectoryEstimator):
     # -- prediction --------------------------------------------------------------------
     def _predict(self, data: Trajectories, x0: np.ndarray | None) -> list[np.ndarray]:
         try:
-            paths = self._simulate_scaled(data, x0)
+            with torch_threads(1):  # small batched solves: a second thread costs more than it saves
+                paths = self._simulate_scaled(data, x0)
         except SolverFailure as exc:
             return self._failed_prediction(data, str(exc))
         return [self.scaling_.unscale(p[:, : data.n_states]) for p in paths]

@@ -24,11 +24,14 @@ class Moments:
     count: np.ndarray
     mean: np.ndarray
     m2: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
 
     @classmethod
     def empty(cls, n_columns: int) -> Moments:
         """No values seen yet."""
-        return cls(np.zeros(n_columns), np.zeros(n_columns), np.zeros(n_columns))
+        return cls(np.zeros(n_columns), np.zeros(n_columns), np.zeros(n_columns),
+                   np.full(n_columns, np.inf), np.full(n_columns, -np.inf))
 
     def add(self, values: np.ndarray) -> None:
         """Merge the non-NaN entries of ``values`` (n_rows, n_columns) into these moments.
@@ -37,10 +40,12 @@ class Moments:
         --------
         >>> m = Moments.empty(1)
         >>> m.add(np.array([[1.0], [np.nan]])); m.add(np.array([[3.0]]))
-        >>> m.count.tolist(), m.mean.tolist(), m.std.tolist()
-        ([2.0], [2.0], [1.0])
+        >>> m.count.tolist(), m.mean.tolist(), m.std.tolist(), m.bounds.tolist()
+        ([2.0], [2.0], [1.0], [[1.0], [3.0]])
         """
         seen = ~np.isnan(values)
+        self.low = np.fmin(self.low, np.where(seen, values, np.inf).min(axis=0, initial=np.inf))
+        self.high = np.fmax(self.high, np.where(seen, values, -np.inf).max(axis=0, initial=-np.inf))
         count = seen.sum(axis=0).astype(float)
         safe = np.where(seen, values, 0.0)
         mean = np.divide(safe.sum(axis=0), count, out=np.zeros_like(count), where=count > 0)
@@ -51,6 +56,12 @@ class Moments:
         self.mean = self.mean + delta * weight
         self.m2 = self.m2 + m2 + delta**2 * self.count * weight
         self.count = total
+
+    @property
+    def bounds(self) -> np.ndarray:
+        """Per-column ``[minimum, maximum]`` (2, n_columns); NaN where nothing was seen."""
+        seen = self.count > 0
+        return np.stack([np.where(seen, self.low, np.nan), np.where(seen, self.high, np.nan)])
 
     @property
     def std(self) -> np.ndarray:
