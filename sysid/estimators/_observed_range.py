@@ -79,7 +79,7 @@ def flag_extrapolation(bounds: np.ndarray | None, names: Sequence[object], state
             worst = np.fmax(worst, reach)
     if flagged:
         states = ", ".join(
-            f"{s} by {f'{100 * w:.0f}%' if w < 10 else f'{w:.3g} times'} of its range {low[j]:.4g}..{high[j]:.4g}"
+            f"{s} by {f'{100 * w:.0f}% of' if w < 10 else f'{w:.3g} times'} its range {low[j]:.4g}..{high[j]:.4g}"
             for j, (s, w) in enumerate(zip(state_names, worst)) if w > TOLERANCE
         )
         shown = ", ".join(repr(n) for n in flagged[:5]) + (f" and {len(flagged) - 5} more" if len(flagged) > 5 else "")
