@@ -8,8 +8,8 @@ segment start is a parameter (their number grows with the data): every segment s
 from the smoothing-spline value of the observations at its first row
 (:func:`~sysid.training._collocation.smooth_trajectory`), fixed. Those start values are
 computed the first time a minibatch is read and kept (one row of ``n_dims`` numbers per
-segment, about ``1 / segment_length`` of the observations), because the spline's
-cross-validation costs more than the solve. The continuity penalty still ties each
+segment, about ``1 / segment_length`` of the observations); the spline's strength is
+chosen once per state by cross-validation on the first minibatch and reused. The continuity penalty still ties each
 segment's end to the next one's start, and so shapes the field.
 """
 
@@ -23,7 +23,7 @@ import torch
 
 from sysid.integration import BatchedField, InputSignal, SolverConfig
 from sysid.integration._solve import Gradient
-from sysid.training._collocation import Smoothed, smooth_trajectory
+from sysid.training._collocation import Smoothed, smooth_trajectory, smoothing_strengths
 from sysid.training._segments import Segments, make_segments
 from sysid.training._shooting import MultipleShooting
 from sysid.trajectories import LazyTrajectories, Trajectories
@@ -80,6 +80,7 @@ class StreamingShooting(torch.nn.Module):
         self.penalty = penalty
         self.x0 = np.full((len(data), settings.n_dims), np.nan)
         self.reads = 0
+        self.lam: np.ndarray | None = None  # smoothing strength per state, chosen once
         self._starts: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
 
     def __len__(self) -> int:
@@ -110,7 +111,8 @@ class StreamingShooting(torch.nn.Module):
         """
         data = self._read(k)
         rows, _ = self.settings.split(data)
-        smoothed = [smooth_trajectory(tr.t[:n], tr.y[:n]) for tr, n in zip(data, rows)]
+        self._smoothing_strengths(data if k == 0 else None)
+        smoothed = [smooth_trajectory(tr.t[:n], tr.y[:n], self.lam) for tr, n in zip(data, rows)]
         self.shooting(data, key=k, smoothed=smoothed)
         return data, rows, smoothed
 
@@ -130,7 +132,8 @@ class StreamingShooting(torch.nn.Module):
         starts = self._starts.get(key) if key is not None else None
         if starts is None:
             if smoothed is None:
-                smoothed = [smooth_trajectory(tr.t[:n], tr.y[:n]) for tr, n in zip(data, rows)]
+                self._smoothing_strengths(data if key == 0 else None)
+                smoothed = [smooth_trajectory(tr.t[:n], tr.y[:n], self.lam) for tr, n in zip(data, rows)]
             starts = _segment_starts(segments, smoothed, settings.scale)
             if key is not None:
                 self._starts[key] = starts
@@ -148,6 +151,17 @@ class StreamingShooting(torch.nn.Module):
                                     initial=initial)
         shooting.starts.requires_grad_(False)  # fixed: nothing here grows with the data
         return shooting.to(self.rhs.center.device)
+
+    def _smoothing_strengths(self, first: Trajectories | None) -> None:
+        """Choose the spline strength per state by GCV on minibatch 0 (``first``, or read now), once.
+
+        Always minibatch 0, whichever is read first: a resumed fit smooths like an uninterrupted one.
+        """
+        if self.lam is None:
+            first = self._read(0) if first is None else first
+            rows, _ = self.settings.split(first)
+            self.lam = smoothing_strengths([tr.t[:n] for tr, n in zip(first, rows)],
+                                           [tr.y[:n] for tr, n in zip(first, rows)])
 
     def _read(self, k: int) -> Trajectories:
         data = self.data.load(self.groups[k])
