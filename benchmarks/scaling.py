@@ -40,10 +40,15 @@ def measure(n: int, gradient: str, cfg: dict[str, Any]) -> dict[str, Any]:
         options["collocation_steps"] = cfg["collocation"]
     model = sysid.NeuralODE(max_epochs=cfg["epochs"], lbfgs_steps=0, gradient=gradient, verbose=False,
                             random_state=0, **options)
+    from benchmarks.memory import _peak_mb, _reset_peak, _rss_mb
+
+    reset = _reset_peak()  # the peak this fit adds (Linux /proc; in-process, so the larger N runs last)
+    before = _rss_mb()
     with quiet(), instrumented() as timers:
         start, cpu = time.perf_counter(), time.process_time()
         model.fit(data)
         fit_seconds, fit_cpu = time.perf_counter() - start, time.process_time() - cpu
+    fit_peak_mb = _peak_mb() - before if reset else float("nan")
     history = model.history_
     adam = history[history["stage"] == "adam"]
     validations = timers.durations["validation"]
@@ -60,7 +65,8 @@ def measure(n: int, gradient: str, cfg: dict[str, Any]) -> dict[str, Any]:
             "us_per_eval_per_traj": epoch_cpu_s / evals / n * 1e6,
             "in_field_share": (s["rhs"] + s["vjp"]) / fit_seconds,
             "validation_s_each": sum(validations) / max(len(validations), 1),
-            "warm_start_s": s["warm_start"], "fit_s": fit_seconds}
+            "warm_start_s": s["warm_start"], "fit_s": fit_seconds, "fit_peak_mb": fit_peak_mb,
+            "data_mb": sum(tr.y.nbytes + tr.t.nbytes for tr in data) / 2**20}
 
 
 def _arithmetic_note(rows: list[dict[str, Any]], cfg: dict[str, Any]) -> list[str]:
@@ -83,6 +89,21 @@ def _arithmetic_note(rows: list[dict[str, Any]], cfg: dict[str, Any]) -> list[st
             "batch is dispatch-bound; the large one runs the arithmetic at a good fraction of what the core "
             "does, so its epoch cannot shrink much except by doing less arithmetic (float32, a narrower network) "
             "or with more cores: the 100x more work shows through."]
+
+
+def _memory_note(rows: list[dict[str, Any]]) -> list[str]:
+    """Peak memory the fit adds, per trajectory, smallest and largest N (adjoint)."""
+    sel = sorted((r for r in rows if r["gradient"] == "adjoint" and r["fit_peak_mb"] == r["fit_peak_mb"]),
+                 key=lambda r: r["trajectories"])
+    if len(sel) < 2:
+        return []
+    a, b = sel[0], sel[-1]
+    return [f"Memory (adjoint): the fit added {a['fit_peak_mb']:.0f} MB at {a['trajectories']:,} trajectories and "
+            f"{b['fit_peak_mb']:.0f} MB at {b['trajectories']:,} ({a['fit_peak_mb'] / a['trajectories'] * 1024:.0f} -> "
+            f"{b['fit_peak_mb'] / b['trajectories'] * 1024:.0f} KB per trajectory; the data itself is "
+            f"{b['data_mb'] * 1024 / b['trajectories']:.1f} KB per trajectory). All segments go in one batch, so "
+            "the solver's stages and the network's activations are (segments x width): linear in N by design; "
+            "`batch_size` bounds them, and `fit(ds, lazy=True)` also keeps the data itself out of memory."]
 
 
 def _matmul_gflops(rows: int, width: int) -> float:
@@ -135,7 +156,7 @@ def run(mode: str = "full") -> Study:
         if gradient == "adjoint":
             judgements.append(factor <= TARGET_FACTOR)
     met = all(judgements) if judgements else None
-    notes = _warm_start_note(rows) + _arithmetic_note(rows, cfg) + [
+    notes = _warm_start_note(rows) + _memory_note(rows) + _arithmetic_note(rows, cfg) + [
         "All segments of all trajectories are one batch, so an epoch is one forward solve and one backward pass "
         "whatever N is; what grows with N is the work inside each evaluation (the batch) and possibly the number "
         "of solver steps (one adaptive step size serves the whole batch, so the hardest segment sets it).",
@@ -155,7 +176,8 @@ def run(mode: str = "full") -> Study:
              "(CPU seconds of the fit minus warm start and validations, per epoch; the judged figure) and `epoch_s` "
              "(wall seconds from `history_`, validations removed) exclude the free-run validations "
              "(`validation_s_each` is one of them: all N trajectories in one solve); "
-             "`in_field_share` = right-hand-side calls + adjoint VJPs over the whole fit.")
+             "`in_field_share` = right-hand-side calls + adjoint VJPs over the whole fit; `fit_peak_mb` = peak "
+             "resident memory the fit added (Linux /proc), `data_mb` = the data's own size.")
     return Study("scaling", "Scaling: seconds per epoch vs number of trajectories", setup, rows,
                  target=f"{large:,} trajectories cost at most {TARGET_FACTOR:.0f}x the epoch time of {small:,}",
                  met=met, verdict="; ".join(parts), notes=notes, mode=mode)
