@@ -29,7 +29,13 @@ from scipy.optimize import minimize_scalar
 
 _MIN_POINTS = 5  # make_smoothing_spline needs at least five points
 _GCV_WINDOW = 200  # samples of a representative window on which the smoothing strength is chosen
-_CHUNK_ROWS = 2048  # rows of the collocation regression per forward/backward pass
+# Rows of the collocation regression per forward/backward pass. Each row holds about 3 KB of
+# activations and gradients in flight with the default (64, 64) network, so 512 rows are
+# ~1.5 MB, less than a whole 1,000-sample record: a long record's warm start then peaks no
+# higher than a short one's. 2,048 rows (6 MB in flight) left 13-16 MB of resident heap
+# at 10,000 samples (glibc keeps freed 1 MiB blocks), against 3-4 MB with 512; 256 rows
+# cost ~30% more time per step, 512 about 5% more than 2,048 (benchmarks/memory.py).
+_CHUNK_ROWS = 512
 _GCV_TRAJECTORIES = 3  # representative trajectories per state (the median strength is kept)
 
 
@@ -224,7 +230,7 @@ def collocation_fit(
     n_seen = mask_t.sum()
     # Full-batch steps, their gradient accumulated over chunks of rows: the network's saved
     # activations never exceed one chunk, whatever the record's length (the whole record at
-    # once added ~40 MB at 10,000 samples; benchmarks/memory.py).
+    # once added ~40 MB at 10,000 samples, 2,048-row chunks ~14 MB; benchmarks/memory.py).
     chunks = [slice(i, i + chunk_rows) for i in range(0, xt.shape[0], chunk_rows)]
     loss = 0.0
     for _ in range(steps):

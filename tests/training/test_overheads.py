@@ -90,3 +90,21 @@ def test_chunked_collocation_gives_the_single_batch_warm_start() -> None:
     assert losses[0] == pytest.approx(losses[1], rel=1e-9)
     for a, b in zip(fields[0].state_dict().values(), fields[1].state_dict().values()):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_collocation_of_a_long_record_holds_no_more_rows_at_once_than_a_short_one() -> None:
+    """The benchmark's premise (benchmarks/memory.py): the warm start of a 10,000-sample
+    record keeps no more rows of activations in flight than that of a 1,000-sample one,
+    which is a single pass (2,048-row chunks left ~14 MB resident at 10,000 samples)."""
+    largest = {}
+    for n in (1_000, 10_000):
+        t = np.linspace(0.0, n / 10.0, n)
+        y = np.column_stack([np.sin(t), np.cos(t)])
+        smoothed = [smooth_trajectory(t, y, np.array([1.0, 1.0]))]
+        field = MLPField(2, hidden=(8,), generator=torch.Generator().manual_seed(0))
+        rows: list[int] = []
+        field.register_forward_pre_hook(lambda _m, args: rows.append(args[1].shape[0]))
+        collocation_fit(field, [t], smoothed, [None], 2, np.ones(2), 1.0, 2, 1e-2, torch.float64)
+        assert sum(rows) == 2 * n  # every row, every step
+        largest[n] = max(rows)
+    assert largest[10_000] <= largest[1_000]
