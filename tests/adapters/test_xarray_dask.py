@@ -10,7 +10,6 @@ from sysid.adapters import from_xarray
 
 da = pytest.importorskip("dask.array")
 dask = pytest.importorskip("dask")
-from dask.callbacks import Callback
 
 
 class CountingArray:
@@ -21,19 +20,8 @@ class CountingArray:
         self.shape, self.dtype, self.ndim = values.shape, values.dtype, values.ndim
 
     def __getitem__(self, key):
-        self.log[-1].append(key)  # grouped by compute call (see Computes)
+        self.log[-1].append(key)  # grouped by compute call (see the dask_computes fixture)
         return self.values[key]
-
-
-class Computes(Callback):
-    """Opens a new group in the log at the start of every dask compute."""
-
-    def __init__(self, log: list) -> None:
-        super().__init__()
-        self.log = log
-
-    def _start(self, dsk):
-        self.log.append([])
 
 
 def lazy_dataset(n_runs=12, n_times=9, chunk=4):
@@ -48,10 +36,10 @@ def lazy_dataset(n_runs=12, n_times=9, chunk=4):
     return ds, log
 
 
-def test_dask_dataset_is_read_chunk_by_chunk_and_each_chunk_once():
+def test_dask_dataset_is_read_chunk_by_chunk_and_each_chunk_once(dask_computes):
     ds, log = lazy_dataset()
     log.clear()
-    with dask.config.set(scheduler="synchronous"), Computes(log):
+    with dask_computes(log):
         data = from_xarray(ds, trajectory="run", states=["prey", "predator"], inputs=["heat"])
     computes = [list(reads) for reads in log]
     assert data.names == [f"r{i}" for i in range(12)]
@@ -65,10 +53,10 @@ def test_dask_dataset_is_read_chunk_by_chunk_and_each_chunk_once():
         assert len(reads) == 3  # prey, predator, heat: once each
 
 
-def test_an_unchunked_trajectory_dimension_is_read_in_one_compute():
+def test_an_unchunked_trajectory_dimension_is_read_in_one_compute(dask_computes):
     ds, log = lazy_dataset(chunk=12)
     log.clear()
-    with dask.config.set(scheduler="synchronous"), Computes(log):
+    with dask_computes(log):
         data = from_xarray(ds, trajectory="run", states=["prey", "predator"], inputs=["heat"])
     assert len(data) == 12 and len(log) == 1 and len(log[0]) == 3
 

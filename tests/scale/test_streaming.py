@@ -12,22 +12,10 @@ from sysid.estimators._base import r2_over_observed
 
 dask = pytest.importorskip("dask")
 da = pytest.importorskip("dask.array")
-from dask.callbacks import Callback
 
 N_RUNS, CHUNK, N_SAMPLES, T_SPAN = 40, 10, 16, (0.0, 5.0)
 FAST = {"hidden": (32,), "max_epochs": 20, "lbfgs_steps": 0, "collocation_steps": 300, "validation_fraction": 0.2,
         "gradient": "backprop", "patience": None, "verbose": False}
-
-
-class Computes(Callback):
-    """Opens a new group in the log at the start of every dask compute."""
-
-    def __init__(self, log: list) -> None:
-        super().__init__()
-        self.log = log
-
-    def _start(self, dsk):
-        self.log.append([])
 
 
 def counted(dataset: xr.Dataset, chunk: int, log: list) -> xr.Dataset:
@@ -63,12 +51,12 @@ def lotka_volterra(n_runs: int = N_RUNS, seed: int = 0, noise: float = 0.02) -> 
 
 
 @pytest.fixture(scope="module")
-def streamed():
+def streamed(dask_computes):
     """One streamed fit of 40 Lotka-Volterra runs in chunks of 10, with its compute log."""
     log: list[list] = [[]]
     ds = counted(lotka_volterra().to_xarray(), CHUNK, log)
     log.clear()
-    with dask.config.set(scheduler="synchronous"), Computes(log):
+    with dask_computes(log):
         model = sysid.NeuralODE(**FAST).fit(ds, trajectory="trajectory", lazy=True)
     return model, log, ds
 
@@ -99,11 +87,11 @@ def test_a_streamed_fit_recovers_the_dynamics_and_is_an_ordinary_model(streamed,
     np.testing.assert_array_equal(loaded.predict(test, x0=x0)[1].y, predicted[1].y)
 
 
-def test_the_lbfgs_polish_reads_one_minibatch_at_a_time():
+def test_the_lbfgs_polish_reads_one_minibatch_at_a_time(dask_computes):
     log: list[list] = [[]]
     ds = counted(lotka_volterra(n_runs=20).to_xarray(), CHUNK, log)
     log.clear()
-    with dask.config.set(scheduler="synchronous"), Computes(log):
+    with dask_computes(log):
         model = sysid.NeuralODE(**{**FAST, "max_epochs": 2, "lbfgs_steps": 10, "collocation_steps": 50}).fit(
             ds, trajectory="trajectory", lazy=True)
     assert "lbfgs" in set(model.history_["stage"])
@@ -127,11 +115,11 @@ def test_bad_data_in_a_late_chunk_is_named_before_training():
     (sysid.SINDy(), "SINDy cannot fit streamed data"),
     (sysid.SparseODE(), "SparseODE cannot fit streamed data"),
 ])
-def test_settings_a_streamed_fit_cannot_honour_are_refused_before_any_read(model, match):
+def test_settings_a_streamed_fit_cannot_honour_are_refused_before_any_read(model, match, dask_computes):
     log: list[list] = [[]]
     ds = counted(lotka_volterra(n_runs=10).to_xarray(), 5, log)
     log.clear()
-    with dask.config.set(scheduler="synchronous"), Computes(log), pytest.raises(sysid.ConfigError, match=match):
+    with dask_computes(log), pytest.raises(sysid.ConfigError, match=match):
         model.fit(ds, trajectory="trajectory", lazy=True)
     assert log == []
 
