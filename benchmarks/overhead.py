@@ -234,7 +234,7 @@ def _explain(rows: list[dict[str, Any]], refs: list[dict[str, Any]]) -> list[str
         "integral), each costing torch's per-operation dispatch; at 3 trajectories the batch is 36 segments x 2 "
         "states, so this bookkeeping costs as much as the 64-wide network it serves. The free-run validations "
         "and the warm start are ours and listed above: a validation (a no-grad solve of the whole trajectories, "
-        "about 500 evaluations here) is spaced by evaluation counts, 5 to 20 epochs apart, once the training "
+        "about 500 evaluations here) is spaced by evaluation counts, 5 to 10 epochs apart, once the training "
         "evaluations since the last one reach 5x its own (every 5 epochs before issue #8), plus the start, the "
         "last epoch and every L-BFGS chunk; a 10-epoch quick fit still pays the start and last checks.",
         "What would raise the share: more work per evaluation (more trajectories or segments per batch: see the "

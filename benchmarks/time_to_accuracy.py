@@ -7,7 +7,7 @@ state from the first samples of ``run3`` (``predict``), the plain loop starts fr
 first noisy sample, as the paper's examples do.
 
 sysid has no training callback, so the held-out error is probed at every point where
-the fit validates itself (every 5 to 20 Adam epochs, spaced by evaluation counts, and
+the fit validates itself (every 5 to 10 Adam epochs, spaced by evaluation counts, and
 every L-BFGS chunk) by wrapping
 ``MultipleShooting.free_run_error`` for the duration of the fit; the probe's own time
 is excluded. Time to target = fit time (collocation warm start included) when a probe
