@@ -127,7 +127,7 @@ def validation_due(history: list[dict[str, Any]], epoch: int, settings: TrainSet
 
 
 def _epochs_since_check(history: list[dict[str, Any]]) -> int:
-    """Adam epochs recorded since the last validated row (the current epoch is the last row)."""
+    """Adam epochs in ``history`` after its last validated row (the current epoch not yet appended)."""
     gap = 0
     for row in reversed(history):
         if "nfe_validation" in row:
@@ -293,7 +293,7 @@ def train(
                     best_state = _snapshot(objective)
                     since_best = 0
                 else:
-                    since_best += _epochs_since_check([*result.history, row])
+                    since_best += _epochs_since_check(result.history) + 1  # + this epoch
             row["seconds"] = time.perf_counter() - start
             result.history.append(row)
             bar.set_postfix(loss=f"{row['loss']:.3g}", val=f"{result.best_score:.3g}", nfe=nfe())

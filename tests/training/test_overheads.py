@@ -108,3 +108,23 @@ def test_collocation_of_a_long_record_holds_no_more_rows_at_once_than_a_short_on
         assert sum(rows) == 2 * n  # every row, every step
         largest[n] = max(rows)
     assert largest[10_000] <= largest[1_000]
+
+
+@pytest.mark.parametrize("ratio", [None, 5.0])
+def test_patience_stops_a_fit_whose_validation_no_longer_improves(ratio: float | None) -> None:
+    """Early stopping counts the epochs since the best check, whichever validation spacing."""
+    from sysid.training import TrainSettings, train
+
+    class Quadratic(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.ones(1, dtype=torch.float64))
+
+        def forward(self, batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+            return (self.w**2).sum(), {}
+
+    settings = TrainSettings(max_epochs=200, patience=10, eval_every=5, eval_cost_ratio=ratio, max_eval_every=10,
+                             verbose=False)
+    result = train(Quadratic(), 1, lambda: 1.0, settings, torch.Generator().manual_seed(0), lambda: 0)
+    assert result.stop_reason == "early_stopping"
+    assert len([r for r in result.history if r.get("stage") == "adam"]) <= 20
