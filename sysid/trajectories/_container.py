@@ -115,8 +115,25 @@ class UnionGrid:
     mask: np.ndarray
 
 
+class VariableCounts:
+    """``n_states`` and ``n_inputs`` of a collection with ``state_names`` and ``input_names``."""
+
+    state_names: tuple[str, ...]
+    input_names: tuple[str, ...]
+
+    @property
+    def n_states(self) -> int:
+        """Number of state columns."""
+        return len(self.state_names)
+
+    @property
+    def n_inputs(self) -> int:
+        """Number of input columns."""
+        return len(self.input_names)
+
+
 @dataclass(eq=False)
-class Trajectories(Sequence[Trajectory]):
+class Trajectories(VariableCounts, Sequence[Trajectory]):
     """A validated collection of experiments sharing state and input names.
 
     Parameters
@@ -331,15 +348,6 @@ class Trajectories(Sequence[Trajectory]):
         """The trajectory names, in order."""
         return [tr.name for tr in self.trajectories]
 
-    @property
-    def n_states(self) -> int:
-        """Number of state columns."""
-        return len(self.state_names)
-
-    @property
-    def n_inputs(self) -> int:
-        """Number of input columns."""
-        return len(self.input_names)
 
     @property
     def n_observations(self) -> int:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from sysid.errors import DataError
-from sysid.trajectories._container import TimeKind, Trajectories, Trajectory
+from sysid.trajectories._container import TimeKind, Trajectories, Trajectory, VariableCounts
 from sysid.trajectories._summary import DataSummary
 
 Reader = Callable[[np.ndarray], list[Trajectory]]
@@ -26,7 +26,7 @@ Reader = Callable[[np.ndarray], list[Trajectory]]
 
 
 @dataclass(eq=False)
-class LazyTrajectories:
+class LazyTrajectories(VariableCounts):
     """Experiments read on demand, block by block, with their statistics known up front.
 
     Build with :meth:`scan` (or ``sysid.from_xarray(..., lazy=True)``), which checks
@@ -131,16 +131,6 @@ class LazyTrajectories:
 
     def __len__(self) -> int:
         return len(self.names)
-
-    @property
-    def n_states(self) -> int:
-        """Number of state columns."""
-        return len(self.state_names)
-
-    @property
-    def n_inputs(self) -> int:
-        """Number of input columns."""
-        return len(self.input_names)
 
     def __repr__(self) -> str:
         return (f"LazyTrajectories(n_trajectories={len(self)}, states={list(self.state_names)}, "
