@@ -305,9 +305,7 @@ class Ensemble(TrajectoryEstimator):
         >>> bool((lower[0].y == ensemble.predict_quantiles(data)[0][0].y).all()), len(loaded.estimators_)
         (True, 3)
         """
-        from sysid.io import save
-
-        return save(self, path)
+        return super().save(path)
 
 
 def _is_number_list(values: Any) -> bool:

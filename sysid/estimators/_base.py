@@ -16,7 +16,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from sysid.adapters import as_trajectories, to_caller_format
 from sysid.errors import ConfigError, DataError
-from sysid.estimators._observed_range import flag_extrapolation, observed_range
+from sysid.estimators._observed_range import flag_extrapolation
 from sysid.trajectories import LazyTrajectories, Trajectories, Trajectory
 from sysid.trajectories._validation import is_complex
 
@@ -151,7 +151,7 @@ class TrajectoryEstimator(BaseEstimator):
             self.observed_range_ = data.summary.states.bounds
         else:
             self._fit(data)
-            self.observed_range_ = observed_range([tr.y for tr in data])
+            self.observed_range_ = np.stack(data.observed_range())
         return self
 
     def predict(self, X: Any = None, t: Any = None, x0: Any = None, u: Any = None,
@@ -195,6 +195,16 @@ class TrajectoryEstimator(BaseEstimator):
         predictions = self._predict(data, None)
         self._flag_extrapolation(data, predictions, None, "score")
         return r2_over_observed(data, predictions)
+
+    def save(self, path: Any) -> Any:
+        """Write this fitted model to ``path`` (no pickle); see :func:`sysid.save` and :func:`sysid.load`.
+
+        Models built with your own Python functions (``f=``) store their names only: pass
+        the functions again to :func:`sysid.load`.
+        """
+        from sysid.io import save
+
+        return save(self, path)
 
     # -- helpers ---------------------------------------------------------------------
     #: Whether predict/score warn beyond the observed states (:class:`~sysid.ExtrapolationWarning`).

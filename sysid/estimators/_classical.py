@@ -707,11 +707,6 @@ class ClassicalODE(TrajectoryEstimator):
         self.params_stderr_ = {k: float(v) for k, v in self.params_stderr_.items()}
         self.simulation_failed_ = []
 
-    def save(self, path: Any) -> Any:
-        """Write this fitted model to ``path``; see :func:`sysid.save` (pass ``f=`` to load)."""
-        from sysid.io import save
-
-        return save(self, path)
 
 
 def _vector_field_args(

@@ -23,22 +23,6 @@ from sysid.errors import ExtrapolationWarning
 TOLERANCE = 0.05
 
 
-def observed_range(observations: Sequence[np.ndarray]) -> np.ndarray:
-    """Per-state ``[minimum, maximum]`` (2, n_states) of ``observations`` (arrays (n, n_states), NaN = missing).
-
-    A state never observed gets NaN bounds and is never flagged.
-
-    Examples
-    --------
-    >>> observed_range([np.array([[0.0, 1.0], [2.0, np.nan], [1.0, 3.0]])]).tolist()
-    [[0.0, 1.0], [2.0, 3.0]]
-    """
-    y = np.concatenate([np.asarray(o, dtype=float) for o in observations])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.stack([np.nanmin(y, axis=0), np.nanmax(y, axis=0)])
-
-
 def excursion(bounds: np.ndarray, values: np.ndarray) -> np.ndarray:
     """Per state, how far ``values`` (n, n_states) go beyond ``bounds``, in units of the range's span.
 
@@ -60,7 +44,7 @@ def excursion(bounds: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 def flag_extrapolation(bounds: np.ndarray | None, names: Sequence[object], state_names: Sequence[str],
                        pieces: Sequence[Sequence[np.ndarray]], owner: str) -> list[object]:
-    """Warn about the trajectories whose values leave ``bounds`` (:func:`observed_range`); return their names.
+    """Warn about the trajectories whose values leave ``bounds`` (``observed_range_``: per-state ``[minimum, maximum]``, NaN for a state never observed); return their names.
 
     ``pieces[i]`` are the arrays (n, n_states) of trajectory ``names[i]`` to check: its
     observations and its prediction. An excursion beyond :data:`TOLERANCE` of a state's

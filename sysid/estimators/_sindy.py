@@ -470,8 +470,3 @@ class SINDy(TrajectoryEstimator):
         self.model_ = None
         self.simulation_failed_ = []
 
-    def save(self, path: Any) -> Any:
-        """Write this fitted model to ``path``; see :func:`sysid.save`."""
-        from sysid.io import save
-
-        return save(self, path)

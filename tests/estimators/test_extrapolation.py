@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import sysid
-from sysid.estimators._observed_range import TOLERANCE, excursion, observed_range
+from sysid.estimators._observed_range import TOLERANCE, excursion, flag_extrapolation
 
 
 def _oscillator(amplitudes: list[float]) -> sysid.Trajectories:
@@ -67,13 +67,17 @@ def test_saved_model_keeps_its_range(fitted: sysid.SINDy, tmp_path) -> None:
 
 
 def test_small_overshoot_is_tolerated() -> None:
-    bounds = observed_range([np.array([[0.0], [10.0]])])
+    bounds = np.array([[0.0], [10.0]])
     assert excursion(bounds, np.array([[10.0 + 10 * TOLERANCE * 0.9]]))[0] < TOLERANCE
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", sysid.ExtrapolationWarning)
+        assert flag_extrapolation(bounds, ["a"], ["x"], [[np.array([[10.0 + 10 * TOLERANCE * 0.9]])]], "t") == []
+    with pytest.warns(sysid.ExtrapolationWarning):
+        assert flag_extrapolation(bounds, ["a"], ["x"], [[np.array([[10.0 + 10 * TOLERANCE * 1.1]])]], "t") == ["a"]
     assert excursion(bounds, np.array([[-2.0]]))[0] == pytest.approx(0.2)
     assert excursion(bounds, np.array([[np.nan]]))[0] == 0.0
 
 
 def test_unobserved_state_is_never_flagged() -> None:
-    bounds = observed_range([np.array([[0.0, np.nan], [1.0, np.nan]])])
-    assert np.isnan(bounds[:, 1]).all()
+    bounds = np.array([[0.0, np.nan], [1.0, np.nan]])
     assert excursion(bounds, np.array([[0.5, 1e6]])).tolist() == [0.0, 0.0]
