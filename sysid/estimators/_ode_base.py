@@ -67,22 +67,10 @@ class Scaling:
     def of(cls, data: Trajectories, n_augment: int) -> Scaling:
         """Per-state mean and standard deviation over observed entries; time unit from spans."""
         y = np.concatenate([tr.y for tr in data])
-        center = np.nanmean(y, axis=0)
-        spread = np.nanstd(y, axis=0)
-        spread = np.where(np.isfinite(spread) & (spread > 1e-12 * np.maximum(1.0, np.abs(center))), spread, 1.0)
-        if data.n_inputs:
-            u = np.concatenate([tr.u for tr in data])
-            input_center, input_spread = u.mean(axis=0), u.std(axis=0)
-            input_spread = np.where(input_spread > 0, input_spread, 1.0)
-        else:
-            input_center = input_spread = np.zeros(0)
-        durations = [tr.duration for tr in data]
-        time_unit = float(np.median(durations)) / 10.0 or 1.0
-        return cls(
-            np.concatenate([center, np.zeros(n_augment)]),
-            np.concatenate([spread, np.ones(n_augment)]),
-            input_center, input_spread, time_unit,
-        )
+        u = np.concatenate([tr.u for tr in data]) if data.n_inputs else None
+        input_center, input_spread = (np.zeros(0), np.zeros(0)) if u is None else (u.mean(axis=0), u.std(axis=0))
+        return cls._from_moments(np.nanmean(y, axis=0), np.nanstd(y, axis=0), input_center, input_spread,
+                                 [tr.duration for tr in data], n_augment)
 
     @classmethod
     def of_summary(cls, summary: DataSummary, n_augment: int) -> Scaling:
@@ -99,14 +87,17 @@ class Scaling:
         >>> bool(np.allclose(a.center, b.center) and np.allclose(a.spread, b.spread)), a.time_unit == b.time_unit
         (True, True)
         """
-        center, spread = summary.states.mean, summary.states.std
+        inputs = summary.inputs
+        return cls._from_moments(summary.states.mean, summary.states.std, inputs.mean, inputs.std,
+                                 summary.durations, n_augment)
+
+    @classmethod
+    def _from_moments(cls, center: np.ndarray, spread: np.ndarray, input_center: np.ndarray,
+                      input_spread: np.ndarray, durations: Any, n_augment: int) -> Scaling:
+        """Guard zero or undefined spreads, take the time unit from the durations, pad augmented dims."""
         spread = np.where(np.isfinite(spread) & (spread > 1e-12 * np.maximum(1.0, np.abs(center))), spread, 1.0)
-        if summary.inputs.count.size:
-            input_center, input_spread = summary.inputs.mean, summary.inputs.std
-            input_spread = np.where(input_spread > 0, input_spread, 1.0)
-        else:
-            input_center = input_spread = np.zeros(0)
-        time_unit = float(np.median(summary.durations)) / 10.0 or 1.0
+        input_spread = np.where(input_spread > 0, input_spread, 1.0)
+        time_unit = float(np.median(durations)) / 10.0 or 1.0
         return cls(
             np.concatenate([center, np.zeros(n_augment)]),
             np.concatenate([spread, np.ones(n_augment)]),
@@ -259,12 +250,7 @@ class SolverTrainedODE(TrajectoryEstimator):
         # brought back: the fitted model is device-independent (pickles, saves and predicts
         # anywhere; predict moves a copy to ``device``).
         objective.to(self._torch_device())
-        settings = TrainSettings(
-            max_epochs=self.max_epochs, lr=float(self.lr), lr_final=float(self.lr) / 10,
-            batch_size=self.batch_size, patience=self.patience, eval_every=_EVAL_EVERY,
-            eval_cost_ratio=_EVAL_COST_RATIO, max_eval_every=_max_eval_every(self.patience),
-            lbfgs_steps=self.lbfgs_steps, verbose=self.verbose, description=type(self).__name__,
-        )
+        settings = self._train_settings()
         self.rhs_.nfe = 0
         try:
             try:
@@ -300,6 +286,16 @@ class SolverTrainedODE(TrajectoryEstimator):
         self._resolve()
         with torch_threads(1):
             fit_streaming(self, data)
+
+    def _train_settings(self, **overrides: Any) -> TrainSettings:
+        """The training loop's settings from this estimator's parameters (``overrides`` win)."""
+        settings: dict[str, Any] = dict(
+            max_epochs=self.max_epochs, lr=float(self.lr), lr_final=float(self.lr) / 10,
+            batch_size=self.batch_size, patience=self.patience, eval_every=_EVAL_EVERY,
+            eval_cost_ratio=_EVAL_COST_RATIO, max_eval_every=_max_eval_every(self.patience),
+            lbfgs_steps=self.lbfgs_steps, verbose=self.verbose, description=type(self).__name__,
+        )
+        return TrainSettings(**{**settings, **overrides})
 
     def _checkpoint(self, data: Trajectories) -> Any:
         """The :class:`~sysid.training._checkpoint.Checkpoint` of this fit, or None without checkpoint_path."""
@@ -592,12 +588,6 @@ class SolverTrainedODE(TrajectoryEstimator):
         own = {k[len("rhs."):]: v for k, v in tensors.items() if k.startswith("rhs.")}
         self.rhs_.load_state_dict(own, strict=True)
         self.shooting_state_ = tensors["shooting_starts"]
-
-    def save(self, path: Any) -> Any:
-        """Write this fitted model to ``path``; see :func:`sysid.save`."""
-        from sysid.io import save
-
-        return save(self, path)
 
 
 def resolve_device(device: Any) -> torch.device:

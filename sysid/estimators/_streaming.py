@@ -26,7 +26,7 @@ import torch
 
 from sysid.errors import ConfigError, FitError, FitWarning
 from sysid.integration import BatchedField, TimeParameters
-from sysid.training import TrainSettings, train
+from sysid.training import train
 from sysid.training._collocation import collocation_fit
 from sysid.training._loop import ADVICE
 from sysid.training._streaming import StreamingShooting, StreamSettings, validation_positions
@@ -65,7 +65,7 @@ def check_streaming(model: SolverTrainedODE) -> None:
 
 def fit_streaming(model: SolverTrainedODE, data: LazyTrajectories) -> None:
     """Train ``model`` (resolved: ``model._resolve()`` ran) on ``data``, minibatch by minibatch."""
-    from sysid.estimators._ode_base import _EVAL_COST_RATIO, _EVAL_EVERY, Scaling, _max_eval_every
+    from sysid.estimators._ode_base import Scaling
 
     dtype = model.torch_dtype_
     generator = model._generator()
@@ -91,12 +91,7 @@ def fit_streaming(model: SolverTrainedODE, data: LazyTrajectories) -> None:
     _, tails = model._validation_split(subset)
     validator = objective.shooting(subset)
     del subset
-    loop = TrainSettings(
-        max_epochs=model.max_epochs, lr=float(model.lr), lr_final=float(model.lr) / 10, batch_size=1,
-        patience=model.patience, eval_every=_EVAL_EVERY, eval_cost_ratio=_EVAL_COST_RATIO,
-        max_eval_every=_max_eval_every(model.patience), lbfgs_steps=model.lbfgs_steps, verbose=model.verbose,
-        description=f"{type(model).__name__} (streamed)", polish_pieces=1,
-    )
+    loop = model._train_settings(batch_size=1, description=f"{type(model).__name__} (streamed)", polish_pieces=1)
     model.rhs_.nfe = 0
     try:
         try:

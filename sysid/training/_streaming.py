@@ -65,9 +65,7 @@ class StreamingShooting(torch.nn.Module):
     Attributes
     ----------
     x0 : array (n_trajectories, n_dims)
-        Scaled start state of every trajectory read so far (NaN before its first read).
-    reads : int
-        Trajectories read from storage by :meth:`forward` and :meth:`warm_up`.
+        Scaled start state of every trajectory :meth:`forward` has read so far (NaN before).
     """
 
     def __init__(self, rhs: BatchedField, data: LazyTrajectories, groups: Sequence[np.ndarray],
@@ -79,7 +77,6 @@ class StreamingShooting(torch.nn.Module):
         self.settings = settings
         self.penalty = penalty
         self.x0 = np.full((len(data), settings.n_dims), np.nan)
-        self.reads = 0
         self.lam: np.ndarray | None = None  # smoothing strength per state, chosen once
         self._starts: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
 
@@ -111,8 +108,7 @@ class StreamingShooting(torch.nn.Module):
         """
         data = self._read(k)
         rows, _ = self.settings.split(data)
-        self._smoothing_strengths(data if k == 0 else None)
-        smoothed = [smooth_trajectory(tr.t[:n], tr.y[:n], self.lam) for tr, n in zip(data, rows)]
+        smoothed = self._smooth(data, rows, k)
         self.shooting(data, key=k, smoothed=smoothed)
         return data, rows, smoothed
 
@@ -129,11 +125,10 @@ class StreamingShooting(torch.nn.Module):
         scaled = [settings.scale(tr.y) for tr in data]
         segments = make_segments([tr.t[:n] for tr, n in zip(data, rows)], [s[:n] for s, n in zip(scaled, rows)],
                                  settings.segment_length)
-        starts = self._starts.get(key) if key is not None else None
+        starts = self._starts.get(key)
         if starts is None:
             if smoothed is None:
-                self._smoothing_strengths(data if key == 0 else None)
-                smoothed = [smooth_trajectory(tr.t[:n], tr.y[:n], self.lam) for tr, n in zip(data, rows)]
+                smoothed = self._smooth(data, rows, key)
             starts = _segment_starts(segments, smoothed, settings.scale)
             if key is not None:
                 self._starts[key] = starts
@@ -152,6 +147,11 @@ class StreamingShooting(torch.nn.Module):
         shooting.starts.requires_grad_(False)  # fixed: nothing here grows with the data
         return shooting.to(self.rhs.center.device)
 
+    def _smooth(self, data: Trajectories, rows: list[int], key: int | None) -> list[Smoothed]:
+        """Smoothing splines of the training rows of ``data`` (minibatch ``key``), at the shared strength."""
+        self._smoothing_strengths(data if key == 0 else None)
+        return [smooth_trajectory(tr.t[:n], tr.y[:n], self.lam) for tr, n in zip(data, rows)]
+
     def _smoothing_strengths(self, first: Trajectories | None) -> None:
         """Choose the spline strength per state by GCV on minibatch 0 (``first``, or read now), once.
 
@@ -164,9 +164,7 @@ class StreamingShooting(torch.nn.Module):
                                            [tr.y[:n] for tr, n in zip(first, rows)])
 
     def _read(self, k: int) -> Trajectories:
-        data = self.data.load(self.groups[k])
-        self.reads += len(data)
-        return data
+        return self.data.load(self.groups[k])
 
     def extra_repr(self) -> str:
         return f"n_minibatches={len(self.groups)}, n_trajectories={len(self.data)}"
