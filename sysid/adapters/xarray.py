@@ -93,11 +93,7 @@ def from_xarray(
 
     Returns
     -------
-    Trajectories, or LazyTrajectories with ``lazy=True``.
-
-    Returns
-    -------
-    Trajectories
+    Trajectories, or LazyTrajectories with ``lazy=True``
         Each trajectory keeps the times where a state or an input is known.
 
     Raises

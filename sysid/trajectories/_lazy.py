@@ -92,9 +92,9 @@ class LazyTrajectories(VariableCounts):
         names : trajectory names, unique, one per position
         blocks : position groups covering ``0 .. len(names) - 1`` once each, in order
         reader : callable
-            ``reader(positions)`` returns those trajectories (any representation
-            :class:`~sysid.Trajectories` accepts); it is called once per block here and
-            again by :meth:`load`.
+            ``reader(positions)`` returns those trajectories as a list of
+            :class:`~sysid.trajectories.Trajectory`, in position order; it is called once
+            per block here and again by :meth:`load`.
         state_names, input_names, time_kind, attrs, variable_attrs, source
             As for :class:`~sysid.Trajectories`.
 
@@ -139,7 +139,8 @@ class LazyTrajectories(VariableCounts):
     def load(self, positions: Sequence[int] | np.ndarray) -> Trajectories:
         """The trajectories at ``positions``, read now and validated, in that order.
 
-        Only the blocks holding them are read, one at a time.
+        One call of the reader with the sorted positions: what it reads from storage is up
+        to the reader (the xarray adapter's reads only the blocks holding them, one at a time).
         """
         positions = np.asarray(positions, dtype=int).reshape(-1)
         if positions.size == 0:

@@ -70,8 +70,9 @@ def test_neural_odes_fit_on_the_cluster_as_in_series(client, lv):
                                               gradient="backprop", verbose=False, random_state=seed)
             for seed in (0, 1)}
     serial = sysid.compare(tiny, train, test)
-    with joblib.parallel_config(backend="dask"):
+    with distributed.get_task_stream(client) as stream, joblib.parallel_config(backend="dask"):
         on_cluster = sysid.compare(tiny, train, test)
+    assert len(stream.data) >= 2  # both fits ran on the workers
     assert_same_table(on_cluster, serial)
     for name in tiny:
         for a, b in zip(on_cluster.attrs["models"][name].predict(test), serial.attrs["models"][name].predict(test)):
@@ -95,8 +96,10 @@ def test_grid_search_on_the_cluster_equals_the_serial_run(client, lv):
 
 def test_ensemble_members_fit_on_the_cluster_as_in_series(client, lv):
     serial = sysid.Ensemble(SINDy(), n_members=4, random_state=2).fit(lv)
-    with joblib.parallel_config(backend="dask"):
+    with distributed.get_task_stream(client) as stream, joblib.parallel_config(backend="dask"):
         on_cluster = sysid.Ensemble(SINDy(), n_members=4, random_state=2).fit(lv)
+    assert len(stream.data) >= 4  # every member was fitted on the workers
+    with joblib.parallel_config(backend="dask"):
         low, _ = on_cluster.predict_quantiles(lv)
     assert on_cluster.samples_ == serial.samples_
     for a, b in zip(on_cluster.estimators_, serial.estimators_):
