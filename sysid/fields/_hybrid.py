@@ -6,8 +6,9 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from sysid.fields._greybox import Bound, GreyBoxFunction, ParameterTransform
+from sysid.fields._greybox import Bound, GreyBoxFunction
 from sysid.fields._mlp import MLPField
+from sysid.parameters._transform import ParameterTransform
 
 
 class HybridField(torch.nn.Module):
@@ -19,7 +20,7 @@ class HybridField(torch.nn.Module):
         The known part of the dynamics in torch operations (as a grey-box ``f``).
     initial, bounds, fixed
         The known part's named parameters, as for
-        :class:`~sysid.fields._greybox.ParameterTransform`.
+        :class:`~sysid.parameters._transform.ParameterTransform`.
     correction : MLPField
         The learned residual term (physical units in and out), multiplied per state by
         the buffer ``correction_scale`` (default 1).
@@ -50,6 +51,8 @@ class HybridField(torch.nn.Module):
         #: Multiplies the network's output per state: set from the size of what the known
         #: part leaves unexplained, so that the network works with outputs of order one.
         self.register_buffer("correction_scale", torch.ones(correction.n_dims, dtype=dtype))
+        #: As :attr:`GreyBoxField.groups`: parameter sets of the known part, one per group of rows.
+        self.groups: torch.Tensor | None = None
 
     def correction(self, t: torch.Tensor, x: torch.Tensor, u: torch.Tensor | None) -> torch.Tensor:
         """The learned correction alone (batch, n_dims)."""
@@ -57,6 +60,8 @@ class HybridField(torch.nn.Module):
 
     def known_part(self, t: torch.Tensor, x: torch.Tensor, u: torch.Tensor | None) -> torch.Tensor:
         """The known physics alone (batch, n_dims)."""
+        if self.groups is not None:
+            return self.params.evaluate_grouped(self.known, t, x, u, self.groups)
         return self.known(t, x, self.params(), u)
 
     def forward(self, t: torch.Tensor, x: torch.Tensor, u: torch.Tensor | None) -> torch.Tensor:
