@@ -12,7 +12,8 @@ import torch
 from sklearn.utils.validation import check_is_fitted
 
 from sysid.errors import ConfigError
-from sysid.estimators._greybox import ParametricODE, probe_function
+from sysid.estimators._greybox import probe_function
+from sysid.estimators._parametric import ParametricODE
 from sysid.estimators._ode_base import Scaling
 from sysid.fields import MLPField
 from sysid.fields._greybox import Bound, GreyBoxFunction
@@ -83,6 +84,7 @@ device, verbose, warm_start, checkpoint_path
     """
 
     _required_parameters = ["known"]  # for scikit-learn's constructor checks
+    _least_squares_capable = False  # a network: trained by Adam/L-BFGS
 
     def __init__(
         self,
@@ -160,19 +162,16 @@ device, verbose, warm_start, checkpoint_path
         penalty = self.correction_penalty
         if isinstance(penalty, bool) or not isinstance(penalty, int | float | np.number) or not penalty >= 0:
             raise ConfigError(f"correction_penalty must be a non-negative number, got {penalty!r}.")
-        initial, bounds, fixed = self._spec()
+        spec = self._spec()
         as_t = lambda a: torch.as_tensor(a, dtype=dtype)  # noqa: E731
         net = MLPField(n_dims, n_inputs, hidden, self.activation, False, as_t(scaling.center),
                        as_t(scaling.spread), as_t(scaling.input_center), as_t(scaling.input_spread),
                        scaling.time_unit, generator, dtype)
-        field = HybridField(self.known, initial, bounds, fixed, net, dtype)
+        field = HybridField(self.known, spec.initial, spec.bounds, spec.fixed_names, net, dtype)
         with torch.no_grad():
             probe_function(self.known, "known", self._probe_args(n_dims, n_inputs, scaling, dtype, field.params()),
                            (2, n_dims), "known(t, x, p, u)")
         return field
-
-    def _parameter_module(self) -> torch.nn.Module:
-        return self.rhs_.field.params
 
     # -- the correction penalty ------------------------------------------------------
     def _fit(self, data: Trajectories) -> None:
@@ -236,9 +235,6 @@ device, verbose, warm_start, checkpoint_path
             field.correction_scale[:n_obs] = torch.as_tensor(np.clip(ratio, 1e-3, 1e3), dtype=dtype)
         return super()._collocation_warm_start(data, train_rows)
 
-    def _after_fit(self, data: Trajectories) -> None:
-        self._read_params()
-
     # -- results -----------------------------------------------------------------------
     def correction(self, x: Any, t: Any = 0.0, u: Any = None) -> np.ndarray:
         """The learned correction term (physical units) at states ``x``.
@@ -256,8 +252,3 @@ device, verbose, warm_start, checkpoint_path
         """
         check_is_fitted(self)
         return self._evaluate_field(self.rhs_.field.correction, x, t, u)
-
-    # -- model files -------------------------------------------------------------------
-    def _set_fitted_state(self, state: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
-        super()._set_fitted_state(state, tensors)
-        self._read_params()

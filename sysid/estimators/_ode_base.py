@@ -211,9 +211,9 @@ class SolverTrainedODE(TrajectoryEstimator):
         with torch_threads(1):
             self._fit_resolved(data)
 
-    def _fit_resolved(self, data: Trajectories) -> None:
+    def _build_model(self, data: Trajectories, generator: torch.Generator) -> bool:
+        """Scaling, field and ``rhs_`` for ``data``; returns whether a warm start reuses the fitted ones."""
         dtype = self.torch_dtype_
-        generator = self._generator()
         reuse = self.warm_start and hasattr(self, "rhs_") and self.n_dims_ == data.n_states + self.n_augment
         if not reuse:
             self.scaling_ = Scaling.of(data, self.n_augment)
@@ -225,6 +225,11 @@ class SolverTrainedODE(TrajectoryEstimator):
                                      TimeParameters(len(data), learn_scale, learn_offset, dtype))
         elif len(data) != len(self.rhs_.time.offset):
             raise DataError(f"warm_start needs the same {len(self.rhs_.time.offset)} trajectories, got {len(data)}.")
+        return reuse
+
+    def _fit_resolved(self, data: Trajectories) -> None:
+        generator = self._generator()
+        reuse = self._build_model(data, generator)
         times = [tr.t for tr in data]
         scaled = [self.scaling_.scale(tr.y) for tr in data]
         train_rows, tail_from = self._validation_split(data)
