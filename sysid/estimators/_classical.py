@@ -243,9 +243,13 @@ class ClassicalODE(ParametricResults, TrajectoryEstimator):
 
     Every trajectory is simulated from its initial state with a scipy solver at its own
     times, and :func:`scipy.optimize.least_squares` minimises the simulated-minus-observed
-    residuals over every observed entry (NaN entries are skipped). The initial states
-    are fitted too (``fit_x0``). ``n_starts > 1`` restarts from random log-uniform
-    perturbations of the initial parameters and keeps the lowest cost.
+    residuals over every observed entry (NaN entries are skipped), each state's divided
+    by its noise level (first its spread; after the fit, the level estimated from its
+    residuals, with one refit if the states' relative weights moved by more than 20%).
+    The initial states are fitted too (``fit_x0``). ``n_starts > 1`` restarts from random
+    log-uniform perturbations of the initial parameters and keeps the lowest cost.
+    Uncertainties and the interval table are those of :class:`~sysid.GreyBoxODE`
+    (:mod:`sysid.parameters`).
 
     Parameters
     ----------
@@ -254,9 +258,10 @@ class ClassicalODE(ParametricResults, TrajectoryEstimator):
         the inputs at ``t`` (array (n_inputs,), linearly interpolated) or None. Returns
         an array-like (n_states,).
     params : dict name -> float
-        Initial values of the parameters.
+        Start values of the parameters.
     bounds : dict name -> (low, high), optional
-        Bounds enforced by ``least_squares``; ``None`` for an unbounded side.
+        Closed bounds enforced by ``least_squares``, ``None`` for an open side; a start
+        on a bound is allowed (:func:`sysid.parameters.check_parameters`).
     fixed : sequence of names, optional
         Parameters held at their initial values.
     fit_x0 : bool, default True
@@ -283,21 +288,34 @@ class ClassicalODE(ParametricResults, TrajectoryEstimator):
     params_ : dict
         Fitted parameters (fixed ones included).
     params_stderr_ : dict
-        Standard errors from the Jacobian at the optimum:
-        ``s^2 (J^T J)^-1`` restricted to the parameter block, ``s^2 = 2 cost / (n_obs - n_free)``.
+        Standard errors from the Jacobian J of the weighted residuals at the optimum:
+        ``s^2 (J^T J)^-1`` restricted to the parameter block, ``s^2 = |r|^2 / (n_obs - n_free)``.
         0 for fixed parameters, inf for parameters that are not identifiable.
+    covariance_ : pandas.DataFrame
+        Covariance of the free parameters.
+    jacobian_condition_ : float
+        Condition number of the column-normalised Jacobian.
+    noise_levels_ : dict
+        Each state's estimated noise level (its residuals' weight is the inverse).
+    residual_variance_ : float
+        s^2 (close to 1 when the model fits to the noise level).
+    dof_ : int
+        n_obs - n_free.
     x0_ : array (n_trajectories, n_states)
         Initial states of the training trajectories.
     cost_ : float
-        ``least_squares`` cost at the optimum (half the sum of squared residuals).
+        ``least_squares`` cost at the optimum (half the sum of squared weighted residuals).
     start_costs_ : array (n_starts,)
         Final cost of every start, the initial guess first.
     n_function_evals_ : int
         Evaluations of ``f`` during fit, all starts included.
+    n_simulations_ : int
+        Simulations of one trajectory during fit.
     n_observations_ : int
         Observed entries fitted.
-    not_identifiable_ : list of str
-        Parameters (or ``x0[...]`` entries) along near-null directions of the Jacobian.
+    unidentifiable_ : list of str
+        Parameters (or ``x0[trajectory].state`` entries) along near-null directions of
+        the Jacobian (``not_identifiable_``, its former name, still works).
     simulation_failed_ : list
         Names of trajectories whose simulation failed in the last predict/score.
 
@@ -312,7 +330,7 @@ class ClassicalODE(ParametricResults, TrajectoryEstimator):
     >>> round(model.params_["k"], 6), np.round(model.x0_, 6).tolist()
     (0.7, [[2.0]])
     >>> model.confidence_intervals().columns.tolist()
-    ['param', 'estimate', 'stderr', 'lower', 'upper']
+    ['estimate', 'stderr', 'lower', 'upper', 'status']
     """
 
     _flags_extrapolation = False  # the equations are the user's: valid as far as the user says

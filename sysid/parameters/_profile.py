@@ -13,18 +13,27 @@ follows the curvature (an asymmetric interval, a bound, or no upper end at all).
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from scipy.optimize import brentq, least_squares
+from scipy.optimize import least_squares
+
+from sysid.parameters._uncertainty import gauss_newton_distance
 
 Residuals = Callable[[np.ndarray], np.ndarray]
 Jacobian = Callable[[np.ndarray], np.ndarray]
 
-_EXPANSIONS = 8  # doublings of the step before declaring a side unbounded
+_MAX_REFITS = 25  # refits per side at most
+_UNBOUNDED = 256  # a side whose profile stays below the threshold this many steps out is unbounded
+_ROOT_TOL = 2e-3  # relative precision of the root sqrt(SSR_k - SSR_min) at an end (0.4% of the threshold)
 _INNER_NFEV = 30  # residual evaluations of each re-optimisation
+# Relative precision of each refit: the sum of squares need only be known to a small fraction of the threshold
+# (s^2 t^2, about 4 s^2 out of n s^2), i.e. to ~1e-3 relative on 40 residuals, ~1e-5 on 4,000.
+_INNER_TOL = 1e-7
+_STOP_WITHIN = 0.01  # with a Jacobian, a refit also stops within this many standard errors of its optimum
 
 
 def profile_interval(residuals: Residuals, x_hat: Any, index: int, lower: Any, upper: Any, threshold: float,
@@ -45,8 +54,7 @@ def profile_interval(residuals: Residuals, x_hat: Any, index: int, lower: Any, u
     threshold : float
         Allowed increase of the sum of squared residuals (``s^2 t^2``).
     step : float
-        First step away from the estimate (e.g. the Wald half-width); doubled until
-        the profile crosses the threshold or a bound is reached.
+        First step away from the estimate (e.g. the Wald half-width).
     jacobian : callable ``x -> J``, optional
         Jacobian of ``residuals`` (else finite differences with ``diff_step``).
     xtol : float
@@ -56,7 +64,7 @@ def profile_interval(residuals: Residuals, x_hat: Any, index: int, lower: Any, u
     -------
     (low, high, n_evaluations)
         An end is the bound where the profile stays below the threshold up to it, and
-        infinite where it stays below after all the doublings (unbounded).
+        infinite where it stays below 256 steps out (unbounded).
 
     Examples
     --------
@@ -89,47 +97,66 @@ def profile_interval(residuals: Residuals, x_hat: Any, index: int, lower: Any, u
         lo, hi = lower[others], upper[others]
         start = np.clip(start, lo, hi)
         jac: Any = "2-point" if jacobian is None else (lambda z: np.asarray(jacobian(full(value, z)))[:, others])
-        kwargs = {} if jacobian is not None or diff_step is None else {"diff_step": diff_step}
+        kwargs: dict[str, Any] = {} if jacobian is not None or diff_step is None else {"diff_step": diff_step}
+        if jacobian is not None and "callback" in inspect.signature(least_squares).parameters:
+            def close_enough(intermediate_result: Any) -> None:  # as sysid.training._least_squares does
+                z = intermediate_result.x
+                if gauss_newton_distance(jac(z), residuals(full(value, z))) < _STOP_WITHIN:
+                    raise StopIteration
+
+            kwargs["callback"] = close_enough
         try:
             result = least_squares(lambda z: residuals(full(value, z)), start, jac=jac, bounds=(lo, hi),
-                                   x_scale="jac", max_nfev=_INNER_NFEV, **kwargs)
+                                   x_scale="jac", max_nfev=_INNER_NFEV, ftol=_INNER_TOL, xtol=_INNER_TOL, **kwargs)
         except (ValueError, np.linalg.LinAlgError, ArithmeticError):
             return math.inf, start
         count[0] += int(result.nfev)
         return 2.0 * float(result.cost), result.x
 
     def side(direction: int) -> float:
-        bound = upper[index] if direction > 0 else lower[index]
-        inner_value, inner_rest = float(x_hat[index]), x_hat[others].copy()
-        offset = step
-        for _ in range(_EXPANSIONS + 1):
-            value = float(x_hat[index]) + direction * offset
+        """Where the signed root ``sqrt(SSR_k(v) - SSR_min)`` reaches ``sqrt(threshold)`` on this side.
+
+        The root is nearly linear in ``v`` (exactly so for a linear model), so secant
+        steps find the end in a few refits; they stay inside a bracket once one is
+        known (else at most quadruple the last step), and fall back to bisection.
+        """
+        bound = float(upper[index] if direction > 0 else lower[index])
+        target = math.sqrt(threshold)
+        centre = float(x_hat[index])
+        inside = (centre, 0.0, x_hat[others].copy())  # (value, root, rest) below the target
+        outside: tuple[float, float] | None = None  # (value, root) above it
+        value, last_offset = centre + direction * step, step
+        for _ in range(_MAX_REFITS):
             if (value - bound) * direction >= 0:
-                value = float(bound)
-            ssr, rest = refit(value, inner_rest)
-            if ssr - ssr_min >= threshold:
-                a, b = sorted((inner_value, value))
-                return float(brentq(_Excess(refit, inner_rest, ssr_min + threshold), a, b, xtol=xtol * step,
-                                    rtol=1e-6))
-            if value == bound:
-                return float(bound)
-            inner_value, inner_rest = value, rest
-            offset *= 2.0
-        return direction * math.inf
+                value = bound
+            ssr, rest = refit(value, inside[2])
+            root = math.sqrt(max(ssr - ssr_min, 0.0)) if math.isfinite(ssr) else math.inf
+            if root < target:
+                if value == bound:
+                    return bound
+                inside = (value, root, rest)
+            else:
+                outside = (value, root)
+            if abs(root - target) <= _ROOT_TOL * target:
+                return value
+            if outside is not None and abs(outside[0] - inside[0]) <= xtol * step:
+                return outside[0]
+            v0, r0 = inside[0], inside[1]
+            v1, r1 = (outside if outside is not None else (value, root))
+            slope = (r1 - r0) / (v1 - v0) if v1 != v0 and math.isfinite(r1) else 0.0
+            guess = v0 + (target - r0) / slope if slope * direction > 0 else math.nan
+            if outside is not None:  # stay strictly inside the bracket; bisect when the secant will not
+                low_v, high_v = sorted((inside[0], outside[0]))
+                margin = 0.05 * (high_v - low_v)
+                value = guess if low_v + margin < guess < high_v - margin else 0.5 * (low_v + high_v)
+            else:
+                offset = abs(guess - centre) if math.isfinite(guess) else 2 * last_offset
+                offset = min(max(offset, 1.2 * last_offset), 4 * last_offset)
+                if offset > _UNBOUNDED * step:
+                    return direction * math.inf
+                value, last_offset = centre + direction * offset, offset
+        return inside[0] if outside is None else 0.5 * (inside[0] + outside[0])
 
     low, high = side(-1), side(+1)
     return low, high, count[0]
 
-
-class _Excess:
-    """``SSR_k(v) - (SSR_min + threshold)``, each refit warm-started from the last point inside."""
-
-    def __init__(self, refit: Callable[[float, np.ndarray], tuple[float, np.ndarray]], rest: np.ndarray,
-                 level: float) -> None:
-        self.refit, self.rest, self.level = refit, rest, level
-
-    def __call__(self, value: float) -> float:
-        ssr, rest = self.refit(value, self.rest)
-        if ssr < self.level:
-            self.rest = rest
-        return ssr - self.level

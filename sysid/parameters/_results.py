@@ -28,7 +28,7 @@ METHODS = ("wald", "profile")
 
 def _outside_sysid() -> int:
     """The ``stacklevel`` of a warning raised by this module's caller that points at the user's code."""
-    frame = sys._getframe(2)  # the caller of the function that warns
+    frame: Any = sys._getframe(2)  # the caller of the function that warns
     level = 2
     while frame is not None and str(frame.f_globals.get("__name__", "")).split(".")[0] == "sysid":
         frame = frame.f_back
@@ -161,10 +161,12 @@ class ParametricResults:
         return out
 
     # -- model files -------------------------------------------------------------------
-    _RESULTS_JSON: ClassVar[tuple[str, ...]] = ("params_", "params_stderr_", "jacobian_condition_", "unidentifiable_", "n_residuals_", "dof_",
-                     "residual_variance_", "noise_levels_")
-    _RESULTS_DEFAULTS: ClassVar[dict[str, Any]] = {"residual_variance_": math.nan, "noise_levels_": {}, "n_residuals_": 0,
-                                         "jacobian_condition_": math.nan, "unidentifiable_": []}
+    _RESULTS_JSON: ClassVar[tuple[str, ...]] = ("params_", "params_stderr_", "jacobian_condition_",
+                                                "unidentifiable_", "n_residuals_", "dof_", "residual_variance_",
+                                                "noise_levels_")
+    _RESULTS_DEFAULTS: ClassVar[dict[str, Any]] = {"residual_variance_": math.nan, "noise_levels_": {},
+                                                   "n_residuals_": 0, "jacobian_condition_": math.nan,
+                                                   "unidentifiable_": []}
 
     def _results_state(self) -> dict[str, Any]:
         """JSON-ready uncertainty attributes."""

@@ -87,6 +87,14 @@ class ParameterTransform(torch.nn.Module):
     0.001
     """
 
+    raw: torch.Tensor
+    kind: torch.Tensor
+    low: torch.Tensor
+    high: torch.Tensor
+    scale: torch.Tensor
+    origin: torch.Tensor
+    fixed_values: torch.Tensor
+
     def __init__(self, initial: Mapping[str, float], bounds: Mapping[str, Bound] | None = None,
                  fixed: Sequence[str] | None = None, dtype: torch.dtype = torch.float64) -> None:
         super().__init__()
@@ -95,7 +103,11 @@ class ParameterTransform(torch.nn.Module):
         self.names = list(initial)
         self.free_names = [n for n in self.names if n not in fixed_set]
         self.fixed_names = [n for n in self.names if n in fixed_set]
-        kinds, lows, highs, scales, raws = [], [], [], [], []
+        kinds: list[int] = []
+        lows: list[float] = []
+        highs: list[float] = []
+        scales: list[float] = []
+        raws: list[float] = []
         for name in self.free_names:
             value = float(initial[name])
             lo, hi = bounds.get(name, (None, None))
@@ -120,11 +132,11 @@ class ParameterTransform(torch.nn.Module):
             scales.append(scale)
             raws.append(raw)
         as_t = lambda a: torch.as_tensor(a, dtype=dtype)
-        raw = as_t(raws).reshape(len(self.free_names))
+        start = as_t(raws).reshape(len(self.free_names))
         if self.free_names:
-            self.raw = torch.nn.Parameter(raw)
+            self.raw = torch.nn.Parameter(start)
         else:  # nothing to train: an empty Parameter would break torchdiffeq's adjoint
-            self.register_buffer("raw", raw)
+            self.register_buffer("raw", start)
         self.register_buffer("kind", torch.as_tensor(kinds, dtype=torch.long).reshape(-1))
         self.register_buffer("low", as_t(lows).reshape(-1))
         self.register_buffer("high", as_t(highs).reshape(-1))

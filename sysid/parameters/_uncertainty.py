@@ -28,7 +28,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import sparse, stats
+from scipy.sparse import linalg as sparse_linalg
 
 from sysid.errors import ConfigError
 from sysid.parameters._spec import ParameterSpec
@@ -154,6 +155,34 @@ def linearised_uncertainty(jacobian: Any, residuals: Any, labels: Sequence[str],
                        tuple(labels[i] for i in sorted(flagged)))
 
 
+def gauss_newton_distance(jacobian: Any, residuals: np.ndarray) -> float:
+    """Length of the Gauss-Newton step from here to the linearised optimum, in standard errors.
+
+    ``sqrt(|J dx|^2 / s^2)`` with ``dx`` the least-squares solution of ``J dx = -r``
+    and ``s^2 = |r|^2 / (n - q)``: the Mahalanobis distance under the covariance
+    ``s^2 (J^T J)^-1`` that the confidence intervals use.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> J = np.eye(3)[:, :2]
+    >>> round(gauss_newton_distance(J, np.array([0.1, 0.0, 1.0])), 6)  # step 0.1, s^2 = 1.01
+    0.099504
+    """
+    r = np.asarray(residuals, dtype=float)
+    n, q = jacobian.shape
+    s2 = float(r @ r) / max(n - q, 1)
+    if s2 <= 0:
+        return 0.0
+    if sparse.issparse(jacobian):
+        step = sparse_linalg.lsmr(jacobian, -r, atol=1e-10, btol=1e-10)[0]
+        moved = jacobian @ step
+    else:
+        step = np.linalg.lstsq(jacobian, -r, rcond=None)[0]
+        moved = jacobian @ step
+    return float(np.sqrt(float(moved @ moved) / s2))
+
+
 def noise_levels(residuals: Any, state_of: Any, scale: Any, n_fitted: int = 0) -> np.ndarray:
     """Each state's noise level (standard deviation) from the residuals of a fit.
 
@@ -181,7 +210,7 @@ def noise_levels(residuals: Any, state_of: Any, scale: Any, n_fitted: int = 0) -
     >>> r = np.concatenate([0.1 * rng.standard_normal(400), 2.0 * rng.standard_normal(400), [0.0]])
     >>> state = np.repeat([0, 1, 2], [400, 400, 1])
     >>> np.round(noise_levels(r, state, np.array([1.0, 20.0, 5.0])), 2).tolist()
-    [0.1, 2.05, 0.5]
+    [0.1, 2.01, 0.5]
     """
     r = np.asarray(residuals, dtype=float).reshape(-1)
     state_of = np.asarray(state_of, dtype=int).reshape(-1)
@@ -263,7 +292,8 @@ def interval_table(spec: ParameterSpec, estimates: Mapping[str, float], stderr: 
     --------
     >>> from sysid.parameters import check_parameters
     >>> spec = check_parameters({"k": 1.0, "c": 2.0}, {"k": (0, None)}, ["c"])
-    >>> interval_table(spec, {"k": 0.5, "c": 2.0}, {"k": 0.1}, dof=20, level=0.95).round(3)
+    >>> table = interval_table(spec, {"k": 0.5, "c": 2.0}, {"k": 0.1}, dof=20, level=0.95)
+    >>> print(table.round(3).to_string())  # doctest: +NORMALIZE_WHITESPACE
                estimate  stderr  lower  upper     status
     parameter
     k               0.5     0.1  0.291  0.709  estimated

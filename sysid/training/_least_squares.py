@@ -40,7 +40,6 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse
-import scipy.sparse.linalg
 import torch
 from scipy.optimize import least_squares
 
@@ -53,6 +52,7 @@ from sysid.integration import (
     simulate,
     solve,
 )
+from sysid.parameters._uncertainty import gauss_newton_distance
 from sysid.training._segments import interpolate_missing, make_segments
 
 Evaluation = Callable[[np.ndarray], tuple[np.ndarray, Any]]
@@ -167,7 +167,7 @@ def solve_least_squares(evaluate: Evaluation, x0: Any, lower: Any, upper: Any, m
 
     def close_enough(intermediate_result: Any) -> None:
         r, jac_x = lookup(intermediate_result.x)
-        if jac_x is not None and gauss_newton_distance(jac_x, r) < stop_within:
+        if stop_within is not None and jac_x is not None and gauss_newton_distance(jac_x, r) < stop_within:
             raise StopIteration
 
     options: dict[str, Any] = {}
@@ -182,34 +182,6 @@ def solve_least_squares(evaluate: Evaluation, x0: Any, lower: Any, upper: Any, m
     status = 5 if result.status == -2 else int(result.status)  # -2: stopped by close_enough
     message = "within the stop_within standard errors of the optimum" if result.status == -2 else str(result.message)
     return LeastSquaresResult(x, r, jac_x, 0.5 * float(r @ r), int(result.nfev), status, message)
-
-
-def gauss_newton_distance(jacobian: Any, residuals: np.ndarray) -> float:
-    """Length of the Gauss-Newton step from here to the linearised optimum, in standard errors.
-
-    ``sqrt(|J dx|^2 / s^2)`` with ``dx`` the least-squares solution of ``J dx = -r``
-    and ``s^2 = |r|^2 / (n - q)``: the Mahalanobis distance under the covariance
-    ``s^2 (J^T J)^-1`` that the confidence intervals use.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> J = np.eye(3)[:, :2]
-    >>> round(gauss_newton_distance(J, np.array([0.1, 0.0, 1.0])), 6)  # step 0.1, s^2 = 1.01
-    0.099504
-    """
-    r = np.asarray(residuals, dtype=float)
-    n, q = jacobian.shape
-    s2 = float(r @ r) / max(n - q, 1)
-    if s2 <= 0:
-        return 0.0
-    if scipy.sparse.issparse(jacobian):
-        step = scipy.sparse.linalg.lsmr(jacobian, -r, atol=1e-10, btol=1e-10)[0]
-        moved = jacobian @ step
-    else:
-        step = np.linalg.lstsq(jacobian, -r, rcond=None)[0]
-        moved = jacobian @ step
-    return float(np.sqrt(float(moved @ moved) / s2))
 
 
 # ----------------------------------------------------------------------- the Jacobian
@@ -288,8 +260,15 @@ def _assemble(n_rows: int, n_cols: int, dense_part: np.ndarray, rows: np.ndarray
     return scipy.sparse.csr_matrix((all_vals, (all_rows, all_cols)), shape=(n_rows, n_cols))
 
 
-def _grouped(field: torch.nn.Module, sets: np.ndarray, dtype: torch.dtype) -> None:
-    field.groups = torch.as_tensor(sets, dtype=dtype)
+def _grouped(field: torch.nn.Module, sets: np.ndarray | None, dtype: torch.dtype) -> None:
+    """Set (or with None clear) the field's parameter groups."""
+    setattr(field, "groups", None if sets is None else torch.as_tensor(sets, dtype=dtype))  # noqa: B010
+
+
+def _scaling(rhs: BatchedField) -> tuple[np.ndarray, np.ndarray, torch.dtype]:
+    """The state scaling (center, spread) of ``rhs`` as numpy, and its dtype."""
+    center, spread = torch.as_tensor(rhs.center), torch.as_tensor(rhs.spread)
+    return center.detach().cpu().numpy(), spread.detach().cpu().numpy(), center.dtype
 
 
 # ----------------------------------------------------------------------- residual sets
@@ -331,8 +310,7 @@ class TrajectoryResiduals:
         self.traj_of = np.concatenate([np.full(int(m.sum()), i) for i, m in enumerate(self.observed)])
         self.lower, self.upper = np.asarray(lower, dtype=float), np.asarray(upper, dtype=float)
         self.learn_x0, self.fixed_x0 = learn_x0, x0
-        self.center = rhs.center.detach().cpu().numpy()
-        self.spread = rhs.spread.detach().cpu().numpy()
+        self.center, self.spread, self.dtype = _scaling(rhs)
         self.n_params = self.lower.size
         self.n_traj = len(self.times)
         self.set_weights(weights)
@@ -354,17 +332,16 @@ class TrajectoryResiduals:
     def simulate(self, sets: np.ndarray, starts: np.ndarray) -> np.ndarray:
         """Unweighted residuals (n_sets, n) of parameter sets (n_sets, n_free) from starts (n_sets, n_traj, n_dims)."""
         field = self.rhs.field
-        dtype = self.rhs.center.dtype
         n_sets = sets.shape[0]
         z0 = torch.as_tensor(((starts - self.center) / self.spread).reshape(n_sets * self.n_traj, self.n_dims),
-                             dtype=dtype)
-        _grouped(field, sets, dtype)
+                             dtype=self.dtype)
+        _grouped(field, sets, self.dtype)
         self.solves += 1
         try:
             preds = simulate(self.rhs, z0, self.times * n_sets, torch.arange(self.n_traj).repeat(n_sets),
                              self.inputs, self.solver, "none")
         finally:
-            field.groups = None
+            _grouped(field, None, self.dtype)
         out = np.empty((n_sets, self.values.size))
         n_obs = self.observed[0].shape[1]
         for g in range(n_sets):
@@ -437,8 +414,7 @@ class SegmentResiduals:
         self.rhs, self.inputs, self.solver, self.n_dims = rhs, inputs, solver, n_dims
         self.lower, self.upper = np.asarray(lower, dtype=float), np.asarray(upper, dtype=float)
         self.n_params = self.lower.size
-        self.center = rhs.center.detach().cpu().numpy()
-        self.spread = rhs.spread.detach().cpu().numpy()
+        self.center, self.spread, self.dtype = _scaling(rhs)
         seg = make_segments(list(times), list(observations), segment_length)
         self.segments = seg
         n_seg, length = len(seg), seg.length
@@ -462,7 +438,7 @@ class SegmentResiduals:
         self.column_of = np.full(n_seg, -1)
         self.column_of[self.free_segments] = np.arange(self.free_segments.size)
         self.continuity = float(continuity) * self.values.size / max(self.linked.size * n_dims, 1)
-        self.grid = torch.arange(length + 1, dtype=rhs.center.dtype)
+        self.grid = torch.arange(length + 1, dtype=self.dtype)
         self.set_weights(weights)
         self.solves = 0
         self.failure: str | None = None
@@ -496,7 +472,7 @@ class SegmentResiduals:
         params, starts = self.split(np.asarray(x, dtype=float))
         diff = Differences(params, self.lower, self.upper, FD_STEP * self.spread[: self.n_dims])
         n_seg, n_copies = len(self.segments), diff.n_copies
-        dtype = self.rhs.center.dtype
+        dtype = self.dtype
         z = (starts[None] + diff.state_offsets()[:, None, :] - self.center) / self.spread
         knots = torch.as_tensor(np.tile(self.segments.time_knots, (n_copies, 1)), dtype=dtype)
         field = self.rhs.field
@@ -512,7 +488,7 @@ class SegmentResiduals:
             n_rows = self.values.size + self.linked.size * self.n_dims
             return np.full(n_rows, FAILED_RESIDUAL), None
         finally:
-            field.groups = None
+            _grouped(field, None, dtype)
         path = self.center + self.spread * out.numpy().transpose(1, 0, 2)  # (copies * n_seg, L + 1, n_dims)
         path = path.reshape(n_copies, n_seg, -1, self.n_dims)
         seg_i, row_i, state_i = self.data_index
@@ -590,7 +566,7 @@ class CollocationResiduals:
             with torch.no_grad():
                 out = self.field(self.t.repeat(g), self.x.repeat(g, 1), None if self.u is None else self.u.repeat(g, 1))
         finally:
-            self.field.groups = None
+            _grouped(self.field, None, self.dtype)
         values = out.numpy()[:, : self.n_obs].reshape(g, n, self.n_obs)
         weighted = (values[:, self.seen] - self.values) * self.row_weights
         if not np.all(np.isfinite(weighted)):
