@@ -33,7 +33,7 @@ _INNER_NFEV = 30  # residual evaluations of each re-optimisation
 # Relative precision of each refit: the sum of squares need only be known to a small fraction of the threshold
 # (s^2 t^2, about 4 s^2 out of n s^2), i.e. to ~1e-3 relative on 40 residuals, ~1e-5 on 4,000.
 _INNER_TOL = 1e-7
-_STOP_WITHIN = 0.01  # with a Jacobian, a refit also stops within this many standard errors of its optimum
+_STOP_WITHIN = 0.05  # with a Jacobian, a refit also stops within this many standard errors of its optimum
 
 
 def profile_interval(residuals: Residuals, x_hat: Any, index: int, lower: Any, upper: Any, threshold: float,
@@ -117,14 +117,16 @@ def profile_interval(residuals: Residuals, x_hat: Any, index: int, lower: Any, u
         """Where the signed root ``sqrt(SSR_k(v) - SSR_min)`` reaches ``sqrt(threshold)`` on this side.
 
         The root is nearly linear in ``v`` (exactly so for a linear model), so secant
-        steps find the end in a few refits; they stay inside a bracket once one is
-        known (else at most quadruple the last step), and fall back to bisection.
+        steps through the last two points find the end in a few refits. Once the end is
+        bracketed they stay inside the bracket (else bisect); before, they at most
+        quadruple the last step.
         """
         bound = float(upper[index] if direction > 0 else lower[index])
         target = math.sqrt(threshold)
         centre = float(x_hat[index])
         inside = (centre, 0.0, x_hat[others].copy())  # (value, root, rest) below the target
         outside: tuple[float, float] | None = None  # (value, root) above it
+        previous = (centre, 0.0)
         value, last_offset = centre + direction * step, step
         for _ in range(_MAX_REFITS):
             if (value - bound) * direction >= 0:
@@ -140,15 +142,13 @@ def profile_interval(residuals: Residuals, x_hat: Any, index: int, lower: Any, u
             if abs(root - target) <= _ROOT_TOL * target:
                 return value
             if outside is not None and abs(outside[0] - inside[0]) <= xtol * step:
-                return outside[0]
-            v0, r0 = inside[0], inside[1]
-            v1, r1 = (outside if outside is not None else (value, root))
-            slope = (r1 - r0) / (v1 - v0) if v1 != v0 and math.isfinite(r1) else 0.0
-            guess = v0 + (target - r0) / slope if slope * direction > 0 else math.nan
-            if outside is not None:  # stay strictly inside the bracket; bisect when the secant will not
+                return 0.5 * (inside[0] + outside[0])
+            slope = (root - previous[1]) / (value - previous[0]) if math.isfinite(root) else 0.0
+            guess = value + (target - root) / slope if slope * direction > 0 else math.nan
+            previous = (value, root)
+            if outside is not None:
                 low_v, high_v = sorted((inside[0], outside[0]))
-                margin = 0.05 * (high_v - low_v)
-                value = guess if low_v + margin < guess < high_v - margin else 0.5 * (low_v + high_v)
+                value = guess if low_v < guess < high_v else 0.5 * (low_v + high_v)
             else:
                 offset = abs(guess - centre) if math.isfinite(guess) else 2 * last_offset
                 offset = min(max(offset, 1.2 * last_offset), 4 * last_offset)
