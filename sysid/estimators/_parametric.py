@@ -159,6 +159,7 @@ class ParametricODE(SolverTrainedODE):
             x0 = np.asarray(self.x0_, dtype=float)
         history: list[dict[str, Any]] = []
         self.rhs_.nfe = 0
+        self.shooting_state_ = None  # the multiple-shooting starts, or (set when recording) the initial states
         initial = None
         if not reuse and self.collocation_steps:
             theta, initial = self._collocation(data, theta, spec, history)
@@ -245,9 +246,10 @@ class ParametricODE(SolverTrainedODE):
         """Whole-trajectory least squares; record the results and their uncertainty.
 
         ``weights`` (1 / each state's noise level) default to 1 / the state's spread.
-        Afterwards the noise levels are estimated from the residuals: if a weight moves
-        by more than :data:`~sysid.parameters._uncertainty.REWEIGHT` the fit is repeated with the new weights, else the
-        residuals and Jacobian are only rescaled to them.
+        Afterwards the noise levels are estimated from the residuals: if the weights'
+        ratios move by more than :data:`~sysid.parameters._uncertainty.REWEIGHT` the fit
+        is repeated with the new weights, else the residuals and Jacobian are only
+        rescaled to them.
         """
         spec = self._spec()
         lower, upper = spec.free_bounds()
@@ -310,7 +312,7 @@ class ParametricODE(SolverTrainedODE):
         self.trajectory_names_ = list(data.names)
         self.time_scale_ = self.rhs_.time.scale.detach().cpu().numpy()
         self.time_offset_ = self.rhs_.time.offset.detach().cpu().numpy()
-        if not hasattr(self, "shooting_state_") or self.shooting_state_ is None:
+        if getattr(self, "shooting_state_", None) is None:
             self.shooting_state_ = torch.as_tensor((self.x0_ - self.scaling_.center) / self.scaling_.spread,
                                                    dtype=self.torch_dtype_)
 

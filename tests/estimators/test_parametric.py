@@ -186,6 +186,20 @@ def test_a_hidden_state_skips_multiple_shooting():
     assert model.params_["a"] == pytest.approx(0.5, rel=1e-3)
 
 
+def test_inputs_reach_the_least_squares_fit_and_fixed_initial_states_stay_fixed():
+    def forced(t, x, p, u):
+        return torch.stack([x[:, 1], (u[:, 0] - p["c"] * x[:, 1] - p["k"] * x[:, 0]) / p["m"]], dim=-1)
+
+    data = simulate("mass_spring_damper", n_trajectories=2, noise=0.01, n_samples=40, t_span=(0, 8), random_state=0)
+    model = GreyBoxODE(forced, {"m": 1.0, "c": 0.4, "k": 3.5}, fixed=["m"], verbose=False).fit(data)
+    assert model.params_["k"] == pytest.approx(4.0, rel=0.02) and model.params_["c"] == pytest.approx(0.5, rel=0.05)
+    fixed_start = GreyBoxODE(forced, {"m": 1.0, "c": 0.4, "k": 3.5}, fixed=["m"], learn_x0=False,
+                             verbose=False).fit(data)
+    np.testing.assert_array_equal(fixed_start.x0_, np.array([tr.y[0] for tr in data]))
+    assert set(fixed_start.history_["stage"]) <= {"collocation", "single_shooting", "reweighted"}
+    assert fixed_start.params_["k"] == pytest.approx(4.0, rel=0.05)
+
+
 def test_saved_models_keep_their_uncertainty(tmp_path, decay_data):
     model = GreyBoxODE(decay_torch, {"k": 0.1, "unused": 1.0}, fixed=["unused"], verbose=False).fit(decay_data)
     loaded = sysid.load(sysid.save(model, tmp_path / "m.sysid"), f=decay_torch)
