@@ -37,7 +37,7 @@ from sysid.parameters import (
     linearised_uncertainty,
     noise_levels,
 )
-from sysid.parameters._results import ParametricResults, ProfileProblem
+from sysid.parameters._results import ProfileProblem
 from sysid.parameters._uncertainty import REWEIGHT, relative_change
 from sysid.training._collocation import smooth_trajectory
 from sysid.training._least_squares import (
@@ -62,7 +62,8 @@ class ParametricODE(SolverTrainedODE):
     """Shared by models whose field has named physical parameters (grey-box, hybrid).
 
     A subclass without a network (``_least_squares_capable``) also derives from
-    :class:`~sysid.parameters._results.ParametricResults` (uncertainties, intervals).
+    :class:`~sysid.parameters._results.ParametricResults` (uncertainties, intervals),
+    whose methods the least-squares fit calls.
     """
 
     _streaming_unsupported = ("its parameters' least-squares fit and uncertainties, and a hybrid "

@@ -35,8 +35,8 @@ def test_bounds_are_closed_a_start_on_a_bound_is_accepted():
 @pytest.mark.parametrize(("params", "bounds", "fixed", "match"), [
     ({"k": 2.0}, {"k": (0, 1)}, None, r"start value params\['k'\] = 2.0 is outside its bounds \(0, 1\)"),
     ({"k": -1e-9}, {"k": (0, None)}, None, r"start value params\['k'\] = -1e-09 is outside its bounds"),
-    ({"k": 1.0}, {"k": (1, 1)}, None, r"bounds\['k'\] = \(1, 1\): low must be below high \(to hold 'k' at one "
-                                      r"value, list it in fixed=\)"),
+    ({"k": 1.0}, {"k": (1, 1)}, None, (r"bounds\['k'\] = \(1, 1\): low must be below high \(to hold 'k' at one "
+                                       r"value, list it in fixed=\)")),
     ({"k": 1.0}, {"q": (0, 1)}, None, r"bounds names 'q', which is not a parameter; the parameters are \['k'\]"),
     ({"k": 1.0}, {"k": 5}, None, r"bounds\['k'\] must be a pair \(low, high\)"),
     ({"k": 1.0}, {"k": (0, "x")}, None, r"bounds\['k'\] high must be a finite number or None, got 'x'"),
@@ -180,9 +180,7 @@ def test_profile_interval_follows_the_curvature_and_stops_at_bounds():
     assert lo < fit.x[1] < hi and (hi - fit.x[1]) != pytest.approx(fit.x[1] - lo, rel=0.02)  # asymmetric
     assert abs(lo - wald[0]) < 0.5 * (wald[1] - wald[0]) and abs(hi - wald[1]) < 0.5 * (wald[1] - wald[0])
     for end in (lo, hi):  # each end sits on the threshold
-        x = fit.x.copy()
-        x[1] = end
-        inner = least_squares(lambda a: fun(np.array([a[0], end])), [fit.x[0]])
+        inner = least_squares(lambda a, k=end: fun(np.array([a[0], k])), [fit.x[0]])
         assert 2 * inner.cost - 2 * fit.cost == pytest.approx(threshold, rel=0.02)
     # a bound inside the interval is its end
     tight, _, _ = profile_interval(fun, fit.x, 1, [-np.inf, fit.x[1] - 1e-3], [np.inf, np.inf], threshold,

@@ -138,7 +138,7 @@ def test_differences_are_one_sided_next_to_a_bound():
 
 
 def test_a_start_that_cannot_be_simulated_raises_with_the_solver_reason(data):
-    rhs, solver = model(data, rtol=1e-3)
+    rhs, _ = model(data, rtol=1e-3)
     residuals = TrajectoryResiduals(rhs, [tr.t for tr in data], [tr.y for tr in data], None,
                                     SolverConfig("dopri5", 1e-3, 1e-5, {"max_num_steps": 3}), 2, np.ones(2),
                                     np.full(4, -np.inf), np.full(4, np.inf))
