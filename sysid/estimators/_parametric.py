@@ -76,6 +76,8 @@ class ParametricODE(SolverTrainedODE):
     #: Whether the free quantities are few enough for least squares (no network).
     _least_squares_capable = True
 
+    shooting_state_: torch.Tensor | None
+
     def _spec(self) -> ParameterSpec:
         return check_parameters(self.params, self.bounds, self.fixed, type(self).__name__)
 
