@@ -75,8 +75,8 @@ class ParametricODE(SolverTrainedODE):
 
     #: Whether the free quantities are few enough for least squares (no network).
     _least_squares_capable = True
-
-    shooting_state_: torch.Tensor | None
+    #: Scaled segment starts of the multiple-shooting stage of the running fit (None: not run).
+    _segment_starts: torch.Tensor | None = None
 
     def _spec(self) -> ParameterSpec:
         return check_parameters(self.params, self.bounds, self.fixed, type(self).__name__)
@@ -162,7 +162,7 @@ class ParametricODE(SolverTrainedODE):
             x0 = np.asarray(self.x0_, dtype=float)
         history: list[dict[str, Any]] = []
         self.rhs_.nfe = 0
-        self.shooting_state_ = None  # the multiple-shooting starts, or (set when recording) the initial states
+        self._segment_starts = None
         initial = None
         if not reuse and self.collocation_steps:
             theta, initial = self._collocation(data, theta, spec, history)
@@ -228,7 +228,7 @@ class ParametricODE(SolverTrainedODE):
         raw = fit.residuals[:n_data] / residuals.row_weights
         sigma = noise_levels(raw, residuals.state_of, self.scaling_.spread[: data.n_states], fit.x.size)
         starts = residuals.split(fit.x)[1]
-        self.shooting_state_ = torch.as_tensor((starts - self.scaling_.center) / self.scaling_.spread,
+        self._segment_starts = torch.as_tensor((starts - self.scaling_.center) / self.scaling_.spread,
                                                dtype=self.torch_dtype_)
         return fit.x[: theta.size], residuals.first_states(fit.x), 1.0 / sigma
 
@@ -315,9 +315,11 @@ class ParametricODE(SolverTrainedODE):
         self.trajectory_names_ = list(data.names)
         self.time_scale_ = self.rhs_.time.scale.detach().cpu().numpy()
         self.time_offset_ = self.rhs_.time.offset.detach().cpu().numpy()
-        if getattr(self, "shooting_state_", None) is None:
-            self.shooting_state_ = torch.as_tensor((self.x0_ - self.scaling_.center) / self.scaling_.spread,
-                                                   dtype=self.torch_dtype_)
+        # what a warm start with optimizer="adam" reads: the segment starts, else the initial states
+        starts = self._segment_starts
+        self.shooting_state_ = starts if starts is not None else torch.as_tensor(
+            (self.x0_ - self.scaling_.center) / self.scaling_.spread, dtype=self.torch_dtype_)
+        self._segment_starts = None
 
     # -- results -----------------------------------------------------------------------
     def _profile_problem(self, data: Any) -> ProfileProblem:
