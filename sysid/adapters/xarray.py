@@ -58,6 +58,7 @@ def from_xarray(
     state_dim: Hashable | None = None,
     interpolate_inputs: bool = False,
     lazy: bool = False,
+    sort: bool = False,
 ) -> Trajectories | LazyTrajectories:
     """Read an xarray Dataset or DataArray into Trajectories (or, with ``lazy=True``, LazyTrajectories).
 
@@ -90,6 +91,9 @@ def from_xarray(
         same errors as without ``lazy``) and to gather the scaling statistics, then dropped.
         Its blocks, the unit read at once, are the Dask chunks along the trajectory dimension
         (one block for data in memory).
+    sort : bool, default False
+        Sort the times. Without it, a time coordinate that goes backwards is an error naming
+        the positions (as for pandas and arrays).
 
     Returns
     -------
@@ -100,7 +104,9 @@ def from_xarray(
     ------
     DataError
         Missing dimensions or variables (closest name suggested), a time dimension without
-        coordinate, non-numeric variables, NaT times, duplicate times, unknown inputs.
+        coordinate, non-numeric variables (named, or inferred as states), NaT times, times
+        going backwards (unless ``sort=True``), duplicate times, missing (NaN) trajectory
+        labels, unknown inputs.
 
     See Also
     --------
@@ -143,7 +149,7 @@ def from_xarray(
     layout = _dataset_layout(dataset, time_dim, states, inputs, trajectory)
     times = read_times(_time_coordinate(dataset, time_dim), f"time coordinate {time_dim!r}")
     names, label_dtype = _trajectory_names(dataset, layout)
-    reader = _BlockReader(dataset, layout, names, times, interpolate_inputs)
+    reader = _BlockReader(dataset, layout, names, times, interpolate_inputs, sort)
     metadata = {
         "state_names": layout.states,
         "input_names": layout.inputs,
@@ -165,7 +171,7 @@ class _BlockReader:
     """
 
     def __init__(self, dataset: xr.Dataset, layout: _DatasetLayout, names: list[Hashable],
-                 times: TimeValues, interpolate_inputs: bool) -> None:
+                 times: TimeValues, interpolate_inputs: bool, sort: bool = False) -> None:
         self.selected = dataset[[*layout.states, *layout.inputs]]
         self.layout, self.names, self.times = layout, names, times
         self.rules = RowRules(
@@ -173,6 +179,7 @@ class _BlockReader:
             layout.inputs,
             time_label=f"time coordinate {layout.time!r}",
             row_word=f"{layout.time!r} position",
+            sort_rows=bool(sort),
             interpolate_inputs=interpolate_inputs,
         )
         self.positions = np.arange(dataset.sizes[layout.time])
@@ -351,14 +358,39 @@ def _is_number(dtype: np.dtype) -> bool:
 
 
 def _default_states(dataset: xr.Dataset, time_dim: Hashable, inputs: list[Hashable]) -> list[Hashable]:
-    names = [
-        name for name, variable in dataset.data_vars.items()
-        if name not in inputs and time_dim in variable.dims and _is_number(variable.dtype)
-    ]
+    """With ``states=None``, every data variable over the time dimension that is not an input.
+
+    Decided by name, as for pandas: a variable over time that does not hold numbers is an
+    error naming it (and its first value that is not a number), never silently left out.
+    """
+    names = [name for name, variable in dataset.data_vars.items() if name not in inputs and time_dim in variable.dims]
     if not names:
         raise DataError(
-            f"no numeric variable over {time_dim!r} is left to use as a state (variables: "
+            f"no variable over {time_dim!r} is left to use as a state (variables: "
             f"{list(dataset.data_vars)}); pass states=[...]."
+        )
+    for name in names:
+        variable = dataset[name]
+        if _is_number(variable.dtype) and variable.dtype != bool:
+            continue
+        flat = np.asarray(variable.values).ravel()
+        bad = np.zeros(0, dtype=int)
+        if flat.dtype.kind in "OUS":  # text or objects: name the first value that is not a number
+            try:
+                parsed = pd.to_numeric(pd.Series(flat), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+            except (TypeError, ValueError):
+                parsed = np.full(flat.size, np.nan)
+            bad = np.flatnonzero(pd.notna(flat) & np.isnan(parsed))
+        where = ""
+        if bad.size:
+            index = np.unravel_index(bad[0], variable.shape)
+            position = {str(d): (variable[d].values[i].item() if d in variable.coords else int(i))
+                        for d, i in zip(variable.dims, index)}
+            where = f": {flat[bad[0]]!r} at {position} is not a number ({bad.size} such value(s) among {flat.size})"
+        raise DataError(
+            f"variable {name!r} has dtype {variable.dtype}, not numbers{where}. With states= not given, every "
+            f"variable over {time_dim!r} that is not an input is a state; fix the values, or pass states=[...] "
+            "naming the states."
         )
     return names
 

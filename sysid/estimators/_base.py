@@ -6,7 +6,6 @@ Public ``fit``/``predict``/``score`` validate and convert; subclasses implement
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,12 +16,14 @@ from sklearn.utils.validation import check_is_fitted
 from sysid.adapters import as_trajectories, to_caller_format
 from sysid.errors import ConfigError, DataError
 from sysid.estimators._observed_range import flag_extrapolation
+from sysid.metrics import r2
 from sysid.trajectories import LazyTrajectories, Trajectories, Trajectory
 from sysid.trajectories._validation import is_complex
 
 DATA_OPTIONS = ("time", "states", "inputs", "trajectory", "state_names", "input_names", "interpolate_inputs",
-                "lazy")
-_LABELLED_OPTIONS = ("time", "states", "inputs", "trajectory", "interpolate_inputs")
+                "lazy", "sort")
+_LABELLED_OPTIONS = ("time", "states", "inputs", "trajectory", "interpolate_inputs", "sort")
+_ARRAY_OPTIONS = ("interpolate_inputs", "sort")  # the fit's reading rules that also apply to arrays
 
 
 def as_numbers(values: Any, what: str) -> np.ndarray:
@@ -44,33 +45,6 @@ def as_numbers(values: Any, what: str) -> np.ndarray:
     except (TypeError, ValueError) as exc:
         shown = repr(values) if len(repr(values)) < 80 else f"a {type(values).__name__}"
         raise DataError(f"{what} must be numbers, got {shown} ({exc}).") from None
-
-
-def r2_over_observed(data: Trajectories, predictions: Sequence[np.ndarray]) -> float:
-    """Coefficient of determination over observed entries, averaged over states.
-
-    For each state, 1 - SS_res / SS_tot over every observed entry of every trajectory
-    (SS_tot about that state's mean); then the mean over states, as scikit-learn's
-    ``r2_score(..., multioutput="uniform_average")``.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> data = Trajectories.from_arrays(np.arange(4.0), np.array([[0.], [1.], [2.], [np.nan]]))
-    >>> r2_over_observed(data, [np.array([[0.], [1.], [2.], [9.]])])
-    1.0
-    """
-    y = np.concatenate([tr.y for tr in data])
-    p = np.concatenate([np.asarray(pr)[:, : y.shape[1]] for pr in predictions])
-    scores = []
-    for j in range(y.shape[1]):
-        seen = ~np.isnan(y[:, j])
-        if seen.sum() < 2:
-            continue
-        resid = np.sum((y[seen, j] - p[seen, j]) ** 2)
-        total = np.sum((y[seen, j] - y[seen, j].mean()) ** 2)
-        scores.append(1.0 - resid / total if total > 0 else (1.0 if resid == 0 else 0.0))
-    return float(np.mean(scores)) if scores else float("nan")
 
 
 class TrajectoryEstimator(BaseEstimator):
@@ -123,7 +97,8 @@ class TrajectoryEstimator(BaseEstimator):
         ----------
         X : Trajectories, pandas.DataFrame, xarray.Dataset/DataArray, array or list of arrays
             The measurements; DataFrames and Datasets go through the adapters with
-            ``data_options`` (``time=``, ``states=``, ``inputs=``, ``trajectory=``).
+            ``data_options`` (``time=``, ``states=``, ``inputs=``, ``trajectory=``,
+            ``sort=True`` for rows out of time order...).
             With ``lazy=True`` (xarray data) or :class:`~sysid.trajectories.LazyTrajectories`,
             estimators that can (``NeuralODE``) train minibatch by minibatch without reading
             the whole data into memory; the others raise :class:`~sysid.ConfigError`.
@@ -178,7 +153,8 @@ class TrajectoryEstimator(BaseEstimator):
         check_is_fitted(self)
         data, starts, like = self._prediction_request(X, t, x0, u, data_options)
         predictions = self._predict(data, starts)
-        flagged = self._flag_extrapolation(data, predictions, starts, "predict")
+        observed = not isinstance(like, _NewExperiment)  # a new experiment's rows are placeholders
+        flagged = self._flag_extrapolation(data, predictions, starts, "predict", observed)
         result = self._format_prediction(data, predictions, like)
         if flagged and hasattr(result, "attrs"):
             result.attrs["extrapolated"] = flagged
@@ -188,13 +164,17 @@ class TrajectoryEstimator(BaseEstimator):
         """R^2 of predicted trajectories over observed entries, averaged over states.
 
         Initial states are estimated from each trajectory's observations, as in
-        :meth:`predict`. 1 is perfect, 0 is no better than each state's mean.
+        :meth:`predict`. 1 is perfect, 0 is no better than each state's mean. Computed by
+        :func:`sysid.metrics.r2` with ``failed="penalize"``: where a simulation failed
+        (a :class:`~sysid.SolverWarning` says so) the score is very bad but finite, so that
+        ``GridSearchCV`` still ranks the candidates; :func:`sysid.metrics.r2` (default) and
+        :func:`sysid.compare` report NaN for it.
         """
         check_is_fitted(self)
         data = self._data_like_fit(X, t, u, data_options)
         predictions = self._predict(data, None)
         self._flag_extrapolation(data, predictions, None, "score")
-        return r2_over_observed(data, predictions)
+        return float(r2(data, predictions, failed="penalize"))
 
     def save(self, path: Any) -> Any:
         """Write this fitted model to ``path`` (no pickle); see :func:`sysid.save` and :func:`sysid.load`.
@@ -213,11 +193,16 @@ class TrajectoryEstimator(BaseEstimator):
     _flags_extrapolation: bool = True
 
     def _flag_extrapolation(self, data: Trajectories, predictions: list[np.ndarray], starts: np.ndarray | None,
-                            owner: str) -> list[Any]:
-        """Warn (:class:`~sysid.ExtrapolationWarning`) about trajectories beyond ``observed_range_``."""
+                            owner: str, observed: bool = True) -> list[Any]:
+        """Warn (:class:`~sysid.ExtrapolationWarning`) about trajectories beyond ``observed_range_``.
+
+        Checks the prediction, the initial states ``starts`` and, when ``observed``, the
+        observations of ``data``; a new experiment (``predict(t=..., x0=...)``) has none,
+        only placeholder rows, so it passes ``observed=False``.
+        """
         if not self._flags_extrapolation:
             return []
-        pieces = [[tr.y, p] + ([] if starts is None else [starts[i : i + 1]])
+        pieces = [([tr.y] if observed else []) + [p] + ([] if starts is None else [starts[i : i + 1]])
                   for i, (tr, p) in enumerate(zip(data, predictions))]
         return flag_extrapolation(getattr(self, "observed_range_", None), list(data.names), self.state_names_,
                                   pieces, f"{type(self).__name__}.{owner}")
@@ -284,7 +269,7 @@ class TrajectoryEstimator(BaseEstimator):
         if isinstance(X, Trajectories):
             options = dict(data_options)
         elif isinstance(X, np.ndarray | list | tuple):
-            fitted = {k: v for k, v in self.data_options_.items() if k == "interpolate_inputs"}
+            fitted = {k: v for k, v in self.data_options_.items() if k in _ARRAY_OPTIONS}
             options = {**fitted, **data_options}
         else:
             fitted = {k: v for k, v in self.data_options_.items() if k in _LABELLED_OPTIONS}
