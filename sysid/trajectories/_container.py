@@ -1,12 +1,13 @@
 """The canonical data container: :class:`Trajectory` and :class:`Trajectories`.
 
 Plain numpy inside, labels kept on the side so that the adapters can put predictions
-back into the caller's own format. This module never imports pandas, xarray or torch.
+back into the caller's own format. This module never imports pandas, xarray, torch or the
+adapters (they register the writers behind ``to_pandas``/``to_xarray``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, overload
 
@@ -23,6 +24,28 @@ from sysid.trajectories._validation import (
 
 TimeKind = Literal["float", "datetime", "timedelta"]
 _NS_PER_S = 1_000_000_000
+
+#: The functions behind :meth:`Trajectories.to_pandas` / :meth:`Trajectories.to_xarray`, by format.
+#: :mod:`sysid.adapters` registers them when it is imported (``import sysid`` does), so that the
+#: dependency runs one way, adapters -> trajectories: this module never imports the adapters.
+_WRITERS: dict[str, Callable[[Trajectories], Any]] = {}
+
+
+def register_writer(kind: str, writer: Callable[[Trajectories], Any]) -> None:
+    """Make ``writer(data)`` the function behind ``Trajectories.to_<kind>()`` (``kind``: "pandas", "xarray").
+
+    Called by :mod:`sysid.adapters` on import; not needed in user code.
+    """
+    _WRITERS[kind] = writer
+
+
+def _writer(kind: str) -> Callable[[Trajectories], Any]:
+    try:
+        return _WRITERS[kind]
+    except KeyError:
+        raise DataError(
+            f"no {kind} writer is registered: import sysid.adapters (or sysid) before calling to_{kind}()."
+        ) from None
 
 
 def _readonly(arr: np.ndarray) -> np.ndarray:
@@ -489,18 +512,14 @@ class Trajectories(VariableCounts, Sequence[Trajectory]):
 
         See :func:`sysid.adapters.to_pandas`.
         """
-        from sysid.adapters.pandas import to_pandas
-
-        return to_pandas(self)
+        return _writer("pandas")(self)
 
     def to_xarray(self) -> Any:
         """This data as an xarray Dataset with the original labels and attributes.
 
         See :func:`sysid.adapters.to_xarray`.
         """
-        from sysid.adapters.xarray import to_xarray
-
-        return to_xarray(self)
+        return _writer("xarray")(self)
 
     def observed_range(self) -> tuple[np.ndarray, np.ndarray]:
         """Per-state (min, max) over every observed entry."""
