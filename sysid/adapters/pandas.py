@@ -65,7 +65,8 @@ def from_pandas(
     Parameters
     ----------
     df : pandas.DataFrame
-        Rows in any order; experiments may have different lengths and irregular times.
+        Experiments may be interleaved and have different lengths and irregular times;
+        each experiment's rows in time order (or pass ``sort=True``).
     time : column or index name, optional
         The times: floats, datetime64 (any unit; time-zone aware data is handled in UTC and
         given back in its zone) or timedelta64. ``None`` uses the index when it is not a

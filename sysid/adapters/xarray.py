@@ -10,6 +10,7 @@ kept in ``Trajectories.source`` / ``attrs`` so that predictions come back the sa
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -422,6 +423,13 @@ def _trajectory_names(dataset: xr.Dataset, layout: _DatasetLayout) -> tuple[list
         return [0], None
     if layout.trajectory in dataset.coords:
         labels = dataset[layout.trajectory]
+        missing = np.flatnonzero(pd.isna(labels.values))
+        if missing.size:
+            raise DataError(
+                f"trajectory coordinate {layout.trajectory!r} is missing (NaN/NaT/None) at position {missing[0]} "
+                f"({missing.size} such label(s)); every trajectory needs its own label. Fill them, e.g. "
+                f"ds.assign_coords({layout.trajectory}=[...])."
+            )
         return labels.values.tolist(), labels.dtype
     return list(range(dataset.sizes[layout.trajectory])), None
 
@@ -477,6 +485,7 @@ def _dataset_source(
         "trajectory_coord": layout.trajectory is not None and layout.trajectory in dataset.coords,
         "dims": dims,
         "variables": [name for name in dataset.data_vars if name in selected],
+        "variable_dims": {name: tuple(dataset[name].dims) for name in dataset.data_vars if name in selected},
         "time_attrs": _coordinate_attrs(dataset, layout.time),
         "trajectory_attrs": _coordinate_attrs(dataset, layout.trajectory),
         "dataarray": array_info,
@@ -587,9 +596,27 @@ def _padded_variable(
     attrs = copy.deepcopy(dict(data.variable_attrs.get(name, {})))
     if dims.trajectory is None:
         return xr.Variable((dims.time,), block[0], attrs)
+    shared = _shared_over_trajectories(block, data.source.get("variable_dims", {}).get(name), dims)
+    if shared is not None:  # it came over time only (e.g. an input every run shares): it goes back that way
+        return xr.Variable((dims.time,), shared, attrs)
     if dims.order[0] == dims.time:
         block = block.T
     return xr.Variable(dims.order, block, attrs)
+
+
+def _shared_over_trajectories(block: np.ndarray, source_dims: Any, dims: _OutputDims) -> np.ndarray | None:
+    """One row for every trajectory, if the variable came without the trajectory dim and still agrees.
+
+    ``block`` is (n_trajectories, n_union), NaN where a trajectory lacks a time; the rows
+    must agree wherever two of them have a value (predictions of such a variable usually do not).
+    """
+    if source_dims is None or dims.trajectory in tuple(source_dims) or dims.time not in tuple(source_dims):
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+        low, high = np.nanmin(block, axis=0), np.nanmax(block, axis=0)
+    agree = (low == high) | np.isnan(low)
+    return low if bool(np.all(agree)) else None
 
 
 def _label_values(names: list[Hashable], dtype: Any) -> np.ndarray:

@@ -48,6 +48,14 @@ def _writer(kind: str) -> Callable[[Trajectories], Any]:
         ) from None
 
 
+def _is_missing_label(name: Hashable) -> bool:
+    """True for NaN and NaT labels (floats, numpy scalars), which equal nothing, not even themselves."""
+    try:
+        return bool(name != name)  # noqa: PLR0124 - the NaN test that works for float, numpy float and NaT
+    except (TypeError, ValueError):
+        return False
+
+
 def _readonly(arr: np.ndarray) -> np.ndarray:
     arr = np.array(arr, dtype=np.float64, copy=True)
     arr.flags.writeable = False
@@ -207,6 +215,10 @@ class Trajectories(VariableCounts, Sequence[Trajectory]):
         for traj in trajs:
             if not isinstance(traj, Trajectory):
                 raise DataError(f"expected Trajectory objects, got {type(traj).__name__}.")
+            if _is_missing_label(traj.name):  # NaN != NaN: two of them would both pass the uniqueness check
+                raise DataError(
+                    f"trajectory name {traj.name!r} is a missing value (NaN/NaT); give every trajectory its own label."
+                )
             if traj.name in names:
                 raise DataError(f"trajectory name {traj.name!r} appears twice; names must be unique.")
             names.add(traj.name)
@@ -384,6 +396,50 @@ class Trajectories(VariableCounts, Sequence[Trajectory]):
             f"inputs={list(self.input_names)}, n_times={lengths if len(lengths) <= 6 else sum(lengths)}, "
             f"time_kind={self.time_kind!r})"
         )
+
+    def __str__(self) -> str:
+        """What ``print(data)`` shows: experiments, rows and spans, states, inputs and missing entries.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> data = Trajectories.from_arrays([np.arange(3.0), np.arange(2.0)],
+        ...                                 [np.array([[1.0, np.nan], [2.0, 1.0], [3.0, 1.0]]), np.ones((2, 2))],
+        ...                                 state_names=["prey", "predator"], names=["a", "b"])
+        >>> print(data)
+        Trajectories: 2 experiments ['a', 'b'], float times
+          rows:    3 and 2 (5 in all), time spans 2 and 1
+          states:  prey, predator
+          inputs:  none
+          missing: prey 0 of 5, predator 1 of 5 (NaN: not observed)
+        """
+        names = self.names
+        shown = repr(names) if len(names) <= 6 else f"[{', '.join(map(repr, names[:5]))}, ...]"
+        rows = [tr.n_times for tr in self]
+        spans = [tr.duration for tr in self]
+        if len(self) == 1:
+            counts, lengths = f"{rows[0]}", f"time span {spans[0]:g}"
+        elif len(self) == 2:
+            counts = f"{rows[0]} and {rows[1]} ({sum(rows)} in all)"
+            lengths = f"time spans {spans[0]:g} and {spans[1]:g}"
+        else:
+            per = f"{min(rows)}" if min(rows) == max(rows) else f"{min(rows)} to {max(rows)}"
+            counts = f"{per} per experiment ({sum(rows)} in all)"
+            lengths = f"time spans {min(spans):g} to {max(spans):g}"
+        unit = " (seconds)" if self.time_kind != "float" else ""
+        y = np.concatenate([tr.y for tr in self])
+        gaps = np.isnan(y).sum(axis=0)
+        text = "none"
+        if gaps.any():
+            text = ", ".join(f"{s} {int(n)} of {y.shape[0]}" for s, n in zip(self.state_names, gaps))
+            text += " (NaN: not observed)"
+        return "\n".join([
+            f"Trajectories: {len(self)} experiment{'s' if len(self) != 1 else ''} {shown}, {self.time_kind} times",
+            f"  rows:    {counts}, {lengths}{unit}",
+            f"  states:  {', '.join(map(str, self.state_names))}",
+            f"  inputs:  {', '.join(map(str, self.input_names)) or 'none'}",
+            f"  missing: {text}",
+        ])
 
     # ------------------------------------------------------------------ derived
     def subset(self, trajectories: Sequence[Trajectory]) -> Trajectories:
