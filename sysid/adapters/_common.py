@@ -155,7 +155,7 @@ def read_times(values: Any, label: str) -> TimeValues:
                 and not pd.api.types.is_complex_dtype(dtype)):
             if pd.api.types.is_integer_dtype(dtype):
                 known = values[values.notna()]
-                _check_exact_in_float64(known.to_numpy(dtype=np.dtype(dtype.kind + "8")), label)
+                _check_exact_in_float64(known.to_numpy(dtype=np.dtype(values.dtype.kind + "8")), label)
             return _float_times(values.to_numpy(dtype=np.float64, na_value=np.nan), dtype)
         values = values.to_numpy()
     else:

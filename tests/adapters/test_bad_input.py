@@ -140,8 +140,9 @@ def test_a_clock_reset_names_the_rows_and_both_fixes(frame):
 
 
 def test_a_text_column_left_out_of_states_is_named_with_the_fix(frame):
-    with pytest.raises(DataError, match=r"column 'run' holds text \(e\.g\. 'a' at row 0\)\. With states= not given, "
-                                        r"every column .* is a state; pass states=\[\.\.\.\] \(or trajectory=, inputs=\)"):
+    with pytest.raises(DataError, match=r"column 'run' holds text \(e\.g\. 'a' at row 0\)\. With states= not "
+                                        r"given, every column .* is a state; pass states=\[\.\.\.\] "
+                                        r"\(or trajectory=, inputs=\)"):
         from_pandas(frame)
 
 

@@ -89,7 +89,8 @@ def test_inferred_states_are_decided_by_name_not_by_dtype(predator_prey, extra, 
 def test_a_typo_in_an_inferred_state_column_names_column_row_and_value(predator_prey, typo):
     frame = predator_prey.astype({"predator": object})
     frame.loc[4, "predator"] = typo
-    with pytest.raises(DataError, match=rf"column 'predator' holds {re.escape(repr(typo))} at row 4, which is not a number "
+    with pytest.raises(DataError, match=rf"column 'predator' holds {re.escape(repr(typo))} at row 4, which is not a "
+                                        r"number "
                                         r"\(1 such cell\(s\) among 7 values\); fix the cell\(s\), or leave them empty"):
         from_pandas(frame, time="t", inputs=["temp"], trajectory="run")
 
@@ -102,7 +103,8 @@ def test_any_typo_cell_stops_the_inference_whatever_the_row(row, typo, in_prey):
     column = "prey" if in_prey else "predator"
     frame = frame.astype({column: object})
     frame.loc[row, column] = typo
-    with pytest.raises(DataError, match=rf"column '{column}' holds {re.escape(repr(typo))} at row {row}, which is not a number"):
+    with pytest.raises(DataError,
+                       match=rf"column '{column}' holds {re.escape(repr(typo))} at row {row}, which is not a number"):
         from_pandas(frame, time="t", trajectory="run")
 
 

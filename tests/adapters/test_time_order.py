@@ -17,7 +17,8 @@ from sysid.adapters import as_trajectories, from_arrays, from_pandas, from_xarra
 from sysid.errors import DataError
 
 SETTINGS = settings(max_examples=40, deadline=None)
-BACKWARDS = r"trajectory {name}: times go backwards at {where}s? (\d+) and (\d+) \(([-\d.e+]+) then ([-\d.e+]+)\).*sort=True"
+BACKWARDS = (r"trajectory {name}: times go backwards at {where}s? (\d+) and (\d+) "
+             r"\(([-\d.e+]+) then ([-\d.e+]+)\).*sort=True")
 
 
 @st.composite
