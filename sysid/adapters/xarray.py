@@ -10,6 +10,7 @@ kept in ``Trajectories.source`` / ``attrs`` so that predictions come back the sa
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -58,6 +59,7 @@ def from_xarray(
     state_dim: Hashable | None = None,
     interpolate_inputs: bool = False,
     lazy: bool = False,
+    sort: bool = False,
 ) -> Trajectories | LazyTrajectories:
     """Read an xarray Dataset or DataArray into Trajectories (or, with ``lazy=True``, LazyTrajectories).
 
@@ -90,6 +92,9 @@ def from_xarray(
         same errors as without ``lazy``) and to gather the scaling statistics, then dropped.
         Its blocks, the unit read at once, are the Dask chunks along the trajectory dimension
         (one block for data in memory).
+    sort : bool, default False
+        Sort the times. Without it, a time coordinate that goes backwards is an error naming
+        the positions (as for pandas and arrays).
 
     Returns
     -------
@@ -100,7 +105,9 @@ def from_xarray(
     ------
     DataError
         Missing dimensions or variables (closest name suggested), a time dimension without
-        coordinate, non-numeric variables, NaT times, duplicate times, unknown inputs.
+        coordinate, non-numeric variables (named, or inferred as states), NaT times, times
+        going backwards (unless ``sort=True``), duplicate times, missing (NaN) trajectory
+        labels, unknown inputs.
 
     See Also
     --------
@@ -143,7 +150,7 @@ def from_xarray(
     layout = _dataset_layout(dataset, time_dim, states, inputs, trajectory)
     times = read_times(_time_coordinate(dataset, time_dim), f"time coordinate {time_dim!r}")
     names, label_dtype = _trajectory_names(dataset, layout)
-    reader = _BlockReader(dataset, layout, names, times, interpolate_inputs)
+    reader = _BlockReader(dataset, layout, names, times, interpolate_inputs, sort)
     metadata = {
         "state_names": layout.states,
         "input_names": layout.inputs,
@@ -165,7 +172,7 @@ class _BlockReader:
     """
 
     def __init__(self, dataset: xr.Dataset, layout: _DatasetLayout, names: list[Hashable],
-                 times: TimeValues, interpolate_inputs: bool) -> None:
+                 times: TimeValues, interpolate_inputs: bool, sort: bool = False) -> None:
         self.selected = dataset[[*layout.states, *layout.inputs]]
         self.layout, self.names, self.times = layout, names, times
         self.rules = RowRules(
@@ -173,6 +180,7 @@ class _BlockReader:
             layout.inputs,
             time_label=f"time coordinate {layout.time!r}",
             row_word=f"{layout.time!r} position",
+            sort_rows=bool(sort),
             interpolate_inputs=interpolate_inputs,
         )
         self.positions = np.arange(dataset.sizes[layout.time])
@@ -351,14 +359,39 @@ def _is_number(dtype: np.dtype) -> bool:
 
 
 def _default_states(dataset: xr.Dataset, time_dim: Hashable, inputs: list[Hashable]) -> list[Hashable]:
-    names = [
-        name for name, variable in dataset.data_vars.items()
-        if name not in inputs and time_dim in variable.dims and _is_number(variable.dtype)
-    ]
+    """With ``states=None``, every data variable over the time dimension that is not an input.
+
+    Decided by name, as for pandas: a variable over time that does not hold numbers is an
+    error naming it (and its first value that is not a number), never silently left out.
+    """
+    names = [name for name, variable in dataset.data_vars.items() if name not in inputs and time_dim in variable.dims]
     if not names:
         raise DataError(
-            f"no numeric variable over {time_dim!r} is left to use as a state (variables: "
+            f"no variable over {time_dim!r} is left to use as a state (variables: "
             f"{list(dataset.data_vars)}); pass states=[...]."
+        )
+    for name in names:
+        variable = dataset[name]
+        if _is_number(variable.dtype) and variable.dtype != bool:
+            continue
+        flat = np.asarray(variable.values).ravel()
+        bad = np.zeros(0, dtype=int)
+        if flat.dtype.kind in "OUS":  # text or objects: name the first value that is not a number
+            try:
+                parsed = pd.to_numeric(pd.Series(flat), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+            except (TypeError, ValueError):
+                parsed = np.full(flat.size, np.nan)
+            bad = np.flatnonzero(pd.notna(flat) & np.isnan(parsed))
+        where = ""
+        if bad.size:
+            index = np.unravel_index(bad[0], variable.shape)
+            position = {str(d): (variable[d].values[i].item() if d in variable.coords else int(i))
+                        for d, i in zip(variable.dims, index)}
+            where = f": {flat[bad[0]]!r} at {position} is not a number ({bad.size} such value(s) among {flat.size})"
+        raise DataError(
+            f"variable {name!r} has dtype {variable.dtype}, not numbers{where}. With states= not given, every "
+            f"variable over {time_dim!r} that is not an input is a state; fix the values, or pass states=[...] "
+            "naming the states."
         )
     return names
 
@@ -390,6 +423,13 @@ def _trajectory_names(dataset: xr.Dataset, layout: _DatasetLayout) -> tuple[list
         return [0], None
     if layout.trajectory in dataset.coords:
         labels = dataset[layout.trajectory]
+        missing = np.flatnonzero(pd.isna(labels.values))
+        if missing.size:
+            raise DataError(
+                f"trajectory coordinate {layout.trajectory!r} is missing (NaN/NaT/None) at position {missing[0]} "
+                f"({missing.size} such label(s)); every trajectory needs its own label. Fill them, e.g. "
+                f"ds.assign_coords({layout.trajectory}=[...])."
+            )
         return labels.values.tolist(), labels.dtype
     return list(range(dataset.sizes[layout.trajectory])), None
 
@@ -445,6 +485,7 @@ def _dataset_source(
         "trajectory_coord": layout.trajectory is not None and layout.trajectory in dataset.coords,
         "dims": dims,
         "variables": [name for name in dataset.data_vars if name in selected],
+        "variable_dims": {name: tuple(dataset[name].dims) for name in dataset.data_vars if name in selected},
         "time_attrs": _coordinate_attrs(dataset, layout.time),
         "trajectory_attrs": _coordinate_attrs(dataset, layout.trajectory),
         "dataarray": array_info,
@@ -555,9 +596,27 @@ def _padded_variable(
     attrs = copy.deepcopy(dict(data.variable_attrs.get(name, {})))
     if dims.trajectory is None:
         return xr.Variable((dims.time,), block[0], attrs)
+    shared = _shared_over_trajectories(block, data.source.get("variable_dims", {}).get(name), dims)
+    if shared is not None:  # it came over time only (e.g. an input every run shares): it goes back that way
+        return xr.Variable((dims.time,), shared, attrs)
     if dims.order[0] == dims.time:
         block = block.T
     return xr.Variable(dims.order, block, attrs)
+
+
+def _shared_over_trajectories(block: np.ndarray, source_dims: Any, dims: _OutputDims) -> np.ndarray | None:
+    """One row for every trajectory, if the variable came without the trajectory dim and still agrees.
+
+    ``block`` is (n_trajectories, n_union), NaN where a trajectory lacks a time; the rows
+    must agree wherever two of them have a value (predictions of such a variable usually do not).
+    """
+    if source_dims is None or dims.trajectory in tuple(source_dims) or dims.time not in tuple(source_dims):
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+        low, high = np.nanmin(block, axis=0), np.nanmax(block, axis=0)
+    agree = (low == high) | np.isnan(low)
+    return low if bool(np.all(agree)) else None
 
 
 def _label_values(names: list[Hashable], dtype: Any) -> np.ndarray:

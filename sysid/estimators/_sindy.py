@@ -26,7 +26,7 @@ from sklearn.base import clone
 from sklearn.utils.validation import check_is_fitted
 
 from sysid.errors import ConfigError, DataError, FitWarning, ModelFileError
-from sysid.estimators._base import TrajectoryEstimator
+from sysid.estimators._base import TrajectoryEstimator, warn_if_underdetermined
 from sysid.estimators._classical import (
     DIVERGENCE_FACTOR,
     SOLVERS,
@@ -299,6 +299,29 @@ class SINDy(TrajectoryEstimator):
             )
         return pieces
 
+    def _check_magnitude(self, library: BaseFeatureLibrary, pieces: list[Trajectory], names: list[str]) -> None:
+        """Refuse data whose library terms (or their squares, in the regression) overflow float64.
+
+        pysindy would fail deep inside scipy ("array must not contain infs"); data of
+        magnitude 1e300 need other units first.
+        """
+        z = np.concatenate([np.column_stack([p.y] + ([p.u] if p.u is not None and p.u.size else [])) for p in pieces])
+        with np.errstate(over="ignore", invalid="ignore"):
+            features = np.asarray(clone(library).fit_transform(z), dtype=float)
+            finite = bool(np.all(np.isfinite(features)) and np.all(np.isfinite(np.sum(features**2, axis=0))))
+        if finite:
+            return
+        column = int(np.argmax(np.max(np.abs(z), axis=0)))
+        largest = float(np.max(np.abs(z)))
+        with np.errstate(over="ignore"):
+            lower = self.library is None and self.degree > 1 and np.isfinite(largest**2 * z.shape[0])
+        raise DataError(
+            f"SINDy: the data are too large for its library: {names[column]!r} reaches {largest:.3g}, and the "
+            f"library's terms ({f'degree {self.degree}' if self.library is None else 'your library'}) or their "
+            "squares in the regression exceed float64's largest number (1.8e308). Rescale the data first (other "
+            f"units, or divide each variable by its typical size){', or lower degree' if lower else ''}."
+        )
+
     def _diff_label(self) -> str:
         diff = self.differentiation
         return repr(diff) if isinstance(diff, str) else type(diff).__name__
@@ -308,6 +331,7 @@ class SINDy(TrajectoryEstimator):
         library, optimizer, method, min_rows = self._resolve()
         pieces = self._pieces(data, min_rows)
         names = [str(n) for n in (*data.state_names, *data.input_names)]
+        self._check_magnitude(library, pieces, names)
         xs = [np.array(p.y) for p in pieces]
         ts = [np.array(p.t) for p in pieces]
         us = [np.array(p.u) for p in pieces] if data.n_inputs else None
@@ -339,6 +363,11 @@ class SINDy(TrajectoryEstimator):
         model.fit(xs, t=ts, x_dot=x_dot, u=us, feature_names=names)
         coef = np.asarray(model.coefficients(), dtype=float)
         terms = list(model.get_feature_names())
+        warn_if_underdetermined(
+            "SINDy", sum(p.n_times for p in pieces), len(terms), unknowns="library terms per state",
+            observations="samples", advice="Add data (more trajectories or times), or lower degree (or pass a "
+            "smaller library).",
+        )
         self.model_ = model
         self.coefficients_ = pd.DataFrame(coef.T, index=pd.Index(terms, name="term"),
                                           columns=pd.Index(list(data.state_names), name="state"))
