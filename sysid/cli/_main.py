@@ -843,7 +843,7 @@ def _equation_lines(path: str, header: dict[str, Any]) -> list[str]:
 
     fitted = header.get("fitted") or {}
     if "terms" in fitted and "coefficients" in fitted:  # SINDy keeps its table in the header
-        from sysid.estimators._equations import format_equations
+        from sysid.equations import format_equations
 
         table = pd.DataFrame(np.asarray(fitted["coefficients"], dtype=float).reshape(len(fitted["terms"]), -1),
                              index=fitted["terms"], columns=list(fitted.get("state_names_", [])))
