@@ -138,7 +138,7 @@ def predict_dense(model: Any, data: Any, n_points: int = 200, x0: Any = None) ->
     --------
     >>> from sysid.datasets import simulate
     >>> from sysid import SINDy
-    >>> data = simulate("lotka_volterra", n_trajectories=1, n_samples=30, noise=0.0)
+    >>> data = simulate("lotka_volterra", n_trajectories=1, n_samples=200, noise=0.0, irregular=False)
     >>> dense = predict_dense(SINDy().fit(data), data, n_points=100)
     >>> dense[0].n_times >= 100, bool(abs(dense[0].t[-1] - data[0].t[-1]) < 1e-12)
     (True, True)
