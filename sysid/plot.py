@@ -547,7 +547,10 @@ def compare(table: pd.DataFrame, metric: str = "nrmse", rank: bool = True,
         for x, h, s in zip(offsets, heights, shown):
             if not np.isfinite(h):
                 ax.text(x, 0.0, "n/a", ha="center", va="bottom", fontsize="small", rotation=90)
-            elif h != s:  # off the scale: the bar stops at the axis limit, its value written on it
+            elif h != s:  # off the scale: a broken bar up to the axis limit, its value written on it
+                for level in (0.9, 0.95):
+                    ax.plot([x - 0.45 * width, x + 0.45 * width], [s * (level - 0.02), s * (level + 0.02)],
+                            color="white", linewidth=2.5, solid_capstyle="butt")
                 ax.text(x, s, f"{'↓' if h < 0 else '↑'} {h:.3g}", ha="center", va="top" if h < 0 else "bottom",
                         fontsize="small", fontweight="bold")
     if inliers.size < finite.size:
