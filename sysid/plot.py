@@ -30,7 +30,7 @@ from sysid.trajectories import Trajectories
 __all__ = ["axis_label", "compare", "model_colours", "phase_portrait", "predict_dense", "trajectories"]
 
 _PALETTE = ("C0", "C1", "C2", "C3", "C4", "C5", "C6", "C8", "C9")  # C7 (grey) is left for annotations
-_DATA = {"color": "black", "marker": "o", "markersize": 3.5, "linestyle": "none", "alpha": 0.85}
+_DATA: dict[str, Any] = {"color": "black", "marker": "o", "markersize": 3.5, "linestyle": "none", "alpha": 0.85}
 _HELD_OUT = ("test", "extrapolation")
 _HIGHER_IS_BETTER = ("r2",)
 _UNIT_SUFFIXES = {
@@ -153,7 +153,8 @@ def predict_dense(model: Any, data: Any, n_points: int = 200, x0: Any = None) ->
     else:
         starts = np.asarray(x0, dtype=float).reshape(len(data), data.n_states)
     how = getattr(model, "input_interpolation", "linear")
-    pieces, ys = [], []
+    pieces: list[Any] = []
+    ys: list[np.ndarray] = []
     for tr, start in zip(data, starts):
         grid = np.union1d(np.linspace(tr.t[0], tr.t[-1], int(n_points)), tr.t)
         observed = np.full((grid.size, data.n_states), np.nan)
@@ -294,7 +295,7 @@ def trajectories(
         raise ConfigError(f"got {len(bands)} bands for {len(predictions)} predictions; use None where there is none.")
     curves = [_prediction_curves(data, predict_dense(p, data, n_points) if _is_model(p) else p, f"prediction {k + 1}")
               for k, p in enumerate(predictions)]
-    shaded = []
+    shaded: list[Any] = []
     for k, band in enumerate(bands or [None] * len(predictions)):
         if band is None:
             shaded.append(None)
@@ -353,16 +354,16 @@ def trajectories(
                 ax.set_ylabel(axis_label(data, state))
         if exits:  # the axis keeps to the data and what stays near it; an X marks where a curve left
             values = np.concatenate([*inside, [e[2] for e in exits]])
-            low, high = float(values.min()), float(values.max())
-            pad = 0.06 * (high - low if high > low else 1.0)
-            grid[j, 0].set_ylim(low - pad, high + pad)
+            bottom, top = float(values.min()), float(values.max())
+            pad = 0.06 * (top - bottom if top > bottom else 1.0)
+            grid[j, 0].set_ylim(bottom - pad, top + pad)
             for ax, t_exit, y_exit, colour in exits:
                 ax.plot(t_exit, y_exit, linestyle="none", marker="X", markersize=9, color=colour,
                         markeredgecolor="black", label="diverged", zorder=5, clip_on=False)
             marked = True
     for ax in grid[-1]:
         ax.set_xlabel(axis_label(data))
-    handles = [Line2D([], [], label="observed", **_DATA)]
+    handles: list[Any] = [Line2D([], [], label="observed", **_DATA)]
     handles += [Line2D([], [], color=palette[label], linewidth=1.5, label=label) for label in labels]
     if cuts is not None:
         handles.append(Patch(facecolor="0.9", edgecolor="0.45", linestyle=":", label="held out from fitting"))
@@ -536,7 +537,7 @@ def compare(table: pd.DataFrame, metric: str = "nrmse", rank: bool = True,
     inliers = finite[np.abs(finite) <= 5 * typical] if typical > 0 else finite
     top = max(float(inliers.max()), 0.0) * 1.15 if inliers.size else 1.0
     bottom = min(float(inliers.min()), 0.0) * 1.15 if inliers.size else 0.0
-    styles = {"train": {"alpha": 0.45, "hatch": "//"}}
+    styles: dict[str, dict[str, Any]] = {"train": {"alpha": 0.45, "hatch": "//"}}
     for k, split in enumerate(splits):
         heights = values[split].to_numpy(dtype=float)
         offsets = positions - 0.4 + width * (k + 0.5)

@@ -11,7 +11,12 @@ import sympy
 
 from sysid import SINDy, SparseODE, distill
 from sysid.datasets import simulate
-from sysid.equations import format_coefficient, format_equations, sympy_equations, term_expression
+from sysid.equations import (
+    format_coefficient,
+    format_equations,
+    sympy_equations,
+    term_expression,
+)
 from sysid.errors import ConfigError, NotFittedError
 
 PENDULUM = pd.DataFrame({"theta": [0.0, 1.0, 0.0], "omega": [-19.6234, 0.0, -0.3512]},

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import matplotlib
+from pathlib import Path
 
-matplotlib.use("Agg")
+import numpy as np
+import pandas as pd
+import pytest
 
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-
-from sysid import SINDy, report  # noqa: E402
-from sysid.comparison import compare  # noqa: E402
-from sysid.datasets import simulate, truth  # noqa: E402
-from sysid.estimators import ClassicalODE  # noqa: E402
+from sysid import SINDy, report
+from sysid.comparison import compare
+from sysid.datasets import simulate, truth
+from sysid.estimators import ClassicalODE
 
 LV = truth("lotka_volterra")
 

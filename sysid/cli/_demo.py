@@ -20,7 +20,14 @@ import pandas as pd
 from sysid.cli._files import UsageError
 from sysid.comparison import initial_states
 from sysid.report import (
-    display_table, markdown_table, model_notes, rank, run_comparison, table_note, write_figures, write_report,
+    display_table,
+    markdown_table,
+    model_notes,
+    rank,
+    run_comparison,
+    table_note,
+    write_figures,
+    write_report,
 )
 
 __all__ = ["DEFAULT_TIME_FRACTION", "demo", "demo_datasets"]
