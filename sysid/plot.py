@@ -118,7 +118,8 @@ def predict_dense(model: Any, data: Any, n_points: int = 200, x0: Any = None) ->
     its inputs interpolated onto the grid the way the model interpolates them (linear,
     or held for ``input_interpolation="zoh"``). Between irregular samples this shows
     what the model really does, where lines through ``model.predict(data)`` would be
-    straight.
+    straight. (A model with hidden states, ``n_augment > 0``, starts them at zero here,
+    as ``predict(t=..., x0=...)`` does.)
 
     Parameters
     ----------
