@@ -42,6 +42,8 @@ _LAZY = {
     "distill": "sysid.estimators._distill",
     "Ensemble": "sysid.ensemble",
     "compare": "sysid.comparison",
+    "equations": "sysid.equations",
+    "report": "sysid.report",
     "metrics": "sysid.metrics",
     "plot": "sysid.plot",
     "train_test_split": "sysid.model_selection",

@@ -37,7 +37,7 @@ from sysid.estimators._classical import (
     simulate_numpy,
     warn_failures,
 )
-from sysid.estimators._equations import format_equations
+from sysid.equations import EquationsMixin
 from sysid.trajectories import Trajectories, Trajectory
 
 __all__ = ["SINDy"]
@@ -76,7 +76,7 @@ def _noise_std(pieces: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
     return 1.4826 * np.median(np.abs(np.array(residuals)), axis=0)
 
 
-class SINDy(TrajectoryEstimator):
+class SINDy(EquationsMixin, TrajectoryEstimator):
     """Sparse identification of nonlinear dynamics (SINDy), through pysindy, on trajectories.
 
     Derivatives of every trajectory are estimated numerically at its own (possibly
@@ -145,8 +145,8 @@ class SINDy(TrajectoryEstimator):
     >>> model = SINDy(threshold=0.1).fit(data)
     >>> for line in model.equations():
     ...     print(line)
-    d prey/dt = 1.50 prey - 1.00 prey predator
-    d predator/dt = -3.00 predator + 1.00 prey predator
+    d prey/dt = 1.50 prey - 0.999 prey predator
+    d predator/dt = -3.00 predator + 0.999 prey predator
     >>> model.predict(data)[0].y.shape
     (400, 2)
     """
@@ -430,17 +430,6 @@ class SINDy(TrajectoryEstimator):
         z = points if not self.n_controls_in_ else np.column_stack([points, np.array(inputs, dtype=float)])
         values = self._features(z) @ self.coefficients_.to_numpy(dtype=float)
         return values[0] if single else values
-
-    def equations(self, precision: int = 2) -> list[str]:
-        """The identified equations, one ``"d state/dt = ..."`` string per state.
-
-        Parameters
-        ----------
-        precision : int, default 2
-            Decimals per coefficient (see :func:`sysid.estimators._equations.format_equations`).
-        """
-        check_is_fitted(self)
-        return format_equations(self.coefficients_, precision)
 
     # -- prediction ----------------------------------------------------------------------
     def _predict(self, data: Trajectories, x0: np.ndarray | None) -> list[np.ndarray]:

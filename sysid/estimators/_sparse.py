@@ -10,10 +10,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.utils.validation import check_is_fitted
 
+from sysid.equations import EquationsMixin
 from sysid.errors import ConfigError, ModelFileError
-from sysid.estimators._equations import format_equations
 from sysid.estimators._ode_base import Scaling, SolverTrainedODE, torch_threads
 from sysid.fields._polynomial import PolynomialField
 from sysid.training._collocation import smooth_trajectory
@@ -23,7 +22,7 @@ _LIBRARIES = ("polynomial",)
 _RIDGE = 1e-8  # relative ridge of the least-squares initialisation (conditioning only)
 
 
-class SparseODE(SolverTrainedODE):
+class SparseODE(EquationsMixin, SolverTrainedODE):
     """Learn sparse, readable equations dx/dt = Theta(x, u) Xi through the ODE solver.
 
     The vector field is a linear combination of library terms (polynomials up to
@@ -305,22 +304,6 @@ device, verbose, warm_start, checkpoint_path
         xi = field.coefficients().detach().cpu().numpy()[:, : self.n_states_in_]
         self.coefficients_ = pd.DataFrame(xi, index=pd.Index(self.term_names_, name="term"),
                                           columns=pd.Index(list(self.state_names_), name="state"))
-
-    # -- results -------------------------------------------------------------------------
-    def equations(self, precision: int = 2) -> list[str]:
-        """The learned equations, one ``"d state/dt = ..."`` line per state.
-
-        Parameters
-        ----------
-        precision : int, default 2
-            Decimals of each coefficient.
-
-        Returns
-        -------
-        list of str
-        """
-        check_is_fitted(self)
-        return format_equations(self.coefficients_, precision=precision)
 
     # -- model files ---------------------------------------------------------------------
     def _fitted_state(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:

@@ -294,10 +294,16 @@ def test_demo_quick_writes_report_and_figures(capsys: pytest.CaptureFixture[str]
     code, out, err = run(capsys, "demo", "--quick", "--out", out_dir, "--quiet")
     assert code == 0 and err == ""  # --quiet: no progress bars, no messages
     report = (out_dir / "report.md").read_text()
-    assert "in-sample" in report and "| NeuralODE | train |" in report
+    assert "held-out" in report and "in-sample" in report and "(1900-1916)" in report
     assert "published" in report and "0.028" in report
     assert "fits.png" in report and (out_dir / "fits.png").stat().st_size > 0
     assert "SINDy" in out and "d hare/dt" in out and "0.55" in out
+    table = pd.read_csv(out_dir / "comparison.csv")  # held out first, models ranked by held-out nrmse
+    assert table["split"].tolist() == ["extrapolation", "train"] * 4
+    held_out = table[table["split"] == "extrapolation"]["nrmse"].dropna()
+    assert len(held_out) >= 3 and held_out.is_monotonic_increasing
+    rows = [line for line in out.splitlines() if line.startswith("| ") and "estimator" not in line][: len(table)]
+    assert [line.split(" | ")[:2] for line in rows] == [["| " + e, s] for e, s in zip(table.estimator, table.split)]
 
 
 def test_python_dash_m_entry_point(files: dict, tmp_path: Path) -> None:
@@ -316,13 +322,13 @@ def test_compare_from_a_config_file_flags_win(capsys: pytest.CaptureFixture[str]
         '[options]\nrandom_state = 1\nhidden = [4]\n\n[sindy]\nthreshold = 0.5\ndegree = 1\n'
     )
     built = {}
-    import sysid.cli._demo as demo_module
+    import sysid.report as report_module
 
     def record(estimators, *args, **kwargs):  # capture the estimators instead of fitting them
         built.update(estimators)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(demo_module, "run_comparison", record)
+    monkeypatch.setattr(report_module, "run_comparison", record)
     code, _, _ = run(capsys, "compare", "--config", "run.toml", "--threshold", "0.2", "--quiet")
     assert code == 130
     sindy = built["SINDy"]

@@ -57,7 +57,7 @@ def test_recovers_lotka_volterra_from_clean_dense_data(lv_model):
 
 
 def test_equations_use_the_state_names(lv_model):
-    assert lv_model.equations() == [
+    assert lv_model.equations(precision=2) == [
         "d prey/dt = 1.50 prey - 1.00 prey predator",
         "d predator/dt = -3.00 predator + 1.00 prey predator",
     ]
