@@ -28,9 +28,18 @@ ADVICE = (
 )
 
 
+#: Validation spacing (see :func:`validation_due`): at least ``EVAL_EVERY`` epochs apart, at most
+#: ``MAX_EVAL_EVERY``; see :mod:`sysid.training._config` for how they were measured.
+EVAL_EVERY = 5
+MAX_EVAL_EVERY = 10
+
+
 @dataclass(frozen=True)
 class TrainSettings:
-    """What the loop needs to know; every field is resolved by the estimator's ``fit``.
+    """What the loop needs to know, resolved from a :class:`~sysid.Training` part.
+
+    Estimators build it with :meth:`sysid.Training.settings`; the defaults here are
+    the loop's own, for direct callers of :func:`train` (no early stopping, no polish).
 
     Validation spacing: the free-run validation runs after the last epoch and after any
     epoch at least ``eval_every`` epochs past the previous check once the training
@@ -39,14 +48,14 @@ class TrainSettings:
     ``eval_cost_ratio=None`` it runs every ``eval_every`` epochs.
     """
 
-    max_epochs: int = 300
+    max_epochs: int
     lr: float = 1e-2
     lr_final: float = 1e-3
     batch_size: int | None = None
-    patience: int | None = 50
-    eval_every: int = 5
+    patience: int | None = None
+    eval_every: int = EVAL_EVERY
     eval_cost_ratio: float | None = None
-    max_eval_every: int = 20
+    max_eval_every: int = MAX_EVAL_EVERY
     lbfgs_steps: int = 0
     warmup_epochs: int = 10
     max_failures: int = 5

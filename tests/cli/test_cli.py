@@ -80,7 +80,7 @@ def test_info_describes_the_model_and_its_provenance(capsys: pytest.CaptureFixtu
     code, out, _ = run(capsys, "info", files["model"], "--json")
     header = json.loads(out)
     provenance = header["extra"]["provenance"]
-    assert header["estimator"] == "NeuralODE" and header["params"]["hidden"] == [4]
+    assert header["estimator"] == "NeuralODE" and header["params"]["field"]["params"]["hidden"] == [4]
     assert provenance["data"]["sha256"] == hashlib.sha256(files["csv"].read_bytes()).hexdigest()
     assert provenance["sysid_version"] == header["sysid_version"]
     assert provenance["config"]["model"] == "neural" and provenance["config"]["states"] == ["prey", "predator"]
@@ -140,8 +140,9 @@ def test_config_file_with_a_flag_override(capsys: pytest.CaptureFixture[str], fi
     assert code == 0
     code, out, _ = run(capsys, "info", folder / "fitted.sysid", "--json")
     header = json.loads(out)
-    assert header["params"]["max_epochs"] == 1  # the flag wins
-    assert header["params"]["hidden"] == [4] and header["params"]["random_state"] == 3  # from the file
+    params = header["params"]
+    assert params["training"]["params"]["max_epochs"] == 1  # the flag wins
+    assert params["field"]["params"]["hidden"] == [4] and params["random_state"] == 3  # from the file
     recorded = header["extra"]["provenance"]["config_file"]
     assert recorded["sha256"] == hashlib.sha256(config.read_bytes()).hexdigest()
     assert "max_epochs = 5" in recorded["content"]
