@@ -363,6 +363,9 @@ def _build(name: Any, params: Any, functions: dict[str, Callable[..., Any]], whe
 
 def _decode_value(key: str, value: Any, functions: dict[str, Callable[..., Any]], owner: str, where: str) -> Any:
     """A parameter read back: parts rebuilt by class name, the user's functions and modules taken from ``functions``."""
+    import sysid.fields  # noqa: F401 - the packages whose part classes a file may name
+    import sysid.integration  # noqa: F401
+    import sysid.training  # noqa: F401
     from sysid.parts import part_class
 
     if not isinstance(value, dict):

@@ -115,6 +115,9 @@ class Part(BaseEstimator):
 def part_class(name: str) -> type[Part]:
     """The sysid part class called ``name`` (model files name parts; nothing is imported).
 
+    Parts register themselves when their module is imported: a caller that reads parts
+    by name (:mod:`sysid.io`) imports the packages that define them first.
+
     Raises
     ------
     KeyError
@@ -126,21 +129,12 @@ def part_class(name: str) -> type[Part]:
     >>> part_class("Solver") is sysid.Solver
     True
     """
-    _load_all()
     return _PARTS[name]
 
 
 def part_names() -> list[str]:
-    """Names of every part class sysid defines."""
-    _load_all()
+    """Names of the part classes registered so far (every one, once their packages are imported)."""
     return sorted(_PARTS)
-
-
-def _load_all() -> None:
-    """Import the modules that define parts, so that every part class is registered."""
-    import sysid.fields  # noqa: F401
-    import sysid.integration  # noqa: F401
-    import sysid.training  # noqa: F401
 
 
 def parameter_names(cls: Any) -> list[str]:

@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 
 from sysid.errors import ConfigError, DataError, FitError, FitWarning
-from sysid.estimators._base import TrajectoryEstimator
+from sysid.estimators._base import TrajectoryEstimator, warn_if_underdetermined
 from sysid.estimators._composition import PartsMixin
 from sysid.estimators._ode_simulation import SimulationMixin
 from sysid.fields import FieldContext, FieldSpec, MLP, Scaling
@@ -220,6 +220,7 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, TrajectoryEstimator):
         reuse = self.warm_start and hasattr(self, "rhs_") and self.n_dims_ == data.n_states + self.n_augment
         if not reuse:
             self._initialise(Scaling.of(data, self.n_augment), len(data), generator)
+            self._warn_if_underdetermined(data)
         elif len(data) != len(self.rhs_.time.offset):
             raise DataError(f"warm_start needs the same {len(self.rhs_.time.offset)} trajectories, got {len(data)}.")
         times = [tr.t for tr in data]
@@ -249,6 +250,17 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, TrajectoryEstimator):
             self._train(problem, data, checkpoint, self.training_.settings(**self._loop_options()), generator)
         finally:
             self.__dict__.pop("_penalty_points", None)
+
+    def _warn_if_underdetermined(self, data: Trajectories) -> None:
+        """Warn when the training rows hold too few observed values for the parameters trained."""
+        rows, _ = self._validation_split(data)
+        observed = sum(int(np.isfinite(tr.y[:n]).sum()) for tr, n in zip(data, rows))
+        unknowns = sum(p.numel() for p in self.rhs_.parameters() if p.requires_grad)
+        if self.training_.learn_x0:
+            unknowns += len(data) * self.n_dims_
+        warn_if_underdetermined(type(self).__name__, observed, unknowns,
+                                unknowns="trained parameters (the field's and the initial states)",
+                                per_unknown=self.field_part_.observations_per_parameter, stacklevel=6)
 
     def _loop_options(self) -> dict[str, Any]:
         return {"verbose": bool(self.verbose), "description": type(self).__name__}

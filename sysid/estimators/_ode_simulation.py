@@ -12,7 +12,7 @@ import torch
 from sklearn.utils.validation import check_is_fitted
 
 from sysid.errors import DataError, SolverWarning
-from sysid.estimators._base import as_numbers
+from sysid.estimators._base import as_finite_numbers
 from sysid.fields import Scaling
 from sysid.integration import BatchedField, InputSignal, SolverFailure, TimeParameters, simulate, torch_threads
 from sysid.training import MultipleShooting, make_segments
@@ -178,7 +178,7 @@ class SimulationMixin:
 
     def _evaluate_field(self, function: Any, x: Any, t: Any, u: Any) -> np.ndarray:
         """Evaluate ``function(t, x, u)`` (a fitted field or part of one) on numpy input."""
-        x_arr = as_numbers(x, "x")
+        x_arr = as_finite_numbers(x, "x")
         single = x_arr.ndim == 1
         x2 = np.atleast_2d(x_arr)
         if x2.ndim != 2 or x2.shape[1] not in (self.n_states_in_, self.n_dims_):
@@ -187,7 +187,7 @@ class SimulationMixin:
         if x2.shape[1] < self.n_dims_:
             x2 = np.concatenate([x2, np.zeros((x2.shape[0], self.n_dims_ - x2.shape[1]))], axis=1)
         dtype = self.torch_dtype_
-        t_arr = as_numbers(t, "t")
+        t_arr = as_finite_numbers(t, "t")
         try:
             tt = torch.as_tensor(np.broadcast_to(t_arr, (x2.shape[0],)).copy(), dtype=dtype)
         except ValueError:
@@ -196,7 +196,7 @@ class SimulationMixin:
         if self.n_controls_in_:
             if u is None:
                 raise DataError(f"the model has inputs {self.input_names_}: pass u=.")
-            u_arr = np.atleast_2d(as_numbers(u, "u"))
+            u_arr = np.atleast_2d(as_finite_numbers(u, "u"))
             try:
                 uu = torch.as_tensor(np.broadcast_to(u_arr, (x2.shape[0], self.n_controls_in_)).copy(), dtype=dtype)
             except ValueError:

@@ -102,6 +102,7 @@ class Hybrid(GreyBox):
     """
 
     flags_extrapolation = True  # the correction is a black box
+    observations_per_parameter = 0.01  # mostly network weights
     streaming_unsupported = "its correction penalty uses every observation at once"
     function_name = "known"
 

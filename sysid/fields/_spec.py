@@ -97,6 +97,11 @@ class FieldSpec(Part):
     flags_extrapolation: ClassVar[bool] = True
     #: Why a model with this field cannot fit streamed data, or None if it can.
     streaming_unsupported: ClassVar[str | None] = None
+    #: Observed values per trained parameter below which a fit warns that the data cannot
+    #: determine the model (:func:`sysid.estimators.warn_if_underdetermined`). Two for
+    #: parameters the data must pin down one by one (grey-box, library coefficients); far fewer
+    #: for networks, whose weights are many by design and constrained by the architecture.
+    observations_per_parameter: ClassVar[float] = 2.0
 
     def build(self, context: FieldContext) -> torch.nn.Module:
         """The vector field module ``f(t, x, u) -> dx/dt`` (physical units, batch first)."""
@@ -165,6 +170,8 @@ class ModuleField(FieldSpec):
     >>> round(float(model.field_.rate), 2)
     0.7
     """
+
+    observations_per_parameter = 0.01  # a user's module is usually a network
 
     def __init__(self, *, module: torch.nn.Module | None = None) -> None:
         self.module = module

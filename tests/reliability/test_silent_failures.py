@@ -32,6 +32,8 @@ BEHAVIOURS = [
     "print-shows-missing-entries",
     "to-xarray-gives-the-same-dataset",
     "no-citation-of-missing-files",
+    "neural-underdetermined-warns",
+    "data-of-scale-1e-300-is-learned",
 ]
 
 FLAGGING = ("NeuralODE", "SparseODE", "SINDy")  # the estimators that warn about extrapolation
@@ -180,3 +182,27 @@ def test_no_citation_of_missing_files() -> None:
     citing = [str(p.relative_to(root)) for folder in ("sysid", "docs", "benchmarks") for p in (root / folder).rglob("*")
               if p.suffix in (".py", ".md") and "PERFORMANCE-NOTES" in p.read_text(encoding="utf-8")]
     assert not citing, f"cite files that are in the repository: {citing}"
+
+
+def test_neural_underdetermined_warns() -> None:
+    """neural-underdetermined-warns: the default 64x64 network fitted to one experiment of 3 rows."""
+    t = np.array([0.0, 0.5, 1.0])
+    with pytest.warns(FitWarning, match=r"NeuralODE: 6 observed values cannot determine 4484 trained parameters "
+                                        r"\(the field's and the initial states\): a fit needs at least 45"):
+        sysid.NeuralODE(max_epochs=1, lbfgs_steps=0, collocation_steps=0, verbose=False).fit(
+            np.c_[np.exp(-t), np.cos(t)], t=t)
+    with warnings.catch_warnings():  # three runs of 60 samples: enough for the default network
+        warnings.simplefilter("error", FitWarning)
+        data = sysid.datasets.simulate("lotka_volterra", n_trajectories=3, n_samples=60, random_state=0)
+        sysid.NeuralODE(max_epochs=1, lbfgs_steps=0, collocation_steps=0, verbose=False).fit(data)
+
+
+def test_data_of_scale_1e_300_is_learned() -> None:
+    """data-of-scale-1e-300-is-learned: states of magnitude 1e-300 are scaled by their own spread."""
+    data = decay_data(n_times=20)
+    tiny = sysid.Trajectories.from_arrays([tr.t for tr in data], [tr.y * 1e-300 for tr in data],
+                                          state_names=list(data.state_names))
+    model = sysid.SparseODE(degree=1, max_epochs=40, n_threshold_rounds=1, gradient="backprop",
+                            verbose=False).fit(tiny)
+    assert model.scaling_.spread[0] < 1e-299  # not floored to 1
+    assert model.score(tiny) > 0.99  # was 0.0: nothing learned
