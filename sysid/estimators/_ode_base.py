@@ -354,7 +354,7 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, TrajectoryEstimator):
         if not self._part_warm_start(times, smoothed, inputs, data.n_states):
             collocation_fit(self.rhs_.field, times, smoothed, inputs, self.n_dims_, self.scaling_.spread,
                             self.scaling_.time_unit, self.training_.collocation_steps, float(self.training_.lr),
-                            self.torch_dtype_)
+                            self.torch_dtype_, parameters=self.field_part_.collocation_parameters(self.rhs_.field))
         return [self._scaled_initial(tr.n_times, sm) for tr, sm in zip(data, smoothed)]
 
     def _part_warm_start(self, times: list[np.ndarray], smoothed: list[Smoothed], inputs: list[Any],

@@ -13,6 +13,8 @@ from sysid.fields._greybox import ParameterTransform as ParameterTransform
 from sysid.fields._hybrid import Hybrid as Hybrid
 from sysid.fields._hybrid import HybridField as HybridField
 from sysid.fields._library import Polynomial as Polynomial
+from sysid.fields._linear import LinearMLP as LinearMLP
+from sysid.fields._linear import LinearMLPField as LinearMLPField
 from sysid.fields._mlp import MLP as MLP
 from sysid.fields._mlp import MLPField as MLPField
 from sysid.fields._polynomial import PolynomialField as PolynomialField
@@ -21,6 +23,11 @@ from sysid.fields._spec import FieldContext as FieldContext
 from sysid.fields._spec import FieldSpec as FieldSpec
 from sysid.fields._spec import ModuleField as ModuleField
 from sysid.fields._spec import as_field_spec as as_field_spec
+from sysid.fields._structured import Structured as Structured
+from sysid.fields._structured import StructuredField as StructuredField
+from sysid.fields._ude import UDE as UDE
+from sysid.fields._ude import UDEField as UDEField
 
-__all__ = ["FieldContext", "FieldSpec", "GreyBox", "GreyBoxField", "Hybrid", "HybridField", "MLP", "MLPField",
-           "ModuleField", "ParameterTransform", "Polynomial", "PolynomialField", "Scaling", "as_field_spec"]
+__all__ = ["FieldContext", "FieldSpec", "GreyBox", "GreyBoxField", "Hybrid", "HybridField", "LinearMLP",
+           "LinearMLPField", "MLP", "MLPField", "ModuleField", "ParameterTransform", "Polynomial", "PolynomialField",
+           "Scaling", "Structured", "StructuredField", "UDE", "UDEField", "as_field_spec"]
