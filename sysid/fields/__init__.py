@@ -19,6 +19,8 @@ from sysid.fields._mlp import MLP as MLP
 from sysid.fields._mlp import MLPField as MLPField
 from sysid.fields._polynomial import PolynomialField as PolynomialField
 from sysid.fields._scaling import Scaling as Scaling
+from sysid.fields._sensor import Sensor as Sensor
+from sysid.fields._sensor import SensorModel as SensorModel
 from sysid.fields._spec import FieldContext as FieldContext
 from sysid.fields._spec import FieldSpec as FieldSpec
 from sysid.fields._spec import ModuleField as ModuleField
@@ -30,4 +32,4 @@ from sysid.fields._ude import UDEField as UDEField
 
 __all__ = ["FieldContext", "FieldSpec", "GreyBox", "GreyBoxField", "Hybrid", "HybridField", "LinearMLP",
            "LinearMLPField", "MLP", "MLPField", "ModuleField", "ParameterTransform", "Polynomial", "PolynomialField",
-           "Scaling", "Structured", "StructuredField", "UDE", "UDEField", "as_field_spec"]
+           "Scaling", "Sensor", "SensorModel", "Structured", "StructuredField", "UDE", "UDEField", "as_field_spec"]
