@@ -49,6 +49,7 @@ _LAZY = {
     "train_test_split": "sysid.model_selection",
     "TrajectoryKFold": "sysid.model_selection",
     "Solver": "sysid.integration",
+    "Sensor": "sysid.fields",
     "Training": "sysid.training",
     "fields": "sysid.fields",
     "parts": "sysid.parts",

@@ -171,7 +171,7 @@ class GreyBoxODE(ParametricODE):
         for g in range(n_sets):
             parts = []
             for i, tr in enumerate(data):
-                x = self.scaling_.unscale(preds[g * n_traj + i][:, : data.n_states].cpu().numpy())
+                x = self.scaling_.unscale(self._readings(preds[g * n_traj + i].cpu().numpy()))
                 seen = ~np.isnan(tr.y)
                 parts.append((x - np.nan_to_num(tr.y))[seen])
             out.append(np.concatenate(parts))

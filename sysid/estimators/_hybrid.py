@@ -11,9 +11,10 @@ import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted
 
+from sysid.errors import ConfigError
 from sysid.estimators._greybox import ParametricODE
 from sysid.estimators._ode_base import SolverTrainedODE
-from sysid.fields import Hybrid
+from sysid.fields import UDE, Hybrid
 from sysid.fields._greybox import GreyBoxFunction
 from sysid.training import Training
 
@@ -29,6 +30,18 @@ class HybridODE(ParametricODE):
     ``correction_penalty`` times the mean squared correction (scaled units) over the
     training states, so the network only explains what the physics cannot.
 
+    **Neural terms inside your equations.** With ``networks=`` the first argument is your
+    whole right-hand side ``f(t, x, p, u, nn)``, which calls named networks where a law is
+    unknown (a universal differential equation, Rackauckas et al. 2020; the field is a
+    :class:`sysid.fields.UDE`)::
+
+        def tank(t, x, p, u, nn):
+            return (p["gain"] * u[:, 0] - nn["outflow"](x))[:, None]
+
+        HybridODE(tank, {"gain": 1.0}, networks={"outflow": 1})
+
+    The additive correction above is the special case ``f = known + nn["correction"](x, u)``.
+
     It is the solver-trained estimator (:class:`~sysid.estimators._ode_base.SolverTrainedODE`,
     whose parameters it takes) with a :class:`sysid.fields.Hybrid` field (``known``,
     ``params``, ``bounds``, ``fixed``, ``hidden=(32, 32)``, ``activation``,
@@ -41,13 +54,14 @@ class HybridODE(ParametricODE):
     ----------
     known : callable ``known(t, x, p, u) -> tensor``, positional
         The known part in torch operations, as a grey-box ``f``. Model files store only
-        its name: pass it again to ``sysid.load(path, known=known)``.
+        its name: pass it again to ``sysid.load(path, known=known)``. With ``networks=``:
+        your whole right-hand side ``f(t, x, p, u, nn)`` (``sysid.load(path, f=f)``).
     params : dict of str to float, positional, optional
         The known part's parameters with initial values (fixed ones: their values).
     **options
         The field's ``bounds``, ``fixed``, ``hidden``, ``activation``,
-        ``correction_penalty``; any estimator parameter and any parameter of its parts,
-        given flat.
+        ``correction_penalty`` (and ``networks``, the UDE's {name: number of outputs});
+        any estimator parameter and any parameter of its parts, given flat.
 
     Attributes
     ----------
@@ -75,7 +89,10 @@ class HybridODE(ParametricODE):
 
     def __init__(self, known: GreyBoxFunction | None = None, params: Mapping[str, float] | None = None, /,
                  **options: Any) -> None:
-        aliases = {k: v for k, v in zip(self._aliases, (known, params)) if v is not None}
+        names = self._aliases
+        if "networks" in options and options.get("field") is None:  # neural terms inside f: a UDE
+            options["field"], names = UDE(), ("f", "params")
+        aliases = {k: v for k, v in zip(names, (known, params)) if v is not None}
         super().__init__(**options, **aliases)
 
     # -- results -----------------------------------------------------------------------
@@ -94,6 +111,9 @@ class HybridODE(ParametricODE):
         array of the same leading shape as ``x``: what the network adds to the known part.
         """
         check_is_fitted(self)
+        if not hasattr(self.rhs_.field, "correction"):
+            raise ConfigError("correction() is the additive network of HybridODE(known, params); this model's "
+                              "networks sit inside your equations (a UDE): evaluate them as model.field_.networks[name].")
         return self._evaluate_field(self.rhs_.field.correction, x, t, u)
 
     # -- model files -------------------------------------------------------------------

@@ -25,7 +25,7 @@ from sysid.errors import ConfigError, DataError, FitError, FitWarning
 from sysid.estimators._base import TrajectoryEstimator, warn_if_underdetermined
 from sysid.estimators._composition import PartsMixin
 from sysid.estimators._ode_simulation import SimulationMixin
-from sysid.fields import FieldContext, FieldSpec, MLP, Scaling
+from sysid.fields import MLP, FieldContext, FieldSpec, Scaling, Sensor
 from sysid.integration import BatchedField, InputSignal, Solver, TimeParameters, resolve_device, torch_threads
 from sysid.training import (ADVICE, MultipleShooting, Smoothed, Training, collocation_fit, embed_derivatives,
                             interpolate_missing, make_segments, smooth_trajectory, smoothing_strengths, train)
@@ -69,6 +69,10 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, TrajectoryEstimator):
     training : :class:`sysid.Training`, optional
         How the field is fitted (epochs, learning rate, segments, early stopping...).
         None: the estimator's default training.
+    output : :class:`sysid.Sensor`, optional
+        What the sensor reads of the state (saturation limits, a learned offset or gain):
+        the model is fitted through it and ``predict`` returns the readings. None: the
+        states are observed as they are.
     n_augment : int, default 0
         Extra unobserved state dimensions (partial observation, Dupont et al. 2019).
     learn_time : {None, "scale", "offset", "both"}, default None
@@ -114,8 +118,8 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, TrajectoryEstimator):
     """
 
     default_parts: ClassVar[dict[str, Callable[[], Any]]] = {"field": MLP, "solver": Solver, "training": Training}
-    _base_parameters = ("field", "solver", "training", "n_augment", "learn_time", "random_state", "dtype", "device",
-                        "verbose", "warm_start", "checkpoint_path")
+    _base_parameters = ("field", "solver", "training", "output", "n_augment", "learn_time", "random_state", "dtype",
+                        "device", "verbose", "warm_start", "checkpoint_path")
 
     def __init__(
         self,
@@ -123,6 +127,7 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, TrajectoryEstimator):
         *,
         solver: Solver | str | None = None,
         training: Training | None = None,
+        output: Sensor | None = None,
         n_augment: int = 0,
         learn_time: str | None = None,
         random_state: int | None = 0,
@@ -136,6 +141,7 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, TrajectoryEstimator):
         self.field = field
         self.solver = solver
         self.training = training
+        self.output = output
         self.n_augment = n_augment
         self.learn_time = learn_time
         self.random_state = random_state
@@ -174,6 +180,10 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, TrajectoryEstimator):
         self.solver_part_ = self._resolved_part("solver", Solver)
         self.solver_ = self.solver_part_.config()
         self.training_ = self._resolved_part("training", Training)
+        if self.output is not None and not isinstance(self.output, Sensor):
+            raise ConfigError(f"output must be a sysid.Sensor(...) or None, got {self.output!r}.")
+        if self.output is not None:
+            self.output.check()
         self.torch_dtype_ = DTYPES[self.dtype]
 
     def _check_config(self) -> None:
@@ -202,6 +212,7 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, TrajectoryEstimator):
         self.scaling_ = scaling
         self.n_dims_ = self.n_states_in_ + self.n_augment
         module = self.field_part_.build(self._field_context(scaling, generator))
+        self.sensor_ = None if self.output is None else self.output.build(list(self.state_names_), scaling, dtype)
         learn_scale, learn_offset = LEARN_TIME[self.learn_time]
         self.rhs_ = BatchedField(module, torch.as_tensor(scaling.center, dtype=dtype),
                                  torch.as_tensor(scaling.spread, dtype=dtype),
@@ -236,7 +247,7 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, TrajectoryEstimator):
         self._penalty_points = self._training_points(data) if self.field_part_.needs_points() else None
         shooting = MultipleShooting(self.rhs_, segments, times, scaled, self.n_dims_, self._input_signal(data),
                                     self.solver_, self.solver_part_.gradient, training.continuity_weight,
-                                    training.learn_x0, initial)
+                                    training.learn_x0, initial, self.sensor_)
         if reuse and hasattr(self, "shooting_state_"):
             try:
                 shooting.starts.data.copy_(self.shooting_state_)
@@ -354,7 +365,7 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, TrajectoryEstimator):
         if not self._part_warm_start(times, smoothed, inputs, data.n_states):
             collocation_fit(self.rhs_.field, times, smoothed, inputs, self.n_dims_, self.scaling_.spread,
                             self.scaling_.time_unit, self.training_.collocation_steps, float(self.training_.lr),
-                            self.torch_dtype_)
+                            self.torch_dtype_, parameters=self.field_part_.collocation_parameters(self.rhs_.field))
         return [self._scaled_initial(tr.n_times, sm) for tr, sm in zip(data, smoothed)]
 
     def _part_warm_start(self, times: list[np.ndarray], smoothed: list[Smoothed], inputs: list[Any],

@@ -46,7 +46,7 @@ class SimulationMixin:
                 paths = self._simulate_scaled(data, x0)
         except SolverFailure as exc:
             return self._failed_prediction(data, str(exc))
-        return [self.scaling_.unscale(p[:, : data.n_states]) for p in paths]
+        return [self.scaling_.unscale(self._readings(p)) for p in paths]
 
     def _simulate_scaled(self, data: Trajectories, x0: np.ndarray | None) -> list[np.ndarray]:
         """Scaled (n_times, n_dims) paths of every trajectory, augmented dimensions included."""
@@ -132,9 +132,13 @@ class SimulationMixin:
         if self.n_augment:  # hidden dimensions start from the derivative embedding, not zero
             initial = [self._scaled_initial(len(t), self._smoothed_states(t, tr.y[: window + 1]))
                        for t, tr in zip(times, data)]
+        sensor = getattr(self, "sensor_", None)
+        if sensor is not None and torch.device(device) != torch.device("cpu"):
+            sensor = copy.deepcopy(sensor)  # moved to the device with the objective; the fitted one stays put
         shooting = MultipleShooting(rhs, segments, times, scaled, self.n_dims_, inputs, self.solver_,
-                                    "backprop", continuity=0.0, initial=initial).to(device)
-        for p in rhs.parameters():
+                                    "backprop", continuity=0.0, initial=initial, observe=sensor).to(device)
+        frozen = [*rhs.parameters(), *([] if sensor is None else sensor.parameters())]
+        for p in frozen:
             p.requires_grad_(False)
         starts = shooting.starts
         # A capped evaluation budget: the adaptive solver makes the loss slightly rough in x0,
@@ -154,7 +158,7 @@ class SimulationMixin:
         except Exception:  # noqa: BLE001 - a failed refinement keeps the interpolated first sample
             pass
         finally:
-            for p in rhs.parameters():
+            for p in frozen:
                 p.requires_grad_(True)
         return starts.detach()[batch]
 
@@ -219,6 +223,8 @@ class SimulationMixin:
         state["history_"] = self.history_.to_dict(orient="list")
         state["n_trajectories"] = int(self.rhs_.time.offset.shape[0])
         tensors = {f"rhs.{k}": v for k, v in self.rhs_.state_dict().items()}
+        if getattr(self, "sensor_", None) is not None:
+            tensors.update({f"sensor.{k}": v for k, v in self.sensor_.state_dict().items()})
         tensors["shooting_starts"] = self.shooting_state_
         return state, tensors
 
@@ -234,4 +240,16 @@ class SimulationMixin:
         self._initialise(self.scaling_, int(state["n_trajectories"]), torch.Generator())
         own = {k[len("rhs."):]: v for k, v in tensors.items() if k.startswith("rhs.")}
         self.rhs_.load_state_dict(own, strict=True)
+        if self.sensor_ is not None:
+            self.sensor_.load_state_dict({k[len("sensor."):]: v for k, v in tensors.items()
+                                          if k.startswith("sensor.")}, strict=True)
         self.shooting_state_ = tensors["shooting_starts"]
+
+    def _readings(self, path: torch.Tensor | np.ndarray) -> np.ndarray:
+        """Scaled readings (n_times, n_states) of a scaled path (n_times, n_dims): through the sensor if any."""
+        observed = torch.as_tensor(np.asarray(path)[:, : self.n_states_in_], dtype=self.torch_dtype_)
+        sensor = getattr(self, "sensor_", None)
+        if sensor is None:
+            return observed.numpy()
+        with torch.no_grad():
+            return sensor(observed).numpy()

@@ -47,6 +47,9 @@ def check_streaming(model: SolverTrainedODE) -> None:
     if model.warm_start:
         problems.append("warm_start=True: it continues from the learned start state of every segment, which a "
                         "streamed fit does not have (segments start from the smoothed data); use warm_start=False")
+    if model.output is not None:
+        problems.append("output=Sensor(...): a streamed fit compares the states with the data directly; fit in "
+                        "memory to fit through a sensor model")
     if model.n_augment:
         problems.append(f"n_augment={model.n_augment!r}: unobserved dimensions have no data to start segments "
                         "from, so their start states would be parameters that grow with the data; use n_augment=0")

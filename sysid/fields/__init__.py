@@ -13,14 +13,23 @@ from sysid.fields._greybox import ParameterTransform as ParameterTransform
 from sysid.fields._hybrid import Hybrid as Hybrid
 from sysid.fields._hybrid import HybridField as HybridField
 from sysid.fields._library import Polynomial as Polynomial
+from sysid.fields._linear import LinearMLP as LinearMLP
+from sysid.fields._linear import LinearMLPField as LinearMLPField
 from sysid.fields._mlp import MLP as MLP
 from sysid.fields._mlp import MLPField as MLPField
 from sysid.fields._polynomial import PolynomialField as PolynomialField
 from sysid.fields._scaling import Scaling as Scaling
+from sysid.fields._sensor import Sensor as Sensor
+from sysid.fields._sensor import SensorModel as SensorModel
 from sysid.fields._spec import FieldContext as FieldContext
 from sysid.fields._spec import FieldSpec as FieldSpec
 from sysid.fields._spec import ModuleField as ModuleField
 from sysid.fields._spec import as_field_spec as as_field_spec
+from sysid.fields._structured import Structured as Structured
+from sysid.fields._structured import StructuredField as StructuredField
+from sysid.fields._ude import UDE as UDE
+from sysid.fields._ude import UDEField as UDEField
 
-__all__ = ["FieldContext", "FieldSpec", "GreyBox", "GreyBoxField", "Hybrid", "HybridField", "MLP", "MLPField",
-           "ModuleField", "ParameterTransform", "Polynomial", "PolynomialField", "Scaling", "as_field_spec"]
+__all__ = ["FieldContext", "FieldSpec", "GreyBox", "GreyBoxField", "Hybrid", "HybridField", "LinearMLP",
+           "LinearMLPField", "MLP", "MLPField", "ModuleField", "ParameterTransform", "Polynomial", "PolynomialField",
+           "Scaling", "Sensor", "SensorModel", "Structured", "StructuredField", "UDE", "UDEField", "as_field_spec"]

@@ -207,15 +207,19 @@ class GreyBoxField(torch.nn.Module):
     def forward(self, t: torch.Tensor, x: torch.Tensor, u: torch.Tensor | None) -> torch.Tensor:
         """dx/dt (batch, n_dims)."""
         if self.groups is None:
-            return self.f(t, x, self.params(), u)
+            return self.call(t, x, self.params(), u)
         n_groups = self.groups.shape[0]
         size = x.shape[0] // n_groups
         outs = []
         for g in range(n_groups):
             rows = slice(g * size, (g + 1) * size)
-            outs.append(self.f(t[rows], x[rows], self.params.values_from(self.groups[g]),
-                               None if u is None else u[rows]))
+            outs.append(self.call(t[rows], x[rows], self.params.values_from(self.groups[g]),
+                                  None if u is None else u[rows]))
         return torch.cat(outs)
+
+    def call(self, t: torch.Tensor, x: torch.Tensor, p: dict[str, torch.Tensor], u: torch.Tensor | None) -> Any:
+        """The user's function on one group of the batch (:class:`~sysid.fields.UDEField` adds its networks)."""
+        return self.f(t, x, p, u)
 
 
 def check_parameter_spec(params: Any, bounds: Any, fixed: Any, owner: str = "GreyBoxODE"

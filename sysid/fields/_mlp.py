@@ -19,6 +19,36 @@ ACTIVATIONS = {
 }
 
 
+def make_network(widths: Sequence[int], activation: str, generator: torch.Generator | None,
+                 dtype: torch.dtype, output_gain: float = 0.1) -> torch.nn.Sequential:
+    """A multilayer perceptron with layer widths ``widths`` (inputs first, outputs last).
+
+    Weights and biases start uniform in +-1/sqrt(fan-in) (PyTorch's default, drawn from
+    ``generator``); the last layer's weights are multiplied by ``output_gain`` and its
+    biases are zero, so a new field is slow and trajectories start almost still.
+
+    Examples
+    --------
+    >>> net = make_network([3, 8, 2], "tanh", torch.Generator().manual_seed(0), torch.float64)
+    >>> net(torch.zeros(5, 3, dtype=torch.float64)).shape
+    torch.Size([5, 2])
+    """
+    layers: list[torch.nn.Module] = []
+    for i, (w_in, w_out) in enumerate(zip(widths[:-1], widths[1:])):
+        linear = torch.nn.Linear(w_in, w_out, dtype=dtype)
+        bound = 1.0 / w_in**0.5
+        with torch.no_grad():
+            linear.weight.uniform_(-bound, bound, generator=generator)
+            linear.bias.uniform_(-bound, bound, generator=generator)
+            if i == len(widths) - 2:  # start near a slow field: trajectories begin almost still
+                linear.weight.mul_(output_gain)
+                linear.bias.zero_()
+        layers.append(linear)
+        if i < len(widths) - 2:
+            layers.append(ACTIVATIONS[activation]())
+    return torch.nn.Sequential(*layers)
+
+
 class MLPField(torch.nn.Module):
     """dx/dt = (spread / time_unit) * net((x - center) / spread, scaled u, t / time_unit).
 
@@ -65,20 +95,7 @@ class MLPField(torch.nn.Module):
         super().__init__()
         self.n_dims, self.n_inputs, self.time_dependent = n_dims, n_inputs, time_dependent
         widths = [n_dims + n_inputs + int(time_dependent), *hidden, n_dims]
-        layers: list[torch.nn.Module] = []
-        for i, (w_in, w_out) in enumerate(zip(widths[:-1], widths[1:])):
-            linear = torch.nn.Linear(w_in, w_out, dtype=dtype)
-            bound = 1.0 / w_in**0.5
-            with torch.no_grad():
-                linear.weight.uniform_(-bound, bound, generator=generator)
-                linear.bias.uniform_(-bound, bound, generator=generator)
-                if i == len(widths) - 2:  # start near a slow field: trajectories begin almost still
-                    linear.weight.mul_(output_gain)
-                    linear.bias.zero_()
-            layers.append(linear)
-            if i < len(widths) - 2:
-                layers.append(ACTIVATIONS[activation]())
-        self.net = torch.nn.Sequential(*layers)
+        self.net = make_network(widths, activation, generator, dtype, output_gain)
         if scaling is None:
             scaling = Scaling.identity(n_dims, n_inputs)
         as_t = lambda a: torch.as_tensor(a, dtype=dtype)  # noqa: E731

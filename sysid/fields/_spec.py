@@ -129,6 +129,10 @@ class FieldSpec(Part):
         """
         return False
 
+    def collocation_parameters(self, module: torch.nn.Module) -> list[torch.nn.Parameter] | None:
+        """The parameters the generic collocation fit trains after :meth:`warm_start` (None: all)."""
+        return None
+
     def rounds(self) -> int:
         """How many times :meth:`next_round` may ask for another training (thresholding)."""
         return 0

@@ -56,7 +56,18 @@ ESTIMATORS: dict[str, Callable[[], object]] = {
     "SINDy": lambda: sysid.SINDy(),
     "ClassicalODE": lambda: sysid.ClassicalODE(_lotka_volterra_numpy, START, n_starts=1),
     "NeuralODE with a torch module field": lambda: sysid.NeuralODE(_Linear(), **FAST),
+    "NeuralODE, structured field, saturating sensor": lambda: sysid.NeuralODE(
+        field=sysid.fields.Structured(reads={"prey": ["prey", "predator"], "predator": ["prey", "predator"]},
+                                      hidden=(4,)), output=sysid.Sensor(high={"prey": 4.0}), **FAST),
+    "NeuralODE, linear plus network": lambda: sysid.NeuralODE(field=sysid.fields.LinearMLP(hidden=(4,)), **FAST),
+    "HybridODE as a UDE": lambda: sysid.HybridODE(_ude, {"alpha": 1.0}, networks={"predation": 1}, hidden=(4,),
+                                                  **FAST),
 }
+
+
+def _ude(t, x, p, u, nn):
+    prey, predator = x[:, 0], x[:, 1]
+    return torch.stack([p["alpha"] * prey - nn["predation"](x), nn["predation"](x) - predator], -1)
 
 
 class _Linear(torch.nn.Module):
@@ -170,7 +181,7 @@ def test_a_pickle_predicts_identically(name, data, fitted):
 def test_a_model_file_predicts_identically(name, data, fitted, tmp_path):
     model = fitted[name]
     path = sysid.save(model, tmp_path / "model.sysid")
-    functions = {"f": _lotka_volterra_torch if name == "GreyBoxODE" else _lotka_volterra_numpy,
+    functions = {"f": {"GreyBoxODE": _lotka_volterra_torch, "HybridODE as a UDE": _ude}.get(name, _lotka_volterra_numpy),
                  "known": _growth, "field": _Linear()}
     loaded = sysid.load(path, **functions)
     assert type(loaded) is type(model)
