@@ -27,7 +27,7 @@ from sysid.adapters import as_trajectories
 from sysid.errors import ConfigError, DataError
 from sysid.trajectories import Trajectories
 
-__all__ = ["axis_label", "compare", "model_colours", "phase_portrait", "predict_dense", "trajectories"]
+__all__ = ["axis_label", "model_colours", "phase_portrait", "predict_dense", "scores", "trajectories"]
 
 _PALETTE = ("C0", "C1", "C2", "C3", "C4", "C5", "C6", "C8", "C9")  # C7 (grey) is left for annotations
 _DATA: dict[str, Any] = {"color": "black", "marker": "o", "markersize": 3.5, "linestyle": "none", "alpha": 0.85}
@@ -476,7 +476,7 @@ def _split_order(splits: Sequence[str]) -> list[str]:
     return held + [s for s in splits if s not in held]
 
 
-def compare(table: pd.DataFrame, metric: str = "nrmse", rank: bool = True,
+def scores(table: pd.DataFrame, metric: str = "nrmse", rank: bool = True,
             colors: Mapping[str, Any] | None = None) -> Figure:
     """Bar chart of a :func:`sysid.compare` table: one group per estimator, one bar per split.
 
@@ -507,7 +507,7 @@ def compare(table: pd.DataFrame, metric: str = "nrmse", rank: bool = True,
     >>> import pandas as pd
     >>> table = pd.DataFrame({"estimator": ["A", "A", "B", "B"], "split": ["train", "test"] * 2,
     ...                       "nrmse": [0.1, 0.4, 0.3, 0.2]})
-    >>> fig = compare(table)
+    >>> fig = scores(table)
     >>> [t.get_text() for t in fig.axes[0].get_xticklabels()]   # B is better on held-out data
     ['B', 'A']
     >>> [[float(bar.get_height()) for bar in group] for group in fig.axes[0].containers]

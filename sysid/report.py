@@ -258,7 +258,7 @@ def write_figures(out_dir: Path, data: Any, models: Mapping[str, Any], table: pd
                 if ui is not None:
                     ui.warn(f"no phase portrait for {name}: {type(exc).__name__}: {exc}")
     if table is not None and RANK_METRIC in table.columns and table[RANK_METRIC].notna().any():
-        written.append(_save(plot.compare(table, metric=RANK_METRIC, colors=colours), out_dir / "comparison.png"))
+        written.append(_save(plot.scores(table, metric=RANK_METRIC, colors=colours), out_dir / "comparison.png"))
     return written
 
 

@@ -212,7 +212,7 @@ TABLE = pd.DataFrame({
 
 
 def test_compare_ranks_by_held_out_error_held_out_bars_first():
-    fig = plot.compare(TABLE, metric="rmse")
+    fig = plot.scores(TABLE, metric="rmse")
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["B", "A", "C"]  # by test rmse, failed last
     heights = [[bar.get_height() for bar in group] for group in ax.containers]
@@ -220,17 +220,17 @@ def test_compare_ranks_by_held_out_error_held_out_bars_first():
     assert [t.get_text() for t in ax.texts] == ["n/a", "n/a"]
     assert legend_texts(fig) == ["test (held out)", "extrapolation (held out)", "train (in-sample)"]
     assert ax.get_ylabel() == "rmse (lower is better)" and "held-out" in ax.get_title()
-    by_r2 = plot.compare(TABLE, metric="r2")  # higher is better
+    by_r2 = plot.scores(TABLE, metric="r2")  # higher is better
     assert [t.get_text() for t in by_r2.axes[0].get_xticklabels()] == ["B", "A", "C"]
-    as_given = plot.compare(TABLE, metric="rmse", rank=False)
+    as_given = plot.scores(TABLE, metric="rmse", rank=False)
     assert [t.get_text() for t in as_given.axes[0].get_xticklabels()] == ["A", "B", "C"]
     with pytest.raises(ConfigError, match=r"metric must be one of the table's numeric columns \['rmse', 'r2'\]"):
-        plot.compare(TABLE, metric="accuracy")
+        plot.scores(TABLE, metric="accuracy")
 
 
 def test_compare_keeps_each_model_colour_and_an_outlier_off_the_scale():
     colours = plot.model_colours(["A", "B", "C"])
-    fig = plot.compare(TABLE.assign(rmse=[0.1, 0.5, 0.3, 0.4, 48.0, 0.6, 0.1, 0.2, 0.3]), metric="rmse",
+    fig = plot.scores(TABLE.assign(rmse=[0.1, 0.5, 0.3, 0.4, 48.0, 0.6, 0.1, 0.2, 0.3]), metric="rmse",
                        colors=colours)
     ax = fig.axes[0]
     ranked = [t.get_text() for t in ax.get_xticklabels()]
@@ -247,5 +247,5 @@ def test_no_pyplot_figures_are_left_open(lv, lv_model):
     plt.close("all")
     plot.trajectories(lv, lv_model)
     plot.phase_portrait(lv_model, lv, grid=5)
-    plot.compare(TABLE, metric="r2")
+    plot.scores(TABLE, metric="r2")
     assert plt.get_fignums() == []

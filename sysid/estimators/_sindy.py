@@ -76,6 +76,10 @@ def _noise_std(pieces: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
     return 1.4826 * np.median(np.abs(np.array(residuals)), axis=0)
 
 
+DEFAULT_DEGREE = 2
+DEFAULT_THRESHOLD = 0.1
+
+
 class SINDy(EquationsMixin, TrajectoryEstimator):
     """Sparse identification of nonlinear dynamics (SINDy), through pysindy, on trajectories.
 
@@ -100,10 +104,12 @@ class SINDy(EquationsMixin, TrajectoryEstimator):
         spline per state (``SINDyDerivative(kind="spline")``) with smoothing
         ``s = n * noise_std**2``, the noise level estimated from the data (scatter
         about local quadratics); suits noisy irregular samples. An object is cloned and used as is.
-    degree : int, default 2
-        Polynomial degree of the default library (ignored when ``library`` is given).
-    threshold : float, default 0.1
-        STLSQ threshold of the default optimizer (ignored when ``optimizer`` is given).
+    degree : int, optional
+        Polynomial degree of the default library (2 when not given). Set it on your own
+        library instead when you pass ``library``: giving both is an error.
+    threshold : float, optional
+        STLSQ threshold of the default optimizer (0.1 when not given). Set it on your own
+        optimizer instead when you pass ``optimizer``: giving both is an error.
     missing : {"interpolate", "split"}, default "interpolate"
         What to do with NaN observations before differentiating. "interpolate": fill
         gaps linearly in time, and trim the rows at either end of a trajectory where
@@ -156,8 +162,8 @@ class SINDy(EquationsMixin, TrajectoryEstimator):
         library: BaseFeatureLibrary | None = None,
         optimizer: BaseOptimizer | None = None,
         differentiation: str | BaseDifferentiation = "finite_difference",
-        degree: int = 2,
-        threshold: float = 0.1,
+        degree: int | None = None,
+        threshold: float | None = None,
         missing: str = "interpolate",
         simulate_method: str = "LSODA",
         max_simulation_steps: int = 20_000,
@@ -176,11 +182,20 @@ class SINDy(EquationsMixin, TrajectoryEstimator):
     # -- configuration -----------------------------------------------------------------
     def _resolve(self) -> tuple[BaseFeatureLibrary, BaseOptimizer, Any, int]:
         """Validated (library, optimizer, differentiation, minimum rows per piece)."""
-        if isinstance(self.degree, bool) or not isinstance(self.degree, numbers.Integral) or self.degree < 1:
-            raise ConfigError(f"degree must be an integer >= 1, got {self.degree!r}.")
-        if (isinstance(self.threshold, bool) or not isinstance(self.threshold, numbers.Real)
-                or not np.isfinite(self.threshold) or self.threshold < 0):
-            raise ConfigError(f"threshold must be a finite number >= 0, got {self.threshold!r}.")
+        for name, part in (("degree", "library"), ("threshold", "optimizer")):
+            if getattr(self, name) is not None and getattr(self, part) is not None:
+                raise ConfigError(
+                    f"{name}={getattr(self, name)!r} applies to the default {part}, but {part}= was given too, and "
+                    f"it would be ignored; set it on your {part} (e.g. pysindy.PolynomialLibrary(degree=3), "
+                    f"pysindy.STLSQ(threshold=0.05)) and leave {name} out."
+                )
+        degree = DEFAULT_DEGREE if self.degree is None else self.degree
+        threshold = DEFAULT_THRESHOLD if self.threshold is None else self.threshold
+        if isinstance(degree, bool) or not isinstance(degree, numbers.Integral) or degree < 1:
+            raise ConfigError(f"degree must be an integer >= 1, got {degree!r}.")
+        if (isinstance(threshold, bool) or not isinstance(threshold, numbers.Real)
+                or not np.isfinite(threshold) or threshold < 0):
+            raise ConfigError(f"threshold must be a finite number >= 0, got {threshold!r}.")
         if self.missing not in ("interpolate", "split"):
             raise ConfigError(f"missing must be 'interpolate' or 'split', got {self.missing!r}.")
         if self.simulate_method not in SOLVERS:
@@ -189,7 +204,7 @@ class SINDy(EquationsMixin, TrajectoryEstimator):
         if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
             raise ConfigError(f"max_simulation_steps must be an integer >= 1, got {steps!r}.")
         if self.library is None:
-            library = ps.PolynomialLibrary(degree=int(self.degree))
+            library = ps.PolynomialLibrary(degree=int(degree))
         elif isinstance(self.library, BaseFeatureLibrary):
             library = clone(self.library)
         else:
@@ -198,7 +213,7 @@ class SINDy(EquationsMixin, TrajectoryEstimator):
                 f"got {type(self.library).__name__}."
             )
         if self.optimizer is None:
-            optimizer = ps.STLSQ(threshold=float(self.threshold))
+            optimizer = ps.STLSQ(threshold=float(threshold))
         elif isinstance(self.optimizer, BaseOptimizer):
             optimizer = clone(self.optimizer)
         else:
@@ -314,10 +329,11 @@ class SINDy(EquationsMixin, TrajectoryEstimator):
         column = int(np.argmax(np.max(np.abs(z), axis=0)))
         largest = float(np.max(np.abs(z)))
         with np.errstate(over="ignore"):
-            lower = self.library is None and self.degree > 1 and np.isfinite(largest**2 * z.shape[0])
+            degree = DEFAULT_DEGREE if self.degree is None else self.degree
+            lower = self.library is None and degree > 1 and np.isfinite(largest**2 * z.shape[0])
         raise DataError(
             f"SINDy: the data are too large for its library: {names[column]!r} reaches {largest:.3g}, and the "
-            f"library's terms ({f'degree {self.degree}' if self.library is None else 'your library'}) or their "
+            f"library's terms ({f'degree {degree}' if self.library is None else 'your library'}) or their "
             "squares in the regression exceed float64's largest number (1.8e308). Rescale the data first (other "
             f"units, or divide each variable by its typical size){', or lower degree' if lower else ''}."
         )

@@ -292,6 +292,8 @@ FIT_CASES = [
          r"solver option max_num_steps must be a positive integer, got -1"),
     Case("greybox-empty-params", lambda c: sysid.GreyBoxODE(lambda t, x, p, u: -x, {}).fit(c.decay), ConfigError,
          r"GreyBox needs params, a dict of every parameter of f with its initial value"),
+    Case("sindy-degree-with-library", lambda c: sysid.SINDy(degree=3, library=__import__("pysindy").PolynomialLibrary(
+        degree=2)).fit(c.decay), ConfigError, r"degree=3 applies to the default library, but library= was given too"),
     Case("checkpoint-folder-missing",
          lambda c: make_estimator("SparseODE", checkpoint_path=c.tmp / "no-such-dir" / "fit.ckpt").fit(c.decay),
          ConfigError, r"checkpoint_path .* the folder .*no-such-dir' does not exist"),
