@@ -17,7 +17,7 @@ estimates in standard errors (the mean of the two).
   gamma 0.8, delta 0.02), rates bounded below by 0.
 - Lotka-Volterra, 3 trajectories x 60 irregular samples, 5% noise, seed 0, from 50% off
   the truth. ClassicalODE needs 4 starts there (single shooting from 50% off lands in a
-  local minimum, PERFORMANCE-NOTES); both rows are shown.
+  local minimum, docs/baselines.md "Multistart"); both rows are shown.
 - Cascaded tanks physics (``../shared/data/cascaded_tanks``, skipped when absent): the
   first 70% of the estimation record, the upper tank observed once (its gauge), as in
   ``benchmarks/cascaded_tanks.py``.

@@ -14,6 +14,7 @@ right-hand side) store the function's name only; pass the function again to
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 import tempfile
@@ -30,7 +31,11 @@ from safetensors.torch import save as save_tensors
 from sysid.errors import ModelFileError
 
 FORMAT_NAME = "sysid-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Versions this sysid reads. Version 1 stored the estimators' flat constructor keywords
+#: (``hidden``, ``max_epochs``...); they are still accepted by the constructors, which route
+#: them to the parts (``field``, ``training``...) that version 2 stores.
+READABLE_VERSIONS = (1, 2)
 CHECKPOINT_FORMAT = "sysid-checkpoint"
 _HEADER_KEY = "sysid"
 
@@ -114,6 +119,8 @@ def save(model: Any, path: str | os.PathLike[str], extra: dict[str, Any] | None 
 
 
 _ESTIMATOR_KEY = "__estimator__"
+_PART_KEY = "__part__"
+_MODULE_KEY = "__module__"
 _MEMBERS = "members"
 
 
@@ -144,7 +151,13 @@ def _record(model: Any) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
 
 
 def _encode_params(model: Any) -> dict[str, Any]:
-    """``model``'s constructor parameters as JSON; an estimator among them as its class and parameters."""
+    """``model``'s constructor parameters as JSON.
+
+    An estimator among them (an Ensemble's template) is written as its class and
+    parameters, a part (``field=MLP(...)``, ``training=Training(...)``) as its class name
+    and parameters, a user's torch module (``field=``) as its class name only: files
+    hold no code, so :func:`load` takes the module again.
+    """
     name = type(model).__name__
     params = {}
     for key, value in model.get_params(deep=False).items():
@@ -156,8 +169,20 @@ def _encode_params(model: Any) -> dict[str, Any]:
                 )
             params[key] = {_ESTIMATOR_KEY: type(value).__name__, "params": _encode_params(value)}
         else:
-            params[key] = jsonable(value)
+            params[key] = _encode_value(value)
     return params
+
+
+def _encode_value(value: Any) -> Any:
+    """A parameter value as JSON: parts by class name and parameters, torch modules by class name."""
+    from sysid.parts import Part
+
+    if isinstance(value, Part):
+        return {_PART_KEY: type(value).__name__,
+                "params": {k: _encode_value(v) for k, v in value.get_params(deep=False).items()}}
+    if isinstance(value, torch.nn.Module):
+        return {_MODULE_KEY: type(value).__qualname__}
+    return jsonable(value)
 
 
 def tensor_digest(tensors: dict[str, torch.Tensor]) -> str:
@@ -235,7 +260,7 @@ def read_header(path: str | os.PathLike[str], expected: str = FORMAT_NAME,
         raise ModelFileError(f"{str(path)!r}: the sysid header is a JSON {type(header).__name__}, not an object.")
     if header.get("format") != expected:
         raise ModelFileError(f"{str(path)!r}: format {header.get('format')!r}, expected {expected!r}.")
-    if header.get("format_version") != FORMAT_VERSION:
+    if header.get("format_version") not in READABLE_VERSIONS:
         raise ModelFileError(
             f"{str(path)!r} has model format version {header.get('format_version')!r}; this sysid "
             f"({_version()}) reads version {FORMAT_VERSION}. Load it with the sysid version that wrote it "
@@ -325,13 +350,8 @@ def _build(name: Any, params: Any, functions: dict[str, Callable[..., Any]], whe
     for key, value in params.items():
         if isinstance(value, dict) and _ESTIMATOR_KEY in value:
             params[key] = _build(value[_ESTIMATOR_KEY], value.get("params", {}), functions, where, version)
-        elif isinstance(value, dict) and "__callable__" in value:
-            if key not in functions:
-                raise ModelFileError(
-                    f"{name} was saved with a Python function for {key!r} ({value['__callable__']}); files hold "
-                    f"no code, so pass it again: sysid.load(path, {key}=your_function)."
-                )
-            params[key] = functions[key]
+        else:
+            params[key] = _decode_value(key, value, functions, name, where)
     try:
         return registry[name](**params)
     except TypeError as exc:  # parameters this version's estimator does not take
@@ -339,3 +359,49 @@ def _build(name: Any, params: Any, functions: dict[str, Callable[..., Any]], whe
             f"{where!r}: its {name} parameters do not fit this sysid ({_version()}): {exc}. "
             f"It was written by sysid {version!r}."
         ) from None
+
+
+def _decode_value(key: str, value: Any, functions: dict[str, Callable[..., Any]], owner: str, where: str) -> Any:
+    """A parameter read back: parts rebuilt by class name, the user's functions and modules taken from ``functions``."""
+    import sysid.fields  # noqa: F401 - the packages whose part classes a file may name
+    import sysid.integration  # noqa: F401
+    import sysid.training  # noqa: F401
+    from sysid.parts import part_class
+
+    if not isinstance(value, dict):
+        return value
+    if "__callable__" in value:
+        if key not in functions:
+            raise ModelFileError(
+                f"{owner} was saved with a Python function for {key!r} ({value['__callable__']}); files hold "
+                f"no code, so pass it again: sysid.load(path, {key}=your_function)."
+            )
+        return functions[key]
+    if _MODULE_KEY in value:
+        module = functions.get(key)
+        if not isinstance(module, torch.nn.Module):
+            raise ModelFileError(
+                f"{owner} was saved with your torch module {value[_MODULE_KEY]} as its {key}; files hold no code, "
+                f"so pass a new instance of it: sysid.load(path, {key}={value[_MODULE_KEY]}(...)). Its weights "
+                "come from the file."
+            )
+        return module
+    if _PART_KEY in value:
+        try:
+            cls = part_class(str(value[_PART_KEY]))
+        except KeyError:
+            raise ModelFileError(f"{where!r}: unknown part {value[_PART_KEY]!r} in {owner}'s {key}.") from None
+        inner = value.get("params", {})
+        if not isinstance(inner, dict):
+            raise ModelFileError(f"{where!r}: the parameters of {owner}'s {key} are not an object.")
+        decoded = {k: _decode_value(k, v, functions, owner, where) for k, v in inner.items()}
+        defaults = inspect.signature(cls).parameters
+        for k, v in decoded.items():  # JSON has no tuples: give them back where the part's default is one
+            if isinstance(v, list) and k in defaults and isinstance(defaults[k].default, tuple):
+                decoded[k] = tuple(v)
+        try:
+            return cls(**decoded)
+        except TypeError as exc:
+            raise ModelFileError(f"{where!r}: {owner}'s {key} has parameters this sysid does not know: {exc}.") \
+                from None
+    return value

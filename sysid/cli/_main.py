@@ -475,7 +475,7 @@ def _fit_summary(model: Any, seconds: float) -> str:
 
 
 def _model_lines(model: Any) -> list[str]:
-    from sysid.cli._demo import model_notes
+    from sysid.report import model_notes
 
     if not hasattr(model, "equations") and not hasattr(model, "params_"):
         return []
@@ -611,7 +611,7 @@ def _predict_grid(args: argparse.Namespace, model: Any, x0: np.ndarray | None, k
 # -- compare -------------------------------------------------------------------------------------------------
 def _cmd_compare(args: argparse.Namespace, ui: Console, argv: Sequence[str]) -> int:
     from sysid.adapters import as_trajectories
-    from sysid.cli._demo import model_notes, run_comparison, write_figures, write_report
+    from sysid.report import model_notes, run_comparison, write_figures, write_report
     from sysid.cli._models import (
         NEEDS_RHS, build_estimator, check_model_name, constructor_parameters, load_rhs, model_class,
         parse_bounds, parse_fixed, parse_params,
@@ -678,7 +678,7 @@ def _cmd_compare(args: argparse.Namespace, ui: Console, argv: Sequence[str]) -> 
             f"{f', {len(test)} test' if test is not None else ''} trajectories)")
     table = run_comparison(estimators, train, test, truth=truth, time_fraction=time_fraction,
                            n_jobs=settings.get("n_jobs"), ui=ui)
-    from sysid.cli._demo import display_table, markdown_table
+    from sysid.report import display_table, markdown_table
 
     ui.out(markdown_table(display_table(table)))
     if out_dir is not None:
@@ -843,7 +843,7 @@ def _equation_lines(path: str, header: dict[str, Any]) -> list[str]:
 
     fitted = header.get("fitted") or {}
     if "terms" in fitted and "coefficients" in fitted:  # SINDy keeps its table in the header
-        from sysid.estimators._equations import format_equations
+        from sysid.equations import format_equations
 
         table = pd.DataFrame(np.asarray(fitted["coefficients"], dtype=float).reshape(len(fitted["terms"]), -1),
                              index=fitted["terms"], columns=list(fitted.get("state_names_", [])))

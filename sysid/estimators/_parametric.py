@@ -18,7 +18,6 @@ result (at most ``refine_steps`` evaluations).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -28,16 +27,10 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from sysid.errors import ConfigError, DataError, FitError, FitWarning
-from sysid.estimators._ode_base import Scaling, SolverTrainedODE, torch_threads
-from sysid.integration import SolverFailure
-from sysid.parameters import (
-    Bound,
-    ParameterSpec,
-    check_parameters,
-    linearised_uncertainty,
-    noise_levels,
-)
-from sysid.parameters._results import ProfileProblem
+from sysid.estimators._ode_base import SolverTrainedODE
+from sysid.integration import SolverFailure, torch_threads
+from sysid.parameters import ParameterSpec, linearised_uncertainty, noise_levels
+from sysid.parameters._results import ParametricResults, ProfileProblem
 from sysid.parameters._uncertainty import REWEIGHT, relative_change
 from sysid.training._collocation import smooth_trajectory
 from sysid.training._least_squares import (
@@ -51,7 +44,6 @@ from sysid.training._least_squares import (
 from sysid.training._segments import interpolate_missing
 from sysid.trajectories import Trajectories
 
-OPTIMIZERS = ("least_squares", "adam")
 # Stop once within this many standard errors of the optimum (sysid.training._least_squares.gauss_newton_distance):
 # the final fit closely, the earlier stages (which only lead there) loosely. scipy's own tolerances stay as backstops.
 _STOP_WITHIN = {"final": 0.05, "stage": 0.1}
@@ -61,31 +53,17 @@ _OBSERVED_FOR_SEGMENTS = 0.5  # multiple shooting when every state is observed i
 class ParametricODE(SolverTrainedODE):
     """Shared by models whose field has named physical parameters (grey-box, hybrid).
 
-    A subclass without a network (``_least_squares_capable``) also derives from
-    :class:`~sysid.parameters._results.ParametricResults` (uncertainties, intervals),
-    whose methods the least-squares fit calls.
+    With ``Training(optimizer="least_squares")`` and a field whose only free quantities
+    are those parameters (no network), the fit is the least-squares one above. A
+    subclass that offers uncertainties (:class:`~sysid.GreyBoxODE`) also derives from
+    :class:`~sysid.parameters._results.ParametricResults`, whose methods the fit calls.
     """
 
-    _streaming_unsupported = ("its parameters' least-squares fit and uncertainties, and a hybrid "
-                              "model's correction penalty, use every observation at once")
-
-    params: Mapping[str, float] | None
-    bounds: Mapping[str, Bound] | None
-    fixed: Sequence[str] | None
-
-    #: Whether the free quantities are few enough for least squares (no network).
-    _least_squares_capable = True
     #: Scaled segment starts of the multiple-shooting stage of the running fit (None: not run).
     _segment_starts: torch.Tensor | None = None
 
     def _spec(self) -> ParameterSpec:
-        return check_parameters(self.params, self.bounds, self.fixed, type(self).__name__)
-
-    def _probe_args(self, n_dims: int, n_inputs: int, scaling: Scaling, dtype: torch.dtype,
-                    params: dict[str, torch.Tensor]) -> tuple[Any, ...]:
-        x = torch.as_tensor(np.tile(scaling.center, (2, 1)), dtype=dtype)
-        u = torch.as_tensor(np.tile(scaling.input_center, (2, 1)), dtype=dtype) if n_inputs else None
-        return torch.zeros(2, dtype=dtype), x, params, u
+        return self.field_part_.parameter_spec(type(self).__name__)
 
     def _parameter_module(self) -> Any:
         """The :class:`~sysid.parameters._transform.ParameterTransform` of the fitted field."""
@@ -96,40 +74,42 @@ class ParametricODE(SolverTrainedODE):
             values = self._parameter_module()()
         self.params_ = {n: float(v) for n, v in values.items()}
 
-    # -- configuration ---------------------------------------------------------------
-    def _optimizer(self) -> str:
-        return getattr(self, "optimizer", "adam") if self._least_squares_capable else "adam"
+    @property
+    def _least_squares_capable(self) -> bool:
+        """Whether the fitted field's only free quantities are its named parameters (no network)."""
+        module = getattr(self, "rhs_", None)
+        module = None if module is None else module.field
+        params = getattr(module, "params", None)
+        if params is None or not hasattr(module, "groups") or not isinstance(self, ParametricResults):
+            return False
+        return all(p is params.raw for p in module.parameters() if p.requires_grad)
 
+    # -- configuration ---------------------------------------------------------------
     def _resolve(self) -> None:
         super()._resolve()
-        optimizer = self._optimizer()
-        if optimizer not in OPTIMIZERS:
-            raise ConfigError(f"optimizer must be one of {list(OPTIMIZERS)}, got {optimizer!r}.")
-        if optimizer == "least_squares" and self.learn_time is not None:
+        if self.training_.optimizer != "least_squares":
+            return
+        if self.learn_time is not None:
             raise ConfigError(f"learn_time={self.learn_time!r} needs optimizer='adam': the least-squares fit "
                               "does not learn trajectory clocks.")
-        refine = getattr(self, "refine_steps", 0)
-        if isinstance(refine, bool) or not isinstance(refine, int | np.integer) or refine < 0:
-            raise ConfigError(f"refine_steps must be a non-negative integer, got {refine!r}.")
 
     # -- fitting -----------------------------------------------------------------------
     def _fit_resolved(self, data: Trajectories) -> None:
         # One BLAS thread, as one torch thread: the trust-region SVDs are small, and OpenBLAS's second
         # thread made a 420 x 76 SVD take 350 ms instead of 6-13 ms on a busy 2-core machine.
         with threadpool_limits(1):
-            if self._optimizer() == "adam":
+            if self.training_.optimizer == "least_squares":
+                self._fit_least_squares(data)
+            else:
                 super()._fit_resolved(data)  # then _after_fit refines and computes the uncertainty
-                return
-            self._fit_least_squares(data)
 
     def _after_fit(self, data: Trajectories) -> None:
+        super()._after_fit(data)
         if not self._least_squares_capable:
-            self._read_params()
             return
         data = self._training_part(data)
-        theta = self._free_values()
-        self._single_shooting(data, theta, np.asarray(self.x0_, dtype=float), int(self.refine_steps), [],
-                              keep_on_failure=True)
+        self._single_shooting(data, self._free_values(), np.asarray(self.x0_, dtype=float),
+                              int(self.training_.refine_steps), [], keep_on_failure=True)
 
     def _training_part(self, data: Trajectories) -> Trajectories:
         """``data`` without the held-out tails of ``validation_fraction``."""
@@ -153,7 +133,21 @@ class ParametricODE(SolverTrainedODE):
         return out
 
     def _fit_least_squares(self, data: Trajectories) -> None:
-        reuse = self._build_model(data, self._generator())
+        reuse = self._prepare(data, self._generator())
+        if not self._least_squares_capable:
+            raise ConfigError(
+                f"{type(self).__name__}: optimizer='least_squares' fits fields whose only free quantities are named "
+                f"parameters (sysid.fields.GreyBox); this {type(self.field_part_).__name__} field has networks. Use "
+                "optimizer='adam'."
+            )
+        sensor = getattr(self, "sensor_", None)
+        if sensor is not None and any(p.requires_grad for p in sensor.parameters()):
+            raise ConfigError(
+                f"{type(self).__name__}: a sensor that learns an offset or a gain needs optimizer='adam' (the "
+                "least-squares fit handles saturation limits, not learned sensor parameters)."
+            )
+        if not reuse:
+            self._warn_if_underdetermined(data, depth=2)
         data = self._training_part(data)
         spec = self._spec()
         theta = self._free_values() if reuse else spec.values[spec.free].copy()
@@ -164,12 +158,12 @@ class ParametricODE(SolverTrainedODE):
         self.rhs_.nfe = 0
         self._segment_starts = None
         initial = None
-        if not reuse and self.collocation_steps:
+        if not reuse and self.training_.collocation_steps and sensor is None:  # smoothed readings are not states
             theta, initial = self._collocation(data, theta, spec, history)
         weights = None
         if self._segments_help(data):
             theta, x0, weights = self._multiple_shooting(data, theta, initial, spec, history)
-        self._single_shooting(data, theta, x0, int(self.max_epochs), history, weights)
+        self._single_shooting(data, theta, x0, int(self.training_.max_epochs), history, weights)
 
     def _segments_help(self, data: Trajectories) -> bool:
         """Whether to run the multiple-shooting stage: segments to cut, and states the data pin down.
@@ -181,7 +175,8 @@ class ParametricODE(SolverTrainedODE):
         one ClassicalODE finds. So it runs only when every state is observed in at least
         half of the rows (and never for augmented states or a fixed initial state).
         """
-        if not self.learn_x0 or self.n_augment or not any(tr.n_times > self.segment_length + 1 for tr in data):
+        training = self.training_
+        if not training.learn_x0 or self.n_augment or not any(tr.n_times > training.segment_length + 1 for tr in data):
             return False
         seen = np.concatenate([~np.isnan(tr.y) for tr in data]).mean(axis=0)
         return bool(seen.min() >= _OBSERVED_FOR_SEGMENTS)
@@ -203,7 +198,7 @@ class ParametricODE(SolverTrainedODE):
         residuals = CollocationResiduals(self.rhs_.field, np.concatenate([tr.t for tr in data])[rows], states,
                                          derivs, u, weights, lower, upper, self.torch_dtype_)
         try:
-            fit = solve_least_squares(residuals, theta, lower, upper, max_nfev=int(self.collocation_steps),
+            fit = solve_least_squares(residuals, theta, lower, upper, max_nfev=int(self.training_.collocation_steps),
                                       stop_within=_STOP_WITHIN["stage"])
         except (SolverFailure, ValueError, np.linalg.LinAlgError):
             return theta, None
@@ -216,12 +211,14 @@ class ParametricODE(SolverTrainedODE):
         """Parameters, initial states and per-state weights (1 / noise level) from multiple shooting."""
         lower, upper = spec.free_bounds()
         weights = 1.0 / self.scaling_.spread[: data.n_states]
+        training = self.training_
         residuals = SegmentResiduals(self.rhs_, [tr.t for tr in data], [tr.y for tr in data],
                                      self._input_signal(data), self.solver_, self.n_dims_, weights, lower, upper,
-                                     self.segment_length, self.continuity_weight, self.learn_x0, initial)
+                                     training.segment_length, training.continuity_weight, training.learn_x0, initial,
+                                     self._readings)
         n_starts = residuals.free_segments.size * self.n_dims_
         fit = self._solve(residuals, residuals.start_vector(theta), np.concatenate([lower, np.full(n_starts, -np.inf)]),
-                          np.concatenate([upper, np.full(n_starts, np.inf)]), int(self.max_epochs), "multiple shooting",
+                          np.concatenate([upper, np.full(n_starts, np.inf)]), int(training.max_epochs), "multiple shooting",
                           _STOP_WITHIN["stage"])
         history.append(_history_row("multiple_shooting", fit, residuals.solves))
         n_data = residuals.values.size
@@ -259,8 +256,9 @@ class ParametricODE(SolverTrainedODE):
         scale = self.scaling_.spread[: data.n_states]
         residuals = TrajectoryResiduals(self.rhs_, [tr.t for tr in data], [tr.y for tr in data],
                                         self._input_signal(data), self.solver_, self.n_dims_,
-                                        1.0 / scale if weights is None else weights, lower, upper, self.learn_x0, x0)
-        n_x0 = x0.size if self.learn_x0 else 0
+                                        1.0 / scale if weights is None else weights, lower, upper,
+                                        self.training_.learn_x0, x0, self._readings)
+        n_x0 = x0.size if self.training_.learn_x0 else 0
         x = np.concatenate([np.clip(theta, lower, upper), x0.reshape(-1)[:n_x0]])
         bounds = (np.concatenate([lower, np.full(n_x0, -np.inf)]), np.concatenate([upper, np.full(n_x0, np.inf)]))
         try:
@@ -293,10 +291,10 @@ class ParametricODE(SolverTrainedODE):
         self.refined_ = bool(max_nfev)
         self.refine_evaluations_ = int(sum(row["evaluations"] for row in history
                                            if row["stage"] in ("single_shooting", "reweighted")))
-        if self._optimizer() == "least_squares":
+        if self.training_.optimizer == "least_squares":
             self._record_least_squares(data, history, fit)
         labels = spec.free_names + ([f"x0[{tr}].{s}" for tr in data.names for s in self._dim_names(data)]
-                                    if self.learn_x0 else [])
+                                    if self.training_.learn_x0 else [])
         self._store_uncertainty(spec, linearised_uncertainty(fit.jacobian, fit.residuals, labels),
                                 dict(zip(data.state_names, (1.0 / residuals.weights).tolist())))
 
@@ -315,6 +313,7 @@ class ParametricODE(SolverTrainedODE):
         self.trajectory_names_ = list(data.names)
         self.time_scale_ = self.rhs_.time.scale.detach().cpu().numpy()
         self.time_offset_ = self.rhs_.time.offset.detach().cpu().numpy()
+        SolverTrainedODE._after_fit(self, data)  # the field's readable results
         # what a warm start with optimizer="adam" reads: the segment starts, else the initial states
         starts = self._segment_starts
         self.shooting_state_ = starts if starts is not None else torch.as_tensor(
@@ -331,10 +330,11 @@ class ParametricODE(SolverTrainedODE):
         lower, upper = spec.free_bounds()
         weights = np.array([1.0 / self.noise_levels_[s] for s in trajectories.state_names])
         x0 = np.asarray(self.x0_, dtype=float)
+        learn_x0 = self.training_.learn_x0
         residuals = TrajectoryResiduals(self.rhs_, [tr.t for tr in trajectories], [tr.y for tr in trajectories],
                                         self._input_signal(trajectories), self.solver_, self.n_dims_, weights,
-                                        lower, upper, self.learn_x0, x0)
-        n_x0 = x0.size if self.learn_x0 else 0
+                                        lower, upper, learn_x0, x0, self._readings)
+        n_x0 = x0.size if learn_x0 else 0
         last: dict[str, Any] = {}
 
         def evaluate(x: np.ndarray) -> tuple[np.ndarray, Any]:

@@ -12,7 +12,7 @@ on the lynx-hare record a solve with 13 copies costs about 1.3 solves. Parameter
 evaluated once per row when the user's function allows it
 (:meth:`~sysid.parameters._transform.ParameterTransform.evaluate_grouped`).
 
-Measured alternatives (PERFORMANCE-NOTES style, lynx-hare, dopri5, one thread): forward-mode
+Measured alternatives (lynx-hare, dopri5, one thread): forward-mode
 AD through torchdiffeq fails (its ``_UncheckedAssign`` has no ``jvp``); ``torch.func.vmap``
 over parameter groups costs as much as the loop it replaces (200 us for 7 groups);
 vectorised reverse mode through the solver took 8.6 s for 360 residuals.
@@ -56,6 +56,7 @@ from sysid.parameters._uncertainty import gauss_newton_distance
 from sysid.training._segments import interpolate_missing, make_segments
 
 Evaluation = Callable[[np.ndarray], tuple[np.ndarray, Any]]
+Readings = Callable[[np.ndarray], np.ndarray]
 
 FD_STEP = 1e-5
 """Relative step of the central differences (error ~ step^2, rounding ~ eps / step)."""
@@ -297,11 +298,15 @@ class TrajectoryResiduals:
     learn_x0 : bool
     x0 : array (n_traj, n_dims)
         Initial states used when ``learn_x0`` is False.
+    readings : callable, optional
+        Scaled readings (n, n_states) of a scaled path (n, n_dims), e.g. through a
+        saturating sensor; by default the observed states themselves.
     """
 
     def __init__(self, rhs: BatchedField, times: Sequence[np.ndarray], observations: Sequence[np.ndarray],
                  inputs: InputSignal | None, solver: SolverConfig, n_dims: int, weights: np.ndarray,
-                 lower: np.ndarray, upper: np.ndarray, learn_x0: bool = True, x0: np.ndarray | None = None) -> None:
+                 lower: np.ndarray, upper: np.ndarray, learn_x0: bool = True, x0: np.ndarray | None = None,
+                 readings: Readings | None = None) -> None:
         self.rhs, self.inputs, self.solver, self.n_dims = rhs, inputs, solver, n_dims
         self.times = list(times)
         self.observed = [~np.isnan(y) for y in observations]
@@ -311,6 +316,8 @@ class TrajectoryResiduals:
         self.lower, self.upper = np.asarray(lower, dtype=float), np.asarray(upper, dtype=float)
         self.learn_x0, self.fixed_x0 = learn_x0, x0
         self.center, self.spread, self.dtype = _scaling(rhs)
+        n_obs = self.observed[0].shape[1]
+        self.readings = readings or (lambda z: np.asarray(z)[..., :n_obs])
         self.n_params = self.lower.size
         self.n_traj = len(self.times)
         self.set_weights(weights)
@@ -345,7 +352,7 @@ class TrajectoryResiduals:
         out = np.empty((n_sets, self.values.size))
         n_obs = self.observed[0].shape[1]
         for g in range(n_sets):
-            parts = [(self.center[:n_obs] + self.spread[:n_obs] * preds[g * self.n_traj + i][:, :n_obs].numpy())[m]
+            parts = [(self.center[:n_obs] + self.spread[:n_obs] * self.readings(preds[g * self.n_traj + i].numpy()))[m]
                      for i, m in enumerate(self.observed)]
             out[g] = np.concatenate(parts) - self.values
         return out
@@ -405,12 +412,15 @@ class SegmentResiduals:
         Start values per trajectory (rows of ``observations``, ``n_dims`` or fewer
         columns, NaN where unknown), e.g. smoothed states; else the observations,
         interpolated where missing (augmented dimensions at zero).
+    readings : callable, optional
+        As for :class:`TrajectoryResiduals`.
     """
 
     def __init__(self, rhs: BatchedField, times: Sequence[np.ndarray], observations: Sequence[np.ndarray],
                  inputs: InputSignal | None, solver: SolverConfig, n_dims: int, weights: np.ndarray,
                  lower: np.ndarray, upper: np.ndarray, segment_length: int, continuity: float = 1.0,
-                 learn_x0: bool = True, initial: Sequence[np.ndarray] | None = None) -> None:
+                 learn_x0: bool = True, initial: Sequence[np.ndarray] | None = None,
+                 readings: Readings | None = None) -> None:
         self.rhs, self.inputs, self.solver, self.n_dims = rhs, inputs, solver, n_dims
         self.lower, self.upper = np.asarray(lower, dtype=float), np.asarray(upper, dtype=float)
         self.n_params = self.lower.size
@@ -419,6 +429,7 @@ class SegmentResiduals:
         self.segments = seg
         n_seg, length = len(seg), seg.length
         n_obs = observations[0].shape[1]
+        self.readings = readings or (lambda z: np.asarray(z)[..., :n_obs])
         seen = seg.observed.copy()
         linked = seg.next_segment >= 0
         seen[linked, length, :] = False  # the next segment's first row: count each observation once
@@ -489,10 +500,13 @@ class SegmentResiduals:
             return np.full(n_rows, FAILED_RESIDUAL), None
         finally:
             _grouped(field, None, dtype)
-        path = self.center + self.spread * out.numpy().transpose(1, 0, 2)  # (copies * n_seg, L + 1, n_dims)
-        path = path.reshape(n_copies, n_seg, -1, self.n_dims)
+        scaled = out.numpy().transpose(1, 0, 2)  # (copies * n_seg, L + 1, n_dims)
+        path = (self.center + self.spread * scaled).reshape(n_copies, n_seg, -1, self.n_dims)
+        n_obs = self.weights.size
+        read = self.readings(scaled.reshape(-1, self.n_dims)).reshape(n_copies, n_seg, -1, n_obs)
+        read = self.center[:n_obs] + self.spread[:n_obs] * read
         seg_i, row_i, state_i = self.data_index
-        data = (path[:, seg_i, row_i, state_i] - self.values) * self.row_weights  # (copies, n_data)
+        data = (read[:, seg_i, row_i, state_i] - self.values) * self.row_weights  # (copies, n_data)
         ends = path[:, self.linked, -1, :]  # (copies, n_linked, n_dims)
         gaps = (ends - starts[self.next][None]) * self.gap_weights  # next starts unperturbed: see below
         weighted = np.concatenate([data, gaps.reshape(n_copies, -1)], axis=1)

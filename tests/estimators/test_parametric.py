@@ -166,8 +166,9 @@ def test_warm_start_resumes_from_the_fitted_parameters(decay_data):
 
 
 def test_least_squares_settings_are_checked(decay_data):
-    with pytest.raises(ConfigError, match=r"optimizer must be one of \['least_squares', 'adam'\], got 'lbfgs'"):
+    with pytest.raises(ConfigError, match=r"Training: optimizer must be one of \['adam', 'least_squares'\], got 'lbfgs'"):
         GreyBoxODE(decay_torch, {"k": 0.1}, optimizer="lbfgs").fit(decay_data)
+    assert GreyBoxODE(decay_torch, {"k": 0.1}).get_params()["training__optimizer"] == "least_squares"
     with pytest.raises(ConfigError, match="learn_time='scale' needs optimizer='adam'"):
         GreyBoxODE(decay_torch, {"k": 0.1}, learn_time="scale").fit(decay_data)
 
@@ -209,9 +210,12 @@ def test_saved_models_keep_their_uncertainty(tmp_path, decay_data):
 
 def test_hybrid_models_share_the_spec_check_but_offer_no_intervals():
     data = simulate("lotka_volterra", n_trajectories=1, n_samples=20, random_state=0)
-    with pytest.raises(ConfigError, match=r"HybridODE: bounds names 'zeta', which is not a parameter"):
+    with pytest.raises(ConfigError, match=r"Hybrid: bounds names 'zeta', which is not a parameter"):
         HybridODE(decay_torch, {"k": 1.0}, bounds={"zeta": (0, 1)}).fit(data)
     assert not hasattr(HybridODE, "confidence_intervals")
+    with pytest.raises(ConfigError, match=r"optimizer='least_squares' fits fields whose only free quantities are named "
+                                          r"parameters .* this Hybrid field has networks"):
+        HybridODE(decay_torch, {"k": 1.0}, optimizer="least_squares", verbose=False).fit(data)
 
 
 @pytest.mark.slow
