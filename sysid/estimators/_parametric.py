@@ -77,10 +77,10 @@ class ParametricODE(SolverTrainedODE):
     @property
     def _least_squares_capable(self) -> bool:
         """Whether the fitted field's only free quantities are its named parameters (no network)."""
-        module = getattr(self, "rhs_", None)
-        module = None if module is None else module.field
+        rhs = getattr(self, "rhs_", None)
+        module: Any = None if rhs is None else rhs.field
         params = getattr(module, "params", None)
-        if params is None or not hasattr(module, "groups") or not isinstance(self, ParametricResults):
+        if module is None or params is None or not hasattr(module, "groups") or not isinstance(self, ParametricResults):
             return False
         return all(p is params.raw for p in module.parameters() if p.requires_grad)
 
