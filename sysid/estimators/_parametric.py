@@ -18,6 +18,7 @@ result (at most ``refine_steps`` evaluations).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -161,9 +162,21 @@ class ParametricODE(SolverTrainedODE):
         if not reuse and self.training_.collocation_steps and sensor is None:  # smoothed readings are not states
             theta, initial = self._collocation(data, theta, spec, history)
         weights = None
+        start = theta
+        alternatives: list[np.ndarray] = []
         if self._segments_help(data):
-            theta, x0, weights = self._multiple_shooting(data, theta, initial, spec, history)
-        self._single_shooting(data, theta, x0, int(self.training_.max_epochs), history, weights)
+            try:
+                theta, x0, weights = self._multiple_shooting(data, theta, initial, spec, history)
+            except FitError as exc:  # e.g. a segment starting at a noisy, unphysical observation blows up
+                history.append({"epoch": 0, "stage": "multiple_shooting", "loss": np.nan, "evaluations": 0,
+                                "solves": 1, "converged": False, "message": f"skipped: {exc}"})
+                alternatives = [spec.values[spec.free]]
+        else:
+            alternatives = [spec.values[spec.free]]
+        # Without multiple shooting, single shooting starts from the collocation estimate or the given
+        # start, whichever fits better: collocation on a short noisy record can land farther off.
+        alternatives = [a for a in alternatives if not np.array_equal(a, start)]
+        self._single_shooting(data, theta, x0, int(self.training_.max_epochs), history, weights, alternatives)
 
     def _segments_help(self, data: Trajectories) -> bool:
         """Whether to run the multiple-shooting stage: segments to cut, and states the data pin down.
@@ -242,9 +255,11 @@ class ParametricODE(SolverTrainedODE):
 
     def _single_shooting(self, data: Trajectories, theta: np.ndarray, x0: np.ndarray, max_nfev: int,
                          history: list[dict[str, Any]], weights: np.ndarray | None = None,
-                         keep_on_failure: bool = False) -> None:
+                         alternatives: Sequence[np.ndarray] = (), keep_on_failure: bool = False) -> None:
         """Whole-trajectory least squares; record the results and their uncertainty.
 
+        ``alternatives``: other parameter starts; the fit starts from whichever of
+        ``theta`` and these has the smallest residuals (one solve each).
         ``weights`` (1 / each state's noise level) default to 1 / the state's spread.
         Afterwards the noise levels are estimated from the residuals: if the weights'
         ratios move by more than :data:`~sysid.parameters._uncertainty.REWEIGHT` the fit
@@ -261,6 +276,9 @@ class ParametricODE(SolverTrainedODE):
         n_x0 = x0.size if self.training_.learn_x0 else 0
         x = np.concatenate([np.clip(theta, lower, upper), x0.reshape(-1)[:n_x0]])
         bounds = (np.concatenate([lower, np.full(n_x0, -np.inf)]), np.concatenate([upper, np.full(n_x0, np.inf)]))
+        if alternatives:
+            x = min([x] + [np.concatenate([np.clip(a, lower, upper), x[theta.size:]]) for a in alternatives],
+                    key=lambda c: _start_cost(residuals, c))
         try:
             fit = self._solve(residuals, x, *bounds, max_nfev, "single shooting") if max_nfev else \
                 _evaluated(residuals, x)
@@ -369,6 +387,15 @@ class ParametricODE(SolverTrainedODE):
         self._set_results_state(state, self._spec())
         for name in self._FIT_JSON:
             setattr(self, name, state[name])
+
+
+def _start_cost(residuals: TrajectoryResiduals, x: np.ndarray) -> float:
+    """Sum of squared weighted residuals at ``x`` (inf where the model cannot be simulated)."""
+    try:
+        r = residuals.residuals(x) * residuals.row_weights
+    except SolverFailure:
+        return np.inf
+    return float(r @ r) if np.all(np.isfinite(r)) else np.inf
 
 
 def _evaluated(residuals: TrajectoryResiduals, x: np.ndarray) -> LeastSquaresResult:

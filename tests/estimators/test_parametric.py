@@ -173,6 +173,18 @@ def test_least_squares_settings_are_checked(decay_data):
         GreyBoxODE(decay_torch, {"k": 0.1}, learn_time="scale").fit(decay_data)
 
 
+def test_segments_that_cannot_start_are_skipped_and_the_better_start_is_kept():
+    # 15 samples at 15% noise: one predator observation is negative, and a Lotka-Volterra segment
+    # starting there blows up in finite time
+    data = simulate("lotka_volterra", n_trajectories=1, n_samples=15, noise=0.15, irregular=True, random_state=2026)
+    assert (data[0].y < 0).any()
+    model = GreyBoxODE(lv_torch, TRUE, bounds=POSITIVE, verbose=False).fit(data)
+    skipped = model.history_.set_index("stage").loc["multiple_shooting", "message"]
+    assert skipped.startswith("skipped: ") and "underflow in dt" in skipped
+    # single shooting started from the given values, which fit better than collocation on these 15 samples
+    assert all(abs(model.params_[k] - v) < 3 * model.params_stderr_[k] for k, v in TRUE.items())
+
+
 def test_a_hidden_state_skips_multiple_shooting():
     t = np.linspace(0, 6, 40)
     x = np.exp(-0.5 * t)
