@@ -1,83 +1,54 @@
-"""Model files: tensors in safetensors, everything else in a JSON header. No pickle.
+"""Fitted estimators in model files: :func:`save` and :func:`load`.
 
-A ``.sysid`` file is a safetensors file. Its metadata holds one JSON document with the
-format version, the package version, the estimator's class and constructor
-parameters, and its fitted state (names, scaling, history...). Loading reads tensors
-with :func:`safetensors.torch.load` and JSON with :mod:`json`: a file can hold no code,
-so loading a hostile file cannot run any.
+A model file (:mod:`sysid.io.format`) holds the estimator's class name, its constructor
+parameters, its fitted state (names, scaling, history...) and its tensors. Class names
+are resolved through :mod:`sysid.registry` only, so a file naming anything else is
+refused and no code is imported; user functions (a grey-box right-hand side) are stored
+by name and passed again to :func:`load`.
 
-Estimators whose parameters include the user's own Python functions (e.g. a grey-box
-right-hand side) store the function's name only; pass the function again to
-:func:`load` by parameter name.
+Loading never trusts the file. Before the estimator rebuilds its modules, every tensor
+factory call is measured on torch's ``meta`` device and charged to a budget of what the
+file actually holds (twice its elements, plus a small allowance): constructor parameters
+that would build more than that (``hidden=[4, 16000, 16000]`` in a 3 kB file) are refused
+before the memory is allocated. Afterwards the loaded model must be consistent (state
+and input names against their counts, a vector field that evaluates), or the file is
+refused; every fault is a :class:`~sysid.ModelFileError` naming the file.
+
+The estimator's side of the contract: ``model._fitted_state()`` returns JSON-ready fitted
+attributes and a dict of tensors; ``model._set_fitted_state(state, tensors)`` rebuilds
+them on an unfitted estimator built from the stored parameters. Fitted sub-estimators
+listed under ``"members"`` (an Ensemble's) are written and read like the estimator itself.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import tempfile
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load as load_tensors
-from safetensors.torch import save as save_tensors
+from torch.overrides import TorchFunctionMode
 
-from sysid.errors import ModelFileError
+from sysid.errors import ModelFileError, SysidError
+from sysid.io.format import MODEL_FORMAT, FunctionRef, ObjectRecord, read_file, write_file
+from sysid.registry import estimator_class, estimator_names
 
-FORMAT_NAME = "sysid-model"
-FORMAT_VERSION = 1
-CHECKPOINT_FORMAT = "sysid-checkpoint"
-_HEADER_KEY = "sysid"
+__all__ = ["decode_params", "encode_params", "load", "read_header", "save"]
 
-
-def _registry() -> dict[str, type]:
-    import sysid.estimators as estimators
-    from sysid.ensemble import Ensemble
-
-    return {**{name: getattr(estimators, name) for name in estimators.__all__}, "Ensemble": Ensemble}
+_MEMBERS = "members"
 
 
-def jsonable(value: Any) -> Any:
-    """Convert numpy/tuple values to JSON types; callables become a placeholder."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    if callable(value):
-        return {"__callable__": getattr(value, "__qualname__", repr(value))}
-    if isinstance(value, float) and not np.isfinite(value):
-        return {"__float__": repr(value)}
-    return value
-
-
-def _restore_floats(value: Any) -> Any:
-    if isinstance(value, dict):
-        if set(value) == {"__float__"}:
-            return float(value["__float__"])
-        return {k: _restore_floats(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_restore_floats(v) for v in value]
-    return value
-
-
+# -- saving -----------------------------------------------------------------------------------------
 def save(model: Any, path: str | os.PathLike[str], extra: dict[str, Any] | None = None) -> Path:
-    """Write a fitted estimator to ``path`` (safetensors tensors + JSON header).
+    """Write a fitted estimator to ``path`` (safetensors tensors + JSON header, checksummed).
 
     Parameters
     ----------
     model : fitted sysid estimator
-    path : file path; conventionally ending in ``.sysid``
+    path : file path; conventionally ending in ``.sysid``. Its folder must exist.
     extra : dict, optional
         JSON-ready information stored as is under the header key ``"extra"`` (e.g. the
         provenance the command line records: config, package version, data checksum).
@@ -85,6 +56,14 @@ def save(model: Any, path: str | os.PathLike[str], extra: dict[str, Any] | None 
     Returns
     -------
     pathlib.Path of the written file.
+
+    Raises
+    ------
+    ModelFileError
+        An estimator sysid cannot store (not a registered estimator, or built from
+        objects a file cannot hold), or a file that cannot be written (missing folder,
+        a folder at ``path``, no permission, a full disk); a previous file at ``path``
+        is then unchanged.
 
     Examples
     --------
@@ -98,38 +77,19 @@ def save(model: Any, path: str | os.PathLike[str], extra: dict[str, Any] | None 
     """
     from sklearn.utils.validation import check_is_fitted
 
-    import sysid
-
     check_is_fitted(model)
     record, tensors = _record(model)
-    header = {
-        "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
-        "sysid_version": sysid.__version__,
-        **record,
-    }
     if extra is not None:
-        header["extra"] = jsonable(extra)
-    return write_safely(path, header, tensors)
-
-
-_ESTIMATOR_KEY = "__estimator__"
-_MEMBERS = "members"
+        record["extra"] = extra
+    return write_file(path, MODEL_FORMAT, record, tensors)
 
 
 def _record(model: Any) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """The header entries (estimator, params, fitted) and the tensors of one fitted estimator.
-
-    An estimator among the parameters (an Ensemble's template) is written as its class
-    and parameters; fitted sub-estimators listed under ``"members"`` in the fitted state
-    (an Ensemble's members) are written the same way as this one, their tensors prefixed
-    ``members.<k>.``.
-    """
+    """The header entries (estimator, params, fitted) and the tensors of one fitted estimator."""
     name = type(model).__name__
-    if name not in _registry():
-        raise ModelFileError(f"cannot save a {name}: only sysid estimators ({sorted(_registry())}) can be saved.")
+    _check_registered(model, f"cannot save a {name}: only sysid estimators ({estimator_names()}) can be saved.")
     state, tensors = model._fitted_state()  # first: it names the parameters it cannot store itself
-    params = _encode_params(model)
+    params = encode_params(model)
     state = dict(state)
     if getattr(model, "observed_range_", None) is not None:  # for the ExtrapolationWarning of the loaded model
         state["observed_range_"] = model.observed_range_
@@ -140,130 +100,101 @@ def _record(model: Any) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
             records.append(record)
             tensors = {**tensors, **{f"{_MEMBERS}.{k}.{key}": value for key, value in own.items()}}
         state[_MEMBERS] = records
-    return {"estimator": name, "params": params, "fitted": jsonable(state)}, tensors
+    return {"estimator": name, "params": params, "fitted": state}, tensors
 
 
-def _encode_params(model: Any) -> dict[str, Any]:
-    """``model``'s constructor parameters as JSON; an estimator among them as its class and parameters."""
+def _check_registered(obj: Any, message: str) -> None:
+    name = type(obj).__name__
+    try:
+        known = _object_class(name)
+    except KeyError:
+        known = None
+    if known is not type(obj):
+        raise ModelFileError(message)
+
+
+def _object_class(name: str) -> type:
+    """The class a model file may name (a registered estimator); KeyError for anything else.
+
+    Parts of estimators (``field=``, ``solver=``...) resolve here too once they exist.
+    """
+    return estimator_class(name)
+
+
+def encode_params(model: Any) -> dict[str, Any]:
+    """``model``'s constructor parameters as a model file stores them.
+
+    Nested sysid objects (an Ensemble's ``estimator``) become :class:`ObjectRecord` (class
+    name and their own parameters), the user's functions :class:`FunctionRef` (the name
+    only); :func:`sysid.io.format.encode` writes the rest. The inverse is :func:`decode_params`.
+    """
     name = type(model).__name__
-    params = {}
+    params: dict[str, Any] = {}
     for key, value in model.get_params(deep=False).items():
-        if hasattr(value, "get_params") and hasattr(value, "fit"):
-            if type(value).__name__ not in _registry():
-                raise ModelFileError(
-                    f"cannot save this {name}: its {key}= is a {type(value).__name__}, and a model file holds no "
-                    f"code, so only {name}s of sysid estimators ({sorted(_registry())}) can be saved."
-                )
-            params[key] = {_ESTIMATOR_KEY: type(value).__name__, "params": _encode_params(value)}
+        if hasattr(value, "get_params") and not isinstance(value, type):
+            _check_registered(value, (
+                f"cannot save this {name}: its {key}= is a {type(value).__name__}, and a model file holds no "
+                f"code, so only {name}s of sysid estimators ({estimator_names()}) can be saved."))
+            params[key] = ObjectRecord(type(value).__name__, encode_params(value))
+        elif callable(value) and not isinstance(value, type):
+            params[key] = FunctionRef(str(getattr(value, "__qualname__", None) or repr(value)))
         else:
-            params[key] = jsonable(value)
+            params[key] = value
     return params
 
 
-def tensor_digest(tensors: dict[str, torch.Tensor]) -> str:
-    """SHA-256 of the tensors' names, dtypes, shapes and bytes: detects a corrupted payload."""
-    digest = hashlib.sha256()
-    for name in sorted(tensors):
-        value = tensors[name].detach().cpu().contiguous()
-        digest.update(f"{name}|{value.dtype}|{tuple(value.shape)}|".encode())
-        digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes() if value.numel() else b"")
-    return digest.hexdigest()
+def decode_params(name: str, params: Mapping[str, Any], functions: Mapping[str, Callable[..., Any]],
+                  where: str) -> dict[str, Any]:
+    """The constructor keywords of estimator ``name`` from its stored parameters (see :func:`encode_params`).
 
-
-def write_safely(path: str | os.PathLike[str], header: dict[str, Any], tensors: dict[str, torch.Tensor]) -> Path:
-    """Write ``tensors`` with the JSON ``header`` (plus their digest) atomically to ``path``.
-
-    The bytes go to a temporary file in the same folder, are flushed to disk, and replace
-    ``path`` in one ``os.replace``: a crash or a kill leaves the old file or the new one,
-    never half of one.
+    Nested objects are built (unfitted), functions taken from ``functions`` by parameter name.
     """
-    tensors = {k: v.detach().cpu().clone().contiguous() for k, v in tensors.items()}
-    header = {**header, "tensors_sha256": tensor_digest(tensors)}
-    blob = save_tensors(tensors, metadata={_HEADER_KEY: json.dumps(header, allow_nan=False)})
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, _file_mode(path))  # mkstemp makes it private (0600); keep what a plain write gives
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(blob)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)  # never leave a half-written file behind
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    kwargs: dict[str, Any] = {}
+    for key, value in params.items():
+        if isinstance(value, ObjectRecord):
+            kwargs[key] = _build(value.name, value.params, functions, f"{where} ({name}'s {key}=)")
+        elif isinstance(value, FunctionRef):
+            if key not in functions:
+                raise ModelFileError(
+                    f"{name} was saved with a Python function for {key!r} ({value.name}); files hold "
+                    f"no code, so pass it again: sysid.load(path, {key}=your_function)."
+                )
+            kwargs[key] = functions[key]
+        else:
+            kwargs[key] = value
+    return kwargs
 
 
-def _file_mode(path: Path) -> int:
-    """The permissions ``path`` has, or those a new file gets under the current umask."""
-    if path.exists():
-        return path.stat().st_mode & 0o777
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def read_header(path: str | os.PathLike[str], expected: str = FORMAT_NAME,
-                ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """Read and check a model file's JSON header and tensors (no objects are built).
-
-    ``expected`` is the format name the header must carry (:data:`FORMAT_NAME`, or
-    :data:`CHECKPOINT_FORMAT` for training checkpoints).
-    """
-    if not isinstance(path, str | os.PathLike):
-        raise ModelFileError(f"a model file path must be a str or os.PathLike, got {type(path).__name__} {path!r}.")
-    path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(f"no model file at {str(path)!r}.")
-    raw = path.read_bytes()
-    try:
-        tensors = load_tensors(raw)
-        metadata = _metadata_of(raw)
-    except (SafetensorError, ValueError, OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelFileError(
-            f"{str(path)!r} is not a readable sysid model file (truncated or corrupted?): {exc}. "
-            "Save the model again with sysid.save."
-        ) from None
-    if _HEADER_KEY not in metadata:
-        raise ModelFileError(f"{str(path)!r} is a safetensors file but not a sysid model (no sysid header).")
-    try:
-        header = _restore_floats(json.loads(metadata[_HEADER_KEY]))
-    except json.JSONDecodeError as exc:
-        raise ModelFileError(f"{str(path)!r}: the sysid header is not valid JSON ({exc}).") from None
-    if not isinstance(header, dict):
-        raise ModelFileError(f"{str(path)!r}: the sysid header is a JSON {type(header).__name__}, not an object.")
-    if header.get("format") != expected:
-        raise ModelFileError(f"{str(path)!r}: format {header.get('format')!r}, expected {expected!r}.")
-    if header.get("format_version") != FORMAT_VERSION:
-        raise ModelFileError(
-            f"{str(path)!r} has model format version {header.get('format_version')!r}; this sysid "
-            f"({_version()}) reads version {FORMAT_VERSION}. Load it with the sysid version that wrote it "
-            f"({header.get('sysid_version')!r}) and refit, or re-save."
-        )
-    digest = header.get("tensors_sha256")  # files written before the digest existed have none
-    if digest is not None and digest != tensor_digest(tensors):
-        raise ModelFileError(
-            f"{str(path)!r} is corrupted: its tensors do not match the checksum in its header. "
-            "Use another copy of the file, or fit and save the model again."
-        )
-    return header, tensors
-
-
-def _metadata_of(raw: bytes) -> dict[str, str]:
-    """The safetensors header's ``__metadata__`` (length-prefixed JSON at the file start)."""
-    if len(raw) < 8:
-        raise ValueError("file shorter than the safetensors header")
-    n = int.from_bytes(raw[:8], "little")
-    if n <= 0 or 8 + n > len(raw):
-        raise ValueError("header length is out of range")
-    return json.loads(raw[8 : 8 + n].decode("utf-8")).get("__metadata__", {}) or {}
-
-
-def _version() -> str:
+def _build(name: Any, params: Any, functions: Mapping[str, Callable[..., Any]], where: str) -> Any:
+    """An unfitted estimator ``name(**params)``, with the user's functions and nested objects put back."""
     import sysid
 
-    return sysid.__version__
+    try:
+        cls = _object_class(name) if isinstance(name, str) else None
+    except KeyError:
+        cls = None
+    if cls is None:
+        raise ModelFileError(f"{where!r}: unknown estimator {name!r:.80}; known: {estimator_names()}.")
+    if not isinstance(params, dict):
+        raise ModelFileError(f"{where!r}: the {name} parameters are a {type(params).__name__}, not an object.")
+    kwargs = decode_params(name, params, functions, where)
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:  # parameters this version's estimator does not take
+        raise ModelFileError(
+            f"{where!r}: its {name} parameters do not fit this sysid ({sysid.__version__}): {exc}."
+        ) from None
+
+
+# -- loading ----------------------------------------------------------------------------------------
+def read_header(path: str | os.PathLike[str], expected: str = MODEL_FORMAT,
+                ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """A model file's checked header (typed values decoded) and tensors; nothing is built.
+
+    See :func:`sysid.io.format.read_file` for what is checked.
+    """
+    stored = read_file(path, expected)
+    return stored.header, stored.tensors
 
 
 def load(path: str | os.PathLike[str], **functions: Callable[..., Any]) -> Any:
@@ -279,17 +210,18 @@ def load(path: str | os.PathLike[str], **functions: Callable[..., Any]) -> Any:
     Raises
     ------
     ModelFileError
-        Missing, truncated or corrupted file, unknown format version, or a required
-        function not passed.
+        Missing, truncated, corrupted or hostile file, unknown format version, a required
+        function not passed, constructor parameters that do not match the tensors the
+        file holds, or a fitted state that does not make a working model.
     """
-    header, tensors = read_header(path)
-    return _from_record(header, tensors, functions, str(path))
+    stored = read_file(path)
+    return _from_record(stored.header, stored.tensors, functions, str(path))
 
 
-def _from_record(record: dict[str, Any], tensors: dict[str, torch.Tensor], functions: dict[str, Callable[..., Any]],
-                 where: str) -> Any:
+def _from_record(record: dict[str, Any], tensors: dict[str, torch.Tensor],
+                 functions: Mapping[str, Callable[..., Any]], where: str) -> Any:
     """The fitted estimator a :func:`_record` describes (members of an ensemble included)."""
-    model = _build(record.get("estimator"), record.get("params", {}), functions, where, record.get("sysid_version"))
+    model = _build(record.get("estimator"), record.get("params", {}), functions, where)
     name = type(model).__name__
     fitted = record.get("fitted")
     if not isinstance(fitted, dict):
@@ -301,12 +233,21 @@ def _from_record(record: dict[str, Any], tensors: dict[str, torch.Tensor], funct
         fitted = {**fitted, _MEMBERS: [
             _from_record(member, _prefixed(tensors, f"{_MEMBERS}.{k}."), functions, f"{where} member {k}")
             for k, member in enumerate(members)]}
+        tensors = {k: v for k, v in tensors.items() if not k.startswith(f"{_MEMBERS}.")}
     try:
-        model._set_fitted_state(fitted, tensors)
-        if fitted.get("observed_range_") is not None:  # files written before it existed have none
-            model.observed_range_ = np.asarray(fitted["observed_range_"], dtype=float).reshape(2, -1)
-    except (KeyError, RuntimeError, ValueError, TypeError, AttributeError) as exc:
-        raise ModelFileError(f"{where!r}: the fitted state does not match a {name}: {exc}") from None
+        with warnings.catch_warnings(), _AllocationBudget(tensors, where, name):
+            warnings.simplefilter("ignore")  # the stored model was fitted already: its fit warnings are old news
+            model._set_fitted_state(fitted, tensors)
+            if fitted.get("observed_range_") is not None:  # files written before it existed have none
+                model.observed_range_ = np.asarray(fitted["observed_range_"], dtype=float).reshape(2, -1)
+        _check_loaded(model, where)
+    except ModelFileError:
+        raise
+    except SysidError as exc:  # e.g. a ConfigError for stored parameters that cannot work
+        raise ModelFileError(f"{where!r}: the {name} it describes is invalid: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - anything else an untrusted fitted state makes the estimator raise
+        raise ModelFileError(f"{where!r}: the fitted state does not match a {name}: "
+                             f"{type(exc).__name__}: {exc}") from exc
     return model
 
 
@@ -314,28 +255,76 @@ def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.
     return {key[len(prefix):]: value for key, value in tensors.items() if key.startswith(prefix)}
 
 
-def _build(name: Any, params: Any, functions: dict[str, Callable[..., Any]], where: str, version: Any) -> Any:
-    """An unfitted estimator ``name(**params)``, with the user's functions and nested estimators put back."""
-    registry = _registry()
-    if name not in registry:
-        raise ModelFileError(f"{where!r}: unknown estimator {name!r}; known: {sorted(registry)}.")
-    if not isinstance(params, dict):
-        raise ModelFileError(f"{where!r}: the estimator parameters are a {type(params).__name__}, not an object.")
-    params = dict(params)
-    for key, value in params.items():
-        if isinstance(value, dict) and _ESTIMATOR_KEY in value:
-            params[key] = _build(value[_ESTIMATOR_KEY], value.get("params", {}), functions, where, version)
-        elif isinstance(value, dict) and "__callable__" in value:
-            if key not in functions:
-                raise ModelFileError(
-                    f"{name} was saved with a Python function for {key!r} ({value['__callable__']}); files hold "
-                    f"no code, so pass it again: sysid.load(path, {key}=your_function)."
-                )
-            params[key] = functions[key]
-    try:
-        return registry[name](**params)
-    except TypeError as exc:  # parameters this version's estimator does not take
-        raise ModelFileError(
-            f"{where!r}: its {name} parameters do not fit this sysid ({_version()}): {exc}. "
-            f"It was written by sysid {version!r}."
-        ) from None
+def _check_loaded(model: Any, where: str) -> None:
+    """The fitted attributes every estimator has must agree; its vector field must evaluate."""
+    name = type(model).__name__
+    for names, count in (("state_names_", "n_states_in_"), ("input_names_", "n_controls_in_")):
+        labels, n = getattr(model, names, None), getattr(model, count, None)
+        if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < (1 if count == "n_states_in_" else 0):
+            raise ModelFileError(f"{where!r}: {count}={n!r:.40} is not a valid count for a {name}.")
+        if not isinstance(labels, list | tuple) or len(labels) != n:
+            shown = len(labels) if isinstance(labels, list | tuple) else type(labels).__name__
+            raise ModelFileError(f"{where!r}: {names} ({shown} name(s)) disagrees with {count}={n}: the header "
+                                 "was altered or belongs to another model.")
+        if not all(isinstance(s, str | int) and not isinstance(s, bool) for s in labels) \
+                or len(set(labels)) != len(labels):
+            raise ModelFileError(f"{where!r}: {names} must be distinct names, got {labels!r:.120}.")
+    observed = getattr(model, "observed_range_", None)
+    if observed is not None and np.shape(observed) != (2, model.n_states_in_):
+        raise ModelFileError(f"{where!r}: observed_range_ has shape {np.shape(observed)}, expected "
+                             f"(2, {model.n_states_in_}) for states {list(model.state_names_)}.")
+    x = np.zeros(model.n_states_in_)
+    u = np.zeros(model.n_controls_in_) if model.n_controls_in_ else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        value = np.asarray(model.vector_field(x, 0.0, u) if u is not None else model.vector_field(x, 0.0))
+    if value.shape != (model.n_states_in_,):
+        raise ModelFileError(f"{where!r}: its vector field returns shape {value.shape} for "
+                             f"{model.n_states_in_} states {list(model.state_names_)}; the file is inconsistent.")
+
+
+class _AllocationBudget(TorchFunctionMode):
+    """Refuse tensor allocations beyond what a model file holds, before they happen.
+
+    Every torch factory call (``torch.empty``, ``zeros``, ``randn``... those torch's
+    ``device`` context manager redirects) is first made on the ``meta`` device, which
+    allocates nothing, and its size charged to a budget: twice the file's elements plus
+    :attr:`ALLOWANCE`, and four times its tensors plus :attr:`CALLS` calls. A model built
+    from parameters that disagree with the file's tensors (``hidden=[4, 16000, 16000]``
+    stored beside a 4-unit network) runs out of budget at once, with nothing allocated.
+    """
+
+    ALLOWANCE = 1_000_000
+    CALLS = 10_000
+
+    def __init__(self, tensors: Mapping[str, torch.Tensor], where: str, name: str) -> None:
+        super().__init__()
+        from torch.utils._device import _device_constructors
+
+        self.constructors = _device_constructors()
+        held = sum(int(t.numel()) for t in tensors.values())
+        self.elements = 2 * held + self.ALLOWANCE
+        self.calls = 4 * len(tensors) + self.CALLS
+        self.where, self.name, self.held = where, name, held
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        kwargs = kwargs or {}
+        if func not in self.constructors or kwargs.get("out") is not None:
+            return func(*args, **kwargs)
+        if func in (torch.tensor, torch.as_tensor, torch.asarray):  # from data that exists already
+            result = func(*args, **kwargs)
+            self._charge(int(result.numel()))
+            return result
+        probe = {k: v for k, v in kwargs.items() if k not in ("generator", "pin_memory")}
+        self._charge(int(func(*args, **{**probe, "device": "meta"}).numel()))
+        return func(*args, **kwargs)
+
+    def _charge(self, elements: int) -> None:
+        self.elements -= elements
+        self.calls -= 1
+        if self.elements < 0 or self.calls < 0:
+            raise ModelFileError(
+                f"{self.where!r}: its {self.name} parameters describe a model larger than the tensors the file "
+                f"holds ({self.held:,} values); the header was altered or belongs to another model. Nothing was "
+                "built."
+            )
