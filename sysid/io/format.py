@@ -193,7 +193,7 @@ def _decode(value: Any, where: str, depth: int) -> Any:
     if len(value) != 1:
         raise ModelFileError(f"{where}: a {marker!r} value must be alone in its object, got keys {sorted(value)}.")
     if marker == "__float__":
-        if content not in _FLOATS:
+        if not isinstance(content, str) or content not in _FLOATS:
             raise ModelFileError(f"{where}: {value!r} is not a number (expected 'inf', '-inf' or 'nan').")
         return _FLOATS[content]
     if marker == "__tuple__":

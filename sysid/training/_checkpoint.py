@@ -208,11 +208,8 @@ class Checkpoint:
         if stop not in _STOP_REASONS:
             raise self._fault("stop_reason", f"= {stop!r:.40} is not one of {list(_STOP_REASONS)}")
         history = state.get("history")
-        if not isinstance(history, list) or not all(
-                isinstance(row, dict) and isinstance(row.get("epoch"), int) and isinstance(row.get("stage"), str)
-                and all(isinstance(v, int | float | str) and not isinstance(v, bool) for v in row.values())
-                for row in history):
-            raise self._fault("history", "is not a list of epoch records (epoch, stage, numbers)")
+        if not isinstance(history, list) or not all(_is_epoch_record(row) for row in history):
+            raise self._fault("history", f"is not a list of epoch records ({', '.join(_HISTORY_KEYS)}, numbers)")
         epochs = [row["epoch"] for row in history if row["stage"] == "adam"]
         last = max(epochs, default=-1)
         if values["next_epoch"] != last + 1 and not (stop == "early_stopping" and values["next_epoch"] > last):
@@ -235,6 +232,14 @@ class Checkpoint:
         own = optimizer.state_dict()
         groups = state.get("param_groups")
         self._check_like("param_groups", groups, own["param_groups"])
+        for group, mine in zip(groups, own["param_groups"]):  # only the learning rates move during training
+            for key, value in group.items():
+                if key in ("lr", "initial_lr"):
+                    if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                        raise self._fault("param_groups", f"hold the learning rate {key}={value!r:.40}")
+                elif _plain(value) != _plain(mine[key]):
+                    raise self._fault("param_groups", f"set {key}={value!r:.40}, where this fit's optimizer has "
+                                                      f"{mine[key]!r:.40}")
         groups = [{**g, "betas": tuple(g["betas"])} if "betas" in g else g for g in groups]
         shapes = [tuple(p.shape) for g in optimizer.param_groups for p in g["params"]]
         per_param: dict[int, dict[str, torch.Tensor]] = {}
@@ -285,6 +290,16 @@ def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.
 
 
 _MAX_COUNT = 10**9
+_HISTORY_KEYS = ("epoch", "stage", "loss", "val_loss", "nfe_forward", "nfe_backward", "lr", "seconds")
+
+
+def _is_epoch_record(row: Any) -> bool:
+    """A row of the loop's history: the keys it writes (nfe_validation when it validated), numbers."""
+    if not isinstance(row, dict) or not set(_HISTORY_KEYS) <= set(row) <= {*_HISTORY_KEYS, "nfe_validation"}:
+        return False
+    if not isinstance(row["epoch"], int) or isinstance(row["epoch"], bool) or row["stage"] not in ("start", "adam"):
+        return False
+    return all(isinstance(v, int | float) and not isinstance(v, bool) for k, v in row.items() if k != "stage")
 _STOP_REASONS = ("max_epochs", "early_stopping", "interrupted", "failed")
 
 
