@@ -22,6 +22,7 @@ True
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 __all__ = ["ESTIMATORS", "Entry", "by_cli_name", "cli_names", "entry", "estimator_class", "estimator_names"]
@@ -91,10 +92,7 @@ def entry(name: str) -> Entry:
     KeyError
         For a name that is not a registered estimator.
     """
-    for e in ESTIMATORS:
-        if e.name == name:
-            return e
-    raise KeyError(name)
+    return _first(lambda e: e.name == name, name)
 
 
 def by_cli_name(cli_name: str) -> Entry:
@@ -105,10 +103,14 @@ def by_cli_name(cli_name: str) -> Entry:
     KeyError
         For a name the command line does not know.
     """
-    for e in ESTIMATORS:
-        if e.cli_name is not None and e.cli_name == cli_name:
-            return e
-    raise KeyError(cli_name)
+    return _first(lambda e: e.cli_name is not None and e.cli_name == cli_name, cli_name)
+
+
+def _first(matches: Callable[[Entry], bool], key: object) -> Entry:
+    found = next((e for e in ESTIMATORS if matches(e)), None)
+    if found is None:
+        raise KeyError(key)
+    return found
 
 
 def estimator_class(name: str) -> type:

@@ -110,6 +110,12 @@ def test_cli_refuses_with_exit_2_and_leaves_the_inputs_alone(case_id: str, argv,
     assert [digest(p) for p in inputs] == before
 
 
+def test_catalogue_rows() -> None:
+    documented = (ROOT / "docs" / "reliability.md").read_text()
+    missing = [case[0] for case in CASES if f"`{case[0]}`" not in documented]
+    assert not missing, f"catalogue entries missing from docs/reliability.md: {missing}"
+
+
 def test_an_output_beside_the_inputs_is_fine(files: dict, tmp_path: Path) -> None:
     out = tmp_path / "runs.csv"  # same name, another folder
     assert main(["predict", str(files["model"]), str(files["csv"]), "--out", str(out), "--quiet"]) == 0

@@ -61,3 +61,32 @@ def write_raw(path: str | Path, header: Any, tensors: dict[str, torch.Tensor], v
         metadata["sysid_tensors_sha256"] = tensor_digest(tensors)
     path.write_bytes(save_tensors(tensors, metadata=metadata))
     return path
+
+
+def interrupted_fit_checkpoint(path: Path, data: Any, max_epochs: int) -> Path:
+    """Leave at ``path`` the checkpoint of a tiny NeuralODE fit interrupted (Ctrl-C) in its third epoch."""
+    import warnings
+
+    from sysid.training import _shooting
+
+    from .conftest import make_estimator
+
+    calls = {"n": 0}
+    original = _shooting.MultipleShooting.forward
+
+    def forward(self: Any, batch: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return original(self, batch)
+
+    _shooting.MultipleShooting.forward = forward
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            make_estimator("NeuralODE", checkpoint_path=path, max_epochs=max_epochs).fit(data)
+    finally:
+        _shooting.MultipleShooting.forward = original
+    if not path.exists():
+        raise RuntimeError(f"the interrupted fit left no checkpoint at {path}")
+    return path

@@ -28,7 +28,7 @@ import sysid
 from sysid.errors import NotFittedError
 
 from .conftest import decay_data, decay_numpy, decay_torch, make_estimator
-from .hostile_files import read_raw, write_raw
+from .hostile_files import interrupted_fit_checkpoint, read_raw, write_raw
 
 OURS = (sysid.SysidError, NotFittedError)
 SECONDS_PER_EXAMPLE = 5.0
@@ -229,26 +229,8 @@ def test_fuzzed_model_files_give_only_our_errors(data, saved, tmp_path) -> None:
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> tuple[dict, dict, Any]:
     """The raw checkpoint of a NeuralODE fit interrupted in its third epoch, and the data."""
-    from sysid.training import _shooting
-
     data = decay_data()
-    path = tmp_path_factory.mktemp("fuzz-ckpt") / "fit.ckpt"
-    calls = {"n": 0}
-    original = _shooting.MultipleShooting.forward
-
-    def forward(self, batch):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return original(self, batch)
-
-    _shooting.MultipleShooting.forward = forward
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            make_estimator("NeuralODE", checkpoint_path=path, max_epochs=4).fit(data)
-    finally:
-        _shooting.MultipleShooting.forward = original
+    path = interrupted_fit_checkpoint(tmp_path_factory.mktemp("fuzz-ckpt") / "fit.ckpt", data, max_epochs=4)
     header, tensors = read_raw(path)
     return header, tensors, data
 

@@ -30,7 +30,7 @@ import sysid
 from sysid.errors import ConfigError, ModelFileError
 
 from .conftest import decay_data, make_estimator
-from .hostile_files import read_raw, write_raw
+from .hostile_files import interrupted_fit_checkpoint, read_raw, write_raw
 
 FAST_SECONDS = 1.0
 MAX_GROWTH_MB = 300
@@ -188,29 +188,9 @@ def test_a_hostile_model_file_is_refused_fast_without_allocating(case: Case, ver
 # -- checkpoints ----------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def killed_checkpoint(tmp_path_factory) -> tuple[Path, Any]:
-    """The checkpoint of a NeuralODE fit killed in its third epoch."""
-    from sysid.training import _shooting
-
+    """The checkpoint of a NeuralODE fit interrupted in its third epoch, and its data."""
     data = decay_data()
-    path = tmp_path_factory.mktemp("ckpt") / "fit.ckpt"
-    calls = {"n": 0}
-    original = _shooting.MultipleShooting.forward
-
-    def forward(self, batch):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return original(self, batch)
-
-    _shooting.MultipleShooting.forward = forward
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            make_estimator("NeuralODE", checkpoint_path=path, max_epochs=5).fit(data)
-    finally:
-        _shooting.MultipleShooting.forward = original
-    assert path.exists()
-    return path, data
+    return interrupted_fit_checkpoint(tmp_path_factory.mktemp("ckpt") / "fit.ckpt", data, max_epochs=5), data
 
 
 def _checkpoint_with(change: Callable[[dict], Any], text: str | None = None) -> Callable[[Any, int], Any]:
