@@ -25,7 +25,8 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["ESTIMATORS", "Entry", "by_cli_name", "cli_names", "entry", "estimator_class", "estimator_names"]
+__all__ = ["ESTIMATORS", "Entry", "by_cli_name", "cli_names", "entry", "estimator_class", "estimator_names",
+           "object_class"]
 
 
 @dataclass(frozen=True)
@@ -125,3 +126,20 @@ def estimator_class(name: str) -> type:
     if found is None:
         raise KeyError(name)
     return getattr(importlib.import_module(found.module), found.name)
+
+
+def object_class(name: str) -> type:
+    """The class a model file may name: a registered estimator, or one of sysid's parts (:mod:`sysid.parts`).
+
+    Raises
+    ------
+    KeyError
+        For any other name: nothing is imported then but sysid's own modules.
+    """
+    try:
+        return estimator_class(name)
+    except KeyError:
+        pass
+    if not isinstance(name, str):
+        raise KeyError(name)
+    return importlib.import_module("sysid.parts").part_class(name)  # type: ignore[no-any-return]

@@ -472,7 +472,7 @@ def _fit_summary(model: Any, seconds: float) -> str:
 
 
 def _model_lines(model: Any) -> list[str]:
-    from sysid.cli._demo import model_notes
+    from sysid.report import model_notes
 
     if not hasattr(model, "equations") and not hasattr(model, "params_"):
         return []
@@ -547,6 +547,7 @@ def _parse_x0(text: str, model: Any) -> np.ndarray:
 
 def _cmd_predict(args: argparse.Namespace, ui: Console, argv: Sequence[str]) -> int:
     import sysid.io
+    from sysid.io.format import read_file
 
     if args.out and args.out != "-":
         check_not_an_input(args.out, {"model file": args.model, "data file": args.data,
@@ -554,7 +555,7 @@ def _cmd_predict(args: argparse.Namespace, ui: Console, argv: Sequence[str]) -> 
     if args.n_times is not None and not 2 <= args.n_times <= MAX_N_TIMES:
         raise UsageError(f"--n-times must be between 2 and {MAX_N_TIMES:,}, got {args.n_times:,}; for more times, "
                          "call model.predict(t=...) in Python, in pieces.")
-    header, _ = sysid.io.read_header(args.model)
+    header = read_file(args.model).header
     functions = _functions_for(header, args.rhs, ui, args.model)
     model = sysid.io.load(args.model, **functions)
     out_kind = file_format(args.out, "predictions file") if args.out and args.out != "-" else "csv"
@@ -625,7 +626,7 @@ def _predict_grid(args: argparse.Namespace, model: Any, x0: np.ndarray | None, k
 # -- compare -------------------------------------------------------------------------------------------------
 def _cmd_compare(args: argparse.Namespace, ui: Console, argv: Sequence[str]) -> int:
     from sysid.adapters import as_trajectories
-    from sysid.cli._demo import model_notes, run_comparison, write_figures, write_report
+    from sysid.report import model_notes, run_comparison, write_figures, write_report
     from sysid.cli._models import (
         NEEDS_RHS, build_estimator, check_model_name, constructor_parameters, load_rhs, model_class, parse_bounds,
         parse_fixed, parse_params,
@@ -688,7 +689,7 @@ def _cmd_compare(args: argparse.Namespace, ui: Console, argv: Sequence[str]) -> 
             f"{f', {len(test)} test' if test is not None else ''} trajectories)")
     table = run_comparison(estimators, train, test, truth=truth, time_fraction=time_fraction,
                            n_jobs=settings.get("n_jobs"), ui=ui)
-    from sysid.cli._demo import display_table, markdown_table
+    from sysid.report import display_table, markdown_table
 
     ui.out(markdown_table(display_table(table)))
     if out_dir is not None:
@@ -859,13 +860,15 @@ def _round_seconds(history: dict[str, Any]) -> list[float]:
 
 def _equation_lines(path: str, header: dict[str, Any]) -> list[str]:
     """The equations of a model that has them (SINDy, SparseODE): the file is loaded, nothing else runs."""
+    from sysid.io.format import FunctionRef
     from sysid.registry import estimator_class
 
     try:
         has_equations = hasattr(estimator_class(str(header.get("estimator"))), "equations")
     except KeyError:
         return []
-    if not has_equations:
+    params = header.get("params") if isinstance(header.get("params"), dict) else {}
+    if not has_equations or any(isinstance(v, FunctionRef) for v in params.values()):  # files hold no code
         return []
     try:
         import sysid.io

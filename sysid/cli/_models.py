@@ -323,8 +323,11 @@ def model_class(name: str) -> type:
 
 
 def constructor_parameters(cls: type) -> list[str]:
-    """Names of the estimator's constructor parameters."""
-    return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    """Names of the estimator's constructor parameters, with its parts' parameters given flat."""
+    signature = inspect.signature(cls)
+    names = [p.name for p in signature.parameters.values() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+    flat = getattr(cls, "flat_parameters", None)
+    return names + sorted(set(flat()) - set(names)) if flat is not None else names
 
 
 def build_estimator(

@@ -33,8 +33,8 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from sysid.errors import ModelFileError, SysidError
-from sysid.io.format import MODEL_FORMAT, FunctionRef, ObjectRecord, read_file, write_file
-from sysid.registry import estimator_class, estimator_names
+from sysid.io.format import MODEL_FORMAT, FunctionRef, ModuleRef, ObjectRecord, read_file, write_file
+from sysid.registry import estimator_names, object_class
 
 __all__ = ["decode_params", "encode_params", "load", "read_header", "save"]
 
@@ -114,27 +114,28 @@ def _check_registered(obj: Any, message: str) -> None:
 
 
 def _object_class(name: str) -> type:
-    """The class a model file may name (a registered estimator); KeyError for anything else.
-
-    Parts of estimators (``field=``, ``solver=``...) resolve here too once they exist.
-    """
-    return estimator_class(name)
+    """The class a model file may name (a registered estimator or a part); KeyError for anything else."""
+    return object_class(name)
 
 
 def encode_params(model: Any) -> dict[str, Any]:
     """``model``'s constructor parameters as a model file stores them.
 
-    Nested sysid objects (an Ensemble's ``estimator``) become :class:`ObjectRecord` (class
-    name and their own parameters), the user's functions :class:`FunctionRef` (the name
-    only); :func:`sysid.io.format.encode` writes the rest. The inverse is :func:`decode_params`.
+    Nested sysid objects (an Ensemble's ``estimator``, the parts ``field=MLP(...)``,
+    ``training=Training(...)``) become :class:`ObjectRecord` (class name and their own
+    parameters), the user's functions :class:`FunctionRef` and torch modules
+    :class:`ModuleRef` (the name only: :func:`load` takes them again);
+    :func:`sysid.io.format.encode` writes the rest. The inverse is :func:`decode_params`.
     """
     name = type(model).__name__
     params: dict[str, Any] = {}
     for key, value in model.get_params(deep=False).items():
-        if hasattr(value, "get_params") and not isinstance(value, type):
+        if isinstance(value, torch.nn.Module):
+            params[key] = ModuleRef(type(value).__qualname__)
+        elif hasattr(value, "get_params") and not isinstance(value, type):
             _check_registered(value, (
                 f"cannot save this {name}: its {key}= is a {type(value).__name__}, and a model file holds no "
-                f"code, so only {name}s of sysid estimators ({estimator_names()}) can be saved."))
+                f"code, so only {name}s of sysid estimators ({estimator_names()}) and sysid's parts can be saved."))
             params[key] = ObjectRecord(type(value).__name__, encode_params(value))
         elif callable(value) and not isinstance(value, type):
             params[key] = FunctionRef(str(getattr(value, "__qualname__", None) or repr(value)))
@@ -144,29 +145,43 @@ def encode_params(model: Any) -> dict[str, Any]:
 
 
 def decode_params(name: str, params: Mapping[str, Any], functions: Mapping[str, Callable[..., Any]],
-                  where: str) -> dict[str, Any]:
-    """The constructor keywords of estimator ``name`` from its stored parameters (see :func:`encode_params`).
+                  where: str, owner: str | None = None) -> dict[str, Any]:
+    """The constructor keywords of ``name`` (an estimator or a part) from its stored parameters.
 
-    Nested objects are built (unfitted), functions taken from ``functions`` by parameter name.
+    The inverse of :func:`encode_params`: nested objects are built (unfitted), functions
+    and torch modules taken from ``functions`` by parameter name. ``owner`` is the
+    estimator a part belongs to, for the messages.
     """
     kwargs: dict[str, Any] = {}
+    who = owner or name
     for key, value in params.items():
         if isinstance(value, ObjectRecord):
-            kwargs[key] = _build(value.name, value.params, functions, f"{where} ({name}'s {key}=)")
+            part = value.name not in estimator_names()
+            kwargs[key] = _build(value.name, value.params, functions, where, owner=who if part else None)
         elif isinstance(value, FunctionRef):
             if key not in functions:
                 raise ModelFileError(
-                    f"{name} was saved with a Python function for {key!r} ({value.name}); files hold "
+                    f"{who} was saved with a Python function for {key!r} ({value.name}); files hold "
                     f"no code, so pass it again: sysid.load(path, {key}=your_function)."
                 )
             kwargs[key] = functions[key]
+        elif isinstance(value, ModuleRef):
+            module = functions.get(key)
+            if not isinstance(module, torch.nn.Module):
+                raise ModelFileError(
+                    f"{who} was saved with your torch module {value.name} as its {key}; files hold no code, so "
+                    f"pass a new instance of it: sysid.load(path, {key}={value.name}(...)). Its weights come from "
+                    "the file."
+                )
+            kwargs[key] = module
         else:
             kwargs[key] = value
     return kwargs
 
 
-def _build(name: Any, params: Any, functions: Mapping[str, Callable[..., Any]], where: str) -> Any:
-    """An unfitted estimator ``name(**params)``, with the user's functions and nested objects put back."""
+def _build(name: Any, params: Any, functions: Mapping[str, Callable[..., Any]], where: str,
+           owner: str | None = None) -> Any:
+    """An unfitted estimator (or part) ``name(**params)``, with the user's functions and nested objects put back."""
     import sysid
 
     try:
@@ -174,10 +189,11 @@ def _build(name: Any, params: Any, functions: Mapping[str, Callable[..., Any]], 
     except KeyError:
         cls = None
     if cls is None:
-        raise ModelFileError(f"{where!r}: unknown estimator {name!r:.80}; known: {estimator_names()}.")
+        raise ModelFileError(f"{where!r}: unknown estimator {name!r:.80}; known: {estimator_names()} (and sysid's "
+                             "parts).")
     if not isinstance(params, dict):
         raise ModelFileError(f"{where!r}: the {name} parameters are a {type(params).__name__}, not an object.")
-    kwargs = decode_params(name, params, functions, where)
+    kwargs = decode_params(name, params, functions, where, owner)
     try:
         return cls(**kwargs)
     except TypeError as exc:  # parameters this version's estimator does not take
@@ -189,12 +205,13 @@ def _build(name: Any, params: Any, functions: Mapping[str, Callable[..., Any]], 
 # -- loading ----------------------------------------------------------------------------------------
 def read_header(path: str | os.PathLike[str], expected: str = MODEL_FORMAT,
                 ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """A model file's checked header (typed values decoded) and tensors; nothing is built.
+    """A model file's checked header, as stored (plain JSON, typed values in their JSON form), and tensors.
 
-    See :func:`sysid.io.format.read_file` for what is checked.
+    Nothing is built. See :func:`sysid.io.format.read_file` for what is checked, and for
+    the header with its typed values decoded (``read_file(path).header``).
     """
     stored = read_file(path, expected)
-    return stored.header, stored.tensors
+    return stored.raw_header, stored.tensors
 
 
 def load(path: str | os.PathLike[str], **functions: Callable[..., Any]) -> Any:
@@ -234,6 +251,7 @@ def _from_record(record: dict[str, Any], tensors: dict[str, torch.Tensor],
             _from_record(member, _prefixed(tensors, f"{_MEMBERS}.{k}."), functions, f"{where} member {k}")
             for k, member in enumerate(members)]}
         tensors = {k: v for k, v in tensors.items() if not k.startswith(f"{_MEMBERS}.")}
+    _check_names(fitted, where, name, required=False)  # before anything is built from them
     try:
         with warnings.catch_warnings(), _AllocationBudget(tensors, where, name):
             warnings.simplefilter("ignore")  # the stored model was fitted already: its fit warnings are old news
@@ -255,11 +273,12 @@ def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.
     return {key[len(prefix):]: value for key, value in tensors.items() if key.startswith(prefix)}
 
 
-def _check_loaded(model: Any, where: str) -> None:
-    """The fitted attributes every estimator has must agree; its vector field must evaluate."""
-    name = type(model).__name__
+def _check_names(values: Mapping[str, Any], where: str, name: str, required: bool = True) -> None:
+    """State and input names must agree with their counts (in a stored fitted state, or a loaded model's)."""
     for names, count in (("state_names_", "n_states_in_"), ("input_names_", "n_controls_in_")):
-        labels, n = getattr(model, names, None), getattr(model, count, None)
+        if not required and (names not in values or count not in values):
+            continue  # the estimator reports what its state misses
+        labels, n = values.get(names), values.get(count)
         if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < (1 if count == "n_states_in_" else 0):
             raise ModelFileError(f"{where!r}: {count}={n!r:.40} is not a valid count for a {name}.")
         if not isinstance(labels, list | tuple) or len(labels) != n:
@@ -269,6 +288,13 @@ def _check_loaded(model: Any, where: str) -> None:
         if not all(isinstance(s, str | int) and not isinstance(s, bool) for s in labels) \
                 or len(set(labels)) != len(labels):
             raise ModelFileError(f"{where!r}: {names} must be distinct names, got {labels!r:.120}.")
+
+
+def _check_loaded(model: Any, where: str) -> None:
+    """The fitted attributes every estimator has must agree; its vector field must evaluate."""
+    name = type(model).__name__
+    _check_names({k: getattr(model, k, None) for k in ("state_names_", "n_states_in_", "input_names_",
+                                                         "n_controls_in_")}, where, name)
     observed = getattr(model, "observed_range_", None)
     if observed is not None and np.shape(observed) != (2, model.n_states_in_):
         raise ModelFileError(f"{where!r}: observed_range_ has shape {np.shape(observed)}, expected "

@@ -25,7 +25,8 @@ Every fault is a :class:`~sysid.ModelFileError` naming the file and the field.
 Typed JSON values (:func:`encode` / :func:`decode`): a non-finite float is
 ``{"__float__": "inf"}`` (``"-inf"``, ``"nan"``), a tuple ``{"__tuple__": [...]}``, a user
 function ``{"__callable__": "name"}`` (its name only: files hold no code; decoded as a
-:class:`FunctionRef`), an object described by its class name and parameters
+:class:`FunctionRef`), the user's own torch module ``{"__module__": "ClassName"}`` (its class
+name; decoded as a :class:`ModuleRef`: its weights are tensors of the file), an object described by its class name and parameters
 ``{"__object__": "Name", "params": {...}}`` (decoded as an :class:`ObjectRecord`: the caller
 decides which names it builds), and a dict that looks like one of these
 ``{"__dict__": {...}}``.
@@ -57,6 +58,7 @@ __all__ = [
     "MODEL_FORMAT",
     "READABLE_VERSIONS",
     "FunctionRef",
+    "ModuleRef",
     "ObjectRecord",
     "StoredFile",
     "decode",
@@ -78,13 +80,20 @@ _HEADER_KEY = "sysid"
 _HEADER_CHECKSUM = "sysid_header_sha256"
 _TENSORS_CHECKSUM = "sysid_tensors_sha256"
 _V1_CHECKSUM = "tensors_sha256"
-_MARKERS = ("__float__", "__tuple__", "__callable__", "__object__", "__estimator__", "__dict__")
+_MARKERS = ("__float__", "__tuple__", "__callable__", "__module__", "__object__", "__estimator__", "__dict__")
 _FLOATS = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
 
 
 @dataclass(frozen=True)
 class FunctionRef:
     """A user function stored by name (``{"__callable__": name}``): files hold no code."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class ModuleRef:
+    """The user's own torch module stored by class name (``{"__module__": name}``): files hold no code."""
 
     name: str
 
@@ -131,6 +140,8 @@ def encode(value: Any, where: str = "value", tuples: bool = True) -> Any:
         return {"__object__": value.name, "params": encode(value.params, f"{where}.params", tuples)}
     if isinstance(value, FunctionRef):
         return {"__callable__": value.name}
+    if isinstance(value, ModuleRef):
+        return {"__module__": value.name}
     if isinstance(value, Mapping):
         out = {str(k): encode(v, f"{where}.{k}", tuples) for k, v in value.items()}
         return {"__dict__": out} if any(k in _MARKERS for k in out) else out
@@ -200,10 +211,11 @@ def _decode(value: Any, where: str, depth: int) -> Any:
         if not isinstance(content, list):
             raise ModelFileError(f"{where}: a tuple must hold a list, got {type(content).__name__}.")
         return tuple(_decode(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(content))
-    if marker == "__callable__":
+    if marker in ("__callable__", "__module__"):
         if not isinstance(content, str):
-            raise ModelFileError(f"{where}: a function is stored by its name (text), got {content!r:.80}.")
-        return FunctionRef(content)
+            what = "function" if marker == "__callable__" else "torch module"
+            raise ModelFileError(f"{where}: a {what} is stored by its name (text), got {content!r:.80}.")
+        return FunctionRef(content) if marker == "__callable__" else ModuleRef(content)
     if not isinstance(content, dict):  # __dict__
         raise ModelFileError(f"{where}: {{'__dict__': ...}} must hold an object, got {type(content).__name__}.")
     return {k: _decode(v, f"{where}.{k}", depth + 1) for k, v in content.items()}

@@ -339,6 +339,14 @@ def _unlike(value: Any, reference: Any, where: str = "") -> str | None:
 
 
 def fingerprint(estimator: Any, data: Any, stage: Any = 0, ignore: Iterable[str] = RESUMABLE_CHANGES) -> dict[str, Any]:
-    """What identifies a fit: class, the parameters that shape it, the data, the stage."""
-    params = {k: v for k, v in estimator.get_params(deep=False).items() if k not in set(ignore)}
+    """What identifies a fit: class, the parameters that shape it, the data, the stage.
+
+    Parameters are read deep (a part's as ``training__max_epochs``) and compared by their
+    last name, so ``ignore`` names ``max_epochs`` wherever it lives.
+    """
+    from sysid.parts import Part
+
+    skip = set(ignore)
+    params = {k: v for k, v in estimator.get_params(deep=True).items()
+              if not isinstance(v, Part) and k.rsplit("__", 1)[-1] not in skip}
     return {"estimator": type(estimator).__name__, "params": params, "data": data_digest(data), "stage": stage}

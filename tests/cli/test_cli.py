@@ -80,7 +80,7 @@ def test_info_describes_the_model_and_its_provenance(capsys: pytest.CaptureFixtu
     code, out, _ = run(capsys, "info", files["model"], "--json")
     header = json.loads(out)
     provenance = header["extra"]["provenance"]
-    assert header["estimator"] == "NeuralODE" and header["params"]["hidden"] == [4]
+    assert header["estimator"] == "NeuralODE" and header["params"]["field"]["params"]["hidden"] == [4]
     assert provenance["data"]["sha256"] == hashlib.sha256(files["csv"].read_bytes()).hexdigest()
     assert provenance["sysid_version"] == header["sysid_version"]
     assert provenance["config"]["model"] == "neural" and provenance["config"]["states"] == ["prey", "predator"]
@@ -140,8 +140,9 @@ def test_config_file_with_a_flag_override(capsys: pytest.CaptureFixture[str], fi
     assert code == 0
     code, out, _ = run(capsys, "info", folder / "fitted.sysid", "--json")
     header = json.loads(out)
-    assert header["params"]["max_epochs"] == 1  # the flag wins
-    assert header["params"]["hidden"] == [4] and header["params"]["random_state"] == 3  # from the file
+    params = header["params"]
+    assert params["training"]["params"]["max_epochs"] == 1  # the flag wins
+    assert params["field"]["params"]["hidden"] == [4] and params["random_state"] == 3  # from the file
     recorded = header["extra"]["provenance"]["config_file"]
     assert recorded["sha256"] == hashlib.sha256(config.read_bytes()).hexdigest()
     assert "max_epochs = 5" in recorded["content"]
@@ -271,10 +272,16 @@ def test_demo_quick_writes_report_and_figures(capsys: pytest.CaptureFixture[str]
     code, out, err = run(capsys, "demo", "--quick", "--out", out_dir, "--quiet")
     assert code == 0 and err == ""  # --quiet: no progress bars, no messages
     report = (out_dir / "report.md").read_text()
-    assert "in-sample" in report and "| NeuralODE | train |" in report
+    assert "held-out" in report and "in-sample" in report and "(1900-1916)" in report
     assert "published" in report and "0.028" in report
     assert "fits.png" in report and (out_dir / "fits.png").stat().st_size > 0
     assert "SINDy" in out and "d hare/dt" in out and "0.55" in out
+    table = pd.read_csv(out_dir / "comparison.csv")  # held out first, models ranked by held-out nrmse
+    assert table["split"].tolist() == ["extrapolation", "train"] * 4
+    held_out = table[table["split"] == "extrapolation"]["nrmse"].dropna()
+    assert len(held_out) >= 3 and held_out.is_monotonic_increasing
+    rows = [line for line in out.splitlines() if line.startswith("| ") and "estimator" not in line][: len(table)]
+    assert [line.split(" | ")[:2] for line in rows] == [["| " + e, s] for e, s in zip(table.estimator, table.split)]
 
 
 def test_python_dash_m_entry_point(files: dict, tmp_path: Path) -> None:
@@ -293,13 +300,13 @@ def test_compare_from_a_config_file_flags_win(capsys: pytest.CaptureFixture[str]
         '[options]\nrandom_state = 1\nhidden = [4]\n\n[sindy]\nthreshold = 0.5\ndegree = 1\n'
     )
     built = {}
-    import sysid.cli._demo as demo_module
+    import sysid.report as report_module
 
     def record(estimators, *args, **kwargs):  # capture the estimators instead of fitting them
         built.update(estimators)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(demo_module, "run_comparison", record)
+    monkeypatch.setattr(report_module, "run_comparison", record)
     code, _, _ = run(capsys, "compare", "--config", "run.toml", "--threshold", "0.2", "--quiet")
     assert code == 130
     sindy = built["SINDy"]

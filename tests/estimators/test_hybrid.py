@@ -102,14 +102,6 @@ def test_bad_settings_are_reported_in_fit(kwargs, match):
         HybridODE(**settings, max_epochs=1, **FAST).fit(short_data())
 
 
-def test_sklearn_conventions():
-    model = HybridODE(growth_and_death, KNOWN)
-    check_no_attributes_set_in_init("HybridODE", model)
-    check_parameters_default_constructible("HybridODE", model)
-    check_get_params_invariance("HybridODE", model)
-    check_set_params("HybridODE", model)
-    assert clone(model).get_params()["known"] is growth_and_death
-
 
 def test_not_fitted_errors():
     model = HybridODE(growth_and_death, KNOWN)

@@ -144,16 +144,6 @@ def test_preconditioning_and_pruning_keep_the_field():
 
 
 # -- scikit-learn conventions, files, errors -------------------------------------------
-def test_sklearn_conventions():
-    model = SparseODE()
-    check_no_attributes_set_in_init("SparseODE", model)
-    check_parameters_default_constructible("SparseODE", model)
-    check_get_params_invariance("SparseODE", model)
-    check_set_params("SparseODE", model)
-    twin = clone(SparseODE(degree=3, threshold=0.1, include_trig=True))
-    assert twin.get_params()["degree"] == 3 and twin.get_params()["include_trig"] is True
-    assert "SparseODE(degree=3" in repr(SparseODE(degree=3))
-
 
 def test_not_fitted_errors():
     model = SparseODE()

@@ -90,6 +90,12 @@ def _set_param(name: str, key: str, value: Any) -> Callable[[Files, int], Any]:
     return call
 
 
+def _set_part_param(name: str, part: str, key: str, value: Any) -> Callable[[Files, int], Any]:
+    def call(files: Files, version: int) -> Any:
+        return sysid.load(files.altered(name, version, lambda h: h["params"][part]["params"].__setitem__(key, value)))
+    return call
+
+
 def _set_fitted(key: str, value: Any) -> Callable[[Files, int], Any]:
     def call(files: Files, version: int) -> Any:
         return sysid.load(files.altered("NeuralODE", version, lambda h: h["fitted"].__setitem__(key, value)))
@@ -146,6 +152,9 @@ def _without_checksum(files: Files, version: int) -> Any:
 MODEL_CASES = [
     Case("load-parameters-claim-a-huge-network", _set_param("NeuralODE", "hidden", [4, 16000, 16000]), ModelFileError,
          r"its NeuralODE parameters describe a model larger than the tensors the file holds"),
+    Case("load-part-parameters-claim-a-huge-network",
+         _set_part_param("NeuralODE", "field", "hidden", {"__tuple__": [4, 16000, 16000]}), ModelFileError,
+         r"its NeuralODE parameters describe a model larger than the tensors the file holds", (2,)),
     Case("load-parameters-claim-320-gb", _set_param("NeuralODE", "hidden", [200000, 200000]), ModelFileError,
          r"describe a model larger than the tensors the file holds .* Nothing was built"),
     Case("load-parameters-claim-100000-layers", _set_param("NeuralODE", "hidden", [4] * 100_000), ModelFileError,
@@ -173,7 +182,7 @@ MODEL_CASES = [
     Case("load-dimensions-disagree-with-the-tensors", _set_fitted("n_dims_", 3), ModelFileError,
          r"the fitted state does not match a NeuralODE: ValueError: n_dims_=3 is not n_states_in_=2 \+ n_augment=0"),
     Case("load-parameter-of-a-wrong-type", _set_param("NeuralODE", "hidden", "many"), ModelFileError,
-         r"the NeuralODE it describes is invalid: hidden must be a non-empty tuple of positive ints"),
+         r"the NeuralODE it describes is invalid: MLP: hidden must be a non-empty tuple of positive ints"),
 ]
 
 
