@@ -259,8 +259,10 @@ def _from_record(record: dict[str, Any], tensors: dict[str, torch.Tensor],
             if fitted.get("observed_range_") is not None:  # files written before it existed have none
                 model.observed_range_ = np.asarray(fitted["observed_range_"], dtype=float).reshape(2, -1)
         _check_loaded(model, where)
-    except ModelFileError:
-        raise
+    except ModelFileError as exc:
+        if where in str(exc):
+            raise
+        raise ModelFileError(f"{where!r}: {exc}") from exc  # the estimator's own: name the file
     except SysidError as exc:  # e.g. a ConfigError for stored parameters that cannot work
         raise ModelFileError(f"{where!r}: the {name} it describes is invalid: {exc}") from exc
     except Exception as exc:  # noqa: BLE001 - anything else an untrusted fitted state makes the estimator raise
