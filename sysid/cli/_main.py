@@ -752,28 +752,37 @@ def _fmt(value: Any) -> str:
 
 
 def _non_default_params(estimator: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The stored constructor parameters that differ from the defaults; a part's shown by their own names."""
     import inspect
 
-    from sysid.cli._models import cli_name_of, model_class
+    from sysid.io.format import ObjectRecord
+    from sysid.registry import object_class
 
-    kind = cli_name_of(estimator)
-    if kind is None:
-        return params
-    try:
-        signature = inspect.signature(model_class(kind).__init__)
-    except UsageError:
-        return params
-    shown = {}
-    for key, value in params.items():
-        if key == "verbose":  # progress bars: not a modelling choice
-            continue
-        parameter = signature.parameters.get(key)
-        default = None if parameter is None else parameter.default
-        if isinstance(default, tuple):
-            default = list(default)
-        if parameter is None or default is inspect.Parameter.empty or value != default:
-            shown[key] = value
-    return shown
+    def defaults(name: str) -> dict[str, Any] | None:
+        try:
+            cls = object_class(name)
+            signature = inspect.signature(cls)
+        except (KeyError, TypeError, ValueError):
+            return None
+        found = {k: p.default for k, p in signature.parameters.items() if p.default is not inspect.Parameter.empty}
+        for factory in (getattr(cls, "default_parts", None) or {}).values():  # flat keywords (version 1 files)
+            found.update({k: v for k, v in factory().get_params(deep=False).items() if k not in found})
+        return found
+
+    def differing(name: str, values: dict[str, Any]) -> dict[str, Any]:
+        known = defaults(name)
+        shown: dict[str, Any] = {}
+        for key, value in values.items():
+            if key == "verbose":  # progress bars: not a modelling choice
+                continue
+            default = None if known is None else known.get(key, inspect.Parameter.empty)
+            if isinstance(value, ObjectRecord) and (default is None or isinstance(default, ObjectRecord)):
+                shown.update(differing(value.name, value.params))  # a part: its own settings, by their names
+            elif known is None or default is inspect.Parameter.empty or value != default:
+                shown[key] = value
+        return shown
+
+    return differing(estimator, params)
 
 
 def _describe(path: str, header: dict[str, Any], tensors: dict[str, Any]) -> Iterator[tuple[str, str]]:
