@@ -25,14 +25,19 @@ from typing import Any
 import numpy as np
 
 from sysid.cli._config import load_config
-from sysid.cli._files import UsageError, file_format, parse_names, read_data, sha256_of, write_data, write_table
+from sysid.cli._files import (
+    UsageError, check_not_an_input, file_format, parse_names, read_data, sha256_of, write_data, write_table,
+)
+from sysid.cli._models import MODEL_FLAGS
 from sysid.errors import FitError, SysidError
+from sysid.registry import cli_names
 
 __all__ = ["Console", "build_parser", "main"]
 
 _PACKAGES = ("numpy", "scipy", "pandas", "xarray", "torch", "torchdiffeq", "pysindy", "scikit-learn")
 _DATA_KEYS = ("time", "states", "inputs", "trajectory", "interpolate_inputs")
-_FLAG_OPTIONS = ("hidden", "max_epochs", "lbfgs_steps", "degree", "threshold", "random_state", "gradient")
+MAX_N_TIMES = 10_000_000
+"""The most times ``sysid predict --n-times`` simulates (more: call ``model.predict(t=...)`` in pieces)."""
 
 
 # -- output ------------------------------------------------------------------------------------
@@ -95,16 +100,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> Any:  # type: ignore[override]
         raise UsageError(f"{message} (see '{self.prog} --help')")
-
-
-def _int_list(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated layer widths like 64,64, got {text!r}") from None
-    if not values or any(v <= 0 for v in values):
-        raise argparse.ArgumentTypeError(f"layer widths must be positive integers, got {text!r}")
-    return values
 
 
 def _fraction(text: str) -> float:
@@ -189,13 +184,8 @@ def _data_options() -> argparse.ArgumentParser:
 def _model_options() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("model settings (each applies to the models that have it)")
-    group.add_argument("--hidden", type=_int_list, metavar="64,64", help="neural: hidden layer widths")
-    group.add_argument("--max-epochs", type=int, metavar="N", help="neural, sparse, greybox: Adam epochs")
-    group.add_argument("--lbfgs-steps", type=int, metavar="N", help="neural, sparse, greybox: L-BFGS polish steps")
-    group.add_argument("--degree", type=int, metavar="N", help="sparse, sindy: polynomial degree")
-    group.add_argument("--threshold", type=float, metavar="X", help="sparse, sindy: sparsity threshold")
-    group.add_argument("--random-state", type=int, metavar="N", help="seed (every model that has one)")
-    group.add_argument("--gradient", choices=("adjoint", "backprop"), help="neural, sparse, greybox")
+    for flag in MODEL_FLAGS:
+        flag.add_to(group)
     group.add_argument("--set", action="append", metavar="KEY=VALUE", dest="set_options",
                        help="any other constructor parameter, value read as TOML (repeatable): --set lr=0.005")
     rhs = parent.add_argument_group("right-hand side (classical, greybox, hybrid)")
@@ -225,7 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
                               description="Fit one model to a data file and write a model file.")
     fit.add_argument("data", nargs="?", metavar="DATA", help="CSV, Parquet or netCDF file")
     fit.add_argument("--config", metavar="RUN.toml", help="TOML file with the settings; flags override it")
-    fit.add_argument("--model", metavar="NAME", help="neural (default), sparse, sindy, classical, greybox or hybrid")
+    names = cli_names()
+    fit.add_argument("--model", metavar="NAME",
+                     help=f"{names[0]} (default), {', '.join(names[1:-1])} or {names[-1]}")
     fit.add_argument("--out", metavar="MODEL.sysid", help="model file to write")
     fit.set_defaults(handler=_cmd_fit)
 
@@ -249,7 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
                                               "of trajectory (and equation) errors, with figures.")
     compare.add_argument("data", nargs="?", metavar="DATA", help="CSV, Parquet or netCDF file")
     compare.add_argument("--config", metavar="RUN.toml", help="TOML file with the settings; flags override it")
-    compare.add_argument("--models", metavar="A,B", help="models to compare (default neural,sparse,sindy)")
+    compare.add_argument("--models", metavar="A,B",
+                         help=f"models to compare, from {', '.join(names)} (default neural,sparse,sindy)")
     compare.add_argument("--test-trajectories", metavar="A,B", help="trajectories held out for testing")
     compare.add_argument("--time-fraction", type=_fraction, metavar="F",
                          help="also fit on the first F of each trajectory's span and score the rest")
@@ -317,22 +310,22 @@ def _flag_settings(args: argparse.Namespace) -> dict[str, Any]:
     from sysid.cli._models import parse_set
 
     options = parse_set(getattr(args, "set_options", None))
-    for key in _FLAG_OPTIONS:
-        value = getattr(args, key, None)
+    for flag in MODEL_FLAGS:
+        value = getattr(args, flag.parameter, None)
         if value is not None:
-            options[key] = value
+            options[flag.parameter] = value
     return options
 
 
 def _shared_options(settings: dict[str, Any]) -> dict[str, Any]:
     """The config's [options] table, each key checked against every model's parameters."""
-    from sysid.cli._models import MODELS, constructor_parameters, model_class
+    from sysid.cli._models import constructor_parameters, model_class
 
     shared = dict(settings.get("options", {}))
     if not shared:
         return shared
     known: set[str] = set()
-    for name in MODELS:
+    for name in cli_names():
         with contextlib.suppress(UsageError):
             known.update(constructor_parameters(model_class(name)))
     unknown = sorted(set(shared) - known)
@@ -341,12 +334,25 @@ def _shared_options(settings: dict[str, Any]) -> dict[str, Any]:
     return shared
 
 
-def _model_settings(settings: dict[str, Any], args: argparse.Namespace, model: str,
-                    accepted: set[str]) -> dict[str, Any]:
-    """Constructor options for one model: [options] (where it applies) < [model] table < --set < flags."""
+def _model_settings(settings: dict[str, Any], flags: dict[str, Any], model: str, accepted: set[str],
+                    every_flag: bool) -> dict[str, Any]:
+    """Constructor options for one model: [options] (where it applies) < [model] table < --set < flags.
+
+    The one place the precedence lives (fit and compare). ``flags`` are the command
+    line's (:func:`_flag_settings`); with ``every_flag`` all of them are kept, for the
+    estimator to refuse those it lacks (fit: one model, every flag meant for it), else
+    only those the model has (compare: each flag goes to the models that have it).
+    """
+    from sysid.cli._models import model_class
+
     options = {k: v for k, v in _shared_options(settings).items() if k in accepted}
-    options.update(settings.get(model, {}))
-    options.update(_flag_settings(args))
+    table = dict(settings.get(model, {}))
+    unknown = sorted(set(table) - accepted)
+    if unknown:
+        raise UsageError(f"[{model}] in the config sets {unknown}, which {model_class(model).__name__} does not have; "
+                         f"its settings are {sorted(accepted)}.")
+    options.update(table)
+    options.update(flags if every_flag else {k: v for k, v in flags.items() if k in accepted})
     return options
 
 
@@ -394,17 +400,11 @@ def _provenance(command: str, argv: Sequence[str], config: dict[str, Any], meta:
     return record
 
 
-def _jsonable(value: Any) -> Any:
-    from sysid.io import jsonable
-
-    return jsonable(value)
-
-
 # -- fit -------------------------------------------------------------------------------------------------
 def _cmd_fit(args: argparse.Namespace, ui: Console, argv: Sequence[str]) -> int:
     from sysid.cli._models import (
-        NEEDS_RHS, build_estimator, check_model_name, constructor_parameters, is_savable, load_rhs, model_class,
-        parse_bounds, parse_fixed, parse_params,
+        NEEDS_RHS, build_estimator, check_model_name, constructor_parameters, load_rhs, model_class, parse_bounds,
+        parse_fixed, parse_params,
     )
 
     settings, meta = _settings(args, ("data", "out", "model", "rhs", "params", "bounds", "fixed", *_DATA_KEYS))
@@ -416,11 +416,13 @@ def _cmd_fit(args: argparse.Namespace, ui: Console, argv: Sequence[str]) -> int:
     name = check_model_name(settings.get("model", "neural"))
     if out.is_dir():
         raise UsageError(f"--out {str(out)!r} is a folder; give a file name such as {str(out / 'model.sysid')!r}.")
+    check_not_an_input(out, {"data file": data_path, "config file": getattr(args, "config", None),
+                             "right-hand side file": _rhs_file(settings.get("rhs"))})
     data_options = _data_settings(settings)
     frame = read_data(data_path, time=data_options.get("time"))  # a missing or unreadable file fails fast
     data_record = _data_record(str(data_path))  # hashed as read, before a long fit
     cls = model_class(name)
-    options = _model_settings(settings, args, name, set(constructor_parameters(cls)))
+    options = _model_settings(settings, _flag_settings(args), name, set(constructor_parameters(cls)), every_flag=True)
     rhs = load_rhs(settings["rhs"], name) if settings.get("rhs") and name in NEEDS_RHS else None
     params = parse_params(settings["params"]) if settings.get("params") is not None else None
     bounds = parse_bounds(settings["bounds"]) if settings.get("bounds") is not None else None
@@ -429,11 +431,6 @@ def _cmd_fit(args: argparse.Namespace, ui: Console, argv: Sequence[str]) -> int:
         raise UsageError(f"--rhs applies to greybox, hybrid and classical models, not {name}.")
     estimator = build_estimator(name, options, rhs=rhs, params=params, bounds=bounds, fixed=fixed,
                                 verbose=not ui.quiet)
-    if not is_savable(cls):
-        raise UsageError(
-            f"--model {name}: {cls.__name__} cannot be written to a model file yet (sysid.estimators does not "
-            "export it, so sysid.save refuses it); use `sysid compare` to try it."
-        )
     from sysid.adapters import as_trajectories
 
     data = as_trajectories(frame, **data_options)  # bad columns or values fail here, before any fitting
@@ -446,7 +443,7 @@ def _cmd_fit(args: argparse.Namespace, ui: Console, argv: Sequence[str]) -> int:
     seconds = time.perf_counter() - started
     config = {"model": name, **data_options, "options": options,
               "rhs": None if rhs is None else rhs.record(), "params": params, "bounds": bounds, "fixed": fixed}
-    provenance = _provenance("fit", argv, _jsonable(config), meta, data_record, {"fit_seconds": seconds})
+    provenance = _provenance("fit", argv, config, meta, data_record, {"fit_seconds": seconds})
     import sysid.io
 
     sysid.io.save(estimator, out, extra={"provenance": provenance})
@@ -483,24 +480,38 @@ def _model_lines(model: Any) -> list[str]:
 
 
 # -- predict ----------------------------------------------------------------------------------------------
-_KIND_OF_CLASS = {"NeuralODE": "neural", "SparseODE": "sparse", "SINDy": "sindy", "ClassicalODE": "classical",
-                  "GreyBoxODE": "greybox", "HybridODE": "hybrid"}
+def _rhs_file(spec: Any) -> str | None:
+    """The Python file of an ``--rhs file.py:function`` spec (None for a built-in or no spec)."""
+    if not isinstance(spec, str):
+        return None
+    path, sep, _ = spec.strip().rpartition(":")
+    return path if sep and path else None
+
+
+def _recorded_rhs(header: dict[str, Any]) -> dict[str, Any]:
+    """The right-hand side `sysid fit` recorded in a model file's provenance ({} if none)."""
+    record: Any = header
+    for key in ("extra", "provenance", "config", "rhs"):
+        record = record.get(key) if isinstance(record, dict) else None
+    return record if isinstance(record, dict) else {}
 
 
 def _functions_for(header: dict[str, Any], rhs_spec: str | None, ui: Console, path: str) -> dict[str, Callable]:
     """The user functions a model file needs (files hold no code), from --rhs or a built-in."""
-    from sysid.cli._models import RHS_PARAMETER, load_rhs
+    from sysid.cli._models import cli_name_of, load_rhs, rhs_parameter
+    from sysid.io.format import FunctionRef
 
-    needed = [k for k, v in (header.get("params") or {}).items() if isinstance(v, dict) and "__callable__" in v]
+    params = header.get("params") if isinstance(header.get("params"), dict) else {}
+    needed = [k for k, v in params.items() if isinstance(v, FunctionRef)]
     estimator = header.get("estimator")
-    recorded = ((header.get("extra") or {}).get("provenance") or {}).get("config", {}).get("rhs") or {}
+    recorded = _recorded_rhs(header)
     if not needed:
         if rhs_spec:
             raise UsageError(f"--rhs: the {estimator} in {path} needs no right-hand side.")
         return {}
-    kind = _KIND_OF_CLASS.get(str(estimator), "classical")
-    parameter = RHS_PARAMETER.get(kind)
-    if needed != [parameter]:
+    kind = cli_name_of(estimator)
+    parameter = rhs_parameter(kind) if kind is not None else None
+    if needed != [parameter] or kind is None:
         raise UsageError(f"{path}: the {estimator} was saved with Python functions for {needed}; the command line "
                          "supplies only the right-hand side (--rhs). Load it in Python with sysid.load(path, ...).")
     if rhs_spec:
@@ -513,8 +524,7 @@ def _functions_for(header: dict[str, Any], rhs_spec: str | None, ui: Console, pa
     where = f" --rhs {recorded['spec']}" if recorded.get("spec") else " --rhs file.py:function"
     raise UsageError(
         f"the {estimator} in {path} was fitted with a Python right-hand side "
-        f"({header['params'][parameter].get('__callable__')}) and model files hold no code: pass it again "
-        f"with{where}."
+        f"({params[parameter].name}) and model files hold no code: pass it again with{where}."
     )
 
 
@@ -537,8 +547,15 @@ def _parse_x0(text: str, model: Any) -> np.ndarray:
 
 def _cmd_predict(args: argparse.Namespace, ui: Console, argv: Sequence[str]) -> int:
     import sysid.io
+    from sysid.io.format import read_file
 
-    header, _ = sysid.io.read_header(args.model)
+    if args.out and args.out != "-":
+        check_not_an_input(args.out, {"model file": args.model, "data file": args.data,
+                                      "right-hand side file": _rhs_file(args.rhs)})
+    if args.n_times is not None and not 2 <= args.n_times <= MAX_N_TIMES:
+        raise UsageError(f"--n-times must be between 2 and {MAX_N_TIMES:,}, got {args.n_times:,}; for more times, "
+                         "call model.predict(t=...) in Python, in pieces.")
+    header = read_file(args.model).header
     functions = _functions_for(header, args.rhs, ui, args.model)
     model = sysid.io.load(args.model, **functions)
     out_kind = file_format(args.out, "predictions file") if args.out and args.out != "-" else "csv"
@@ -593,8 +610,6 @@ def _predict_grid(args: argparse.Namespace, model: Any, x0: np.ndarray | None, k
         raise UsageError(f"the model has inputs {model.input_names_}: predict on a DATA file that gives them.")
     t0 = 0.0 if args.t0 is None else float(args.t0)
     n = 101 if args.n_times is None else int(args.n_times)
-    if n < 2:
-        raise UsageError(f"--n-times must be at least 2, got {n}.")
     if not (np.isfinite(t0) and np.isfinite(float(args.t1))):
         raise UsageError(f"--t0 and --t1 must be finite numbers, got --t0 {t0} and --t1 {args.t1}.")
     if not float(args.t1) > t0:
@@ -613,8 +628,8 @@ def _cmd_compare(args: argparse.Namespace, ui: Console, argv: Sequence[str]) -> 
     from sysid.adapters import as_trajectories
     from sysid.report import model_notes, run_comparison, write_figures, write_report
     from sysid.cli._models import (
-        NEEDS_RHS, build_estimator, check_model_name, constructor_parameters, load_rhs, model_class,
-        parse_bounds, parse_fixed, parse_params,
+        NEEDS_RHS, build_estimator, check_model_name, constructor_parameters, load_rhs, model_class, parse_bounds,
+        parse_fixed, parse_params,
     )
 
     keys = ("data", "out", "models", "rhs", "params", "bounds", "fixed", "test_trajectories", "time_fraction",
@@ -639,14 +654,7 @@ def _cmd_compare(args: argparse.Namespace, ui: Console, argv: Sequence[str]) -> 
                          "and --params.")
     estimators = {}
     for name in names:
-        table_options = dict(settings.get(name, {}))
-        unknown = sorted(set(table_options) - accepted[name])
-        if unknown:
-            raise UsageError(f"[{name}] in the config sets {unknown}, which {model_class(name).__name__} does not have; "
-                             f"its settings are {sorted(accepted[name])}.")
-        chosen = {k: v for k, v in _shared_options(settings).items() if k in accepted[name]}
-        chosen.update(table_options)
-        chosen.update({k: v for k, v in flags.items() if k in accepted[name]})  # flags win
+        chosen = _model_settings(settings, flags, name, accepted[name], every_flag=False)
         rhs_needed = name in NEEDS_RHS
         estimator = build_estimator(name, chosen, verbose=not ui.quiet, strict=False,
                                     rhs=load_rhs(settings["rhs"], name) if rhs_needed else None,
@@ -657,6 +665,9 @@ def _cmd_compare(args: argparse.Namespace, ui: Console, argv: Sequence[str]) -> 
     out_dir = Path(settings["out"]) if settings.get("out") else None
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--out {str(out_dir)!r} exists and is not a folder.")
+    if out_dir is not None:
+        check_not_an_input(out_dir, {"data file": data_path, "config file": getattr(args, "config", None),
+                                     "right-hand side file": _rhs_file(settings.get("rhs"))}, folder=True)
     data_options = _data_settings(settings)
     frame = read_data(data_path, time=data_options.get("time"))
     data = as_trajectories(frame, **data_options)
@@ -712,48 +723,66 @@ def _trajectory_labels(data: Any, given: list[str]) -> list[Any]:
 
 # -- info ----------------------------------------------------------------------------------------------------
 def _cmd_info(args: argparse.Namespace, ui: Console, argv: Sequence[str]) -> int:
-    import sysid.io
+    from sysid.io.format import encode, read_file
 
-    header, tensors = sysid.io.read_header(args.model)
-    if args.json:
-        ui.out(json.dumps(sysid.io.jsonable(header), indent=2, allow_nan=False))
+    stored = read_file(args.model)
+    if args.json:  # tuples as lists; non-finite numbers and functions in their typed form
+        ui.out(json.dumps(encode(stored.header, "header", tuples=False), indent=2, allow_nan=False))
         return 0
-    for label, value in _describe(args.model, header, tensors):
+    try:
+        lines = list(_describe(args.model, stored.header, stored.tensors))
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError) as exc:  # a checksummed but odd header
+        raise UsageError(f"{args.model!r}: its header cannot be described ({type(exc).__name__}: {exc}); "
+                         "`sysid info --json` prints it as stored.") from None
+    for label, value in lines:
         ui.out(f"{label:<13}{value}" if label else f"{'':<13}{value}")
     return 0
 
 
 def _fmt(value: Any) -> str:
-    if isinstance(value, dict) and "__callable__" in value:
-        return f"<function {value['__callable__']}>"
+    from sysid.io.format import FunctionRef, ObjectRecord
+
+    if isinstance(value, FunctionRef):
+        return f"<function {value.name}>"
+    if isinstance(value, ObjectRecord):
+        return f"{value.name}(...)"
     if isinstance(value, float):
         return f"{value:.4g}"
     return repr(value) if isinstance(value, str) else str(value)
 
 
 def _non_default_params(estimator: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The stored constructor parameters that differ from the defaults; a part's shown by their own names."""
     import inspect
 
-    from sysid.cli._models import model_class
+    from sysid.io.format import ObjectRecord
+    from sysid.registry import object_class
 
-    kind = _KIND_OF_CLASS.get(estimator)
-    if kind is None:
-        return params
-    try:
-        signature = inspect.signature(model_class(kind).__init__)
-    except UsageError:
-        return params
-    shown = {}
-    for key, value in params.items():
-        if key == "verbose":  # progress bars: not a modelling choice
-            continue
-        parameter = signature.parameters.get(key)
-        default = None if parameter is None else parameter.default
-        if isinstance(default, tuple):
-            default = list(default)
-        if parameter is None or default is inspect.Parameter.empty or value != default:
-            shown[key] = value
-    return shown
+    def defaults(name: str) -> dict[str, Any] | None:
+        try:
+            cls = object_class(name)
+            signature = inspect.signature(cls)
+        except (KeyError, TypeError, ValueError):
+            return None
+        found = {k: p.default for k, p in signature.parameters.items() if p.default is not inspect.Parameter.empty}
+        for factory in (getattr(cls, "default_parts", None) or {}).values():  # flat keywords (version 1 files)
+            found.update({k: v for k, v in factory().get_params(deep=False).items() if k not in found})
+        return found
+
+    def differing(name: str, values: dict[str, Any]) -> dict[str, Any]:
+        known = defaults(name)
+        shown: dict[str, Any] = {}
+        for key, value in values.items():
+            if key == "verbose":  # progress bars: not a modelling choice
+                continue
+            default = None if known is None else known.get(key, inspect.Parameter.empty)
+            if isinstance(value, ObjectRecord) and (default is None or isinstance(default, ObjectRecord)):
+                shown.update(differing(value.name, value.params))  # a part: its own settings, by their names
+            elif known is None or default is inspect.Parameter.empty or value != default:
+                shown[key] = value
+        return shown
+
+    return differing(estimator, params)
 
 
 def _describe(path: str, header: dict[str, Any], tensors: dict[str, Any]) -> Iterator[tuple[str, str]]:
@@ -839,16 +868,16 @@ def _round_seconds(history: dict[str, Any]) -> list[float]:
 
 
 def _equation_lines(path: str, header: dict[str, Any]) -> list[str]:
-    import pandas as pd
+    """The equations of a model that has them (SINDy, SparseODE): the file is loaded, nothing else runs."""
+    from sysid.io.format import FunctionRef
+    from sysid.registry import estimator_class
 
-    fitted = header.get("fitted") or {}
-    if "terms" in fitted and "coefficients" in fitted:  # SINDy keeps its table in the header
-        from sysid.equations import format_equations
-
-        table = pd.DataFrame(np.asarray(fitted["coefficients"], dtype=float).reshape(len(fitted["terms"]), -1),
-                             index=fitted["terms"], columns=list(fitted.get("state_names_", [])))
-        return format_equations(table)
-    if header.get("estimator") != "SparseODE":
+    try:
+        has_equations = hasattr(estimator_class(str(header.get("estimator"))), "equations")
+    except KeyError:
+        return []
+    params = header.get("params") if isinstance(header.get("params"), dict) else {}
+    if not has_equations or any(isinstance(v, FunctionRef) for v in params.values()):  # files hold no code
         return []
     try:
         import sysid.io

@@ -20,7 +20,7 @@ import xarray as xr
 
 from sysid.cli import main
 from sysid.cli._files import write_data
-from sysid.cli._models import is_savable, model_class
+from sysid.cli._models import model_class
 from sysid.datasets import simulate
 
 TINY_NEURAL = ["--hidden", "4", "--max-epochs", "2", "--lbfgs-steps", "0", "--gradient", "backprop",
@@ -234,28 +234,6 @@ def test_failed_fit_exits_1(capsys: pytest.CaptureFixture[str], files: dict, tmp
     assert "the fit failed" in error_line(err)
 
 
-def test_a_model_sysid_save_refuses_is_refused_before_fitting(capsys: pytest.CaptureFixture[str], files: dict,
-                                                               tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import sysid.estimators
-
-    monkeypatch.setattr(sysid.estimators, "__all__", [n for n in sysid.estimators.__all__ if n != "ClassicalODE"])
-    code, _, err = run(capsys, "fit", files["csv"], *COLUMNS, "--model", "classical", "--rhs", "lotka_volterra",
-                       "--out", tmp_path / "lv.sysid")
-    assert code == 2 and "cannot be written to a model file yet" in error_line(err)
-
-
-@pytest.fixture
-def classical_exported(monkeypatch: pytest.MonkeyPatch) -> None:
-    """ClassicalODE exported from sysid.estimators (so sysid.save takes it), as the owner will do."""
-    import sysid.estimators
-
-    cls = model_class("classical")
-    if not is_savable(cls):
-        monkeypatch.setattr(sysid.estimators, "ClassicalODE", cls, raising=False)
-        monkeypatch.setattr(sysid.estimators, "__all__", [*sysid.estimators.__all__, "ClassicalODE"])
-
-
-@pytest.mark.usefixtures("classical_exported")
 def test_classical_model_with_the_builtin_right_hand_side(capsys: pytest.CaptureFixture[str], files: dict,
                                                           tmp_path: Path) -> None:
     out = tmp_path / "lv.sysid"
@@ -268,7 +246,6 @@ def test_classical_model_with_the_builtin_right_hand_side(capsys: pytest.Capture
     assert code == 0
 
 
-@pytest.mark.usefixtures("classical_exported")
 def test_classical_model_with_a_right_hand_side_file(capsys: pytest.CaptureFixture[str], files: dict,
                                                      tmp_path: Path) -> None:
     rhs = tmp_path / "lv.py"
