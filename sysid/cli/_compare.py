@@ -1,0 +1,130 @@
+"""``sysid compare``: fit several models on the same data, print the table of their errors, write a report."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sysid.cli._console import Console
+from sysid.cli._files import (
+    UsageError,
+    check_not_an_input,
+    parse_names,
+    read_data,
+    sha256_of,
+    write_table,
+)
+from sysid.cli._models import (
+    NEEDS_RHS,
+    build_estimator,
+    check_model_name,
+    constructor_parameters,
+    load_rhs,
+    model_class,
+    rhs_file,
+)
+from sysid.cli._settings import (
+    DATA_KEYS,
+    data_settings,
+    flag_settings,
+    model_settings,
+    required,
+    rhs_settings,
+    settings_of,
+)
+
+__all__ = ["compare_command"]
+
+
+def compare_command(args: argparse.Namespace, ui: Console, argv: Sequence[str]) -> int:
+    """Run ``sysid compare`` with the parsed ``args``; ``argv`` is quoted in the report."""
+    from sysid.adapters import as_trajectories
+    from sysid.report import model_notes, run_comparison, write_figures, write_report
+
+    keys = ("data", "out", "models", "rhs", "params", "bounds", "fixed", "test_trajectories", "time_fraction",
+            "truth", "n_jobs", *DATA_KEYS)
+    settings, _ = settings_of(args, keys)
+    if "model" in settings:
+        raise UsageError("'model' is a fit setting; compare takes 'models' (a list).")
+    data_path = required(settings, "data", "the data file DATA")
+    names = [check_model_name(n) for n in parse_names(settings.get("models", "neural,sparse,sindy"), "--models")]
+    if len(set(names)) != len(names):
+        raise UsageError(f"--models lists a model twice: {names}.")
+    params, bounds, fixed = rhs_settings(settings)
+    flags = flag_settings(args)
+    accepted = {n: set(constructor_parameters(model_class(n))) for n in names}
+    unused = [k for k in flags if not any(k in accepted[n] for n in names)]
+    if unused:
+        raise UsageError(f"setting(s) {unused} apply to none of the models {names}.")
+    if any(n in NEEDS_RHS for n in names) and not settings.get("rhs"):
+        raise UsageError("greybox, hybrid and classical models need --rhs file.py:function (or lotka_volterra) "
+                         "and --params.")
+    estimators = {}
+    for name in names:
+        chosen = model_settings(settings, flags, name, accepted[name], every_flag=False)
+        rhs_needed = name in NEEDS_RHS
+        estimator = build_estimator(name, chosen, verbose=not ui.quiet, strict=False,
+                                    rhs=load_rhs(settings["rhs"], name) if rhs_needed else None,
+                                    params=params if rhs_needed else None,
+                                    bounds=bounds if rhs_needed else None,
+                                    fixed=fixed if rhs_needed else None)
+        estimators[type(estimator).__name__] = estimator
+    out_dir = Path(settings["out"]) if settings.get("out") else None
+    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"--out {str(out_dir)!r} exists and is not a folder.")
+    if out_dir is not None:
+        check_not_an_input(out_dir, {"data file": data_path, "config file": getattr(args, "config", None),
+                                     "right-hand side file": rhs_file(settings.get("rhs"))}, folder=True)
+    data_options = data_settings(settings)
+    frame = read_data(data_path, time=data_options.get("time"))
+    data = as_trajectories(frame, **data_options)
+    train, test = data, None
+    if settings.get("test_trajectories"):
+        held = _trajectory_labels(data, parse_names(settings["test_trajectories"], "--test-trajectories"))
+        train, test = data.split(test_trajectories=held)
+    truth = None
+    if settings.get("truth"):
+        from sysid.datasets import truth as system_truth
+
+        truth = system_truth(str(settings["truth"]))
+    time_fraction = settings.get("time_fraction")
+    if time_fraction is not None:
+        time_fraction = float(time_fraction)
+        if not 0.0 < time_fraction < 1.0:
+            raise UsageError(f"time_fraction must be in (0, 1), got {time_fraction}.")
+    ui.info(f"comparing {', '.join(estimators)} on {data_path} ({len(train)} training"
+            f"{f', {len(test)} test' if test is not None else ''} trajectories)")
+    table = run_comparison(estimators, train, test, truth=truth, time_fraction=time_fraction,
+                           n_jobs=settings.get("n_jobs"), ui=ui)
+    from sysid.report import display_table, markdown_table
+
+    ui.out(markdown_table(display_table(table)))
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_table(table, out_dir / "comparison.csv")
+        models = dict(table.attrs.get("models", {}))
+        figures = write_figures(out_dir, data, models, table, truth=truth, ui=ui)
+        about = [f"Data: `{data_path}` (SHA-256 `{sha256_of(data_path)[:16]}…`), {len(data)} trajectories, "
+                 f"states {', '.join(map(str, data.state_names))}"
+                 f"{'; inputs ' + ', '.join(map(str, data.input_names)) if data.input_names else ''}.",
+                 "", f"Command: `sysid {' '.join(argv)}`"]
+        write_report(out_dir, "Model comparison", about, table, model_notes(models), figures,
+                     name="comparison.md")
+        ui.info(f"wrote comparison.csv, comparison.md and {len(figures)} figure(s) to {out_dir}/")
+    return 0
+
+
+def _trajectory_labels(data: Any, given: list[str]) -> list[Any]:
+    import difflib
+
+    by_text = {str(n): n for n in data.names}
+    labels = []
+    for text in given:
+        if text not in by_text:
+            match = difflib.get_close_matches(text, list(by_text), n=1)
+            hint = f"; did you mean {match[0]!r}?" if match else "."
+            raise UsageError(f"--test-trajectories: no trajectory {text!r}{hint} Trajectories: {list(by_text)}.")
+        labels.append(by_text[text])
+    return labels
