@@ -18,9 +18,8 @@ import pandas as pd
 import pytest
 import xarray as xr
 
+import sysid
 from sysid.cli import main
-from sysid.cli._files import write_data
-from sysid.cli._models import model_class
 from sysid.datasets import simulate
 
 TINY_NEURAL = ["--hidden", "4", "--max-epochs", "2", "--lbfgs-steps", "0", "--gradient", "backprop",
@@ -50,7 +49,9 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     paths = {"csv": root / "lv.csv", "parquet": root / "lv.parquet", "nc": root / "lv.nc", "root": root}
     frame.to_csv(paths["csv"], index=False)
     frame.to_parquet(paths["parquet"], index=False)
-    write_data(simulate("lotka_volterra", n_trajectories=2, n_samples=12, random_state=0).to_xarray(), paths["nc"])
+    dataset = simulate("lotka_volterra", n_trajectories=2, n_samples=12, random_state=0).to_xarray()
+    dataset.attrs = {"system": "lotka_volterra"}  # netCDF holds text and numbers, not simulate()'s dicts
+    dataset.to_netcdf(paths["nc"])
     paths["model"] = root / "model.sysid"
     code = main(["fit", str(paths["csv"]), *COLUMNS, *TINY_NEURAL, "--out", str(paths["model"]), "--quiet"])
     assert code == 0
@@ -223,12 +224,10 @@ def test_unknown_extension_names_the_accepted_ones(capsys: pytest.CaptureFixture
 
 def test_failed_fit_exits_1(capsys: pytest.CaptureFixture[str], files: dict, tmp_path: Path,
                             monkeypatch: pytest.MonkeyPatch) -> None:
-    import sysid
-
     def fail(self, *args, **kwargs):
         raise sysid.FitError("training failed 5 times in a row (last: the loss is NaN or infinite)")
 
-    monkeypatch.setattr(model_class("neural"), "fit", fail)
+    monkeypatch.setattr(sysid.NeuralODE, "fit", fail)
     code, _, err = run(capsys, "fit", files["csv"], *COLUMNS, "--out", tmp_path / "m.sysid", "--quiet")
     assert code == 1
     assert "the fit failed" in error_line(err)
