@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from sysid.cli._files import UsageError
+from sysid.cli._settings import DEFAULT_TIME_FRACTION
 from sysid.comparison import initial_states
 from sysid.report import (
     display_table,
@@ -32,9 +33,6 @@ from sysid.report import (
 )
 
 __all__ = ["DEFAULT_TIME_FRACTION", "demo", "demo_command", "demo_datasets"]
-
-DEFAULT_TIME_FRACTION = 0.8
-"""Fraction of each record's time span the demo fits on; the rest is held out."""
 
 _PUBLISHED_KEY = "carpenter_stan_posterior_mean"
 _LV_START = {"alpha": 0.5, "beta": 0.03, "gamma": 0.8, "delta": 0.02}

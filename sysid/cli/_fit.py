@@ -32,7 +32,7 @@ from sysid.cli._settings import (
 
 __all__ = ["fit_command", "fit_summary"]
 
-_COMPARE_ONLY = ("models", "test_trajectories", "time_fraction", "truth", "n_jobs")
+_COMPARE_ONLY = ("models", "test_trajectories", "time_fraction", "hold_out", "truth", "n_jobs")
 
 
 def fit_command(args: argparse.Namespace, ui: Console, argv: Sequence[str]) -> int:

@@ -12,6 +12,7 @@ from typing import Any
 
 from sysid.cli._files import UsageError
 from sysid.cli._models import MODEL_FLAGS
+from sysid.cli._settings import DEFAULT_TIME_FRACTION
 from sysid.registry import cli_names
 
 __all__ = ["COMMANDS", "COMPARE_EPILOG", "DEMO_EPILOG", "FIT_EPILOG", "INFO_EPILOG", "PREDICT_EPILOG", "build_parser"]
@@ -66,11 +67,16 @@ COMPARE_EPILOG = """\
 examples:
   sysid compare runs.csv --trajectory run --models neural,sparse,sindy \\
       --test-trajectories run3 --out report/
-  sysid compare runs.csv --models sindy,sparse --time-fraction 0.8 --out report/
+  sysid compare runs.csv --models sindy,sparse --out report/      # holds out the last 20% of each run
+  sysid compare runs.csv --models sindy,sparse --time-fraction 0.6 --out report/   # hold out more
   sysid compare sim.csv --models sindy,sparse --truth lotka_volterra --out report/
 
+Without --test-trajectories, each model is also fitted on the first 80% of every
+trajectory's time span and scored on the held-out rest (split extrapolation); models are
+ranked by held-out nRMSE. --no-hold-out scores in-sample only (one fit per model).
 Writes comparison.csv (one row per model and split), comparison.md, fits.png,
-phase_<model>.png and comparison.png to the --out folder and prints the table."""
+extrapolation.png, phase_<model>.png and comparison.png to the --out folder and prints
+the table."""
 
 INFO_EPILOG = """\
 examples:
@@ -80,7 +86,7 @@ examples:
 DEMO_EPILOG = """\
 examples:
   sysid demo                                  # lynx-hare, four models, ./sysid-demo/
-  sysid demo --time-fraction 0.8             # hold out the last years
+  sysid demo --time-fraction 0.6              # hold out more: fit 1900-1912
   sysid demo --dataset van_der_pol --out vdp/
   sysid demo --quick                          # tiny settings: a smoke test in seconds"""
 
@@ -168,14 +174,18 @@ def build_parser() -> argparse.ArgumentParser:
     compare = commands.add_parser("compare", parents=[data, model, out], formatter_class=_FORMATTER,
                                   epilog=COMPARE_EPILOG, help="fit several models and tabulate their errors",
                                   description="Fit several models on the same data; print and write a table "
-                                              "of trajectory (and equation) errors, with figures.")
+                                              "of trajectory (and equation) errors, held-out data first, "
+                                              "with figures.")
     compare.add_argument("data", nargs="?", metavar="DATA", help="CSV, Parquet or netCDF file")
     compare.add_argument("--config", metavar="RUN.toml", help="TOML file with the settings; flags override it")
     compare.add_argument("--models", metavar="A,B",
                          help=f"models to compare, from {', '.join(names)} (default neural,sparse,sindy)")
     compare.add_argument("--test-trajectories", metavar="A,B", help="trajectories held out for testing")
     compare.add_argument("--time-fraction", type=_fraction, metavar="F",
-                         help="also fit on the first F of each trajectory's span and score the rest")
+                         help="also fit on the first F of each trajectory's span and score the rest "
+                              f"(default {DEFAULT_TIME_FRACTION:g} without --test-trajectories)")
+    compare.add_argument("--no-hold-out", action="store_const", const=False, dest="hold_out",
+                         help="score the models in-sample only: one fit each, on all the data")
     compare.add_argument("--truth", metavar="SYSTEM", help="score equations against a simulated system's truth")
     compare.add_argument("--n-jobs", type=int, metavar="N", help="fit the models in parallel (joblib)")
     compare.add_argument("--out", metavar="DIR", help="folder for the table, report and figures")
@@ -197,7 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "mass_spring_damper")
     demo.add_argument("--out", default="sysid-demo", metavar="DIR", help="output folder (default ./sysid-demo/)")
     demo.add_argument("--quick", action="store_true", help="tiny settings: runs in seconds, for a smoke test")
-    demo.add_argument("--time-fraction", type=_fraction, metavar="F", help="fit on the first F, score the rest")
+    demo.add_argument("--time-fraction", type=_fraction, metavar="F",
+                      help=f"fit on the first F of the record (default {DEFAULT_TIME_FRACTION:g}), score the rest")
     demo.add_argument("--random-state", type=int, default=0, metavar="N", help="seed (default 0)")
     return parser
 

@@ -24,11 +24,14 @@ from sysid.cli._models import (
 )
 from sysid.registry import cli_names
 
-__all__ = ["DATA_KEYS", "data_settings", "flag_settings", "model_settings", "required", "rhs_settings",
-           "settings_of"]
+__all__ = ["DATA_KEYS", "DEFAULT_TIME_FRACTION", "data_settings", "flag_settings", "model_settings", "required",
+           "rhs_settings", "settings_of"]
 
 DATA_KEYS = ("time", "states", "inputs", "trajectory", "interpolate_inputs")
 """Settings that say how to read the data file (the adapters' options)."""
+
+DEFAULT_TIME_FRACTION = 0.8
+"""Share of each trajectory's time span ``demo`` and ``compare`` fit on by default; the rest is held out."""
 
 
 def settings_of(args: argparse.Namespace, keys: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any] | None]:
