@@ -57,7 +57,7 @@ def compare_command(args: argparse.Namespace, ui: Console, argv: Sequence[str]) 
     if "model" in settings:
         raise UsageError("'model' is a fit setting; compare takes 'models' (a list).")
     data_path = required(settings, "data", "the data file DATA")
-    names = [check_model_name(n) for n in parse_names(settings.get("models", "neural,sparse,sindy"), "--models")]
+    names = [check_model_name(n) for n in parse_names(settings.get("models", "neural,sparse,sindy"), "--models") or []]
     if len(set(names)) != len(names):
         raise UsageError(f"--models lists a model twice: {names}.")
     params, bounds, fixed = rhs_settings(settings)
@@ -91,7 +91,7 @@ def compare_command(args: argparse.Namespace, ui: Console, argv: Sequence[str]) 
     data = as_trajectories(frame, **data_options)
     train, test = data, None
     if settings.get("test_trajectories"):
-        held = _trajectory_labels(data, parse_names(settings["test_trajectories"], "--test-trajectories"))
+        held = _trajectory_labels(data, parse_names(settings["test_trajectories"], "--test-trajectories") or [])
         train, test = data.split(test_trajectories=held)
     truth = None
     if settings.get("truth"):

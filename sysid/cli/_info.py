@@ -179,7 +179,7 @@ def _equation_lines(path: str, header: dict[str, Any]) -> list[str]:
         has_equations = hasattr(estimator_class(str(header.get("estimator"))), "equations")
     except KeyError:
         return []
-    params = header.get("params") if isinstance(header.get("params"), dict) else {}
+    params: dict[str, Any] = header["params"] if isinstance(header.get("params"), dict) else {}
     if not has_equations or any(isinstance(v, FunctionRef) for v in params.values()):  # files hold no code
         return []
     try:

@@ -396,7 +396,10 @@ def build_estimator(
         merged.update(params or {})
         if not merged:
             raise UsageError(f"--model {key} needs --params with the initial parameter values, e.g. alpha=1,beta=0.5.")
-        chosen.update({rhs_parameter(key): rhs.function, "params": merged})
+        parameter = rhs_parameter(key)
+        if parameter is None:  # NEEDS_RHS holds only the models the registry gives a function parameter
+            raise RuntimeError(f"sysid.registry: {cls.__name__} is in NEEDS_RHS without a function parameter")
+        chosen.update({parameter: rhs.function, "params": merged})
         chosen_bounds = dict(rhs.default_bounds)
         chosen_bounds.update(bounds or {})
         chosen_bounds = {k: v for k, v in chosen_bounds.items() if k in merged}

@@ -91,8 +91,8 @@ examples:
   sysid demo --quick                          # tiny settings: a smoke test in seconds"""
 
 
-def _output_options() -> argparse.ArgumentParser:
-    parent = argparse.ArgumentParser(add_help=False)
+def _output_options() -> _Parser:
+    parent = _Parser(add_help=False)
     group = parent.add_argument_group("output")
     group.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr: no progress, no warnings")
     group.add_argument("-v", "--verbose", action="store_true", help="more detail on stderr (--quiet wins)")
@@ -100,8 +100,8 @@ def _output_options() -> argparse.ArgumentParser:
     return parent
 
 
-def _data_options() -> argparse.ArgumentParser:
-    parent = argparse.ArgumentParser(add_help=False)
+def _data_options() -> _Parser:
+    parent = _Parser(add_help=False)
     group = parent.add_argument_group("data columns (CSV/Parquet) or variables and dims (netCDF)")
     group.add_argument("--time", metavar="NAME", help="time column or dimension (default: t or time)")
     group.add_argument("--states", metavar="A,B", help="state columns (default: every other numeric column)")
@@ -112,8 +112,8 @@ def _data_options() -> argparse.ArgumentParser:
     return parent
 
 
-def _model_options() -> argparse.ArgumentParser:
-    parent = argparse.ArgumentParser(add_help=False)
+def _model_options() -> _Parser:
+    parent = _Parser(add_help=False)
     group = parent.add_argument_group("model settings (each applies to the models that have it)")
     for flag in MODEL_FLAGS:
         flag.add_to(group)

@@ -35,7 +35,7 @@ def _functions_for(header: dict[str, Any], rhs_spec: str | None, ui: Console, pa
     """The user functions a model file needs (files hold no code), from --rhs or a built-in."""
     from sysid.io.format import FunctionRef
 
-    params = header.get("params") if isinstance(header.get("params"), dict) else {}
+    params: dict[str, Any] = header["params"] if isinstance(header.get("params"), dict) else {}
     needed = [k for k, v in params.items() if isinstance(v, FunctionRef)]
     estimator = header.get("estimator")
     recorded = recorded_rhs(header)
@@ -45,7 +45,7 @@ def _functions_for(header: dict[str, Any], rhs_spec: str | None, ui: Console, pa
         return {}
     kind = cli_name_of(estimator)
     parameter = rhs_parameter(kind) if kind is not None else None
-    if needed != [parameter] or kind is None:
+    if kind is None or parameter is None or needed != [parameter]:
         raise UsageError(f"{path}: the {estimator} was saved with Python functions for {needed}; the command line "
                          "supplies only the right-hand side (--rhs). Load it in Python with sysid.load(path, ...).")
     if rhs_spec:
