@@ -150,7 +150,8 @@ def _prepare_path(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
 
 
-_COMPARE_OUTPUTS = ("comparison.csv", "comparison.md", "comparison.png", "fits.png", "phase_*.png")
+_COMPARE_OUTPUTS = ("comparison.csv", "comparison.md", "comparison.png", "extrapolation.png", "fits.png",
+                    "phase_*.png")
 """What ``sysid compare --out DIR`` writes into DIR."""
 
 

@@ -39,9 +39,13 @@ __all__ = [
     "cli_name_of",
     "constructor_parameters",
     "load_rhs",
+    "lotka_volterra_numpy",
     "model_class",
     "parse_bounds",
+    "parse_fixed",
     "parse_params",
+    "parse_set",
+    "rhs_file",
     "rhs_parameter",
 ]
 
@@ -216,6 +220,20 @@ def load_rhs(spec: str, kind: str) -> RhsSpec:
     return RhsSpec(spec, function, path=str(path.resolve()), sha256=digest)
 
 
+def rhs_file(spec: Any) -> str | None:
+    """The Python file of an ``--rhs file.py:function`` spec (None for a built-in or no spec).
+
+    Examples
+    --------
+    >>> rhs_file("models/lv.py:f"), rhs_file("lotka_volterra"), rhs_file(None)
+    ('models/lv.py', None, None)
+    """
+    if not isinstance(spec, str):
+        return None
+    path, sep, _ = spec.strip().rpartition(":")
+    return path if sep and path else None
+
+
 # -- parameters ------------------------------------------------------------------------------
 def _pairs(text: Any, what: str, example: str) -> list[tuple[str, str]]:
     if isinstance(text, str):
@@ -359,9 +377,10 @@ def build_estimator(
         if option in accepted:
             chosen[option] = value
         elif strict:
+            settings = [p for p in accepted if p not in ("f", "known", "params", "bounds", "fixed")]
             raise UsageError(
                 f"{_flag(option)} does not apply to --model {key} ({cls.__name__}){_suggest(option, accepted)[:-1]}; "
-                f"its settings are {', '.join(p for p in accepted if p not in ('f', 'known', 'params', 'bounds', 'fixed'))}."
+                f"its settings are {', '.join(settings)}."
             )
     if "hidden" in chosen and isinstance(chosen["hidden"], list):
         chosen["hidden"] = tuple(chosen["hidden"])
@@ -377,7 +396,10 @@ def build_estimator(
         merged.update(params or {})
         if not merged:
             raise UsageError(f"--model {key} needs --params with the initial parameter values, e.g. alpha=1,beta=0.5.")
-        chosen.update({rhs_parameter(key): rhs.function, "params": merged})
+        parameter = rhs_parameter(key)
+        if parameter is None:  # NEEDS_RHS holds only the models the registry gives a function parameter
+            raise RuntimeError(f"sysid.registry: {cls.__name__} is in NEEDS_RHS without a function parameter")
+        chosen.update({parameter: rhs.function, "params": merged})
         chosen_bounds = dict(rhs.default_bounds)
         chosen_bounds.update(bounds or {})
         chosen_bounds = {k: v for k, v in chosen_bounds.items() if k in merged}

@@ -7,6 +7,7 @@ with one line on stderr naming the fault, and leaves every input file as it was.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import tomllib
@@ -122,11 +123,24 @@ def test_an_output_beside_the_inputs_is_fine(files: dict, tmp_path: Path) -> Non
     assert out.exists()
 
 
-def test_a_bound_at_infinity_on_its_own_side_is_no_bound() -> None:
-    from sysid.cli._models import parse_bounds
+def _stored_bounds(capsys: pytest.CaptureFixture[str], model: Path) -> dict:
+    assert main(["info", str(model), "--json"]) == 0
+    return json.loads(capsys.readouterr().out)["params"]["bounds"]
 
-    assert parse_bounds("a=-inf:inf,b=0:,c=:5") == {"a": (None, None), "b": (0.0, None), "c": (None, 5.0)}
-    assert parse_bounds({"a": ["-inf", 2]}) == {"a": (None, 2.0)}
+
+def test_a_bound_at_infinity_on_its_own_side_is_no_bound(files: dict, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    fit = ["fit", str(files["csv"]), "--model", "classical", "--trajectory", "trajectory", "--rhs", "lotka_volterra",
+           "--set", "max_nfev=5", "--quiet"]
+    out = tmp_path / "flags.sysid"
+    assert main([*fit, "--bounds", "alpha=-inf:inf,beta=0:,gamma=:5", "--out", str(out)]) == 0
+    assert _stored_bounds(capsys, out) == {"alpha": [None, None], "beta": [0.0, None], "gamma": [None, 5.0],
+                                           "delta": [0.0, None]}  # delta: the built-in's default bound
+    config = tmp_path / "bounds.toml"
+    config.write_text('bounds = {alpha = ["-inf", 2]}\n')
+    out = tmp_path / "config.sysid"
+    assert main([*fit, "--config", str(config), "--out", str(out)]) == 0
+    assert _stored_bounds(capsys, out)["alpha"] == [None, 2.0]
 
 
 # -- ISO text times ---------------------------------------------------------------------------------------------
@@ -172,11 +186,17 @@ def test_predictions_to_parquet(files: dict, tmp_path: Path) -> None:
 
 
 # -- one registry ------------------------------------------------------------------------------------------------
-def test_the_cli_and_the_config_take_their_model_names_from_the_registry(capsys: pytest.CaptureFixture[str]) -> None:
-    from sysid.cli._config import MODEL_TABLES
+def test_the_cli_and_the_config_take_their_model_names_from_the_registry(capsys: pytest.CaptureFixture[str],
+                                                                          tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     from sysid.registry import cli_names
 
-    assert list(MODEL_TABLES) == cli_names()
+    monkeypatch.chdir(tmp_path)
+    config = Path("every-table.toml")  # a table for every registered name is accepted, another name is not
+    config.write_text('data = "absent.csv"\n' + "".join(f"[{name}]\n" for name in cli_names()))
+    assert "no such data file" in run_error(capsys, ["fit", "--config", config, "--out", "m.sysid"])
+    config.write_text('data = "absent.csv"\n[lstm]\n')
+    assert "unknown key 'lstm'" in run_error(capsys, ["fit", "--config", config, "--out", "m.sysid"])
     assert main(["fit", "--help"]) == 0
     help_text = " ".join(capsys.readouterr().out.split())
     assert all(name in help_text for name in cli_names())
@@ -198,8 +218,9 @@ def test_the_docs_list_the_registered_estimators() -> None:
 def test_predict_and_info_need_no_private_module(files: dict, capsys: pytest.CaptureFixture[str]) -> None:
     import ast
 
-    source = (ROOT / "sysid" / "cli" / "_main.py").read_text()
-    modules = {node.module for node in ast.walk(ast.parse(source)) if isinstance(node, ast.ImportFrom)}
+    modules = {node.module for path in (ROOT / "sysid" / "cli").glob("*.py")
+               for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.ImportFrom)}
+    assert "sysid.cli" in {m.rsplit(".", 1)[0] for m in modules if m}  # the scan sees the command's modules
     assert "sysid.estimators._equations" not in modules
     assert main(["info", str(files["model"])]) == 0
     assert "d prey/dt" in capsys.readouterr().out  # SINDy's equations, from the loaded model
