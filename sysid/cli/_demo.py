@@ -9,6 +9,7 @@ writes figures and a markdown report (:mod:`sysid.report`) to a folder.
 
 from __future__ import annotations
 
+import argparse
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -18,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from sysid.cli._files import UsageError
+from sysid.cli._settings import DEFAULT_TIME_FRACTION
 from sysid.comparison import initial_states
 from sysid.report import (
     display_table,
@@ -30,10 +32,7 @@ from sysid.report import (
     write_report,
 )
 
-__all__ = ["DEFAULT_TIME_FRACTION", "demo", "demo_datasets"]
-
-DEFAULT_TIME_FRACTION = 0.8
-"""Fraction of each record's time span the demo fits on; the rest is held out."""
+__all__ = ["DEFAULT_TIME_FRACTION", "demo", "demo_command", "demo_datasets"]
 
 _PUBLISHED_KEY = "carpenter_stan_posterior_mean"
 _LV_START = {"alpha": 0.5, "beta": 0.03, "gamma": 0.8, "delta": 0.02}
@@ -248,6 +247,12 @@ def demo(dataset: str = "lynx_hare", out: str | Path = "sysid-demo", quick: bool
     if ui is not None:
         ui.info(f"wrote {report} and {len(figures)} figure(s) to {out_dir}/ in {seconds:.0f} s")
     return 0
+
+
+def demo_command(args: argparse.Namespace, ui: Any, argv: Sequence[str]) -> int:
+    """Run ``sysid demo`` with the parsed ``args``."""
+    return demo(args.dataset, args.out, quick=args.quick, time_fraction=args.time_fraction,
+                random_state=args.random_state, ui=ui)
 
 
 def _year(data: Any, t: float) -> str:

@@ -644,6 +644,11 @@ class ClassicalODE(ParametricResults, TrajectoryEstimator):
             state = {**state, "unidentifiable_": state["not_identifiable_"]}
         self._set_results_state(state, self._spec())
         self.n_simulations_ = int(state.get("n_simulations_", 0))
+        n = len(self.param_names_)  # the stored arrays must agree with each other (a file may be altered)
+        if sorted(self.params_) != sorted(self.param_names_) or np.shape(self.scale_) != (self.n_states_in_,) \
+                or any(np.shape(getattr(self, a)) != (n,) for a in ("initial_params_", "free_", "lower_", "upper_")):
+            raise ValueError(f"its parameter names {self.param_names_!r:.80}, values {sorted(self.params_)} and "
+                             f"arrays disagree with each other or with its {self.n_states_in_} states")
         self.simulation_failed_ = []
 
 

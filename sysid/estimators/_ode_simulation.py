@@ -235,6 +235,9 @@ class SimulationMixin:
             value = state[name]
             setattr(self, name, np.asarray(value, dtype=float) if name in ("x0_", "time_scale_", "time_offset_")
                     else value)
+        if self.n_dims_ != self.n_states_in_ + self.n_augment:  # before anything is built from them
+            raise ValueError(f"n_dims_={self.n_dims_!r} is not n_states_in_={self.n_states_in_!r} + "
+                             f"n_augment={self.n_augment!r}")
         self.scaling_ = Scaling.from_dict(state["scaling_"])
         self.history_ = pd.DataFrame(state["history_"])
         self._initialise(self.scaling_, int(state["n_trajectories"]), torch.Generator())

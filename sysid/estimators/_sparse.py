@@ -164,6 +164,29 @@ class SparseODE(EquationsMixin, SolverTrainedODE):
                 f"this SparseODE was saved with user term functions {placeholders}; files hold no code. "
                 "Rebuild it with SparseODE(functions=...) and refit (sysid.load cannot restore nested functions yet)."
             )
+        field = self._part("field")
+        field.check()  # before the library is enumerated: its size must fit the stored coefficients
+        n_variables, rows = int(state["n_dims_"]) + int(state["n_controls_in_"]), len(tensors["rhs.field.weight"])
+        if _more_terms_than(n_variables, int(field.degree), rows):
+            raise ModelFileError(f"degree={field.degree} with {n_variables} state and input variables makes more "
+                                 f"polynomial terms than the {rows} rows of the stored coefficients.")
         super()._set_fitted_state(state, tensors)
         self.n_rounds_ = int(state.get("n_rounds_", 1))
         self._after_fit(None)
+
+
+def _more_terms_than(n_variables: int, degree: int, rows: int) -> bool:
+    """Whether a polynomial library of ``degree`` in ``n_variables`` has more than ``rows`` terms.
+
+    Its size is C(n + d, d), computed as a running product that stops once it passes
+    ``rows``: a model file claiming ``degree=10**6`` is refused at once.
+    """
+    if n_variables < 0 or degree < 0:
+        return True
+    low, high = sorted((n_variables, degree))
+    terms = 1
+    for i in range(1, low + 1):
+        terms = terms * (high + i) // i
+        if terms > rows:
+            return True
+    return terms > rows

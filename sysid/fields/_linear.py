@@ -32,7 +32,7 @@ class LinearMLPField(MLPField):
     >>> import torch
     >>> f = LinearMLPField(2, hidden=(8,), generator=torch.Generator().manual_seed(0))
     >>> with torch.no_grad():
-    ...     f.linear_state.copy_(torch.tensor([[0.0, 1.0], [-1.0, 0.0]]))
+    ...     _ = f.linear_state.copy_(torch.tensor([[0.0, 1.0], [-1.0, 0.0]]))
     >>> f.linear_part(torch.zeros(1), torch.tensor([[1.0, 0.0]], dtype=torch.float64), None).tolist()
     [[0.0, -1.0]]
     """

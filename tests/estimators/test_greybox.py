@@ -41,12 +41,6 @@ def overparameterised(t, x, p, u):
                         p["delta"] * prey * predator - p["gamma"] * predator], dim=-1)
 
 
-@pytest.fixture(autouse=True)
-def registry(monkeypatch):
-    original = sysid.io._registry
-    monkeypatch.setattr(sysid.io, "_registry", lambda: {**original(), "GreyBoxODE": GreyBoxODE})
-
-
 @pytest.fixture(scope="module")
 def lv_data():
     return simulate("lotka_volterra", n_trajectories=3, n_samples=60, noise=0.05, irregular=True, random_state=0)

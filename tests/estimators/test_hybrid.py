@@ -26,12 +26,6 @@ def growth_and_death(t, x, p, u):
     return torch.stack([p["alpha"] * x[:, 0], -p["gamma"] * x[:, 1]], dim=-1)
 
 
-@pytest.fixture(autouse=True)
-def registry(monkeypatch):
-    original = sysid.io._registry
-    monkeypatch.setattr(sysid.io, "_registry", lambda: {**original(), "HybridODE": HybridODE})
-
-
 @pytest.fixture(scope="module")
 def split():
     data = simulate("lotka_volterra", n_trajectories=4, n_samples=60, noise=0.05, irregular=True, random_state=0)

@@ -237,7 +237,6 @@ def test_fit_is_repeatable_and_clone_is_unfitted(clean_lv, lv_model):
 
 # --------------------------------------------------------------- model files
 def test_save_load_round_trip_is_bit_identical(tmp_path, monkeypatch, clean_lv):
-    monkeypatch.setattr(sysid.io, "_registry", lambda: {"SINDy": SINDy})
     data = simulate("mass_spring_damper", noise=0.0, irregular=False, n_samples=200)
     model = SINDy(threshold=0.05).fit(data)
     path = sysid.io.save(model, tmp_path / "sindy.sysid")
@@ -249,7 +248,6 @@ def test_save_load_round_trip_is_bit_identical(tmp_path, monkeypatch, clean_lv):
 
 
 def test_custom_pysindy_objects_cannot_be_saved(tmp_path, monkeypatch, clean_lv):
-    monkeypatch.setattr(sysid.io, "_registry", lambda: {"SINDy": SINDy})
     model = SINDy(optimizer=ps.STLSQ(threshold=0.1)).fit(clean_lv)
     with pytest.raises(ModelFileError, match=r"pysindy object\(s\) for \['optimizer'\]"):
         sysid.io.save(model, tmp_path / "custom.sysid")

@@ -41,13 +41,6 @@ def coefficient_error(estimate: pd.DataFrame, reference: pd.DataFrame) -> float:
     return float(np.linalg.norm(est - ref) / np.linalg.norm(ref))
 
 
-@pytest.fixture(autouse=True)
-def registry(monkeypatch):
-    """Make sure sysid.save/load know SparseODE even before the owner exports it."""
-    original = sysid.io._registry
-    monkeypatch.setattr(sysid.io, "_registry", lambda: {**original(), "SparseODE": SparseODE})
-
-
 @pytest.fixture(scope="module")
 def lv_data():
     return simulate("lotka_volterra", n_trajectories=3, n_samples=60, noise=0.05, irregular=True, random_state=0)
