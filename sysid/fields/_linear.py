@@ -104,6 +104,10 @@ class LinearMLP(FieldSpec):
     activation : str, default "tanh"
     time_dependent : bool, default False
         Feed time to the network.
+    linear_start : {"least_squares", "zero"}, default "least_squares"
+        How the linear part starts: the least-squares fit to the smoothed derivatives
+        (the network's collocation then fits what it leaves), or zero (the collocation
+        fits the linear part and the network together).
 
     Examples
     --------
@@ -115,15 +119,17 @@ class LinearMLP(FieldSpec):
     observations_per_parameter = 0.01  # mostly network weights
 
     def __init__(self, *, hidden: Sequence[int] = (32, 32), activation: str = "tanh",
-                 time_dependent: bool = False) -> None:
+                 time_dependent: bool = False, linear_start: str = "least_squares") -> None:
         self.hidden = hidden
         self.activation = activation
         self.time_dependent = time_dependent
+        self.linear_start = linear_start
 
     def check(self) -> None:
         self._choice("activation", tuple(sorted(ACTIVATIONS)))
         check_widths(self, "hidden")
         self._flag("time_dependent")
+        self._choice("linear_start", ("least_squares", "zero"))
 
     def build(self, context: FieldContext) -> torch.nn.Module:
         self.check()
@@ -132,8 +138,11 @@ class LinearMLP(FieldSpec):
 
     def warm_start(self, module: torch.nn.Module, t: np.ndarray, x: np.ndarray, dx: np.ndarray,
                    u: np.ndarray | None) -> bool:
-        module.fit_linear(x, dx, u)
+        if self.linear_start == "least_squares":
+            module.fit_linear(x, dx, u)
         return False  # the collocation fit then trains the network on what the linear part leaves
 
     def collocation_parameters(self, module: torch.nn.Module) -> list[torch.nn.Parameter] | None:
+        if self.linear_start == "zero":
+            return None  # the linear part and the network fitted together
         return list(module.net.parameters())  # the linear part stays the least-squares one until shooting
