@@ -14,7 +14,9 @@ from sysid.errors import ConfigError, FitWarning
 from sysid.training import MultipleShooting, make_segments
 from sysid.training import _shooting
 
-TINY = {"hidden": (8,), "collocation_steps": 20, "gradient": "backprop", "verbose": False, "random_state": 0}
+# the network alone and one stage unless a test gives a schedule (NeuralODE's defaults: tests/estimators/test_neural_ode.py)
+TINY = {"field": sysid.fields.MLP(hidden=(8,)), "horizons": None, "collocation_steps": 20, "gradient": "backprop",
+        "verbose": False, "random_state": 0}
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +52,7 @@ def _free_run(model: sysid.NeuralODE, data: sysid.Trajectories) -> float:
     ([(20, 5)], "not (length, adam_epochs, lr, lbfgs_steps)"),
 ])
 def test_bad_schedules_are_refused_at_fit_naming_what_was_received(data, horizons, why) -> None:
-    model = sysid.NeuralODE(horizons=horizons, **TINY)  # stored unchanged, checked by fit
+    model = sysid.NeuralODE(**{**TINY, "horizons": horizons})  # stored unchanged, checked by fit
     assert model.get_params()["training__horizons"] == horizons
     with pytest.raises(ConfigError, match="horizons") as caught:
         model.fit(data)
