@@ -248,7 +248,8 @@ def train(
     if resumed is not None and "nfe_validation" not in result.history[-1]:
         unvalidated = first_epoch - 1
     epoch = first_epoch
-    start = time.perf_counter()
+    # seconds since the fit started: a later stage of a horizon schedule continues the earlier stages' clock
+    start = time.perf_counter() - (float(result.history[-1].get("seconds", 0.0)) if result.history else 0.0)
     bar = tqdm(range(first_epoch, settings.max_epochs), desc=settings.description, disable=not settings.verbose,
                leave=False, dynamic_ncols=True)
     try:
