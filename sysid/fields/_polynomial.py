@@ -136,6 +136,10 @@ class PolynomialField(torch.nn.Module):
         self.register_buffer("gram", torch.eye(n_terms, dtype=dtype))
         self.register_buffer("precond", torch.eye(n_terms, dtype=dtype).repeat(self.n_dims, 1, 1))
         self.weight = torch.nn.Parameter(torch.zeros(n_terms, self.n_dims, dtype=dtype))
+        #: When set, a tensor (n_groups, n_terms, n_dims) of scaled coefficients: the batch is
+        #: split into that many equal consecutive groups, each evaluated with its own set
+        #: (several coefficient sets in one batched solve, e.g. for finite differences).
+        self.groups: torch.Tensor | None = None
         with torch.no_grad():
             self.feature_scale.copy_(self._probe_scale(center, spread, input_center, input_spread))
 
@@ -224,6 +228,18 @@ class PolynomialField(torch.nn.Module):
             precond[j][active[:, None], active[None, :]] = inv
         self.precond.copy_(precond)
 
+    def set_support(self, mask: torch.Tensor, scaled: torch.Tensor | None = None) -> None:
+        """Make ``mask`` (n_terms, n_dims; 1 = active) the active terms, with scaled coefficients ``scaled``.
+
+        The preconditioner follows the new support; entries of ``scaled`` outside it are
+        ignored (default: the current coefficients, restricted to the new support).
+        """
+        with torch.no_grad():
+            scaled = self.scaled_coefficients() if scaled is None else torch.as_tensor(scaled, dtype=self.weight.dtype)
+            self.mask.copy_(torch.as_tensor(mask, dtype=self.mask.dtype))
+            self._update_precond()
+            self.set_scaled_coefficients(scaled * self.mask)
+
     def prune(self, threshold: float) -> int:
         """Mask every active coefficient with physical magnitude below ``threshold``.
 
@@ -252,4 +268,8 @@ class PolynomialField(torch.nn.Module):
     def forward(self, t: torch.Tensor, x: torch.Tensor, u: torch.Tensor | None) -> torch.Tensor:
         """dx/dt (batch, n_dims) at times t (batch,), states x (batch, n_dims), inputs u."""
         theta = self.library(t, x, u) / self.feature_scale
-        return theta @ self.scaled_coefficients() * self.out_scale
+        if self.groups is None:
+            return theta @ self.scaled_coefficients() * self.out_scale
+        n_groups = self.groups.shape[0]  # consecutive equal blocks of the batch, one coefficient set each
+        theta = theta.reshape(n_groups, x.shape[0] // n_groups, -1)
+        return (theta @ (self.groups * self.mask)).reshape(x.shape[0], -1) * self.out_scale
