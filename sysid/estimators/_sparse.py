@@ -2,25 +2,101 @@
 
 from __future__ import annotations
 
+import copy
+import math
 import os
-
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
+from scipy import stats
+from scipy.optimize import least_squares
 from sklearn.utils.validation import check_is_fitted
 
-from sysid.errors import ConfigError, ModelFileError
+from sysid.errors import ConfigError, FitError, ModelFileError
+from sysid.estimators import _selection as selection
 from sysid.estimators._equations import format_equations
 from sysid.estimators._ode_base import Scaling, SolverTrainedODE, torch_threads
 from sysid.fields._polynomial import PolynomialField
+from sysid.integration import Clock, SolverFailure, simulate
+from sysid.integration._solve import solve
+from sysid.training import MultipleShooting, make_segments
 from sysid.training._collocation import smooth_trajectory
 from sysid.trajectories import Trajectories
 
 _LIBRARIES = ("polynomial",)
 _RIDGE = 1e-8  # relative ridge of the least-squares initialisation (conditioning only)
+# threshold="auto": how candidates are screened, trained and chosen (see docs/interpretable.md).
+_CRITERION = "aicc"  # information criterion of simulation errors (screening and final choice)
+_N_CANDIDATES = 3  # best screened candidates trained through the solver
+_SCREEN_SEGMENTS = 2  # screening segments are this many training segments long
+_SCREEN_SWEEPS = 3  # coordinate sweeps over the equations in the screening
+_N_BOOTSTRAP = 200  # resamples of the screening's segments for inclusion probabilities
+_FD_STEP = 1e-5  # relative central-difference step of the residual Jacobian (standard errors)
+_REFINE_STEPS = 20  # Gauss-Newton evaluations polishing each trained candidate
+
+
+@dataclass
+class _Candidate:
+    """One joint support: mask (n_terms, n_dims), scaled coefficients, screening score."""
+
+    mask: np.ndarray
+    scaled: np.ndarray
+    score: float
+
+
+@dataclass
+class _Screen:
+    """What the screening hands to the trainings and the record."""
+
+    shortlist: list[_Candidate]
+    starts: torch.Tensor
+    pairs: list[tuple[str, str, float]]
+    inclusion: np.ndarray
+    n_screened: int
+    extra: dict[str, Any] = dataclass_field(default_factory=dict)
+
+
+def _segment_errors(shooting: MultipleShooting) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Errors (scaled units) of every segment simulated from its start state: squares, counts, lag-one products.
+
+    One batched solve without gradients over all of ``shooting``'s segments; returns
+    ``(sse, n, lag1)``, each (n_segments, n_states), ``lag1`` summing the products of
+    consecutive errors. Raises SolverFailure if the solve fails.
+    """
+    with torch.no_grad():
+        starts = shooting.start_states()
+        clock = Clock(shooting.grid, shooting.time_knots)
+        shooting.rhs.bind(clock, shooting.traj, shooting.inputs)
+        z = solve(shooting.rhs, starts, shooting.grid, shooting.solver, "none", jump_t=shooting.grid[1:-1])
+        z = z.transpose(0, 1)[:, 1:, : shooting.n_states]
+        mask = shooting.observed[:, 1:]
+        err = (z - shooting.observations[:, 1:]) * mask
+    lag1 = (err[:, 1:] * err[:, :-1]).sum(dim=1)
+    return err.pow(2).sum(dim=1).cpu().numpy(), mask.sum(dim=1).cpu().numpy(), lag1.cpu().numpy()
+
+
+def _joint_arrays(joint: tuple[tuple[int, ...], ...], allowed: np.ndarray, full: np.ndarray,
+                  values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Field mask and scaled coefficients (n_terms, n_dims) of a candidate: its supports in the
+    observed equations (coefficients ``values``, n_terms x n_observed), the rest as they were."""
+    mask = allowed.astype(float).copy()
+    scaled = full.copy()
+    for j, support in enumerate(joint):
+        mask[:, j] = 0.0
+        mask[list(support), j] = 1.0
+        scaled[:, j] = values[:, j]
+    return mask, scaled
+
+
+def _lag1(residuals: np.ndarray) -> np.ndarray:
+    """Sum of products of consecutive errors per column of (n_rows, n_states) residuals (NaN-aware)."""
+    prod = residuals[1:] * residuals[:-1]
+    return np.nansum(prod, axis=0)
 
 
 class SparseODE(SolverTrainedODE):
@@ -181,6 +257,10 @@ device, verbose, warm_start, checkpoint_path
                     )
         for name in ("threshold", "l1"):
             value = getattr(self, name)
+            if name == "threshold" and isinstance(value, str):
+                if value != "auto":
+                    raise ConfigError(f"threshold must be 'auto' or a non-negative number, got {value!r}.")
+                continue
             if isinstance(value, bool) or not isinstance(value, int | float | np.number) or not value >= 0:
                 raise ConfigError(f"{name} must be a non-negative number, got {value!r}.")
         rounds = self.n_threshold_rounds
@@ -228,9 +308,15 @@ device, verbose, warm_start, checkpoint_path
         return float(self.l1) * field.scaled_coefficients().abs().mean()
 
     # -- fitting -------------------------------------------------------------------------
+    def _auto(self) -> bool:
+        return isinstance(self.threshold, str) and self.threshold == "auto"
+
     def _fit(self, data: Trajectories) -> None:
         self._resolve()
         self._check_sparse_params()
+        if self._auto():
+            self._fit_selected(data)
+            return
         user_warm_start = self.warm_start
         histories, nfe = [], 0
         try:
@@ -255,9 +341,168 @@ device, verbose, warm_start, checkpoint_path
         self.n_function_evals_ = int(nfe)
         self.n_rounds_ = len(histories)
         self._after_fit(data)
+        self._clear_selection_results()
+
+    # -- selection (threshold="auto") -----------------------------------------------------
+    def _fit_selected(self, data: Trajectories) -> None:
+        """Screen candidate supports cheaply, train the best few through the solver, keep the best.
+
+        The first :meth:`_fit_resolved` builds the field; its warm start
+        (:meth:`_collocation_warm_start`) screens the candidates and loads the best one,
+        which that call then trains. The others are trained in turn from their own
+        least-squares coefficients and the same smoothed segment starts; a candidate
+        whose training fails (diverges, underflows) is rejected, not fatal.
+        """
+        user_warm_start = self.warm_start
+        continuing = self.warm_start and hasattr(self, "rhs_") and self.n_dims_ == data.n_states + self.n_augment
+        self._screen = None
+        trained: list[dict[str, Any]] = []
+        histories: list[pd.DataFrame] = []
+        nfe = 0
+        last_error: FitError | None = None
+        try:
+            with torch_threads(1):
+                rank = 0
+                while True:
+                    if rank:
+                        candidate = self._screen.shortlist[rank]
+                        self.rhs_.field.set_support(torch.as_tensor(candidate.mask), torch.as_tensor(candidate.scaled))
+                        self.shooting_state_ = self._screen.starts.clone()
+                        self.warm_start = True
+                        self._checkpoint_stage = rank
+                    try:
+                        self._fit_resolved(data)
+                        failure = None
+                    except FitError as exc:
+                        if self._screen is None:  # failed before any candidate existed: nothing to reject
+                            raise
+                        failure, last_error = f"{type(exc).__name__}: {str(exc).splitlines()[0]}", exc
+                    if hasattr(self, "history_") and failure is None:
+                        histories.append(self.history_.assign(round=rank))
+                        nfe += int(self.n_function_evals_)
+                    if failure is None and _REFINE_STEPS:
+                        self._refine(data)
+                    errors = None if failure else self._simulation_errors(data)
+                    trained.append({"rank": rank, "errors": errors, "failure": failure,
+                                    "k": int(self.rhs_.field.mask.sum()),
+                                    "snapshot": None if failure else self._snapshot()})
+                    rank += 1
+                    if continuing or self._screen is None or rank >= len(self._screen.shortlist):
+                        break
+        finally:
+            self.warm_start = user_warm_start
+            self.__dict__.pop("_checkpoint_stage", None)
+        self._final_scores(trained, data)
+        usable = [t for t in trained if t["snapshot"] is not None and np.isfinite(t["score"])]
+        if not usable:
+            usable = [t for t in trained if t["snapshot"] is not None]
+        if not usable:
+            raise FitError(
+                f"SparseODE: every candidate equation failed to train ({len(trained)} tried; last: {last_error}). "
+                "Lower the degree, drop include_trig, or check the data's scaling."
+            ) from last_error
+        best = min(usable, key=lambda t: t["score"])
+        self._restore(best["snapshot"])
+        self.history_ = pd.concat(histories, ignore_index=True) if histories else self.history_
+        self.n_function_evals_ = int(nfe)
+        self.n_rounds_ = len(trained)
+        self._after_fit(data)
+        self._record_selection(data, trained, best)
+        self._uncertainty(data)
+
+    _TRAINED_ATTRS = ("shooting_state_", "history_", "n_function_evals_", "stop_reason_", "best_epoch_", "x0_",
+                      "trajectory_names_", "time_scale_", "time_offset_")
+
+    def _snapshot(self) -> dict[str, Any]:
+        snap = {name: copy.deepcopy(getattr(self, name)) for name in self._TRAINED_ATTRS if hasattr(self, name)}
+        snap["rhs_state"] = copy.deepcopy(self.rhs_.state_dict())
+        return snap
+
+    def _restore(self, snap: dict[str, Any]) -> None:
+        self.rhs_.load_state_dict(snap["rhs_state"])
+        for name in self._TRAINED_ATTRS:
+            if name in snap:
+                setattr(self, name, snap[name])
+
+    def _simulation_errors(self, data: Trajectories) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """(sse, n, lag1) per state of the whole trajectories simulated from the learned x0; None if that fails."""
+        try:
+            residuals = self._simulation_residuals(data)
+        except SolverFailure:
+            return None
+        pieces = np.split(residuals, np.cumsum([tr.n_times for tr in data])[:-1])
+        rows, _ = self._validation_split(data)
+        if any(n < tr.n_times for tr, n in zip(data, rows)):  # held-out tails: score them only
+            pieces = [p[n:] for p, n in zip(pieces, rows)]
+            residuals = np.concatenate(pieces)
+        sse = np.nansum(residuals**2, axis=0)
+        counts = np.count_nonzero(~np.isnan(residuals), axis=0)
+        lag1 = sum(_lag1(r) for r in pieces)
+        return sse, counts, lag1
+
+    def _final_scores(self, trained: list[dict[str, Any]], data: Trajectories) -> None:
+        """Score every trained candidate by the information criterion of its simulation errors.
+
+        The effective number of independent errors comes from the best-fitting candidate's
+        errors (lowest mean squared error over states) and is shared by all, so that the
+        scores compare the same data.
+        """
+        done = [t for t in trained if t["errors"] is not None]
+        for t in trained:
+            t["score"] = math.inf
+        if not done:
+            return
+        if self.validation_fraction:  # held-out selection: the free-run error of the tails, no penalty
+            for t in done:
+                sse, counts, _ = t["errors"]
+                t["score"] = float(np.log(np.sum(sse) / max(np.sum(counts), 1)))
+            return
+        ref = min(done, key=lambda t: float(np.mean(t["errors"][0] / np.maximum(t["errors"][1], 1))))
+        eff = selection.error_efficiency(ref["errors"][0], ref["errors"][2])
+        n_x0 = int(np.size(self.x0_)) if self.learn_x0 else 0
+        for t in done:
+            sse, counts, _ = t["errors"]
+            t["score"] = float(selection.information_criterion(sse, counts, t["k"] + n_x0, _CRITERION, eff,
+                                                               selection.ERROR_FLOOR))
+
+    def _simulation_residuals(self, data: Trajectories, groups: torch.Tensor | None = None,
+                              x0_sets: np.ndarray | None = None) -> np.ndarray:
+        """Scaled residuals (simulated - observed; NaN where unobserved) of whole trajectories.
+
+        Without ``groups``: the fitted field from the learned x0, (n_rows, n_states) over
+        all trajectories stacked. With ``groups`` (G, n_terms, n_dims) scaled coefficient
+        sets and ``x0_sets`` (G, n_traj, n_dims) scaled initial states: every set
+        integrated in one batched solve, (G, n_rows, n_states).
+        """
+        dtype = self.torch_dtype_
+        n_traj = len(data)
+        if groups is None:
+            z0 = self.scaling_.scale(np.asarray(self.x0_, dtype=float)[:, : data.n_states])
+            z0 = np.concatenate([z0, np.asarray(self.x0_, dtype=float)[:, data.n_states:]], axis=1)[None]
+        else:
+            z0 = x0_sets
+        n_sets = z0.shape[0]
+        field: PolynomialField = self.rhs_.field
+        field.groups = groups
+        try:
+            preds = simulate(self.rhs_, torch.as_tensor(z0.reshape(n_sets * n_traj, -1), dtype=dtype),
+                             [tr.t for tr in data] * n_sets, torch.arange(n_traj).repeat(n_sets),
+                             self._input_signal(data), self.solver_, "none")
+        finally:
+            field.groups = None
+        out = []
+        for g in range(n_sets):
+            parts = [preds[g * n_traj + i][:, : data.n_states].cpu().numpy() - self.scaling_.scale(tr.y)
+                     for i, tr in enumerate(data)]
+            out.append(np.concatenate(parts))
+        return out[0] if groups is None else np.stack(out)
 
     def _collocation_warm_start(self, data: Trajectories, train_rows: list[int]) -> list[np.ndarray]:
-        """Ridge least squares of the library onto smoothing-spline derivatives (closed form)."""
+        """Ridge least squares of the library onto smoothing-spline derivatives (closed form).
+
+        With ``threshold="auto"`` this is also where the candidate supports are screened
+        (:meth:`_screen_candidates`); the field leaves with the best one loaded.
+        """
         lam = self._smoothing_strengths(data, train_rows)
         smoothed = [smooth_trajectory(tr.t[:n], tr.y[:n], lam) for tr, n in zip(data, train_rows)]
         field: PolynomialField = self.rhs_.field
@@ -267,6 +512,7 @@ device, verbose, warm_start, checkpoint_path
         dx = np.concatenate([s.derivatives for s in smoothed])
         t = np.concatenate([tr.t[:n] for tr, n in zip(data, train_rows)])
         rows = np.isfinite(x).all(axis=1)
+        theta = targets = None
         if rows.sum() >= 2:
             x_full = np.zeros((int(rows.sum()), self.n_dims_))
             x_full[:, :n_obs] = x[rows]
@@ -277,6 +523,7 @@ device, verbose, warm_start, checkpoint_path
                 theta = (field.library(torch.as_tensor(t[rows], dtype=dtype), torch.as_tensor(x_full, dtype=dtype), u)
                          / field.feature_scale).numpy()
             out_scale = field.out_scale.numpy()
+            targets = dx[rows] / out_scale[:n_obs]
             mask = field.mask.numpy()
             scaled = np.zeros(mask.shape)
             for j in range(n_obs):
@@ -285,19 +532,319 @@ device, verbose, warm_start, checkpoint_path
                 if seen.sum() < 2 or not active.any():
                     continue
                 a = theta[seen][:, active]
-                b = dx[rows, j][seen] / out_scale[j]
+                b = targets[seen, j]
                 gram = a.T @ a
                 ridge = _RIDGE * np.trace(gram) / max(gram.shape[0], 1)
                 scaled[active, j] = np.linalg.solve(gram + ridge * np.eye(gram.shape[0]), a.T @ b)
             if np.all(np.isfinite(theta)) and np.all(np.isfinite(scaled)):
                 field.set_gram(torch.as_tensor(theta.T @ theta / theta.shape[0], dtype=dtype))
                 field.set_scaled_coefficients(torch.as_tensor(scaled * mask, dtype=dtype))
+            else:
+                theta = None
         initial = []
         for tr, sm in zip(data, smoothed):
             values = np.full(tr.y.shape, np.nan)
             values[: sm.values.shape[0]] = self.scaling_.scale(sm.values)
             initial.append(values)
+        if self._auto():
+            self._screen = self._screen_candidates(data, train_rows, theta, targets, initial)
         return initial
+
+    def _screen_candidates(self, data: Trajectories, train_rows: list[int], theta: np.ndarray | None,
+                           targets: np.ndarray | None, initial: list[np.ndarray]) -> _Screen:
+        """Candidate supports from the derivative regression, ranked by their short-horizon simulation error.
+
+        Every equation's candidates come from pysindy's FROLS and SSR paths
+        (:func:`~sysid.estimators._selection.support_paths`), never holding both terms of a
+        collinear pair, each with its least-squares coefficients. A joint candidate (one
+        support per equation) is scored by the information criterion of its simulation
+        errors over segments of ``_SCREEN_SEGMENTS`` intervals started from the smoothed
+        states (one batched solve, no training): the equations are chosen one at a time
+        (the others held), sweeping until nothing changes. A candidate whose solve fails
+        is rejected. The best ``_N_CANDIDATES`` go on to training.
+        """
+        field: PolynomialField = self.rhs_.field
+        dtype = self.torch_dtype_
+        n_obs, n_terms, n_dims = data.n_states, len(field.term_names), self.n_dims_
+        allowed = field.mask.numpy() > 0
+        times = [tr.t[:n] for tr, n in zip(data, train_rows)]
+        scaled = [self.scaling_.scale(tr.y[:n]) for tr, n in zip(data, train_rows)]
+        segments = make_segments(times, scaled, int(self.segment_length) * _SCREEN_SEGMENTS)
+        shooting = MultipleShooting(self.rhs_, segments, times, scaled, n_dims, self._input_signal(data),
+                                    self.solver_, "backprop", 0.0, True,
+                                    [v[:n] for v, n in zip(initial, train_rows)])
+        train_segments = make_segments(times, scaled, int(self.segment_length))
+        starts = MultipleShooting(self.rhs_, train_segments, times, scaled, n_dims, self._input_signal(data),
+                                  self.solver_, "backprop", 0.0, True,
+                                  [v[:n] for v, n in zip(initial, train_rows)]).starts.detach().clone()
+        full = field.scaled_coefficients().detach().numpy().copy()
+        if theta is None or targets is None:  # no usable derivative regression: train the full library
+            only = _Candidate(allowed.astype(float), full, math.inf)
+            return _Screen([only], starts, [], np.zeros((n_terms, n_obs)), 1)
+
+        def simulate_joint(joint: selection.Joint, values: np.ndarray) -> selection.Errors | None:
+            mask, scaled_values = _joint_arrays(joint, allowed, full, values)
+            field.set_support(torch.as_tensor(mask, dtype=dtype), torch.as_tensor(scaled_values, dtype=dtype))
+            try:
+                return _segment_errors(shooting)
+            except SolverFailure:
+                return None
+
+        found = selection.select_equations(theta, targets, field.term_names, simulate_joint, allowed[:, :n_obs],
+                                           _CRITERION, _SCREEN_SWEEPS, "SparseODE", stacklevel=8)
+        search, pairs = found.search, found.pairs
+        shortlist = []
+        for joint in found.front(_N_CANDIDATES) or found.ranked()[:1]:
+            mask, values = _joint_arrays(joint, allowed, full, found.coefficients(joint))
+            shortlist.append(_Candidate(mask, values, search.scores[joint]))
+        rng = np.random.default_rng(self.random_state if isinstance(self.random_state, int | np.integer) else 0)
+        inclusion = search.inclusion(n_terms, _N_BOOTSTRAP, rng)
+        first = shortlist[0]
+        field.set_support(torch.as_tensor(first.mask, dtype=dtype), torch.as_tensor(first.scaled, dtype=dtype))
+        named_pairs = [(field.term_names[i], field.term_names[j], c) for i, j, c in pairs]
+        return _Screen(shortlist, starts, named_pairs, inclusion, len(search.scores), {"efficiency": search.efficiency})
+
+    def _record_selection(self, data: Trajectories, trained: list[dict[str, Any]], best: dict[str, Any]) -> None:
+        """The selection's public record: candidates, collinear pairs, inclusion probabilities."""
+        screen = self._screen
+        names = list(self.term_names_)
+        states = list(self.state_names_)
+        rows = []
+        for t in trained:
+            cand = screen.shortlist[t["rank"]] if screen is not None else None
+            if cand is not None:
+                terms = {s: [names[i] for i in np.flatnonzero(cand.mask[:, j] > 0)] for j, s in enumerate(states)}
+            else:
+                mask = self.rhs_.field.mask.numpy()
+                terms = {s: [names[i] for i in np.flatnonzero(mask[:, j] > 0)] for j, s in enumerate(states)}
+            rows.append({"candidate": t["rank"], "terms": terms,
+                         "n_terms": sum(len(v) for v in terms.values()),
+                         "screening_score": None if cand is None else cand.score,
+                         "score": t["score"], "chosen": t is best, "failure": t["failure"]})
+        self.selection_ = pd.DataFrame(rows).set_index("candidate")
+        self.selection_criterion_ = _CRITERION
+        self.n_candidates_screened_ = 0 if screen is None else int(screen.n_screened)
+        self.collinear_terms_ = [] if screen is None else list(screen.pairs)
+        inclusion = np.full((len(names), len(states)), np.nan) if screen is None else screen.inclusion
+        self.inclusion_probabilities_ = pd.DataFrame(inclusion, index=pd.Index(names, name="term"),
+                                                     columns=pd.Index(states, name="state"))
+        self._screen = None
+
+    def _clear_selection_results(self) -> None:
+        for name in ("selection_", "selection_criterion_", "n_candidates_screened_", "collinear_terms_",
+                     "inclusion_probabilities_", "coefficient_stderr_", "dof_"):
+            self.__dict__.pop(name, None)
+
+    # -- Gauss-Newton polish and uncertainty ---------------------------------------------
+    def _active(self, n_states: int) -> list[tuple[int, int]]:
+        mask = self.rhs_.field.mask.numpy() > 0
+        return [(k, j) for j in range(n_states) for k in np.flatnonzero(mask[:, j])]
+
+    def _parameters(self, data: Trajectories) -> tuple[np.ndarray, np.ndarray]:
+        """(scaled active coefficients (p,), scaled initial states (n_traj, n_dims))."""
+        with torch.no_grad():
+            base = self.rhs_.field.scaled_coefficients().detach().numpy()
+        coefs = np.array([base[k, j] for k, j in self._active(data.n_states)])
+        x0 = np.asarray(self.x0_, dtype=float)
+        z0 = np.concatenate([self.scaling_.scale(x0[:, : data.n_states]), x0[:, data.n_states:]], axis=1)
+        return coefs, z0
+
+    def _set_parameters(self, data: Trajectories, coefs: np.ndarray, z0: np.ndarray) -> None:
+        field: PolynomialField = self.rhs_.field
+        with torch.no_grad():
+            values = field.scaled_coefficients().detach().numpy().copy()
+        for (k, j), c in zip(self._active(data.n_states), coefs):
+            values[k, j] = c
+        field.set_scaled_coefficients(torch.as_tensor(values, dtype=self.torch_dtype_))
+        x0 = np.asarray(z0, dtype=float).copy()
+        x0[:, : data.n_states] = self.scaling_.unscale(x0[:, : data.n_states])
+        self.x0_ = x0
+
+    def _residual_sets(self, data: Trajectories, coef_sets: np.ndarray, z0_sets: np.ndarray) -> np.ndarray:
+        """Observed residual entries (G, n_res) of G parameter sets, integrated in one batched solve."""
+        field: PolynomialField = self.rhs_.field
+        with torch.no_grad():
+            base = field.scaled_coefficients().detach().numpy()
+        groups = np.repeat(base[None], coef_sets.shape[0], axis=0)
+        for i, (k, j) in enumerate(self._active(data.n_states)):
+            groups[:, k, j] = coef_sets[:, i]
+        res = self._simulation_residuals(data, torch.as_tensor(groups, dtype=self.torch_dtype_), z0_sets)
+        seen = ~np.isnan(res[0])
+        return res[:, seen]
+
+    def _jacobian(self, data: Trajectories, coefs: np.ndarray, z0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Residuals (n_res,) and their Jacobian (n_res, p + n_traj * n_dims) in the scaled coordinates.
+
+        Central differences with every perturbed copy in one batched solve; each initial-state
+        component is perturbed in all trajectories at once (a trajectory's residuals depend
+        on its own initial state only), so the solve holds 1 + 2 (p + n_dims) copies.
+        """
+        n_p, n_traj, n_dims = coefs.size, len(data), self.n_dims_
+        n_x = n_dims if self.learn_x0 else 0
+        steps = np.concatenate([_FD_STEP * np.maximum(np.abs(coefs), 1e-2), np.full(n_x, _FD_STEP)])
+        n_sets = 1 + 2 * (n_p + n_x)
+        coef_sets = np.repeat(coefs[None], n_sets, axis=0)
+        z0_sets = np.repeat(z0[None], n_sets, axis=0)
+        for i in range(n_p):
+            coef_sets[1 + 2 * i, i] += steps[i]
+            coef_sets[2 + 2 * i, i] -= steps[i]
+        for d in range(n_x):
+            z0_sets[1 + 2 * (n_p + d), :, d] += steps[n_p + d]
+            z0_sets[2 + 2 * (n_p + d), :, d] -= steps[n_p + d]
+        res = self._residual_sets(data, coef_sets, z0_sets)
+        diff = (res[1::2] - res[2::2]) / (2 * steps)[:, None]
+        jac = np.zeros((res.shape[1], n_p + n_traj * n_x))
+        jac[:, :n_p] = diff[:n_p].T
+        if n_x:
+            traj_of = np.concatenate([np.full(int((~np.isnan(tr.y)).sum()), i) for i, tr in enumerate(data)])
+            for d in range(n_x):
+                for i in range(n_traj):
+                    jac[traj_of == i, n_p + i * n_x + d] = diff[n_p + d, traj_of == i]
+        return res[0], jac
+
+    @staticmethod
+    def _state_weights(data: Trajectories, r: np.ndarray) -> np.ndarray:
+        """1 / residual RMS of each state, per residual entry."""
+        state_of = np.concatenate([np.nonzero(~np.isnan(tr.y))[1] for tr in data])
+        sigma = np.array([np.sqrt(np.mean(r[state_of == j] ** 2)) if np.any(state_of == j) else 1.0
+                          for j in range(data.n_states)])
+        return 1.0 / np.where(sigma > 0, sigma, 1.0)[state_of]
+
+    def _training_part(self, data: Trajectories) -> Trajectories:
+        rows, _ = self._validation_split(data)
+        if all(n == tr.n_times for tr, n in zip(data, rows)):
+            return data
+        return data.subset([tr.replace(t=tr.t[:n], y=tr.y[:n], u=None if tr.u is None else tr.u[:n])
+                            for tr, n in zip(data, rows)])
+
+    def _refine(self, data: Trajectories) -> None:
+        """Trust-region Gauss-Newton (scipy ``least_squares``) on the whole-trajectory residuals.
+
+        The coefficients of the active terms and the initial states move to the
+        least-squares optimum near the shooting result (at most ``_REFINE_STEPS``
+        evaluations); the result is kept only if it lowers the weighted residual cost.
+        """
+        data = self._training_part(data)
+        if not self._active(data.n_states):
+            return
+        coefs, z0 = self._parameters(data)
+        n_p = coefs.size
+        theta0 = np.concatenate([coefs, z0.ravel()])
+        n_traj = len(data)
+
+        def split(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            return theta[:n_p], theta[n_p:].reshape(n_traj, -1)
+
+        try:
+            r0 = self._residual_sets(data, coefs[None], z0[None])[0]
+            weights = self._state_weights(data, r0)
+            cache: dict[str, np.ndarray] = {}
+
+            def fun(theta: np.ndarray) -> np.ndarray:
+                c, z = split(theta)
+                return self._residual_sets(data, c[None], z[None])[0] * weights
+
+            def jac(theta: np.ndarray) -> np.ndarray:
+                c, z = split(theta)
+                _, j = self._jacobian(data, c, z)
+                if not self.learn_x0:  # initial states held: zero columns
+                    j = np.concatenate([j, np.zeros((j.shape[0], z.size))], axis=1)
+                cache["theta"] = theta.copy()
+                return j * weights[:, None]
+
+            solution = least_squares(fun, theta0, jac=jac, method="trf", x_scale="jac", max_nfev=_REFINE_STEPS,
+                                     ftol=1e-6, xtol=1e-6)
+        except (SolverFailure, ValueError, np.linalg.LinAlgError):
+            return
+        if not solution.cost < 0.5 * float(np.sum((r0 * weights) ** 2)):
+            return
+        c, z = split(solution.x)
+        if not self.learn_x0:
+            z = z0
+        self._set_parameters(data, c, z)
+
+    def _uncertainty(self, data: Trajectories) -> None:
+        """Standard errors of the active coefficients from the whole-trajectory residual Jacobian.
+
+        As for :class:`~sysid.GreyBoxODE`: residuals are simulated minus observed over
+        every observed entry (of the training part), each state weighted by its residual
+        RMS; ``J`` is their Jacobian with respect to the active coefficients and, with
+        ``learn_x0``, the initial states; ``cov = s^2 (J^T J)^-1``, ``s^2 = SSR / (n - p)``.
+        Directions the data do not determine (singular values below 1e-6 of the largest)
+        get infinite standard errors.
+        """
+        field: PolynomialField = self.rhs_.field
+        names, states = list(self.term_names_), list(self.state_names_)
+        stderr = np.full((len(names), len(states)), np.nan)
+        self.coefficient_stderr_ = pd.DataFrame(stderr, index=pd.Index(names, name="term"),
+                                                columns=pd.Index(states, name="state"))
+        self.dof_ = 0
+        data = self._training_part(data)
+        active = self._active(data.n_states)
+        if not active:
+            return
+        coefs, z0 = self._parameters(data)
+        try:
+            r, jac = self._jacobian(data, coefs, z0)
+        except SolverFailure:
+            return
+        w = self._state_weights(data, r)
+        rw, jw = r * w, jac * w[:, None]
+        n, p = rw.size, jw.shape[1]
+        dof = max(n - p, 1)
+        s2 = float(rw @ rw) / dof
+        norms = np.linalg.norm(jw, axis=0)
+        norms = np.where(norms > 0, norms, 1.0)
+        _, sing, vt = np.linalg.svd(jw / norms, full_matrices=False)
+        smax = float(sing[0]) if sing.size else 1.0
+        null = sing <= 1e-6 * smax
+        safe = np.where(null, 1e-6 * smax, sing)
+        cov = s2 * ((vt.T / safe**2) @ vt) / np.outer(norms, norms)
+        n_p = len(active)
+        se_scaled = np.sqrt(np.clip(np.diag(cov)[:n_p], 0, None))
+        for i in np.flatnonzero(null):
+            se_scaled[np.abs(vt[i, :n_p]) > 0.1] = np.inf
+        to_physical = field.out_scale.numpy()[None, :] / field.feature_scale.numpy()[:, None]
+        for i, (k, j) in enumerate(active):
+            stderr[k, j] = se_scaled[i] * to_physical[k, j]
+        self.coefficient_stderr_ = pd.DataFrame(stderr, index=pd.Index(names, name="term"),
+                                                columns=pd.Index(states, name="state"))
+        self.dof_ = int(dof)
+
+    def coefficient_table(self, level: float = 0.95) -> pd.DataFrame:
+        """Every active coefficient with its standard error, interval and inclusion probability.
+
+        Parameters
+        ----------
+        level : float in (0, 1), default 0.95
+            Confidence level of the intervals (Student t with the residual degrees of freedom).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by (state, term); columns ``estimate``, ``stderr``, ``lower``,
+            ``upper`` and ``inclusion_probability`` (NaN where not measured: after a fit
+            with a numeric ``threshold``, and for terms not selected).
+        """
+        check_is_fitted(self)
+        if isinstance(level, bool) or not isinstance(level, int | float | np.number) or not 0 < float(level) < 1:
+            raise ConfigError(f"level must be a number in (0, 1), got {level!r}.")
+        stderr = getattr(self, "coefficient_stderr_", None)
+        inclusion = getattr(self, "inclusion_probabilities_", None)
+        dof = max(int(getattr(self, "dof_", 0)), 1)
+        q = float(stats.t.ppf(0.5 + float(level) / 2, dof))
+        rows = []
+        for state in self.coefficients_.columns:
+            for term in self.coefficients_.index:
+                value = float(self.coefficients_.loc[term, state])
+                if value == 0.0:
+                    continue
+                se = float(stderr.loc[term, state]) if stderr is not None else math.nan
+                prob = float(inclusion.loc[term, state]) if inclusion is not None else math.nan
+                rows.append({"state": state, "term": term, "estimate": value, "stderr": se,
+                             "lower": value - q * se, "upper": value + q * se, "inclusion_probability": prob})
+        columns = ["state", "term", "estimate", "stderr", "lower", "upper", "inclusion_probability"]
+        return pd.DataFrame(rows, columns=columns).set_index(["state", "term"])
 
     def _after_fit(self, data: Trajectories | None) -> None:
         field: PolynomialField = self.rhs_.field
@@ -323,9 +870,21 @@ device, verbose, warm_start, checkpoint_path
         return format_equations(self.coefficients_, precision=precision)
 
     # -- model files ---------------------------------------------------------------------
+    _TABLES = ("inclusion_probabilities_", "coefficient_stderr_")
+
     def _fitted_state(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         state, tensors = super()._fitted_state()
         state["n_rounds_"] = self.n_rounds_
+        if hasattr(self, "selection_"):
+            for name in self._TABLES:
+                state[name] = getattr(self, name).to_numpy(dtype=float).tolist()
+            selection_ = self.selection_.reset_index()
+            state["selection_"] = {k: [v if not isinstance(v, float) or math.isfinite(v) else repr(v) for v in col]
+                                   for k, col in selection_.to_dict(orient="list").items()}
+            state["collinear_terms_"] = [list(p) for p in self.collinear_terms_]
+            state["selection_criterion_"] = self.selection_criterion_
+            state["n_candidates_screened_"] = self.n_candidates_screened_
+            state["dof_"] = self.dof_
         return state, tensors
 
     def _set_fitted_state(self, state: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
@@ -338,3 +897,15 @@ device, verbose, warm_start, checkpoint_path
         super()._set_fitted_state(state, tensors)
         self.n_rounds_ = int(state.get("n_rounds_", 1))
         self._after_fit(None)
+        self._clear_selection_results()
+        if "selection_" in state:
+            for name in self._TABLES:
+                self.__dict__[name] = pd.DataFrame(np.asarray(state[name], dtype=float), index=self.coefficients_.index,
+                                                   columns=self.coefficients_.columns)
+            table = {k: [float(v) if isinstance(v, str) and v in ("inf", "-inf", "nan") else v for v in col]
+                     for k, col in state["selection_"].items()}
+            self.selection_ = pd.DataFrame(table).set_index("candidate")
+            self.collinear_terms_ = [(str(a), str(b), float(c)) for a, b, c in state["collinear_terms_"]]
+            self.selection_criterion_ = str(state["selection_criterion_"])
+            self.n_candidates_screened_ = int(state["n_candidates_screened_"])
+            self.dof_ = int(state["dof_"])

@@ -1,0 +1,237 @@
+"""Choosing sparse equations: collinear terms, candidate paths, criteria, bootstrap, SparseODE/SINDy threshold='auto'."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import sysid
+from sysid.datasets import simulate
+from sysid.errors import ConfigError, FitError, FitWarning
+from sysid.estimators import _selection as selection
+from sysid.estimators._sparse import SparseODE
+from sysid.fields._polynomial import PolynomialField
+
+FAST = dict(gradient="backprop", rtol=1e-4, atol=1e-6, verbose=False)
+
+
+def pendulum_library(amplitude: float, n: int = 200) -> tuple[np.ndarray, list[str]]:
+    t = np.linspace(0, 10, n)
+    theta, omega = amplitude * np.cos(2 * t), -2 * amplitude * np.sin(2 * t)
+    field = PolynomialField(["theta", "omega"], degree=1, include_trig=True)
+    x = torch.as_tensor(np.column_stack([theta, omega]))
+    return field.library(None, x, None).numpy(), field.term_names
+
+
+# -- collinear terms --------------------------------------------------------------------
+def test_collinear_pairs_at_small_amplitude_only():
+    small, names = pendulum_library(0.5)
+    pairs = {(names[i], names[j]) for i, j, _ in selection.collinear_pairs(small)}
+    assert ("theta", "sin(theta)") in pairs and ("1", "cos(theta)") in pairs
+    large, _ = pendulum_library(2.5)
+    pairs = {(names[i], names[j]) for i, j, _ in selection.collinear_pairs(large)}
+    assert ("theta", "sin(theta)") not in pairs and ("1", "cos(theta)") not in pairs
+
+
+def test_warning_names_the_pairs_and_the_rule():
+    small, names = pendulum_library(0.5)
+    with pytest.warns(FitWarning, match=r"theta ~ sin\(theta\) \(cosine 0\.99.*No candidate equation holds both"):
+        selection.warn_collinear(selection.collinear_pairs(small), names, "SparseODE")
+
+
+def test_dependent_terms_are_split_into_variants():
+    theta = np.linspace(-0.6, 0.6, 80)
+    library = np.column_stack([np.ones(80), theta, theta**2, np.sin(theta), np.cos(theta), theta**3])
+    unit = library / np.linalg.norm(library, axis=0)
+    variants = selection.split_dependent((0, 2, 4), unit)  # cos(theta) ~ 1 - theta^2 / 2
+    assert variants and all(len(v) == 2 for v in variants)
+    assert all(not {0, 2, 4} <= set(v) for v in variants)
+    assert selection.split_dependent((1, 5), unit) == [(1, 5)]  # theta and theta^3 stay together
+
+
+def test_support_paths_hold_the_truth_and_never_a_collinear_pair():
+    rng = np.random.default_rng(0)
+    library, names = pendulum_library(0.6)
+    target = -19.6 * library[:, names.index("sin(theta)")] - 0.35 * library[:, names.index("omega")]
+    target = target + 0.01 * rng.standard_normal(target.size)
+    paths = selection.support_paths(library, target)
+    truth = tuple(sorted((names.index("omega"), names.index("sin(theta)"))))
+    assert truth in paths and paths[0] == ()
+    pairs = selection.collinear_pairs(library)
+    assert pairs
+    assert all(not (i in s and j in s) for s in paths for i, j, _ in pairs)
+
+
+# -- criteria and bootstrap ----------------------------------------------------------------
+def test_information_criterion_trades_fit_for_terms():
+    n = np.array([100, 100])
+    same = selection.information_criterion(np.array([[1.0, 1.0], [1.0, 1.0]]), n, np.array([2, 5]))
+    assert same[0] < same[1]
+    better = selection.information_criterion(np.array([[1.0, 1.0], [0.5, 1.0]]), n, np.array([2, 3]))
+    assert better[1] < better[0]
+    # smooth (correlated) errors count less: the same improvement no longer pays for the term
+    damped = selection.information_criterion(np.array([[1.0, 1.0], [0.9, 1.0]]), n, np.array([2, 3]),
+                                             efficiency=[0.02, 0.02])
+    assert damped[0] < damped[1]
+    # below the floor every model is as good as the floor: fewer terms win
+    tiny = selection.information_criterion(np.array([[1e-6, 1e-6], [1e-8, 1e-8]]), n, np.array([2, 4]), floor=0.01)
+    assert tiny[0] < tiny[1]
+    assert selection.error_efficiency(np.array([1.0]), np.array([0.0]))[0] == 1.0
+    with pytest.raises(ConfigError, match="criterion must be one of"):
+        selection.information_criterion(np.ones(2), n, 2, "cv")
+
+
+def test_bootstrap_inclusion_is_a_distribution_over_candidates():
+    rng = np.random.default_rng(1)
+    block_n = np.full((30, 1), 10.0)
+    clear = np.stack([np.full((30, 1), 10.0), np.full((30, 1), 2.0)])  # candidate 1 much better everywhere
+    p = selection.bootstrap_inclusion(clear, block_n, np.array([1, 2]), rng=rng)
+    assert p.sum() == pytest.approx(1.0) and p[1] == 1.0
+    mixed = np.stack([np.full((30, 1), 10.0), np.where(np.arange(30)[:, None] < 15, 5.0, 15.0)])
+    p = selection.bootstrap_inclusion(mixed, block_n, np.array([1, 1]), rng=rng)
+    assert 0.05 < p[1] < 0.95
+
+
+def test_search_finds_the_true_supports_and_rejects_failures():
+    truth = ((1,), (0, 2))
+
+    def simulate_(joint):
+        if joint == ((0, 1, 2), (0, 2)):
+            return None  # this candidate diverges: rejected, not fatal
+        sse = np.array([[1.0 if set(t) <= set(s) else 5.0 for s, t in zip(joint, truth)]] * 20)
+        return sse, np.full((20, 2), 10.0), np.zeros((20, 2))
+
+    paths = [[(), (1,), (0, 1), (0, 1, 2)], [(), (0,), (0, 2), (0, 1, 2)]]
+    search = selection.search_supports(paths, ((0, 1, 2), (0, 1, 2)), ((0, 1, 2), (0, 1, 2)), simulate_)
+    assert search.ranked()[0] == truth
+    assert search.scores[((0, 1, 2), (0, 2))] == np.inf
+    front = search.front(3)
+    assert front[0] == truth and all(sum(map(len, j)) < 3 for j in front[1:])
+    inclusion = search.inclusion(3)
+    assert inclusion[1, 0] == pytest.approx(1.0) and inclusion[2, 1] == pytest.approx(1.0)
+
+
+# -- the field ----------------------------------------------------------------------------
+def test_field_supports_and_coefficient_groups():
+    field = PolynomialField(["x", "y"], degree=2)
+    mask = torch.zeros(6, 2, dtype=torch.float64)
+    mask[1, 0] = mask[4, 1] = 1.0
+    values = torch.arange(12, dtype=torch.float64).reshape(6, 2)
+    field.set_support(mask, values)
+    assert torch.equal(field.mask, mask)
+    assert torch.equal(field.scaled_coefficients(), values * mask)
+    x = torch.tensor([[1.0, 2.0], [0.5, -1.0], [2.0, 0.0], [1.0, 1.0]], dtype=torch.float64)
+    other = values * 2
+    field.groups = torch.stack([values, other])
+    grouped = field(torch.zeros(4), x, None)
+    field.groups = None
+    plain = field(torch.zeros(2), x[:2], None)
+    field.set_support(mask, other)
+    torch.testing.assert_close(grouped, torch.cat([plain, field(torch.zeros(2), x[2:], None)]))
+
+
+# -- SparseODE(threshold="auto") -------------------------------------------------------------
+@pytest.fixture(scope="module")
+def decay():
+    t = np.linspace(0, 2, 30)
+    rng = np.random.default_rng(0)
+    y = np.column_stack([2.0 * np.exp(-1.5 * t), 1.0 + 0.5 * np.sin(2 * t)])
+    return sysid.Trajectories.from_arrays([t], [y + 0.002 * rng.standard_normal(y.shape)], state_names=["a", "b"])
+
+
+@pytest.fixture(scope="module")
+def auto_fit(decay):
+    return SparseODE(degree=1, threshold="auto", max_epochs=30, **FAST).fit(decay)
+
+
+def test_auto_selects_a_support_and_reports_its_uncertainty(auto_fit):
+    table = auto_fit.coefficient_table()
+    assert list(table.columns) == ["estimate", "stderr", "lower", "upper", "inclusion_probability"]
+    assert ("a", "a") in table.index
+    assert table.loc[("a", "a"), "estimate"] == pytest.approx(-1.5, rel=0.02)
+    assert 0 < table.loc[("a", "a"), "stderr"] < 0.05
+    assert table.loc[("a", "a"), "lower"] < -1.5 < table.loc[("a", "a"), "upper"]
+    assert (auto_fit.coefficients_["a"] != 0).sum() == 1  # d a/dt = -1.5 a, nothing else
+    assert 0 <= table["inclusion_probability"].min() and table["inclusion_probability"].max() <= 1
+    assert auto_fit.coefficient_stderr_.shape == auto_fit.coefficients_.shape
+    chosen = auto_fit.selection_[auto_fit.selection_["chosen"]]
+    assert len(chosen) == 1 and auto_fit.n_rounds_ == len(auto_fit.selection_) >= 1
+    assert auto_fit.n_candidates_screened_ >= len(auto_fit.selection_)
+    assert set(auto_fit.history_["round"]) == set(auto_fit.selection_.index[auto_fit.selection_["failure"].isna()])
+
+
+def test_auto_fit_saves_and_loads_its_selection(auto_fit, tmp_path):
+    loaded = sysid.load(sysid.save(auto_fit, tmp_path / "auto.sysid"))
+    pd.testing.assert_frame_equal(loaded.coefficient_table(), auto_fit.coefficient_table())
+    assert loaded.selection_["n_terms"].tolist() == auto_fit.selection_["n_terms"].tolist()
+
+
+def test_a_failing_candidate_is_rejected_not_fatal(decay, monkeypatch):
+    import sysid.estimators._ode_base as base
+
+    original, calls = base.train, []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # the second candidate diverges
+            raise FitError("training failed 5 times in a row (last: underflow in dt 3.6e-16)")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(base, "train", flaky)
+    model = SparseODE(degree=1, threshold="auto", max_epochs=5, **FAST).fit(decay)
+    assert len(calls) == len(model.selection_) >= 2
+    assert model.selection_["failure"].iloc[1].startswith("FitError: training failed 5 times")
+    assert not model.selection_["chosen"].iloc[1]
+
+
+def test_every_candidate_failing_is_a_fit_error(decay, monkeypatch):
+    import sysid.estimators._ode_base as base
+
+    def broken(*args, **kwargs):
+        raise FitError("training failed 5 times in a row")
+
+    monkeypatch.setattr(base, "train", broken)
+    with pytest.raises(FitError, match="every candidate equation failed"):
+        SparseODE(degree=1, threshold="auto", max_epochs=5, **FAST).fit(decay)
+
+
+def test_numeric_threshold_keeps_the_pruning_rounds(decay):
+    model = SparseODE(degree=1, threshold=0.05, n_threshold_rounds=1, max_epochs=3, **FAST).fit(decay)
+    assert not hasattr(model, "selection_") and not hasattr(model, "coefficient_stderr_")
+    assert model.coefficient_table()["stderr"].isna().all()
+    with pytest.raises(ConfigError, match="threshold must be 'auto' or a non-negative number"):
+        SparseODE(threshold="best", max_epochs=1, **FAST).fit(decay)
+
+
+# -- SINDy(threshold="auto") -----------------------------------------------------------------
+def test_sindy_auto_chooses_by_simulation_and_reports_inclusion():
+    data = simulate("lotka_volterra", n_trajectories=3, n_samples=200, noise=0.01, irregular=False, random_state=0)
+    model = sysid.SINDy(threshold="auto", differentiation="spline", random_state=0).fit(data)
+    prey = model.coefficients_["prey"]
+    assert prey["prey"] == pytest.approx(1.5, rel=0.05) and prey["prey predator"] == pytest.approx(-1.0, rel=0.05)
+    assert model.inclusion_probabilities_.loc["prey predator", "prey"] > 0.9
+    assert model.inclusion_probabilities_.loc["predator", "predator"] > 0.9
+    active = model.coefficients_.to_numpy() != 0
+    stderr = model.coefficient_stderr_.to_numpy()
+    assert np.isfinite(stderr[active]).all() and np.isnan(stderr[~active]).all()
+    with pytest.raises(ConfigError, match="threshold='auto' chooses the terms itself"):
+        sysid.SINDy(threshold="auto", optimizer=sysid.estimators._sindy.ps.STLSQ()).fit(data)
+    plain = sysid.SINDy(threshold=0.1).fit(data)
+    assert not hasattr(plain, "inclusion_probabilities_")
+
+
+def test_sindy_auto_warns_about_collinear_terms():
+    import pysindy as ps
+
+    t = np.linspace(0, 6, 150)
+    theta = 0.4 * np.cos(3 * t)
+    data = sysid.Trajectories.from_arrays([t], [np.column_stack([theta, -1.2 * np.sin(3 * t)])],
+                                          state_names=["theta", "omega"])
+    library = ps.GeneralizedLibrary([ps.PolynomialLibrary(degree=1), ps.FourierLibrary(n_frequencies=1)])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = sysid.SINDy(library=library, threshold="auto").fit(data)
+    assert any("nearly collinear" in str(w.message) and "theta" in str(w.message) for w in caught)
+    assert model.collinear_terms_
