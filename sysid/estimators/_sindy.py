@@ -102,8 +102,13 @@ class SINDy(TrajectoryEstimator):
         about local quadratics); suits noisy irregular samples. An object is cloned and used as is.
     degree : int, default 2
         Polynomial degree of the default library (ignored when ``library`` is given).
-    threshold : float, default 0.1
+    threshold : float or "auto", default 0.1
         STLSQ threshold of the default optimizer (ignored when ``optimizer`` is given).
+        ``"auto"``: no threshold; every equation's terms are chosen by the information
+        criterion (AICc) of the simulated trajectories among candidates from pysindy's
+        FROLS and SSR paths, never holding two terms that are collinear on the data
+        (see :mod:`sysid.estimators._selection` and ``docs/interpretable.md``); fills
+        ``inclusion_probabilities_``, ``coefficient_stderr_`` and ``collinear_terms_``.
     missing : {"interpolate", "split"}, default "interpolate"
         What to do with NaN observations before differentiating. "interpolate": fill
         gaps linearly in time, and trim the rows at either end of a trajectory where
@@ -178,9 +183,13 @@ class SINDy(TrajectoryEstimator):
         """Validated (library, optimizer, differentiation, minimum rows per piece)."""
         if isinstance(self.degree, bool) or not isinstance(self.degree, numbers.Integral) or self.degree < 1:
             raise ConfigError(f"degree must be an integer >= 1, got {self.degree!r}.")
-        if (isinstance(self.threshold, bool) or not isinstance(self.threshold, numbers.Real)
-                or not np.isfinite(self.threshold) or self.threshold < 0):
-            raise ConfigError(f"threshold must be a finite number >= 0, got {self.threshold!r}.")
+        auto = isinstance(self.threshold, str) and self.threshold == "auto"
+        if not auto and (isinstance(self.threshold, bool) or not isinstance(self.threshold, numbers.Real)
+                         or not np.isfinite(self.threshold) or self.threshold < 0):
+            raise ConfigError(f"threshold must be a finite number >= 0, got {self.threshold!r} "
+                              "(or 'auto' to choose the terms by simulation error).")
+        if auto and self.optimizer is not None:
+            raise ConfigError("threshold='auto' chooses the terms itself; pass optimizer=None (or a numeric threshold).")
         if self.missing not in ("interpolate", "split"):
             raise ConfigError(f"missing must be 'interpolate' or 'split', got {self.missing!r}.")
         if self.simulate_method not in SOLVERS:
@@ -198,7 +207,7 @@ class SINDy(TrajectoryEstimator):
                 f"got {type(self.library).__name__}."
             )
         if self.optimizer is None:
-            optimizer = ps.STLSQ(threshold=float(self.threshold))
+            optimizer = ps.STLSQ(threshold=0.0 if auto else float(self.threshold))
         elif isinstance(self.optimizer, BaseOptimizer):
             optimizer = clone(self.optimizer)
         else:
@@ -306,6 +315,8 @@ class SINDy(TrajectoryEstimator):
     # -- fitting -----------------------------------------------------------------------
     def _fit(self, data: Trajectories) -> None:
         library, optimizer, method, min_rows = self._resolve()
+        for name in ("inclusion_probabilities_", "coefficient_stderr_", "collinear_terms_"):
+            self.__dict__.pop(name, None)  # set by threshold="auto" only
         pieces = self._pieces(data, min_rows)
         names = [str(n) for n in (*data.state_names, *data.input_names)]
         xs = [np.array(p.y) for p in pieces]
@@ -335,17 +346,71 @@ class SINDy(TrajectoryEstimator):
                     "differentiation='spline' for irregular samples.",
                     FitWarning, stacklevel=3,
                 )
+        auto = isinstance(self.threshold, str)
+        if auto and x_dot is None:  # the derivatives pysindy would compute, kept for the selection
+            found = [library.calc_trajectory(method, ps.AxesArray(x, {"ax_time": 0, "ax_coord": 1}), t)
+                     for x, t in zip(xs, ts)]
+            xs, x_dot = [np.asarray(x) for x, _ in found], [np.asarray(d) for _, d in found]
         model = ps.SINDy(optimizer=optimizer, feature_library=library, differentiation_method=method)
         model.fit(xs, t=ts, x_dot=x_dot, u=us, feature_names=names)
         coef = np.asarray(model.coefficients(), dtype=float)
         terms = list(model.get_feature_names())
         self.model_ = model
+        if auto:
+            self.powers_ = np.asarray(library.powers_, dtype=int) if isinstance(library, ps.PolynomialLibrary) else None
+            coef = self._select_terms(pieces, xs, x_dot, us, terms, data)
         self.coefficients_ = pd.DataFrame(coef.T, index=pd.Index(terms, name="term"),
                                           columns=pd.Index(list(data.state_names), name="state"))
         self.powers_ = np.asarray(library.powers_, dtype=int) if isinstance(library, ps.PolynomialLibrary) else None
         self.scale_ = data_scale(data)
         self.n_pieces_ = len(pieces)
         self.simulation_failed_: list[Any] = []
+
+    def _select_terms(self, pieces: list[Trajectory], xs: list[np.ndarray], x_dot: list[np.ndarray],
+                      us: list[np.ndarray] | None, terms: list[str], data: Trajectories) -> np.ndarray:
+        """threshold="auto": choose every equation's terms by the simulation error (coefficients (n_states, n_terms)).
+
+        Candidates come from the derivative regression (pysindy FROLS/SSR paths, no two
+        collinear terms together); each candidate's least-squares coefficients are
+        simulated from every piece's first (smoothed) state and scored by AICc over the
+        errors against the measurements. Inclusion probabilities: the choice repeated on
+        resampled blocks of 10 rows; standard errors: the spread of the chosen equations
+        refitted on bootstrap resamples (pysindy's EnsembleOptimizer, E-SINDy).
+        """
+        from sysid.estimators import _selection as selection
+
+        zs = [x if us is None else np.column_stack([x, u]) for x, u in zip(xs, us or [None] * len(xs))]
+        theta = np.concatenate([self._features(z) for z in zs])
+        targets = np.concatenate(x_dot)
+        scale = np.asarray(data_scale(data), dtype=float)
+        bound = DIVERGENCE_FACTOR * scale
+        spread = np.nanstd(np.concatenate([p.y for p in pieces]), axis=0)
+        spread = np.where(spread > 0, spread, 1.0)  # errors in standard deviations, as the selection expects
+
+        def simulate(joint: Any, coef: np.ndarray) -> Any:
+            blocks = []
+            for piece, x in zip(pieces, xs):
+                rhs = self._rhs(linear_inputs(piece.t, piece.u), coef.T)
+                sim = simulate_numpy(rhs, piece.t, np.asarray(x[0], dtype=float), self.simulate_method, _SIM_RTOL,
+                                     _SIM_ATOL * scale, int(self.max_simulation_steps), bound)
+                if sim.failed_at is not None:
+                    return None
+                blocks.append(selection.block_errors((sim.y - piece.y) / spread))
+            return tuple(np.concatenate(part) for part in zip(*blocks))
+
+        found = selection.select_equations(theta, targets, terms, simulate, criterion="aicc", owner="SINDy",
+                                           stacklevel=6)
+        best = found.ranked()[0]
+        seed = self.random_state if isinstance(self.random_state, numbers.Integral) else 0
+        inclusion = found.search.inclusion(len(terms), 200, np.random.default_rng(seed))
+        bagged = selection.bagged_coefficients(theta, targets, best, 100, seed)
+        stderr = np.where(found.coefficients(best) != 0, bagged.std(axis=0), np.nan)
+        table = lambda a: pd.DataFrame(a, index=pd.Index(terms, name="term"),  # noqa: E731
+                                       columns=pd.Index(list(data.state_names), name="state"))
+        self.inclusion_probabilities_ = table(inclusion)
+        self.coefficient_stderr_ = table(stderr)
+        self.collinear_terms_ = [(terms[i], terms[j], c) for i, j, c in found.pairs]
+        return found.coefficients(best).T
 
     # -- the learned right-hand side ---------------------------------------------------------
     def _features(self, z: np.ndarray) -> np.ndarray:
@@ -356,9 +421,9 @@ class SINDy(TrajectoryEstimator):
             raise ModelFileError("this SINDy has neither a polynomial library nor a pysindy model to evaluate.")
         return np.asarray(self.model_.feature_library.transform(z), dtype=float)
 
-    def _rhs(self, inputs: Any) -> Any:
-        """dx/dt(t, x) for the solver, inputs interpolated in time."""
-        coef = self.coefficients_.to_numpy(dtype=float).T  # (n_states, n_terms)
+    def _rhs(self, inputs: Any, coef: np.ndarray | None = None) -> Any:
+        """dx/dt(t, x) for the solver, inputs interpolated in time (``coef`` (n_states, n_terms): not the table's)."""
+        coef = self.coefficients_.to_numpy(dtype=float).T if coef is None else coef  # (n_states, n_terms)
         with_inputs = bool(self.n_controls_in_)
         if self.powers_ is not None:
             # One point at a time: products of Python floats beat numpy's per-call overhead.
