@@ -40,6 +40,7 @@ import math
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pysindy as ps
@@ -54,6 +55,7 @@ __all__ = [
     "bagged_coefficients",
     "block_errors",
     "bootstrap_inclusion",
+    "coefficient_table",
     "collinear_pairs",
     "derivative_start",
     "error_efficiency",
@@ -351,13 +353,17 @@ def information_criterion(sse: np.ndarray, n: np.ndarray, k: int | np.ndarray, c
     return np.where(np.isfinite(sse).all(axis=-1), out, np.inf)
 
 
-def error_efficiency(sse: np.ndarray, lag1: np.ndarray) -> np.ndarray:
+def error_efficiency(sse: np.ndarray, lag1: np.ndarray, n: np.ndarray | None = None,
+                     floor: float = 0.0) -> np.ndarray:
     """Effective fraction of independent errors per state, ``(1 - rho) / (1 + rho)``.
 
-    ``rho = lag1 / sse`` is the lag-one autocorrelation of a state's errors along its
-    trajectories (``lag1`` the sum of products of consecutive errors, ``sse`` the sum of
-    squares), clipped to [0, 0.99]: the variance-inflation factor of the mean of an
-    AR(1) sequence. White errors give 1; smooth misfit gives much less.
+    ``rho = lag1 / max(sse, n floor^2)`` is the lag-one autocorrelation of a state's
+    errors along its trajectories (``lag1`` the sum of products of consecutive errors,
+    ``sse`` the sum of squares, ``n`` their number), clipped to [0, 0.99]: the
+    variance-inflation factor of the mean of an AR(1) sequence. White errors give 1;
+    smooth misfit gives much less. Errors below the floor (see
+    :func:`information_criterion`) count as white: a near-perfect fit's tiny, smooth
+    residual says nothing about the data's noise.
 
     Examples
     --------
@@ -366,6 +372,8 @@ def error_efficiency(sse: np.ndarray, lag1: np.ndarray) -> np.ndarray:
     [1.0, 0.111]
     """
     sse = np.asarray(sse, dtype=float)
+    if n is not None:
+        sse = np.maximum(sse, np.asarray(n, dtype=float) * float(floor) ** 2)
     with np.errstate(divide="ignore", invalid="ignore"):
         rho = np.where(sse > 0, np.asarray(lag1, dtype=float) / np.where(sse > 0, sse, 1.0), 0.0)
     rho = np.clip(np.nan_to_num(rho), 0.0, 0.99)
@@ -519,7 +527,7 @@ def search_supports(paths: Sequence[Sequence[tuple[int, ...]]], start: Joint, re
     for candidate in (reference, start):
         found = run(candidate)
         if found is not None:
-            eff = error_efficiency(found[0].sum(axis=0), found[2].sum(axis=0))
+            eff = error_efficiency(found[0].sum(axis=0), found[2].sum(axis=0), found[1].sum(axis=0), floor)
             break
     scores: dict[Joint, float] = {}
 
@@ -694,3 +702,50 @@ def bagged_coefficients(theta: np.ndarray, targets: np.ndarray, joint: Joint, n_
     finally:
         np.random.set_state(state)
     return out
+
+
+def coefficient_table(coefficients: Any, stderr: Any = None, inclusion: Any = None, dof: float = math.inf,
+                      level: float = 0.95) -> Any:
+    """Every nonzero coefficient with its standard error, interval and inclusion probability.
+
+    Parameters
+    ----------
+    coefficients : pandas.DataFrame
+        Terms x states.
+    stderr, inclusion : pandas.DataFrame, optional
+        Same shape; missing ones give NaN columns.
+    dof : float, default inf
+        Degrees of freedom of the Student t quantile (inf: normal).
+    level : float in (0, 1)
+
+    Returns
+    -------
+    pandas.DataFrame indexed by (state, term), columns ``estimate``, ``stderr``,
+    ``lower``, ``upper``, ``inclusion_probability``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> c = pd.DataFrame({"x": [0.0, -1.5]}, index=["1", "x"])
+    >>> coefficient_table(c, c.abs() / 10).round(3).to_dict("records")
+    [{'estimate': -1.5, 'stderr': 0.15, 'lower': -1.794, 'upper': -1.206, 'inclusion_probability': nan}]
+    """
+    import pandas as pd
+    from scipy import stats
+
+    if isinstance(level, bool) or not isinstance(level, int | float | np.number) or not 0 < float(level) < 1:
+        raise ConfigError(f"level must be a number in (0, 1), got {level!r}.")
+    q = float(stats.t.ppf(0.5 + float(level) / 2, dof)) if np.isfinite(dof) else float(
+        stats.norm.ppf(0.5 + float(level) / 2))
+    rows = []
+    for state in coefficients.columns:
+        for term in coefficients.index:
+            value = float(coefficients.loc[term, state])
+            if value == 0.0:
+                continue
+            se = float(stderr.loc[term, state]) if stderr is not None else math.nan
+            prob = float(inclusion.loc[term, state]) if inclusion is not None else math.nan
+            rows.append({"state": state, "term": term, "estimate": value, "stderr": se,
+                         "lower": value - q * se, "upper": value + q * se, "inclusion_probability": prob})
+    columns = ["state", "term", "estimate", "stderr", "lower", "upper", "inclusion_probability"]
+    return pd.DataFrame(rows, columns=columns).set_index(["state", "term"])

@@ -405,7 +405,7 @@ class SINDy(TrajectoryEstimator):
         inclusion = found.search.inclusion(len(terms), 200, np.random.default_rng(seed))
         bagged = selection.bagged_coefficients(theta, targets, best, 100, seed)
         stderr = np.where(found.coefficients(best) != 0, bagged.std(axis=0), np.nan)
-        table = lambda a: pd.DataFrame(a, index=pd.Index(terms, name="term"),  # noqa: E731
+        table = lambda a: pd.DataFrame(a, index=pd.Index(terms, name="term"),
                                        columns=pd.Index(list(data.state_names), name="state"))
         self.inclusion_probabilities_ = table(inclusion)
         self.coefficient_stderr_ = table(stderr)
@@ -466,6 +466,19 @@ class SINDy(TrajectoryEstimator):
         z = points if not self.n_controls_in_ else np.column_stack([points, np.array(inputs, dtype=float)])
         values = self._features(z) @ self.coefficients_.to_numpy(dtype=float)
         return values[0] if single else values
+
+    def coefficient_table(self, level: float = 0.95) -> pd.DataFrame:
+        """Every nonzero coefficient with its standard error, interval and inclusion probability.
+
+        Filled by ``threshold="auto"`` (bagged standard errors, normal intervals, bootstrap
+        inclusion probabilities); NaN otherwise. Indexed by (state, term); columns
+        ``estimate``, ``stderr``, ``lower``, ``upper``, ``inclusion_probability``.
+        """
+        check_is_fitted(self)
+        from sysid.estimators._selection import coefficient_table
+
+        return coefficient_table(self.coefficients_, getattr(self, "coefficient_stderr_", None),
+                                 getattr(self, "inclusion_probabilities_", None), level=level)
 
     def equations(self, precision: int = 2) -> list[str]:
         """The identified equations, one ``"d state/dt = ..."`` string per state.

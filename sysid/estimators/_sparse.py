@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
@@ -13,11 +14,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from scipy import stats
 from scipy.optimize import least_squares
 from sklearn.utils.validation import check_is_fitted
 
-from sysid.errors import ConfigError, FitError, ModelFileError
+from sysid.errors import ConfigError, FitError, FitWarning, ModelFileError
 from sysid.estimators import _selection as selection
 from sysid.estimators._equations import format_equations
 from sysid.estimators._ode_base import Scaling, SolverTrainedODE, torch_threads
@@ -107,13 +107,22 @@ class SparseODE(SolverTrainedODE):
     the user's own ``functions``). Unlike SINDy, the coefficients are not regressed on
     numerical derivatives: they are trained the way :class:`~sysid.NeuralODE` is, by
     multiple shooting through an adaptive solver against the measured states, which
-    copes with irregular sampling and noise. Sparsity comes from sequential
-    thresholding: train, zero every coefficient whose magnitude (physical units) is
-    below ``threshold``, retrain the rest from where they were, ``n_threshold_rounds``
-    times (stopping early when nothing more is pruned); and/or from an L1 penalty.
+    copes with irregular sampling and noise.
 
-    The coefficients start from a ridge least-squares fit of the library to the
-    derivatives of smoothing splines through the data (no solver involved).
+    Which terms each equation keeps is chosen (``threshold="auto"``, the default) along
+    a path over sparsity levels: candidate supports come from pysindy's FROLS and SSR
+    paths on the regression of the library onto smoothing-spline derivatives, never
+    holding two terms that are (nearly) collinear on the data (a :class:`~sysid.FitWarning`
+    names them); the candidates are screened by their simulation error over short
+    segments (no training); the best one and the best sparser ones
+    (``_N_CANDIDATES`` = 3 points of the path) are trained through the solver without any
+    penalty and polished by Gauss-Newton on the whole trajectories, and the one with
+    the lowest AICc of its simulation errors is kept (with ``validation_fraction`` > 0:
+    the lowest free-run error on the held-out tails). A candidate whose training fails
+    is rejected; the fit fails only if every candidate does. The kept coefficients get
+    Gauss-Newton standard errors and bootstrap inclusion probabilities
+    (:meth:`coefficient_table`). A number as ``threshold`` instead prunes every
+    coefficient below it (physical units) and retrains, ``n_threshold_rounds`` times.
 
     Parameters
     ----------
@@ -127,10 +136,12 @@ class SparseODE(SolverTrainedODE):
         Extra terms ``{name: g}``, ``g(x)`` taking the physical states as a torch tensor
         (batch, n_states) and returning (batch,), e.g. ``{"exp(-x)": lambda x: torch.exp(-x[:, 0])}``.
         Files store only their names: see :meth:`save`.
-    threshold : float, default 0.05
-        Coefficients with magnitude below this (physical units) are pruned.
+    threshold : "auto" or float, default "auto"
+        ``"auto"``: choose the terms by simulation error, as above. A number: prune the
+        coefficients with magnitude below it (physical units) after each training.
     n_threshold_rounds : int, default 3
-        Prune-and-retrain rounds after the first training (0: no thresholding).
+        With a numeric ``threshold``: prune-and-retrain rounds after the first training
+        (0: no thresholding). Unused with ``"auto"``.
     l1 : float, default 0.0
         Weight of an L1 penalty on the scaled coefficients (mean absolute value).
     solver, rtol, atol, solver_options, gradient, learn_x0, learn_time, n_augment, \
@@ -138,8 +149,10 @@ segment_length, continuity_weight, max_epochs, lr, batch_size, validation_fracti
 patience, lbfgs_steps, collocation_steps, input_interpolation, random_state, dtype, \
 device, verbose, warm_start, checkpoint_path
         As for :class:`~sysid.NeuralODE`, except that ``max_epochs`` (default 100)
-        applies to every round, and ``collocation_steps=0`` switches the least-squares
-        initialisation off (coefficients then start at zero).
+        applies to every training (candidate or round), and ``collocation_steps=0``
+        switches the least-squares initialisation off (coefficients then start at zero;
+        with ``threshold="auto"`` there are then no candidates: the whole library is
+        trained, with a FitWarning).
 
     Attributes
     ----------
@@ -147,9 +160,21 @@ device, verbose, warm_start, checkpoint_path
         Terms x states, physical units, zeros where pruned.
     term_names_ : list of str
     n_rounds_ : int
-        Trainings done (1 + thresholding rounds that pruned something).
+        Trainings done (candidates trained, or 1 + thresholding rounds that pruned something).
     history_ : pandas.DataFrame
-        Training history of every round (column ``round``).
+        Training history of every training (column ``round``: the candidate or round).
+    coefficient_stderr_ : pandas.DataFrame
+        ``threshold="auto"``: standard error of every kept coefficient (terms x states,
+        NaN where a term is not kept), from the Jacobian of the whole-trajectory
+        residuals (as :class:`~sysid.GreyBoxODE`'s).
+    inclusion_probabilities_ : pandas.DataFrame
+        ``threshold="auto"``: how often each term is chosen when the screening's segments
+        are resampled with replacement (200 resamples; terms x states).
+    selection_ : pandas.DataFrame
+        ``threshold="auto"``: the candidates trained (their terms per state, number of
+        terms, screening and final criterion, whether chosen, why a training failed).
+    collinear_terms_ : list of (str, str, float)
+        ``threshold="auto"``: library terms collinear on the data, with their cosine.
     x0_, time_scale_, time_offset_, n_function_evals_
         As for :class:`~sysid.NeuralODE`.
 
@@ -176,7 +201,7 @@ device, verbose, warm_start, checkpoint_path
         degree: int = 2,
         include_trig: bool = False,
         functions: Mapping[str, Callable[[torch.Tensor], torch.Tensor]] | None = None,
-        threshold: float = 0.05,
+        threshold: float | str = "auto",
         n_threshold_rounds: int = 3,
         l1: float = 0.0,
         solver: str = "dopri5",
@@ -401,6 +426,12 @@ device, verbose, warm_start, checkpoint_path
                 f"SparseODE: every candidate equation failed to train ({len(trained)} tried; last: {last_error}). "
                 "Lower the degree, drop include_trig, or check the data's scaling."
             ) from last_error
+        if self._screen is None and not continuing:
+            warnings.warn(
+                "SparseODE(threshold='auto'): collocation_steps=0 leaves no derivative regression to draw candidate "
+                "equations from, so the whole library was trained without selection. Use collocation_steps > 0, or "
+                "a numeric threshold to prune by magnitude.", FitWarning, stacklevel=4,
+            )
         best = min(usable, key=lambda t: t["score"])
         self._restore(best["snapshot"])
         self.history_ = pd.concat(histories, ignore_index=True) if histories else self.history_
@@ -458,7 +489,7 @@ device, verbose, warm_start, checkpoint_path
                 t["score"] = float(np.log(np.sum(sse) / max(np.sum(counts), 1)))
             return
         ref = min(done, key=lambda t: float(np.mean(t["errors"][0] / np.maximum(t["errors"][1], 1))))
-        eff = selection.error_efficiency(ref["errors"][0], ref["errors"][2])
+        eff = selection.error_efficiency(ref["errors"][0], ref["errors"][2], ref["errors"][1], selection.ERROR_FLOOR)
         n_x0 = int(np.size(self.x0_)) if self.learn_x0 else 0
         for t in done:
             sse, counts, _ = t["errors"]
@@ -827,24 +858,9 @@ device, verbose, warm_start, checkpoint_path
             with a numeric ``threshold``, and for terms not selected).
         """
         check_is_fitted(self)
-        if isinstance(level, bool) or not isinstance(level, int | float | np.number) or not 0 < float(level) < 1:
-            raise ConfigError(f"level must be a number in (0, 1), got {level!r}.")
-        stderr = getattr(self, "coefficient_stderr_", None)
-        inclusion = getattr(self, "inclusion_probabilities_", None)
-        dof = max(int(getattr(self, "dof_", 0)), 1)
-        q = float(stats.t.ppf(0.5 + float(level) / 2, dof))
-        rows = []
-        for state in self.coefficients_.columns:
-            for term in self.coefficients_.index:
-                value = float(self.coefficients_.loc[term, state])
-                if value == 0.0:
-                    continue
-                se = float(stderr.loc[term, state]) if stderr is not None else math.nan
-                prob = float(inclusion.loc[term, state]) if inclusion is not None else math.nan
-                rows.append({"state": state, "term": term, "estimate": value, "stderr": se,
-                             "lower": value - q * se, "upper": value + q * se, "inclusion_probability": prob})
-        columns = ["state", "term", "estimate", "stderr", "lower", "upper", "inclusion_probability"]
-        return pd.DataFrame(rows, columns=columns).set_index(["state", "term"])
+        return selection.coefficient_table(self.coefficients_, getattr(self, "coefficient_stderr_", None),
+                                           getattr(self, "inclusion_probabilities_", None),
+                                           max(int(getattr(self, "dof_", 0)), 1), level)
 
     def _after_fit(self, data: Trajectories | None) -> None:
         field: PolynomialField = self.rhs_.field

@@ -55,7 +55,7 @@ def lv_data():
 
 @pytest.fixture(scope="module")
 def fitted(lv_data):
-    return SparseODE(max_epochs=40, n_threshold_rounds=1, **FAST).fit(lv_data)
+    return SparseODE(max_epochs=40, **FAST).fit(lv_data)
 
 
 # -- recovery ---------------------------------------------------------------------------
@@ -96,9 +96,15 @@ def test_vector_field_matches_the_coefficient_table(fitted):
                                rtol=1e-12, atol=1e-12)
 
 
-def test_history_records_every_round(fitted):
-    assert fitted.n_rounds_ == fitted.history_["round"].nunique() == 2
+def test_history_records_every_training(fitted):
+    assert fitted.n_rounds_ == fitted.history_["round"].nunique() == len(fitted.selection_) >= 2
     assert fitted.n_function_evals_ > 0
+
+
+def test_a_numeric_threshold_prunes_in_rounds(lv_data):
+    model = SparseODE(max_epochs=10, threshold=0.05, n_threshold_rounds=1, **FAST).fit(lv_data)
+    assert model.n_rounds_ == model.history_["round"].nunique() == 2
+    assert not hasattr(model, "selection_")
 
 
 @pytest.mark.slow
@@ -206,7 +212,7 @@ def test_same_seed_same_coefficients_and_save_load_is_exact(tmp_path):
 def test_user_functions_are_needed_again_to_load(tmp_path):
     data = short_data()
     model = SparseODE(degree=1, functions={"exp(-prey)": lambda x: torch.exp(-x[:, 0])}, max_epochs=2,
-                      n_threshold_rounds=0, **FAST).fit(data)
+                      threshold=0.05, n_threshold_rounds=0, **FAST).fit(data)
     assert model.coefficients_.index[-1] == "exp(-prey)"
     path = sysid.save(model, tmp_path / "functions.sysid")
     with pytest.raises(ModelFileError, match="user term functions"):
@@ -215,7 +221,7 @@ def test_user_functions_are_needed_again_to_load(tmp_path):
 
 def test_l1_penalty_is_added_only_when_asked():
     data = short_data()
-    model = SparseODE(max_epochs=2, n_threshold_rounds=0, l1=0.5, **FAST).fit(data)
+    model = SparseODE(max_epochs=2, threshold=0.05, n_threshold_rounds=0, l1=0.5, **FAST).fit(data)
     assert bool((model.rhs_.field.mask == 1).all())  # n_threshold_rounds=0: nothing pruned
     penalty = model._field_penalty()
     assert penalty is not None and float(penalty.detach()) > 0
