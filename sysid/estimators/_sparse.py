@@ -149,7 +149,8 @@ segment_length, continuity_weight, max_epochs, lr, batch_size, validation_fracti
 patience, lbfgs_steps, collocation_steps, input_interpolation, random_state, dtype, \
 device, verbose, warm_start, checkpoint_path
         As for :class:`~sysid.NeuralODE`, except that ``max_epochs`` (default 100)
-        applies to every training (candidate or round), and ``collocation_steps=0``
+        applies to every thresholding round and to the best screened candidate (the
+        sparser candidates train half as long before their Gauss-Newton polish), and ``collocation_steps=0``
         switches the least-squares initialisation off (coefficients then start at zero;
         with ``threshold="auto"`` there are then no candidates: the whole library is
         trained, with a FitWarning).
@@ -378,7 +379,7 @@ device, verbose, warm_start, checkpoint_path
         least-squares coefficients and the same smoothed segment starts; a candidate
         whose training fails (diverges, underflows) is rejected, not fatal.
         """
-        user_warm_start = self.warm_start
+        user_warm_start, user_epochs = self.warm_start, self.max_epochs
         continuing = self.warm_start and hasattr(self, "rhs_") and self.n_dims_ == data.n_states + self.n_augment
         self._screen = None
         trained: list[dict[str, Any]] = []
@@ -395,6 +396,9 @@ device, verbose, warm_start, checkpoint_path
                         self.shooting_state_ = self._screen.starts.clone()
                         self.warm_start = True
                         self._checkpoint_stage = rank
+                        # The sparser points of the path start from least squares and end with Gauss-Newton:
+                        # half the epochs bring them to the basin (the best screened candidate gets them all).
+                        self.max_epochs = max(1, int(user_epochs) // 2)
                     try:
                         self._fit_resolved(data)
                         failure = None
@@ -415,7 +419,7 @@ device, verbose, warm_start, checkpoint_path
                     if continuing or self._screen is None or rank >= len(self._screen.shortlist):
                         break
         finally:
-            self.warm_start = user_warm_start
+            self.warm_start, self.max_epochs = user_warm_start, user_epochs
             self.__dict__.pop("_checkpoint_stage", None)
         self._final_scores(trained, data)
         usable = [t for t in trained if t["snapshot"] is not None and np.isfinite(t["score"])]
@@ -622,7 +626,7 @@ device, verbose, warm_start, checkpoint_path
                 return None
 
         found = selection.select_equations(theta, targets, field.term_names, simulate_joint, allowed[:, :n_obs],
-                                           _CRITERION, _SCREEN_SWEEPS, "SparseODE", stacklevel=8)
+                                           _CRITERION, _SCREEN_SWEEPS, "SparseODE", stacklevel=9)
         search, pairs = found.search, found.pairs
         shortlist = []
         for joint in found.front(_N_CANDIDATES) or found.ranked()[:1]:

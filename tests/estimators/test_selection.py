@@ -235,3 +235,16 @@ def test_sindy_auto_warns_about_collinear_terms():
         model = sysid.SINDy(library=library, threshold="auto").fit(data)
     assert any("nearly collinear" in str(w.message) and "theta" in str(w.message) for w in caught)
     assert model.collinear_terms_
+
+
+def test_sparse_ode_warns_about_collinear_terms_at_the_callers_line():
+    t = np.linspace(0, 6, 80)
+    data = sysid.Trajectories.from_arrays([t], [np.column_stack([0.4 * np.cos(3 * t), -1.2 * np.sin(3 * t)])],
+                                          state_names=["theta", "omega"])
+    with pytest.warns(FitWarning, match=r"theta ~ sin\(theta\)") as caught:
+        model = SparseODE(degree=1, include_trig=True, max_epochs=2, **FAST).fit(data)
+    assert any(w.filename == __file__ for w in caught if "collinear" in str(w.message))
+    assert ("theta", "sin(theta)") in [(a, b) for a, b, _ in model.collinear_terms_]
+    for state in ("theta", "omega"):  # never both terms of a pair in one equation
+        kept = set(model.coefficients_.index[model.coefficients_[state] != 0])
+        assert not {"theta", "sin(theta)"} <= kept and not {"1", "cos(theta)"} <= kept
