@@ -484,7 +484,7 @@ class Search:
         return out
 
 
-def search_supports(paths: Sequence[Sequence[tuple[int, ...]]], start: Joint, reference: Joint,
+def search_supports(paths: Sequence[Sequence[tuple[int, ...]]], start: Joint,
                     simulate: Callable[[Joint], Errors | None], criterion: str = "aicc",
                     sweeps: int = 3, floor: float = ERROR_FLOOR) -> Search:
     """Choose one support per equation by the information criterion of the joint simulation errors.
@@ -494,10 +494,10 @@ def search_supports(paths: Sequence[Sequence[tuple[int, ...]]], start: Joint, re
     nothing changes (at most ``sweeps`` times). ``simulate(joint)`` returns the
     candidate's simulation errors per block (None if the simulation fails: the candidate
     is rejected); errors are in units of each state's standard deviation (``floor``:
-    see :func:`information_criterion`). The effective number of independent errors
-    (:func:`error_efficiency`) comes from ``reference`` (the most flexible candidate,
-    e.g. the whole library), or from ``start`` if that one fails, and is shared by every
-    candidate.
+    see :func:`information_criterion`). Every error counts as independent here: the
+    candidates carry least-squares coefficients of the derivative regression, whose
+    errors are smooth misfit even for the right support, so their autocorrelation says
+    nothing about the data (the correction belongs to trained candidates).
 
     Examples
     --------
@@ -507,7 +507,7 @@ def search_supports(paths: Sequence[Sequence[tuple[int, ...]]], start: Joint, re
     ...     sse = np.array([[1.0 if s == t else 2.0 for s, t in zip(joint, truth)]] * 10)
     ...     return sse, np.full((10, 2), 10.0), np.zeros((10, 2))
     >>> paths = [[(), (0,), (1,), (0, 1)], [(), (0,), (0, 1)]]
-    >>> search_supports(paths, ((0, 1), (0, 1)), ((0, 1), (0, 1)), simulate).ranked()[0]
+    >>> search_supports(paths, ((0, 1), (0, 1)), simulate).ranked()[0]
     ((1,), (0,))
     """
     check_criterion(criterion)
@@ -524,11 +524,6 @@ def search_supports(paths: Sequence[Sequence[tuple[int, ...]]], start: Joint, re
         return errors.get(joint)
 
     eff = np.ones(len(start))
-    for candidate in (reference, start):
-        found = run(candidate)
-        if found is not None:
-            eff = error_efficiency(found[0].sum(axis=0), found[2].sum(axis=0), found[1].sum(axis=0), floor)
-            break
     scores: dict[Joint, float] = {}
 
     def score(joint: Joint) -> float:
@@ -538,18 +533,21 @@ def search_supports(paths: Sequence[Sequence[tuple[int, ...]]], start: Joint, re
                 found[0].sum(axis=0), found[1].sum(axis=0), sum(len(s) for s in joint), criterion, eff, floor))
         return scores[joint]
 
-    current = tuple(start)
-    score(current)
-    for _ in range(int(sweeps)):
-        changed = False
-        for state, options in enumerate(paths):
-            joints = [current[:state] + (tuple(s),) + current[state + 1:] for s in options]
-            values = [score(j) for j in joints]
-            best = joints[int(np.argmin(values))]
-            if best != current and min(values) < scores[current]:
-                current, changed = best, True
-        if not changed:
-            break
+    def descend(current: Joint) -> Joint:
+        score(current)
+        for _ in range(int(sweeps)):
+            changed = False
+            for state, options in enumerate(paths):
+                joints = [current[:state] + (tuple(s),) + current[state + 1:] for s in options]
+                values = [score(j) for j in joints]
+                best = joints[int(np.argmin(values))]
+                if best != current and min(values) < scores[current]:
+                    current, changed = best, True
+            if not changed:
+                break
+        return current
+
+    descend(tuple(start))
     return Search(scores, {j: e for j, e in errors.items() if j in scores}, eff, criterion, floor)
 
 
@@ -599,8 +597,7 @@ def select_equations(theta: np.ndarray, targets: np.ndarray, names: Sequence[str
     (:func:`collinear_pairs`, :func:`warn_collinear`); every equation's candidates come
     from :func:`support_paths`, each with its least-squares coefficients
     (:func:`fit_support`); :func:`search_supports` chooses, starting from the per-equation
-    best of the derivative regression (:func:`derivative_start`) and taking the
-    effective number of errors from the whole library.
+    best of the derivative regression (:func:`derivative_start`).
 
     Parameters
     ----------
@@ -641,12 +638,11 @@ def select_equations(theta: np.ndarray, targets: np.ndarray, names: Sequence[str
         paths.append(options)
         fits.append({s: fit_support(theta[seen], targets[seen, j], s) for s in [*options, whole]})
     start = derivative_start(theta, targets, paths, criterion)
-    reference = tuple(tuple(int(i) for i in np.flatnonzero(allowed[:, j])) for j in range(n_states))
 
     def run(joint: Joint) -> Errors | None:
         return simulate(joint, np.column_stack([fits[j][s] for j, s in enumerate(joint)]))
 
-    search = search_supports(paths, start, reference, run, criterion, sweeps)
+    search = search_supports(paths, start, run, criterion, sweeps)
     return Selection(search, pairs, paths, fits)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from scipy.interpolate import make_smoothing_spline
 from scipy.optimize import least_squares
 from sklearn.utils.validation import check_is_fitted
 
@@ -25,14 +26,15 @@ from sysid.fields._polynomial import PolynomialField
 from sysid.integration import Clock, SolverFailure, simulate
 from sysid.integration._solve import solve
 from sysid.training import MultipleShooting, make_segments
-from sysid.training._collocation import smooth_trajectory
+from sysid.training._collocation import Smoothed, smooth_trajectory
 from sysid.trajectories import Trajectories
 
 _LIBRARIES = ("polynomial",)
 _RIDGE = 1e-8  # relative ridge of the least-squares initialisation (conditioning only)
 # threshold="auto": how candidates are screened, trained and chosen (see docs/interpretable.md).
 _CRITERION = "aicc"  # information criterion of simulation errors (screening and final choice)
-_N_CANDIDATES = 3  # best screened candidates trained through the solver
+_N_CANDIDATES = 3  # points of the sparsity path trained through the solver (at least)
+_MAX_CANDIDATES = 6  # ... and further down the path while the sparsest trained one is the best
 _SCREEN_SEGMENTS = 2  # screening segments are this many training segments long
 _SCREEN_SWEEPS = 3  # coordinate sweeps over the equations in the screening
 _N_BOOTSTRAP = 200  # resamples of the screening's segments for inclusion probabilities
@@ -93,6 +95,47 @@ def _joint_arrays(joint: tuple[tuple[int, ...], ...], allowed: np.ndarray, full:
     return mask, scaled
 
 
+def _rescue_oversmoothing(t: np.ndarray, y: np.ndarray, smoothed: Smoothed) -> Smoothed:
+    """Redo the smoothing of a state whose spline left far more than the noise behind.
+
+    Generalised cross-validation occasionally picks an almost straight line through a
+    short noisy record (3 pendulum swings, 60 samples, 10% noise: the angle's spline
+    missed 95% of its spread), and then every candidate equation drawn from its
+    derivatives is wrong. Where the spline's residual RMS exceeds three times the noise
+    level estimated from the scatter about local quadratics, the strength is chosen
+    instead by the discrepancy principle: the residual RMS equals the noise level
+    (bisection on ``log(lam)``).
+    """
+    from sysid.estimators._sindy import _noise_std
+
+    values, derivs, second = smoothed.values.copy(), smoothed.derivatives.copy(), smoothed.second_derivatives.copy()
+    changed = False
+    for j in range(y.shape[1]):
+        seen = ~np.isnan(y[:, j]) & ~np.isnan(values[:, j])
+        if seen.sum() < 8:
+            continue
+        tj, yj = t[seen], y[seen, j]
+        sigma = float(_noise_std([(tj, yj[:, None])])[0])
+        if not sigma > 0 or np.sqrt(np.mean((yj - values[seen, j]) ** 2)) <= 3 * sigma:
+            continue
+        h3 = ((tj[-1] - tj[0]) / (len(tj) - 1)) ** 3
+        low, high = -12.0, 12.0  # log10(lam / h^3)
+        for _ in range(40):
+            mid = 0.5 * (low + high)
+            fit = make_smoothing_spline(tj, yj, lam=10.0**mid * h3)
+            if np.sqrt(np.mean((yj - fit(tj)) ** 2)) > sigma:
+                high = mid
+            else:
+                low = mid
+        spline = make_smoothing_spline(tj, yj, lam=10.0**low * h3)
+        inside = (t >= tj[0]) & (t <= tj[-1])
+        values[inside, j] = spline(t[inside])
+        derivs[inside, j] = spline.derivative()(t[inside])
+        second[inside, j] = spline.derivative(2)(t[inside])
+        changed = True
+    return Smoothed(values, derivs, second) if changed else smoothed
+
+
 def _lag1(residuals: np.ndarray) -> np.ndarray:
     """Sum of products of consecutive errors per column of (n_rows, n_states) residuals (NaN-aware)."""
     prod = residuals[1:] * residuals[:-1]
@@ -114,9 +157,10 @@ class SparseODE(SolverTrainedODE):
     paths on the regression of the library onto smoothing-spline derivatives, never
     holding two terms that are (nearly) collinear on the data (a :class:`~sysid.FitWarning`
     names them); the candidates are screened by their simulation error over short
-    segments (no training); the best one and the best sparser ones
-    (``_N_CANDIDATES`` = 3 points of the path) are trained through the solver without any
-    penalty and polished by Gauss-Newton on the whole trajectories, and the one with
+    segments (no training); the best one and the best sparser ones (three points of
+    the path, and further down it while the sparsest is the best, at most six) are
+    trained through the solver without any penalty and polished by Gauss-Newton on the
+    whole trajectories, and the one with
     the lowest AICc of its simulation errors is kept (with ``validation_fraction`` > 0:
     the lowest free-run error on the held-out tails). A candidate whose training fails
     is rejected; the fit fails only if every candidate does. The kept coefficients get
@@ -418,6 +462,10 @@ device, verbose, warm_start, checkpoint_path
                     rank += 1
                     if continuing or self._screen is None or rank >= len(self._screen.shortlist):
                         break
+                    if rank >= _N_CANDIDATES:  # go further down the path only while sparser keeps winning
+                        self._final_scores(trained, data)
+                        if min(trained, key=lambda t: t["score"]) is not trained[-1]:
+                            break
         finally:
             self.warm_start, self.max_epochs = user_warm_start, user_epochs
             self.__dict__.pop("_checkpoint_stage", None)
@@ -478,9 +526,9 @@ device, verbose, warm_start, checkpoint_path
     def _final_scores(self, trained: list[dict[str, Any]], data: Trajectories) -> None:
         """Score every trained candidate by the information criterion of its simulation errors.
 
-        The effective number of independent errors comes from the best-fitting candidate's
-        errors (lowest mean squared error over states) and is shared by all, so that the
-        scores compare the same data.
+        The effective number of independent errors comes from the errors of the candidate
+        the textbook criterion (all errors independent) prefers, and is shared by all, so
+        that the scores compare the same data.
         """
         done = [t for t in trained if t["errors"] is not None]
         for t in trained:
@@ -492,13 +540,17 @@ device, verbose, warm_start, checkpoint_path
                 sse, counts, _ = t["errors"]
                 t["score"] = float(np.log(np.sum(sse) / max(np.sum(counts), 1)))
             return
-        ref = min(done, key=lambda t: float(np.mean(t["errors"][0] / np.maximum(t["errors"][1], 1))))
-        eff = selection.error_efficiency(ref["errors"][0], ref["errors"][2], ref["errors"][1], selection.ERROR_FLOOR)
         n_x0 = int(np.size(self.x0_)) if self.learn_x0 else 0
-        for t in done:
+        floor = selection.ERROR_FLOOR
+
+        def criterion(t: dict[str, Any], eff: np.ndarray | None) -> float:
             sse, counts, _ = t["errors"]
-            t["score"] = float(selection.information_criterion(sse, counts, t["k"] + n_x0, _CRITERION, eff,
-                                                               selection.ERROR_FLOOR))
+            return float(selection.information_criterion(sse, counts, t["k"] + n_x0, _CRITERION, eff, floor))
+
+        ref = min(done, key=lambda t: criterion(t, None))  # as in the screening: the textbook winner's errors
+        eff = selection.error_efficiency(ref["errors"][0], ref["errors"][2], ref["errors"][1], floor)
+        for t in done:
+            t["score"] = criterion(t, eff)
 
     def _simulation_residuals(self, data: Trajectories, groups: torch.Tensor | None = None,
                               x0_sets: np.ndarray | None = None) -> np.ndarray:
@@ -540,6 +592,8 @@ device, verbose, warm_start, checkpoint_path
         """
         lam = self._smoothing_strengths(data, train_rows)
         smoothed = [smooth_trajectory(tr.t[:n], tr.y[:n], lam) for tr, n in zip(data, train_rows)]
+        if self._auto():
+            smoothed = [_rescue_oversmoothing(tr.t[:n], tr.y[:n], sm) for tr, n, sm in zip(data, train_rows, smoothed)]
         field: PolynomialField = self.rhs_.field
         dtype = self.torch_dtype_
         n_obs = data.n_states
@@ -596,7 +650,8 @@ device, verbose, warm_start, checkpoint_path
         errors over segments of ``_SCREEN_SEGMENTS`` intervals started from the smoothed
         states (one batched solve, no training): the equations are chosen one at a time
         (the others held), sweeping until nothing changes. A candidate whose solve fails
-        is rejected. The best ``_N_CANDIDATES`` go on to training.
+        is rejected. The sparsity path from the best candidate down (the best of every
+        smaller size, :meth:`~sysid.estimators._selection.Search.front`) goes on to training.
         """
         field: PolynomialField = self.rhs_.field
         dtype = self.torch_dtype_
@@ -629,7 +684,7 @@ device, verbose, warm_start, checkpoint_path
                                            _CRITERION, _SCREEN_SWEEPS, "SparseODE", stacklevel=9)
         search, pairs = found.search, found.pairs
         shortlist = []
-        for joint in found.front(_N_CANDIDATES) or found.ranked()[:1]:
+        for joint in found.front(_MAX_CANDIDATES) or found.ranked()[:1]:
             mask, values = _joint_arrays(joint, allowed, full, found.coefficients(joint))
             shortlist.append(_Candidate(mask, values, search.scores[joint]))
         rng = np.random.default_rng(self.random_state if isinstance(self.random_state, int | np.integer) else 0)

@@ -104,7 +104,7 @@ def test_search_finds_the_true_supports_and_rejects_failures():
         return sse, np.full((20, 2), 10.0), np.zeros((20, 2))
 
     paths = [[(), (1,), (0, 1), (0, 1, 2)], [(), (0,), (0, 2), (0, 1, 2)]]
-    search = selection.search_supports(paths, ((0, 1, 2), (0, 1, 2)), ((0, 1, 2), (0, 1, 2)), simulate_)
+    search = selection.search_supports(paths, ((0, 1, 2), (0, 1, 2)), simulate_)
     assert search.ranked()[0] == truth
     assert search.scores[((0, 1, 2), (0, 2))] == np.inf
     front = search.front(3)
