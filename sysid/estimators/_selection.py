@@ -50,6 +50,7 @@ from sysid.errors import ConfigError, FitWarning
 __all__ = [
     "COLLINEAR_COSINE",
     "CRITERIA",
+    "DEFAULT_CRITERION",
     "ERROR_FLOOR",
     "Search",
     "bagged_coefficients",
@@ -71,7 +72,9 @@ __all__ = [
 #: Two library columns at least this aligned on the data (|cosine|, uncentred) are collinear.
 COLLINEAR_COSINE = 0.99
 #: Information criteria :func:`information_criterion` knows.
-CRITERIA = ("aicc", "aic", "bic")
+CRITERIA = ("aicc", "aic", "bic", "bicc")
+#: The criterion SparseODE and SINDy choose with (chosen on a panel: benchmarks/sparse_recovery.py, docs).
+DEFAULT_CRITERION = "bicc"
 #: Simulation errors below this RMS (in units of each state's standard deviation) count as this.
 ERROR_FLOOR = 0.01
 _RIDGE = 1e-10  # relative ridge of the support least squares (conditioning only)
@@ -300,9 +303,13 @@ def information_criterion(sse: np.ndarray, n: np.ndarray, k: int | np.ndarray, c
                           efficiency: np.ndarray | None = None, floor: float = 0.0) -> np.ndarray:
     """Gaussian information criterion of simulation errors, one variance per state.
 
-    ``sum_j m_j log(SSE_j / n_j)`` plus ``2k`` (AIC), ``2k + 2k(k+1)/(M-k-1)`` (AICc)
-    or ``k log M`` (BIC), with ``m_j = efficiency_j n_j`` the effective number of
-    independent errors of state ``j`` and ``M = sum_j m_j``. Lower is better.
+    ``sum_j m_j log(SSE_j / n_j)`` plus ``2k`` (AIC), ``2k + 2k(k+1)/(M-k-1)`` (AICc),
+    ``k log M`` (BIC) or the larger of the BIC and AICc penalties (``"bicc"``), with
+    ``m_j = efficiency_j n_j`` the effective number of independent errors of state
+    ``j`` and ``M = sum_j m_j``. Lower is better. BIC chooses the true support as the
+    data grow (AIC keeps extra terms that help prediction), but its ``log M`` is weaker
+    than AIC's 2 per term below ``M = e^2``; AICc's small-sample term is the stronger
+    one on short records (21 yearly lynx-hare counts), BIC's on long ones.
 
     Simulation errors of a model that misses part of the dynamics are smooth in time,
     not independent: ``n_j`` correlated errors carry the information of fewer
@@ -322,7 +329,7 @@ def information_criterion(sse: np.ndarray, n: np.ndarray, k: int | np.ndarray, c
         Number of errors summed per state.
     k : int or array (...)
         Number of estimated coefficients.
-    criterion : {"aicc", "aic", "bic"}
+    criterion : {"aicc", "aic", "bic", "bicc"}
 
     Examples
     --------
@@ -342,13 +349,10 @@ def information_criterion(sse: np.ndarray, n: np.ndarray, k: int | np.ndarray, c
     with np.errstate(divide="ignore", invalid="ignore"):
         fit = np.where(n > 0, m * np.log(np.maximum(sse, 1e-300) / np.maximum(n, 1)), 0.0).sum(axis=-1)
     total = m.sum(axis=-1)
-    if criterion == "bic":
-        penalty = k * np.log(np.maximum(total, 2.0))
-    else:
-        penalty = 2.0 * k
-        if criterion == "aicc":
-            room = total - k - 1.0
-            penalty = penalty + np.where(room > 0, 2.0 * k * (k + 1.0) / np.where(room > 0, room, 1.0), np.inf)
+    bic = k * np.log(np.maximum(total, 2.0))
+    room = total - k - 1.0
+    aicc = 2.0 * k + np.where(room > 0, 2.0 * k * (k + 1.0) / np.where(room > 0, room, 1.0), np.inf)
+    penalty = {"bic": bic, "aic": 2.0 * k, "aicc": aicc, "bicc": np.maximum(bic, aicc)}[criterion]
     out = fit + penalty
     return np.where(np.isfinite(sse).all(axis=-1), out, np.inf)
 
@@ -485,7 +489,7 @@ class Search:
 
 
 def search_supports(paths: Sequence[Sequence[tuple[int, ...]]], start: Joint,
-                    simulate: Callable[[Joint], Errors | None], criterion: str = "aicc",
+                    simulate: Callable[[Joint], Errors | None], criterion: str = DEFAULT_CRITERION,
                     sweeps: int = 3, floor: float = ERROR_FLOOR) -> Search:
     """Choose one support per equation by the information criterion of the joint simulation errors.
 
@@ -552,7 +556,7 @@ def search_supports(paths: Sequence[Sequence[tuple[int, ...]]], start: Joint,
 
 
 def derivative_start(theta: np.ndarray, targets: np.ndarray, paths: Sequence[Sequence[tuple[int, ...]]],
-                     criterion: str = "aicc") -> Joint:
+                     criterion: str = DEFAULT_CRITERION) -> Joint:
     """Per equation, the path support with the lowest criterion of its derivative-regression residuals."""
     start = []
     for state, options in enumerate(paths):
@@ -589,7 +593,7 @@ class Selection:
 
 def select_equations(theta: np.ndarray, targets: np.ndarray, names: Sequence[str],
                      simulate: Callable[[Joint, np.ndarray], Errors | None], allowed: np.ndarray | None = None,
-                     criterion: str = "aicc", sweeps: int = 3, owner: str = "sysid",
+                     criterion: str = DEFAULT_CRITERION, sweeps: int = 3, owner: str = "sysid",
                      stacklevel: int = 4) -> Selection:
     """Candidate supports from the derivative regression, chosen by their simulation errors.
 

@@ -105,7 +105,7 @@ class SINDy(TrajectoryEstimator):
     threshold : float or "auto", default 0.1
         STLSQ threshold of the default optimizer (ignored when ``optimizer`` is given).
         ``"auto"``: no threshold; every equation's terms are chosen by the information
-        criterion (AICc) of the simulated trajectories among candidates from pysindy's
+        criterion of the simulated trajectories among candidates from pysindy's
         FROLS and SSR paths, never holding two terms that are collinear on the data
         (see :mod:`sysid.estimators._selection` and ``docs/interpretable.md``); fills
         ``inclusion_probabilities_``, ``coefficient_stderr_`` and ``collinear_terms_``.
@@ -372,7 +372,7 @@ class SINDy(TrajectoryEstimator):
 
         Candidates come from the derivative regression (pysindy FROLS/SSR paths, no two
         collinear terms together); each candidate's least-squares coefficients are
-        simulated from every piece's first (smoothed) state and scored by AICc over the
+        simulated from every piece's first (smoothed) state and scored by the criterion over the
         errors against the measurements. Inclusion probabilities: the choice repeated on
         resampled blocks of 10 rows; standard errors: the spread of the chosen equations
         refitted on bootstrap resamples (pysindy's EnsembleOptimizer, E-SINDy).
@@ -398,8 +398,8 @@ class SINDy(TrajectoryEstimator):
                 blocks.append(selection.block_errors((sim.y - piece.y) / spread))
             return tuple(np.concatenate(part) for part in zip(*blocks))
 
-        found = selection.select_equations(theta, targets, terms, simulate, criterion="aicc", owner="SINDy",
-                                           stacklevel=6)
+        found = selection.select_equations(theta, targets, terms, simulate, criterion=selection.DEFAULT_CRITERION,
+                                           owner="SINDy", stacklevel=6)
         best = found.ranked()[0]
         seed = self.random_state if isinstance(self.random_state, numbers.Integral) else 0
         inclusion = found.search.inclusion(len(terms), 200, np.random.default_rng(seed))

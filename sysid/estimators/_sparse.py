@@ -21,6 +21,7 @@ from sklearn.utils.validation import check_is_fitted
 from sysid.errors import ConfigError, FitError, FitWarning, ModelFileError
 from sysid.estimators import _selection as selection
 from sysid.estimators._equations import format_equations
+from sysid.estimators._greybox import GreyBoxODE
 from sysid.estimators._ode_base import Scaling, SolverTrainedODE, torch_threads
 from sysid.fields._polynomial import PolynomialField
 from sysid.integration import Clock, SolverFailure, simulate
@@ -32,7 +33,7 @@ from sysid.trajectories import Trajectories
 _LIBRARIES = ("polynomial",)
 _RIDGE = 1e-8  # relative ridge of the least-squares initialisation (conditioning only)
 # threshold="auto": how candidates are screened, trained and chosen (see docs/interpretable.md).
-_CRITERION = "aicc"  # information criterion of simulation errors (screening and final choice)
+_CRITERION = selection.DEFAULT_CRITERION  # information criterion of simulation errors (screening and final choice)
 _N_CANDIDATES = 3  # points of the sparsity path trained through the solver (at least)
 _MAX_CANDIDATES = 6  # ... and further down the path while the sparsest trained one is the best
 _SCREEN_SEGMENTS = 2  # screening segments are this many training segments long
@@ -792,13 +793,7 @@ device, verbose, warm_start, checkpoint_path
                     jac[traj_of == i, n_p + i * n_x + d] = diff[n_p + d, traj_of == i]
         return res[0], jac
 
-    @staticmethod
-    def _state_weights(data: Trajectories, r: np.ndarray) -> np.ndarray:
-        """1 / residual RMS of each state, per residual entry."""
-        state_of = np.concatenate([np.nonzero(~np.isnan(tr.y))[1] for tr in data])
-        sigma = np.array([np.sqrt(np.mean(r[state_of == j] ** 2)) if np.any(state_of == j) else 1.0
-                          for j in range(data.n_states)])
-        return 1.0 / np.where(sigma > 0, sigma, 1.0)[state_of]
+    _state_weights = staticmethod(GreyBoxODE._state_weights)  # 1 / residual RMS of each state, per entry
 
     def _training_part(self, data: Trajectories) -> Trajectories:
         rows, _ = self._validation_split(data)
