@@ -490,7 +490,8 @@ class Search:
 
 def search_supports(paths: Sequence[Sequence[tuple[int, ...]]], start: Joint,
                     simulate: Callable[[Joint], Errors | None], criterion: str = DEFAULT_CRITERION,
-                    sweeps: int = 3, floor: float = ERROR_FLOOR) -> Search:
+                    sweeps: int = 3, floor: float = ERROR_FLOOR,
+                    neighbours: Callable[[int, tuple[int, ...]], Sequence[tuple[int, ...]]] | None = None) -> Search:
     """Choose one support per equation by the information criterion of the joint simulation errors.
 
     Coordinate descent: from ``start``, each equation in turn takes the support from its
@@ -502,6 +503,11 @@ def search_supports(paths: Sequence[Sequence[tuple[int, ...]]], start: Joint,
     candidates carry least-squares coefficients of the derivative regression, whose
     errors are smooth misfit even for the right support, so their autocorrelation says
     nothing about the data (the correction belongs to trained candidates).
+
+    ``neighbours(state, support)``, if given, lists supports near ``support`` (one term
+    dropped or swapped for another): after the paths, the descent goes on over them, so
+    that a support no path passed through (``v`` where the derivative regression
+    preferred ``x^2 v``) can still be found.
 
     Examples
     --------
@@ -537,11 +543,13 @@ def search_supports(paths: Sequence[Sequence[tuple[int, ...]]], start: Joint,
                 found[0].sum(axis=0), found[1].sum(axis=0), sum(len(s) for s in joint), criterion, eff, floor))
         return scores[joint]
 
-    def descend(current: Joint) -> Joint:
+    def descend(current: Joint, near: bool = False) -> Joint:
         score(current)
         for _ in range(int(sweeps)):
             changed = False
             for state, options in enumerate(paths):
+                if near and neighbours is not None:
+                    options = [current[state], *neighbours(state, current[state])]
                 joints = [current[:state] + (tuple(s),) + current[state + 1:] for s in options]
                 values = [score(j) for j in joints]
                 best = joints[int(np.argmin(values))]
@@ -551,7 +559,9 @@ def search_supports(paths: Sequence[Sequence[tuple[int, ...]]], start: Joint,
                 break
         return current
 
-    descend(tuple(start))
+    best = descend(tuple(start))
+    if neighbours is not None:
+        descend(best, near=True)
     return Search(scores, {j: e for j, e in errors.items() if j in scores}, eff, criterion, floor)
 
 
@@ -642,11 +652,25 @@ def select_equations(theta: np.ndarray, targets: np.ndarray, names: Sequence[str
         paths.append(options)
         fits.append({s: fit_support(theta[seen], targets[seen, j], s) for s in [*options, whole]})
     start = derivative_start(theta, targets, paths, criterion)
+    rows = np.all(np.isfinite(theta), axis=1)
+    norms = np.linalg.norm(theta[rows], axis=0)
+    unit = theta[rows] / np.where(norms > 0, norms, 1.0)
+
+    def near(state: int, support: tuple[int, ...]) -> list[tuple[int, ...]]:
+        others = [int(i) for i in np.flatnonzero(allowed[:, state] & (norms > 0)) if i not in support]
+        moves = [tuple(k for k in support if k != d) for d in support]
+        moves += [tuple(sorted((*(k for k in support if k != d), a))) for d in support for a in others]
+        found = [m for m in dict.fromkeys(moves) if split_dependent(m, unit) == [m]]
+        seen = np.isfinite(targets[:, state])
+        for m in found:
+            if m not in fits[state]:
+                fits[state][m] = fit_support(theta[seen], targets[seen, state], m)
+        return found
 
     def run(joint: Joint) -> Errors | None:
         return simulate(joint, np.column_stack([fits[j][s] for j, s in enumerate(joint)]))
 
-    search = search_supports(paths, start, run, criterion, sweeps)
+    search = search_supports(paths, start, run, criterion, sweeps, neighbours=near)
     return Selection(search, pairs, paths, fits)
 
 

@@ -437,12 +437,18 @@ device, verbose, warm_start, checkpoint_path
                 while True:
                     if rank:
                         candidate = self._screen.shortlist[rank]
-                        self.rhs_.field.set_support(torch.as_tensor(candidate.mask), torch.as_tensor(candidate.scaled))
-                        self.shooting_state_ = self._screen.starts.clone()
+                        previous = [t["snapshot"] for t in trained if t["snapshot"] is not None]
+                        if previous:  # continue down the path from the last trained point, projected
+                            self._restore(previous[-1])
+                            self.rhs_.field.project_support(torch.as_tensor(candidate.mask))
+                        else:
+                            self.rhs_.field.set_support(torch.as_tensor(candidate.mask),
+                                                        torch.as_tensor(candidate.scaled))
+                            self.shooting_state_ = self._screen.starts.clone()
                         self.warm_start = True
                         self._checkpoint_stage = rank
-                        # The sparser points of the path start from least squares and end with Gauss-Newton:
-                        # half the epochs bring them to the basin (the best screened candidate gets them all).
+                        # The sparser points start from the previous one and end with Gauss-Newton: half
+                        # the epochs settle them (the best screened candidate gets them all).
                         self.max_epochs = max(1, int(user_epochs) // 2)
                     try:
                         self._fit_resolved(data)

@@ -240,6 +240,25 @@ class PolynomialField(torch.nn.Module):
             self._update_precond()
             self.set_scaled_coefficients(scaled * self.mask)
 
+    def project_support(self, mask: torch.Tensor) -> None:
+        """Make ``mask`` the active terms, moving the coefficients so the field changes least on the data.
+
+        Least squares in the metric of ``gram`` (as :meth:`prune` does): terms leaving
+        the support hand their contribution to the correlated terms that stay.
+        """
+        with torch.no_grad():
+            old = self.scaled_coefficients()
+            self.mask.copy_(torch.as_tensor(mask, dtype=self.mask.dtype))
+            self._update_precond()
+            ridge = 1e-10 * float(torch.diagonal(self.gram).mean().clamp(min=1e-300))
+            new = torch.zeros_like(old)
+            for j in range(self.n_dims):
+                active = self.mask[:, j] > 0
+                if active.any():
+                    block = self.gram[active][:, active] + ridge * torch.eye(int(active.sum()), dtype=old.dtype)
+                    new[active, j] = torch.linalg.solve(block, (self.gram @ old[:, j])[active])
+            self.set_scaled_coefficients(new)
+
     def prune(self, threshold: float) -> int:
         """Mask every active coefficient with physical magnitude below ``threshold``.
 
