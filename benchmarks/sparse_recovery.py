@@ -8,8 +8,8 @@ Three parts.
    true terms found, the false terms kept (every nonzero coefficient counts: that is
    what the printed equations show) and whether the support is exactly right.
    Methods: ``SparseODE()`` (``threshold="auto"``: candidate supports screened by
-   simulation error, the best few trained through the solver, chosen by AICc of the
-   simulation errors), ``SparseODE(threshold=0.05)`` (the former default: prune below
+   simulation error, a sparsity path trained through the solver, chosen by an
+   information criterion of the simulation errors), ``SparseODE(threshold=0.05)`` (the former default: prune below
    a fixed threshold), ``SINDy()`` defaults (finite differences, STLSQ 0.1),
    ``SINDy(threshold="auto", differentiation="spline")`` and SINDy with spline
    derivatives at the STLSQ threshold that was best in hindsight on that cell (an

@@ -161,9 +161,9 @@ class SparseODE(SolverTrainedODE):
     segments (no training); the best one and the best sparser ones (three points of
     the path, and further down it while the sparsest is the best, at most six) are
     trained through the solver without any penalty and polished by Gauss-Newton on the
-    whole trajectories, and the one with
-    the lowest AICc of its simulation errors is kept (with ``validation_fraction`` > 0:
-    the lowest free-run error on the held-out tails). A candidate whose training fails
+    whole trajectories, and the one with the lowest information criterion of its
+    simulation errors (the larger of the BIC and AICc penalties) is kept (with
+    ``validation_fraction`` > 0: the lowest free-run error on the held-out tails). A candidate whose training fails
     is rejected; the fit fails only if every candidate does. The kept coefficients get
     Gauss-Newton standard errors and bootstrap inclusion probabilities
     (:meth:`coefficient_table`). A number as ``threshold`` instead prunes every
