@@ -860,7 +860,11 @@ device, verbose, warm_start, checkpoint_path
         As for :class:`~sysid.GreyBoxODE`: residuals are simulated minus observed over
         every observed entry (of the training part), each state weighted by its residual
         RMS; ``J`` is their Jacobian with respect to the active coefficients and, with
-        ``learn_x0``, the initial states; ``cov = s^2 (J^T J)^-1``, ``s^2 = SSR / (n - p)``.
+        ``learn_x0``, the initial states; ``cov = s^2 (J^T J)^-1 / e``, ``s^2 = SSR / (n - p)``,
+        where ``e`` is the effective fraction of independent residuals (their lag-one
+        autocorrelation, as in the selection criterion: smooth misfit carries less
+        information than white noise, and ignoring it gave a real pendulum's damping a
+        standard error of 0.25% where refits on halves of the record differ by more).
         Directions the data do not determine (singular values below 1e-6 of the largest)
         get infinite standard errors.
         """
@@ -882,8 +886,14 @@ device, verbose, warm_start, checkpoint_path
         w = self._state_weights(data, r)
         rw, jw = r * w, jac * w[:, None]
         n, p = rw.size, jw.shape[1]
-        dof = max(n - p, 1)
-        s2 = float(rw @ rw) / dof
+        residuals = self._simulation_residuals(data)
+        pieces = np.split(residuals, np.cumsum([tr.n_times for tr in data])[:-1])
+        counts = np.count_nonzero(~np.isnan(residuals), axis=0)
+        eff = selection.error_efficiency(np.nansum(residuals**2, axis=0), sum(_lag1(q) for q in pieces), counts,
+                                         selection.ERROR_FLOOR)
+        share = float(np.sum(eff * counts) / max(np.sum(counts), 1))
+        dof = max(n * share - p, 1.0)  # of the t quantile in coefficient_table
+        s2 = float(rw @ rw) / max(n - p, 1) / share
         norms = np.linalg.norm(jw, axis=0)
         norms = np.where(norms > 0, norms, 1.0)
         _, sing, vt = np.linalg.svd(jw / norms, full_matrices=False)
@@ -900,7 +910,7 @@ device, verbose, warm_start, checkpoint_path
             stderr[k, j] = se_scaled[i] * to_physical[k, j]
         self.coefficient_stderr_ = pd.DataFrame(stderr, index=pd.Index(names, name="term"),
                                                 columns=pd.Index(states, name="state"))
-        self.dof_ = int(dof)
+        self.dof_ = round(dof)
 
     def coefficient_table(self, level: float = 0.95) -> pd.DataFrame:
         """Every active coefficient with its standard error, interval and inclusion probability.
