@@ -1,6 +1,8 @@
 """Choosing sparse equations: collinear terms, candidate paths, criteria, bootstrap, SparseODE/SINDy threshold='auto'."""
 
+import os
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,7 +16,7 @@ from sysid.estimators import _selection as selection
 from sysid.estimators._sparse import SparseODE
 from sysid.fields._polynomial import PolynomialField
 
-FAST = dict(gradient="backprop", rtol=1e-4, atol=1e-6, verbose=False)
+FAST = {"gradient": "backprop", "rtol": 1e-4, "atol": 1e-6, "verbose": False}
 
 
 def pendulum_library(amplitude: float, n: int = 200) -> tuple[np.ndarray, list[str]]:
@@ -248,3 +250,49 @@ def test_sparse_ode_warns_about_collinear_terms_at_the_callers_line():
     for state in ("theta", "omega"):  # never both terms of a pair in one equation
         kept = set(model.coefficients_.index[model.coefficients_[state] != 0])
         assert not {"theta", "sin(theta)"} <= kept and not {"1", "cos(theta)"} <= kept
+
+
+# -- issue #18's judgements (slow) ------------------------------------------------------------
+SHARED = Path(os.environ.get("SYSID_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("degree", [1, 2, 3])
+def test_damped_pendulum_sin_theta_and_omega_alone(degree, monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2]))
+    from benchmarks.sparse_recovery import damped_pendulum
+
+    data = damped_pendulum(noise=0.01, seed=0)
+    model = SparseODE(degree=degree, include_trig=True, verbose=False).fit(data)  # no FitError at any degree
+    table = model.coefficients_
+    assert set(table.index[table["omega"] != 0]) == {"omega", "sin(theta)"}
+    assert set(table.index[table["theta"] != 0]) == {"omega"}
+    assert table.loc["sin(theta)", "omega"] == pytest.approx(-19.62, rel=0.03)
+    assert table.loc["omega", "omega"] == pytest.approx(-0.35, rel=0.03)
+
+
+@pytest.mark.slow
+def test_lynx_hare_gives_the_four_lotka_volterra_terms():
+    model = SparseODE(degree=2, verbose=False).fit(sysid.datasets.load_lynx_hare())
+    table = model.coefficients_
+    assert set(table.index[table["hare"] != 0]) == {"hare", "hare lynx"}
+    assert set(table.index[table["lynx"] != 0]) == {"lynx", "hare lynx"}
+    assert 0.47 <= table.loc["hare", "hare"] <= 0.63 and 0.020 <= table.loc["hare lynx", "lynx"] <= 0.029
+
+
+@pytest.mark.slow
+def test_lipson_pendulum_forecast():
+    path = SHARED / "lipson_real_pendulums" / "real_pendulum.csv"
+    if not path.exists():
+        pytest.skip(f"{path} not found")
+    df = pd.read_csv(path)
+    t, y = df["t_s"].to_numpy(), df[["theta_rad", "omega_rad_s"]].to_numpy()
+    n = int(np.searchsorted(t, t[0] + 0.7 * (t[-1] - t[0]), side="right"))
+    train = sysid.Trajectories.from_arrays([t[:n]], [y[:n]], state_names=["theta", "omega"])
+    model = SparseODE(degree=1, include_trig=True, verbose=False).fit(train)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        forecast = np.asarray(model.predict(t=t[n - 1:], x0=y[n - 1]))[1:, 0]
+    assert np.sqrt(np.mean((forecast - y[n:, 0]) ** 2)) / np.std(y[n:, 0]) <= 0.05
+    kept = set(model.coefficients_.index[model.coefficients_["omega"] != 0])
+    assert "sin(theta)" in kept and "theta" not in kept
