@@ -147,7 +147,7 @@ def reference_costs(model: Any, batch: int) -> dict[str, float]:
 
 def measure(system: str, gradient: str, mode: str) -> tuple[dict[str, Any], dict[str, float]]:
     import sysid
-    from sysid.estimators._ode_base import torch_threads
+    from sysid.integration import torch_threads
 
     cfg = SETTINGS[mode]
     train, *_ = held_out(system, n_samples=cfg.get("n_samples", 60))
@@ -161,7 +161,7 @@ def measure(system: str, gradient: str, mode: str) -> tuple[dict[str, Any], dict
     history = model.history_
     adam = history[history["stage"] == "adam"]
     evals_per_epoch = float((adam["nfe_forward"] + adam["nfe_backward"]).mean()) if len(adam) else float("nan")
-    n_segments = sum(int(np.ceil((tr.n_times - 1) / model.segment_length)) for tr in train)
+    n_segments = sum(int(np.ceil((tr.n_times - 1) / model.training_.segment_length)) for tr in train)
     with torch_threads(1):  # as the fit ran
         reference = reference_costs(model, n_segments)
     row = {

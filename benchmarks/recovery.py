@@ -10,7 +10,7 @@ active terms (|c| > 0.05) the truth lacks.
   reference a user would write) know the true model form and start 50% off; their
   parameters are written into the same coefficient table, so their error is the
   parameter error on the same scale. ClassicalODE uses 4 starts (single shooting has
-  local minima, PERFORMANCE-NOTES).
+  local minima: docs/baselines.md, "Multistart").
 - SINDy (pysindy's STLSQ, threshold 0.05, same degree as SparseODE) with finite
   differences (pysindy's default), Savitzky-Golay smoothed differences
   (``SmoothedFiniteDifference``) and smoothing-spline derivatives.

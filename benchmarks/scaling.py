@@ -110,7 +110,7 @@ def _matmul_gflops(rows: int, width: int) -> float:
     """float64 GFLOP/s of (rows x width) @ (width x width), single-threaded, as the hidden layer does."""
     import torch
 
-    from sysid.estimators._ode_base import torch_threads
+    from sysid.integration import torch_threads
 
     a = torch.randn(rows, width, dtype=torch.float64)
     b = torch.randn(width, width, dtype=torch.float64)

@@ -159,7 +159,7 @@ def fit_sysid(train: Any, test: Any, truth: np.ndarray, neural: dict[str, Any],
 
 def fit_reference(train: Any, test: Any, truth: np.ndarray, seconds: float) -> dict[str, Any]:
     """The plain loop until the held-out target or ``seconds`` of CPU time (probes excluded)."""
-    from sysid.estimators._ode_base import torch_threads
+    from sysid.integration import torch_threads
 
     reached: dict[str, Any] = {}
     probes: list[dict[str, float]] = []

@@ -25,6 +25,7 @@ from sysid.errors import NotFittedError as NotFittedError
 from sysid.errors import ExtrapolationWarning as ExtrapolationWarning
 from sysid.errors import SolverWarning as SolverWarning
 from sysid.errors import SysidError as SysidError
+from sysid.registry import ESTIMATORS as _ESTIMATORS
 from sysid.trajectories import LazyTrajectories as LazyTrajectories
 from sysid.trajectories import Trajectories as Trajectories
 from sysid.trajectories import Trajectory as Trajectory
@@ -32,20 +33,22 @@ from sysid.trajectories import Trajectory as Trajectory
 __version__ = "0.1.0"
 
 # Public names whose modules import torch: resolved on first access (PEP 562).
+# The estimators come from the one registry (sysid.registry); the rest is listed here.
 _LAZY = {
-    "NeuralODE": "sysid.estimators",
-    "SparseODE": "sysid.estimators",
-    "GreyBoxODE": "sysid.estimators",
-    "HybridODE": "sysid.estimators",
-    "SINDy": "sysid.estimators",
-    "ClassicalODE": "sysid.estimators",
+    **{entry.name: entry.module for entry in _ESTIMATORS},
     "distill": "sysid.estimators._distill",
-    "Ensemble": "sysid.ensemble",
     "compare": "sysid.comparison",
+    "equations": "sysid.equations",
+    "report": "sysid.report",
     "metrics": "sysid.metrics",
     "plot": "sysid.plot",
     "train_test_split": "sysid.model_selection",
     "TrajectoryKFold": "sysid.model_selection",
+    "Solver": "sysid.integration",
+    "Sensor": "sysid.fields",
+    "Training": "sysid.training",
+    "fields": "sysid.fields",
+    "parts": "sysid.parts",
     "integration": "sysid.integration",
     "ODEBlock": "sysid.integration",
     "load": "sysid.io",

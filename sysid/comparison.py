@@ -25,11 +25,14 @@ from sysid.adapters import as_trajectories
 from sysid.errors import ConfigError, DataError
 from sysid.trajectories import Trajectories
 
-__all__ = ["COLUMNS", "compare"]
+__all__ = ["COLUMNS", "SPLITS", "compare", "initial_states"]
 
 COLUMNS = ["estimator", "split", "fit_seconds", "n_function_evals", "rmse", "nrmse", "r2",
            "coefficient_error", "error"]
 """Columns of the table :func:`compare` returns, in order."""
+
+SPLITS = ("test", "extrapolation", "train")
+"""Splits in the order :func:`compare` lists them: held-out data first, in-sample last."""
 
 
 class _Models(dict):
@@ -108,6 +111,30 @@ def _predict(model: Any, data: Trajectories, x0: np.ndarray | None = None) -> li
     return [np.asarray(tr.y, dtype=float) for tr in predicted]
 
 
+def initial_states(model: Any, data: Any) -> np.ndarray:
+    """Initial states (n_trajectories, n_states) to simulate ``data`` from with a fitted ``model``.
+
+    A trajectory the model was fitted on (matched by name in ``trajectory_names_``)
+    starts from its fitted ``x0_``, which only the fitted part of the data placed; any
+    other starts where ``model.predict`` starts it (estimated from its first
+    observations, or its first observation for models without learned starts). This is
+    how held-out tails are simulated: from the start, never re-estimated from the tail.
+    """
+    data = data if isinstance(data, Trajectories) else as_trajectories(data)
+    names = list(getattr(model, "trajectory_names_", None) or [])
+    fitted = getattr(model, "x0_", None)
+    rows: list[np.ndarray | None] = [None] * len(data)
+    if fitted is not None:
+        for i, tr in enumerate(data):
+            if tr.name in names:
+                rows[i] = np.asarray(fitted, dtype=float)[names.index(tr.name), : data.n_states]
+    missing = [i for i, row in enumerate(rows) if row is None]
+    if missing:
+        for i, tr in zip(missing, model.predict(data.subset([data[i] for i in missing]))):
+            rows[i] = np.asarray(tr.y[0], dtype=float)
+    return np.array(rows, dtype=float)
+
+
 def _run_full(name: str, estimator: Any, train: Trajectories, test: Trajectories | None,
               truth: tuple[Any, Any]) -> tuple[list[dict[str, Any]], Any]:
     """Fit on all of ``train``; rows for the train and test splits."""
@@ -149,13 +176,7 @@ def _run_extrapolation(name: str, estimator: Any, train: Trajectories, fraction:
     except Exception:  # noqa: BLE001
         equation = np.nan
     try:
-        # Simulate whole trajectories from their start: the fitted initial states when the
-        # model learned them (not re-estimated from the future), else its own estimate.
-        x0 = getattr(model, "x0_", None)
-        x0 = np.asarray(x0, dtype=float)[:, : train.n_states] if x0 is not None else None
-        if x0 is not None and x0.shape != (len(train), train.n_states):
-            x0 = None
-        whole = _predict(model, train, x0)
+        whole = _predict(model, train, initial_states(model, train))
         tails = [p[tr.y.shape[0] - fut.n_times:] for p, tr, fut in zip(whole, train, future)]
         values = _scores(future, tails)
         return [_row(name, "extrapolation", seconds, model, coefficient_error=equation,
@@ -190,7 +211,7 @@ def compare(
     time_fraction : float in (0, 1), optional
         Also fit a clone on the first ``time_fraction`` of every training trajectory
         and score the rest ("extrapolation"), simulating each trajectory from its
-        start (from the fitted initial states ``x0_`` when the model has them).
+        start (:func:`initial_states`: the fitted ``x0_`` when the model has them).
     n_jobs : int, optional
         Parallel jobs (joblib); None runs serially, unless a ``joblib.parallel_config``
         (e.g. ``backend="dask"``) around the call says otherwise. Results do not depend on it.
@@ -202,14 +223,16 @@ def compare(
     Returns
     -------
     pandas.DataFrame
-        One row per estimator and split ("train", "test", "extrapolation") with
+        One row per estimator (in the order given) and split, held-out splits first:
+        "test", "extrapolation", then the in-sample "train" (:data:`SPLITS`), with
         columns :data:`COLUMNS`: ``fit_seconds``, ``n_function_evals`` (NaN when the
         model does not count them), ``rmse``, ``nrmse``, ``r2`` (see
         :mod:`sysid.metrics`), ``coefficient_error`` (NaN without truth) and ``error``
         (None, or the exception message when fitting/predicting failed, or which
         trajectories' simulations failed). ``table.attrs["models"]`` maps each name to
         its fitted model (None if fitting failed); ``table.attrs["extrapolation_models"]``
-        likewise for the ``time_fraction`` fits.
+        likewise for the ``time_fraction`` fits, with ``attrs["time_fraction"]`` and
+        ``attrs["extrapolation_trajectories"]`` (the names of the trajectories they split).
 
     Raises
     ------
@@ -219,7 +242,7 @@ def compare(
     Examples
     --------
     >>> from sysid.datasets import simulate, truth
-    >>> from sysid.estimators._sindy import SINDy
+    >>> from sysid import SINDy
     >>> data = simulate("lotka_volterra", n_trajectories=3, noise=0.0, irregular=False, n_samples=200)
     >>> train, test = data.split(test_trajectories=["run2"])
     >>> import warnings
@@ -227,8 +250,8 @@ def compare(
     ...     warnings.simplefilter("ignore")
     ...     table = compare([SINDy(), SINDy(threshold=5.0)], train, test, truth=truth("lotka_volterra"))
     >>> table[["estimator", "split"]].values.tolist()
-    [['SINDy()', 'train'], ['SINDy()', 'test'], ['SINDy(threshold=5.0)', 'train'], ['SINDy(threshold=5.0)', 'test']]
-    >>> bool(table.loc[1, "r2"] > 0.99), bool(table.loc[0, "coefficient_error"] < 0.01)
+    [['SINDy()', 'test'], ['SINDy()', 'train'], ['SINDy(threshold=5.0)', 'test'], ['SINDy(threshold=5.0)', 'train']]
+    >>> bool(table.loc[0, "r2"] > 0.99), bool(table.loc[0, "coefficient_error"] < 0.01)
     (True, True)
     """
     if isinstance(estimators, Mapping):
@@ -268,11 +291,12 @@ def compare(
     full, extra = results[: len(models)], results[len(models):]
     rows: list[dict[str, Any]] = []
     for i in range(len(models)):
-        rows.extend(full[i][0])
-        if extra:
-            rows.extend(extra[i][0])
+        mine = list(full[i][0]) + (list(extra[i][0]) if extra else [])
+        rows.extend(sorted(mine, key=lambda row: SPLITS.index(row["split"])))
     table = pd.DataFrame(rows, columns=COLUMNS)
     table.attrs["models"] = _Models({name: result[1] for name, result in zip(names, full)})
     if extra:
         table.attrs["extrapolation_models"] = _Models({name: result[1] for name, result in zip(names, extra)})
+        table.attrs["time_fraction"] = float(time_fraction)  # type: ignore[arg-type]
+        table.attrs["extrapolation_trajectories"] = list(train.names)
     return table

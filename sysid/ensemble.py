@@ -131,6 +131,9 @@ class Ensemble(TrajectoryEstimator):
         if isinstance(self.n_segments, bool) or not isinstance(self.n_segments, numbers.Integral) \
                 or self.n_segments < 1:
             raise ConfigError(f"n_segments must be a positive integer, got {self.n_segments!r}.")
+        if self.n_jobs is not None and (isinstance(self.n_jobs, bool) or not isinstance(self.n_jobs, numbers.Integral)
+                                        or self.n_jobs == 0):
+            raise ConfigError(f"n_jobs must be None or a non-zero integer (-1: every core), got {self.n_jobs!r}.")
         if self.random_state is not None and (isinstance(self.random_state, bool)
                                               or not isinstance(self.random_state, numbers.Integral)):
             raise ConfigError(f"random_state must be None or an int, got {self.random_state!r}.")
@@ -282,6 +285,7 @@ class Ensemble(TrajectoryEstimator):
 
     def _set_fitted_state(self, state: dict[str, Any], tensors: dict[str, Any]) -> None:
         """Rebuild from :meth:`_fitted_state` output whose ``"members"`` :mod:`sysid.io` has loaded."""
+        self._check_config()  # stored parameters (n_jobs...) are checked as fit checks them
         for name in self._FITTED_JSON:
             setattr(self, name, state[name])
         self.estimators_ = list(state["members"])

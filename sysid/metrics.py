@@ -4,7 +4,8 @@ Trajectory metrics (:func:`rmse`, :func:`nrmse`, :func:`r2`) compare predictions
 measurements over the **observed** entries only (NaN in the data means "not measured"),
 state by state, then average the states with equal weight, as scikit-learn's
 ``multioutput="uniform_average"``. A prediction that is NaN where a measurement exists
-(a failed simulation) makes that state's score NaN: failures are never averaged away.
+(a failed simulation) makes that state's score NaN: failures are never averaged away
+(:func:`r2` can score them as a very bad finite number instead, as ``score`` does).
 
 Equation metrics compare identified coefficients (:func:`coefficient_error`) or
 parameters (:func:`parameter_error`) with known values, e.g. from
@@ -33,7 +34,10 @@ from sysid.adapters import as_trajectories
 from sysid.errors import DataError
 from sysid.trajectories import Trajectories
 
-__all__ = ["CoefficientError", "canonical_term", "coefficient_error", "nrmse", "parameter_error", "r2", "rmse"]
+__all__ = [
+    "FAILED_ERROR", "CoefficientError", "canonical_term", "coefficient_error", "nrmse", "parameter_error", "r2",
+    "rmse",
+]
 
 Multioutput = Literal["uniform_average", "raw_values"]
 
@@ -82,34 +86,64 @@ def _aligned(data: Any, predictions: Any, data_options: dict[str, Any]) -> tuple
     return data, y, p
 
 
-def _per_state(y: np.ndarray, p: np.ndarray, kind: str) -> np.ndarray:
+#: ``r2(..., failed="penalize")``: an entry a failed simulation did not reach counts as an error of this
+#: many times the state's scale. SINDy and ClassicalODE stop a simulation at 1000 times that scale
+#: (``DIVERGENCE_FACTOR``), so a failure always scores below any prediction they return.
+FAILED_ERROR = 1e4
+
+
+def _per_state(y: np.ndarray, p: np.ndarray, kind: str, failed: str = "nan") -> np.ndarray:
     out = np.full(y.shape[1], np.nan)
     for j in range(y.shape[1]):
         seen = ~np.isnan(y[:, j])
         if not seen.any():
             continue
         obs, pred = y[seen, j], p[seen, j]
+        if kind == "r2":
+            out[j] = _r2_one_state(obs, pred, failed)
+            continue
         if not np.all(np.isfinite(pred)):
             continue  # a failed simulation: the score is NaN
         sq = float(np.mean((pred - obs) ** 2))
         if kind == "rmse":
             out[j] = np.sqrt(sq)
-        elif kind == "nrmse":
+        else:
             std = float(np.std(obs))
             out[j] = np.sqrt(sq) / std if std > 0 else np.nan
-        else:
-            total = float(np.sum((obs - obs.mean()) ** 2))
-            resid = sq * obs.size
-            if seen.sum() >= 2:
-                out[j] = 1.0 - resid / total if total > 0 else (1.0 if resid == 0 else 0.0)
     return out
 
 
-def _reduce(values: np.ndarray, multioutput: str) -> float | np.ndarray:
+def _r2_one_state(obs: np.ndarray, pred: np.ndarray, failed: str) -> float:
+    """R^2 of one state's observed entries; NaN with fewer than two (undefined)."""
+    if obs.size < 2:
+        return np.nan
+    with np.errstate(over="ignore", invalid="ignore"):
+        error = pred - obs
+        scale = max(float(np.max(np.abs(obs))), float(np.ptp(obs)))
+        scale = scale if np.isfinite(scale) and scale > 0 else 1.0
+        capped = np.all(np.isfinite(error)) and np.all(np.abs(error) <= FAILED_ERROR * scale)
+        if failed == "penalize" and not capped:
+            # In units of the state's scale (no overflow whatever the data's magnitude); an error is
+            # capped at FAILED_ERROR scales and an entry not reached (NaN/inf) counts that much.
+            error = np.clip(error / scale, -FAILED_ERROR, FAILED_ERROR)
+            error = np.where(np.isnan(error), FAILED_ERROR, error)
+            resid = float(np.sum(error**2))
+            total = float(np.sum(((obs - obs.mean()) / scale) ** 2))
+        elif not np.all(np.isfinite(pred)):
+            return np.nan  # a failed simulation: the score is NaN
+        else:
+            resid = float(np.sum(error**2))
+            total = float(np.sum((obs - obs.mean()) ** 2))
+    return 1.0 - resid / total if total > 0 else (1.0 if resid == 0 else 0.0)
+
+
+def _reduce(values: np.ndarray, multioutput: str, defined: np.ndarray | None = None) -> float | np.ndarray:
     if multioutput == "raw_values":
         return values
     if multioutput != "uniform_average":
         raise DataError(f"multioutput must be 'uniform_average' or 'raw_values', got {multioutput!r}.")
+    if defined is not None:
+        values = values[defined]
     return float(np.mean(values)) if values.size else float("nan")
 
 
@@ -163,11 +197,26 @@ def nrmse(data: Any, predictions: Any, multioutput: Multioutput = "uniform_avera
     return _reduce(_per_state(y, p, "nrmse"), multioutput)
 
 
-def r2(data: Any, predictions: Any, multioutput: Multioutput = "uniform_average",
+def r2(data: Any, predictions: Any, multioutput: Multioutput = "uniform_average", *, failed: str = "nan",
        **data_options: Any) -> float | np.ndarray:
     """Coefficient of determination per state over observed entries, averaged over states.
 
-    The same number as the estimators' ``score``. Parameters as :func:`rmse`.
+    For each state, ``1 - SS_res / SS_tot`` over every observed entry of every trajectory
+    (``SS_tot`` about that state's mean), then the mean over states, as scikit-learn's
+    ``r2_score(..., multioutput="uniform_average")``. A state observed fewer than twice has
+    no R^2 (NaN in ``"raw_values"``) and is left out of the average. This is the number the
+    estimators' ``score`` returns (with ``failed="penalize"``). Other parameters as :func:`rmse`.
+
+    Parameters
+    ----------
+    failed : {"nan", "penalize"}, default "nan"
+        What a prediction that is NaN or infinite at an observed entry (a failed
+        simulation) scores. ``"nan"``: that state's R^2 is NaN, and so is the average, so a
+        failure is never averaged away (reports, :func:`sysid.compare`). ``"penalize"``:
+        each such entry counts as an error of :data:`FAILED_ERROR` (10^4) times the state's
+        scale (the larger of its largest magnitude and its range), and no error counts more:
+        a very bad but finite score, worse for an earlier failure, so that model selection
+        (``GridSearchCV``, which averages scores over folds) still ranks the candidates.
 
     Examples
     --------
@@ -176,9 +225,15 @@ def r2(data: Any, predictions: Any, multioutput: Multioutput = "uniform_average"
     >>> data = Trajectories.from_arrays(np.arange(3.0), np.array([[1.0], [2.0], [3.0]]))
     >>> r2(data, [np.array([[1.0], [2.0], [3.0]])])
     1.0
+    >>> failed = [np.array([[1.0], [2.0], [np.nan]])]
+    >>> r2(data, failed), r2(data, failed, failed="penalize") < -1e6
+    (nan, True)
     """
+    if failed not in ("nan", "penalize"):
+        raise DataError(f"failed must be 'nan' or 'penalize', got {failed!r}.")
     _, y, p = _aligned(data, predictions, data_options)
-    return _reduce(_per_state(y, p, "r2"), multioutput)
+    counts = np.sum(~np.isnan(y), axis=0)
+    return _reduce(_per_state(y, p, "r2", failed), multioutput, defined=counts >= 2)
 
 
 class CoefficientError(NamedTuple):

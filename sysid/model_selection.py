@@ -4,7 +4,11 @@ Samples within one trajectory are not independent, so cross-validation here spli
 **trajectories**, never time points of the same trajectory across folds.
 :class:`TrajectoryKFold` is a scikit-learn CV splitter: ``GridSearchCV(SINDy(), grid,
 cv=TrajectoryKFold(3)).fit(data)`` tunes on held-out experiments, scored by each
-estimator's ``score`` (R^2 of simulated trajectories over observed entries).
+estimator's ``score`` (R^2 of simulated trajectories over observed entries). A held-out
+trajectory whose simulation fails (a :class:`~sysid.SolverWarning` names it) scores very
+badly but finitely there (:func:`sysid.metrics.r2` with ``failed="penalize"``), so that a
+candidate failing on one fold ranks below those that simulate, instead of turning the
+mean, and ``best_score_``, into NaN.
 """
 
 from __future__ import annotations

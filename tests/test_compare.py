@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from joblib import parallel_config
 
-from sysid.comparison import COLUMNS, compare
+from sysid.comparison import COLUMNS, compare, initial_states
 from sysid.datasets import simulate, truth
 from sysid.errors import ConfigError
 from sysid.estimators._base import TrajectoryEstimator
@@ -53,13 +53,14 @@ def table(tiny):
     return compare(estimators(), train, test, truth=LV, time_fraction=0.7)
 
 
-def test_rows_and_columns(table):
+def test_rows_and_columns_held_out_splits_first(table):
     assert list(table.columns) == COLUMNS
     assert table[["estimator", "split"]].values.tolist() == [
-        ["SINDy", "train"], ["SINDy", "test"], ["SINDy", "extrapolation"],
-        ["ClassicalODE", "train"], ["ClassicalODE", "test"], ["ClassicalODE", "extrapolation"],
-        ["Broken", "train"], ["Broken", "test"], ["Broken", "extrapolation"],
+        ["SINDy", "test"], ["SINDy", "extrapolation"], ["SINDy", "train"],
+        ["ClassicalODE", "test"], ["ClassicalODE", "extrapolation"], ["ClassicalODE", "train"],
+        ["Broken", "test"], ["Broken", "extrapolation"], ["Broken", "train"],
     ]
+    assert table.attrs["time_fraction"] == 0.7 and table.attrs["extrapolation_trajectories"] == ["run0", "run1"]
 
 
 def test_working_estimators_have_finite_numbers_and_no_error(table):
@@ -95,14 +96,26 @@ def test_fitted_models_are_kept_and_the_inputs_untouched(table):
 def test_extrapolation_scores_only_the_tail(tiny):
     train, _ = tiny
     table = compare([SINDy(differentiation="spline")], train, time_fraction=0.5)
-    assert table.split.tolist() == ["train", "extrapolation"]
+    assert table.split.tolist() == ["extrapolation", "train"]
     model = table.attrs["extrapolation_models"]["SINDy"]
     past, future = train.split(time_fraction=0.5)
     whole = model.predict(train)
     tails = [w.y[-f.n_times:] for w, f in zip(whole, future)]
     from sysid.metrics import rmse
 
-    assert table.loc[1, "rmse"] == pytest.approx(rmse(future, tails))
+    assert table.loc[0, "rmse"] == pytest.approx(rmse(future, tails))
+
+
+def test_initial_states_fitted_starts_by_name_else_where_predict_starts(tiny):
+    train, test = tiny
+    start = {name: 1.1 * value for name, value in LV.params.items()}
+    model = ClassicalODE(lotka_volterra, start, rtol=1e-6, atol=1e-8).fit(train)
+    both = train.subset([test[0], train[1]])  # an unseen trajectory, then a fitted one
+    starts = initial_states(model, both)
+    np.testing.assert_array_equal(starts[1], model.x0_[1])  # the fitted start, not re-estimated
+    np.testing.assert_allclose(starts[0], model.predict(test)[0].y[0])
+    sindy = SINDy(differentiation="spline").fit(train)  # no learned starts: where predict starts
+    np.testing.assert_allclose(initial_states(sindy, train), [p.y[0] for p in sindy.predict(train)])
 
 
 NUMBERS = ["estimator", "split", "n_function_evals", "rmse", "nrmse", "r2", "coefficient_error", "error"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,7 +12,6 @@ from sklearn.metrics import r2_score, root_mean_squared_error
 from sysid import Trajectories
 from sysid.datasets import truth
 from sysid.errors import DataError
-from sysid.estimators._base import r2_over_observed
 from sysid.metrics import canonical_term, coefficient_error, nrmse, parameter_error, r2, rmse
 
 
@@ -45,9 +46,49 @@ def test_missing_observations_are_skipped_and_r2_matches_score(pair):
     keep = ~np.isnan(y[:, 0])
     assert rmse(gappy, preds, multioutput="raw_values")[0] == pytest.approx(
         np.sqrt(np.mean((y[keep, 0] - p[keep, 0]) ** 2)))
-    assert r2(gappy, preds) == pytest.approx(r2_over_observed(gappy, preds))
+    per_state = [r2_score(y[~np.isnan(y[:, j]), j], p[~np.isnan(y[:, j]), j]) for j in range(3)]
+    assert r2(gappy, preds) == pytest.approx(np.mean(per_state))
     predictions = gappy.with_states(preds)  # Trajectories work as predictions too
     assert rmse(gappy, predictions) == rmse(gappy, preds)
+
+
+def test_r2_is_the_estimators_score(pair):
+    """One R^2 (#16): score is metrics.r2 of its predictions (failed="penalize", the same when nothing failed)."""
+    import sysid
+
+    data, _ = pair
+    model = sysid.SINDy(degree=1).fit(data)
+    with warnings.catch_warnings():  # random data: the simulation may fail or extrapolate, not the point here
+        warnings.simplefilter("ignore")
+        predictions = [tr.y for tr in model.predict(data)]
+        score = model.score(data)
+    assert score == r2(data, predictions, failed="penalize")
+
+
+def test_a_failed_simulation_scores_very_bad_but_finite_for_ranking(pair):
+    data, preds = pair
+    early, late = [p.copy() for p in preds], [p.copy() for p in preds]
+    early[0][3:, 1] = np.nan  # fails at row 3 of 12
+    late[0][9:, 1] = np.nan  # fails at row 9
+    assert np.isnan(r2(data, early))  # reports never average a failure away
+    bad, less_bad = r2(data, early, failed="penalize"), r2(data, late, failed="penalize")
+    assert np.isfinite(bad) and np.isfinite(less_bad)
+    assert bad < less_bad < -1e3 < r2(data, preds, failed="penalize") == r2(data, preds)
+    huge = [p * 1e300 for p in preds]  # no overflow whatever the magnitude
+    assert np.isfinite(r2(data, huge, failed="penalize"))
+    with pytest.raises(DataError, match="failed must be 'nan' or 'penalize'"):
+        r2(data, preds, failed="zero")
+
+
+def test_a_state_observed_once_is_left_out_of_the_average(pair):
+    data, preds = pair
+    holes = [tr.y.copy() for tr in data]
+    holes[0][1:, 2] = np.nan
+    holes[1][:, 2] = np.nan  # state c observed once: no R^2
+    gappy = data.with_states(holes)
+    raw = r2(gappy, preds, multioutput="raw_values")
+    assert np.isnan(raw[2]) and np.isfinite(raw[:2]).all()
+    assert r2(gappy, preds) == pytest.approx(raw[:2].mean())
 
 
 def test_failed_predictions_give_nan_not_an_average(pair):

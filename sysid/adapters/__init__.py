@@ -23,7 +23,10 @@ from sysid.adapters.xarray import from_xarray as from_xarray
 from sysid.adapters.xarray import to_dataarray as to_dataarray
 from sysid.adapters.xarray import to_xarray as to_xarray
 from sysid.errors import DataError
-from sysid.trajectories import LazyTrajectories, Trajectories
+from sysid.trajectories import LazyTrajectories, Trajectories, register_writer
+
+register_writer("pandas", to_pandas)  # behind Trajectories.to_pandas(): the container never imports us
+register_writer("xarray", to_xarray)
 
 __all__ = [
     "as_trajectories",
@@ -57,6 +60,7 @@ def as_trajectories(
     interpolate_inputs: bool = False,
     state_dim: Hashable | None = None,
     lazy: bool = False,
+    sort: bool = False,
 ) -> Trajectories | LazyTrajectories:
     """Whatever the caller passed, as validated Trajectories: the estimators' one entry point.
 
@@ -80,6 +84,9 @@ def as_trajectories(
     lazy : bool, default False
         For a Dataset or DataArray only: return :class:`~sysid.trajectories.LazyTrajectories`
         read chunk by chunk when needed (see :func:`from_xarray`).
+    sort : bool, default False
+        Sort each trajectory's rows by time. Without it, times that go backwards within a
+        trajectory are an error naming the trajectory and the rows, for every type.
 
     Returns
     -------
@@ -117,15 +124,15 @@ def as_trajectories(
         )
     if isinstance(X, pd.DataFrame):
         _refuse(X, {**numeric, "state_dim": state_dim}, "name the columns with time=, states=, inputs=")
-        return from_pandas(X, time, states, inputs, trajectory, interpolate_inputs=interpolate_inputs)
+        return from_pandas(X, time, states, inputs, trajectory, interpolate_inputs=interpolate_inputs, sort=sort)
     if isinstance(X, xr.Dataset | xr.DataArray):
         _refuse(X, numeric, "name the dimensions and variables with time=, states=, inputs=")
         return from_xarray(X, time, states, inputs, trajectory, state_dim=state_dim,
-                           interpolate_inputs=interpolate_inputs, lazy=lazy)
+                           interpolate_inputs=interpolate_inputs, lazy=lazy, sort=sort)
     if isinstance(X, np.ndarray | list | tuple):
         _refuse(X, labelled, "pass t=, u=, state_names=, input_names= for arrays")
         return from_arrays(X, t, u, state_names=state_names, input_names=input_names,
-                           interpolate_inputs=interpolate_inputs)
+                           interpolate_inputs=interpolate_inputs, sort=sort)
     raise DataError(f"cannot use data of type {type(X).__name__}; expected {_ACCEPTED}.")
 
 

@@ -153,6 +153,9 @@ def read_times(values: Any, label: str) -> TimeValues:
     elif isinstance(values, pd.Series | pd.Index):
         if (pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
                 and not pd.api.types.is_complex_dtype(dtype)):
+            if pd.api.types.is_integer_dtype(dtype):
+                known = values[values.notna()]
+                _check_exact_in_float64(known.to_numpy(dtype=np.dtype(values.dtype.kind + "8")), label)
             return _float_times(values.to_numpy(dtype=np.float64, na_value=np.nan), dtype)
         values = values.to_numpy()
     else:
@@ -162,11 +165,45 @@ def read_times(values: Any, label: str) -> TimeValues:
         kind: TimeKind = "datetime" if np.issubdtype(dtype, np.datetime64) else "timedelta"
         return TimeValues(kind, *_as_nanoseconds(values, label), dtype=dtype, tz=tz)
     if np.issubdtype(dtype, np.number) and not np.issubdtype(dtype, np.complexfloating):
+        if np.issubdtype(dtype, np.integer):
+            _check_exact_in_float64(values, label)
         return _float_times(values.astype(np.float64), dtype)
     raise DataError(
         f"{label} holds values of dtype {dtype}; times must be numbers, datetimes or "
         "timedeltas. Convert it first, e.g. with pandas.to_datetime or pandas.to_numeric."
     )
+
+
+def _check_exact_in_float64(values: np.ndarray, label: str) -> None:
+    """Refuse integer times that float64 (sysid's time type) would round: they would silently move.
+
+    Integers beyond 2**53 are not all representable; stamps such as nanoseconds since 1970
+    would be rounded, and neighbouring ones could become equal.
+
+    Examples
+    --------
+    >>> _check_exact_in_float64(np.array([0, 2**53]), "t")
+    >>> _check_exact_in_float64(np.array([2**63 - 2, 2**63 - 1]), "time column 't'")
+    Traceback (most recent call last):
+    ...
+    sysid.errors.DataError: time column 't' holds integers that float64 cannot hold exactly: 9223372036854775806 becomes 9.223372036854776e+18 (2 of 2 times change); sysid computes times in float64, so they would lose precision (neighbouring stamps could even become equal). Subtract a reference time first (e.g. t - t.min()), or convert nanosecond stamps to datetimes with pandas.to_datetime(t, unit='ns').
+    """
+    big = values[(values > 2**53) | (values < -(2**53))] if values.dtype.kind == "i" else values[values > 2**53]
+    if not big.size:
+        return
+    floats = big.astype(np.float64)
+    limit = 2.0**63 if values.dtype.kind == "i" else 2.0**64
+    with np.errstate(invalid="ignore"):
+        lossy = (floats >= limit) | (floats < -limit)
+        lossy[~lossy] = floats[~lossy].astype(values.dtype) != big[~lossy]
+    if lossy.any():
+        first = big[lossy][0]
+        raise DataError(
+            f"{label} holds integers that float64 cannot hold exactly: {int(first)} becomes {float(first)!r} "
+            f"({int(lossy.sum())} of {values.size} times change); sysid computes times in float64, so they would "
+            "lose precision (neighbouring stamps could even become equal). Subtract a reference time first "
+            "(e.g. t - t.min()), or convert nanosecond stamps to datetimes with pandas.to_datetime(t, unit='ns')."
+        )
 
 
 def _float_times(values: np.ndarray, dtype: Any) -> TimeValues:
@@ -290,7 +327,8 @@ class RowRules:
     state_names, input_names : the columns of ``states`` / ``inputs``.
     time_label : how to call the times in messages ("time column 't'").
     row_word : how to call a row in messages ("row", "position along 'time'").
-    sort_rows : sort each trajectory by time (stable) first.
+    sort_rows : sort each trajectory by time (stable) first; without it (the default, the
+        adapters' ``sort=False``) times that go backwards within a trajectory are an error.
     drop_empty_rows : drop rows where no state and no input is known.
     interpolate_inputs : fill NaN inputs linearly in time instead of raising.
     """
@@ -299,7 +337,7 @@ class RowRules:
     input_names: Sequence[Hashable]
     time_label: str
     row_word: str = "row"
-    sort_rows: bool = True
+    sort_rows: bool = False
     drop_empty_rows: bool = True
     interpolate_inputs: bool = False
 
@@ -334,14 +372,16 @@ def build_trajectory(raw: RawTrajectory, rules: RowRules) -> Trajectory:
     Raises
     ------
     DataError
-        NaN/NaT or infinite times, duplicate times, infinite states, unknown inputs (unless
-        ``rules.interpolate_inputs``); each message names the trajectory, column and row.
+        NaN/NaT or infinite times, times going backwards (unless ``rules.sort_rows``),
+        duplicate times, infinite states, unknown inputs (unless ``rules.interpolate_inputs``);
+        each message names the trajectory, column and row.
     """
     _check_time_stamps(raw, rules)
     if rules.sort_rows:
         raw = raw.take(np.argsort(raw.times.values, kind="stable"))
     if rules.drop_empty_rows:
         raw = raw.take(_rows_with_data(raw))
+    _check_time_order(raw, rules)
     _check_unique_times(raw, rules)
     _check_finite_states(raw, rules)
     t, origin = seconds_since_origin(raw.times.values, raw.times.kind)
@@ -382,6 +422,21 @@ def _rows_with_data(raw: RawTrajectory) -> np.ndarray:
     if raw.inputs is not None and raw.inputs.shape[1]:
         known |= ~np.all(np.isnan(raw.inputs), axis=1)
     return known
+
+
+def _check_time_order(raw: RawTrajectory, rules: RowRules) -> None:
+    """Times must not go backwards within a trajectory: one rule for every adapter (sort=True sorts)."""
+    back = np.flatnonzero(np.diff(raw.times.values) < 0)
+    if back.size:
+        first = back[0]
+        before, after = (format_time(raw.times.values[i], raw.times.kind, raw.times.tz) for i in (first, first + 1))
+        more = f" (and {back.size - 1} more place(s))" if back.size > 1 else ""
+        raise DataError(
+            f"trajectory {raw.name!r}: times go backwards at {rules.row_word}s {raw.rows[first]} and "
+            f"{raw.rows[first + 1]} ({before} then {after}){more}; within a trajectory the rows must be in time "
+            "order. If the clock was reset (a new run), give each run its own label with trajectory=; if the "
+            "rows are only out of order, pass sort=True to sort each trajectory by time."
+        )
 
 
 def _check_unique_times(raw: RawTrajectory, rules: RowRules) -> None:

@@ -3,8 +3,8 @@
 Axes follow pysindy's convention: time is axis -2 and state axis -1, so one experiment is
 ``X`` of shape (n_times, n_states) with ``t`` of shape (n_times,); several are a list of
 such arrays (lengths may differ) with a list of ``t``, or a 3-D array
-(n_trajectories, n_times, n_states). Rows are kept as given (not sorted, none dropped),
-so predictions line up with the caller's rows.
+(n_trajectories, n_times, n_states). Rows are kept as given (none dropped, and sorted only
+with ``sort=True``), so predictions line up with the caller's rows.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ def from_arrays(
     input_names: Sequence[Hashable] | None = None,
     names: Sequence[Hashable] | None = None,
     interpolate_inputs: bool = False,
+    sort: bool = False,
 ) -> Trajectories:
     """Read numpy arrays into Trajectories.
 
@@ -52,6 +53,9 @@ def from_arrays(
         Default ``0, 1, ...``.
     interpolate_inputs : bool, default False
         Fill NaN inputs linearly in time instead of raising.
+    sort : bool, default False
+        Sort each trajectory's rows by time (predictions then come back in that order).
+        Without it, times that go backwards are an error naming the rows.
 
     Returns
     -------
@@ -60,7 +64,8 @@ def from_arrays(
     Raises
     ------
     DataError
-        No ``t``, arrays that do not line up, non-numeric values, bad times.
+        No ``t``, arrays that do not line up, non-numeric values, bad times (NaN, going
+        backwards, repeated).
 
     Examples
     --------
@@ -83,7 +88,7 @@ def from_arrays(
     names = list(range(len(states))) if names is None else list(names)
     if len(names) != len(states):
         raise DataError(f"got {len(names)} names for {len(states)} trajectories.")
-    rules = RowRules(state_names, input_names, time_label="t", sort_rows=False,
+    rules = RowRules(state_names, input_names, time_label="t", sort_rows=bool(sort),
                      drop_empty_rows=False, interpolate_inputs=interpolate_inputs)
     kinds = {tv.kind for tv in times}
     if len(kinds) > 1:

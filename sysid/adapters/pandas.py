@@ -58,13 +58,15 @@ def from_pandas(
     trajectory: Hashable | None = None,
     *,
     interpolate_inputs: bool = False,
+    sort: bool = False,
 ) -> Trajectories:
     """Read a long-format DataFrame (one row per trajectory and time) into Trajectories.
 
     Parameters
     ----------
     df : pandas.DataFrame
-        Rows in any order; experiments may have different lengths and irregular times.
+        Experiments may be interleaved and have different lengths and irregular times;
+        each experiment's rows in time order (or pass ``sort=True``).
     time : column or index name, optional
         The times: floats, datetime64 (any unit; time-zone aware data is handled in UTC and
         given back in its zone) or timedelta64. ``None`` uses the index when it is not a
@@ -80,19 +82,25 @@ def from_pandas(
     interpolate_inputs : bool, default False
         Fill NaN inputs linearly in time within each trajectory (nearest value at the ends)
         instead of raising.
+    sort : bool, default False
+        Sort each trajectory's rows by time. Without it, times that go backwards within a
+        trajectory (a clock reset, rows out of order) are an error naming the rows: the
+        experiments may be interleaved, but each one's rows must be in time order.
 
     Returns
     -------
     Trajectories
-        Each trajectory sorted by time. A row where every state is NaN is kept only if an
+        Each trajectory in time order. A row where every state is NaN is kept only if an
         input is known there. ``df.attrs`` become ``attrs``; ``df.attrs["variable_attrs"]``
         (as written by :func:`to_pandas`) and column ``attrs`` become ``variable_attrs``.
 
     Raises
     ------
     DataError
-        Missing or misspelt columns (with the closest name suggested), non-numeric states,
-        NaN/NaT/inf or duplicate times, unknown inputs, too few observations; the message
+        Missing or misspelt columns (with the closest name suggested), non-numeric states
+        (named or inferred: with ``states=None`` a column holding a text cell is an error
+        naming the column, row and value), NaN/NaT/inf times, times going backwards (unless
+        ``sort=True``), duplicate times, unknown inputs, too few observations; the message
         names the trajectory, column and row at fault.
 
     See Also
@@ -122,7 +130,7 @@ def from_pandas(
     codes, names, label_dtype = _trajectory_codes(frame, layout)
     attrs, variable_attrs = _frame_attrs(frame, layout)
     return Trajectories(
-        _read_trajectories(frame, layout, times, codes, names, interpolate_inputs),
+        _read_trajectories(frame, layout, times, codes, names, interpolate_inputs, sort),
         state_names=layout.states,
         input_names=layout.inputs,
         time_kind=times.kind,
@@ -139,12 +147,14 @@ def _read_trajectories(
     codes: np.ndarray,
     names: list[Hashable],
     interpolate_inputs: bool,
+    sort: bool,
 ) -> list[Trajectory]:
     """One checked Trajectory per label: rows ``codes == k`` belong to ``names[k]``."""
     rules = RowRules(
         layout.states,
         layout.inputs,
         time_label=_describe(layout.time, layout.time_in_index, "time"),
+        sort_rows=bool(sort),
         interpolate_inputs=interpolate_inputs,
     )
     states_block = _float_block(frame, layout.states)
@@ -268,19 +278,62 @@ def _check_variable(frame: pd.DataFrame, name: Hashable, keys: set, role: str) -
 
 
 def _default_states(frame: pd.DataFrame, keys: set, inputs: list[Hashable]) -> list[Hashable]:
-    numeric = [
-        name for name in frame.columns
-        if name not in keys and name not in inputs
-        and pd.api.types.is_numeric_dtype(frame[name].dtype)
-        and not pd.api.types.is_bool_dtype(frame[name].dtype)
-        and not pd.api.types.is_complex_dtype(frame[name].dtype)
-    ]
-    if not numeric:
+    """With ``states=None``, every column that is not the time, the trajectory or an input.
+
+    States are decided by name, not by whether their values parse: a column of numbers with
+    one typo ("n/a", "0,31") must not vanish from the fit, so any column that does not hold
+    plain numbers is an error naming it (and the first cell that is not a number).
+    """
+    names = [name for name in frame.columns if name not in keys and name not in inputs]
+    if not names:
         raise DataError(
-            f"no numeric column is left to use as a state (columns: {list(frame.columns)}); "
-            "pass states=[...]."
+            f"no column is left to use as a state (columns: {list(frame.columns)}); pass states=[...]."
         )
-    return numeric
+    for name in names:
+        problem, typo = _not_numbers(frame[name], name)
+        if problem and typo:
+            raise DataError(f"{problem}.")
+        if problem:
+            raise DataError(
+                f"{problem}. With states= not given, every column besides the time, the trajectory and the "
+                f"inputs is a state; pass states=[...] (or trajectory=, inputs=) to say what {name!r} is, or "
+                "drop the column."
+            )
+    return names
+
+
+def _not_numbers(column: pd.Series, name: Hashable) -> tuple[str | None, bool]:
+    """Why ``column`` cannot be a state (naming the first offending cell), or None; and whether it is a typo.
+
+    A typo: a column of numbers with a few cells that are not.
+    """
+    dtype = column.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        return f"column {name!r} holds booleans (True/False), not measurements", False
+    if pd.api.types.is_complex_dtype(dtype):
+        return f"column {name!r} holds complex numbers; states must be real", False
+    if pd.api.types.is_numeric_dtype(dtype):
+        return None, False
+    if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype):
+        return (f"column {name!r} holds {dtype} values, not measurements (if it is the time, pass "
+                f"time={name!r})"), False
+    blank = column.map(lambda v: isinstance(v, str) and not v.strip())  # an empty cell, not a typo
+    known = (column.notna() & ~blank.astype(bool)).to_numpy()
+    try:
+        as_numbers = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    except (TypeError, ValueError):  # cells pandas cannot even try (lists, dicts...)
+        as_numbers = np.full(len(column), np.nan)
+    bad = np.flatnonzero(known & np.isnan(as_numbers))
+    if not bad.size:
+        return (f"column {name!r} holds numbers stored as {dtype} (text or objects); convert it first, "
+                f"e.g. df[{name!r}] = pandas.to_numeric(df[{name!r}])"), True
+    value = column.iloc[bad[0]]
+    if bad.size < known.sum():  # mostly numbers with a few bad cells: a typo, say where
+        return (f"column {name!r} holds {value!r} at row {bad[0]}, which is not a number ({bad.size} such cell(s) "
+                f"among {int(known.sum())} values); fix the cell(s), or leave them empty (NaN: not observed), "
+                f"e.g. df[{name!r}] = pandas.to_numeric(df[{name!r}], errors='coerce')"), True
+    what = "text" if isinstance(value, str) else "values that are not numbers"
+    return f"column {name!r} holds {what} (e.g. {value!r} at row {bad[0]})", False
 
 
 def _values(frame: pd.DataFrame, name: Hashable, in_index: bool) -> pd.Series | pd.Index:

@@ -24,11 +24,12 @@ from sysid.adapters._common import (
     TimeValues,
     as_name_list,
     build_trajectory,
-    caller_times,
     check_states_and_inputs_apart,
     missing_name_error,
     read_times,
 )
+from sysid.adapters._xarray_write import to_dataarray as to_dataarray
+from sysid.adapters._xarray_write import to_xarray as to_xarray
 from sysid.errors import DataError
 from sysid.trajectories import LazyTrajectories, Trajectories, Trajectory
 
@@ -58,6 +59,7 @@ def from_xarray(
     state_dim: Hashable | None = None,
     interpolate_inputs: bool = False,
     lazy: bool = False,
+    sort: bool = False,
 ) -> Trajectories | LazyTrajectories:
     """Read an xarray Dataset or DataArray into Trajectories (or, with ``lazy=True``, LazyTrajectories).
 
@@ -90,6 +92,9 @@ def from_xarray(
         same errors as without ``lazy``) and to gather the scaling statistics, then dropped.
         Its blocks, the unit read at once, are the Dask chunks along the trajectory dimension
         (one block for data in memory).
+    sort : bool, default False
+        Sort the times. Without it, a time coordinate that goes backwards is an error naming
+        the positions (as for pandas and arrays).
 
     Returns
     -------
@@ -100,7 +105,9 @@ def from_xarray(
     ------
     DataError
         Missing dimensions or variables (closest name suggested), a time dimension without
-        coordinate, non-numeric variables, NaT times, duplicate times, unknown inputs.
+        coordinate, non-numeric variables (named, or inferred as states), NaT times, times
+        going backwards (unless ``sort=True``), duplicate times, missing (NaN) trajectory
+        labels, unknown inputs.
 
     See Also
     --------
@@ -143,7 +150,7 @@ def from_xarray(
     layout = _dataset_layout(dataset, time_dim, states, inputs, trajectory)
     times = read_times(_time_coordinate(dataset, time_dim), f"time coordinate {time_dim!r}")
     names, label_dtype = _trajectory_names(dataset, layout)
-    reader = _BlockReader(dataset, layout, names, times, interpolate_inputs)
+    reader = _BlockReader(dataset, layout, names, times, interpolate_inputs, sort)
     metadata = {
         "state_names": layout.states,
         "input_names": layout.inputs,
@@ -165,7 +172,7 @@ class _BlockReader:
     """
 
     def __init__(self, dataset: xr.Dataset, layout: _DatasetLayout, names: list[Hashable],
-                 times: TimeValues, interpolate_inputs: bool) -> None:
+                 times: TimeValues, interpolate_inputs: bool, sort: bool = False) -> None:
         self.selected = dataset[[*layout.states, *layout.inputs]]
         self.layout, self.names, self.times = layout, names, times
         self.rules = RowRules(
@@ -173,6 +180,7 @@ class _BlockReader:
             layout.inputs,
             time_label=f"time coordinate {layout.time!r}",
             row_word=f"{layout.time!r} position",
+            sort_rows=bool(sort),
             interpolate_inputs=interpolate_inputs,
         )
         self.positions = np.arange(dataset.sizes[layout.time])
@@ -351,14 +359,39 @@ def _is_number(dtype: np.dtype) -> bool:
 
 
 def _default_states(dataset: xr.Dataset, time_dim: Hashable, inputs: list[Hashable]) -> list[Hashable]:
-    names = [
-        name for name, variable in dataset.data_vars.items()
-        if name not in inputs and time_dim in variable.dims and _is_number(variable.dtype)
-    ]
+    """With ``states=None``, every data variable over the time dimension that is not an input.
+
+    Decided by name, as for pandas: a variable over time that does not hold numbers is an
+    error naming it (and its first value that is not a number), never silently left out.
+    """
+    names = [name for name, variable in dataset.data_vars.items() if name not in inputs and time_dim in variable.dims]
     if not names:
         raise DataError(
-            f"no numeric variable over {time_dim!r} is left to use as a state (variables: "
+            f"no variable over {time_dim!r} is left to use as a state (variables: "
             f"{list(dataset.data_vars)}); pass states=[...]."
+        )
+    for name in names:
+        variable = dataset[name]
+        if _is_number(variable.dtype) and variable.dtype != bool:
+            continue
+        flat = np.asarray(variable.values).ravel()
+        bad = np.zeros(0, dtype=int)
+        if flat.dtype.kind in "OUS":  # text or objects: name the first value that is not a number
+            try:
+                parsed = pd.to_numeric(pd.Series(flat), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+            except (TypeError, ValueError):
+                parsed = np.full(flat.size, np.nan)
+            bad = np.flatnonzero(pd.notna(flat) & np.isnan(parsed))
+        where = ""
+        if bad.size:
+            index = np.unravel_index(bad[0], variable.shape)
+            position = {str(d): (variable[d].values[i].item() if d in variable.coords else int(i))
+                        for d, i in zip(variable.dims, index)}
+            where = f": {flat[bad[0]]!r} at {position} is not a number ({bad.size} such value(s) among {flat.size})"
+        raise DataError(
+            f"variable {name!r} has dtype {variable.dtype}, not numbers{where}. With states= not given, every "
+            f"variable over {time_dim!r} that is not an input is a state; fix the values, or pass states=[...] "
+            "naming the states."
         )
     return names
 
@@ -390,6 +423,13 @@ def _trajectory_names(dataset: xr.Dataset, layout: _DatasetLayout) -> tuple[list
         return [0], None
     if layout.trajectory in dataset.coords:
         labels = dataset[layout.trajectory]
+        missing = np.flatnonzero(pd.isna(labels.values))
+        if missing.size:
+            raise DataError(
+                f"trajectory coordinate {layout.trajectory!r} is missing (NaN/NaT/None) at position {missing[0]} "
+                f"({missing.size} such label(s)); every trajectory needs its own label. Fill them, e.g. "
+                f"ds.assign_coords({layout.trajectory}=[...])."
+            )
         return labels.values.tolist(), labels.dtype
     return list(range(dataset.sizes[layout.trajectory])), None
 
@@ -445,190 +485,8 @@ def _dataset_source(
         "trajectory_coord": layout.trajectory is not None and layout.trajectory in dataset.coords,
         "dims": dims,
         "variables": [name for name in dataset.data_vars if name in selected],
+        "variable_dims": {name: tuple(dataset[name].dims) for name in dataset.data_vars if name in selected},
         "time_attrs": _coordinate_attrs(dataset, layout.time),
         "trajectory_attrs": _coordinate_attrs(dataset, layout.trajectory),
         "dataarray": array_info,
     }
-
-
-# ======================================================================= writing
-@dataclass(frozen=True)
-class _OutputDims:
-    time: Hashable
-    trajectory: Hashable | None
-    order: tuple[Hashable, ...]
-
-
-def to_xarray(data: Trajectories) -> xr.Dataset:
-    """An xarray Dataset of ``data``: one variable per state and input, NaN-padded.
-
-    The dims are ``(trajectory, time)`` over the union of all trajectories' times when
-    there is more than one trajectory or the source had a trajectory dimension (or
-    column), else ``(time,)``. Dimension names, dims order, coordinate dtypes, variable
-    order, variable and dataset attributes come from the source when it was read by
-    :func:`from_xarray` (or :func:`~sysid.adapters.from_pandas`: its column names become
-    the dims). Datetimes with different per-trajectory origins share one axis of absolute
-    times; time-zone aware times are written in UTC (xarray holds no time zone).
-
-    Parameters
-    ----------
-    data : Trajectories
-
-    Returns
-    -------
-    xarray.Dataset
-        A Dataset even when the source was a DataArray (see :func:`to_dataarray`).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from sysid import Trajectories
-    >>> from sysid.adapters import to_xarray
-    >>> data = Trajectories.from_arrays([np.array([0.0, 1.0]), np.array([0.0, 2.0])],
-    ...                                 [np.ones((2, 1)), np.zeros((2, 1))], names=["a", "b"])
-    >>> ds = to_xarray(data)
-    >>> dict(ds.sizes), ds["time"].values.tolist()
-    ({'trajectory': 2, 'time': 3}, [0.0, 1.0, 2.0])
-    >>> ds["x0"].values.tolist()
-    [[1.0, 1.0, nan], [0.0, nan, 0.0]]
-    """
-    dims = _output_dims(data)
-    union, positions = _union_times(data)
-    variables = {
-        name: _padded_variable(data, name, union.size, positions, dims)
-        for name in _variable_order(data)
-    }
-    coords = {dims.time: xr.Variable(dims.time, union, copy.deepcopy(data.source.get("time_attrs", {})))}
-    if dims.trajectory is not None and data.source.get("trajectory_coord", True):
-        coords[dims.trajectory] = xr.Variable(
-            dims.trajectory,
-            _label_values(data.names, data.source.get("trajectory_dtype")),
-            copy.deepcopy(data.source.get("trajectory_attrs", {})),
-        )
-    return xr.Dataset(variables, coords=coords, attrs=copy.deepcopy(dict(data.attrs)))
-
-
-def _output_dims(data: Trajectories) -> _OutputDims:
-    source = data.source
-    time = source.get("time")
-    if time is None:
-        time = "time"
-    trajectory = source.get("trajectory")
-    if trajectory is None and len(data) > 1:
-        trajectory = "trajectory"
-    clash = [d for d in (time, trajectory) if d in (*data.state_names, *data.input_names)]
-    if clash or time == trajectory:
-        raise DataError(
-            f"cannot write a Dataset: {(clash or [time])[0]!r} would be both a dimension and a "
-            "variable (or two dimensions); rename the states, inputs or source dims."
-        )
-    if trajectory is None:
-        return _OutputDims(time, None, (time,))
-    order = tuple(source.get("dims", ()))
-    if set(order) != {time, trajectory}:
-        order = (trajectory, time)
-    return _OutputDims(time, trajectory, order)
-
-
-def _union_times(data: Trajectories) -> tuple[np.ndarray, list[np.ndarray]]:
-    dtype = data.source.get("time_dtype")
-    dtype = dtype if isinstance(dtype, np.dtype) else None
-    per_trajectory = [caller_times(tr, data.time_kind, dtype) for tr in data]
-    union = np.unique(np.concatenate(per_trajectory))
-    return union, [np.searchsorted(union, times) for times in per_trajectory]
-
-
-def _variable_order(data: Trajectories) -> list[Hashable]:
-    names = [*data.state_names, *data.input_names]
-    original = [n for n in data.source.get("variables", []) if n in names]
-    return original + [n for n in names if n not in original]
-
-
-def _padded_variable(
-    data: Trajectories, name: Hashable, n_union: int, positions: list[np.ndarray], dims: _OutputDims
-) -> xr.Variable:
-    is_state = name in data.state_names
-    column = list(data.state_names if is_state else data.input_names).index(name)
-    block = np.full((len(data), n_union), np.nan)
-    for row, (traj, where) in enumerate(zip(data, positions)):
-        block[row, where] = (traj.y if is_state else traj.u)[:, column]
-    attrs = copy.deepcopy(dict(data.variable_attrs.get(name, {})))
-    if dims.trajectory is None:
-        return xr.Variable((dims.time,), block[0], attrs)
-    if dims.order[0] == dims.time:
-        block = block.T
-    return xr.Variable(dims.order, block, attrs)
-
-
-def _label_values(names: list[Hashable], dtype: Any) -> np.ndarray:
-    """Trajectory names as a numpy array, in the source's dtype when that keeps them."""
-    if isinstance(dtype, np.dtype):
-        try:
-            values = np.array(names, dtype=dtype)
-        except (TypeError, ValueError):
-            values = None
-        if values is not None and values.tolist() == list(names):
-            return values
-    return pd.Index(names).to_numpy()
-
-
-def to_dataarray(data: Trajectories, like: xr.DataArray | None = None) -> xr.DataArray:
-    """The states of ``data`` as one DataArray, laid out like the DataArray they came from.
-
-    Parameters
-    ----------
-    data : Trajectories
-    like : xarray.DataArray, optional
-        Its dims order, name and state coordinate are copied; without it they come from
-        ``data.source`` (read by :func:`from_xarray` from a DataArray), or default to a
-        ``"state"`` dimension first.
-
-    Returns
-    -------
-    xarray.DataArray
-
-    Examples
-    --------
-    >>> import numpy as np, xarray as xr
-    >>> from sysid.adapters import from_xarray
-    >>> da = xr.DataArray(np.arange(6.0).reshape(3, 2), dims=("time", "species"),
-    ...                   coords={"time": [0.0, 1.0, 2.0], "species": ["prey", "predator"]})
-    >>> back = to_dataarray(from_xarray(da))
-    >>> back.dims, back["species"].values.tolist()
-    (('time', 'species'), ['prey', 'predator'])
-    """
-    info = dict(data.source.get("dataarray") or {})
-    if like is not None:
-        info.update(_dataarray_info(like, info, data.source))
-    dataset = to_xarray(data)
-    state_dim = info.get("state_dim", "state")
-    if state_dim is None:
-        result = dataset[data.state_names[0]].copy()
-        result.attrs = copy.deepcopy(dict(data.attrs))
-        return result.rename(info.get("name"))
-    order = [n for n in info.get("state_names", []) if n in data.state_names]
-    order += [n for n in data.state_names if n not in order]
-    result = dataset[order].to_dataarray(dim=state_dim)
-    dims = tuple(info.get("dims", ()))
-    if set(dims) == set(result.dims):
-        result = result.transpose(*dims)
-    coord_dtype = info.get("state_coord_dtype", np.dtype(object))
-    if coord_dtype is None and order == info.get("state_names"):
-        result = result.drop_vars(state_dim)
-    else:
-        result = result.assign_coords({state_dim: _label_values(order, coord_dtype)})
-    result.attrs = copy.deepcopy(dict(data.attrs))
-    return result.rename(info.get("name"))
-
-
-def _dataarray_info(like: xr.DataArray, info: dict, source: dict) -> dict:
-    state_dim = info.get("state_dim", "state")
-    if state_dim is not None and state_dim not in like.dims:
-        others = [d for d in like.dims if d not in (source.get("time"), source.get("trajectory"))]
-        state_dim = others[0] if len(others) == 1 else state_dim
-    has_coord = state_dim is not None and state_dim in like.coords
-    update = {"name": like.name, "dims": tuple(like.dims), "state_dim": state_dim}
-    if has_coord:
-        update["state_names"] = like[state_dim].values.tolist()
-        update["state_coord_dtype"] = like[state_dim].dtype
-    return update

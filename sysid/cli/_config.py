@@ -31,11 +31,12 @@ from pathlib import Path
 from typing import Any
 
 from sysid.cli._files import UsageError, sha256_of
+from sysid.registry import cli_names
 
 __all__ = ["MODEL_TABLES", "TOP_LEVEL_KEYS", "load_config", "parse_value"]
 
-MODEL_TABLES = ("neural", "sparse", "sindy", "classical", "greybox", "hybrid")
-"""Tables of per-model constructor parameters (the names ``--model`` accepts)."""
+MODEL_TABLES = tuple(cli_names())
+"""Tables of per-model constructor parameters: the names ``--model`` accepts (:mod:`sysid.registry`)."""
 
 TOP_LEVEL_KEYS = {
     "data": "data file (CSV, Parquet or netCDF)",
@@ -52,7 +53,8 @@ TOP_LEVEL_KEYS = {
     "bounds": "parameter bounds for greybox/classical",
     "fixed": "parameters held fixed",
     "test_trajectories": "trajectories held out by compare",
-    "time_fraction": "fraction of each trajectory's span used for fitting in compare",
+    "time_fraction": "fraction of each trajectory's span used for fitting in compare (default 0.8)",
+    "hold_out": "compare: false scores the models in-sample only (no time_fraction, no test_trajectories)",
     "truth": "simulated system whose true equations score compare",
     "n_jobs": "parallel jobs for compare",
     "options": "table of constructor parameters for every model",
@@ -125,13 +127,29 @@ def parse_value(text: str) -> Any:
         return stripped
 
 
-def parse_bound(value: Any, what: str) -> float | None:
-    """One side of a bound: a number, or None/"none"/"inf"/"" for an open side."""
+def parse_bound(value: Any, what: str, side: str = "low") -> float | None:
+    """One side of a bound: a number, or None/"none"/"" for an open side.
+
+    Infinity means "no bound" only on its own side: ``-inf`` as a lower bound and ``inf``
+    as an upper bound. ``inf`` as a lower bound (or ``-inf`` as an upper one) would
+    leave no room at all, and NaN is no number: both are errors.
+
+    Examples
+    --------
+    >>> parse_bound("0", "--bounds a"), parse_bound("-inf", "--bounds a"), parse_bound("inf", "--bounds a", "high")
+    (0.0, None, None)
+    >>> parse_bound("inf", "--bounds a")
+    Traceback (most recent call last):
+    ...
+    sysid.cli._files.UsageError: --bounds a: inf as a lower bound leaves no value possible; leave it empty for none.
+    """
+    if side not in ("low", "high"):
+        raise ValueError(f"side must be 'low' or 'high', got {side!r}")
     if value is None:
         return None
     if isinstance(value, str):
         text = value.strip().lower()
-        if text in ("", "none", "null", "inf", "+inf", "-inf", "infinity", "-infinity"):
+        if text in ("", "none", "null"):
             return None
         try:
             value = float(text)
@@ -139,4 +157,12 @@ def parse_bound(value: Any, what: str) -> float | None:
             raise UsageError(f"{what}: {value!r} is not a number (use an empty side or 'none' for no bound).") from None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise UsageError(f"{what}: {value!r} is not a number.")
-    return None if math.isinf(value) else float(value)
+    if math.isnan(value):
+        raise UsageError(f"{what}: nan is not a bound; leave the side empty for no bound.")
+    if math.isinf(value):
+        name = "lower" if side == "low" else "upper"
+        if (value > 0) == (side == "low"):
+            raise UsageError(f"{what}: {value} as a{'n' if side == 'high' else ''} {name} bound leaves no value "
+                             "possible; leave it empty for none.")
+        return None
+    return float(value)

@@ -7,8 +7,10 @@ the labels, column order and dtypes are the adapters' business, not this module'
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
-from collections.abc import Hashable, Sequence
+import os
+from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +18,8 @@ import pandas as pd
 
 from sysid.errors import SysidError
 
-__all__ = ["FORMATS", "UsageError", "file_format", "parse_names", "read_data", "sha256_of", "write_data",
-           "write_table"]
+__all__ = ["FORMATS", "UsageError", "check_not_an_input", "file_format", "parse_names", "read_data", "sha256_of",
+           "write_data", "write_table"]
 
 
 class UsageError(SysidError, ValueError):
@@ -77,8 +79,9 @@ def read_data(path: str | Path, time: Hashable | None = None) -> Any:
     ----------
     path : the file; its extension picks the reader.
     time : name of the time column, optional
-        For CSV only: a time column of text (``2024-05-01T10:00:00``) is parsed as
-        datetimes, as a text column cannot be a time otherwise.
+        For CSV only: the time column (``time``, or else the column ``t`` or ``time``,
+        as the adapters choose it) holding ISO 8601 text (``2024-05-01T10:00:00``) is
+        parsed as datetimes, as a text column cannot be a time otherwise.
 
     Raises
     ------
@@ -108,23 +111,88 @@ def read_data(path: str | Path, time: Hashable | None = None) -> Any:
         raise UsageError(f"cannot read {str(path)!r} as {kind}: {reason}") from exc
 
 
+_TIME_GUESSES = ("t", "time")  # the time column the adapters take when time= is not given
+
+
 def _parse_text_times(frame: pd.DataFrame, time: Hashable | None) -> pd.DataFrame:
-    if time is None or time not in frame.columns:
+    """``frame`` with its time column parsed as datetimes if it holds ISO 8601 text.
+
+    The rule: the column named ``time``, or else the one column called ``t`` or ``time``.
+    Every value must parse (a column of other text is left for the adapter to refuse with
+    its dtype); a column that is mostly ISO times with a few other values is an error
+    naming the first row that is not a time.
+    """
+    if time is None:
+        found = [name for name in _TIME_GUESSES if name in frame.columns]
+        if len(found) != 1:
+            return frame
+        time = found[0]
+    if time not in frame.columns:
         return frame
     column = frame[time]
     if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_datetime64_any_dtype(column):
         return frame
     try:
-        parsed = pd.to_datetime(column, format="ISO8601")
-    except (ValueError, TypeError):
-        return frame  # the adapter reports the column's dtype with a fix
-    return frame.assign(**{str(time): parsed}) if isinstance(time, str) else frame
+        parsed = pd.to_datetime(column, format="ISO8601", errors="coerce")
+    except (ValueError, TypeError, OverflowError):
+        return frame  # e.g. mixed time zones: the adapter reports the column's dtype with a fix
+    failed = parsed.isna() & column.notna()
+    if not (parsed.notna().any() and failed.any()):
+        return frame.assign(**{str(time): parsed}) if not failed.any() and isinstance(time, str) else frame
+    row = int(failed.to_numpy().nonzero()[0][0])
+    raise UsageError(f"time column {time!r} holds ISO 8601 times, but row {row} is {column.iloc[row]!r}, which is "
+                     "not one; fix it or remove the row.")
 
 
 def _prepare_path(path: Path) -> None:
     if path.is_dir():
         raise UsageError(f"{str(path)!r} is a folder; give a file name for --out.")
     path.parent.mkdir(parents=True, exist_ok=True)
+
+
+_COMPARE_OUTPUTS = ("comparison.csv", "comparison.md", "comparison.png", "extrapolation.png", "fits.png",
+                    "phase_*.png")
+"""What ``sysid compare --out DIR`` writes into DIR."""
+
+
+def check_not_an_input(out: str | Path, inputs: Mapping[str, Any], flag: str = "--out",
+                       folder: bool = False) -> None:
+    """Refuse an output that is one of the command's inputs (the same file, links resolved).
+
+    Parameters
+    ----------
+    out : the output file, or with ``folder`` the output folder
+    inputs : {description: path or None}
+        The command's input files (None: not given).
+    folder : bool
+        ``out`` is a folder (``compare --out DIR``): refuse an input that is one of the
+        files written into it.
+
+    Raises
+    ------
+    UsageError
+        Naming the input and the flag, before anything is written.
+    """
+    out = Path(out)
+    for what, given in inputs.items():
+        if given is None:
+            continue
+        path = Path(given)
+        if folder:
+            clash = _same_file(path.parent, out) and any(fnmatch.fnmatch(path.name, n) for n in _COMPARE_OUTPUTS)
+        else:
+            clash = _same_file(path, out)
+        if clash:
+            where = f"writes {path.name} into" if folder else "is"
+            raise UsageError(f"{flag} {str(out)!r} {where} the {what} {str(given)!r}: that would replace an input "
+                             f"of this command. Choose another {flag}.")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def write_data(obj: Any, path: str | Path) -> Path:

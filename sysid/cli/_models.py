@@ -1,4 +1,8 @@
-"""Estimators by name for the command line: neural, sparse, sindy, classical, greybox, hybrid.
+"""Estimators by name for the command line (``--model``, TOML tables), and the model flags.
+
+The names come from the one registry, :mod:`sysid.registry`; :data:`MODEL_FLAGS` is the
+one table of the dedicated model flags (``--hidden``...): the parser, the settings and the
+error messages all read it.
 
 Grey-box, hybrid and classical models need the user's right-hand side. On the command line
 it comes from a Python file named with ``--rhs path.py:function``: running that file
@@ -9,8 +13,8 @@ HybridODE (its known part).
 
 from __future__ import annotations
 
+import argparse
 import difflib
-import importlib
 import importlib.util
 import inspect
 from collections.abc import Callable, Mapping, Sequence
@@ -20,38 +24,91 @@ from typing import Any
 
 import numpy as np
 
+from sysid import registry
 from sysid.cli._config import parse_bound, parse_value
 from sysid.cli._files import UsageError, sha256_of
 
 __all__ = [
     "BUILTIN_RHS",
-    "MODELS",
+    "MODEL_FLAGS",
     "NEEDS_RHS",
-    "RHS_PARAMETER",
+    "ModelFlag",
     "RhsSpec",
     "build_estimator",
     "check_model_name",
+    "cli_name_of",
     "constructor_parameters",
-    "is_savable",
     "load_rhs",
+    "lotka_volterra_numpy",
     "model_class",
     "parse_bounds",
+    "parse_fixed",
     "parse_params",
+    "parse_set",
+    "rhs_file",
+    "rhs_parameter",
 ]
 
-MODELS: dict[str, tuple[str, str]] = {
-    "neural": ("sysid.estimators._neural", "NeuralODE"),
-    "sparse": ("sysid.estimators._sparse", "SparseODE"),
-    "sindy": ("sysid.estimators._sindy", "SINDy"),
-    "classical": ("sysid.estimators._classical", "ClassicalODE"),
-    "greybox": ("sysid.estimators._greybox", "GreyBoxODE"),
-    "hybrid": ("sysid.estimators._hybrid", "HybridODE"),
-}
-"""Model names on the command line -> (module, class)."""
+NEEDS_RHS = tuple(e.cli_name for e in registry.ESTIMATORS if e.cli_name and e.function_parameter)
+"""The models built from the user's right-hand side (``--rhs``), from :mod:`sysid.registry`."""
 
-RHS_PARAMETER = {"classical": "f", "greybox": "f", "hybrid": "known"}
-"""Models that need a right-hand side, and the constructor parameter that takes it."""
-NEEDS_RHS = tuple(RHS_PARAMETER)
+
+def rhs_parameter(name: str) -> str | None:
+    """The constructor parameter taking model ``name``'s right-hand side (None if it takes none)."""
+    return registry.by_cli_name(check_model_name(name)).function_parameter
+
+
+def cli_name_of(class_name: Any) -> str | None:
+    """The ``--model`` name of an estimator class name (None for classes the command line does not build)."""
+    try:
+        return registry.entry(str(class_name)).cli_name
+    except KeyError:
+        return None
+
+
+# -- the dedicated model flags: one table ---------------------------------------------------------
+def int_list(text: str) -> tuple[int, ...]:
+    """``"64,64"`` as ``(64, 64)``: layer widths (an argparse type)."""
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated layer widths like 64,64, got {text!r}") from None
+    if not values or any(v <= 0 for v in values):
+        raise argparse.ArgumentTypeError(f"layer widths must be positive integers, got {text!r}")
+    return values
+
+
+@dataclass(frozen=True)
+class ModelFlag:
+    """A command-line flag that sets one constructor parameter of the models that have it."""
+
+    parameter: str
+    metavar: str
+    help: str
+    type: Callable[[str], Any] | None = None
+    choices: tuple[str, ...] | None = None
+
+    @property
+    def flag(self) -> str:
+        """``--max-epochs`` for ``max_epochs``."""
+        return "--" + self.parameter.replace("_", "-")
+
+    def add_to(self, group: Any) -> None:
+        """Add this flag to an argparse parser or argument group."""
+        extra = {"choices": self.choices} if self.choices else {"type": self.type, "metavar": self.metavar}
+        group.add_argument(self.flag, dest=self.parameter, help=self.help, **extra)
+
+
+MODEL_FLAGS: tuple[ModelFlag, ...] = (
+    ModelFlag("hidden", "64,64", "neural, hybrid: hidden layer widths", int_list),
+    ModelFlag("max_epochs", "N", "neural, sparse, greybox, hybrid: Adam epochs", int),
+    ModelFlag("lbfgs_steps", "N", "neural, sparse, greybox, hybrid: L-BFGS polish steps", int),
+    ModelFlag("degree", "N", "sparse, sindy: polynomial degree", int),
+    ModelFlag("threshold", "X", "sparse, sindy: sparsity threshold", float),
+    ModelFlag("random_state", "N", "seed (every model that has one)", int),
+    ModelFlag("gradient", "", "neural, sparse, greybox, hybrid", choices=("adjoint", "backprop")),
+)
+"""The dedicated model flags; any other constructor parameter goes through ``--set KEY=VALUE``."""
 
 
 # -- built-in right-hand sides -------------------------------------------------------------
@@ -163,6 +220,20 @@ def load_rhs(spec: str, kind: str) -> RhsSpec:
     return RhsSpec(spec, function, path=str(path.resolve()), sha256=digest)
 
 
+def rhs_file(spec: Any) -> str | None:
+    """The Python file of an ``--rhs file.py:function`` spec (None for a built-in or no spec).
+
+    Examples
+    --------
+    >>> rhs_file("models/lv.py:f"), rhs_file("lotka_volterra"), rhs_file(None)
+    ('models/lv.py', None, None)
+    """
+    if not isinstance(spec, str):
+        return None
+    path, sep, _ = spec.strip().rpartition(":")
+    return path if sep and path else None
+
+
 # -- parameters ------------------------------------------------------------------------------
 def _pairs(text: Any, what: str, example: str) -> list[tuple[str, str]]:
     if isinstance(text, str):
@@ -223,7 +294,7 @@ def parse_bounds(text: Any) -> dict[str, tuple[float | None, float | None]]:
             low, high = value
         else:
             raise UsageError(f"--bounds: {name} must be a pair [low, high], got {value!r}.")
-        out[name] = (parse_bound(low, f"--bounds {name}"), parse_bound(high, f"--bounds {name}"))
+        out[name] = (parse_bound(low, f"--bounds {name}", "low"), parse_bound(high, f"--bounds {name}", "high"))
     return out
 
 
@@ -251,38 +322,30 @@ def parse_set(items: Sequence[str] | None) -> dict[str, Any]:
 def check_model_name(name: str) -> str:
     """The model name, or a UsageError suggesting the closest known one."""
     key = str(name).strip().lower()
-    if key not in MODELS:
-        raise UsageError(f"unknown model {name!r}{_suggest(key, list(MODELS))} Models: {', '.join(MODELS)}.")
+    names = registry.cli_names()
+    if key not in names:
+        raise UsageError(f"unknown model {name!r}{_suggest(key, names)} Models: {', '.join(names)}.")
     return key
 
 
 def model_class(name: str) -> type:
-    """The estimator class behind a model name (from ``sysid.estimators`` when exported)."""
-    module_name, class_name = MODELS[check_model_name(name)]
-    import sysid.estimators as exported
-
+    """The estimator class behind a model name (:mod:`sysid.registry`)."""
+    entry = registry.by_cli_name(check_model_name(name))
     try:
-        cls = getattr(exported, class_name, None)
-        if cls is not None:
-            return cls
-        return getattr(importlib.import_module(module_name), class_name)
+        return registry.estimator_class(entry.name)
     except (ImportError, AttributeError) as exc:
         raise UsageError(
-            f"model {name!r} is not available in this sysid installation: {module_name}.{class_name} "
+            f"model {name!r} is not available in this sysid installation: {entry.module}.{entry.name} "
             f"cannot be imported ({type(exc).__name__}: {exc})."
         ) from None
 
 
-def is_savable(cls: type) -> bool:
-    """Whether :func:`sysid.save` can write (and :func:`sysid.load` read) this estimator."""
-    import sysid.estimators as exported
-
-    return cls.__name__ in getattr(exported, "__all__", ())
-
-
 def constructor_parameters(cls: type) -> list[str]:
-    """Names of the estimator's constructor parameters."""
-    return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    """Names of the estimator's constructor parameters, with its parts' parameters given flat."""
+    signature = inspect.signature(cls)
+    names = [p.name for p in signature.parameters.values() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+    flat = getattr(cls, "flat_parameters", None)
+    return names + sorted(set(flat()) - set(names)) if flat is not None else names
 
 
 def build_estimator(
@@ -300,7 +363,7 @@ def build_estimator(
 
     Parameters
     ----------
-    name : model name (see :data:`MODELS`)
+    name : model name (:func:`sysid.registry.cli_names`)
     options : constructor parameters; with ``strict``, each must be one of the
         estimator's (else UsageError listing them); without, the others are ignored.
     rhs, params, bounds, fixed : for the models that need a right-hand side.
@@ -314,9 +377,10 @@ def build_estimator(
         if option in accepted:
             chosen[option] = value
         elif strict:
+            settings = [p for p in accepted if p not in ("f", "known", "params", "bounds", "fixed")]
             raise UsageError(
                 f"{_flag(option)} does not apply to --model {key} ({cls.__name__}){_suggest(option, accepted)[:-1]}; "
-                f"its settings are {', '.join(p for p in accepted if p not in ('f', 'known', 'params', 'bounds', 'fixed'))}."
+                f"its settings are {', '.join(settings)}."
             )
     if "hidden" in chosen and isinstance(chosen["hidden"], list):
         chosen["hidden"] = tuple(chosen["hidden"])
@@ -332,7 +396,10 @@ def build_estimator(
         merged.update(params or {})
         if not merged:
             raise UsageError(f"--model {key} needs --params with the initial parameter values, e.g. alpha=1,beta=0.5.")
-        chosen.update({RHS_PARAMETER[key]: rhs.function, "params": merged})
+        parameter = rhs_parameter(key)
+        if parameter is None:  # NEEDS_RHS holds only the models the registry gives a function parameter
+            raise RuntimeError(f"sysid.registry: {cls.__name__} is in NEEDS_RHS without a function parameter")
+        chosen.update({parameter: rhs.function, "params": merged})
         chosen_bounds = dict(rhs.default_bounds)
         chosen_bounds.update(bounds or {})
         chosen_bounds = {k: v for k, v in chosen_bounds.items() if k in merged}
@@ -347,9 +414,8 @@ def build_estimator(
     return cls(**chosen)
 
 
-_FLAGS = {"hidden": "--hidden", "max_epochs": "--max-epochs", "lbfgs_steps": "--lbfgs-steps", "degree": "--degree",
-          "threshold": "--threshold", "random_state": "--random-state", "gradient": "--gradient"}
-
-
 def _flag(option: str) -> str:
-    return _FLAGS.get(option, f"the setting {option!r}")
+    for flag in MODEL_FLAGS:
+        if flag.parameter == option:
+            return flag.flag
+    return f"the setting {option!r}"

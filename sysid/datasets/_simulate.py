@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sysid.datasets._systems import InputSignal, SystemTruth, check_system, truth
+from sysid.datasets._systems import InputFunction, SystemTruth, check_system, truth
 from sysid.errors import DataError
 from sysid.trajectories import Trajectories
 
@@ -28,7 +28,7 @@ def simulate(
     noise: float = 0.05,
     irregular: bool = True,
     missing: float = 0.0,
-    inputs: InputSignal | Sequence[InputSignal] | None = None,
+    inputs: InputFunction | Sequence[InputFunction] | None = None,
     x0: Any = None,
     random_state: int | np.random.Generator | None = 0,
     as_frame: bool = False,
@@ -251,7 +251,7 @@ def _initial_states(
 
 def _input_signals(
     inputs: Any, n_traj: int, sys_truth: SystemTruth, rng: np.random.Generator
-) -> tuple[list[InputSignal | None], str | None]:
+) -> tuple[list[InputFunction | None], str | None]:
     if not sys_truth.input_names:
         if inputs is not None:
             raise DataError(

@@ -18,7 +18,7 @@ from sysid.errors import DataError
 
 __all__ = ["SYSTEMS", "SystemTruth", "truth"]
 
-InputSignal = Callable[[float], Any]
+InputFunction = Callable[[float], Any]
 """A known input: ``u(t)`` returning an array of shape (n_inputs,) (a scalar for one input)."""
 
 Sampling = Literal["linear", "log"]
@@ -98,7 +98,7 @@ class SystemTruth:
     rtol: float = 1e-10
     atol: float = 1e-12
     jac: Callable[..., np.ndarray] | None = None
-    make_input: Callable[[np.random.Generator], InputSignal] | None = None
+    make_input: Callable[[np.random.Generator], InputFunction] | None = None
     equations: str = field(default="", repr=False)
 
     @property
@@ -111,7 +111,7 @@ class SystemTruth:
         """Number of inputs."""
         return len(self.input_names)
 
-    def simulate(self, t: Any, x0: Any, u: InputSignal | None = None) -> np.ndarray:
+    def simulate(self, t: Any, x0: Any, u: InputFunction | None = None) -> np.ndarray:
         """Noise-free states at times ``t`` starting from ``x0`` at ``t[0]``.
 
         Parameters
@@ -185,7 +185,7 @@ class SystemTruth:
         return np.ascontiguousarray(sol.y.T)
 
 
-def _zero_input(n_inputs: int) -> InputSignal:
+def _zero_input(n_inputs: int) -> InputFunction:
     zeros = np.zeros(n_inputs)
     return lambda t: zeros
 
@@ -350,7 +350,7 @@ MULTISINE_FREQUENCIES_HZ = (0.07, 0.13, 0.21)
 MULTISINE_AMPLITUDE = 1.0
 
 
-def _multisine(rng: np.random.Generator) -> InputSignal:
+def _multisine(rng: np.random.Generator) -> InputFunction:
     """A smooth multisine force with random phases (one draw per trajectory)."""
     freqs = 2.0 * np.pi * np.asarray(MULTISINE_FREQUENCIES_HZ)
     phases = rng.uniform(0.0, 2.0 * np.pi, size=freqs.size)

@@ -9,14 +9,10 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_MODULES = {
-    "NeuralODE": "sysid.estimators._neural",
-    "SparseODE": "sysid.estimators._sparse",
-    "GreyBoxODE": "sysid.estimators._greybox",
-    "HybridODE": "sysid.estimators._hybrid",
-    "SINDy": "sysid.estimators._sindy",
-    "ClassicalODE": "sysid.estimators._classical",
-}
+from sysid.registry import ESTIMATORS
+
+# The estimators this package defines, from the one registry (sysid.registry).
+_MODULES = {entry.name: entry.module for entry in ESTIMATORS if entry.module.startswith(f"{__name__}.")}
 
 __all__ = list(_MODULES)
 

@@ -6,7 +6,7 @@ Public ``fit``/``predict``/``score`` validate and convert; subclasses implement
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,14 +15,16 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from sysid.adapters import as_trajectories, to_caller_format
-from sysid.errors import ConfigError, DataError
+from sysid.errors import ConfigError, DataError, FitWarning
 from sysid.estimators._observed_range import flag_extrapolation
+from sysid.metrics import r2
 from sysid.trajectories import LazyTrajectories, Trajectories, Trajectory
 from sysid.trajectories._validation import is_complex
 
 DATA_OPTIONS = ("time", "states", "inputs", "trajectory", "state_names", "input_names", "interpolate_inputs",
-                "lazy")
-_LABELLED_OPTIONS = ("time", "states", "inputs", "trajectory", "interpolate_inputs")
+                "lazy", "sort")
+_LABELLED_OPTIONS = ("time", "states", "inputs", "trajectory", "interpolate_inputs", "sort")
+_ARRAY_OPTIONS = ("interpolate_inputs", "sort")  # the fit's reading rules that also apply to arrays
 
 
 def as_numbers(values: Any, what: str) -> np.ndarray:
@@ -46,31 +48,91 @@ def as_numbers(values: Any, what: str) -> np.ndarray:
         raise DataError(f"{what} must be numbers, got {shown} ({exc}).") from None
 
 
-def r2_over_observed(data: Trajectories, predictions: Sequence[np.ndarray]) -> float:
-    """Coefficient of determination over observed entries, averaged over states.
+def as_finite_numbers(values: Any, what: str) -> np.ndarray:
+    """``values`` as a float64 array of finite numbers, or a :class:`DataError` naming ``what``.
 
-    For each state, 1 - SS_res / SS_tot over every observed entry of every trajectory
-    (SS_tot about that state's mean); then the mean over states, as scikit-learn's
-    ``r2_score(..., multioutput="uniform_average")``.
+    For inputs an estimator evaluates directly (``vector_field`` states, inputs, times): a
+    NaN or infinite entry has no meaningful answer, so it is refused rather than passed on.
 
     Examples
     --------
-    >>> import numpy as np
-    >>> data = Trajectories.from_arrays(np.arange(4.0), np.array([[0.], [1.], [2.], [np.nan]]))
-    >>> r2_over_observed(data, [np.array([[0.], [1.], [2.], [9.]])])
-    1.0
+    >>> as_finite_numbers([[1, 2], [3, 4]], "x").shape
+    (2, 2)
+    >>> as_finite_numbers([[1.0, 2.0], [3.0, float("inf")]], "x")
+    Traceback (most recent call last):
+    ...
+    sysid.errors.DataError: x must be finite numbers, got inf at position (1, 1) (1 non-finite value(s)); NaN and inf have no dx/dt: pass finite states (and inputs and times).
     """
-    y = np.concatenate([tr.y for tr in data])
-    p = np.concatenate([np.asarray(pr)[:, : y.shape[1]] for pr in predictions])
-    scores = []
-    for j in range(y.shape[1]):
-        seen = ~np.isnan(y[:, j])
-        if seen.sum() < 2:
-            continue
-        resid = np.sum((y[seen, j] - p[seen, j]) ** 2)
-        total = np.sum((y[seen, j] - y[seen, j].mean()) ** 2)
-        scores.append(1.0 - resid / total if total > 0 else (1.0 if resid == 0 else 0.0))
-    return float(np.mean(scores)) if scores else float("nan")
+    arr = as_numbers(values, what)
+    bad = np.argwhere(~np.isfinite(arr))
+    if bad.size:
+        position = tuple(int(i) for i in bad[0])
+        shown = position if len(position) != 1 else position[0]
+        raise DataError(
+            f"{what} must be finite numbers, got {float(arr[tuple(bad[0])])} at position {shown} "
+            f"({len(bad)} non-finite value(s)); NaN and inf have no dx/dt: pass finite states (and inputs and "
+            "times)."
+        )
+    return arr
+
+
+#: Observations per unknown below which :func:`warn_if_underdetermined` warns. One per unknown
+#: is the least a least-squares fit needs to be determined at all; with noisy data and
+#: numerical derivatives that bare minimum fits the noise exactly, hence two.
+MIN_OBSERVATIONS_PER_UNKNOWN = 2.0
+
+
+def warn_if_underdetermined(owner: str, n_observations: int, n_unknowns: int, *, unknowns: str = "parameters",
+                            observations: str = "observed values",
+                            per_unknown: float = MIN_OBSERVATIONS_PER_UNKNOWN,
+                            advice: str = "Add data (more trajectories or times), or fit a smaller model.",
+                            stacklevel: int = 4) -> bool:
+    """Warn (:class:`~sysid.FitWarning`) when the data are too few to determine the model; True if it warned.
+
+    Call it from ``_fit`` before the optimisation, with what the data give and what the
+    model asks: ``n_observations`` observed values (or samples per equation) for
+    ``n_unknowns`` free parameters (or library terms per equation). Below
+    ``per_unknown`` observations per unknown (default :data:`MIN_OBSERVATIONS_PER_UNKNOWN`)
+    the fit still runs, but its result is whatever the starting point or the
+    regularisation makes of it, not what the data say.
+
+    Parameters
+    ----------
+    owner : str
+        Who fits, for the message (``"SINDy"``).
+    n_observations, n_unknowns : int
+    unknowns, observations : str
+        What they count, for the message (``"library terms per state"``, ``"samples"``).
+    per_unknown : float
+        The sensible minimum of observations per unknown for this kind of model.
+    advice : str
+        What to do about it.
+    stacklevel : int
+        Passed to :func:`warnings.warn`; 4 points at the user's ``fit`` call when called
+        from ``_fit``.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     warn_if_underdetermined("SINDy", 3, 6, unknowns="library terms per state", observations="samples")
+    True
+    >>> print(caught[0].message)
+    SINDy: 3 samples cannot determine 6 library terms per state: a fit needs at least 12 (2 per unknown); with fewer, the result is what the starting point or the regularisation makes of it, not what the data say. Add data (more trajectories or times), or fit a smaller model.
+    >>> warn_if_underdetermined("SINDy", 30, 6)
+    False
+    """
+    needed = int(np.ceil(per_unknown * n_unknowns))
+    if n_observations >= needed:
+        return False
+    warnings.warn(
+        f"{owner}: {n_observations} {observations} cannot determine {n_unknowns} {unknowns}: a fit needs at least "
+        f"{needed} ({per_unknown:g} per unknown); with fewer, the result is what the starting point or the "
+        f"regularisation makes of it, not what the data say. {advice}",
+        FitWarning, stacklevel=stacklevel,
+    )
+    return True
 
 
 class TrajectoryEstimator(BaseEstimator):
@@ -123,7 +185,8 @@ class TrajectoryEstimator(BaseEstimator):
         ----------
         X : Trajectories, pandas.DataFrame, xarray.Dataset/DataArray, array or list of arrays
             The measurements; DataFrames and Datasets go through the adapters with
-            ``data_options`` (``time=``, ``states=``, ``inputs=``, ``trajectory=``).
+            ``data_options`` (``time=``, ``states=``, ``inputs=``, ``trajectory=``,
+            ``sort=True`` for rows out of time order...).
             With ``lazy=True`` (xarray data) or :class:`~sysid.trajectories.LazyTrajectories`,
             estimators that can (``NeuralODE``) train minibatch by minibatch without reading
             the whole data into memory; the others raise :class:`~sysid.ConfigError`.
@@ -145,6 +208,7 @@ class TrajectoryEstimator(BaseEstimator):
         self.input_names_ = list(data.input_names)
         self.n_states_in_ = data.n_states
         self.n_controls_in_ = data.n_inputs
+        self.time_kind_ = data.time_kind
         self.data_options_ = dict(data_options)
         if isinstance(data, LazyTrajectories):
             self._fit_streaming(data)
@@ -178,7 +242,8 @@ class TrajectoryEstimator(BaseEstimator):
         check_is_fitted(self)
         data, starts, like = self._prediction_request(X, t, x0, u, data_options)
         predictions = self._predict(data, starts)
-        flagged = self._flag_extrapolation(data, predictions, starts, "predict")
+        observed = not isinstance(like, _NewExperiment)  # a new experiment's rows are placeholders
+        flagged = self._flag_extrapolation(data, predictions, starts, "predict", observed)
         result = self._format_prediction(data, predictions, like)
         if flagged and hasattr(result, "attrs"):
             result.attrs["extrapolated"] = flagged
@@ -188,13 +253,17 @@ class TrajectoryEstimator(BaseEstimator):
         """R^2 of predicted trajectories over observed entries, averaged over states.
 
         Initial states are estimated from each trajectory's observations, as in
-        :meth:`predict`. 1 is perfect, 0 is no better than each state's mean.
+        :meth:`predict`. 1 is perfect, 0 is no better than each state's mean. Computed by
+        :func:`sysid.metrics.r2` with ``failed="penalize"``: where a simulation failed
+        (a :class:`~sysid.SolverWarning` says so) the score is very bad but finite, so that
+        ``GridSearchCV`` still ranks the candidates; :func:`sysid.metrics.r2` (default) and
+        :func:`sysid.compare` report NaN for it.
         """
         check_is_fitted(self)
         data = self._data_like_fit(X, t, u, data_options)
         predictions = self._predict(data, None)
         self._flag_extrapolation(data, predictions, None, "score")
-        return r2_over_observed(data, predictions)
+        return float(r2(data, predictions, failed="penalize"))
 
     def save(self, path: Any) -> Any:
         """Write this fitted model to ``path`` (no pickle); see :func:`sysid.save` and :func:`sysid.load`.
@@ -213,11 +282,16 @@ class TrajectoryEstimator(BaseEstimator):
     _flags_extrapolation: bool = True
 
     def _flag_extrapolation(self, data: Trajectories, predictions: list[np.ndarray], starts: np.ndarray | None,
-                            owner: str) -> list[Any]:
-        """Warn (:class:`~sysid.ExtrapolationWarning`) about trajectories beyond ``observed_range_``."""
+                            owner: str, observed: bool = True) -> list[Any]:
+        """Warn (:class:`~sysid.ExtrapolationWarning`) about trajectories beyond ``observed_range_``.
+
+        Checks the prediction, the initial states ``starts`` and, when ``observed``, the
+        observations of ``data``; a new experiment (``predict(t=..., x0=...)``) has none,
+        only placeholder rows, so it passes ``observed=False``.
+        """
         if not self._flags_extrapolation:
             return []
-        pieces = [[tr.y, p] + ([] if starts is None else [starts[i : i + 1]])
+        pieces = [([tr.y] if observed else []) + [p] + ([] if starts is None else [starts[i : i + 1]])
                   for i, (tr, p) in enumerate(zip(data, predictions))]
         return flag_extrapolation(getattr(self, "observed_range_", None), list(data.names), self.state_names_,
                                   pieces, f"{type(self).__name__}.{owner}")
@@ -284,7 +358,7 @@ class TrajectoryEstimator(BaseEstimator):
         if isinstance(X, Trajectories):
             options = dict(data_options)
         elif isinstance(X, np.ndarray | list | tuple):
-            fitted = {k: v for k, v in self.data_options_.items() if k == "interpolate_inputs"}
+            fitted = {k: v for k, v in self.data_options_.items() if k in _ARRAY_OPTIONS}
             options = {**fitted, **data_options}
         else:
             fitted = {k: v for k, v in self.data_options_.items() if k in _LABELLED_OPTIONS}
@@ -299,7 +373,30 @@ class TrajectoryEstimator(BaseEstimator):
         if isinstance(X, np.ndarray | list | tuple):
             data = self._with_fitted_names(data, options)
         self._check_same_variables(data)
+        self._check_time_kind(data)
         return data
+
+    def _check_time_kind(self, data: Trajectories) -> None:
+        """Refuse times of another kind than the fit's: they would be read in another unit, silently.
+
+        Datetimes and timedeltas become seconds, numbers stay in their own unit; a model
+        fitted on one and given the other would predict on a rescaled clock. Models loaded
+        from files that predate ``time_kind_`` are not checked.
+        """
+        fitted = getattr(self, "time_kind_", None)
+        if fitted is None or data.time_kind == fitted:
+            return
+        how = {
+            "datetime": "datetime64 times, e.g. pandas.to_datetime(df['t'])",
+            "timedelta": "timedelta64 times, e.g. pandas.to_timedelta(df['t'], unit='s')",
+            "float": "numbers in the unit the fit's times had, e.g. (df['t'] - df['t'].min()).dt.total_seconds() "
+                     "if that unit was seconds",
+        }[fitted]
+        raise DataError(
+            f"the model was fitted on {fitted} times, but the data has {data.time_kind} times; sysid reads "
+            "datetimes and timedeltas in seconds and numbers in their own unit, so mixing the kinds would "
+            f"silently change the time scale. Give {how}."
+        )
 
     def _check_inputs_present(self, X: Any, options: dict[str, Any]) -> None:
         """Name the fitted inputs a DataFrame or Dataset lacks before the adapter looks for them."""

@@ -4,8 +4,9 @@ The model is single shooting: every trajectory is simulated with a scipy solver 
 its initial state, and :func:`scipy.optimize.least_squares` moves the parameters (and
 the initial states) to shrink simulated-minus-observed residuals over the observed
 entries. Multistart from random perturbations of the initial guess is the known cure
-for the local minima of single shooting (see PERFORMANCE-NOTES, "Baselines on the same
-data").
+for the local minima of single shooting: on Lotka-Volterra from 50% off, one start lands
+in a wrong minimum and four find the truth (docs/baselines.md, "Multistart";
+benchmarks/recovery.py runs ClassicalODE with 4 starts for this reason).
 
 This module also holds the numpy simulation helper shared with :class:`sysid.SINDy`.
 No torch here.
@@ -26,8 +27,8 @@ from scipy.optimize import least_squares
 from scipy.stats import t as student_t
 from sklearn.utils.validation import check_is_fitted
 
-from sysid.errors import ConfigError, DataError, FitWarning, SolverWarning
-from sysid.estimators._base import TrajectoryEstimator, as_numbers
+from sysid.errors import ConfigError, DataError, FitError, FitWarning, SolverWarning
+from sysid.estimators._base import TrajectoryEstimator, as_finite_numbers, warn_if_underdetermined
 from sysid.trajectories import Trajectories, Trajectory
 
 __all__ = ["ClassicalODE", "SimulationResult", "simulate_numpy"]
@@ -439,6 +440,13 @@ class ClassicalODE(TrajectoryEstimator):
                 f"f must return dx/dt with shape ({data.n_states},) for states {list(data.state_names)}, "
                 f"got shape {out.shape} from f(t={float(traj.t[0])!r}, x={x.tolist()}, p={p}, u=...)."
             )
+        if not np.all(np.isfinite(out)):  # no simulation can start: the fit would 'succeed' at the initial guess
+            raise FitError(
+                f"f(t, x, p, u) returned {out.tolist()} at the first observation (t={float(traj.t[0])!r}, "
+                f"x={x.tolist()}) with the initial parameters p={p}: dx/dt must be finite there, or no simulation "
+                "can start and the fit cannot move. Check f for a division by zero, a log or sqrt of a negative "
+                "number or a missing return value, or start from parameters where f is finite."
+            )
 
     # -- simulation --------------------------------------------------------------------
     def _simulate(self, traj: Trajectory, x0: np.ndarray, theta: np.ndarray,
@@ -486,6 +494,9 @@ class ClassicalODE(TrajectoryEstimator):
         n_theta = int(free.sum())
         starts_x0 = np.array([first_state(tr) for tr in data])
         self.n_observations_ = data.n_observations
+        n_free = n_theta + (n_traj * n_states if self.fit_x0 else 0)
+        warn_if_underdetermined("ClassicalODE", data.n_observations, n_free,
+                                unknowns="free parameters (initial states included)")
         evals = 0
         caches: dict[tuple[float, float], list[dict[bytes, np.ndarray]]] = {}
 
@@ -705,6 +716,11 @@ class ClassicalODE(TrajectoryEstimator):
             setattr(self, name, np.asarray(state[name], dtype=bool if name == "free_" else float))
         self.params_ = {k: float(v) for k, v in self.params_.items()}
         self.params_stderr_ = {k: float(v) for k, v in self.params_stderr_.items()}
+        n = len(self.param_names_)  # the stored arrays must agree with each other (a file may be altered)
+        if sorted(self.params_) != sorted(self.param_names_) or np.shape(self.scale_) != (self.n_states_in_,) \
+                or any(np.shape(getattr(self, a)) != (n,) for a in ("initial_params_", "free_", "lower_", "upper_")):
+            raise ValueError(f"its parameter names {self.param_names_!r:.80}, values {sorted(self.params_)} and "
+                             f"arrays disagree with each other or with its {self.n_states_in_} states")
         self.simulation_failed_ = []
 
 
@@ -712,8 +728,8 @@ class ClassicalODE(TrajectoryEstimator):
 def _vector_field_args(
     model: TrajectoryEstimator, x: Any, t: Any, u: Any
 ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray | None], bool]:
-    """Validated (points, times, inputs per point, single) for ``vector_field``."""
-    points = as_numbers(x, "x")
+    """Validated (points, times, inputs per point, single) for ``vector_field``: finite numbers only."""
+    points = as_finite_numbers(x, "x")
     single = points.ndim == 1
     points = np.atleast_2d(points)
     if points.ndim != 2 or points.shape[1] != model.n_states_in_:
@@ -722,7 +738,7 @@ def _vector_field_args(
             f"(states {model.state_names_}), got shape {np.shape(x)}."
         )
     n = points.shape[0]
-    t_arr = as_numbers(t, "t")
+    t_arr = as_finite_numbers(t, "t")
     try:
         times = np.broadcast_to(t_arr, (n,))
     except ValueError:
@@ -733,7 +749,7 @@ def _vector_field_args(
                 f"the model was fitted with inputs {model.input_names_}: pass u= with shape "
                 f"({model.n_controls_in_},) or ({n}, {model.n_controls_in_})."
             )
-        u_arr = as_numbers(u, "u")
+        u_arr = as_finite_numbers(u, "u")
         try:
             uu = np.broadcast_to(np.atleast_2d(u_arr), (n, model.n_controls_in_))
         except ValueError:

@@ -15,13 +15,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sysid.equations import EquationsMixin
 from sysid.errors import ConfigError, DataError, NotFittedError
-from sysid.estimators._equations import format_equations
 
 _PADDING = 0.05  # fraction of the data range added on each side of the sampling box
 
 
-class DistilledEquations:
+class DistilledEquations(EquationsMixin):
     """Equations distilled from a model's vector field (the result of :func:`distill`).
 
     Attributes
@@ -46,10 +46,6 @@ class DistilledEquations:
         self.box_ = box
         self.library_ = library
         self.optimizer_ = optimizer
-
-    def equations(self, precision: int = 2) -> list[str]:
-        """One ``"d state/dt = ..."`` line per state."""
-        return format_equations(self.coefficients_, precision=precision)
 
     def vector_field(self, x: Any, u: Any = None) -> np.ndarray:
         """dx/dt of the distilled equations at states ``x`` (n_points, n_states) or (n_states,)."""
@@ -180,7 +176,7 @@ def distill(
     ...     def __sklearn_is_fitted__(self): return True
     ...     def vector_field(self, x, t=0.0, u=None): return -0.7 * np.asarray(x)
     >>> distill(Decay()).equations()
-    ['d x/dt = -0.70 x']
+    ['d x/dt = -0.700 x']
     """
     import pysindy as ps
 

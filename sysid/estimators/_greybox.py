@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
-import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -17,9 +18,11 @@ from scipy.optimize import least_squares
 from sklearn.utils.validation import check_is_fitted
 
 from sysid.errors import ConfigError, FitWarning
-from sysid.estimators._ode_base import Scaling, SolverTrainedODE
-from sysid.fields._greybox import Bound, GreyBoxField, GreyBoxFunction
+from sysid.estimators._ode_base import SolverTrainedODE
+from sysid.fields import GreyBox
+from sysid.fields._greybox import GreyBoxFunction
 from sysid.integration import SolverFailure, simulate
+from sysid.training import Training
 from sysid.trajectories import Trajectories
 
 _NULL_TOL = 1e-6      # singular values of the column-normalised Jacobian below this (relative) are null
@@ -27,128 +30,12 @@ _NULL_LOADING = 0.1   # a parameter "takes part" in a null direction above this 
 _FD_STEP = 1e-5       # relative central-difference step of the residual Jacobian
 
 
-def check_parameter_spec(params: Any, bounds: Any, fixed: Any, owner: str = "GreyBoxODE"
-                         ) -> tuple[dict[str, float], dict[str, Bound], list[str]]:
-    """Validate ``params``/``bounds``/``fixed``; return them normalised.
-
-    Raises
-    ------
-    ConfigError
-        Naming the parameter at fault: unknown names in ``bounds``/``fixed``, non-numeric
-        values, malformed bounds, or an initial value not strictly inside its bounds.
-
-    Examples
-    --------
-    >>> check_parameter_spec({"k": 1.0}, {"k": (0, None)}, None)
-    ({'k': 1.0}, {'k': (0.0, None)}, [])
-    >>> check_parameter_spec({"k": 1.0}, {"c": (0, 1)}, None)
-    Traceback (most recent call last):
-    ...
-    sysid.errors.ConfigError: bounds names an unknown parameter 'c'; params are ['k'].
-    """
-    if params is None:
-        params = {}
-    if not isinstance(params, Mapping):
-        raise ConfigError(f"{owner}: params must be a dict {{name: initial value}}, got {type(params).__name__}.")
-    initial: dict[str, float] = {}
-    for name, value in params.items():
-        if not isinstance(name, str) or not name:
-            raise ConfigError(f"{owner}: parameter names must be non-empty strings, got {name!r}.")
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
-            raise ConfigError(f"{owner}: params[{name!r}] must be a finite number, got {value!r}.")
-        initial[name] = float(value)
-    known = list(initial)
-    if bounds is None:
-        bounds = {}
-    if not isinstance(bounds, Mapping):
-        raise ConfigError(f"{owner}: bounds must be a dict {{name: (low, high)}}, got {type(bounds).__name__}.")
-    clean_bounds: dict[str, Bound] = {}
-    for name, pair in bounds.items():
-        if name not in initial:
-            raise ConfigError(f"bounds names an unknown parameter {name!r}; params are {known}.")
-        if not isinstance(pair, Sequence) or isinstance(pair, str) or len(pair) != 2:
-            raise ConfigError(f"bounds[{name!r}] must be a pair (low, high) with None for an open side, got {pair!r}.")
-        lo, hi = (None if v is None else float(v) for v in pair)
-        if (lo is not None and not math.isfinite(lo)) or (hi is not None and not math.isfinite(hi)):
-            raise ConfigError(f"bounds[{name!r}] must be finite numbers or None, got {pair!r}.")
-        if lo is not None and hi is not None and not lo < hi:
-            raise ConfigError(f"bounds[{name!r}] = {pair!r}: low must be smaller than high.")
-        value = initial[name]
-        if (lo is not None and not value > lo) or (hi is not None and not value < hi):
-            raise ConfigError(
-                f"the initial value of {name!r} ({value!r}) must lie strictly inside its bounds {pair!r}; "
-                "move it inside (the bounds are open)."
-            )
-        clean_bounds[name] = (lo, hi)
-    if fixed is None:
-        fixed = []
-    if isinstance(fixed, str) or not isinstance(fixed, Sequence | set | frozenset):
-        raise ConfigError(f"{owner}: fixed must be a list of parameter names, got {fixed!r}.")
-    for name in fixed:
-        if name not in initial:
-            raise ConfigError(f"fixed names an unknown parameter {name!r}; params are {known}.")
-    return initial, clean_bounds, [n for n in known if n in set(fixed)]
-
-
-def probe_function(f: Any, name: str, args: tuple[Any, ...], expected: tuple[int, int], signature: str) -> None:
-    """Call the user's function once on a probe batch; raise ConfigError on any problem."""
-    if not callable(f):
-        raise ConfigError(f"{name} must be a callable {signature}, got {type(f).__name__}.")
-    try:
-        out = f(*args)
-    except KeyError as exc:
-        known = sorted(args[2]) if len(args) > 2 and isinstance(args[2], dict) else []
-        raise ConfigError(
-            f"{name}{signature[signature.index('('):]} looked up parameter {exc.args[0]!r}, which is not in "
-            f"params {known}; add it to params (with an initial value)."
-        ) from None
-    except Exception as exc:  # noqa: BLE001 - reported with context
-        raise ConfigError(
-            f"calling {name}{signature[signature.index('('):]} on a probe batch x of shape {expected} "
-            f"({expected[0]} points of {expected[1]} state(s), batch first) raised {type(exc).__name__}: {exc}"
-            + (f". Does {name} expect another number of states than the data's {expected[1]}?"
-               if isinstance(exc, IndexError) else "")
-        ) from exc
-    if not isinstance(out, torch.Tensor):
-        hint = " (stack columns with torch.stack([...], dim=-1))" if isinstance(out, list | tuple) else ""
-        raise ConfigError(
-            f"{name} must return a torch tensor of shape (batch, n_states) = {expected}, got "
-            f"{type(out).__name__}{hint}."
-        )
-    if tuple(out.shape) != expected:
-        raise ConfigError(
-            f"{name} returned shape {tuple(out.shape)} for a probe batch of x with shape {expected}; "
-            f"expected {expected} (one derivative per state, batch first)."
-        )
-    if not torch.isfinite(out).all():
-        raise ConfigError(
-            f"{name} returned non-finite values at the data's mean state (probe x={args[1][0].tolist()}): "
-            f"{out[0].tolist()}."
-        )
-
-
 class ParametricODE(SolverTrainedODE):
     """Shared by models whose field has named physical parameters (grey-box, hybrid)."""
 
-    _streaming_unsupported = ("its parameters' least-squares refinement and uncertainties, and a hybrid "
-                              "model's correction penalty, use every observation at once")
-
-    params: Mapping[str, float] | None
-    bounds: Mapping[str, Bound] | None
-    fixed: Sequence[str] | None
-
-    def _spec(self) -> tuple[dict[str, float], dict[str, Bound], list[str]]:
-        return check_parameter_spec(self.params, self.bounds, self.fixed, type(self).__name__)
-
-    def _probe_args(self, n_dims: int, n_inputs: int, scaling: Scaling, dtype: torch.dtype,
-                    params: dict[str, torch.Tensor]) -> tuple[Any, ...]:
-        x = torch.as_tensor(np.tile(scaling.center, (2, 1)), dtype=dtype)
-        u = torch.as_tensor(np.tile(scaling.input_center, (2, 1)), dtype=dtype) if n_inputs else None
-        return torch.zeros(2, dtype=dtype), x, params, u
-
     def _parameter_module(self) -> torch.nn.Module:
         """The ParameterTransform of the fitted field."""
-        raise NotImplementedError
+        return self.rhs_.field.params
 
     def _read_params(self) -> None:
         with torch.no_grad():
@@ -174,33 +61,24 @@ class GreyBoxODE(ParametricODE):
     data cannot separate (J^T J near singular) are named in a :class:`~sysid.FitWarning`
     and get infinite standard errors.
 
+    It is the solver-trained estimator (:class:`~sysid.estimators._ode_base.SolverTrainedODE`,
+    whose parameters it takes) with a :class:`sysid.fields.GreyBox` field built from
+    ``f``, ``params``, ``bounds`` and ``fixed``, and ``sysid.Training(max_epochs=300,
+    lbfgs_steps=0)``; ``training``'s ``refine_steps`` (default 20) bounds the
+    Gauss-Newton refinement (0 keeps the multiple-shooting estimate). A unit step of a
+    parameter's raw value is a relative change (for an unbounded parameter, of its
+    initial magnitude), so ``lr`` is a relative step size.
+
     Parameters
     ----------
-    f : callable ``f(t, x, p, u) -> tensor``
-        The right-hand side in torch operations: t (batch,), x (batch, n_states)
-        physical states, p a dict of scalar tensors by parameter name, u (batch,
-        n_inputs) or None. Returns dx/dt of x's shape. Model files store only its
-        name: pass it again to ``sysid.load(path, f=f)``.
-    params : dict of str to float
+    f : callable ``f(t, x, p, u) -> tensor``, positional
+        Your right-hand side (see :class:`sysid.fields.GreyBox`). Model files store only
+        its name: pass it again to ``sysid.load(path, f=f)``.
+    params : dict of str to float, positional
         Every parameter with its initial value (the value of a fixed one).
-    bounds : dict of str to (low, high), optional
-        Open bounds, ``None`` for an unbounded side: ``{"k": (0, None)}``.
-    fixed : list of str, optional
-        Parameters held at their value in ``params``.
-    refine_steps : int, default 20
-        After multiple shooting, at most this many residual evaluations of a
-        trust-region Gauss-Newton refinement (:func:`scipy.optimize.least_squares`,
-        bounds respected) of the whole-trajectory least squares over the free
-        parameters and initial states, from the shooting optimum. It turns the
-        shooting estimate into the least-squares one that the confidence intervals
-        assume; 0 keeps the shooting estimate.
-    solver, rtol, atol, solver_options, gradient, learn_x0, learn_time, n_augment, \
-segment_length, continuity_weight, max_epochs, lr, batch_size, validation_fraction, \
-patience, lbfgs_steps, collocation_steps, input_interpolation, random_state, dtype, \
-device, verbose, warm_start, checkpoint_path
-        As for :class:`~sysid.NeuralODE`. A unit step of a parameter's raw value is a
-        relative change (for an unbounded parameter, of its initial magnitude), so
-        ``lr`` is a relative step size.
+    **options
+        ``bounds=``, ``fixed=`` (the field's), any estimator parameter and any parameter
+        of its parts, given flat (``max_epochs=300``, ``rtol=1e-6``...).
 
     Attributes
     ----------
@@ -236,95 +114,24 @@ device, verbose, warm_start, checkpoint_path
     0.8
     """
 
-    _flags_extrapolation = False  # the equations are the user's: valid as far as the user says
+    default_parts = {**SolverTrainedODE.default_parts, "field": GreyBox,
+                     "training": partial(Training, max_epochs=300, lbfgs_steps=0)}
+    _aliases = ("f", "params")
 
-    _required_parameters = ["f", "params"]  # for scikit-learn's constructor checks
-
-    def __init__(
-        self,
-        f: GreyBoxFunction,
-        params: Mapping[str, float],
-        bounds: Mapping[str, Bound] | None = None,
-        fixed: Sequence[str] | None = None,
-        refine_steps: int = 20,
-        solver: str = "dopri5",
-        rtol: float | None = None,
-        atol: float | None = None,
-        solver_options: dict[str, Any] | None = None,
-        gradient: str = "adjoint",
-        learn_x0: bool = True,
-        learn_time: str | None = None,
-        n_augment: int = 0,
-        segment_length: int = 5,
-        continuity_weight: float = 1.0,
-        max_epochs: int = 300,
-        lr: float = 1e-2,
-        batch_size: int | None = None,
-        validation_fraction: float = 0.0,
-        patience: int | None = 60,
-        lbfgs_steps: int = 0,
-        collocation_steps: int = 300,
-        input_interpolation: str = "linear",
-        random_state: int | None = 0,
-        dtype: str = "float64",
-        device: str = "cpu",
-        verbose: bool = True,
-        warm_start: bool = False,
-        checkpoint_path: str | os.PathLike[str] | None = None,
-    ) -> None:
-        self.f = f
-        self.params = params
-        self.bounds = bounds
-        self.fixed = fixed
-        self.refine_steps = refine_steps
-        self.solver = solver
-        self.rtol = rtol
-        self.atol = atol
-        self.solver_options = solver_options
-        self.gradient = gradient
-        self.learn_x0 = learn_x0
-        self.learn_time = learn_time
-        self.n_augment = n_augment
-        self.segment_length = segment_length
-        self.continuity_weight = continuity_weight
-        self.max_epochs = max_epochs
-        self.lr = lr
-        self.batch_size = batch_size
-        self.validation_fraction = validation_fraction
-        self.patience = patience
-        self.lbfgs_steps = lbfgs_steps
-        self.collocation_steps = collocation_steps
-        self.input_interpolation = input_interpolation
-        self.random_state = random_state
-        self.dtype = dtype
-        self.device = device
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.checkpoint_path = checkpoint_path
-
-    def _build_field(self, n_dims: int, n_inputs: int, scaling: Scaling,
-                     generator: torch.Generator, dtype: torch.dtype) -> torch.nn.Module:
-        initial, bounds, fixed = self._spec()
-        field = GreyBoxField(self.f, initial, bounds, fixed, dtype)
-        with torch.no_grad():
-            probe_function(self.f, "f", self._probe_args(n_dims, n_inputs, scaling, dtype, field.params()),
-                           (2, n_dims), "f(t, x, p, u)")
-        return field
-
-    def _parameter_module(self) -> torch.nn.Module:
-        return self.rhs_.field.params
+    def __init__(self, f: GreyBoxFunction | None = None, params: Mapping[str, float] | None = None, /,
+                 **options: Any) -> None:
+        aliases = {k: v for k, v in zip(self._aliases, (f, params)) if v is not None}
+        super().__init__(**options, **aliases)
 
     def _after_fit(self, data: Trajectories) -> None:
-        if isinstance(self.refine_steps, bool) or not isinstance(self.refine_steps, int | np.integer) \
-                or self.refine_steps < 0:
-            raise ConfigError(f"refine_steps must be a non-negative integer, got {self.refine_steps!r}.")
+        super()._after_fit(data)
         self.refined_ = False
         self.refine_evaluations_ = 0
         rows, _ = self._validation_split(data)
         if any(n < tr.n_times for tr, n in zip(data, rows)):  # held-out tails stay held out
             data = data.subset([tr.replace(t=tr.t[:n], y=tr.y[:n], u=None if tr.u is None else tr.u[:n])
                                 for tr, n in zip(data, rows)])
-        jac = self._refine(data) if self.refine_steps else None
+        jac = self._refine(data) if self.training_.refine_steps else None
         self._read_params()
         self._uncertainty(data, jac)
 
@@ -336,7 +143,7 @@ device, verbose, warm_start, checkpoint_path
             free = module.free_values().detach().cpu().numpy().astype(float)
         names = list(module.free_names)
         theta = [free]
-        if self.learn_x0:
+        if self.training_.learn_x0:
             dims = list(self.state_names_) + [f"aug{i}" for i in range(self.n_augment)]
             names += [f"x0[{tr}].{s}" for tr in self.trajectory_names_ for s in dims]
             theta.append(np.asarray(self.x0_, dtype=float).reshape(-1))
@@ -364,7 +171,7 @@ device, verbose, warm_start, checkpoint_path
         for g in range(n_sets):
             parts = []
             for i, tr in enumerate(data):
-                x = self.scaling_.unscale(preds[g * n_traj + i][:, : data.n_states].cpu().numpy())
+                x = self.scaling_.unscale(self._readings(preds[g * n_traj + i].cpu().numpy()))
                 seen = ~np.isnan(tr.y)
                 parts.append((x - np.nan_to_num(tr.y))[seen])
             out.append(np.concatenate(parts))
@@ -372,7 +179,7 @@ device, verbose, warm_start, checkpoint_path
 
     def _split(self, theta: np.ndarray, n_traj: int) -> tuple[np.ndarray, np.ndarray]:
         n_free = len(self._parameter_module().free_names)
-        x0 = theta[n_free:].reshape(n_traj, self.n_dims_) if self.learn_x0 else np.asarray(self.x0_, dtype=float)
+        x0 = theta[n_free:].reshape(n_traj, self.n_dims_) if self.training_.learn_x0 else np.asarray(self.x0_, dtype=float)
         return theta[:n_free], x0
 
     def _residuals(self, data: Trajectories, theta: np.ndarray) -> np.ndarray:
@@ -391,7 +198,7 @@ device, verbose, warm_start, checkpoint_path
         n_free, n_traj, n_dims = free.size, len(data), self.n_dims_
         steps_p = _FD_STEP * np.maximum(np.abs(free), 1e-3)
         steps_x = _FD_STEP * self.scaling_.spread[:n_dims]
-        n_x = n_dims if self.learn_x0 else 0
+        n_x = n_dims if self.training_.learn_x0 else 0
         free_sets = np.repeat(free[None], 2 * (n_free + n_x), axis=0)
         x0_sets = np.repeat(x0[None], 2 * (n_free + n_x), axis=0)
         for k in range(n_free):
@@ -429,7 +236,7 @@ device, verbose, warm_start, checkpoint_path
         Returns the (unweighted) Jacobian at the accepted point, or None if it was not computed.
         """
         theta0, _ = self._theta()
-        _, bounds, _ = self._spec()
+        _, bounds, _ = self.field_part_.spec()
         module = self._parameter_module()
         lower = np.full(theta0.size, -np.inf)
         upper = np.full(theta0.size, np.inf)
@@ -452,7 +259,7 @@ device, verbose, warm_start, checkpoint_path
                 return cache["jac"] * weights[:, None]
 
             solution = least_squares(fun, theta0, jac=jac, bounds=(lower, upper), method="trf",
-                                     x_scale="jac", max_nfev=int(self.refine_steps), ftol=1e-6, xtol=1e-6)
+                                     x_scale="jac", max_nfev=int(self.training_.refine_steps), ftol=1e-6, xtol=1e-6)
             self.refine_evaluations_ = int(solution.nfev)
         except (SolverFailure, AssertionError, ValueError, np.linalg.LinAlgError) as exc:
             warnings.warn(f"the Gauss-Newton refinement failed ({exc}); keeping the multiple-shooting "
@@ -462,7 +269,7 @@ device, verbose, warm_start, checkpoint_path
             return None
         free, x0 = self._split(solution.x, len(data))
         module.set_free_values(free)
-        if self.learn_x0:
+        if self.training_.learn_x0:
             self.x0_ = x0.copy()
         self.refined_ = True
         if "theta" in cache and np.array_equal(cache["theta"], solution.x):
@@ -551,3 +358,8 @@ device, verbose, warm_start, checkpoint_path
         free = list(self.params_stderr_)
         self.covariance_ = pd.DataFrame(np.asarray(state["covariance_"], dtype=float).reshape(len(free), len(free)),
                                         index=free, columns=free)
+
+
+# Introspection (help(), scikit-learn's checks) sees the estimator's parameters; the positional
+# aliases are documented in the docstring, not parameters (get_params never lists them).
+GreyBoxODE.__init__.__signature__ = inspect.signature(SolverTrainedODE.__init__)  # type: ignore[attr-defined]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
-from collections.abc import Mapping, Sequence
+import inspect
+from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -12,15 +12,11 @@ import torch
 from sklearn.utils.validation import check_is_fitted
 
 from sysid.errors import ConfigError
-from sysid.estimators._greybox import ParametricODE, probe_function
-from sysid.estimators._ode_base import Scaling
-from sysid.fields import MLPField
-from sysid.fields._greybox import Bound, GreyBoxFunction
-from sysid.fields._hybrid import HybridField
-from sysid.fields._mlp import ACTIVATIONS
-from sysid.training._collocation import smooth_trajectory
-from sysid.training._segments import interpolate_missing
-from sysid.trajectories import Trajectories
+from sysid.estimators._greybox import ParametricODE
+from sysid.estimators._ode_base import SolverTrainedODE
+from sysid.fields import UDE, Hybrid
+from sysid.fields._greybox import GreyBoxFunction
+from sysid.training import Training
 
 
 class HybridODE(ParametricODE):
@@ -34,33 +30,38 @@ class HybridODE(ParametricODE):
     ``correction_penalty`` times the mean squared correction (scaled units) over the
     training states, so the network only explains what the physics cannot.
 
+    **Neural terms inside your equations.** With ``networks=`` the first argument is your
+    whole right-hand side ``f(t, x, p, u, nn)``, which calls named networks where a law is
+    unknown (a universal differential equation, Rackauckas et al. 2020; the field is a
+    :class:`sysid.fields.UDE`)::
+
+        def tank(t, x, p, u, nn):
+            return (p["gain"] * u[:, 0] - nn["outflow"](x))[:, None]
+
+        HybridODE(tank, {"gain": 1.0}, networks={"outflow": 1})
+
+    The additive correction above is the special case ``f = known + nn["correction"](x, u)``.
+
+    It is the solver-trained estimator (:class:`~sysid.estimators._ode_base.SolverTrainedODE`,
+    whose parameters it takes) with a :class:`sysid.fields.Hybrid` field (``known``,
+    ``params``, ``bounds``, ``fixed``, ``hidden=(32, 32)``, ``activation``,
+    ``correction_penalty=1e-3``) and ``sysid.Training(max_epochs=300,
+    lbfgs_steps=100)``: the full-batch L-BFGS stage after Adam is what brings the network
+    from its collocation warm start to a good fit (Adam's first steps tend to throw the
+    warm-started network off; the best validated parameters are kept either way).
+
     Parameters
     ----------
-    known : callable ``known(t, x, p, u) -> tensor``
-        The known part in torch operations: t (batch,), x (batch, n_states) physical
-        states, p a dict of scalar tensors, u (batch, n_inputs) or None. Returns a
-        tensor of x's shape. Model files store only its name: pass it again to
-        ``sysid.load(path, known=known)``.
-    params : dict of str to float, optional
+    known : callable ``known(t, x, p, u) -> tensor``, positional
+        The known part in torch operations, as a grey-box ``f``. Model files store only
+        its name: pass it again to ``sysid.load(path, known=known)``. With ``networks=``:
+        your whole right-hand side ``f(t, x, p, u, nn)`` (``sysid.load(path, f=f)``).
+    params : dict of str to float, positional, optional
         The known part's parameters with initial values (fixed ones: their values).
-    bounds : dict of str to (low, high), optional
-    fixed : list of str, optional
-        As for :class:`GreyBoxODE`. A free physical parameter that the correction can
-        imitate is not identifiable: the penalty then moves it towards the smallest
-        correction, not towards the truth. Fix the parameters you know.
-    hidden : tuple of int, default (32, 32)
-        Hidden widths of the correction network.
-    activation : str, default "tanh"
-    correction_penalty : float, default 1e-3
-        Weight of the mean squared correction in the loss.
-    solver, rtol, atol, solver_options, gradient, learn_x0, learn_time, n_augment, \
-segment_length, continuity_weight, max_epochs, lr, batch_size, validation_fraction, \
-patience, lbfgs_steps, collocation_steps, input_interpolation, random_state, dtype, \
-device, verbose, warm_start, checkpoint_path
-        As for :class:`~sysid.NeuralODE`, except ``lbfgs_steps`` (default 100): a
-        full-batch L-BFGS stage after Adam, which is what brings the network from its
-        collocation warm start to a good fit (Adam's first steps tend to throw the
-        warm-started network off; the best validated parameters are kept either way).
+    **options
+        The field's ``bounds``, ``fixed``, ``hidden``, ``activation``,
+        ``correction_penalty`` (and ``networks``, the UDE's {name: number of outputs});
+        any estimator parameter and any parameter of its parts, given flat.
 
     Attributes
     ----------
@@ -82,162 +83,17 @@ device, verbose, warm_start, checkpoint_path
     (1, 1)
     """
 
-    _required_parameters = ["known"]  # for scikit-learn's constructor checks
+    default_parts = {**SolverTrainedODE.default_parts, "field": Hybrid,
+                     "training": partial(Training, max_epochs=300, lbfgs_steps=100)}
+    _aliases = ("known", "params")
 
-    def __init__(
-        self,
-        known: GreyBoxFunction,
-        params: Mapping[str, float] | None = None,
-        bounds: Mapping[str, Bound] | None = None,
-        fixed: Sequence[str] | None = None,
-        hidden: Sequence[int] = (32, 32),
-        activation: str = "tanh",
-        correction_penalty: float = 1e-3,
-        solver: str = "dopri5",
-        rtol: float | None = None,
-        atol: float | None = None,
-        solver_options: dict[str, Any] | None = None,
-        gradient: str = "adjoint",
-        learn_x0: bool = True,
-        learn_time: str | None = None,
-        n_augment: int = 0,
-        segment_length: int = 5,
-        continuity_weight: float = 1.0,
-        max_epochs: int = 300,
-        lr: float = 1e-2,
-        batch_size: int | None = None,
-        validation_fraction: float = 0.0,
-        patience: int | None = 60,
-        lbfgs_steps: int = 100,
-        collocation_steps: int = 300,
-        input_interpolation: str = "linear",
-        random_state: int | None = 0,
-        dtype: str = "float64",
-        device: str = "cpu",
-        verbose: bool = True,
-        warm_start: bool = False,
-        checkpoint_path: str | os.PathLike[str] | None = None,
-    ) -> None:
-        self.known = known
-        self.params = params
-        self.bounds = bounds
-        self.fixed = fixed
-        self.hidden = hidden
-        self.activation = activation
-        self.correction_penalty = correction_penalty
-        self.solver = solver
-        self.rtol = rtol
-        self.atol = atol
-        self.solver_options = solver_options
-        self.gradient = gradient
-        self.learn_x0 = learn_x0
-        self.learn_time = learn_time
-        self.n_augment = n_augment
-        self.segment_length = segment_length
-        self.continuity_weight = continuity_weight
-        self.max_epochs = max_epochs
-        self.lr = lr
-        self.batch_size = batch_size
-        self.validation_fraction = validation_fraction
-        self.patience = patience
-        self.lbfgs_steps = lbfgs_steps
-        self.collocation_steps = collocation_steps
-        self.input_interpolation = input_interpolation
-        self.random_state = random_state
-        self.dtype = dtype
-        self.device = device
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.checkpoint_path = checkpoint_path
-
-    def _build_field(self, n_dims: int, n_inputs: int, scaling: Scaling,
-                     generator: torch.Generator, dtype: torch.dtype) -> torch.nn.Module:
-        if self.activation not in ACTIVATIONS:
-            raise ConfigError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}.")
-        hidden = tuple(self.hidden)
-        if not hidden or not all(isinstance(h, int) and h > 0 for h in hidden):
-            raise ConfigError(f"hidden must be a non-empty tuple of positive ints, got {self.hidden!r}.")
-        penalty = self.correction_penalty
-        if isinstance(penalty, bool) or not isinstance(penalty, int | float | np.number) or not penalty >= 0:
-            raise ConfigError(f"correction_penalty must be a non-negative number, got {penalty!r}.")
-        initial, bounds, fixed = self._spec()
-        as_t = lambda a: torch.as_tensor(a, dtype=dtype)  # noqa: E731
-        net = MLPField(n_dims, n_inputs, hidden, self.activation, False, as_t(scaling.center),
-                       as_t(scaling.spread), as_t(scaling.input_center), as_t(scaling.input_spread),
-                       scaling.time_unit, generator, dtype)
-        field = HybridField(self.known, initial, bounds, fixed, net, dtype)
-        with torch.no_grad():
-            probe_function(self.known, "known", self._probe_args(n_dims, n_inputs, scaling, dtype, field.params()),
-                           (2, n_dims), "known(t, x, p, u)")
-        return field
-
-    def _parameter_module(self) -> torch.nn.Module:
-        return self.rhs_.field.params
-
-    # -- the correction penalty ------------------------------------------------------
-    def _fit(self, data: Trajectories) -> None:
-        rows = [interpolate_missing(tr.t, tr.y) for tr in data]
-        x = np.concatenate(rows)
-        dims = np.zeros((x.shape[0], data.n_states + self.n_augment))
-        dims[:, : data.n_states] = x
-        u = np.concatenate([tr.u for tr in data]) if data.n_inputs else None
-        t = np.concatenate([tr.t for tr in data])
-        self._penalty_points = (t, dims, u)
-        try:
-            super()._fit(data)
-        finally:
-            del self._penalty_points
-
-    def _field_penalty(self) -> torch.Tensor | None:
-        if not self.correction_penalty:
-            return None
-        points = getattr(self, "_penalty_points", None)
-        if points is None:
-            return None
-        dtype = self.torch_dtype_
-        device = self.rhs_.center.device  # the training device
-        t, x, u = (None if a is None else torch.as_tensor(a, dtype=dtype, device=device) for a in points)
-        field: HybridField = self.rhs_.field
-        scale = field.network.time_unit / field.network.spread
-        return float(self.correction_penalty) * (field.correction(t, x, u) * scale).pow(2).mean()
-
-    def _collocation_warm_start(self, data: Trajectories, train_rows: list[int]) -> list[np.ndarray]:
-        """Scale the correction to what the known part leaves unexplained, then the base warm start.
-
-        The correction network's output is multiplied per state by the RMS of (smoothed
-        derivative - known part) over the data, in units of the state's spread per
-        characteristic time, so that a residual of, e.g., ``prey * predator`` (tens of
-        units) does not need huge output weights.
-        """
-        field: HybridField = self.rhs_.field
-        dtype = self.torch_dtype_
-        n_obs = data.n_states
-        residual_sq, count = np.zeros(n_obs), np.zeros(n_obs)
-        lam = self._smoothing_strengths(data, train_rows)
-        for tr, n in zip(data, train_rows):
-            sm = smooth_trajectory(tr.t[:n], tr.y[:n], lam)
-            rows = np.isfinite(sm.values).all(axis=1)
-            if rows.sum() < 1:
-                continue
-            x = np.zeros((int(rows.sum()), self.n_dims_))
-            x[:, :n_obs] = sm.values[rows]
-            u = None if tr.u is None else torch.as_tensor(tr.u[:n][rows], dtype=dtype)
-            with torch.no_grad():
-                known = field.known_part(torch.as_tensor(tr.t[:n][rows], dtype=dtype),
-                                         torch.as_tensor(x, dtype=dtype), u).numpy()[:, :n_obs]
-            diff = sm.derivatives[rows] - known
-            seen = np.isfinite(diff)
-            residual_sq += np.where(seen, diff**2, 0.0).sum(axis=0)
-            count += seen.sum(axis=0)
-        rms = np.sqrt(residual_sq / np.maximum(count, 1))
-        unit = self.scaling_.spread[:n_obs] / self.scaling_.time_unit
-        ratio = np.where(np.isfinite(rms) & (count > 0), rms / unit, 1.0)
-        with torch.no_grad():
-            field.correction_scale[:n_obs] = torch.as_tensor(np.clip(ratio, 1e-3, 1e3), dtype=dtype)
-        return super()._collocation_warm_start(data, train_rows)
-
-    def _after_fit(self, data: Trajectories) -> None:
-        self._read_params()
+    def __init__(self, known: GreyBoxFunction | None = None, params: Mapping[str, float] | None = None, /,
+                 **options: Any) -> None:
+        names = self._aliases
+        if "networks" in options and options.get("field") is None:  # neural terms inside f: a UDE
+            options["field"], names = UDE(), ("f", "params")
+        aliases = {k: v for k, v in zip(names, (known, params)) if v is not None}
+        super().__init__(**options, **aliases)
 
     # -- results -----------------------------------------------------------------------
     def correction(self, x: Any, t: Any = 0.0, u: Any = None) -> np.ndarray:
@@ -255,9 +111,17 @@ device, verbose, warm_start, checkpoint_path
         array of the same leading shape as ``x``: what the network adds to the known part.
         """
         check_is_fitted(self)
+        if not hasattr(self.rhs_.field, "correction"):
+            raise ConfigError("correction() is the additive network of HybridODE(known, params); this model's "
+                              "networks sit inside your equations (a UDE): evaluate them as model.field_.networks[name].")
         return self._evaluate_field(self.rhs_.field.correction, x, t, u)
 
     # -- model files -------------------------------------------------------------------
     def _set_fitted_state(self, state: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
         super()._set_fitted_state(state, tensors)
         self._read_params()
+
+
+# Introspection (help(), scikit-learn's checks) sees the estimator's parameters; the positional
+# aliases are documented in the docstring, not parameters (get_params never lists them).
+HybridODE.__init__.__signature__ = inspect.signature(SolverTrainedODE.__init__)  # type: ignore[attr-defined]

@@ -1,195 +1,190 @@
-"""What every model trained through the ODE solver shares: scaling, shooting, training.
+"""The one estimator trained through the ODE solver, built from a field, a solver and a training part.
 
-NeuralODE, SparseODE, GreyBoxODE and HybridODE differ only in their vector field;
-they subclass :class:`SolverTrainedODE` and implement ``_build_field``.
+``NeuralODE``, ``SparseODE``, ``GreyBoxODE`` and ``HybridODE`` are this estimator with
+other default parts (:attr:`~sysid.estimators._composition.PartsMixin.default_parts`).
+The fit is one pipeline whatever the field and wherever the data come from: scale the
+data, build the field for them, warm-start it by collocation, train it by multiple
+shooting (:func:`sysid.training.train`), record the best parameters. In-memory
+:class:`~sysid.Trajectories` and streamed :class:`~sysid.trajectories.LazyTrajectories`
+differ only in the shooting objective they feed it (:mod:`sysid.estimators._streaming`).
 """
 
 from __future__ import annotations
 
-import copy
 import os
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.utils.validation import check_is_fitted
 
-from sysid.errors import ConfigError, DataError, FitError, FitWarning, SolverWarning
-from sysid.estimators._base import TrajectoryEstimator, as_numbers
-from sysid.integration import BatchedField, InputSignal, SolverConfig, SolverFailure, TimeParameters, simulate
-from sysid.training import MultipleShooting, TrainSettings, make_segments, train
-from sysid.training._collocation import (
-    Smoothed,
-    collocation_fit,
-    embed_derivatives,
-    smooth_trajectory,
-    smoothing_strengths,
-)
-from sysid.training._loop import ADVICE
-from sysid.trajectories import DataSummary, LazyTrajectories, Trajectories
+from sysid.errors import ConfigError, DataError, FitError, FitWarning
+from sysid.estimators._base import TrajectoryEstimator, warn_if_underdetermined
+from sysid.estimators._composition import PartsMixin
+from sysid.estimators._ode_simulation import SimulationMixin
+from sysid.fields import MLP, FieldContext, FieldSpec, Scaling, Sensor
+from sysid.integration import BatchedField, InputSignal, Solver, TimeParameters, resolve_device, torch_threads
+from sysid.training import (ADVICE, MultipleShooting, Smoothed, Training, collocation_fit, embed_derivatives,
+                            interpolate_missing, make_segments, smooth_trajectory, smoothing_strengths, train)
+from sysid.trajectories import LazyTrajectories, Trajectories
 
-_DTYPES = {"float64": torch.float64, "float32": torch.float32}
-_LEARN_TIME = {None: (False, False), "scale": (True, False), "offset": (False, True), "both": (True, True)}
-# Free-run validation spacing (sysid.training.validation_due): at least every 10 epochs (a third of
-# the patience if smaller), at most every 5, otherwise once the training evaluations since the last
-# check reach 5 times that check's own evaluations. A check (a no-grad solve of whole trajectories)
-# costs about 0.4x a training evaluation, so validation stays near 8% of the Adam phase (it was
-# 15%, every 5 epochs, on Lotka-Volterra; benchmarks/overhead.py). Counts, not wall time: the same
-# fit validates at the same epochs, resumed or not. The 10-epoch cap keeps restore-best fine enough
-# where checks are costly: on the cascaded tanks record gaps of up to 20 epochs left 5 checks and a
-# test error of 1.30 V, against 1.14 V with 7 checks and 1.07 V with a check every 5 epochs.
-_MAX_EVAL_EVERY = 10
-_EVAL_EVERY = 5
-_EVAL_COST_RATIO = 5.0
+DTYPES = {"float64": torch.float64, "float32": torch.float32}
+LEARN_TIME = {None: (False, False), "scale": (True, False), "offset": (False, True), "both": (True, True)}
 
 
-def _max_eval_every(patience: int | None) -> int:
-    """Largest gap between validations: 10 epochs, or a third of the patience (at least 5)."""
-    return _MAX_EVAL_EVERY if patience is None else max(_EVAL_EVERY, min(_MAX_EVAL_EVERY, int(patience) // 3))
+@dataclass
+class TrainingProblem:
+    """What the training loop optimises, wherever the data come from.
+
+    ``objective(batch)`` returns ``(loss, parts)`` over items ``0..n_items-1``;
+    ``validate()`` the free-run score to minimise; ``x0()`` the scaled initial states
+    of every trajectory (n_traj, n_dims) and ``starts()`` the tensor kept as
+    ``shooting_state_``, both read after training.
+    """
+
+    objective: torch.nn.Module
+    n_items: int
+    validate: Callable[[], float]
+    x0: Callable[[], np.ndarray]
+    starts: Callable[[], torch.Tensor]
 
 
-@dataclass(frozen=True)
-class Scaling:
-    """x = center + spread * z for the states, likewise for inputs, and a time unit."""
+class SolverTrainedODE(PartsMixin, SimulationMixin, TrajectoryEstimator):
+    """A vector field integrated by a torchdiffeq solver and trained by multiple shooting.
 
-    center: np.ndarray
-    spread: np.ndarray
-    input_center: np.ndarray
-    input_spread: np.ndarray
-    time_unit: float
+    Parameters
+    ----------
+    field : field part or torch.nn.Module, optional
+        What dx/dt is: :class:`sysid.fields.MLP` (the Neural ODE), :class:`~sysid.fields.Polynomial`
+        (sparse equations), :class:`~sysid.fields.GreyBox` (your equations),
+        :class:`~sysid.fields.Hybrid` (your equations plus a network), or any
+        ``torch.nn.Module`` whose ``forward(t, x, u)`` returns dx/dt (physical units,
+        batch first; ``u`` is None without inputs). None: the estimator's default.
+    solver : :class:`sysid.Solver` or str, optional
+        How the field is integrated (method, tolerances, gradients); a method name such
+        as ``"rk4"`` is ``Solver(method="rk4")``. None: ``Solver()``.
+    training : :class:`sysid.Training`, optional
+        How the field is fitted (epochs, learning rate, segments, early stopping...).
+        None: the estimator's default training.
+    output : :class:`sysid.Sensor`, optional
+        What the sensor reads of the state (saturation limits, a learned offset or gain):
+        the model is fitted through it and ``predict`` returns the readings. None: the
+        states are observed as they are.
+    n_augment : int, default 0
+        Extra unobserved state dimensions (partial observation, Dupont et al. 2019).
+    learn_time : {None, "scale", "offset", "both"}, default None
+        Learn each trajectory's clock rate relative to the first (an unknown sampling
+        interval), and/or a time offset (read inputs and explicit time shifted).
+    random_state : int or None, default 0
+        Seeds weight initialisation and batch order: the same seed gives the same fit.
+    dtype : {"float64", "float32"}, default "float64"
+    device : str, default "cpu"
+        Where the solves and the training run: ``"cpu"``, ``"cuda"``, ``"cuda:1"``,
+        ``"mps"``. An unavailable device raises ConfigError before the data is read. The
+        fitted model is brought back to the CPU (it pickles and loads anywhere);
+        ``predict`` solves on the current ``device``.
+    verbose : bool, default True
+        Show a progress bar.
+    warm_start : bool, default False
+        Continue from the previous fit's parameters.
+    checkpoint_path : str or os.PathLike, optional
+        During ``fit``, write the training state (current and best parameters, optimizer
+        state, epoch) to this file after every epoch, atomically, in the safe model format
+        (safetensors + JSON, no pickle). A new fit with the same path, data and settings
+        resumes from it (``max_epochs``, ``patience``, ``lbfgs_steps`` and ``verbose`` may
+        change); the file is removed when the fit completes. A file written for other data
+        or settings is refused (:class:`~sysid.ConfigError`).
+    **options
+        Any parameter of the default parts, given flat: ``hidden=(32, 32)`` sets the
+        field's, ``rtol=1e-6`` the solver's, ``max_epochs=80`` the training's (see
+        :meth:`flat_parameters`); ``solver_options`` is the solver's ``options``.
 
-    @classmethod
-    def of(cls, data: Trajectories, n_augment: int) -> Scaling:
-        """Per-state mean and standard deviation over observed entries; time unit from spans."""
-        y = np.concatenate([tr.y for tr in data])
-        u = np.concatenate([tr.u for tr in data]) if data.n_inputs else None
-        input_center, input_spread = (np.zeros(0), np.zeros(0)) if u is None else (u.mean(axis=0), u.std(axis=0))
-        return cls._from_moments(np.nanmean(y, axis=0), np.nanstd(y, axis=0), input_center, input_spread,
-                                 [tr.duration for tr in data], n_augment)
+    Attributes
+    ----------
+    field_ : torch.nn.Module
+        The fitted vector field (physical units).
+    x0_ : array (n_trajectories, n_states + n_augment)
+        Learned initial states of the training trajectories (physical units).
+    time_scale_, time_offset_ : arrays (n_trajectories,)
+    history_ : pandas.DataFrame
+        epoch, stage, loss, val_loss, nfe_forward, nfe_backward, lr, seconds.
+    n_function_evals_ : int
+        Vector-field evaluations during fit (forward and backward).
+    field_part_, solver_, training_
+        The resolved parts the fit used (the field part, the torchdiffeq settings, the training).
+    """
 
-    @classmethod
-    def of_summary(cls, summary: DataSummary, n_augment: int) -> Scaling:
-        """The same as :meth:`of`, from statistics gathered chunk by chunk (streamed data).
+    default_parts: ClassVar[dict[str, Callable[[], Any]]] = {"field": MLP, "solver": Solver, "training": Training}
+    _base_parameters = ("field", "solver", "training", "output", "n_augment", "learn_time", "random_state", "dtype",
+                        "device", "verbose", "warm_start", "checkpoint_path")
 
-        Examples
-        --------
-        >>> from sysid.datasets import simulate
-        >>> data = simulate("lotka_volterra", n_trajectories=3, n_samples=20, noise=0.05, random_state=0)
-        >>> summary = DataSummary.empty(2, 0)
-        >>> for k in range(3):
-        ...     summary.add(data[k:k + 1])
-        >>> a, b = Scaling.of(data, 0), Scaling.of_summary(summary, 0)
-        >>> bool(np.allclose(a.center, b.center) and np.allclose(a.spread, b.spread)), a.time_unit == b.time_unit
-        (True, True)
-        """
-        inputs = summary.inputs
-        return cls._from_moments(summary.states.mean, summary.states.std, inputs.mean, inputs.std,
-                                 summary.durations, n_augment)
+    def __init__(
+        self,
+        field: Any = None,
+        *,
+        solver: Solver | str | None = None,
+        training: Training | None = None,
+        output: Sensor | None = None,
+        n_augment: int = 0,
+        learn_time: str | None = None,
+        random_state: int | None = 0,
+        dtype: str = "float64",
+        device: str = "cpu",
+        verbose: bool = True,
+        warm_start: bool = False,
+        checkpoint_path: str | os.PathLike[str] | None = None,
+        **options: Any,
+    ) -> None:
+        self.field = field
+        self.solver = solver
+        self.training = training
+        self.output = output
+        self.n_augment = n_augment
+        self.learn_time = learn_time
+        self.random_state = random_state
+        self.dtype = dtype
+        self.device = device
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.checkpoint_path = checkpoint_path
+        if options:
+            self._route(options)
 
-    @classmethod
-    def _from_moments(cls, center: np.ndarray, spread: np.ndarray, input_center: np.ndarray,
-                      input_spread: np.ndarray, durations: Any, n_augment: int) -> Scaling:
-        """Guard zero or undefined spreads, take the time unit from the durations, pad augmented dims."""
-        spread = np.where(np.isfinite(spread) & (spread > 1e-12 * np.maximum(1.0, np.abs(center))), spread, 1.0)
-        input_spread = np.where(input_spread > 0, input_spread, 1.0)
-        time_unit = float(np.median(durations)) / 10.0 or 1.0
-        return cls(
-            np.concatenate([center, np.zeros(n_augment)]),
-            np.concatenate([spread, np.ones(n_augment)]),
-            input_center, input_spread, time_unit,
-        )
+    @property
+    def field_(self) -> torch.nn.Module:
+        """The fitted vector field module (physical units in and out)."""
+        if not hasattr(self, "rhs_"):
+            raise AttributeError("field_ exists after fit")
+        return self.rhs_.field
 
-    def scale(self, y: np.ndarray) -> np.ndarray:
-        """Scaled observed states (n, n_states)."""
-        n = y.shape[1]
-        return (y - self.center[:n]) / self.spread[:n]
-
-    def unscale(self, z: np.ndarray) -> np.ndarray:
-        """Physical states from scaled ones (any number of leading dims)."""
-        n = z.shape[-1]
-        return self.center[:n] + self.spread[:n] * z
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in self.__dict__.items()}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Scaling:
-        return cls(**{k: (np.asarray(v, dtype=float) if isinstance(v, list) else v) for k, v in d.items()})
-
-
-class SolverTrainedODE(TrajectoryEstimator):
-    """Shared machinery; see :class:`sysid.NeuralODE` for the parameters."""
-
-    # Subclasses set these in __init__ (stored unchanged, scikit-learn style).
-    solver: str
-    rtol: float | None
-    atol: float | None
-    solver_options: dict[str, Any] | None
-    gradient: str
-    learn_x0: bool
-    learn_time: str | None
-    n_augment: int
-    segment_length: int
-    continuity_weight: float
-    max_epochs: int
-    lr: float
-    batch_size: int | None
-    validation_fraction: float
-    patience: int | None
-    lbfgs_steps: int
-    collocation_steps: int
-    input_interpolation: str
-    random_state: int | None
-    dtype: str
-    device: str
-    verbose: bool
-    warm_start: bool
-
-    # -- subclass contract -----------------------------------------------------------
-    def _build_field(self, n_dims: int, n_inputs: int, scaling: Scaling,
-                     generator: torch.Generator, dtype: torch.dtype) -> torch.nn.Module:
-        """Return the vector field module f(t, x, u) in physical units."""
-        raise NotImplementedError
-
-    def _field_penalty(self) -> torch.Tensor | None:
-        """Optional regularisation added to the loss (e.g. L1 on coefficients)."""
-        return None
-
-    def _after_fit(self, data: Trajectories) -> None:
-        """Hook for subclasses to derive readable results (equations, parameters)."""
-
-    #: Why this model cannot fit streamed data (None: it can); see :meth:`_check_streaming`.
-    _streaming_unsupported: str | None = None
-
-    # -- configuration ---------------------------------------------------------------
+    # -- configuration -------------------------------------------------------------------------
     def _resolve(self) -> None:
-        if self.gradient not in ("adjoint", "backprop"):
-            raise ConfigError(f"gradient must be 'adjoint' or 'backprop', got {self.gradient!r}.")
-        if self.learn_time not in _LEARN_TIME:
+        """Check the estimator's own parameters and resolve its parts (no data needed)."""
+        if self.learn_time not in LEARN_TIME:
             raise ConfigError(f"learn_time must be None, 'scale', 'offset' or 'both', got {self.learn_time!r}.")
-        if self.dtype not in _DTYPES:
+        if self.dtype not in DTYPES:
             raise ConfigError(f"dtype must be 'float64' or 'float32', got {self.dtype!r}.")
-        if not (isinstance(self.segment_length, int) and self.segment_length >= 1):
-            raise ConfigError(f"segment_length must be a positive integer, got {self.segment_length!r}.")
-        if not (isinstance(self.n_augment, int) and self.n_augment >= 0):
+        if isinstance(self.n_augment, bool) or not isinstance(self.n_augment, int | np.integer) or self.n_augment < 0:
             raise ConfigError(f"n_augment must be a non-negative integer, got {self.n_augment!r}.")
-        if not 0.0 <= float(self.validation_fraction) < 1.0:
-            raise ConfigError(f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}.")
-        if not (isinstance(self.max_epochs, int) and self.max_epochs >= 1):
-            raise ConfigError(f"max_epochs must be a positive integer, got {self.max_epochs!r}.")
-        if not float(self.lr) > 0:
-            raise ConfigError(f"lr must be positive, got {self.lr!r}.")
-        if self.input_interpolation not in ("linear", "zoh"):
-            raise ConfigError(f"input_interpolation must be 'linear' or 'zoh', got {self.input_interpolation!r}.")
-        rtol = 1e-4 if self.rtol is None else self.rtol
-        atol = 1e-6 if self.atol is None else self.atol
-        self.solver_ = SolverConfig(self.solver, rtol, atol, dict(self.solver_options or {}))
-        self.torch_dtype_ = _DTYPES[self.dtype]
+        for name in ("verbose", "warm_start"):
+            if not isinstance(getattr(self, name), bool | np.bool_):
+                raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}.")
+        seed = self.random_state
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer)
+                                 or not -(2**63) <= int(seed) < 2**64):
+            raise ConfigError(f"random_state must be None or an int in [-2**63, 2**64), got {seed!r}.")
+        self.field_part_ = self._resolved_part("field", FieldSpec)
+        self.solver_part_ = self._resolved_part("solver", Solver)
+        self.solver_ = self.solver_part_.config()
+        self.training_ = self._resolved_part("training", Training)
+        if self.output is not None and not isinstance(self.output, Sensor):
+            raise ConfigError(f"output must be a sysid.Sensor(...) or None, got {self.output!r}.")
+        if self.output is not None:
+            self.output.check()
+        self.torch_dtype_ = DTYPES[self.dtype]
 
     def _check_config(self) -> None:
         self._resolve()
@@ -201,68 +196,109 @@ class SolverTrainedODE(TrajectoryEstimator):
 
     def _generator(self) -> torch.Generator:
         seed = self.random_state if self.random_state is not None else int(np.random.SeedSequence().entropy % 2**63)
-        if not isinstance(seed, int | np.integer):
-            raise ConfigError(f"random_state must be None or an int, got {type(self.random_state).__name__}.")
         return torch.Generator().manual_seed(int(seed))
 
-    # -- fitting ---------------------------------------------------------------------
+    @property
+    def _flags_extrapolation(self) -> bool:  # type: ignore[override]
+        return self._part("field").flags_extrapolation
+
+    def _field_context(self, scaling: Scaling, generator: torch.Generator) -> FieldContext:
+        return FieldContext(list(self.state_names_), list(self.input_names_), int(self.n_augment), scaling,
+                            generator, self.torch_dtype_)
+
+    def _initialise(self, scaling: Scaling, n_trajectories: int, generator: torch.Generator) -> None:
+        """Build the field for data of this scaling and the right-hand side around it."""
+        dtype = self.torch_dtype_
+        self.scaling_ = scaling
+        self.n_dims_ = self.n_states_in_ + self.n_augment
+        module = self.field_part_.build(self._field_context(scaling, generator))
+        self.sensor_ = None if self.output is None else self.output.build(list(self.state_names_), scaling, dtype)
+        learn_scale, learn_offset = LEARN_TIME[self.learn_time]
+        self.rhs_ = BatchedField(module, torch.as_tensor(scaling.center, dtype=dtype),
+                                 torch.as_tensor(scaling.spread, dtype=dtype),
+                                 TimeParameters(n_trajectories, learn_scale, learn_offset, dtype))
+
+    # -- fitting -------------------------------------------------------------------------------
     def _fit(self, data: Trajectories) -> None:
         self._resolve()
         with torch_threads(1):
             self._fit_resolved(data)
 
     def _fit_resolved(self, data: Trajectories) -> None:
-        dtype = self.torch_dtype_
+        """One training of the field on in-memory data (a warm start continues from the last one)."""
+        training = self.training_
         generator = self._generator()
         reuse = self.warm_start and hasattr(self, "rhs_") and self.n_dims_ == data.n_states + self.n_augment
         if not reuse:
-            self.scaling_ = Scaling.of(data, self.n_augment)
-            self.n_dims_ = data.n_states + self.n_augment
-            field = self._build_field(self.n_dims_, data.n_inputs, self.scaling_, generator, dtype)
-            learn_scale, learn_offset = _LEARN_TIME[self.learn_time]
-            self.rhs_ = BatchedField(field, torch.as_tensor(self.scaling_.center, dtype=dtype),
-                                     torch.as_tensor(self.scaling_.spread, dtype=dtype),
-                                     TimeParameters(len(data), learn_scale, learn_offset, dtype))
+            self._initialise(Scaling.of(data, self.n_augment), len(data), generator)
+            self._warn_if_underdetermined(data)
         elif len(data) != len(self.rhs_.time.offset):
             raise DataError(f"warm_start needs the same {len(self.rhs_.time.offset)} trajectories, got {len(data)}.")
         times = [tr.t for tr in data]
         scaled = [self.scaling_.scale(tr.y) for tr in data]
         train_rows, tail_from = self._validation_split(data)
         segments = make_segments([t[:n] for t, n in zip(times, train_rows)],
-                                 [y[:n] for y, n in zip(scaled, train_rows)], self.segment_length)
-        inputs = self._input_signal(data)
+                                 [y[:n] for y, n in zip(scaled, train_rows)], training.segment_length)
         checkpoint = self._checkpoint(data)
         resuming = checkpoint is not None and checkpoint.resumable()  # its state replaces any warm start
         initial = None
-        if not reuse and self.collocation_steps and not resuming:
+        if not reuse and training.collocation_steps and not resuming:
             initial = self._collocation_warm_start(data, train_rows)
-        objective = _Objective(
-            MultipleShooting(self.rhs_, segments, times, scaled, self.n_dims_, inputs, self.solver_,
-                             self.gradient, self.continuity_weight, self.learn_x0, initial),
-            self._field_penalty,
-        )
+        self._penalty_points = self._training_points(data) if self.field_part_.needs_points() else None
+        shooting = MultipleShooting(self.rhs_, segments, times, scaled, self.n_dims_, self._input_signal(data),
+                                    self.solver_, self.solver_part_.gradient, training.continuity_weight,
+                                    training.learn_x0, initial, self.sensor_)
         if reuse and hasattr(self, "shooting_state_"):
             try:
-                objective.shooting.starts.data.copy_(self.shooting_state_)
+                shooting.starts.data.copy_(self.shooting_state_)
             except RuntimeError:
                 pass
+        problem = TrainingProblem(_Objective(shooting, self._field_penalty), len(segments),
+                                  lambda: shooting.free_run_error(tail_from),
+                                  lambda: shooting.x0.detach().cpu().numpy(),
+                                  lambda: shooting.starts.detach().clone())
+        try:
+            self._train(problem, data, checkpoint, self.training_.settings(**self._loop_options()), generator)
+        finally:
+            self.__dict__.pop("_penalty_points", None)
+
+    def _warn_if_underdetermined(self, data: Trajectories) -> None:
+        """Warn when the training rows hold too few observed values for the parameters trained."""
+        rows, _ = self._validation_split(data)
+        observed = sum(int(np.isfinite(tr.y[:n]).sum()) for tr, n in zip(data, rows))
+        unknowns = sum(p.numel() for p in self.rhs_.parameters() if p.requires_grad)
+        if self.training_.learn_x0:
+            unknowns += len(data) * self.n_dims_
+        warn_if_underdetermined(type(self).__name__, observed, unknowns,
+                                unknowns="trained parameters (the field's and the initial states)",
+                                per_unknown=self.field_part_.observations_per_parameter, stacklevel=6)
+
+    def _loop_options(self) -> dict[str, Any]:
+        return {"verbose": bool(self.verbose), "description": type(self).__name__}
+
+    def _train(self, problem: TrainingProblem, data: Any, checkpoint: Any, settings: Any,
+               generator: torch.Generator) -> None:
+        """Run the training loop on ``problem``; record the best parameters, also when it fails.
+
+        ``generator`` orders the batches: the one that initialised the field, so a fit is
+        one reproducible random stream.
+        """
         # Built on the CPU (data-driven initialisation is numpy), trained on the device, and
         # brought back: the fitted model is device-independent (pickles, saves and predicts
         # anywhere; predict moves a copy to ``device``).
-        objective.to(self._torch_device())
-        settings = self._train_settings()
+        objective = problem.objective.to(self._torch_device())
         self.rhs_.nfe = 0
         try:
             try:
-                result = train(objective, len(segments), lambda: objective.shooting.free_run_error(tail_from),
-                               settings, generator, lambda: self.rhs_.nfe, checkpoint)
+                result = train(objective, problem.n_items, problem.validate, settings, generator,
+                               lambda: self.rhs_.nfe, checkpoint)
             finally:
                 objective.to("cpu")
         except FitError as exc:  # the model keeps the best parameters seen (predict, warm_start), then reports
             if hasattr(exc, "result"):
-                self._record_training(objective, data, exc.result)
+                self._record_training(problem, data, exc.result)
             raise
-        self._record_training(objective, data, result)
+        self._record_training(problem, data, result)
         if checkpoint is not None and result.stop_reason != "interrupted":
             checkpoint.remove()  # completed: nothing left to resume
         if result.failures and result.best_epoch < 0 and result.stop_reason != "interrupted":
@@ -270,72 +306,80 @@ class SolverTrainedODE(TrajectoryEstimator):
                 f"{type(self).__name__}: training failed {result.failures} time(s) and never improved on its "
                 f"starting point (free-run error {result.best_score:.3g}): the model holds its initial "
                 f"parameters. {ADVICE}",
-                FitWarning, stacklevel=4,
+                FitWarning, stacklevel=5,
             )
-        self._after_fit(data)
+        if isinstance(data, Trajectories):
+            self._after_fit(data)
 
-    # -- streamed data (LazyTrajectories): sysid/estimators/_streaming.py -------------------
-    def _check_streaming(self) -> None:
-        from sysid.estimators._streaming import check_streaming
-
-        check_streaming(self)
-
-    def _fit_streaming(self, data: LazyTrajectories) -> None:
-        from sysid.estimators._streaming import fit_streaming
-
-        self._resolve()
-        with torch_threads(1):
-            fit_streaming(self, data)
-
-    def _train_settings(self, **overrides: Any) -> TrainSettings:
-        """The training loop's settings from this estimator's parameters (``overrides`` win)."""
-        settings: dict[str, Any] = dict(
-            max_epochs=self.max_epochs, lr=float(self.lr), lr_final=float(self.lr) / 10,
-            batch_size=self.batch_size, patience=self.patience, eval_every=_EVAL_EVERY,
-            eval_cost_ratio=_EVAL_COST_RATIO, max_eval_every=_max_eval_every(self.patience),
-            lbfgs_steps=self.lbfgs_steps, verbose=self.verbose, description=type(self).__name__,
-        )
-        return TrainSettings(**{**settings, **overrides})
-
-    def _checkpoint(self, data: Trajectories) -> Any:
-        """The :class:`~sysid.training._checkpoint.Checkpoint` of this fit, or None without checkpoint_path."""
-        path = getattr(self, "checkpoint_path", None)
-        if path is None:
-            return None
-        if not isinstance(path, str | os.PathLike):
-            raise ConfigError(f"checkpoint_path must be a file path (str or os.PathLike) or None, got {path!r}.")
-        from sysid.training._checkpoint import Checkpoint, fingerprint
-
-        return Checkpoint(path, fingerprint(self, data, stage=getattr(self, "_checkpoint_stage", 0)))
-
-    def _record_training(self, objective: _Objective, data: Trajectories, result: Any) -> None:
-        """Set the fitted attributes from the trained objective (holding the best parameters)."""
-        self.shooting_state_ = objective.shooting.starts.detach().clone()
+    def _record_training(self, problem: TrainingProblem, data: Any, result: Any) -> None:
+        """Set the fitted attributes from the trained problem (holding the best parameters)."""
+        self.shooting_state_ = problem.starts()
         self.history_ = pd.DataFrame(result.history)
         self.n_function_evals_ = int(self.rhs_.nfe)
         self.stop_reason_ = result.stop_reason
         self.best_epoch_ = result.best_epoch
-        x0 = objective.shooting.x0.detach().cpu().numpy()
-        self.x0_ = self.scaling_.unscale(x0) if not self.n_augment else np.concatenate(
-            [self.scaling_.unscale(x0[:, : data.n_states]), x0[:, data.n_states:]], axis=1)
+        x0 = problem.x0()
+        n = self.n_states_in_
+        self.x0_ = np.concatenate([self.scaling_.unscale(x0[:, :n]), x0[:, n:]], axis=1)
         self.trajectory_names_ = list(data.names)
         self.time_scale_ = self.rhs_.time.scale.detach().cpu().numpy()
         self.time_offset_ = self.rhs_.time.offset.detach().cpu().numpy()
 
+    def _after_fit(self, data: Trajectories) -> None:
+        """Readable results of the field (coefficients, parameters); subclasses add their analyses."""
+        for name, value in self._part("field").results(self.rhs_.field, self._field_context(
+                self.scaling_, torch.Generator())).items():
+            setattr(self, name, value)
+
+    # -- the field's penalty --------------------------------------------------------------------
+    def _training_points(self, data: Trajectories) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Every training sample (t, x with gaps interpolated and augmented dims 0, u), physical units."""
+        x = np.concatenate([interpolate_missing(tr.t, tr.y) for tr in data])
+        dims = np.zeros((x.shape[0], data.n_states + self.n_augment))
+        dims[:, : data.n_states] = x
+        u = np.concatenate([tr.u for tr in data]) if data.n_inputs else None
+        return np.concatenate([tr.t for tr in data]), dims, u
+
+    def _field_penalty(self) -> torch.Tensor | None:
+        """The field part's penalty on the current field (on the training device)."""
+        points = getattr(self, "_penalty_points", None)
+        tensors = None
+        if points is not None:
+            device = self.rhs_.center.device
+            tensors = tuple(None if a is None else torch.as_tensor(a, dtype=self.torch_dtype_, device=device)
+                            for a in points)
+        return self.field_part_.penalty(self.rhs_.field, tensors)
+
+    # -- collocation warm start -----------------------------------------------------------------
     def _collocation_warm_start(self, data: Trajectories, train_rows: list[int]) -> list[np.ndarray]:
         """Fit the field to smoothed derivatives; return the smoothed scaled states.
 
+        The field part may initialise the field itself first (a closed-form fit); the
+        generic collocation fit (Adam on the derivatives) follows unless it did.
         Augmented dimensions start as a derivative embedding of the observed states.
         """
         lam = self._smoothing_strengths(data, train_rows)
         smoothed = [self._smoothed_states(tr.t[:n], tr.y[:n], lam) for tr, n in zip(data, train_rows)]
-        collocation_fit(
-            self.rhs_.field, [tr.t[:n] for tr, n in zip(data, train_rows)], smoothed,
-            [None if tr.u is None else tr.u[:n] for tr, n in zip(data, train_rows)],
-            self.n_dims_, self.scaling_.spread, self.scaling_.time_unit, self.collocation_steps,
-            float(self.lr), self.torch_dtype_,
-        )
+        times = [tr.t[:n] for tr, n in zip(data, train_rows)]
+        inputs = [None if tr.u is None else tr.u[:n] for tr, n in zip(data, train_rows)]
+        if not self._part_warm_start(times, smoothed, inputs, data.n_states):
+            collocation_fit(self.rhs_.field, times, smoothed, inputs, self.n_dims_, self.scaling_.spread,
+                            self.scaling_.time_unit, self.training_.collocation_steps, float(self.training_.lr),
+                            self.torch_dtype_, parameters=self.field_part_.collocation_parameters(self.rhs_.field))
         return [self._scaled_initial(tr.n_times, sm) for tr, sm in zip(data, smoothed)]
+
+    def _part_warm_start(self, times: list[np.ndarray], smoothed: list[Smoothed], inputs: list[Any],
+                         n_states: int) -> bool:
+        """Hand the stacked smoothed data to the field part's warm start; True if it initialised the field."""
+        x = np.concatenate([s.values for s in smoothed])
+        rows = np.isfinite(x[:, :n_states]).all(axis=1)
+        if rows.sum() < 2:
+            return False
+        dims = np.zeros((int(rows.sum()), self.n_dims_))
+        dims[:, : x.shape[1]] = np.nan_to_num(x[rows])
+        dx = np.concatenate([s.derivatives[:, :n_states] for s in smoothed])[rows]
+        u = np.concatenate(inputs)[rows] if inputs and inputs[0] is not None else None
+        return bool(self.field_part_.warm_start(self.rhs_.field, np.concatenate(times)[rows], dims, dx, u))
 
     @staticmethod
     def _smoothing_strengths(data: Trajectories, train_rows: list[int]) -> np.ndarray:
@@ -361,15 +405,16 @@ class SolverTrainedODE(TrajectoryEstimator):
     def _validation_split(self, data: Trajectories) -> tuple[list[int], list[float] | None]:
         """Rows used for training per trajectory, and where the held-out tails start."""
         lengths = [tr.n_times for tr in data]
-        if not self.validation_fraction:
+        fraction = float(self.training_.validation_fraction)
+        if not fraction:
             return lengths, None
         rows, cuts = [], []
         for tr in data:
-            cut = tr.t[0] + (1 - self.validation_fraction) * tr.duration
+            cut = tr.t[0] + (1 - fraction) * tr.duration
             n = int(np.searchsorted(tr.t, cut, side="right"))
             if n < 2 or n == tr.n_times:
                 raise DataError(
-                    f"validation_fraction={self.validation_fraction} leaves trajectory {tr.name!r} "
+                    f"validation_fraction={self.training_.validation_fraction} leaves trajectory {tr.name!r} "
                     f"with {n} training rows out of {tr.n_times}; use a smaller fraction or 0."
                 )
             rows.append(n)
@@ -379,276 +424,47 @@ class SolverTrainedODE(TrajectoryEstimator):
     def _input_signal(self, data: Trajectories) -> InputSignal | None:
         if not data.n_inputs:
             return None
-        return InputSignal([tr.t for tr in data], [tr.u for tr in data], self.input_interpolation,
+        return InputSignal([tr.t for tr in data], [tr.u for tr in data], self.solver_part_.input_interpolation,
                            self.torch_dtype_)
 
-    # -- prediction --------------------------------------------------------------------
-    def _predict(self, data: Trajectories, x0: np.ndarray | None) -> list[np.ndarray]:
-        try:
-            with torch_threads(1):  # small batched solves: a second thread costs more than it saves
-                paths = self._simulate_scaled(data, x0)
-        except SolverFailure as exc:
-            return self._failed_prediction(data, str(exc))
-        return [self.scaling_.unscale(p[:, : data.n_states]) for p in paths]
+    def _checkpoint(self, data: Any) -> Any:
+        """The :class:`~sysid.training._checkpoint.Checkpoint` of this fit, or None without checkpoint_path."""
+        path = self.checkpoint_path
+        if path is None:
+            return None
+        if not isinstance(path, str | os.PathLike):
+            raise ConfigError(f"checkpoint_path must be a file path (str or os.PathLike) or None, got {path!r}.")
+        from sysid.training._checkpoint import Checkpoint, fingerprint
 
-    def _simulate_scaled(self, data: Trajectories, x0: np.ndarray | None) -> list[np.ndarray]:
-        """Scaled (n_times, n_dims) paths of every trajectory, augmented dimensions included."""
-        dtype = self.torch_dtype_
-        device = self._torch_device()
-        inputs = self._input_signal(data)
-        inputs = None if inputs is None else inputs.to(device)
-        rhs = self._rhs_for(len(data), device)
-        if x0 is None:
-            z0 = self._estimate_x0(data, inputs, rhs)
-        else:
-            z0 = np.zeros((len(data), self.n_dims_))
-            z0[:, : data.n_states] = self.scaling_.scale(x0)
-            z0 = torch.as_tensor(z0, dtype=dtype, device=device)
-        with torch.no_grad():
-            preds = simulate(rhs, z0, [tr.t for tr in data], torch.arange(len(data), device=device), inputs,
-                             self.solver_)
-        return [p.cpu().numpy() for p in preds]
+        return Checkpoint(path, fingerprint(self, data, stage=getattr(self, "_checkpoint_stage", 0)))
 
-    def hidden_states(self, X: Any, t: Any = None, u: Any = None, **data_options: Any) -> list[np.ndarray]:
-        """The augmented (never observed) dimensions along each trajectory of ``X``.
+    # -- streamed data (LazyTrajectories) -------------------------------------------------------
+    def _check_streaming(self) -> None:
+        from sysid.estimators._streaming import check_streaming
 
-        Initial states are estimated from the observations, as in :meth:`predict`. The
-        hidden coordinates have no units: the model may scale or mix them freely, so read
-        them up to an invertible transformation.
+        check_streaming(self)
 
-        Returns
-        -------
-        list of arrays (n_times, n_augment), one per trajectory.
+    def _fit_streaming(self, data: LazyTrajectories) -> None:
+        from sysid.estimators._streaming import streaming_problem
 
-        Examples
-        --------
-        >>> import sysid
-        >>> d = sysid.datasets.simulate("pendulum", n_trajectories=2, n_samples=20, random_state=0)
-        >>> theta = sysid.Trajectories.from_arrays([tr.t for tr in d], [tr.y[:, :1] for tr in d],
-        ...                                        state_names=["theta"])
-        >>> m = sysid.NeuralODE(hidden=(8,), n_augment=1, max_epochs=2, lbfgs_steps=0,
-        ...                     collocation_steps=20, verbose=False).fit(theta)
-        >>> [h.shape for h in m.hidden_states(theta)]
-        [(20, 1), (20, 1)]
-        """
-        check_is_fitted(self)
-        data = self._data_like_fit(X, t, u, data_options)
+        self._resolve()
         with torch_threads(1):
-            paths = self._simulate_scaled(data, None)
-        return [p[:, data.n_states:] for p in paths]
-
-    def _failed_prediction(self, data: Trajectories, reason: str) -> list[np.ndarray]:
-        """NaN predictions with a warning and a flag, never silent garbage."""
-        warnings.warn(
-            f"the solver could not integrate the learned field over {list(data.names)} ({reason}); "
-            "returning NaN. Loosen rtol/atol, raise solver_options['max_num_steps'], or check that the "
-            "initial states lie in the region the model was trained on.",
-            SolverWarning, stacklevel=4,
-        )
-        return [np.full((tr.n_times, data.n_states), np.nan) for tr in data]
-
-    def _rhs_for(self, n_traj: int, device: torch.device | str = "cpu") -> BatchedField:
-        """The fitted field with reference clocks (scale 1, offset 0) for new trajectories.
-
-        On a device other than the CPU the field is a copy there; the fitted one stays put.
-        """
-        rhs = BatchedField(self.rhs_.field, self.rhs_.center, self.rhs_.spread,
-                           TimeParameters(n_traj, dtype=self.torch_dtype_))
-        if torch.device(device) != self.rhs_.center.device:
-            rhs = copy.deepcopy(rhs).to(device)
-        return rhs
-
-    def _estimate_x0(self, data: Trajectories, inputs: InputSignal | None,
-                     rhs: BatchedField | None = None) -> torch.Tensor:
-        """Scaled initial states fitted to each trajectory's first few observations (field frozen).
-
-        ``rhs`` is :meth:`_rhs_for` ``(len(data), device)``; its device is where the fit runs.
-        """
-        window = 2 * self.segment_length
-        times = [tr.t[: window + 1] for tr in data]
-        scaled = [self.scaling_.scale(tr.y[: window + 1]) for tr in data]
-        segments = make_segments(times, scaled, window)
-        first = segments.first_segment
-        rhs = self._rhs_for(len(data)) if rhs is None else rhs
-        device = rhs.center.device
-        initial = None
-        if self.n_augment:  # hidden dimensions start from the derivative embedding, not zero
-            initial = [self._scaled_initial(len(t), self._smoothed_states(t, tr.y[: window + 1]))
-                       for t, tr in zip(times, data)]
-        shooting = MultipleShooting(rhs, segments, times, scaled, self.n_dims_, inputs, self.solver_,
-                                    "backprop", continuity=0.0, initial=initial).to(device)
-        for p in rhs.parameters():
-            p.requires_grad_(False)
-        starts = shooting.starts
-        # A capped evaluation budget: the adaptive solver makes the loss slightly rough in x0,
-        # and an unlucky strong-Wolfe zoom could otherwise spend every evaluation on one line.
-        optimizer = torch.optim.LBFGS([starts], lr=1.0, max_iter=20, max_eval=25, tolerance_change=1e-10,
-                                      line_search_fn="strong_wolfe")
-        batch = torch.as_tensor(first, device=device)
-
-        def closure() -> torch.Tensor:
-            optimizer.zero_grad()
-            loss, _ = shooting(batch)
-            loss.backward()
-            return loss
-
-        try:
-            optimizer.step(closure)
-        except Exception:  # noqa: BLE001 - a failed refinement keeps the interpolated first sample
-            pass
-        finally:
-            for p in rhs.parameters():
-                p.requires_grad_(True)
-        return starts.detach()[batch]
-
-    def vector_field(self, x: Any, t: Any = 0.0, u: Any = None) -> np.ndarray:
-        """Evaluate the learned dx/dt (physical units) at states ``x``.
-
-        Parameters
-        ----------
-        x : array (n_states,) or (n_points, n_states)
-            With ``n_augment > 0`` the augmented dimensions may be appended; they are
-            zero otherwise.
-        t : float or array (n_points,)
-        u : array (n_inputs,) or (n_points, n_inputs), required if fitted with inputs
-
-        Returns
-        -------
-        array of the same leading shape as ``x``, derivatives of the observed states.
-        """
-        from sklearn.utils.validation import check_is_fitted
-
-        check_is_fitted(self)
-        return self._evaluate_field(self.rhs_.field, x, t, u)
-
-    def _evaluate_field(self, function: Any, x: Any, t: Any, u: Any) -> np.ndarray:
-        """Evaluate ``function(t, x, u)`` (a fitted field or part of one) on numpy input."""
-        x_arr = as_numbers(x, "x")
-        single = x_arr.ndim == 1
-        x2 = np.atleast_2d(x_arr)
-        if x2.ndim != 2 or x2.shape[1] not in (self.n_states_in_, self.n_dims_):
-            raise DataError(f"x must have {self.n_states_in_} columns (states {self.state_names_}), "
-                            f"got shape {x_arr.shape}.")
-        if x2.shape[1] < self.n_dims_:
-            x2 = np.concatenate([x2, np.zeros((x2.shape[0], self.n_dims_ - x2.shape[1]))], axis=1)
-        dtype = self.torch_dtype_
-        t_arr = as_numbers(t, "t")
-        try:
-            tt = torch.as_tensor(np.broadcast_to(t_arr, (x2.shape[0],)).copy(), dtype=dtype)
-        except ValueError:
-            raise DataError(f"t must be a number or an array of {x2.shape[0]} times, got shape {t_arr.shape}.") from None
-        uu = None
-        if self.n_controls_in_:
-            if u is None:
-                raise DataError(f"the model has inputs {self.input_names_}: pass u=.")
-            u_arr = np.atleast_2d(as_numbers(u, "u"))
-            try:
-                uu = torch.as_tensor(np.broadcast_to(u_arr, (x2.shape[0], self.n_controls_in_)).copy(), dtype=dtype)
-            except ValueError:
-                raise DataError(f"u must have shape ({self.n_controls_in_},) or ({x2.shape[0]}, {self.n_controls_in_}) "
-                                f"for inputs {self.input_names_}, got shape {np.shape(u)}.") from None
-        with torch.no_grad():
-            f = function(tt, torch.as_tensor(x2, dtype=dtype), uu).cpu().numpy()
-        f = f[:, : self.n_states_in_]
-        return f[0] if single else f
+            generator = self._generator()
+            self._initialise(Scaling.of_summary(data.summary, 0), len(data), generator)
+            checkpoint = self._checkpoint(data)
+            problem = streaming_problem(self, data, warm_up=not (checkpoint is not None and checkpoint.resumable()))
+            options = {**self._loop_options(), "description": f"{type(self).__name__} (streamed)"}
+            settings = self.training_.settings(**options, batch_size=1, polish_pieces=1)
+            self._train(problem, data, checkpoint, settings, generator)
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "rhs_")
-
-    # -- model files (sysid.io) ------------------------------------------------------
-    _FITTED_JSON = ("state_names_", "input_names_", "n_states_in_", "n_controls_in_", "data_options_",
-                    "n_dims_", "x0_", "trajectory_names_", "time_scale_", "time_offset_",
-                    "n_function_evals_", "stop_reason_", "best_epoch_")
-
-    def _fitted_state(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-        """JSON-ready fitted attributes and the tensors of the fitted field."""
-        state = {name: getattr(self, name) for name in self._FITTED_JSON}
-        state["scaling_"] = self.scaling_.to_dict()
-        state["history_"] = self.history_.to_dict(orient="list")
-        state["n_trajectories"] = int(self.rhs_.time.offset.shape[0])
-        tensors = {f"rhs.{k}": v for k, v in self.rhs_.state_dict().items()}
-        tensors["shooting_starts"] = self.shooting_state_
-        return state, tensors
-
-    def _set_fitted_state(self, state: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
-        """Rebuild the fitted model from :meth:`_fitted_state` output."""
-        self._resolve()
-        for name in self._FITTED_JSON:
-            value = state[name]
-            setattr(self, name, np.asarray(value, dtype=float) if name in ("x0_", "time_scale_", "time_offset_")
-                    else value)
-        self.scaling_ = Scaling.from_dict(state["scaling_"])
-        self.history_ = pd.DataFrame(state["history_"])
-        dtype = self.torch_dtype_
-        field = self._build_field(self.n_dims_, self.n_controls_in_, self.scaling_, torch.Generator(), dtype)
-        learn_scale, learn_offset = _LEARN_TIME[self.learn_time]
-        self.rhs_ = BatchedField(field, torch.as_tensor(self.scaling_.center, dtype=dtype),
-                                 torch.as_tensor(self.scaling_.spread, dtype=dtype),
-                                 TimeParameters(state["n_trajectories"], learn_scale, learn_offset, dtype))
-        own = {k[len("rhs."):]: v for k, v in tensors.items() if k.startswith("rhs.")}
-        self.rhs_.load_state_dict(own, strict=True)
-        self.shooting_state_ = tensors["shooting_starts"]
-
-
-def resolve_device(device: Any) -> torch.device:
-    """``device`` (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"`` or a torch.device) if usable here.
-
-    Raises
-    ------
-    ConfigError
-        For a name torch does not know, or a device this machine does not have.
-
-    Examples
-    --------
-    >>> resolve_device("cpu")
-    device(type='cpu')
-    >>> resolve_device("gpu")
-    Traceback (most recent call last):
-    ...
-    sysid.errors.ConfigError: device='gpu' is not a torch device name; use 'cpu', 'cuda', 'cuda:<index>' or 'mps'.
-    """
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError, ValueError):
-        raise ConfigError(
-            f"device={device!r} is not a torch device name; use 'cpu', 'cuda', 'cuda:<index>' or 'mps'."
-        ) from None
-    if resolved.type == "cpu":
-        return resolved
-    if resolved.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count and (resolved.index is None or resolved.index < count):
-            return resolved
-        found = f"only cuda:0..cuda:{count - 1} exist" if count else "torch sees no CUDA GPU on this machine"
-        raise ConfigError(
-            f"device={device!r} is not available: {found} (torch {torch.__version__}, built for CUDA "
-            f"{torch.version.cuda or 'none'}). Use device='cpu', or install a CUDA build of torch."
-        )
-    if resolved.type == "mps" and torch.backends.mps.is_available():
-        return resolved
-    raise ConfigError(f"device={device!r} is not available on this machine; use device='cpu'.")
-
-
-@contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run with ``n`` intra-op threads, then restore the previous setting.
-
-    The tensors of a training step are small (segments x state, 64-wide layers):
-    thread start-up and contention cost more than they save, measured 10-40x slower
-    with two threads on a busy two-core machine (benchmarks/).
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 class _Objective(torch.nn.Module):
     """Shooting loss plus an optional field penalty."""
 
-    def __init__(self, shooting: MultipleShooting, penalty: Any) -> None:
+    def __init__(self, shooting: torch.nn.Module, penalty: Callable[[], torch.Tensor | None]) -> None:
         super().__init__()
         self.shooting = shooting
         self.penalty = penalty

@@ -25,8 +25,9 @@ from pysindy.optimizers.base import BaseOptimizer
 from sklearn.base import clone
 from sklearn.utils.validation import check_is_fitted
 
+from sysid import selection
 from sysid.errors import ConfigError, DataError, FitWarning, ModelFileError
-from sysid.estimators._base import TrajectoryEstimator
+from sysid.estimators._base import TrajectoryEstimator, warn_if_underdetermined
 from sysid.estimators._classical import (
     DIVERGENCE_FACTOR,
     SOLVERS,
@@ -37,7 +38,8 @@ from sysid.estimators._classical import (
     simulate_numpy,
     warn_failures,
 )
-from sysid.estimators._equations import format_equations
+from sysid.equations import EquationsMixin
+from sysid.selection import coefficient_table
 from sysid.trajectories import Trajectories, Trajectory
 
 __all__ = ["SINDy"]
@@ -76,7 +78,11 @@ def _noise_std(pieces: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
     return 1.4826 * np.median(np.abs(np.array(residuals)), axis=0)
 
 
-class SINDy(TrajectoryEstimator):
+DEFAULT_DEGREE = 2
+DEFAULT_THRESHOLD = 0.1
+
+
+class SINDy(EquationsMixin, TrajectoryEstimator):
     """Sparse identification of nonlinear dynamics (SINDy), through pysindy, on trajectories.
 
     Derivatives of every trajectory are estimated numerically at its own (possibly
@@ -100,15 +106,17 @@ class SINDy(TrajectoryEstimator):
         spline per state (``SINDyDerivative(kind="spline")``) with smoothing
         ``s = n * noise_std**2``, the noise level estimated from the data (scatter
         about local quadratics); suits noisy irregular samples. An object is cloned and used as is.
-    degree : int, default 2
-        Polynomial degree of the default library (ignored when ``library`` is given).
-    threshold : float or "auto", default 0.1
-        STLSQ threshold of the default optimizer (ignored when ``optimizer`` is given).
+    degree : int, optional
+        Polynomial degree of the default library (2 when not given). Set it on your own
+        library instead when you pass ``library``: giving both is an error.
+    threshold : float or "auto", optional
+        STLSQ threshold of the default optimizer (0.1 when not given). Set it on your own
+        optimizer instead when you pass ``optimizer``: giving both is an error.
         ``"auto"``: no threshold; every equation's terms are chosen by the information
         criterion of the simulated trajectories among candidates from pysindy's
         FROLS and SSR paths, never holding two terms that are collinear on the data
-        (see :mod:`sysid.estimators._selection` and ``docs/interpretable.md``); fills
-        ``inclusion_probabilities_``, ``coefficient_stderr_`` and ``collinear_terms_``.
+        (see :mod:`sysid.selection` and ``docs/interpretable.md``); fills
+        ``inclusion_probabilities_``, ``coefficients_stderr_`` and ``collinear_terms_``.
     missing : {"interpolate", "split"}, default "interpolate"
         What to do with NaN observations before differentiating. "interpolate": fill
         gaps linearly in time, and trim the rows at either end of a trajectory where
@@ -150,8 +158,8 @@ class SINDy(TrajectoryEstimator):
     >>> model = SINDy(threshold=0.1).fit(data)
     >>> for line in model.equations():
     ...     print(line)
-    d prey/dt = 1.50 prey - 1.00 prey predator
-    d predator/dt = -3.00 predator + 1.00 prey predator
+    d prey/dt = 1.50 prey - 0.999 prey predator
+    d predator/dt = -3.00 predator + 0.999 prey predator
     >>> model.predict(data)[0].y.shape
     (400, 2)
     """
@@ -161,8 +169,8 @@ class SINDy(TrajectoryEstimator):
         library: BaseFeatureLibrary | None = None,
         optimizer: BaseOptimizer | None = None,
         differentiation: str | BaseDifferentiation = "finite_difference",
-        degree: int = 2,
-        threshold: float = 0.1,
+        degree: int | None = None,
+        threshold: float | None = None,
         missing: str = "interpolate",
         simulate_method: str = "LSODA",
         max_simulation_steps: int = 20_000,
@@ -181,15 +189,22 @@ class SINDy(TrajectoryEstimator):
     # -- configuration -----------------------------------------------------------------
     def _resolve(self) -> tuple[BaseFeatureLibrary, BaseOptimizer, Any, int]:
         """Validated (library, optimizer, differentiation, minimum rows per piece)."""
-        if isinstance(self.degree, bool) or not isinstance(self.degree, numbers.Integral) or self.degree < 1:
-            raise ConfigError(f"degree must be an integer >= 1, got {self.degree!r}.")
-        auto = isinstance(self.threshold, str) and self.threshold == "auto"
-        if not auto and (isinstance(self.threshold, bool) or not isinstance(self.threshold, numbers.Real)
-                         or not np.isfinite(self.threshold) or self.threshold < 0):
-            raise ConfigError(f"threshold must be a finite number >= 0, got {self.threshold!r} "
+        for name, part in (("degree", "library"), ("threshold", "optimizer")):
+            if getattr(self, name) is not None and getattr(self, part) is not None:
+                raise ConfigError(
+                    f"{name}={getattr(self, name)!r} applies to the default {part}, but {part}= was given too, and "
+                    f"it would be ignored; set it on your {part} (e.g. pysindy.PolynomialLibrary(degree=3), "
+                    f"pysindy.STLSQ(threshold=0.05)) and leave {name} out."
+                )
+        degree = DEFAULT_DEGREE if self.degree is None else self.degree
+        threshold = DEFAULT_THRESHOLD if self.threshold is None else self.threshold
+        if isinstance(degree, bool) or not isinstance(degree, numbers.Integral) or degree < 1:
+            raise ConfigError(f"degree must be an integer >= 1, got {degree!r}.")
+        auto = isinstance(threshold, str) and threshold == "auto"
+        if not auto and (isinstance(threshold, bool) or not isinstance(threshold, numbers.Real)
+                         or not np.isfinite(threshold) or threshold < 0):
+            raise ConfigError(f"threshold must be a finite number >= 0, got {threshold!r} "
                               "(or 'auto' to choose the terms by simulation error).")
-        if auto and self.optimizer is not None:
-            raise ConfigError("threshold='auto' chooses the terms itself; pass optimizer=None (or a numeric threshold).")
         if self.missing not in ("interpolate", "split"):
             raise ConfigError(f"missing must be 'interpolate' or 'split', got {self.missing!r}.")
         if self.simulate_method not in SOLVERS:
@@ -198,7 +213,7 @@ class SINDy(TrajectoryEstimator):
         if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
             raise ConfigError(f"max_simulation_steps must be an integer >= 1, got {steps!r}.")
         if self.library is None:
-            library = ps.PolynomialLibrary(degree=int(self.degree))
+            library = ps.PolynomialLibrary(degree=int(degree))
         elif isinstance(self.library, BaseFeatureLibrary):
             library = clone(self.library)
         else:
@@ -207,7 +222,7 @@ class SINDy(TrajectoryEstimator):
                 f"got {type(self.library).__name__}."
             )
         if self.optimizer is None:
-            optimizer = ps.STLSQ(threshold=0.0 if auto else float(self.threshold))
+            optimizer = ps.STLSQ(threshold=0.0 if auto else float(threshold))
         elif isinstance(self.optimizer, BaseOptimizer):
             optimizer = clone(self.optimizer)
         else:
@@ -308,6 +323,30 @@ class SINDy(TrajectoryEstimator):
             )
         return pieces
 
+    def _check_magnitude(self, library: BaseFeatureLibrary, pieces: list[Trajectory], names: list[str]) -> None:
+        """Refuse data whose library terms (or their squares, in the regression) overflow float64.
+
+        pysindy would fail deep inside scipy ("array must not contain infs"); data of
+        magnitude 1e300 need other units first.
+        """
+        z = np.concatenate([np.column_stack([p.y] + ([p.u] if p.u is not None and p.u.size else [])) for p in pieces])
+        with np.errstate(over="ignore", invalid="ignore"):
+            features = np.asarray(clone(library).fit_transform(z), dtype=float)
+            finite = bool(np.all(np.isfinite(features)) and np.all(np.isfinite(np.sum(features**2, axis=0))))
+        if finite:
+            return
+        column = int(np.argmax(np.max(np.abs(z), axis=0)))
+        largest = float(np.max(np.abs(z)))
+        with np.errstate(over="ignore"):
+            degree = DEFAULT_DEGREE if self.degree is None else self.degree
+            lower = self.library is None and degree > 1 and np.isfinite(largest**2 * z.shape[0])
+        raise DataError(
+            f"SINDy: the data are too large for its library: {names[column]!r} reaches {largest:.3g}, and the "
+            f"library's terms ({f'degree {degree}' if self.library is None else 'your library'}) or their "
+            "squares in the regression exceed float64's largest number (1.8e308). Rescale the data first (other "
+            f"units, or divide each variable by its typical size){', or lower degree' if lower else ''}."
+        )
+
     def _diff_label(self) -> str:
         diff = self.differentiation
         return repr(diff) if isinstance(diff, str) else type(diff).__name__
@@ -315,10 +354,11 @@ class SINDy(TrajectoryEstimator):
     # -- fitting -----------------------------------------------------------------------
     def _fit(self, data: Trajectories) -> None:
         library, optimizer, method, min_rows = self._resolve()
-        for name in ("inclusion_probabilities_", "coefficient_stderr_", "collinear_terms_"):
+        for name in ("inclusion_probabilities_", "coefficients_stderr_", "collinear_terms_"):
             self.__dict__.pop(name, None)  # set by threshold="auto" only
         pieces = self._pieces(data, min_rows)
         names = [str(n) for n in (*data.state_names, *data.input_names)]
+        self._check_magnitude(library, pieces, names)
         xs = [np.array(p.y) for p in pieces]
         ts = [np.array(p.t) for p in pieces]
         us = [np.array(p.u) for p in pieces] if data.n_inputs else None
@@ -355,6 +395,11 @@ class SINDy(TrajectoryEstimator):
         model.fit(xs, t=ts, x_dot=x_dot, u=us, feature_names=names)
         coef = np.asarray(model.coefficients(), dtype=float)
         terms = list(model.get_feature_names())
+        warn_if_underdetermined(
+            "SINDy", sum(p.n_times for p in pieces), len(terms), unknowns="library terms per state",
+            observations="samples", advice="Add data (more trajectories or times), or lower degree (or pass a "
+            "smaller library).",
+        )
         self.model_ = model
         if auto:
             self.powers_ = np.asarray(library.powers_, dtype=int) if isinstance(library, ps.PolynomialLibrary) else None
@@ -377,8 +422,6 @@ class SINDy(TrajectoryEstimator):
         resampled blocks of 10 rows; standard errors: the spread of the chosen equations
         refitted on bootstrap resamples (pysindy's EnsembleOptimizer, E-SINDy).
         """
-        from sysid.estimators import _selection as selection
-
         zs = [x if us is None else np.column_stack([x, u]) for x, u in zip(xs, us or [None] * len(xs))]
         theta = np.concatenate([self._features(z) for z in zs])
         targets = np.concatenate(x_dot)
@@ -399,7 +442,7 @@ class SINDy(TrajectoryEstimator):
             return tuple(np.concatenate(part) for part in zip(*blocks))
 
         found = selection.select_equations(theta, targets, terms, simulate, criterion=selection.DEFAULT_CRITERION,
-                                           owner="SINDy", stacklevel=6)
+                                           owner="SINDy")
         best = found.ranked()[0]
         seed = self.random_state if isinstance(self.random_state, numbers.Integral) else 0
         inclusion = found.search.inclusion(len(terms), 200, np.random.default_rng(seed))
@@ -408,7 +451,7 @@ class SINDy(TrajectoryEstimator):
         table = lambda a: pd.DataFrame(a, index=pd.Index(terms, name="term"),
                                        columns=pd.Index(list(data.state_names), name="state"))
         self.inclusion_probabilities_ = table(inclusion)
-        self.coefficient_stderr_ = table(stderr)
+        self.coefficients_stderr_ = table(stderr)
         self.collinear_terms_ = [(terms[i], terms[j], c) for i, j, c in found.pairs]
         return found.coefficients(best).T
 
@@ -475,21 +518,8 @@ class SINDy(TrajectoryEstimator):
         ``estimate``, ``stderr``, ``lower``, ``upper``, ``inclusion_probability``.
         """
         check_is_fitted(self)
-        from sysid.estimators._selection import coefficient_table
-
-        return coefficient_table(self.coefficients_, getattr(self, "coefficient_stderr_", None),
+        return coefficient_table(self.coefficients_, getattr(self, "coefficients_stderr_", None),
                                  getattr(self, "inclusion_probabilities_", None), level=level)
-
-    def equations(self, precision: int = 2) -> list[str]:
-        """The identified equations, one ``"d state/dt = ..."`` string per state.
-
-        Parameters
-        ----------
-        precision : int, default 2
-            Decimals per coefficient (see :func:`sysid.estimators._equations.format_equations`).
-        """
-        check_is_fitted(self)
-        return format_equations(self.coefficients_, precision)
 
     # -- prediction ----------------------------------------------------------------------
     def _predict(self, data: Trajectories, x0: np.ndarray | None) -> list[np.ndarray]:

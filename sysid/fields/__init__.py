@@ -1,12 +1,35 @@
-"""Vector fields f(t, x, u) as torch modules (DESIGN.md step 3).
+"""Vector fields f(t, x, u) as torch modules, and the field parts that build them (DESIGN.md step 3).
 
 Every field maps times (batch,), states (batch, n_dims) in physical units and inputs
-(batch, n_inputs) or None to dx/dt (batch, n_dims). Fields never import estimators.
+(batch, n_inputs) or None to dx/dt (batch, n_dims). A field *part* (:class:`MLP`,
+:class:`Polynomial`, :class:`GreyBox`, :class:`Hybrid`, or any ``torch.nn.Module``)
+is what an estimator's ``field=`` takes; it builds its module once the data's scaling
+is known. Fields never import estimators.
 """
 
+from sysid.fields._greybox import GreyBox as GreyBox
 from sysid.fields._greybox import GreyBoxField as GreyBoxField
+from sysid.fields._greybox import ParameterTransform as ParameterTransform
+from sysid.fields._hybrid import Hybrid as Hybrid
 from sysid.fields._hybrid import HybridField as HybridField
+from sysid.fields._library import Polynomial as Polynomial
+from sysid.fields._linear import LinearMLP as LinearMLP
+from sysid.fields._linear import LinearMLPField as LinearMLPField
+from sysid.fields._mlp import MLP as MLP
 from sysid.fields._mlp import MLPField as MLPField
 from sysid.fields._polynomial import PolynomialField as PolynomialField
+from sysid.fields._scaling import Scaling as Scaling
+from sysid.fields._sensor import Sensor as Sensor
+from sysid.fields._sensor import SensorModel as SensorModel
+from sysid.fields._spec import FieldContext as FieldContext
+from sysid.fields._spec import FieldSpec as FieldSpec
+from sysid.fields._spec import ModuleField as ModuleField
+from sysid.fields._spec import as_field_spec as as_field_spec
+from sysid.fields._structured import Structured as Structured
+from sysid.fields._structured import StructuredField as StructuredField
+from sysid.fields._ude import UDE as UDE
+from sysid.fields._ude import UDEField as UDEField
 
-__all__ = ["GreyBoxField", "HybridField", "MLPField", "PolynomialField"]
+__all__ = ["FieldContext", "FieldSpec", "GreyBox", "GreyBoxField", "Hybrid", "HybridField", "LinearMLP",
+           "LinearMLPField", "MLP", "MLPField", "ModuleField", "ParameterTransform", "Polynomial", "PolynomialField",
+           "Scaling", "Sensor", "SensorModel", "Structured", "StructuredField", "UDE", "UDEField", "as_field_spec"]

@@ -2,12 +2,16 @@
 
 from sysid.integration._block import ODEBlock as ODEBlock
 from sysid.integration._clock import Clock as Clock
+from sysid.integration._device import resolve_device as resolve_device
+from sysid.integration._device import torch_threads as torch_threads
 from sysid.integration._field import BatchedField as BatchedField
 from sysid.integration._field import TimeParameters as TimeParameters
 from sysid.integration._signals import InputSignal as InputSignal
 from sysid.integration._simulate import simulate as simulate
 from sysid.integration._solve import SolverFailure as SolverFailure
 from sysid.integration._solve import solve as solve
+from sysid.integration._solver import Solver as Solver
 from sysid.integration._solver import SolverConfig as SolverConfig
 
-__all__ = ["BatchedField", "Clock", "ODEBlock", "InputSignal", "SolverConfig", "SolverFailure", "TimeParameters", "simulate", "solve"]
+__all__ = ["BatchedField", "Clock", "ODEBlock", "InputSignal", "Solver", "SolverConfig", "SolverFailure",
+           "TimeParameters", "resolve_device", "simulate", "solve", "torch_threads"]

@@ -218,6 +218,7 @@ def collocation_fit(
     lr: float,
     dtype: torch.dtype,
     chunk_rows: int = _CHUNK_ROWS,
+    parameters: Sequence[torch.nn.Parameter] | None = None,
 ) -> float:
     """Regress ``field`` onto smoothed derivatives; returns the final loss (scaled units).
 
@@ -226,7 +227,8 @@ def collocation_fit(
     masked. The error is measured in units of state spread per ``time_unit``. Every
     step is a full-batch Adam step; its gradient is accumulated over ``chunk_rows``
     rows at a time, so memory does not grow with the number of samples (the result is
-    the single-batch one up to the order of floating-point sums).
+    the single-batch one up to the order of floating-point sums). ``parameters`` are those
+    trained (default: every parameter of ``field`` that requires a gradient).
     """
     n_obs = smoothed[0].values.shape[1]
     x = np.concatenate([s.values for s in smoothed])
@@ -245,7 +247,7 @@ def collocation_fit(
     weight = as_t(time_unit / spread[:n_obs])
     target_t = as_t(np.where(mask, target, 0.0)) * weight
     mask_t = torch.as_tensor(mask)
-    params = [p for p in field.parameters() if p.requires_grad]
+    params = [p for p in (field.parameters() if parameters is None else parameters) if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=lr)
     n_seen = mask_t.sum()
     # Full-batch steps, their gradient accumulated over chunks of rows: the network's saved

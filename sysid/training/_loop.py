@@ -28,9 +28,18 @@ ADVICE = (
 )
 
 
+#: Validation spacing (see :func:`validation_due`): at least ``EVAL_EVERY`` epochs apart, at most
+#: ``MAX_EVAL_EVERY``; see :mod:`sysid.training._config` for how they were measured.
+EVAL_EVERY = 5
+MAX_EVAL_EVERY = 10
+
+
 @dataclass(frozen=True)
 class TrainSettings:
-    """What the loop needs to know; every field is resolved by the estimator's ``fit``.
+    """What the loop needs to know, resolved from a :class:`~sysid.Training` part.
+
+    Estimators build it with :meth:`sysid.Training.settings`; the defaults here are
+    the loop's own, for direct callers of :func:`train` (no early stopping, no polish).
 
     Validation spacing: the free-run validation runs after the last epoch and after any
     epoch at least ``eval_every`` epochs past the previous check once the training
@@ -39,14 +48,14 @@ class TrainSettings:
     ``eval_cost_ratio=None`` it runs every ``eval_every`` epochs.
     """
 
-    max_epochs: int = 300
+    max_epochs: int
     lr: float = 1e-2
     lr_final: float = 1e-3
     batch_size: int | None = None
-    patience: int | None = 50
-    eval_every: int = 5
+    patience: int | None = None
+    eval_every: int = EVAL_EVERY
     eval_cost_ratio: float | None = None
-    max_eval_every: int = 20
+    max_eval_every: int = MAX_EVAL_EVERY
     lbfgs_steps: int = 0
     warmup_epochs: int = 10
     max_failures: int = 5
@@ -218,6 +227,12 @@ def train(
                                "nfe_validation": nfe() - n0})
     validation_failure: str | None = None
     validation_failures = 0
+    # The epoch whose steps made the current parameters, while they are not validated (None once they
+    # are, or are rolled back to validated ones): a Ctrl-C validates them once, so training is kept.
+    unvalidated: int | None = None
+    if resumed is not None and "nfe_validation" not in result.history[-1]:
+        unvalidated = first_epoch - 1
+    epoch = first_epoch
     start = time.perf_counter()
     bar = tqdm(range(first_epoch, settings.max_epochs), desc=settings.description, disable=not settings.verbose,
                leave=False, dynamic_ncols=True)
@@ -245,6 +260,7 @@ def train(
                     failed = "non-finite gradients"
                     break
                 optimizer.step()
+                unvalidated = epoch
                 losses.append(float(loss.detach()))
             if failed is None:
                 failed = _divergence(float(np.mean(losses)), result.history)
@@ -252,6 +268,7 @@ def train(
                 result.failures += 1
                 failures_in_row += 1
                 objective.load_state_dict(best_state)
+                unvalidated = None
                 for group in optimizer.param_groups:
                     group["lr"] *= 0.5
                 # the schedule multiplies base_lrs: halve them too, or the next epoch undoes the halving
@@ -288,6 +305,7 @@ def train(
                     validation_failures += 1
                 row["val_loss"] = score
                 row["nfe_validation"] = nfe() - n0
+                unvalidated = None
                 if score < result.best_score:
                     result.best_score, result.best_epoch = score, epoch
                     best_state = _snapshot(objective)
@@ -307,8 +325,11 @@ def train(
                 break
     except KeyboardInterrupt:
         result.stop_reason = "interrupted"
+        if unvalidated is not None:  # e.g. Ctrl-C after a few epochs, before the first validation
+            best_state = _validate_on_interrupt(objective, validate, result, best_state, unvalidated, start, nfe,
+                                                optimizer.param_groups[0]["lr"])
         warnings.warn(
-            f"fit interrupted at epoch {len(result.history)}; keeping the best parameters "
+            f"fit interrupted at epoch {epoch}; keeping the best parameters "
             f"(epoch {result.best_epoch}). Call fit again with warm_start=True to continue.",
             FitWarning, stacklevel=3,
         )
@@ -329,6 +350,36 @@ def train(
     if settings.lbfgs_steps and result.stop_reason not in ("interrupted",):
         _polish(objective, params, n_items, validate, settings, result, start, nfe)
     return result
+
+
+def _validate_on_interrupt(objective: torch.nn.Module, validate: Callable[[], float], result: TrainResult,
+                           best_state: dict[str, torch.Tensor], epoch: int, start: float, nfe: Callable[[], int],
+                           lr: float) -> dict[str, torch.Tensor]:
+    """Validate the parameters a Ctrl-C stopped at; return the best state (theirs if they beat the best).
+
+    ``epoch`` is the last epoch that trained them. The score goes into that epoch's history
+    row when it is complete, else (Ctrl-C in the middle of an epoch of minibatches) into a
+    row of stage ``"interrupted"``. A second Ctrl-C during this validation keeps the best
+    parameters validated before.
+    """
+    n0 = nfe()
+    try:
+        score = validate()
+    except (SolverFailure, AssertionError):
+        score = math.inf
+    except KeyboardInterrupt:
+        return best_state
+    last = result.history[-1]
+    if last.get("epoch") == epoch and last.get("stage") == "adam" and "nfe_validation" not in last:
+        last.update(val_loss=score, nfe_validation=nfe() - n0)
+    else:
+        result.history.append({"epoch": epoch, "stage": "interrupted", "loss": math.nan, "val_loss": score,
+                               "nfe_forward": 0, "nfe_backward": 0, "lr": lr,
+                               "seconds": time.perf_counter() - start, "nfe_validation": nfe() - n0})
+    if score < result.best_score:
+        result.best_score, result.best_epoch = score, epoch
+        return _snapshot(objective)
+    return best_state
 
 
 def _polish(objective: torch.nn.Module, params: list[torch.nn.Parameter], n_items: int,

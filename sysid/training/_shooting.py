@@ -41,13 +41,18 @@ class MultipleShooting(torch.nn.Module):
         Scaled states (e.g. smoothed), one array per trajectory with the rows of ``scaled``
         and ``n_states`` or ``n_dims`` columns, to start segments from instead of the raw
         data (NaN entries fall back to it; augmented dimensions otherwise start at zero).
+    observe : module, optional
+        The measurement model: scaled observed states (..., n_states) to the scaled readings
+        the data hold (e.g. a :class:`~sysid.fields.SensorModel` that saturates); its
+        parameters are trained with the rest. None: the states are observed as they are.
     """
 
     def __init__(self, rhs: BatchedField, segments: Segments, times: Sequence[np.ndarray],
                  scaled: Sequence[np.ndarray], n_dims: int, inputs: InputSignal | None,
                  solver: SolverConfig, gradient: Gradient, continuity: float, learn_x0: bool = True,
-                 initial: Sequence[np.ndarray] | None = None) -> None:
+                 initial: Sequence[np.ndarray] | None = None, observe: torch.nn.Module | None = None) -> None:
         super().__init__()
+        self.observe = observe
         self.rhs, self.segments, self.inputs = rhs, segments, inputs
         self.solver, self.gradient, self.continuity = solver, gradient, continuity
         self.times = list(times)
@@ -93,7 +98,7 @@ class MultipleShooting(torch.nn.Module):
         z = solve(self.rhs, starts[batch], self.grid, self.solver, self.gradient, jump_t=self.grid[1:-1])
         z = z.transpose(0, 1)  # (batch, K+1, n_dims)
         mask = self.observed[batch]
-        err = (z[..., : self.n_states] - self.observations[batch]) * mask
+        err = (self.readings(z) - self.observations[batch]) * mask
         data = err.pow(2).sum() / mask.sum().clamp(min=1)
         nxt = self.next_segment[batch]
         linked = nxt >= 0
@@ -104,6 +109,11 @@ class MultipleShooting(torch.nn.Module):
             cont = torch.zeros((), dtype=z.dtype, device=z.device)
         loss = data + self.continuity * cont
         return loss, {"data_loss": float(data.detach()), "continuity": float(cont.detach())}
+
+    def readings(self, z: torch.Tensor) -> torch.Tensor:
+        """What the data would read of scaled states (..., n_dims): the observed ones, through ``observe``."""
+        observed = z[..., : self.n_states]
+        return observed if self.observe is None else self.observe(observed)
 
     @torch.no_grad()
     def free_run_error(self, tail_from: Sequence[float] | None = None) -> float:
@@ -118,7 +128,7 @@ class MultipleShooting(torch.nn.Module):
         for i, (pred, y) in enumerate(zip(preds, self.scaled)):
             sel = np.ones(len(y), dtype=bool) if tail_from is None else self.times[i] > tail_from[i]
             obs = ~np.isnan(y) & sel[:, None]
-            diff = pred[:, : self.n_states].cpu().numpy()[obs] - y[obs]
+            diff = self.readings(pred).cpu().numpy()[obs] - y[obs]
             sq += float(np.sum(diff**2))
             count += int(obs.sum())
         return float(np.sqrt(sq / max(count, 1)))

@@ -3,7 +3,8 @@
 from sysid.trajectories._container import Trajectories as Trajectories
 from sysid.trajectories._container import Trajectory as Trajectory
 from sysid.trajectories._container import UnionGrid as UnionGrid
+from sysid.trajectories._container import register_writer as register_writer
 from sysid.trajectories._lazy import LazyTrajectories as LazyTrajectories
 from sysid.trajectories._summary import DataSummary as DataSummary
 
-__all__ = ["DataSummary", "LazyTrajectories", "Trajectories", "Trajectory", "UnionGrid"]
+__all__ = ["DataSummary", "LazyTrajectories", "Trajectories", "Trajectory", "UnionGrid", "register_writer"]

@@ -1,12 +1,13 @@
 """The canonical data container: :class:`Trajectory` and :class:`Trajectories`.
 
 Plain numpy inside, labels kept on the side so that the adapters can put predictions
-back into the caller's own format. This module never imports pandas, xarray or torch.
+back into the caller's own format. This module never imports pandas, xarray, torch or the
+adapters (they register the writers behind ``to_pandas``/``to_xarray``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, overload
 
@@ -23,6 +24,36 @@ from sysid.trajectories._validation import (
 
 TimeKind = Literal["float", "datetime", "timedelta"]
 _NS_PER_S = 1_000_000_000
+
+#: The functions behind :meth:`Trajectories.to_pandas` / :meth:`Trajectories.to_xarray`, by format.
+#: :mod:`sysid.adapters` registers them when it is imported (``import sysid`` does), so that the
+#: dependency runs one way, adapters -> trajectories: this module never imports the adapters.
+_WRITERS: dict[str, Callable[[Trajectories], Any]] = {}
+
+
+def register_writer(kind: str, writer: Callable[[Trajectories], Any]) -> None:
+    """Make ``writer(data)`` the function behind ``Trajectories.to_<kind>()`` (``kind``: "pandas", "xarray").
+
+    Called by :mod:`sysid.adapters` on import; not needed in user code.
+    """
+    _WRITERS[kind] = writer
+
+
+def _writer(kind: str) -> Callable[[Trajectories], Any]:
+    try:
+        return _WRITERS[kind]
+    except KeyError:
+        raise DataError(
+            f"no {kind} writer is registered: import sysid.adapters (or sysid) before calling to_{kind}()."
+        ) from None
+
+
+def _is_missing_label(name: Hashable) -> bool:
+    """True for NaN and NaT labels (floats, numpy scalars), which equal nothing, not even themselves."""
+    try:
+        return bool(name != name)  # noqa: PLR0124 - the NaN test that works for float, numpy float and NaT
+    except (TypeError, ValueError):
+        return False
 
 
 def _readonly(arr: np.ndarray) -> np.ndarray:
@@ -184,6 +215,10 @@ class Trajectories(VariableCounts, Sequence[Trajectory]):
         for traj in trajs:
             if not isinstance(traj, Trajectory):
                 raise DataError(f"expected Trajectory objects, got {type(traj).__name__}.")
+            if _is_missing_label(traj.name):  # NaN != NaN: two of them would both pass the uniqueness check
+                raise DataError(
+                    f"trajectory name {traj.name!r} is a missing value (NaN/NaT); give every trajectory its own label."
+                )
             if traj.name in names:
                 raise DataError(f"trajectory name {traj.name!r} appears twice; names must be unique.")
             names.add(traj.name)
@@ -362,6 +397,50 @@ class Trajectories(VariableCounts, Sequence[Trajectory]):
             f"time_kind={self.time_kind!r})"
         )
 
+    def __str__(self) -> str:
+        """What ``print(data)`` shows: experiments, rows and spans, states, inputs and missing entries.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> data = Trajectories.from_arrays([np.arange(3.0), np.arange(2.0)],
+        ...                                 [np.array([[1.0, np.nan], [2.0, 1.0], [3.0, 1.0]]), np.ones((2, 2))],
+        ...                                 state_names=["prey", "predator"], names=["a", "b"])
+        >>> print(data)
+        Trajectories: 2 experiments ['a', 'b'], float times
+          rows:    3 and 2 (5 in all), time spans 2 and 1
+          states:  prey, predator
+          inputs:  none
+          missing: prey 0 of 5, predator 1 of 5 (NaN: not observed)
+        """
+        names = self.names
+        shown = repr(names) if len(names) <= 6 else f"[{', '.join(map(repr, names[:5]))}, ...]"
+        rows = [tr.n_times for tr in self]
+        spans = [tr.duration for tr in self]
+        if len(self) == 1:
+            counts, lengths = f"{rows[0]}", f"time span {spans[0]:g}"
+        elif len(self) == 2:
+            counts = f"{rows[0]} and {rows[1]} ({sum(rows)} in all)"
+            lengths = f"time spans {spans[0]:g} and {spans[1]:g}"
+        else:
+            per = f"{min(rows)}" if min(rows) == max(rows) else f"{min(rows)} to {max(rows)}"
+            counts = f"{per} per experiment ({sum(rows)} in all)"
+            lengths = f"time spans {min(spans):g} to {max(spans):g}"
+        unit = " (seconds)" if self.time_kind != "float" else ""
+        y = np.concatenate([tr.y for tr in self])
+        gaps = np.isnan(y).sum(axis=0)
+        text = "none"
+        if gaps.any():
+            text = ", ".join(f"{s} {int(n)} of {y.shape[0]}" for s, n in zip(self.state_names, gaps))
+            text += " (NaN: not observed)"
+        return "\n".join([
+            f"Trajectories: {len(self)} experiment{'s' if len(self) != 1 else ''} {shown}, {self.time_kind} times",
+            f"  rows:    {counts}, {lengths}{unit}",
+            f"  states:  {', '.join(map(str, self.state_names))}",
+            f"  inputs:  {', '.join(map(str, self.input_names)) or 'none'}",
+            f"  missing: {text}",
+        ])
+
     # ------------------------------------------------------------------ derived
     def subset(self, trajectories: Sequence[Trajectory]) -> Trajectories:
         """A Trajectories with the same names and metadata holding ``trajectories``."""
@@ -489,18 +568,14 @@ class Trajectories(VariableCounts, Sequence[Trajectory]):
 
         See :func:`sysid.adapters.to_pandas`.
         """
-        from sysid.adapters.pandas import to_pandas
-
-        return to_pandas(self)
+        return _writer("pandas")(self)
 
     def to_xarray(self) -> Any:
         """This data as an xarray Dataset with the original labels and attributes.
 
         See :func:`sysid.adapters.to_xarray`.
         """
-        from sysid.adapters.xarray import to_xarray
-
-        return to_xarray(self)
+        return _writer("xarray")(self)
 
     def observed_range(self) -> tuple[np.ndarray, np.ndarray]:
         """Per-state (min, max) over every observed entry."""

@@ -118,13 +118,31 @@ def test_nat_time_names_trajectory_and_row():
 
 
 def test_duplicate_times_within_a_trajectory_name_both_rows(frame):
-    frame.loc[5, "t"] = 0.0
-    with pytest.raises(DataError, match=r"trajectory 'b': duplicate time 0\.0 at rows 3 and 5"):
+    frame.loc[4, "t"] = 0.0
+    with pytest.raises(DataError, match=r"trajectory 'b': duplicate time 0\.0 at rows 3 and 4"):
         from_pandas(frame, trajectory="run")
+    frame.loc[[4, 5], "t"] = [2.0, 0.0]  # sorted on request, the repeat shows up among non-adjacent rows
+    with pytest.raises(DataError, match=r"trajectory 'b': duplicate time 0\.0 at rows 3 and 5"):
+        from_pandas(frame, trajectory="run", sort=True)
 
 
 def test_duplicate_times_suggest_a_trajectory_column(frame):
-    with pytest.raises(DataError, match=r"duplicate time .*pass trajectory="):
+    interleaved = frame.drop(columns="run").sort_values("t", kind="stable")  # two runs, merged in time order
+    with pytest.raises(DataError, match=r"duplicate time 0\.0 at rows 0 and 1; .*pass trajectory="):
+        from_pandas(interleaved)
+
+
+def test_a_clock_reset_names_the_rows_and_both_fixes(frame):
+    stacked = frame.drop(columns="run")  # two runs one after the other: time goes back to 0 at row 3
+    with pytest.raises(DataError, match=r"trajectory 0: times go backwards at rows 2 and 3 \(2\.0 then 0\.0\); .* "
+                                        r"give each run its own label with trajectory=; .* pass sort=True"):
+        from_pandas(stacked)
+
+
+def test_a_text_column_left_out_of_states_is_named_with_the_fix(frame):
+    with pytest.raises(DataError, match=r"column 'run' holds text \(e\.g\. 'a' at row 0\)\. With states= not "
+                                        r"given, every column .* is a state; pass states=\[\.\.\.\] "
+                                        r"\(or trajectory=, inputs=\)"):
         from_pandas(frame)
 
 
@@ -248,7 +266,8 @@ def test_arrays_with_text():
 
 
 def test_unsorted_array_times_are_reported():
-    with pytest.raises(DataError, match=r"times are not increasing at row 2"):
+    with pytest.raises(DataError, match=r"trajectory 0: times go backwards at rows 1 and 2 \(2\.0 then 1\.0\).* "
+                                        r"pass sort=True"):
         as_trajectories(np.zeros((3, 1)), t=np.array([0.0, 2.0, 1.0]))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -10,20 +11,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sysid import Trajectories
 from sysid.adapters import from_pandas, from_xarray, to_pandas, to_xarray
+from sysid.errors import DataError
 
 
 @pytest.fixture
 def predator_prey() -> pd.DataFrame:
-    """Two experiments of different lengths, rows out of order, a NaN hole, an input."""
+    """Two experiments of different lengths, interleaved (each in time order), a NaN hole, an input."""
     return pd.DataFrame({
-        "run": ["b", "a", "a", "b", "a", "b", "b"],
-        "t": [0.5, 2.0, 0.0, 0.0, 1.0, 3.0, 1.5],
-        "prey": [11.0, 14.0, 10.0, 9.0, 12.0, 15.0, np.nan],
-        "predator": [2.0, 3.0, 1.0, 1.5, 2.0, 4.0, 3.0],
-        "temp": [20.0, 21.0, 19.0, 18.0, 20.0, 22.0, 21.0],
+        "run": ["a", "b", "b", "a", "b", "a", "b"],
+        "t": [0.0, 0.0, 0.5, 1.0, 1.5, 2.0, 3.0],
+        "prey": [10.0, 9.0, 11.0, 12.0, np.nan, 14.0, 15.0],
+        "predator": [1.0, 1.5, 2.0, 2.0, 3.0, 3.0, 4.0],
+        "temp": [19.0, 18.0, 20.0, 20.0, 21.0, 21.0, 22.0],
     })
 
 
@@ -63,16 +67,53 @@ def test_inputs_are_kept_apart_from_states(predator_prey):
     assert data["a"].y.shape == (3, 2)
 
 
-def test_default_states_are_the_numeric_columns_left(predator_prey):
-    frame = predator_prey.assign(note="free text", flag=True)
-    data = from_pandas(frame, time="t", inputs=["temp"], trajectory="run")
+def test_default_states_are_every_column_left(predator_prey):
+    data = from_pandas(predator_prey, time="t", inputs=["temp"], trajectory="run")
     assert data.state_names == ("prey", "predator")
 
 
-def test_rows_in_any_order_give_the_same_data(predator_prey):
+@pytest.mark.parametrize(("extra", "match"), [
+    ({"note": "free text"}, r"column 'note' holds text \(e\.g\. 'free text' at row 0\)\. With states= not given"),
+    ({"flag": True}, r"column 'flag' holds booleans \(True/False\), not measurements\. With states= not given"),
+    ({"when": pd.Timestamp("2024-01-01")}, r"column 'when' holds datetime64\[\w+\] values, .* pass time='when'"),
+])
+def test_inferred_states_are_decided_by_name_not_by_dtype(predator_prey, extra, match):
+    """states=None makes every column left a state: one that is not numbers is an error, never dropped."""
+    with pytest.raises(DataError, match=match):
+        from_pandas(predator_prey.assign(**extra), time="t", inputs=["temp"], trajectory="run")
+    data = from_pandas(predator_prey.assign(**extra), time="t", states=["prey", "predator"], trajectory="run")
+    assert data.state_names == ("prey", "predator")
+
+
+@pytest.mark.parametrize("typo", ["n/a", "0,31", "1.2.3", "?"])
+def test_a_typo_in_an_inferred_state_column_names_column_row_and_value(predator_prey, typo):
+    frame = predator_prey.astype({"predator": object})
+    frame.loc[4, "predator"] = typo
+    with pytest.raises(DataError, match=rf"column 'predator' holds {re.escape(repr(typo))} at row 4, which is not a "
+                                        r"number "
+                                        r"\(1 such cell\(s\) among 7 values\); fix the cell\(s\), or leave them empty"):
+        from_pandas(frame, time="t", inputs=["temp"], trajectory="run")
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 6), st.sampled_from(["n/a", "0,31", "-", "x1", "1e"]), st.booleans())
+def test_any_typo_cell_stops_the_inference_whatever_the_row(row, typo, in_prey):
+    frame = pd.DataFrame({"run": ["a", "b", "b", "a", "b", "a", "b"], "t": [0.0, 0.0, 0.5, 1.0, 1.5, 2.0, 3.0],
+                          "prey": np.arange(7.0), "predator": np.arange(7.0) + 10})
+    column = "prey" if in_prey else "predator"
+    frame = frame.astype({column: object})
+    frame.loc[row, column] = typo
+    with pytest.raises(DataError,
+                       match=rf"column '{column}' holds {re.escape(repr(typo))} at row {row}, which is not a number"):
+        from_pandas(frame, time="t", trajectory="run")
+
+
+def test_rows_out_of_time_order_need_sort_true_then_give_the_same_data(predator_prey):
     shuffled = predator_prey.sample(frac=1.0, random_state=3)
+    with pytest.raises(DataError, match=r"trajectory '\w': times go backwards at rows \d and \d .* pass sort=True"):
+        from_pandas(shuffled, time="t", trajectory="run")
     one = from_pandas(predator_prey, time="t", trajectory="run")
-    two = from_pandas(shuffled, time="t", trajectory="run")
+    two = from_pandas(shuffled, time="t", trajectory="run", sort=True)
     for a, b in zip(one, two):
         np.testing.assert_array_equal(a.t, b.t)
         np.testing.assert_array_equal(a.y, b.y)

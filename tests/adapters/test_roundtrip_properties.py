@@ -2,7 +2,7 @@
 
 A random valid long frame (1-4 trajectories of 2-15 irregular times, NaN holes in the
 states, optional inputs, float / datetime64 / timedelta64 times, str or int labels, rows
-shuffled) must come back exactly, dtypes included, through
+interleaved in time order, or shuffled and read with ``sort=True``) must come back exactly, dtypes included, through
 ``from_pandas -> to_pandas``; a Dataset built from it through ``from_xarray -> to_xarray``
 (attrs included); and the frame through ``Trajectories -> Dataset -> Trajectories ->
 DataFrame``. Datetimes sit on a whole-millisecond grid with spans of a few days, where
@@ -99,12 +99,17 @@ def long_frames(draw, kinds=("float", "datetime", "timedelta"), allow_tz=True, a
     if not keep_run:
         frame = frame.drop(columns=RUN)
     order = draw(st.permutations(list(frame.columns)))
-    shuffle = np.random.default_rng(draw(st.integers(0, 2**32 - 1))).permutation(len(frame))
-    frame = frame[order].iloc[shuffle].reset_index(drop=True)
+    shuffled = draw(st.booleans())  # rows in any order need sort=True; else interleaved, each run in time order
+    if shuffled:
+        rows = np.random.default_rng(draw(st.integers(0, 2**32 - 1))).permutation(len(frame))
+    else:
+        rows = np.argsort(frame[TIME].to_numpy(), kind="stable")
+    frame = frame[order].iloc[rows].reset_index(drop=True)
     time_in_index = allow_index and draw(st.booleans())
     if time_in_index:
         frame = frame.set_index(TIME)
-    keywords = {"time": TIME, "states": states, "inputs": inputs, "trajectory": RUN if keep_run else None}
+    keywords = {"time": TIME, "states": states, "inputs": inputs, "trajectory": RUN if keep_run else None,
+                "sort": shuffled}
     return frame, keywords
 
 

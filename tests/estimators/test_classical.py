@@ -241,7 +241,6 @@ def test_not_fitted_and_clone(exp_data):
 
 
 def test_save_load_round_trip_is_bit_identical(tmp_path, monkeypatch, exp_data):
-    monkeypatch.setattr(sysid.io, "_registry", lambda: {"ClassicalODE": ClassicalODE})
     t, y = exp_data
     model = ClassicalODE(decay, {"k": 0.2, "unused": 1.0}, bounds={"k": (0.0, None)}, fixed=["unused"]).fit(y, t=t)
     path = sysid.io.save(model, tmp_path / "decay.sysid")

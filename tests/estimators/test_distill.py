@@ -81,7 +81,7 @@ def test_sampling_box_comes_from_scaling_data_or_bounds():
 def test_inputs_are_sampled_and_appear_as_terms():
     result = distill(FakeModel(forced=True))
     assert result.coefficients_.loc["u", "prey"] == pytest.approx(0.5, rel=1e-6)
-    assert result.equations()[0] == "d prey/dt = 1.50 prey + 0.50 u - 1.00 prey predator"
+    assert result.equations()[0] == "d prey/dt = 1.50 prey + 0.500 u - 1.00 prey predator"
 
 
 def test_same_seed_same_equations_and_library_not_mutated():

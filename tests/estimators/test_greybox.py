@@ -18,7 +18,8 @@ import sysid
 import sysid.io
 from sysid.datasets import simulate, truth
 from sysid.errors import ConfigError, FitWarning, ModelFileError, NotFittedError
-from sysid.estimators._greybox import GreyBoxODE, check_parameter_spec
+from sysid.estimators._greybox import GreyBoxODE
+from sysid.fields._greybox import check_parameter_spec
 from sysid.fields._greybox import GreyBoxField, ParameterTransform
 from sysid.integration import simulate as integrate
 
@@ -38,12 +39,6 @@ def overparameterised(t, x, p, u):
     prey, predator = x[:, 0], x[:, 1]
     return torch.stack([p["a"] * p["b"] * prey - p["beta"] * prey * predator,
                         p["delta"] * prey * predator - p["gamma"] * predator], dim=-1)
-
-
-@pytest.fixture(autouse=True)
-def registry(monkeypatch):
-    original = sysid.io._registry
-    monkeypatch.setattr(sysid.io, "_registry", lambda: {**original(), "GreyBoxODE": GreyBoxODE})
 
 
 @pytest.fixture(scope="module")
@@ -177,15 +172,6 @@ def test_held_out_tails_stay_out_of_the_refinement():
 
 
 # -- scikit-learn conventions, files ----------------------------------------------------
-def test_sklearn_conventions():
-    model = GreyBoxODE(lotka_volterra, START, bounds=POSITIVE)
-    check_no_attributes_set_in_init("GreyBoxODE", model)
-    check_parameters_default_constructible("GreyBoxODE", model)
-    check_get_params_invariance("GreyBoxODE", model)
-    check_set_params("GreyBoxODE", model)
-    twin = clone(model)
-    assert twin.get_params()["f"] is lotka_volterra and twin.get_params()["params"] == START
-
 
 def test_not_fitted_errors():
     model = GreyBoxODE(lotka_volterra, START)

@@ -26,12 +26,6 @@ def growth_and_death(t, x, p, u):
     return torch.stack([p["alpha"] * x[:, 0], -p["gamma"] * x[:, 1]], dim=-1)
 
 
-@pytest.fixture(autouse=True)
-def registry(monkeypatch):
-    original = sysid.io._registry
-    monkeypatch.setattr(sysid.io, "_registry", lambda: {**original(), "HybridODE": HybridODE})
-
-
 @pytest.fixture(scope="module")
 def split():
     data = simulate("lotka_volterra", n_trajectories=4, n_samples=60, noise=0.05, irregular=True, random_state=0)
@@ -107,14 +101,6 @@ def test_bad_settings_are_reported_in_fit(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         HybridODE(**settings, max_epochs=1, **FAST).fit(short_data())
 
-
-def test_sklearn_conventions():
-    model = HybridODE(growth_and_death, KNOWN)
-    check_no_attributes_set_in_init("HybridODE", model)
-    check_parameters_default_constructible("HybridODE", model)
-    check_get_params_invariance("HybridODE", model)
-    check_set_params("HybridODE", model)
-    assert clone(model).get_params()["known"] is growth_and_death
 
 
 def test_not_fitted_errors():

@@ -10,7 +10,7 @@ import torch
 
 import sysid
 from sysid.errors import ConfigError
-from sysid.estimators._ode_base import resolve_device
+from sysid.integration import resolve_device
 
 # backprop through dopri5 and a small network: well under a second per fit
 TINY = dict(max_epochs=5, lbfgs_steps=0, collocation_steps=20, gradient="backprop", verbose=False)

@@ -22,7 +22,7 @@ import sysid.io
 from sysid.datasets import simulate, truth
 from sysid.errors import ConfigError, DataError, FitWarning, ModelFileError, SolverWarning
 from sysid.estimators._sindy import SINDy
-from sysid.metrics import coefficient_error
+from sysid.metrics import coefficient_error, r2
 
 LV = truth("lotka_volterra")
 
@@ -57,7 +57,7 @@ def test_recovers_lotka_volterra_from_clean_dense_data(lv_model):
 
 
 def test_equations_use_the_state_names(lv_model):
-    assert lv_model.equations() == [
+    assert lv_model.equations(precision=2) == [
         "d prey/dt = 1.50 prey - 1.00 prey predator",
         "d predator/dt = -3.00 predator + 1.00 prey predator",
     ]
@@ -168,8 +168,10 @@ def test_blow_up_gives_nan_tail_and_a_solver_warning_quickly(lv_model, clean_lv)
     assert model.simulation_failed_ == ["run0", "run1", "run2"]
     for pred in predicted:
         assert np.all(np.isfinite(pred.y[0])) and np.all(np.isnan(pred.y[-1]))
-    with pytest.warns(SolverWarning):
-        assert np.isnan(model.score(clean_lv))
+    with pytest.warns(SolverWarning):  # score ranks a failure last but finite (GridSearchCV); reports say NaN
+        score = model.score(clean_lv)
+    assert np.isfinite(score) and score < -1e6
+    assert np.isnan(r2(clean_lv, predicted))
 
 
 def test_step_budget_stops_a_long_simulation(lv_model):
@@ -235,7 +237,6 @@ def test_fit_is_repeatable_and_clone_is_unfitted(clean_lv, lv_model):
 
 # --------------------------------------------------------------- model files
 def test_save_load_round_trip_is_bit_identical(tmp_path, monkeypatch, clean_lv):
-    monkeypatch.setattr(sysid.io, "_registry", lambda: {"SINDy": SINDy})
     data = simulate("mass_spring_damper", noise=0.0, irregular=False, n_samples=200)
     model = SINDy(threshold=0.05).fit(data)
     path = sysid.io.save(model, tmp_path / "sindy.sysid")
@@ -247,7 +248,6 @@ def test_save_load_round_trip_is_bit_identical(tmp_path, monkeypatch, clean_lv):
 
 
 def test_custom_pysindy_objects_cannot_be_saved(tmp_path, monkeypatch, clean_lv):
-    monkeypatch.setattr(sysid.io, "_registry", lambda: {"SINDy": SINDy})
     model = SINDy(optimizer=ps.STLSQ(threshold=0.1)).fit(clean_lv)
     with pytest.raises(ModelFileError, match=r"pysindy object\(s\) for \['optimizer'\]"):
         sysid.io.save(model, tmp_path / "custom.sysid")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from sysid.fields import MLPField
+from sysid.fields import MLPField, Scaling
 from sysid.integration import BatchedField, Clock, SolverConfig, TimeParameters, simulate, solve
 
 
@@ -12,7 +12,8 @@ def _pair(learn_scale: bool, time_dependent: bool = False) -> tuple[BatchedField
     g = torch.Generator().manual_seed(0)
     center = torch.tensor([0.3, -0.2], dtype=torch.float64)
     spread = torch.tensor([2.0, 0.5], dtype=torch.float64)
-    net = MLPField(2, hidden=(16, 16), center=center, spread=spread, time_dependent=time_dependent, generator=g)
+    scaling = Scaling(center.numpy(), spread.numpy(), np.zeros(0), np.ones(0), 1.0)
+    net = MLPField(2, hidden=(16, 16), scaling=scaling, time_dependent=time_dependent, generator=g)
     tp = TimeParameters(3, learn_scale=learn_scale, learn_offset=True)
     if learn_scale:
         with torch.no_grad():

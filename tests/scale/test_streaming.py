@@ -8,7 +8,7 @@ import xarray as xr
 
 import sysid
 from sysid.datasets import simulate
-from sysid.estimators._base import r2_over_observed
+from sysid.metrics import r2
 
 dask = pytest.importorskip("dask")
 da = pytest.importorskip("dask.array")
@@ -78,7 +78,7 @@ def test_a_streamed_fit_recovers_the_dynamics_and_is_an_ordinary_model(streamed,
     test = lotka_volterra(n_runs=5, seed=1, noise=0.0)
     x0 = np.array([tr.y[0] for tr in test])  # noise-free: the true initial states of new experiments
     predicted = model.predict(test, x0=x0)
-    assert r2_over_observed(test, [tr.y for tr in predicted]) > 0.95
+    assert r2(test, [tr.y for tr in predicted]) > 0.95
     first = lotka_volterra()  # x0_: the smoothed first observation of every training run
     assert model.x0_.shape == (N_RUNS, 2)
     np.testing.assert_allclose(model.x0_, [tr.y[0] for tr in first], atol=0.15)
@@ -111,7 +111,7 @@ def test_bad_data_in_a_late_chunk_is_named_before_training():
     (sysid.NeuralODE(learn_time="scale"), "learn_time='scale'"),
     (sysid.NeuralODE(warm_start=True), "warm_start=True"),
     (sysid.NeuralODE(n_augment=1), "n_augment=1"),
-    (sysid.NeuralODE(batch_size=0), "batch_size=0"),
+    (sysid.NeuralODE(batch_size=0), "batch_size must be a positive integer"),
     (sysid.SINDy(), "SINDy cannot fit streamed data"),
     (sysid.SparseODE(), "SparseODE cannot fit streamed data"),
 ])

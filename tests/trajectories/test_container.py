@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -248,3 +250,46 @@ def test_empty_collection_and_bad_time_kind():
 def test_non_numeric_states_are_named():
     with pytest.raises(DataError, match="states must be numeric"):
         Trajectories([Trajectory(np.arange(2.0), np.array([["a"], ["b"]]), None, 0)], ["x"])
+
+
+# -- #16: the dependency runs one way, adapters -> trajectories ----------------------------------------------
+def test_the_container_never_imports_the_adapters():
+    """No import of sysid.adapters anywhere in sysid/trajectories, not even inside a function."""
+    import ast
+
+    folder = Path(__file__).resolve().parents[2] / "sysid" / "trajectories"
+    found = []
+    for path in folder.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            found += [f"{path.name}: {n}" for n in names if n.startswith("sysid.adapters")]
+    assert not found, found
+
+
+def test_to_pandas_and_to_xarray_use_the_writers_the_adapters_registered(monkeypatch):
+    from sysid.trajectories import _container
+
+    data = Trajectories.from_arrays(np.arange(3.0), np.ones((3, 1)))
+    assert list(data.to_pandas().columns) == ["t", "x0"]
+    monkeypatch.setattr(_container, "_WRITERS", {})
+    with pytest.raises(DataError, match=r"no pandas writer is registered: import sysid\.adapters"):
+        data.to_pandas()
+
+
+# -- #15: what print(data) shows, and labels that cannot be told apart --------------------------------------------
+def test_print_shows_experiments_rows_states_and_missing_entries():
+    data = Trajectories.from_arrays([np.arange(4.0), np.arange(3.0), np.arange(5.0)],
+                                    [np.array([[np.nan], [1.0], [2.0], [np.nan]]), np.ones((3, 1)), np.ones((5, 1))],
+                                    state_names=["x"], names=["a", "b", "c"])
+    text = str(data)
+    assert text.splitlines()[0] == "Trajectories: 3 experiments ['a', 'b', 'c'], float times"
+    assert "rows:    3 to 5 per experiment (12 in all), time spans 2 to 4" in text
+    assert "missing: x 2 of 12 (NaN: not observed)" in text
+    assert repr(data).startswith("Trajectories(n_trajectories=3")  # repr unchanged
+
+
+@pytest.mark.parametrize("label", [float("nan"), np.float64("nan"), np.datetime64("NaT")])
+def test_a_missing_label_is_refused(label):
+    with pytest.raises(DataError, match=r"is a missing value \(NaN/NaT\); give every trajectory its own label"):
+        Trajectories.from_arrays([np.arange(3.0)] * 2, [np.ones((3, 1))] * 2, names=["a", label])

@@ -12,9 +12,9 @@ import torch
 import sysid
 from sysid.datasets import simulate
 from sysid.errors import ConfigError, FitError, FitWarning
-from sysid.estimators import _selection as selection
-from sysid.estimators._sparse import SparseODE
-from sysid.fields._polynomial import PolynomialField
+from sysid import selection
+from sysid import SparseODE
+from sysid.fields import PolynomialField
 
 FAST = {"gradient": "backprop", "rtol": 1e-4, "atol": 1e-6, "verbose": False}
 
@@ -157,7 +157,7 @@ def test_auto_selects_a_support_and_reports_its_uncertainty(auto_fit):
     assert table.loc[("a", "a"), "lower"] < -1.5 < table.loc[("a", "a"), "upper"]
     assert (auto_fit.coefficients_["a"] != 0).sum() == 1  # d a/dt = -1.5 a, nothing else
     assert 0 <= table["inclusion_probability"].min() and table["inclusion_probability"].max() <= 1
-    assert auto_fit.coefficient_stderr_.shape == auto_fit.coefficients_.shape
+    assert auto_fit.coefficients_stderr_.shape == auto_fit.coefficients_.shape
     chosen = auto_fit.selection_[auto_fit.selection_["chosen"]]
     assert len(chosen) == 1 and auto_fit.n_rounds_ == len(auto_fit.selection_) >= 1
     assert auto_fit.n_candidates_screened_ >= len(auto_fit.selection_)
@@ -201,7 +201,7 @@ def test_every_candidate_failing_is_a_fit_error(decay, monkeypatch):
 
 def test_numeric_threshold_keeps_the_pruning_rounds(decay):
     model = SparseODE(degree=1, threshold=0.05, n_threshold_rounds=1, max_epochs=3, **FAST).fit(decay)
-    assert not hasattr(model, "selection_") and not hasattr(model, "coefficient_stderr_")
+    assert not hasattr(model, "selection_") and not hasattr(model, "coefficients_stderr_")
     assert model.coefficient_table()["stderr"].isna().all()
     with pytest.raises(ConfigError, match="threshold must be 'auto' or a non-negative number"):
         SparseODE(threshold="best", max_epochs=1, **FAST).fit(decay)
@@ -216,9 +216,9 @@ def test_sindy_auto_chooses_by_simulation_and_reports_inclusion():
     assert model.inclusion_probabilities_.loc["prey predator", "prey"] > 0.9
     assert model.inclusion_probabilities_.loc["predator", "predator"] > 0.9
     active = model.coefficients_.to_numpy() != 0
-    stderr = model.coefficient_stderr_.to_numpy()
+    stderr = model.coefficients_stderr_.to_numpy()
     assert np.isfinite(stderr[active]).all() and np.isnan(stderr[~active]).all()
-    with pytest.raises(ConfigError, match="threshold='auto' chooses the terms itself"):
+    with pytest.raises(ConfigError, match="threshold='auto' applies to the default optimizer"):
         sysid.SINDy(threshold="auto", optimizer=sysid.estimators._sindy.ps.STLSQ()).fit(data)
     plain = sysid.SINDy(threshold=0.1).fit(data)
     assert not hasattr(plain, "inclusion_probabilities_")

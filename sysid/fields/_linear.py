@@ -1,0 +1,139 @@
+"""A linear-plus-network field: dx/dt = A x + B u + c + MLP(x, u)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from sysid.fields._mlp import ACTIVATIONS, MLPField, check_widths
+from sysid.fields._scaling import Scaling
+from sysid.fields._spec import FieldContext, FieldSpec
+
+_RIDGE = 1e-8  # relative ridge of the linear least squares (conditioning only)
+
+
+class LinearMLPField(MLPField):
+    """dz/dt = (A z + B v + c + net(z, v)) / time_unit on scaled states z and inputs v.
+
+    In physical units this is dx/dt = A' x + B' u + c' + MLP(x, u): a linear system plus
+    a network for what the linear part leaves unexplained. :meth:`fit_linear` sets the
+    linear part from smoothed derivatives by least squares, so the field starts as the
+    data's best linearisation and extrapolates like it where the network has no data.
+
+    Parameters
+    ----------
+    n_dims, n_inputs, hidden, activation, time_dependent, scaling, generator, dtype
+        As for :class:`MLPField`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> f = LinearMLPField(2, hidden=(8,), generator=torch.Generator().manual_seed(0))
+    >>> with torch.no_grad():
+    ...     _ = f.linear_state.copy_(torch.tensor([[0.0, 1.0], [-1.0, 0.0]]))
+    >>> f.linear_part(torch.zeros(1), torch.tensor([[1.0, 0.0]], dtype=torch.float64), None).tolist()
+    [[0.0, -1.0]]
+    """
+
+    def __init__(self, n_dims: int, n_inputs: int = 0, hidden: Sequence[int] = (32, 32), activation: str = "tanh",
+                 time_dependent: bool = False, scaling: Scaling | None = None,
+                 generator: torch.Generator | None = None, dtype: torch.dtype = torch.float64) -> None:
+        super().__init__(n_dims, n_inputs, hidden, activation, time_dependent, scaling, generator, dtype)
+        self.linear_state = torch.nn.Parameter(torch.zeros(n_dims, n_dims, dtype=dtype))
+        if n_inputs:
+            self.linear_input = torch.nn.Parameter(torch.zeros(n_dims, n_inputs, dtype=dtype))
+        else:  # an empty Parameter breaks torchdiffeq's adjoint
+            self.register_buffer("linear_input", torch.zeros(n_dims, 0, dtype=dtype))
+        self.offset = torch.nn.Parameter(torch.zeros(n_dims, dtype=dtype))
+
+    def _linear_scaled(self, z: torch.Tensor, u: torch.Tensor | None) -> torch.Tensor:
+        out = z @ self.linear_state.T + self.offset
+        if self.n_inputs:
+            out = out + ((u - self.input_center) / self.input_spread) @ self.linear_input.T
+        return out / self.time_unit
+
+    def scaled_forward(self, t: torch.Tensor, z: torch.Tensor, u: torch.Tensor | None) -> torch.Tensor:
+        return super().scaled_forward(t, z, u) + self._linear_scaled(z, u)
+
+    def linear_part(self, t: torch.Tensor, x: torch.Tensor, u: torch.Tensor | None) -> torch.Tensor:
+        """The linear part alone, dx/dt (batch, n_dims), physical units."""
+        return self._linear_scaled((x - self.center) / self.spread, u) * self.spread
+
+    def fit_linear(self, x: np.ndarray, dx: np.ndarray, u: np.ndarray | None) -> None:
+        """Set A, B, c by least squares of scaled derivatives on scaled states and inputs.
+
+        ``x`` (n, n_dims), ``dx`` (n, n_states) with NaN where unknown, ``u`` (n, n_inputs)
+        or None; physical units. Dimensions without derivatives keep a zero row.
+        """
+        center, spread = self.center.numpy(), self.spread.numpy()
+        columns = [(x - center) / spread]
+        if self.n_inputs:
+            columns.append((u - self.input_center.numpy()) / self.input_spread.numpy())
+        design = np.hstack([*columns, np.ones((x.shape[0], 1))])
+        unit = float(self.time_unit)
+        a = np.zeros((self.n_dims, design.shape[1]))
+        for j in range(dx.shape[1]):
+            seen = np.isfinite(dx[:, j]) & np.isfinite(design).all(axis=1)
+            if seen.sum() <= design.shape[1]:
+                continue
+            d = design[seen]
+            gram = d.T @ d
+            ridge = _RIDGE * np.trace(gram) / gram.shape[0]
+            a[j] = np.linalg.solve(gram + ridge * np.eye(gram.shape[0]), d.T @ (dx[seen, j] * unit / spread[j]))
+        dtype = self.offset.dtype
+        with torch.no_grad():
+            self.linear_state.copy_(torch.as_tensor(a[:, : self.n_dims], dtype=dtype))
+            self.linear_input.copy_(torch.as_tensor(a[:, self.n_dims: self.n_dims + self.n_inputs], dtype=dtype))
+            self.offset.copy_(torch.as_tensor(a[:, -1], dtype=dtype))
+
+
+class LinearMLP(FieldSpec):
+    """A linear system plus a network: dx/dt = A x + B u + c + MLP(x, u).
+
+    The linear part starts from a least-squares fit to smoothing-spline derivatives of the
+    data (the best linearisation), the network from small weights; both are then trained
+    together. A near-linear system is thus modelled by its linear part and extrapolates
+    like its linearisation, the network taking only what the linear part leaves.
+
+    Parameters
+    ----------
+    hidden : tuple of int, default (32, 32)
+        Hidden widths of the network.
+    activation : str, default "tanh"
+    time_dependent : bool, default False
+        Feed time to the network.
+
+    Examples
+    --------
+    >>> import sysid
+    >>> sysid.NeuralODE(field=LinearMLP(hidden=(16,))).field
+    LinearMLP(hidden=(16,))
+    """
+
+    observations_per_parameter = 0.01  # mostly network weights
+
+    def __init__(self, *, hidden: Sequence[int] = (32, 32), activation: str = "tanh",
+                 time_dependent: bool = False) -> None:
+        self.hidden = hidden
+        self.activation = activation
+        self.time_dependent = time_dependent
+
+    def check(self) -> None:
+        self._choice("activation", tuple(sorted(ACTIVATIONS)))
+        check_widths(self, "hidden")
+        self._flag("time_dependent")
+
+    def build(self, context: FieldContext) -> torch.nn.Module:
+        self.check()
+        return LinearMLPField(context.n_dims, context.n_inputs, tuple(int(h) for h in self.hidden), self.activation,
+                              self.time_dependent, context.scaling, context.generator, context.dtype)
+
+    def warm_start(self, module: torch.nn.Module, t: np.ndarray, x: np.ndarray, dx: np.ndarray,
+                   u: np.ndarray | None) -> bool:
+        module.fit_linear(x, dx, u)
+        return False  # the collocation fit then trains the network on what the linear part leaves
+
+    def collocation_parameters(self, module: torch.nn.Module) -> list[torch.nn.Parameter] | None:
+        return list(module.net.parameters())  # the linear part stays the least-squares one until shooting

@@ -1,0 +1,124 @@
+"""The data's scales: fields and solvers work on states, inputs and times of order one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from sysid.trajectories import DataSummary, Trajectories
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """x = center + spread * z for the states, likewise for inputs, and a time unit.
+
+    The spread of each state is its standard deviation over the observed entries,
+    whatever its magnitude (data of scale 1e-300 or 1e300 is scaled by its own spread);
+    a constant (or entirely unobserved) state uses a spread of 1.
+
+    Examples
+    --------
+    >>> import sysid
+    >>> tiny = sysid.Trajectories.from_arrays(np.arange(4.0), 1e-300 * np.arange(4.0)[:, None])
+    >>> float(Scaling.of(tiny, 0).spread[0]) > 0
+    True
+    >>> Scaling.of(tiny, 0).scale(tiny[0].y).ravel().round(2).tolist()
+    [-1.34, -0.45, 0.45, 1.34]
+    """
+
+    center: np.ndarray
+    spread: np.ndarray
+    input_center: np.ndarray
+    input_spread: np.ndarray
+    time_unit: float
+
+    @classmethod
+    def of(cls, data: Trajectories, n_augment: int) -> Scaling:
+        """Per-state mean and standard deviation over observed entries; time unit from spans."""
+        y = np.concatenate([tr.y for tr in data])
+        u = np.concatenate([tr.u for tr in data]) if data.n_inputs else None
+        input_center, input_spread = (np.zeros(0), np.zeros(0)) if u is None else _moments(u)
+        center, spread = _moments(y)
+        return cls._from_moments(center, spread, input_center, input_spread, [tr.duration for tr in data], n_augment)
+
+    @classmethod
+    def of_summary(cls, summary: DataSummary, n_augment: int) -> Scaling:
+        """The same as :meth:`of`, from statistics gathered chunk by chunk (streamed data).
+
+        Examples
+        --------
+        >>> from sysid.datasets import simulate
+        >>> data = simulate("lotka_volterra", n_trajectories=3, n_samples=20, noise=0.05, random_state=0)
+        >>> summary = DataSummary.empty(2, 0)
+        >>> for k in range(3):
+        ...     summary.add(data[k:k + 1])
+        >>> a, b = Scaling.of(data, 0), Scaling.of_summary(summary, 0)
+        >>> bool(np.allclose(a.center, b.center) and np.allclose(a.spread, b.spread)), a.time_unit == b.time_unit
+        (True, True)
+        """
+        inputs = summary.inputs
+        return cls._from_moments(summary.states.mean, summary.states.std, inputs.mean, inputs.std,
+                                 summary.durations, n_augment)
+
+    @classmethod
+    def _from_moments(cls, center: np.ndarray, spread: np.ndarray, input_center: np.ndarray,
+                      input_spread: np.ndarray, durations: Any, n_augment: int) -> Scaling:
+        """Guard zero or undefined spreads, take the time unit from the durations, pad augmented dims."""
+        spread = _guarded(np.asarray(spread, dtype=float), np.asarray(center, dtype=float))
+        input_spread = _guarded(np.asarray(input_spread, dtype=float), np.asarray(input_center, dtype=float))
+        time_unit = float(np.median(durations)) / 10.0 or 1.0
+        return cls(
+            np.concatenate([center, np.zeros(n_augment)]),
+            np.concatenate([spread, np.ones(n_augment)]),
+            input_center, input_spread, time_unit,
+        )
+
+    @classmethod
+    def identity(cls, n_dims: int, n_inputs: int = 0) -> Scaling:
+        """No scaling: centres 0, spreads 1, time unit 1."""
+        return cls(np.zeros(n_dims), np.ones(n_dims), np.zeros(n_inputs), np.ones(n_inputs), 1.0)
+
+    def scale(self, y: np.ndarray) -> np.ndarray:
+        """Scaled observed states (n, n_states)."""
+        n = y.shape[1]
+        return (y - self.center[:n]) / self.spread[:n]
+
+    def unscale(self, z: np.ndarray) -> np.ndarray:
+        """Physical states from scaled ones (any number of leading dims)."""
+        n = z.shape[-1]
+        return self.center[:n] + self.spread[:n] * z
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in self.__dict__.items()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Scaling:
+        return cls(**{k: (np.asarray(v, dtype=float) if isinstance(v, list) else v) for k, v in d.items()})
+
+
+
+
+def _moments(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation of each column over its finite entries, at any magnitude.
+
+    Where the plain computation underflows (squares of data of scale 1e-300) or overflows
+    (scale 1e200), the column is divided by its largest magnitude first.
+    """
+    with np.errstate(all="ignore"):
+        center, spread = np.nanmean(values, axis=0), np.nanstd(values, axis=0)
+        redo = ~(np.isfinite(spread) & (spread > 0)) | ~np.isfinite(center)
+        if redo.any() and values.shape[0]:
+            size = np.nanmax(np.abs(values[:, redo]), axis=0)
+            size = np.where(np.isfinite(size) & (size > 0), size, 1.0)
+            unit = values[:, redo] / size
+            center[redo], spread[redo] = np.nanmean(unit, axis=0) * size, np.nanstd(unit, axis=0) * size
+        return center, spread
+
+
+def _guarded(spread: np.ndarray, center: np.ndarray) -> np.ndarray:
+    """Spreads usable as divisors: one negligible against the center (a constant), zero or undefined
+    becomes 1. Only relative to the center: tiny data keeps its own tiny spread."""
+    ok = np.isfinite(spread) & (spread > 1e-12 * np.abs(center)) & (spread > 0)
+    return np.where(ok, spread, 1.0)

@@ -1,0 +1,99 @@
+"""Linear-plus-network, structured and UDE fields recover what they should."""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import sysid
+from sysid.fields import UDE, LinearMLP, Structured
+
+FAST = dict(max_epochs=30, lbfgs_steps=20, verbose=False, gradient="backprop")
+
+
+@pytest.fixture(scope="module")
+def oscillator():
+    """A damped linear oscillator: x' = v, v' = -4 x - 0.4 v (3 runs, 40 samples, 1% noise)."""
+    rng = np.random.default_rng(0)
+    a = np.array([[0.0, 1.0], [-4.0, -0.4]])
+    ts, ys = [], []
+    for x0 in ([1.0, 0.0], [0.0, 1.5], [-0.8, 0.5]):
+        t = np.linspace(0, 6, 40)
+        w, v = np.linalg.eig(a)
+        path = np.real((v @ np.diag(np.linalg.solve(v, x0)) @ np.exp(np.outer(w, t))).T)
+        ts.append(t)
+        ys.append(path + 0.01 * rng.standard_normal(path.shape))
+    return sysid.Trajectories.from_arrays(ts, ys, state_names=["x", "v"])
+
+
+def test_linear_part_starts_as_the_data_s_linearisation(oscillator):
+    model = sysid.NeuralODE(field=LinearMLP(hidden=(8,)), max_epochs=1, lbfgs_steps=0, verbose=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(oscillator)
+    field = model.field_
+    x = torch.tensor([[1.5, -0.5], [-0.5, 1.0]], dtype=torch.float64)
+    with torch.no_grad():
+        linear = field.linear_part(torch.zeros(2), x, None).numpy()
+    np.testing.assert_allclose(linear, x.numpy() @ np.array([[0.0, 1.0], [-4.0, -0.4]]).T, atol=0.35)
+
+
+def test_linear_plus_network_extrapolates_like_the_linear_system(oscillator):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = sysid.NeuralODE(field=LinearMLP(hidden=(8,)), **FAST).fit(oscillator)
+        far = model.vector_field([[3.0, 0.0], [0.0, -4.0]])  # beyond every training state
+    np.testing.assert_allclose(far, [[0.0, -12.0], [-4.0, 1.6]], atol=1.5)
+
+
+def test_structured_equations_read_only_what_they_declare():
+    spec = Structured(reads={"x": ["v"], "v": ["x", "v", "u"]}, hidden=(4,))
+    from tests.fields.test_specs import context
+
+    module = spec.build(context(inputs=("u",)))
+    x = torch.randn(6, 2, dtype=torch.float64, requires_grad=True)
+    u = torch.randn(6, 1, dtype=torch.float64, requires_grad=True)
+    out = module(torch.zeros(6), x, u)
+    gx, gu = torch.autograd.grad(out[:, 0].sum(), (x, u))
+    assert torch.all(gx[:, 0] == 0) and torch.all(gu == 0) and torch.any(gx[:, 1] != 0)  # x' reads v only
+
+
+@pytest.mark.parametrize(("reads", "match"), [
+    ({"x": ["v"]}, r"declares no equation for \['v'\]"),
+    ({"x": ["v"], "v": ["x"], "w": ["x"]}, r"equations for \['w'\], which are not state dimensions"),
+    ({"x": ["v"], "v": ["pump"]}, r"the equation of 'v' reads \['pump'\], which are neither states"),
+])
+def test_structured_names_what_does_not_match_the_data(reads, match, oscillator):
+    with pytest.raises(sysid.ConfigError, match=match):
+        sysid.NeuralODE(field=Structured(reads=reads), verbose=False).fit(oscillator)
+
+
+def _damped(t, x, p, u, nn):
+    """x' = v, v' = -k x + (unknown damping) nn["damping"](v)."""
+    return torch.stack([x[:, 1], -p["k"] * x[:, 0] + nn["damping"](x[:, 1:2])], -1)
+
+
+def test_a_ude_learns_its_parameter_and_its_unknown_term(oscillator):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = sysid.HybridODE(_damped, {"k": 2.0}, networks={"damping": 1}, hidden=(8,), **FAST).fit(oscillator)
+    assert model.params_["k"] == pytest.approx(4.0, rel=0.05)
+    damping = model.field_.networks["damping"]
+    with torch.no_grad():
+        learned = damping(torch.tensor([[-1.0], [1.0]], dtype=torch.float64)).numpy()
+    np.testing.assert_allclose(learned, [0.4, -0.4], atol=0.15)
+    with pytest.raises(sysid.ConfigError, match="networks sit inside your equations"):
+        model.correction([0.0, 0.0])
+
+
+@pytest.mark.parametrize(("f", "networks", "match"), [
+    (lambda t, x, p, u, nn: torch.stack([x[:, 1], nn["missing"](x)], -1), {"damping": 1},
+     r"looked up 'missing', which is neither a parameter \['k'\] nor a network \['damping'\]"),
+    (lambda t, x, p, u, nn: torch.stack([x[:, 1], -p["k"] * x[:, 0]], -1), {"damping": 1},
+     r"f never called the network\(s\) \['damping'\]"),
+    (lambda t, x, p, u, nn: nn["damping"](x), {"damping": 1}, r"returned \(9,\) for states of shape \(9, 2\)"),
+])
+def test_a_ude_that_does_not_fit_its_declaration_is_refused(f, networks, match, oscillator):
+    with pytest.raises(sysid.ConfigError, match=match):
+        sysid.HybridODE(field=UDE(f=f, params={"k": 1.0}, networks=networks), verbose=False).fit(oscillator)

@@ -1,0 +1,208 @@
+"""Silent wrong answers and false alarms (issue #15): each case is a row of docs/reliability.md.
+
+The raising cases live in test_bad_inputs.py's catalogue; these are the behaviours that
+are not a single raised error: a warning that must (not) fire, a score that must stay
+usable, training that must be kept. ``BEHAVIOURS`` lists their catalogue IDs.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+import sysid
+from sysid.errors import DataError, FitWarning
+
+from .conftest import decay_data, make_estimator
+
+BEHAVIOURS = [
+    "new-experiment-in-range-is-silent",
+    "new-experiment-out-of-range-warns",
+    "demo-prints-no-extrapolation-warning",
+    "datetime-model-given-float-times",
+    "sindy-underdetermined-warns",
+    "classical-underdetermined-warns",
+    "ctrl-c-before-the-first-validation",
+    "grid-search-with-failing-folds",
+    "print-shows-missing-entries",
+    "to-xarray-gives-the-same-dataset",
+    "no-citation-of-missing-files",
+    "neural-underdetermined-warns",
+    "data-of-scale-1e-300-is-learned",
+]
+
+FLAGGING = ("NeuralODE", "SparseODE", "SINDy")  # the estimators that warn about extrapolation
+
+
+def test_every_behaviour_is_in_the_catalogue() -> None:
+    documented = (Path(__file__).parents[2] / "docs" / "reliability.md").read_text()
+    missing = [i for i in BEHAVIOURS if f"`{i}`" not in documented]
+    assert not missing, f"missing from docs/reliability.md: {missing}"
+
+
+# -- 1. predict(t=..., x0=...) checked placeholder zeros as observations --------------------------------------
+@pytest.mark.parametrize("name", FLAGGING)
+def test_new_experiment_in_range_is_silent(name: str, fitted) -> None:
+    """new-experiment-in-range-is-silent: the training states exclude 0 (x in 0.25..2, v in 0.55..2);
+    a short prediction from the middle of them stays inside and must not warn."""
+    model = fitted[name]
+    assert np.all(model.observed_range_[0] > 0.2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", sysid.ExtrapolationWarning)
+        y = model.predict(t=np.linspace(0.0, 0.05, 5), x0=[1.0, 1.0])
+    assert np.all(np.isfinite(y))
+
+
+@pytest.mark.parametrize("name", FLAGGING)
+def test_new_experiment_out_of_range_warns(name: str, fitted) -> None:
+    """new-experiment-out-of-range-warns: starting far beyond the training states still warns."""
+    with pytest.warns(sysid.ExtrapolationWarning, match=rf"{name}\.predict: trajectory 0 leaves .*x by .* v by"):
+        fitted[name].predict(t=np.linspace(0.0, 0.05, 5), x0=[10.0, 10.0])
+
+
+def test_demo_prints_no_extrapolation_warning(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """demo-prints-no-extrapolation-warning: `sysid demo` (quick settings) warned three times for nothing."""
+    from sysid.cli import main
+
+    code = main(["demo", "--quick", "--out", str(tmp_path / "demo")])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "leaves the states the model was fitted on" not in err
+    assert "ExtrapolationWarning" not in err
+
+
+# -- 4. silent wrong answers ------------------------------------------------------------------------------------
+def test_datetime_model_given_float_times(frame) -> None:
+    """datetime-model-given-float-times: float times were read as seconds after a datetime fit (and the reverse,
+    time-kind-differs-from-the-fit in the catalogue)."""
+    stamped = frame.assign(t=pd.Timestamp("2024-01-01") + pd.to_timedelta(frame["t"], unit="s"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = make_estimator("SINDy").fit(stamped, trajectory="trajectory")
+    assert model.time_kind_ == "datetime"
+    with pytest.raises(DataError, match=r"the model was fitted on datetime times, but the data has float times; "
+                                        r".* Give datetime64 times, e\.g\. pandas\.to_datetime"):
+        model.predict(frame, trajectory="trajectory")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert model.predict(stamped, trajectory="trajectory")["t"].dtype == stamped["t"].dtype  # same kind: fine
+
+
+def test_sindy_underdetermined_warns() -> None:
+    """sindy-underdetermined-warns: 6 library terms per state (degree 2) fitted to 3 samples, silently."""
+    t = np.array([0.0, 0.5, 1.0])
+    with pytest.warns(FitWarning, match=r"SINDy: 3 samples cannot determine 6 library terms per state: a fit needs "
+                                        r"at least 12 \(2 per unknown\)"):
+        sysid.SINDy(degree=2).fit(np.c_[np.exp(-t), np.cos(t)], t=t)
+    with warnings.catch_warnings():  # enough data: no such warning
+        warnings.simplefilter("error", FitWarning)
+        sysid.SINDy(degree=2).fit(decay_data(n_times=12))
+
+
+def test_classical_underdetermined_warns() -> None:
+    """classical-underdetermined-warns: 2 parameters + 2 initial states from 6 observed values."""
+    data = decay_data(n_times=3)[["a"]]
+    with pytest.warns(FitWarning, match=r"ClassicalODE: 6 observed values cannot determine 4 free parameters "
+                                        r"\(initial states included\): a fit needs at least 8"):
+        make_estimator("ClassicalODE").fit(data)
+
+
+def test_ctrl_c_before_the_first_validation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ctrl-c-before-the-first-validation: Ctrl-C in epoch 3, before any validation, kept the untrained start
+    (best_epoch_ = -1); the trained parameters are now validated once and kept when better."""
+    from sysid.training import _shooting
+
+    calls = {"n": 0}
+    original = _shooting.MultipleShooting.forward
+
+    def forward(self, batch):
+        calls["n"] += 1
+        if calls["n"] == 4:  # the first batch of epoch 3 (one batch per epoch)
+            raise KeyboardInterrupt
+        return original(self, batch)
+
+    monkeypatch.setattr(_shooting.MultipleShooting, "forward", forward)
+    with pytest.warns(FitWarning, match=r"fit interrupted at epoch 3; keeping the best parameters \(epoch 2\)"):
+        model = make_estimator("NeuralODE", max_epochs=20, collocation_steps=0).fit(decay_data())
+    history = model.history_.set_index("epoch")
+    assert model.stop_reason_ == "interrupted" and model.best_epoch_ == 2
+    assert history.loc[2, "val_loss"] < history.loc[-1, "val_loss"]  # validated on interrupt, better than start
+    assert history.loc[[0, 1], "val_loss"].isna().all()  # the epochs before were never validated
+
+
+# -- 6. promises the docs make -------------------------------------------------------------------------------------
+def test_grid_search_with_failing_folds() -> None:
+    """grid-search-with-failing-folds: the docs' GridSearchCV over SINDy thresholds gave best_score_ = nan,
+    because a fold whose simulation failed scored NaN; now it scores very bad but finite and a winner is picked."""
+    from sklearn.model_selection import GridSearchCV
+
+    data = sysid.datasets.simulate("lotka_volterra", n_trajectories=4, n_samples=80, noise=0.01, random_state=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # SolverWarning and ExtrapolationWarning for the failing folds
+        search = GridSearchCV(sysid.SINDy(), {"threshold": [0.05, 0.2]}, cv=sysid.TrajectoryKFold(3)).fit(data)
+    scores = search.cv_results_["mean_test_score"]
+    assert np.all(np.isfinite(scores)) and np.isfinite(search.best_score_)
+    assert search.best_score_ == scores.max()
+    folds = np.array([search.cv_results_[f"split{k}_test_score"] for k in range(3)])  # (fold, candidate)
+    assert (folds[:, search.best_index_] > -10).any()  # the winner simulated at least one fold
+
+
+def test_print_shows_missing_entries() -> None:
+    """print-shows-missing-entries: getting_started.md says print(data) shows missing entries."""
+    frame = pd.DataFrame({"trajectory": ["a"] * 4 + ["b"] * 3, "t": [0.0, 1, 2, 3, 0, 1, 2],
+                          "x": [1.0, np.nan, 3, 4, 5, 6, 7], "v": [1.0, 2, np.nan, np.nan, 5, 6, 7]})
+    text = str(sysid.from_pandas(frame, time="t", states=["x", "v"], trajectory="trajectory"))
+    assert "missing: x 1 of 7, v 2 of 7 (NaN: not observed)" in text
+    assert "2 experiments ['a', 'b']" in text and "states:  x, v" in text
+
+
+def test_to_xarray_gives_the_same_dataset() -> None:
+    """to-xarray-gives-the-same-dataset: data.md's example, an input shared by every run over ("time",),
+    came back as (run, time)."""
+    ds = xr.Dataset(
+        {"prey": (("run", "time"), [[10.0, 12.0, np.nan], [5.0, 6.0, 7.0]], {"units": "1/km2"}),
+         "light": ("time", [0.0, 1.0, 0.0])},
+        coords={"run": ["a", "b"], "time": [0.0, 1.0, 2.0]},
+        attrs={"title": "lake survey"},
+    )
+    data = sysid.from_xarray(ds, time="time", states=["prey"], inputs=["light"], trajectory="run")
+    xr.testing.assert_identical(data.to_xarray(), ds)
+    differ = data.with_states([tr.y * (i + 1) for i, tr in enumerate(data)])  # a state that differs stays 2-D
+    assert differ.to_xarray()["prey"].dims == ("run", "time")
+
+
+def test_no_citation_of_missing_files() -> None:
+    """no-citation-of-missing-files: baselines.md and _classical.py cited PERFORMANCE-NOTES, not in the repository."""
+    root = Path(__file__).parents[2]
+    citing = [str(p.relative_to(root)) for folder in ("sysid", "docs", "benchmarks") for p in (root / folder).rglob("*")
+              if p.suffix in (".py", ".md") and "PERFORMANCE-NOTES" in p.read_text(encoding="utf-8")]
+    assert not citing, f"cite files that are in the repository: {citing}"
+
+
+def test_neural_underdetermined_warns() -> None:
+    """neural-underdetermined-warns: the default 64x64 network fitted to one experiment of 3 rows."""
+    t = np.array([0.0, 0.5, 1.0])
+    with pytest.warns(FitWarning, match=r"NeuralODE: 6 observed values cannot determine 4484 trained parameters "
+                                        r"\(the field's and the initial states\): a fit needs at least 45"):
+        sysid.NeuralODE(max_epochs=1, lbfgs_steps=0, collocation_steps=0, verbose=False).fit(
+            np.c_[np.exp(-t), np.cos(t)], t=t)
+    with warnings.catch_warnings():  # three runs of 60 samples: enough for the default network
+        warnings.simplefilter("error", FitWarning)
+        data = sysid.datasets.simulate("lotka_volterra", n_trajectories=3, n_samples=60, random_state=0)
+        sysid.NeuralODE(max_epochs=1, lbfgs_steps=0, collocation_steps=0, verbose=False).fit(data)
+
+
+def test_data_of_scale_1e_300_is_learned() -> None:
+    """data-of-scale-1e-300-is-learned: states of magnitude 1e-300 are scaled by their own spread."""
+    data = decay_data(n_times=20)
+    tiny = sysid.Trajectories.from_arrays([tr.t for tr in data], [tr.y * 1e-300 for tr in data],
+                                          state_names=list(data.state_names))
+    model = sysid.SparseODE(degree=1, max_epochs=40, n_threshold_rounds=1, gradient="backprop",
+                            verbose=False).fit(tiny)
+    assert model.scaling_.spread[0] < 1e-299  # not floored to 1
+    assert model.score(tiny) > 0.99  # was 0.0: nothing learned
