@@ -253,13 +253,13 @@ def test_sparse_ode_warns_about_collinear_terms_at_the_callers_line():
 
 
 # -- issue #18's judgements (slow) ------------------------------------------------------------
-SHARED = Path(os.environ.get("SYSID_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
+SHARED = Path(os.environ.get("SYSID_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))  # beside the repository
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("degree", [1, 2, 3])
 def test_damped_pendulum_sin_theta_and_omega_alone(degree, monkeypatch):
-    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2]))
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1]))
     from benchmarks.sparse_recovery import damped_pendulum
 
     data = damped_pendulum(noise=0.01, seed=0)

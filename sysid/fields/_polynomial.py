@@ -317,20 +317,11 @@ class PolynomialField(torch.nn.Module):
         instead of being dropped outright. Returns the number of terms newly pruned.
         """
         with torch.no_grad():
-            old = self.scaled_coefficients()
             small = (self.coefficients().abs() < threshold) & (self.mask > 0)
             if small.any():
-                self.mask[small] = 0.0
-                self._update_precond()
-                ridge = 1e-10 * float(torch.diagonal(self.gram).mean().clamp(min=1e-300))
-                new = torch.zeros_like(old)
-                for j in range(self.n_dims):
-                    active = self.mask[:, j] > 0
-                    if active.any():
-                        block = self.gram[active][:, active]
-                        block = block + ridge * torch.eye(block.shape[0], dtype=block.dtype)
-                        new[active, j] = torch.linalg.solve(block, (self.gram @ old[:, j])[active])
-                self.set_scaled_coefficients(new)
+                mask = self.mask.clone()
+                mask[small] = 0.0
+                self.project_support(mask)
         return int(small.sum())
 
     def forward(self, t: torch.Tensor, x: torch.Tensor, u: torch.Tensor | None) -> torch.Tensor:
