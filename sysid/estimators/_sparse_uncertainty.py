@@ -16,9 +16,9 @@ import torch
 from scipy.optimize import least_squares
 
 from sysid import selection
-from sysid.estimators._greybox import GreyBoxODE
 from sysid.fields import PolynomialField
 from sysid.integration import SolverFailure, simulate
+from sysid.parameters import linearised_uncertainty, noise_levels
 from sysid.trajectories import Trajectories
 
 _FD_STEP = 1e-5  # relative central-difference step of the residual Jacobian (standard errors)
@@ -45,7 +45,11 @@ class GaussNewtonMixin:
     _validation_split: Any
     _input_signal: Any
 
-    _state_weights = staticmethod(GreyBoxODE._state_weights)  # 1 / residual RMS of each state, per entry
+    @staticmethod
+    def _state_weights(data: Trajectories, r: np.ndarray, n_fitted: int = 0) -> np.ndarray:
+        """1 / noise level of each state (:func:`sysid.parameters.noise_levels`, scaled units), per residual entry."""
+        state_of = np.concatenate([np.nonzero(~np.isnan(tr.y))[1] for tr in data])
+        return 1.0 / noise_levels(r, state_of, np.ones(data.n_states), n_fitted)[state_of]
 
     def _simulation_residuals(self, data: Trajectories, groups: torch.Tensor | None = None,
                               x0_sets: np.ndarray | None = None) -> np.ndarray:
@@ -194,11 +198,12 @@ class GaussNewtonMixin:
     def _uncertainty(self, data: Trajectories) -> None:
         """Standard errors of the active coefficients from the whole-trajectory residual Jacobian.
 
-        As for :class:`~sysid.GreyBoxODE`: residuals are simulated minus observed over
-        every observed entry (of the training part), each state weighted by its residual
-        RMS; ``J`` is their Jacobian with respect to the active coefficients and, with
-        ``learn_x0``, the initial states; ``cov = s^2 (J^T J)^-1 / e``, ``s^2 = SSR / (n - p)``,
-        where ``e`` is the effective fraction of independent residuals (their lag-one
+        The one computation of :func:`sysid.parameters.linearised_uncertainty`, as for
+        :class:`~sysid.GreyBoxODE`: residuals are simulated minus observed over every
+        observed entry (of the training part), each state weighted by its noise level;
+        ``J`` is their Jacobian with respect to the active coefficients and, with
+        ``learn_x0``, the initial states (nuisance quantities); ``cov = s^2 (J^T J)^-1 / e``,
+        ``s^2 = SSR / (n - p)``, where ``e`` is the effective fraction of independent residuals (their lag-one
         autocorrelation, as in the selection criterion: smooth misfit carries less
         information than white noise, and ignoring it gave a real pendulum's damping a
         standard error of 0.25% where refits on halves of the record differ by more).
@@ -221,29 +226,18 @@ class GaussNewtonMixin:
             residuals = self._simulation_residuals(data)
         except SolverFailure:
             return
-        w = self._state_weights(data, r)
-        rw, jw = r * w, jac * w[:, None]
-        n, p = rw.size, jw.shape[1]
+        n_p = len(active)
+        w = self._state_weights(data, r, jac.shape[1])
+        found = linearised_uncertainty(jac * w[:, None], r * w, [f"c{i}" for i in range(jac.shape[1])])
         pieces = np.split(residuals, np.cumsum([tr.n_times for tr in data])[:-1])
         counts = np.count_nonzero(~np.isnan(residuals), axis=0)
         eff = selection.error_efficiency(np.nansum(residuals**2, axis=0), sum(lag1(q) for q in pieces), counts,
                                          selection.ERROR_FLOOR)
         share = float(np.sum(eff * counts) / max(np.sum(counts), 1))
-        s2 = float(rw @ rw) / max(n - p, 1) / share
-        norms = np.linalg.norm(jw, axis=0)
-        norms = np.where(norms > 0, norms, 1.0)
-        _, sing, vt = np.linalg.svd(jw / norms, full_matrices=False)
-        smax = float(sing[0]) if sing.size else 1.0
-        null = sing <= 1e-6 * smax
-        safe = np.where(null, 1e-6 * smax, sing)
-        cov = s2 * ((vt.T / safe**2) @ vt) / np.outer(norms, norms)
-        n_p = len(active)
-        se_scaled = np.sqrt(np.clip(np.diag(cov)[:n_p], 0, None))
-        for i in np.flatnonzero(null):
-            se_scaled[np.abs(vt[i, :n_p]) > 0.1] = np.inf
+        se_scaled = found.stderr[:n_p] / np.sqrt(share)
         to_physical = field.out_scale.numpy()[None, :] / field.feature_scale.numpy()[:, None]
         for i, (k, j) in enumerate(active):
             stderr[k, j] = se_scaled[i] * to_physical[k, j]
         self.coefficients_stderr_ = pd.DataFrame(stderr, index=pd.Index(names, name="term"),
                                                  columns=pd.Index(states, name="state"))
-        self.dof_ = round(max(n * share - p, 1.0))  # of the t quantile in coefficient_table
+        self.dof_ = round(max(found.n_residuals * share - jac.shape[1], 1.0))  # of coefficient_table's t quantile
