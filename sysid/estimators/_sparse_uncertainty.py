@@ -43,6 +43,7 @@ class GaussNewtonMixin:
     term_names_: list[str]
     state_names_: Any
     _validation_split: Any
+    _training_part: Any
     _input_signal: Any
 
     @staticmethod
@@ -146,13 +147,6 @@ class GaussNewtonMixin:
                 for i in range(n_traj):
                     jac[traj_of == i, n_p + i * n_x + d] = diff[n_p + d, traj_of == i]
         return res[0], jac
-
-    def _training_part(self, data: Trajectories) -> Trajectories:
-        rows, _ = self._validation_split(data)
-        if all(n == tr.n_times for tr, n in zip(data, rows)):
-            return data
-        return data.subset([tr.replace(t=tr.t[:n], y=tr.y[:n], u=None if tr.u is None else tr.u[:n])
-                            for tr, n in zip(data, rows)])
 
     def _refine(self, data: Trajectories) -> None:
         """Trust-region Gauss-Newton (scipy ``least_squares``) on the whole-trajectory residuals.
