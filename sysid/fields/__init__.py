@@ -30,6 +30,27 @@ from sysid.fields._structured import StructuredField as StructuredField
 from sysid.fields._ude import UDE as UDE
 from sysid.fields._ude import UDEField as UDEField
 
-__all__ = ["FieldContext", "FieldSpec", "GreyBox", "GreyBoxField", "Hybrid", "HybridField", "LinearMLP",
-           "LinearMLPField", "MLP", "MLPField", "ModuleField", "ParameterTransform", "Polynomial", "PolynomialField",
-           "Scaling", "Sensor", "SensorModel", "Structured", "StructuredField", "UDE", "UDEField", "as_field_spec"]
+__all__ = [
+    "MLP",
+    "UDE",
+    "FieldContext",
+    "FieldSpec",
+    "GreyBox",
+    "GreyBoxField",
+    "Hybrid",
+    "HybridField",
+    "LinearMLP",
+    "LinearMLPField",
+    "MLPField",
+    "ModuleField",
+    "ParameterTransform",
+    "Polynomial",
+    "PolynomialField",
+    "Scaling",
+    "Sensor",
+    "SensorModel",
+    "Structured",
+    "StructuredField",
+    "UDEField",
+    "as_field_spec",
+]
