@@ -13,5 +13,17 @@ from sysid.integration._solve import solve as solve
 from sysid.integration._solver import Solver as Solver
 from sysid.integration._solver import SolverConfig as SolverConfig
 
-__all__ = ["BatchedField", "Clock", "ODEBlock", "InputSignal", "Solver", "SolverConfig", "SolverFailure",
-           "TimeParameters", "resolve_device", "simulate", "solve", "torch_threads"]
+__all__ = [
+    "BatchedField",
+    "Clock",
+    "InputSignal",
+    "ODEBlock",
+    "Solver",
+    "SolverConfig",
+    "SolverFailure",
+    "TimeParameters",
+    "resolve_device",
+    "simulate",
+    "solve",
+    "torch_threads",
+]
