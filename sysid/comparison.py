@@ -98,7 +98,7 @@ def _failure_note(model: Any) -> str | None:
 
 
 def _row(name: str, split: str, seconds: float, model: Any, **values: Any) -> dict[str, Any]:
-    row = {column: np.nan for column in COLUMNS}
+    row = dict.fromkeys(COLUMNS, np.nan)
     row.update(estimator=name, split=split, fit_seconds=seconds, error=None)
     evals = getattr(model, "n_function_evals_", None) if model is not None else None
     row["n_function_evals"] = float(evals) if isinstance(evals, int | float | np.number) else np.nan
