@@ -276,10 +276,16 @@ class TrajectoryEstimator(BaseEstimator):
         return save(self, path)
 
     # -- helpers ---------------------------------------------------------------------
-    #: Whether predict/score warn beyond the observed states (:class:`~sysid.ExtrapolationWarning`).
-    #: Models whose equations are the user's own (grey-box, classical) do not: their validity
-    #: outside the data is the modelling assumption the user made, not something learned.
-    _flags_extrapolation: bool = True
+    @property
+    def _flags_extrapolation(self) -> bool:
+        """Whether predict/score warn beyond the observed states (:class:`~sysid.ExtrapolationWarning`).
+
+        Models whose equations are the user's own (grey-box, classical) do not: their validity
+        outside the data is the modelling assumption the user made, not something learned.
+        A property (subclasses override it with a property or a class attribute), so that the
+        ones that decide from their parts or members type-check.
+        """
+        return True
 
     def _flag_extrapolation(self, data: Trajectories, predictions: list[np.ndarray], starts: np.ndarray | None,
                             owner: str, observed: bool = True) -> list[Any]:

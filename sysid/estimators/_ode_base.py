@@ -199,7 +199,7 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, TrajectoryEstimator):
         return torch.Generator().manual_seed(int(seed))
 
     @property
-    def _flags_extrapolation(self) -> bool:  # type: ignore[override]
+    def _flags_extrapolation(self) -> bool:
         return self._part("field").flags_extrapolation
 
     def _field_context(self, scaling: Scaling, generator: torch.Generator) -> FieldContext:

@@ -13,7 +13,7 @@ a closed-form warm start, thresholding rounds, readable results. Any
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -37,9 +37,9 @@ class FieldContext:
 
     Attributes
     ----------
-    state_names : list of str
+    state_names : list of hashable (usually str)
         Observed states, in order.
-    input_names : list of str
+    input_names : list of hashable
     n_augment : int
         Unobserved dimensions appended to the state (named ``aug0``, ``aug1``...).
     scaling : Scaling
@@ -49,8 +49,8 @@ class FieldContext:
     dtype : torch.dtype
     """
 
-    state_names: Sequence[str]
-    input_names: Sequence[str]
+    state_names: Sequence[Hashable]
+    input_names: Sequence[Hashable]
     n_augment: int
     scaling: Scaling
     generator: torch.Generator
