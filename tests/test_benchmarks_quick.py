@@ -26,6 +26,7 @@ EXPECTED_ROWS = {
     "scaling": ["adjoint"],
     "cascaded_tanks": ["NeuralODE(n_augment=1)", "HybridODE (tank physics + NN)", "ClassicalODE (tank physics)",
                        "SINDy with control (degree 2)"],
+    "parametric": ["lynx-hare (sysid.datasets)", "Lotka-Volterra 3x60", "GreyBoxODE()", "ClassicalODE("],
 }
 
 

@@ -21,14 +21,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import scipy.integrate
 from scipy.optimize import least_squares
-from scipy.stats import t as student_t
 from sklearn.utils.validation import check_is_fitted
+from threadpoolctl import threadpool_limits
 
-from sysid.errors import ConfigError, DataError, FitError, FitWarning, SolverWarning
+from sysid.errors import ConfigError, DataError, FitError, SolverWarning
 from sysid.estimators._base import TrajectoryEstimator, as_finite_numbers, warn_if_underdetermined
+from sysid.parameters import ParameterSpec, check_parameters, linearised_uncertainty, noise_levels
+from sysid.parameters._results import ParametricResults, ProfileProblem
+from sysid.parameters._uncertainty import REWEIGHT, relative_change, state_spread
 from sysid.trajectories import Trajectories, Trajectory
 
 __all__ = ["ClassicalODE", "SimulationResult", "simulate_numpy"]
@@ -45,7 +47,6 @@ _LOSSES = ("linear", "soft_l1", "huber", "cauchy", "arctan")
 _SOLVER_ERRORS = (ArithmeticError, ValueError, np.linalg.LinAlgError)
 _FAILED_RESIDUAL = 10.0 * DIVERGENCE_FACTOR  # in units of each state's data scale
 _START_SPREAD = 3.0  # multistart: log-uniform factors in [1/3, 3] of the initial guess
-_SINGULAR_TOL = 1e-6  # relative singular value of the column-scaled Jacobian (at least 3 diff steps)
 _DEFAULT_STEP_BUDGET = 20_000
 _SCREEN_NFEV = 10  # multistart screening: residual evaluations per start
 _SCREEN_RTOL = 1e-5  # ... at this relative tolerance (or the user's, if looser)
@@ -238,14 +239,18 @@ def warn_failures(owner: str, failures: list[tuple[Any, float, str]]) -> None:
 
 
 # ----------------------------------------------------------------------- estimator
-class ClassicalODE(TrajectoryEstimator):
+class ClassicalODE(ParametricResults, TrajectoryEstimator):
     """Fit the parameters of your own ODE model ``dx/dt = f(t, x, p, u)`` by nonlinear least squares.
 
     Every trajectory is simulated from its initial state with a scipy solver at its own
     times, and :func:`scipy.optimize.least_squares` minimises the simulated-minus-observed
-    residuals over every observed entry (NaN entries are skipped). The initial states
-    are fitted too (``fit_x0``). ``n_starts > 1`` restarts from random log-uniform
-    perturbations of the initial parameters and keeps the lowest cost.
+    residuals over every observed entry (NaN entries are skipped), each state's divided
+    by its noise level (first its spread; after the fit, the level estimated from its
+    residuals, with one refit if the states' relative weights moved by more than 20%).
+    The initial states are fitted too (``fit_x0``). ``n_starts > 1`` restarts from random
+    log-uniform perturbations of the initial parameters and keeps the lowest cost.
+    Uncertainties and the interval table are those of :class:`~sysid.GreyBoxODE`
+    (:mod:`sysid.parameters`).
 
     Parameters
     ----------
@@ -254,9 +259,10 @@ class ClassicalODE(TrajectoryEstimator):
         the inputs at ``t`` (array (n_inputs,), linearly interpolated) or None. Returns
         an array-like (n_states,).
     params : dict name -> float
-        Initial values of the parameters.
+        Start values of the parameters.
     bounds : dict name -> (low, high), optional
-        Bounds enforced by ``least_squares``; ``None`` for an unbounded side.
+        Closed bounds enforced by ``least_squares``, ``None`` for an open side; a start
+        on a bound is allowed (:func:`sysid.parameters.check_parameters`).
     fixed : sequence of names, optional
         Parameters held at their initial values.
     fit_x0 : bool, default True
@@ -283,21 +289,34 @@ class ClassicalODE(TrajectoryEstimator):
     params_ : dict
         Fitted parameters (fixed ones included).
     params_stderr_ : dict
-        Standard errors from the Jacobian at the optimum:
-        ``s^2 (J^T J)^-1`` restricted to the parameter block, ``s^2 = 2 cost / (n_obs - n_free)``.
+        Standard errors from the Jacobian J of the weighted residuals at the optimum:
+        ``s^2 (J^T J)^-1`` restricted to the parameter block, ``s^2 = |r|^2 / (n_obs - n_free)``.
         0 for fixed parameters, inf for parameters that are not identifiable.
+    covariance_ : pandas.DataFrame
+        Covariance of the free parameters.
+    jacobian_condition_ : float
+        Condition number of the column-normalised Jacobian.
+    noise_levels_ : dict
+        Each state's estimated noise level (its residuals' weight is the inverse).
+    residual_variance_ : float
+        s^2 (close to 1 when the model fits to the noise level).
+    dof_ : int
+        n_obs - n_free.
     x0_ : array (n_trajectories, n_states)
         Initial states of the training trajectories.
     cost_ : float
-        ``least_squares`` cost at the optimum (half the sum of squared residuals).
+        ``least_squares`` cost at the optimum (half the sum of squared weighted residuals).
     start_costs_ : array (n_starts,)
         Final cost of every start, the initial guess first.
     n_function_evals_ : int
         Evaluations of ``f`` during fit, all starts included.
+    n_simulations_ : int
+        Simulations of one trajectory during fit.
     n_observations_ : int
         Observed entries fitted.
-    not_identifiable_ : list of str
-        Parameters (or ``x0[...]`` entries) along near-null directions of the Jacobian.
+    unidentifiable_ : list of str
+        Parameters (or ``x0[trajectory].state`` entries) along near-null directions of
+        the Jacobian (``not_identifiable_``, its former name, still works).
     simulation_failed_ : list
         Names of trajectories whose simulation failed in the last predict/score.
 
@@ -312,7 +331,7 @@ class ClassicalODE(TrajectoryEstimator):
     >>> round(model.params_["k"], 6), np.round(model.x0_, 6).tolist()
     (0.7, [[2.0]])
     >>> model.confidence_intervals().columns.tolist()
-    ['param', 'estimate', 'stderr', 'lower', 'upper']
+    ['estimate', 'stderr', 'lower', 'upper', 'status']
     """
 
     _flags_extrapolation = False  # the equations are the user's: valid as far as the user says
@@ -350,51 +369,7 @@ class ClassicalODE(TrajectoryEstimator):
         """Check the settings; set ``param_names_``, ``free_``, ``lower_``, ``upper_``."""
         if not callable(self.f):
             raise ConfigError(f"f must be a callable f(t, x, p, u) -> dx/dt, got {type(self.f).__name__}.")
-        if not isinstance(self.params, Mapping) or not self.params:
-            raise ConfigError(
-                f"params must be a non-empty dict of name -> initial value, got {self.params!r}."
-            )
-        names = [str(k) for k in self.params]
-        values = []
-        for name, value in self.params.items():
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
-                raise ConfigError(f"params[{name!r}] must be a finite number, got {value!r}.")
-            values.append(float(value))
-        fixed = [] if self.fixed is None else ([self.fixed] if isinstance(self.fixed, str) else list(self.fixed))
-        unknown = [n for n in fixed if n not in names]
-        if unknown:
-            raise ConfigError(f"fixed names {unknown} are not parameters; the parameters are {names}.")
-        lower = np.full(len(names), -np.inf)
-        upper = np.full(len(names), np.inf)
-        if self.bounds is not None:
-            if not isinstance(self.bounds, Mapping):
-                raise ConfigError(
-                    f"bounds must be a dict name -> (low, high), got {type(self.bounds).__name__}."
-                )
-            for name, pair in self.bounds.items():
-                if name not in names:
-                    raise ConfigError(f"bounds given for {name!r}, which is not a parameter; the parameters are {names}.")
-                try:
-                    low, high = pair
-                except (TypeError, ValueError):
-                    raise ConfigError(
-                        f"bounds[{name!r}] must be a pair (low, high) with None for an open side, got {pair!r}."
-                    ) from None
-                i = names.index(name)
-                for side, value, default in (("low", low, -np.inf), ("high", high, np.inf)):
-                    if value is not None and (
-                        isinstance(value, bool) or not isinstance(value, numbers.Real) or np.isnan(value)
-                    ):
-                        raise ConfigError(f"bounds[{name!r}] {side} must be a number or None, got {value!r}.")
-                lower[i] = -np.inf if low is None else float(low)
-                upper[i] = np.inf if high is None else float(high)
-                if not lower[i] < upper[i]:
-                    raise ConfigError(f"bounds[{name!r}] = {pair!r}: low must be below high.")
-                if not lower[i] <= values[i] <= upper[i]:
-                    raise ConfigError(
-                        f"the initial value params[{name!r}] = {values[i]} is outside its bounds {pair!r}; "
-                        "start inside the bounds."
-                    )
+        spec = check_parameters(self.params, self.bounds, self.fixed, "ClassicalODE", allow_empty=False)
         if self.solver not in SOLVERS:
             raise ConfigError(f"solver must be one of {sorted(SOLVERS)}, got {self.solver!r}.")
         for label, tol in (("rtol", self.rtol), ("atol", self.atol)):
@@ -410,16 +385,16 @@ class ClassicalODE(TrajectoryEstimator):
             raise ConfigError(f"max_nfev must be None or an integer >= 1, got {self.max_nfev!r}.")
         if self.random_state is not None and not isinstance(self.random_state, numbers.Integral | np.random.Generator):
             raise ConfigError(f"random_state must be None or an int, got {self.random_state!r}.")
-        if len(fixed) == len(names) and not self.fit_x0:
+        if not spec.free.any() and not self.fit_x0:
             raise ConfigError(
-                f"nothing to fit: every parameter is fixed ({fixed}) and fit_x0=False. Free a parameter "
-                "or set fit_x0=True."
+                f"ClassicalODE: nothing to fit: every parameter is fixed ({spec.fixed_names}) and fit_x0=False. "
+                "Free a parameter or set fit_x0=True."
             )
-        self.param_names_ = names
-        self.initial_params_ = np.array(values)
-        self.free_ = np.array([n not in fixed for n in names])
-        self.lower_ = lower
-        self.upper_ = upper
+        self.param_names_ = list(spec.names)
+        self.initial_params_ = spec.values.copy()
+        self.free_ = spec.free.copy()
+        self.lower_ = spec.lower.copy()
+        self.upper_ = spec.upper.copy()
 
     def _check_f(self, data: Trajectories) -> None:
         """Call ``f`` once at the first observation; raise a clear error if it misbehaves."""
@@ -489,49 +464,25 @@ class ClassicalODE(TrajectoryEstimator):
         self._resolve()
         self._check_f(data)
         self.scale_ = data_scale(data)
-        n_traj, n_states = len(data), data.n_states
+        with threadpool_limits(1):  # small SVDs: a second BLAS thread only contends (sysid.estimators._parametric)
+            self._fit_resolved(data)
+
+    def _fit_resolved(self, data: Trajectories) -> None:
         free = self.free_
         n_theta = int(free.sum())
         starts_x0 = np.array([first_state(tr) for tr in data])
         self.n_observations_ = data.n_observations
-        n_free = n_theta + (n_traj * n_states if self.fit_x0 else 0)
+        n_free = n_theta + (len(data) * data.n_states if self.fit_x0 else 0)
         warn_if_underdetermined("ClassicalODE", data.n_observations, n_free,
-                                unknowns="free parameters (initial states included)")
-        evals = 0
-        caches: dict[tuple[float, float], list[dict[bytes, np.ndarray]]] = {}
-
-        def unpack(z: np.ndarray, with_x0: bool) -> tuple[np.ndarray, np.ndarray]:
-            theta = self.initial_params_.copy()
-            theta[free] = z[:n_theta]
-            x0 = z[n_theta:].reshape(n_traj, n_states) if with_x0 else starts_x0
-            return theta, x0
-
-        def objective(tolerances: tuple[float, float], with_x0: bool) -> Callable[[np.ndarray], np.ndarray]:
-            store = caches.setdefault(tolerances, [{} for _ in range(n_traj)])
-
-            def residuals(z: np.ndarray) -> np.ndarray:
-                nonlocal evals
-                theta, x0 = unpack(z, with_x0)
-                parts = []
-                for i, traj in enumerate(data):
-                    key = theta.tobytes() + x0[i].tobytes()
-                    cached = store[i].get(key)
-                    if cached is None:  # else a Jacobian column moving only another trajectory's x0
-                        cached, n = self._residuals(traj, x0[i], theta, tolerances)
-                        evals += n
-                        if len(store[i]) > 8:
-                            store[i].clear()
-                        store[i][key] = cached
-                    parts.append(cached)
-                return np.concatenate(parts)
-
-            return residuals
+                                unknowns="free parameters (initial states included)", stacklevel=5)
+        spread = state_spread(data)
+        residuals = _Residuals(self, data, 1.0 / spread, starts_x0)
 
         def run(z0: np.ndarray, tolerances: tuple[float, float], with_x0: bool, max_nfev: int | None) -> Any:
-            n_x0 = n_traj * n_states if with_x0 else 0
+            n_x0 = residuals.n_x0 if with_x0 else 0
             bounds = (np.concatenate([self.lower_[free], np.full(n_x0, -np.inf)]),
                       np.concatenate([self.upper_[free], np.full(n_x0, np.inf)]))
-            return least_squares(objective(tolerances, with_x0), z0, bounds=bounds, loss=self.loss,
+            return least_squares(residuals.objective(tolerances, with_x0), z0, bounds=bounds, loss=self.loss,
                                  max_nfev=max_nfev, x_scale="jac",
                                  diff_step=max(float(np.sqrt(tolerances[0])), 1e-7))
 
@@ -553,15 +504,54 @@ class ClassicalODE(TrajectoryEstimator):
             costs = [float(r.cost) for r in screened]
             winner = screened[int(np.argmin(costs))].x
             best = run(np.concatenate([winner, first_x0]), full, self.fit_x0, self.max_nfev)
-        theta, x0 = unpack(best.x, self.fit_x0)
+        # Each state's noise level from the residuals; refit once if the states' relative weights move.
+        sigma = noise_levels(best.fun / residuals.row_weights, residuals.state_of, spread, best.x.size)
+        if relative_change(1.0 / sigma, residuals.weights) > REWEIGHT:
+            residuals.set_weights(1.0 / sigma)
+            best = run(best.x, full, self.fit_x0, self.max_nfev)
+        else:
+            factor = (1.0 / sigma)[residuals.state_of] / residuals.row_weights
+            residuals.set_weights(1.0 / sigma)
+            best.fun, best.jac = best.fun * factor, np.asarray(best.jac) * factor[:, None]
+            best.cost = 0.5 * float(best.fun @ best.fun)
+        theta, x0 = residuals.unpack(best.x, self.fit_x0)
         self.params_ = dict(zip(self.param_names_, theta.tolist()))
         self.x0_ = np.array(x0, dtype=float)
         self.cost_ = float(best.cost)
         self.start_costs_ = np.array(costs)
-        self.n_function_evals_ = int(evals)
+        self.n_function_evals_ = int(residuals.evals)
+        self.n_simulations_ = int(residuals.simulations)
         self.trajectory_names_ = list(data.names)
-        self._uncertainty(best.jac, n_theta, data)
+        labels = [n for n, keep in zip(self.param_names_, free) if keep]
+        if self.fit_x0:
+            labels += [f"x0[{tr}].{s}" for tr in data.names for s in data.state_names]
+        unc = linearised_uncertainty(best.jac, best.fun, labels, jacobian_noise=self.diff_step_)
+        self._store_uncertainty(self._spec(), unc, dict(zip(data.state_names, sigma.tolist())))
         self.simulation_failed_: list[Any] = []
+
+    def _spec(self) -> ParameterSpec:
+        return check_parameters(self.params, self.bounds, self.fixed, "ClassicalODE", allow_empty=False)
+
+    def _profile_problem(self, data: Any) -> ProfileProblem:
+        trajectories = self._data_like_fit(data, None, None, {})
+        if len(trajectories) != len(self.trajectory_names_):
+            raise DataError(f"data= must be the training data ({len(self.trajectory_names_)} trajectories), got "
+                            f"{len(trajectories)} trajectories.")
+        weights = np.array([1.0 / self.noise_levels_[s] for s in trajectories.state_names])
+        residuals = _Residuals(self, trajectories, weights, self.x0_)
+        objective = residuals.objective((float(self.rtol), float(self.atol)), self.fit_x0)
+        free = self.free_
+        theta = np.array([self.params_[n] for n in self.param_names_])[free]
+        n_x0 = residuals.n_x0 if self.fit_x0 else 0
+        return ProfileProblem(objective, np.concatenate([theta, self.x0_.reshape(-1)[:n_x0]]),
+                              np.concatenate([self.lower_[free], np.full(n_x0, -np.inf)]),
+                              np.concatenate([self.upper_[free], np.full(n_x0, np.inf)]),
+                              diff_step=self.diff_step_)
+
+    @property
+    def not_identifiable_(self) -> list[str]:
+        """Former name of ``unidentifiable_`` (kept for code written before issue #19)."""
+        return self.unidentifiable_
 
     def _perturbed(self, rng: np.random.Generator) -> np.ndarray:
         """One random start: log-uniform factors of the free initial parameters, within bounds."""
@@ -578,71 +568,6 @@ class ClassicalODE(TrajectoryEstimator):
             drawn = np.exp(rng.uniform(np.log(lo), np.log(hi))) if 0 < lo < hi else abs(value)
             out.append(float(np.sign(value) * drawn))
         return np.array(out, dtype=float)
-
-    def _uncertainty(self, jac: Any, n_theta: int, data: Trajectories) -> None:
-        """Standard errors and the identifiability check from the Jacobian at the optimum."""
-        J = np.asarray(jac.toarray() if hasattr(jac, "toarray") else jac, dtype=float)
-        free_names = [n for n, keep in zip(self.param_names_, self.free_) if keep]
-        x0_names = [f"x0[{tr!r}, {s!r}]" for tr in data.names for s in data.state_names] if self.fit_x0 else []
-        labels = free_names + x0_names
-        n_free = J.shape[1]
-        dof = self.n_observations_ - n_free
-        s2 = 2.0 * self.cost_ / dof if dof > 0 else np.nan
-        norms = np.linalg.norm(J, axis=0)
-        safe = np.where(norms > 0, norms, 1.0)
-        _, sing, vt = np.linalg.svd(J / safe, full_matrices=False)
-        relative = sing / sing[0] if sing.size and sing[0] > 0 else np.zeros_like(sing)
-        tol = max(_SINGULAR_TOL, 3.0 * self.diff_step_)  # below the finite-difference Jacobian's noise
-        null = [k for k in range(sing.size) if relative[k] < tol]
-        flagged = set(np.flatnonzero(norms == 0).tolist())
-        for k in null:
-            flagged.update(np.flatnonzero(np.abs(vt[k]) > 0.1).tolist())
-        self.not_identifiable_ = [labels[i] for i in sorted(flagged)]
-        if flagged:
-            worst = float(relative[-1]) if relative.size else 0.0
-            warnings.warn(
-                f"ClassicalODE: {self.not_identifiable_} are not identifiable from these data: the Jacobian "
-                f"is near-singular (smallest relative singular value {worst:.2g}) along directions that "
-                "change them together without changing the fit. Their standard errors are set to inf. "
-                "Fix all but one of them (fixed=[...]) or reparametrise f.",
-                FitWarning,
-                stacklevel=4,
-            )
-        # Covariance of the scaled problem from the well-determined directions only.
-        keep = relative >= tol
-        inv = (vt[keep].T / sing[keep] ** 2) @ vt[keep]
-        cov = s2 * inv / np.outer(safe, safe)
-        stderr = np.sqrt(np.clip(np.diag(cov), 0.0, None))
-        stderr[sorted(flagged)] = np.inf
-        self.params_stderr_ = {}
-        it = iter(stderr[:n_theta].tolist())
-        for name, keep_free in zip(self.param_names_, self.free_):
-            self.params_stderr_[name] = next(it) if keep_free else 0.0
-        self.dof_ = int(dof)
-
-    def confidence_intervals(self, level: float = 0.95) -> pd.DataFrame:
-        """Parameter confidence intervals from the t distribution with n_obs - n_free degrees of freedom.
-
-        Parameters
-        ----------
-        level : float in (0, 1), default 0.95
-
-        Returns
-        -------
-        pandas.DataFrame with columns param, estimate, stderr, lower, upper (one row per
-        parameter; fixed parameters have stderr 0 and a zero-width interval).
-        """
-        check_is_fitted(self)
-        if isinstance(level, bool) or not isinstance(level, numbers.Real) or not 0.0 < level < 1.0:
-            raise ConfigError(f"level must be a number in (0, 1), got {level!r}.")
-        q = float(student_t.ppf(0.5 + level / 2.0, self.dof_)) if self.dof_ > 0 else np.nan
-        rows = []
-        for name in self.param_names_:
-            estimate, err = self.params_[name], self.params_stderr_[name]
-            half = q * err if err > 0 else 0.0
-            rows.append({"param": name, "estimate": estimate, "stderr": err,
-                         "lower": estimate - half, "upper": estimate + half})
-        return pd.DataFrame(rows, columns=["param", "estimate", "stderr", "lower", "upper"])
 
     # -- prediction --------------------------------------------------------------------
     def _estimate_x0(self, traj: Trajectory, theta: np.ndarray) -> np.ndarray:
@@ -695,8 +620,7 @@ class ClassicalODE(TrajectoryEstimator):
 
     # -- model files (sysid.io) ----------------------------------------------------------
     _FITTED_JSON = ("state_names_", "input_names_", "n_states_in_", "n_controls_in_", "data_options_",
-                    "params_", "params_stderr_", "cost_", "n_function_evals_", "n_observations_",
-                    "not_identifiable_", "trajectory_names_", "dof_", "param_names_", "diff_step_")
+                    "cost_", "n_function_evals_", "n_observations_", "trajectory_names_", "param_names_", "diff_step_")
     _FITTED_ARRAYS = ("x0_", "start_costs_", "scale_", "initial_params_", "free_", "lower_", "upper_")
 
     def _fitted_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -705,17 +629,21 @@ class ClassicalODE(TrajectoryEstimator):
         state = {name: getattr(self, name) for name in self._FITTED_JSON}
         for name in self._FITTED_ARRAYS:
             state[name] = np.asarray(getattr(self, name)).tolist()
+        state.update(self._results_state())
+        state["n_simulations_"] = self.n_simulations_
         return state, {}
 
     def _set_fitted_state(self, state: dict[str, Any], tensors: dict[str, Any]) -> None:
-        """Rebuild from :meth:`_fitted_state` output."""
+        """Rebuild from :meth:`_fitted_state` output (files from before issue #19 too)."""
         self._resolve()
         for name in self._FITTED_JSON:
             setattr(self, name, state[name])
         for name in self._FITTED_ARRAYS:
             setattr(self, name, np.asarray(state[name], dtype=bool if name == "free_" else float))
-        self.params_ = {k: float(v) for k, v in self.params_.items()}
-        self.params_stderr_ = {k: float(v) for k, v in self.params_stderr_.items()}
+        if "not_identifiable_" in state:  # the name before issue #19
+            state = {**state, "unidentifiable_": state["not_identifiable_"]}
+        self._set_results_state(state, self._spec())
+        self.n_simulations_ = int(state.get("n_simulations_", 0))
         n = len(self.param_names_)  # the stored arrays must agree with each other (a file may be altered)
         if sorted(self.params_) != sorted(self.param_names_) or np.shape(self.scale_) != (self.n_states_in_,) \
                 or any(np.shape(getattr(self, a)) != (n,) for a in ("initial_params_", "free_", "lower_", "upper_")):
@@ -723,6 +651,60 @@ class ClassicalODE(TrajectoryEstimator):
                              f"arrays disagree with each other or with its {self.n_states_in_} states")
         self.simulation_failed_ = []
 
+
+
+class _Residuals:
+    """Weighted residuals of every trajectory for ``z`` = (free parameters, initial states).
+
+    Each trajectory's simulation is cached by (parameters, its initial state): a
+    finite-difference Jacobian column that moves another trajectory's initial state
+    reuses it.
+    """
+
+    def __init__(self, model: ClassicalODE, data: Trajectories, weights: np.ndarray, x0: np.ndarray) -> None:
+        self.model, self.data = model, data
+        self.fixed_x0 = np.asarray(x0, dtype=float)
+        self.n_theta = int(model.free_.sum())
+        self.n_x0 = len(data) * data.n_states
+        self.state_of = np.concatenate([np.nonzero(tr.observed)[1] for tr in data])
+        self.set_weights(weights)
+        self.caches: dict[tuple[float, float], list[dict[bytes, np.ndarray]]] = {}
+        self.evals = 0
+        self.simulations = 0
+
+    def set_weights(self, weights: np.ndarray) -> None:
+        """Per-state multipliers (1 / noise level)."""
+        self.weights = np.asarray(weights, dtype=float)
+        self.row_weights = self.weights[self.state_of]
+
+    def unpack(self, z: np.ndarray, with_x0: bool) -> tuple[np.ndarray, np.ndarray]:
+        """(every parameter's value, initial states (n_traj, n_states)) from ``z``."""
+        theta = self.model.initial_params_.copy()
+        theta[self.model.free_] = z[: self.n_theta]
+        x0 = z[self.n_theta:].reshape(len(self.data), self.data.n_states) if with_x0 else self.fixed_x0
+        return theta, x0
+
+    def objective(self, tolerances: tuple[float, float], with_x0: bool) -> Callable[[np.ndarray], np.ndarray]:
+        """``z -> weighted residuals`` at these solver tolerances."""
+        store = self.caches.setdefault(tolerances, [{} for _ in range(len(self.data))])
+
+        def residuals(z: np.ndarray) -> np.ndarray:
+            theta, x0 = self.unpack(z, with_x0)
+            parts = []
+            for i, traj in enumerate(self.data):
+                key = theta.tobytes() + x0[i].tobytes()
+                cached = store[i].get(key)
+                if cached is None:
+                    cached, n = self.model._residuals(traj, x0[i], theta, tolerances)
+                    self.evals += n
+                    self.simulations += 1
+                    if len(store[i]) > 8:
+                        store[i].clear()
+                    store[i][key] = cached
+                parts.append(cached)
+            return np.concatenate(parts) * self.row_weights
+
+        return residuals
 
 
 def _vector_field_args(

@@ -12,7 +12,7 @@ import torch
 from sklearn.utils.validation import check_is_fitted
 
 from sysid.errors import ConfigError
-from sysid.estimators._greybox import ParametricODE
+from sysid.estimators._parametric import ParametricODE
 from sysid.estimators._ode_base import SolverTrainedODE
 from sysid.fields import UDE, Hybrid
 from sysid.fields._greybox import GreyBoxFunction

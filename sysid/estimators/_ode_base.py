@@ -224,16 +224,22 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, TrajectoryEstimator):
         with torch_threads(1):
             self._fit_resolved(data)
 
+    def _prepare(self, data: Trajectories, generator: torch.Generator) -> bool:
+        """Scale the data and build the field for them; True when a warm start reuses the fitted field."""
+        reuse = self.warm_start and hasattr(self, "rhs_") and self.n_dims_ == data.n_states + self.n_augment
+        if not reuse:
+            self._initialise(Scaling.of(data, self.n_augment), len(data), generator)
+        elif len(data) != len(self.rhs_.time.offset):
+            raise DataError(f"warm_start needs the same {len(self.rhs_.time.offset)} trajectories, got {len(data)}.")
+        return reuse
+
     def _fit_resolved(self, data: Trajectories) -> None:
         """One training of the field on in-memory data (a warm start continues from the last one)."""
         training = self.training_
         generator = self._generator()
-        reuse = self.warm_start and hasattr(self, "rhs_") and self.n_dims_ == data.n_states + self.n_augment
+        reuse = self._prepare(data, generator)
         if not reuse:
-            self._initialise(Scaling.of(data, self.n_augment), len(data), generator)
             self._warn_if_underdetermined(data)
-        elif len(data) != len(self.rhs_.time.offset):
-            raise DataError(f"warm_start needs the same {len(self.rhs_.time.offset)} trajectories, got {len(data)}.")
         times = [tr.t for tr in data]
         scaled = [self.scaling_.scale(tr.y) for tr in data]
         train_rows, tail_from = self._validation_split(data)
@@ -262,8 +268,11 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, TrajectoryEstimator):
         finally:
             self.__dict__.pop("_penalty_points", None)
 
-    def _warn_if_underdetermined(self, data: Trajectories) -> None:
-        """Warn when the training rows hold too few observed values for the parameters trained."""
+    def _warn_if_underdetermined(self, data: Trajectories, depth: int = 0) -> None:
+        """Warn when the training rows hold too few observed values for the parameters trained.
+
+        ``depth``: frames between the caller and ``_fit_resolved`` (the warning points at the user's ``fit``).
+        """
         rows, _ = self._validation_split(data)
         observed = sum(int(np.isfinite(tr.y[:n]).sum()) for tr, n in zip(data, rows))
         unknowns = sum(p.numel() for p in self.rhs_.parameters() if p.requires_grad)
@@ -271,7 +280,7 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, TrajectoryEstimator):
             unknowns += len(data) * self.n_dims_
         warn_if_underdetermined(type(self).__name__, observed, unknowns,
                                 unknowns="trained parameters (the field's and the initial states)",
-                                per_unknown=self.field_part_.observations_per_parameter, stacklevel=6)
+                                per_unknown=self.field_part_.observations_per_parameter, stacklevel=6 + depth)
 
     def _loop_options(self) -> dict[str, Any]:
         return {"verbose": bool(self.verbose), "description": type(self).__name__}

@@ -1,26 +1,13 @@
 """Grey-box vector field: the user's own equations f(t, x, p, u) with named, bounded parameters.
 
-Bounds are imposed by smooth transforms of an unconstrained raw value ``r``, never by
-clipping, so gradient descent can neither leave the bounds nor get stuck on them:
-
-=============  ===========================================
-bounds         parameter as a function of the raw value r
-=============  ===========================================
-(None, None)   p0 + s * r                   (identity, relative steps)
-(lo, None)     lo + s * softplus(r)
-(None, hi)     hi - s * softplus(r)
-(lo, hi)       lo + (hi - lo) * sigmoid(r)
-=============  ===========================================
-
-``s`` is a fixed step scale taken from the initial value (its distance from the bound,
-or its magnitude), so that a unit step of the raw value is a relative change whatever
-the parameter's units. Fixed parameters are buffers and never trained.
+The parameters are a :class:`~sysid.parameters._transform.ParameterTransform` (smooth
+bound transforms for gradient training, several parameter sets per batch for least
+squares), checked by :func:`sysid.parameters.check_parameters` (closed bounds); see
+:mod:`sysid.parameters`.
 """
 
 from __future__ import annotations
 
-import math
-import numbers
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -28,149 +15,11 @@ import torch
 
 from sysid.errors import ConfigError
 from sysid.fields._spec import FieldContext, FieldSpec
+from sysid.parameters import ParameterSpec, check_parameters
+from sysid.parameters._transform import Bound as Bound
+from sysid.parameters._transform import ParameterTransform as ParameterTransform
 
 GreyBoxFunction = Callable[[torch.Tensor, torch.Tensor, dict[str, torch.Tensor], torch.Tensor | None], Any]
-
-Bound = tuple[float | None, float | None]
-
-# kind codes of the transform per free parameter
-_IDENTITY, _LOWER, _UPPER, _BOTH = 0, 1, 2, 3
-
-
-def _softplus_inverse(y: float) -> float:
-    """r with softplus(r) = y > 0, stable for large and small y."""
-    return y + math.log(-math.expm1(-y))
-
-
-def _softplus_inverse_t(y: torch.Tensor) -> torch.Tensor:
-    return y + torch.log(-torch.expm1(-y))
-
-
-def _kind(bound: Bound) -> int:
-    lo, hi = bound
-    if lo is None and hi is None:
-        return _IDENTITY
-    if hi is None:
-        return _LOWER
-    if lo is None:
-        return _UPPER
-    return _BOTH
-
-
-class ParameterTransform(torch.nn.Module):
-    """Named physical parameters from unconstrained raw values (trained) plus fixed ones.
-
-    Parameters
-    ----------
-    initial : mapping of str to float
-        Every parameter's initial (or fixed) value; the order is kept.
-    bounds : mapping of str to (lo, hi), optional
-        ``None`` for an open side. Initial values must lie strictly inside.
-    fixed : sequence of str, optional
-        Names held at their initial value.
-    dtype : torch dtype
-
-    Examples
-    --------
-    >>> pt = ParameterTransform({"k": 2.0, "c": 0.5}, bounds={"k": (0.0, None)}, fixed=["c"])
-    >>> {n: round(float(v.detach()), 6) for n, v in pt().items()}
-    {'k': 2.0, 'c': 0.5}
-    >>> pt.free_names, pt.fixed_names
-    (['k'], ['c'])
-    """
-
-    def __init__(self, initial: Mapping[str, float], bounds: Mapping[str, Bound] | None = None,
-                 fixed: Sequence[str] | None = None, dtype: torch.dtype = torch.float64) -> None:
-        super().__init__()
-        bounds = dict(bounds or {})
-        fixed_set = set(fixed or ())
-        self.names = list(initial)
-        self.free_names = [n for n in self.names if n not in fixed_set]
-        self.fixed_names = [n for n in self.names if n in fixed_set]
-        kinds, lows, highs, scales, raws = [], [], [], [], []
-        for name in self.free_names:
-            value = float(initial[name])
-            lo, hi = bounds.get(name, (None, None))
-            kind = _kind((lo, hi))
-            lo_f = float(lo) if lo is not None else 0.0
-            hi_f = float(hi) if hi is not None else 0.0
-            if kind == _IDENTITY:
-                scale, raw = max(abs(value), 1e-3) if value else 1.0, 0.0
-            elif kind == _LOWER:
-                scale, raw = value - lo_f, _softplus_inverse(1.0)
-            elif kind == _UPPER:
-                scale, raw = hi_f - value, _softplus_inverse(1.0)
-            else:
-                scale = hi_f - lo_f
-                frac = (value - lo_f) / scale
-                raw = math.log(frac / (1.0 - frac))
-            kinds.append(kind)
-            lows.append(lo_f)
-            highs.append(hi_f)
-            scales.append(scale)
-            raws.append(raw)
-        as_t = lambda a: torch.as_tensor(a, dtype=dtype)  # noqa: E731
-        raw = as_t(raws).reshape(len(self.free_names))
-        if self.free_names:
-            self.raw = torch.nn.Parameter(raw)
-        else:  # nothing to train: an empty Parameter would break torchdiffeq's adjoint
-            self.register_buffer("raw", raw)
-        self.register_buffer("kind", torch.as_tensor(kinds, dtype=torch.long).reshape(-1))
-        self.register_buffer("low", as_t(lows).reshape(-1))
-        self.register_buffer("high", as_t(highs).reshape(-1))
-        self.register_buffer("scale", as_t(scales).reshape(-1))
-        self.register_buffer("origin", as_t([float(initial[n]) for n in self.free_names]).reshape(-1))
-        self.register_buffer("fixed_values", as_t([float(initial[n]) for n in self.fixed_names]).reshape(-1))
-        #: When set (a tensor (n_free,)), used as the free parameters' natural values instead of
-        #: the transform of ``raw``: for derivatives with respect to natural units.
-        self.override: torch.Tensor | None = None
-
-    def free_values(self) -> torch.Tensor:
-        """Natural values of the free parameters (n_free,)."""
-        if self.override is not None:
-            return self.override
-        r = self.raw
-        soft = torch.nn.functional.softplus(r)
-        identity = self.origin + self.scale * r
-        lower = self.low + self.scale * soft
-        upper = self.high - self.scale * soft
-        both = self.low + (self.high - self.low) * torch.sigmoid(r)
-        k = self.kind
-        return torch.where(k == _IDENTITY, identity,
-                           torch.where(k == _LOWER, lower, torch.where(k == _UPPER, upper, both)))
-
-    def set_free_values(self, values: Any) -> None:
-        """Set the raw values so that the free parameters take these natural ``values`` (n_free,).
-
-        Values on or beyond a bound are moved just inside it.
-        """
-        v = torch.as_tensor(values, dtype=self.raw.dtype).reshape(-1)
-        tiny = torch.finfo(v.dtype).eps ** 0.5
-        k = self.kind
-        safe_scale = torch.where(self.scale != 0, self.scale, torch.ones_like(self.scale))
-        identity = (v - self.origin) / safe_scale
-        lower = _softplus_inverse_t(((v - self.low) / safe_scale).clamp(min=tiny))
-        upper = _softplus_inverse_t(((self.high - v) / safe_scale).clamp(min=tiny))
-        width = torch.where(self.high > self.low, self.high - self.low, torch.ones_like(self.high))
-        frac = ((v - self.low) / width).clamp(tiny, 1 - tiny)
-        both = torch.log(frac) - torch.log1p(-frac)
-        raw = torch.where(k == _IDENTITY, identity,
-                          torch.where(k == _LOWER, lower, torch.where(k == _UPPER, upper, both)))
-        with torch.no_grad():
-            self.raw.copy_(raw)
-
-    def values_from(self, free: torch.Tensor) -> dict[str, torch.Tensor]:
-        """``{name: scalar tensor}`` with the free parameters at the natural values ``free``."""
-        values = {n: free[i] for i, n in enumerate(self.free_names)}
-        values.update({n: self.fixed_values[i] for i, n in enumerate(self.fixed_names)})
-        return {n: values[n] for n in self.names}
-
-    def forward(self) -> dict[str, torch.Tensor]:
-        """``{name: scalar tensor}`` for every parameter, free and fixed, in the original order."""
-        free = self.free_values()
-        values = {n: free[i] for i, n in enumerate(self.free_names)}
-        values.update({n: self.fixed_values[i] for i, n in enumerate(self.fixed_names)})
-        return {n: values[n] for n in self.names}
 
 
 class GreyBoxField(torch.nn.Module):
@@ -201,88 +50,31 @@ class GreyBoxField(torch.nn.Module):
         self.params = ParameterTransform(initial, bounds, fixed, dtype)
         #: When set, a tensor (n_groups, n_free) of natural parameter values: the batch is
         #: split into that many equal consecutive groups, each evaluated with its own values
-        #: (several parameter sets in one batched solve, e.g. for finite differences).
+        #: (several parameter sets in one batched solve: least-squares Jacobians, profiles).
         self.groups: torch.Tensor | None = None
 
     def forward(self, t: torch.Tensor, x: torch.Tensor, u: torch.Tensor | None) -> torch.Tensor:
         """dx/dt (batch, n_dims)."""
         if self.groups is None:
             return self.call(t, x, self.params(), u)
-        n_groups = self.groups.shape[0]
-        size = x.shape[0] // n_groups
-        outs = []
-        for g in range(n_groups):
-            rows = slice(g * size, (g + 1) * size)
-            outs.append(self.call(t[rows], x[rows], self.params.values_from(self.groups[g]),
-                                  None if u is None else u[rows]))
-        return torch.cat(outs)
+        return self.params.evaluate_grouped(self.call, t, x, u, self.groups)
 
     def call(self, t: torch.Tensor, x: torch.Tensor, p: dict[str, torch.Tensor], u: torch.Tensor | None) -> Any:
         """The user's function on one group of the batch (:class:`~sysid.fields.UDEField` adds its networks)."""
         return self.f(t, x, p, u)
 
 
-def check_parameter_spec(params: Any, bounds: Any, fixed: Any, owner: str = "GreyBoxODE"
+def check_parameter_spec(params: Any, bounds: Any, fixed: Any, owner: str = "GreyBox"
                          ) -> tuple[dict[str, float], dict[str, Bound], list[str]]:
-    """Validate ``params``/``bounds``/``fixed``; return them normalised.
-
-    Raises
-    ------
-    ConfigError
-        Naming the parameter at fault: unknown names in ``bounds``/``fixed``, non-numeric
-        values, malformed bounds, or an initial value not strictly inside its bounds.
+    """``(start values, bounds, fixed names)`` as checked by :func:`sysid.parameters.check_parameters`.
 
     Examples
     --------
-    >>> check_parameter_spec({"k": 1.0}, {"k": (0, None)}, None)
-    ({'k': 1.0}, {'k': (0.0, None)}, [])
-    >>> check_parameter_spec({"k": 1.0}, {"c": (0, 1)}, None)
-    Traceback (most recent call last):
-    ...
-    sysid.errors.ConfigError: bounds names an unknown parameter 'c'; params are ['k'].
+    >>> check_parameter_spec({"k": 0.0}, {"k": (0, None)}, None)
+    ({'k': 0.0}, {'k': (0.0, None)}, [])
     """
-    if params is None:
-        params = {}
-    if not isinstance(params, Mapping):
-        raise ConfigError(f"{owner}: params must be a dict {{name: initial value}}, got {type(params).__name__}.")
-    initial: dict[str, float] = {}
-    for name, value in params.items():
-        if not isinstance(name, str) or not name:
-            raise ConfigError(f"{owner}: parameter names must be non-empty strings, got {name!r}.")
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
-            raise ConfigError(f"{owner}: params[{name!r}] must be a finite number, got {value!r}.")
-        initial[name] = float(value)
-    known = list(initial)
-    if bounds is None:
-        bounds = {}
-    if not isinstance(bounds, Mapping):
-        raise ConfigError(f"{owner}: bounds must be a dict {{name: (low, high)}}, got {type(bounds).__name__}.")
-    clean_bounds: dict[str, Bound] = {}
-    for name, pair in bounds.items():
-        if name not in initial:
-            raise ConfigError(f"bounds names an unknown parameter {name!r}; params are {known}.")
-        if not isinstance(pair, Sequence) or isinstance(pair, str) or len(pair) != 2:
-            raise ConfigError(f"bounds[{name!r}] must be a pair (low, high) with None for an open side, got {pair!r}.")
-        lo, hi = (None if v is None else float(v) for v in pair)
-        if (lo is not None and not math.isfinite(lo)) or (hi is not None and not math.isfinite(hi)):
-            raise ConfigError(f"bounds[{name!r}] must be finite numbers or None, got {pair!r}.")
-        if lo is not None and hi is not None and not lo < hi:
-            raise ConfigError(f"bounds[{name!r}] = {pair!r}: low must be smaller than high.")
-        value = initial[name]
-        if (lo is not None and not value > lo) or (hi is not None and not value < hi):
-            raise ConfigError(
-                f"the initial value of {name!r} ({value!r}) must lie strictly inside its bounds {pair!r}; "
-                "move it inside (the bounds are open)."
-            )
-        clean_bounds[name] = (lo, hi)
-    if fixed is None:
-        fixed = []
-    if isinstance(fixed, str) or not isinstance(fixed, Sequence | set | frozenset):
-        raise ConfigError(f"{owner}: fixed must be a list of parameter names, got {fixed!r}.")
-    for name in fixed:
-        if name not in initial:
-            raise ConfigError(f"fixed names an unknown parameter {name!r}; params are {known}.")
-    return initial, clean_bounds, [n for n in known if n in set(fixed)]
+    spec = check_parameters(params, bounds, fixed, owner)
+    return spec.initial, spec.bounds, spec.fixed_names
 
 
 def probe_function(f: Any, name: str, args: tuple[Any, ...], expected: tuple[int, int], signature: str) -> None:
@@ -337,8 +129,9 @@ class GreyBox(FieldSpec):
     params : dict of str to float
         Every parameter with its initial value (the value of a fixed one).
     bounds : dict of str to (low, high), optional
-        Open bounds, ``None`` for an unbounded side: ``{"k": (0, None)}``. Bounds are
-        kept by smooth transforms, never by clipping.
+        Closed bounds, ``None`` for an open side: ``{"k": (0, None)}``; a start on a
+        bound is allowed (:func:`sysid.parameters.check_parameters`). The least-squares
+        fit keeps them exactly; gradient training by smooth transforms, never by clipping.
     fixed : list of str, optional
         Parameters held at their value in ``params``.
 
@@ -352,8 +145,7 @@ class GreyBox(FieldSpec):
     """
 
     flags_extrapolation = False  # the equations are the user's: valid as far as the user says
-    streaming_unsupported = ("its parameters' least-squares refinement and uncertainties use every observation "
-                             "at once")
+    streaming_unsupported = ("its parameters' least-squares fit and uncertainties use every observation at once")
     #: Name of the user's function in messages and in ``sysid.load(path, <name>=...)``.
     function_name = "f"
 
@@ -366,6 +158,11 @@ class GreyBox(FieldSpec):
 
     def spec(self, owner: str = "GreyBox") -> tuple[dict[str, float], dict[str, Bound], list[str]]:
         """The validated ``(initial values, bounds, fixed names)``."""
+        spec = self.parameter_spec(owner)
+        return spec.initial, spec.bounds, spec.fixed_names
+
+    def parameter_spec(self, owner: str = "GreyBox") -> ParameterSpec:
+        """The validated parameters (:func:`sysid.parameters.check_parameters`)."""
         if not callable(self.f):
             raise ConfigError(
                 f"{owner}: {self.function_name} must be a callable {self.function_name}(t, x, p, u) (your right-hand "
@@ -377,7 +174,7 @@ class GreyBox(FieldSpec):
                 f"e.g. {{'k': 1.0}}; got {self.params!r}. Without free parameters use ClassicalODE's simulate or "
                 "fix them all (fixed=[...])."
             )
-        return check_parameter_spec(self.params, self.bounds, self.fixed, owner)
+        return check_parameters(self.params, self.bounds, self.fixed, owner)
 
     def check(self) -> None:
         self.spec()

@@ -29,6 +29,9 @@ def max_eval_every(patience: int | None) -> int:
     return MAX_EVAL_EVERY if patience is None else max(EVAL_EVERY, min(MAX_EVAL_EVERY, int(patience) // 3))
 
 
+OPTIMIZERS = ("adam", "least_squares")
+
+
 class Training(Part):
     """How the field is fitted: multiple shooting, Adam, an L-BFGS polish, early stopping.
 
@@ -66,9 +69,22 @@ class Training(Part):
     learn_x0 : bool, default True
         Learn each trajectory's initial state; False starts each from its first observation.
     refine_steps : int, default 20
-        Models whose field has named physical parameters (grey-box): at most this many
-        residual evaluations of a trust-region Gauss-Newton refinement of the
-        whole-trajectory least squares after shooting (0 keeps the shooting estimate).
+        Models whose field has named physical parameters (grey-box), trained with
+        ``optimizer="adam"``: at most this many residual evaluations of a trust-region
+        Gauss-Newton refinement of the whole-trajectory least squares after shooting (0
+        keeps the shooting estimate).
+    optimizer : {"adam", "least_squares"}, default "adam"
+        ``"adam"``: the gradient training above. ``"least_squares"``: for fields whose
+        free quantities are few (a :class:`~sysid.fields.GreyBox` field: its parameters and
+        the initial states, no network), trust-region Gauss-Newton
+        (:func:`scipy.optimize.least_squares`, bounds kept exactly) with residuals and
+        Jacobian from one batched solve per evaluation, in three stages: collocation on
+        the smoothed derivatives, multiple shooting (``segment_length``,
+        ``continuity_weight``), single shooting of whole trajectories
+        (:mod:`sysid.training._least_squares`). ``max_epochs`` then caps the residual
+        evaluations of each shooting stage and ``collocation_steps`` those of the
+        collocation; ``lr``, ``batch_size``, ``patience``, ``lbfgs_steps`` and
+        ``refine_steps`` are not used. The default of :class:`~sysid.GreyBoxODE`.
 
     Examples
     --------
@@ -87,7 +103,7 @@ class Training(Part):
     def __init__(self, *, max_epochs: int = 40, lr: float = 1e-2, batch_size: int | None = None,
                  validation_fraction: float = 0.0, patience: int | None = 60, lbfgs_steps: int = 100,
                  collocation_steps: int = 300, segment_length: int = 5, continuity_weight: float = 1.0,
-                 learn_x0: bool = True, refine_steps: int = 20) -> None:
+                 learn_x0: bool = True, refine_steps: int = 20, optimizer: str = "adam") -> None:
         self.max_epochs = max_epochs
         self.lr = lr
         self.batch_size = batch_size
@@ -99,6 +115,7 @@ class Training(Part):
         self.continuity_weight = continuity_weight
         self.learn_x0 = learn_x0
         self.refine_steps = refine_steps
+        self.optimizer = optimizer
 
     def check(self) -> None:
         """Validate every parameter (a :class:`~sysid.ConfigError` names the one at fault)."""
@@ -115,6 +132,7 @@ class Training(Part):
         self._number("continuity_weight", low=0.0)
         self._flag("learn_x0")
         self._positive_int("refine_steps", allow_zero=True)
+        self._choice("optimizer", OPTIMIZERS)
 
     def settings(self, **overrides: Any) -> TrainSettings:
         """The optimisation loop's settings (``overrides`` win: description, verbose...)."""

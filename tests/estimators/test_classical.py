@@ -66,9 +66,10 @@ def test_multistart_recovers_lotka_volterra_from_fifty_percent_off(lv_fit):
 
 def test_confidence_intervals_cover_the_truth(lv_fit):
     table = lv_fit.confidence_intervals(0.95)
-    assert list(table.columns) == ["param", "estimate", "stderr", "lower", "upper"]
-    assert list(table.param) == ["alpha", "beta", "gamma", "delta"]
-    truth_values = table.param.map(LV)
+    assert list(table.columns) == ["estimate", "stderr", "lower", "upper", "status"]
+    assert list(table.index) == ["alpha", "beta", "gamma", "delta"] and table.index.name == "parameter"
+    assert (table.status == "estimated").all()
+    truth_values = table.index.map(LV)
     assert ((table.lower <= truth_values) & (truth_values <= table.upper)).all()
     assert (table.stderr > 0).all() and (table.stderr < 0.05 * table.estimate).all()
     wider = lv_fit.confidence_intervals(0.99)
@@ -98,7 +99,7 @@ def test_unidentifiable_parameters_are_named_in_a_fit_warning(exp_data):
     t, y = exp_data
     with pytest.warns(FitWarning, match=r"\['a', 'b'\] are not identifiable"):
         model = ClassicalODE(product_decay, {"a": 1.0, "b": 0.5}).fit(y, t=t)
-    assert model.not_identifiable_ == ["a", "b"]
+    assert model.unidentifiable_ == ["a", "b"] and model.not_identifiable_ == ["a", "b"]
     assert model.params_["a"] * model.params_["b"] == pytest.approx(0.6, rel=0.02)  # the product is identified
     assert np.isinf(model.params_stderr_["a"]) and np.isinf(model.params_stderr_["b"])
 
@@ -107,7 +108,7 @@ def test_identifiable_model_gives_no_warning(exp_data, recwarn):
     t, y = exp_data
     model = ClassicalODE(decay, {"k": 0.2}).fit(y, t=t)
     assert not [w for w in recwarn if issubclass(w.category, FitWarning)]
-    assert model.params_["k"] == pytest.approx(0.6, rel=0.02) and model.not_identifiable_ == []
+    assert model.params_["k"] == pytest.approx(0.6, rel=0.02) and model.unidentifiable_ == []
 
 
 def test_bounds_are_respected_by_every_evaluation(exp_data):
@@ -134,8 +135,8 @@ def test_fixed_parameters_stay_fixed(exp_data):
     model = ClassicalODE(spy, {"a": 1.0, "b": 0.5}, fixed=["b"]).fit(y, t=t)
     assert seen == {0.5} and model.params_["b"] == 0.5 and model.params_stderr_["b"] == 0.0
     assert model.params_["a"] == pytest.approx(1.2, rel=0.02)
-    row = model.confidence_intervals().set_index("param").loc["b"]
-    assert row.lower == row.upper == 0.5
+    row = model.confidence_intervals().loc["b"]
+    assert row.lower == row.upper == 0.5 and row.status == "fixed"
 
 
 def test_fit_x0_false_uses_the_first_observations(exp_data):
@@ -195,11 +196,11 @@ def test_simulate_numpy_reports_instead_of_hanging():
         ({"f": "lv"}, r"f must be a callable f\(t, x, p, u\) -> dx/dt, got str"),
         ({"params": {}}, r"params must be a non-empty dict"),
         ({"params": {"k": "fast"}}, r"params\['k'\] must be a finite number, got 'fast'"),
-        ({"bounds": {"q": (0, 1)}}, r"bounds given for 'q', which is not a parameter; the parameters are \['k'\]"),
-        ({"bounds": {"k": (1.0, 2.0)}}, r"the initial value params\['k'\] = 0.2 is outside its bounds"),
+        ({"bounds": {"q": (0, 1)}}, r"bounds names 'q', which is not a parameter; the parameters are \['k'\]"),
+        ({"bounds": {"k": (1.0, 2.0)}}, r"the start value params\['k'\] = 0.2 is outside its bounds"),
         ({"bounds": {"k": (1.0, 0.0)}}, r"low must be below high"),
         ({"bounds": {"k": 5}}, r"bounds\['k'\] must be a pair \(low, high\)"),
-        ({"fixed": ["q"]}, r"fixed names \['q'\] are not parameters"),
+        ({"fixed": ["q"]}, r"fixed names 'q', which is not a parameter"),
         ({"solver": "euler"}, r"solver must be one of"),
         ({"n_starts": 0}, r"n_starts must be an integer >= 1, got 0"),
         ({"loss": "l1"}, r"loss must be one of"),

@@ -91,7 +91,7 @@ def test_free_known_parameters_are_reported():
 @pytest.mark.parametrize(("kwargs", "match"), [
     ({"known": lambda t, x, p, u: x.sum(dim=1)}, r"known returned shape \(2,\)"),
     ({"params": {"alpha": 1.0}}, "looked up parameter 'gamma'"),
-    ({"fixed": ["delta"]}, "fixed names an unknown parameter 'delta'"),
+    ({"fixed": ["delta"]}, "fixed names 'delta', which is not a parameter"),
     ({"hidden": ()}, "hidden must be a non-empty tuple"),
     ({"activation": "sigmoid"}, "activation must be one of"),
     ({"correction_penalty": -1.0}, "correction_penalty must be a non-negative number"),

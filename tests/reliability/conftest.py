@@ -105,10 +105,10 @@ def work(monkeypatch: pytest.MonkeyPatch) -> Iterator[WorkSpy]:
     import pysindy
 
     import sysid.estimators._classical as classical
-    import sysid.estimators._greybox as greybox
     import sysid.estimators._ode_base as ode_base
     import sysid.estimators._sindy as sindy
     import sysid.integration._solve as solve
+    import sysid.training._least_squares as parametric_lsq
 
     spy = WorkSpy(calls=[])
 
@@ -122,7 +122,7 @@ def work(monkeypatch: pytest.MonkeyPatch) -> Iterator[WorkSpy]:
         monkeypatch.setattr(owner, name, wrapper)
 
     for owner, name in [(solve, "odeint"), (solve, "odeint_adjoint"), (classical, "least_squares"),
-                        (greybox, "least_squares"), (classical, "simulate_numpy"), (sindy, "simulate_numpy"),
+                        (parametric_lsq, "least_squares"), (classical, "simulate_numpy"), (sindy, "simulate_numpy"),
                         (ode_base, "collocation_fit"), (pysindy.SINDy, "fit")]:
         counted(owner, name)
     yield spy

@@ -21,6 +21,12 @@ SOLVER_TRAINED = ("NeuralODE", "SparseODE", "GreyBoxODE", "HybridODE")
 LONGER = {"max_epochs": 6, "batch_size": 2}  # minibatches: the batch order must resume too
 
 
+def trained(name: str, **overrides):
+    """``make_estimator`` with the gradient training loop (GreyBoxODE fits by least squares by default)."""
+    extra = {"optimizer": "adam"} if name == "GreyBoxODE" else {}
+    return make_estimator(name, **extra, **overrides)
+
+
 class Killed(Exception):
     """Stands for the process being killed (not KeyboardInterrupt, which fit handles itself)."""
 
@@ -81,21 +87,21 @@ def test_a_killed_fit_resumes_from_its_checkpoint_and_ends_where_an_uninterrupte
     data = decay_data()
     path = tmp_path / "fit.ckpt"
     batches = count_batches(monkeypatch)
-    reference = quiet_fit(make_estimator(name, **LONGER), data)
+    reference = quiet_fit(trained(name, **LONGER), data)
     per_epoch = batches["n"] // LONGER["max_epochs"]
     monkeypatch.undo()
 
     k = 3
     kill_at_epoch(monkeypatch, k, per_epoch)
     with pytest.raises(Killed):
-        quiet_fit(make_estimator(name, checkpoint_path=path, **LONGER), data)
+        quiet_fit(trained(name, checkpoint_path=path, **LONGER), data)
     monkeypatch.undo()
     header, _ = read_header(path, expected=CHECKPOINT_FORMAT)  # safetensors + JSON: no pickle
     assert header["state"]["next_epoch"] == k
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]  # written atomically
 
     batches = count_batches(monkeypatch)
-    resumed = quiet_fit(make_estimator(name, checkpoint_path=path, **LONGER), data)
+    resumed = quiet_fit(trained(name, checkpoint_path=path, **LONGER), data)
     assert batches["n"] == (LONGER["max_epochs"] - k) * per_epoch  # resumed at epoch k, not from scratch
     history = resumed.history_
     assert (history["stage"] == "start").sum() == 1 and history["epoch"].max() == LONGER["max_epochs"] - 1

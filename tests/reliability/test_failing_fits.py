@@ -58,7 +58,7 @@ def stiff(t, x, p, u):
 def test_step_size_underflow_in_exploding_dynamics_raises_fit_error_with_advice():
     data = decay_data(n_times=6)
     one_state = sysid.Trajectories.from_arrays([data[0].t], [data[0].y[:, :1]])
-    model = GreyBoxODE(blows_up, {"a": 50.0}, refine_steps=0, rtol=0.1, atol=0.1, **FAST)
+    model = GreyBoxODE(blows_up, {"a": 50.0}, refine_steps=0, rtol=0.1, atol=0.1, optimizer="adam", **FAST)
     model, error, caught = fit_recording(model, one_state)
     assert error is not None and "underflow in dt" in str(error)
     assert "training failed 5 times in a row" in str(error) and "best parameters (epoch -1) were kept" in str(error)
@@ -69,10 +69,20 @@ def test_step_size_underflow_in_exploding_dynamics_raises_fit_error_with_advice(
     assert_kept_best_and_usable(model, one_state)
 
 
+def test_least_squares_fit_of_exploding_dynamics_raises_fit_error_naming_the_solver_failure():
+    data = decay_data(n_times=6)
+    one_state = sysid.Trajectories.from_arrays([data[0].t], [data[0].y[:, :1]])
+    model = GreyBoxODE(blows_up, {"a": 50.0}, rtol=0.1, atol=0.1, collocation_steps=0, verbose=False)
+    with pytest.raises(FitError, match=r"cannot simulate the model at its start \(underflow in dt.*Check the start "
+                                       r"values in params="):
+        model.fit(one_state)
+
+
 def test_stiff_dynamics_exhaust_the_step_budget_and_raise_fit_error():
     data = decay_data()
     one_state = sysid.Trajectories.from_arrays([tr.t for tr in data], [tr.y[:, :1] for tr in data])
-    model = GreyBoxODE(stiff, {"k": 1e5}, refine_steps=0, solver_options={"max_num_steps": 50}, **FAST)
+    model = GreyBoxODE(stiff, {"k": 1e5}, refine_steps=0, solver_options={"max_num_steps": 50}, optimizer="adam",
+                       **FAST)
     model, error, caught = fit_recording(model, one_state)
     assert error is not None
     assert "max_num_steps exceeded" in str(error) and "larger solver max_num_steps" in str(error)
@@ -141,6 +151,7 @@ def test_learning_rate_far_too_high_for_grey_box_parameters():
     data = decay_data()
     model = GreyBoxODE(lambda t, x, p, u: torch.stack([-p["a"] * x[:, 0], -p["b"] * x[:, 1]], dim=-1),
                        {"a": 1.0, "b": 1.0}, refine_steps=0, lr=50.0, solver_options={"max_num_steps": 200},
+                       optimizer="adam",
                        **{**FAST, "max_epochs": 8})
     model, error, caught = fit_recording(model, data)
     assert caught, "a far too high rate must not pass silently"

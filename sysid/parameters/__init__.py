@@ -1,0 +1,34 @@
+"""Named physical parameters: one spec check, one uncertainty computation, one interval table.
+
+Shared by every parametric estimator (:class:`~sysid.ClassicalODE`,
+:class:`~sysid.GreyBoxODE`, the physics of :class:`~sysid.HybridODE`):
+
+- :func:`check_parameters` validates ``params``/``bounds``/``fixed`` with one bound rule
+  (closed bounds: a start on a bound is allowed) and returns a :class:`ParameterSpec`;
+- :func:`linearised_uncertainty` turns the Jacobian of the weighted residuals at the
+  optimum into standard errors, a covariance and identifiability flags, with the
+  noise levels from :func:`noise_levels`;
+- :func:`profile_interval` gives profile-likelihood intervals on request;
+- :func:`interval_table` is the one shape of ``confidence_intervals()``.
+
+This package does not import torch; the torch module of named, bounded parameters
+(``ParameterTransform``) lives in :mod:`sysid.parameters._transform`.
+"""
+
+from sysid.parameters._profile import profile_interval as profile_interval
+from sysid.parameters._spec import Bound as Bound
+from sysid.parameters._spec import ParameterSpec as ParameterSpec
+from sysid.parameters._spec import check_parameters as check_parameters
+from sysid.parameters._uncertainty import STATUSES as STATUSES
+from sysid.parameters._uncertainty import TABLE_COLUMNS as TABLE_COLUMNS
+from sysid.parameters._uncertainty import Uncertainty as Uncertainty
+from sysid.parameters._uncertainty import check_level as check_level
+from sysid.parameters._uncertainty import interval_table as interval_table
+from sysid.parameters._uncertainty import (
+           linearised_uncertainty as linearised_uncertainty,
+)
+from sysid.parameters._uncertainty import noise_levels as noise_levels
+from sysid.parameters._uncertainty import t_quantile as t_quantile
+
+__all__ = ["STATUSES", "TABLE_COLUMNS", "Bound", "ParameterSpec", "Uncertainty", "check_level", "check_parameters",
+           "interval_table", "linearised_uncertainty", "noise_levels", "profile_interval", "t_quantile"]
