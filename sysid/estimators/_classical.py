@@ -18,7 +18,7 @@ import numbers
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 import scipy.integrate
@@ -43,7 +43,10 @@ SOLVERS: dict[str, type] = {
 DIVERGENCE_FACTOR = 1e3
 """A simulation has diverged once a state exceeds this many times its data scale."""
 
-_LOSSES = ("linear", "soft_l1", "huber", "cauchy", "arctan")
+Loss = Literal["linear", "soft_l1", "huber", "cauchy", "arctan"]
+_LOSSES = get_args(Loss)
+# least_squares' diff_step is "None or array_like" and a scalar applies to every variable;
+# scipy-stubs accept only arrays, hence the type: ignore[arg-type] on the calls that pass one.
 _SOLVER_ERRORS = (ArithmeticError, ValueError, np.linalg.LinAlgError)
 _FAILED_RESIDUAL = 10.0 * DIVERGENCE_FACTOR  # in units of each state's data scale
 _START_SPREAD = 3.0  # multistart: log-uniform factors in [1/3, 3] of the initial guess
@@ -336,6 +339,13 @@ class ClassicalODE(ParametricResults, TrajectoryEstimator):
 
     _flags_extrapolation = False  # the equations are the user's: valid as far as the user says
 
+    # Set by _resolve; declared so that mypy knows them in methods it checks first.
+    param_names_: list[str]
+    initial_params_: np.ndarray
+    free_: np.ndarray
+    lower_: np.ndarray
+    upper_: np.ndarray
+
     def __init__(
         self,
         f: Callable[..., Any],
@@ -347,7 +357,7 @@ class ClassicalODE(ParametricResults, TrajectoryEstimator):
         rtol: float = 1e-8,
         atol: float = 1e-10,
         n_starts: int = 1,
-        loss: str = "linear",
+        loss: Loss = "linear",
         random_state: int | None = None,
         max_nfev: int | None = None,
     ) -> None:
@@ -404,7 +414,7 @@ class ClassicalODE(ParametricResults, TrajectoryEstimator):
         p = dict(zip(self.param_names_, self.initial_params_.tolist()))
         try:
             out = np.asarray(self.f(float(traj.t[0]), x, p, u), dtype=float)
-        except Exception as exc:  # noqa: BLE001 - the user's code: report it, do not bury it in scipy
+        except Exception as exc:  # the user's code: report it, do not bury it in scipy
             raise ConfigError(
                 f"f(t, x, p, u) raised {type(exc).__name__}: {exc} when called with t={float(traj.t[0])!r}, "
                 f"x={x.tolist()} (states {list(data.state_names)}), p={p}, u={None if u is None else u.tolist()}. "
@@ -484,7 +494,7 @@ class ClassicalODE(ParametricResults, TrajectoryEstimator):
                       np.concatenate([self.upper_[free], np.full(n_x0, np.inf)]))
             return least_squares(residuals.objective(tolerances, with_x0), z0, bounds=bounds, loss=self.loss,
                                  max_nfev=max_nfev, x_scale="jac",
-                                 diff_step=max(float(np.sqrt(tolerances[0])), 1e-7))
+                                 diff_step=max(float(np.sqrt(tolerances[0])), 1e-7))  # type: ignore[arg-type]  # see _LOSSES
 
         self.diff_step_ = max(float(np.sqrt(self.rtol)), 1e-7)
         rng = np.random.default_rng(self.random_state)
@@ -573,10 +583,15 @@ class ClassicalODE(ParametricResults, TrajectoryEstimator):
     def _estimate_x0(self, traj: Trajectory, theta: np.ndarray) -> np.ndarray:
         """Initial state fitted to the trajectory's observations with the parameters fixed."""
         start = first_state(traj)
+
+        def residuals(x0: np.ndarray) -> np.ndarray:
+            return self._residuals(traj, x0, theta)[0]
+
         try:
             result = least_squares(
-                lambda x0: self._residuals(traj, x0, theta)[0], start, loss=self.loss,
-                x_scale="jac", diff_step=max(float(np.sqrt(self.rtol)), 1e-7), max_nfev=50 * start.size,
+                residuals, start, loss=self.loss, x_scale="jac",
+                diff_step=max(float(np.sqrt(self.rtol)), 1e-7),  # type: ignore[arg-type]
+                max_nfev=50 * start.size,
             )
         except _SOLVER_ERRORS:
             return start
@@ -665,17 +680,17 @@ class _Residuals:
         self.model, self.data = model, data
         self.fixed_x0 = np.asarray(x0, dtype=float)
         self.n_theta = int(model.free_.sum())
-        self.n_x0 = len(data) * data.n_states
-        self.state_of = np.concatenate([np.nonzero(tr.observed)[1] for tr in data])
+        self.n_x0: int = len(data) * data.n_states
+        self.state_of: np.ndarray = np.concatenate([np.nonzero(tr.observed)[1] for tr in data])
         self.set_weights(weights)
         self.caches: dict[tuple[float, float], list[dict[bytes, np.ndarray]]] = {}
-        self.evals = 0
-        self.simulations = 0
+        self.evals: int = 0
+        self.simulations: int = 0
 
     def set_weights(self, weights: np.ndarray) -> None:
         """Per-state multipliers (1 / noise level)."""
-        self.weights = np.asarray(weights, dtype=float)
-        self.row_weights = self.weights[self.state_of]
+        self.weights: np.ndarray = np.asarray(weights, dtype=float)
+        self.row_weights: np.ndarray = self.weights[self.state_of]
 
     def unpack(self, z: np.ndarray, with_x0: bool) -> tuple[np.ndarray, np.ndarray]:
         """(every parameter's value, initial states (n_traj, n_states)) from ``z``."""
