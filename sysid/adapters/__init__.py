@@ -165,10 +165,12 @@ def as_trajectories(
     >>> df = pd.DataFrame({"t": [0.0, 1.0], "x": [1.0, 2.0]})
     >>> as_trajectories(df).state_names
     ('x',)
-    >>> as_trajectories({"x": [1.0]})  # doctest: +ELLIPSIS
+    >>> as_trajectories({"x": [1.0]})  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    sysid.errors.DataError: cannot use data of type dict; expected a sysid.Trajectories, a pandas DataFrame, ...
+    sysid.errors.DataError: cannot use data of type dict; expected a sysid.Trajectories, a pandas DataFrame,
+    an xarray Dataset or DataArray, a numpy array (n_times, n_states) with t=, or a list of such arrays
+    with a list of t.
     """
     labelled = {"time": time, "states": states, "inputs": inputs, "trajectory": trajectory,
                 "state_dim": state_dim}

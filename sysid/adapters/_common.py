@@ -184,10 +184,15 @@ def _check_exact_in_float64(values: np.ndarray, label: str) -> None:
     Examples
     --------
     >>> _check_exact_in_float64(np.array([0, 2**53]), "t")
-    >>> _check_exact_in_float64(np.array([2**63 - 2, 2**63 - 1]), "time column 't'")  # doctest: +ELLIPSIS
+    >>> big = np.array([2**63 - 2, 2**63 - 1])
+    >>> _check_exact_in_float64(big, "time column 't'")  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    sysid.errors.DataError: time column 't' holds integers that float64 cannot hold exactly: 9223372036854775806 ...
+    sysid.errors.DataError: time column 't' holds integers that float64 cannot hold exactly:
+    9223372036854775806 becomes 9.223372036854776e+18 (2 of 2 times change); sysid computes times in
+    float64, so they would lose precision (neighbouring stamps could even become equal). Subtract a
+    reference time first (e.g. t - t.min()), or convert nanosecond stamps to datetimes with
+    pandas.to_datetime(t, unit='ns').
     """
     big = values[(values > 2**53) | (values < -(2**53))] if values.dtype.kind == "i" else values[values > 2**53]
     if not big.size:

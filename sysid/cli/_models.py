@@ -407,10 +407,9 @@ def build_estimator(
             chosen["bounds"] = chosen_bounds
         if fixed:
             chosen["fixed"] = list(fixed)
-    elif rhs is not None or params or bounds or fixed:
-        if strict:
-            raise UsageError(f"--rhs/--params/--bounds/--fixed apply to greybox, hybrid and classical models, "
-                             f"not {key}.")
+    elif (rhs is not None or params or bounds or fixed) and strict:
+        raise UsageError(f"--rhs/--params/--bounds/--fixed apply to greybox, hybrid and classical models, "
+                         f"not {key}.")
     return cls(**chosen)
 
 

@@ -376,7 +376,7 @@ def _drop_entries(
         total += y.size
         kept = set(rng.choice(n_rows, size=2, replace=False).tolist())
         candidates.extend((k, r, c) for r in range(n_rows) if r not in kept for c in range(n_cols))
-    n_drop = min(int(round(fraction * total)), len(candidates))
+    n_drop = min(round(fraction * total), len(candidates))  # fraction is a float: round gives an int
     for idx in rng.choice(len(candidates), size=n_drop, replace=False):
         k, r, c = candidates[idx]
         out[k][r, c] = np.nan

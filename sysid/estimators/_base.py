@@ -58,10 +58,11 @@ def as_finite_numbers(values: Any, what: str) -> np.ndarray:
     --------
     >>> as_finite_numbers([[1, 2], [3, 4]], "x").shape
     (2, 2)
-    >>> as_finite_numbers([[1.0, 2.0], [3.0, float("inf")]], "x")
+    >>> as_finite_numbers([[1.0, 2.0], [3.0, float("inf")]], "x")  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    sysid.errors.DataError: x must be finite numbers, got inf at position (1, 1) (1 non-finite value(s)); NaN and inf have no dx/dt: pass finite states (and inputs and times).
+    sysid.errors.DataError: x must be finite numbers, got inf at position (1, 1) (1 non-finite value(s));
+    NaN and inf have no dx/dt: pass finite states (and inputs and times).
     """
     arr = as_numbers(values, what)
     bad = np.argwhere(~np.isfinite(arr))
@@ -118,8 +119,10 @@ def warn_if_underdetermined(owner: str, n_observations: int, n_unknowns: int, *,
     ...     warnings.simplefilter("always")
     ...     warn_if_underdetermined("SINDy", 3, 6, unknowns="library terms per state", observations="samples")
     True
-    >>> print(caught[0].message)
-    SINDy: 3 samples cannot determine 6 library terms per state: a fit needs at least 12 (2 per unknown); with fewer, the result is what the starting point or the regularisation makes of it, not what the data say. Add data (more trajectories or times), or fit a smaller model.
+    >>> print(caught[0].message)  # doctest: +NORMALIZE_WHITESPACE
+    SINDy: 3 samples cannot determine 6 library terms per state: a fit needs at least 12 (2 per unknown);
+    with fewer, the result is what the starting point or the regularisation makes of it, not what the
+    data say. Add data (more trajectories or times), or fit a smaller model.
     >>> warn_if_underdetermined("SINDy", 30, 6)
     False
     """
