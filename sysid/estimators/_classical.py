@@ -372,7 +372,7 @@ class ClassicalODE(ParametricResults, TrajectoryEstimator):
 
     @property
     def not_identifiable_(self) -> list[str]:
-        """Former name of ``unidentifiable_`` (kept for code written before issue #19)."""
+        """Former name of ``unidentifiable_`` (kept so that code using it keeps working)."""
         return self.unidentifiable_
 
     def _perturbed(self, rng: np.random.Generator) -> np.ndarray:
@@ -456,13 +456,13 @@ class ClassicalODE(ParametricResults, TrajectoryEstimator):
         return state, {}
 
     def _set_fitted_state(self, state: dict[str, Any], tensors: dict[str, Any]) -> None:
-        """Rebuild from :meth:`_fitted_state` output (files from before issue #19 too)."""
+        """Rebuild from :meth:`_fitted_state` output (older files that stored ``not_identifiable_`` too)."""
         self._resolve()
         for name in self._FITTED_JSON:
             setattr(self, name, state[name])
         for name in self._FITTED_ARRAYS:
             setattr(self, name, np.asarray(state[name], dtype=bool if name == "free_" else float))
-        if "not_identifiable_" in state:  # the name before issue #19
+        if "not_identifiable_" in state:  # the name in older model files
             state = {**state, "unidentifiable_": state["not_identifiable_"]}
         self._set_results_state(state, self._spec())
         self.n_simulations_ = int(state.get("n_simulations_", 0))
