@@ -19,8 +19,8 @@ from sysid import plot
 from sysid.datasets import simulate
 from sysid.ensemble import Ensemble
 from sysid.errors import ConfigError, DataError, NotFittedError
-from sysid.estimators._classical import ClassicalODE
-from sysid.estimators._sindy import SINDy
+from sysid import ClassicalODE
+from sysid import SINDy
 from sysid.model_selection import TrajectoryKFold
 
 

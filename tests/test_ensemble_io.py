@@ -7,7 +7,7 @@ import pytest
 
 import sysid
 from sysid.datasets import simulate
-from sysid.estimators._sindy import SINDy
+from sysid import SINDy
 
 TINY = {"hidden": (4,), "max_epochs": 2, "lbfgs_steps": 0, "collocation_steps": 20, "gradient": "backprop",
         "verbose": False}

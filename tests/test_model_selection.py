@@ -12,7 +12,7 @@ from sklearn.utils import _safe_indexing
 from sysid import Trajectories
 from sysid.datasets import simulate
 from sysid.errors import ConfigError, DataError
-from sysid.estimators._sindy import SINDy
+from sysid import SINDy
 from sysid.model_selection import TrajectoryKFold, train_test_split
 
 

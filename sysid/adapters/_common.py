@@ -19,7 +19,7 @@ import pandas as pd
 
 from sysid.errors import DataError
 from sysid.trajectories import Trajectory
-from sysid.trajectories._container import TimeKind
+from sysid.trajectories import TimeKind
 
 NS_PER_S = 1_000_000_000
 _INT64_MIN = np.iinfo(np.int64).min

@@ -14,6 +14,10 @@ from sysid.registry import ESTIMATORS
 # The estimators this package defines, from the one registry (sysid.registry).
 _MODULES = {entry.name: entry.module for entry in ESTIMATORS if entry.module.startswith(f"{__name__}.")}
 
+
+# Shared with other sysid packages (their one public home).
+from sysid.estimators._base import TrajectoryEstimator as TrajectoryEstimator
+
 __all__ = list(_MODULES)
 
 
@@ -27,3 +31,4 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(__all__)
+__all__ += ["TrajectoryEstimator"]

@@ -31,10 +31,10 @@ from sysid.errors import ConfigError, DataError, FitError, FitWarning
 from sysid.estimators._ode_base import SolverTrainedODE
 from sysid.integration import SolverFailure, torch_threads
 from sysid.parameters import ParameterSpec, linearised_uncertainty, noise_levels
-from sysid.parameters._results import ParametricResults, ProfileProblem
-from sysid.parameters._uncertainty import REWEIGHT, relative_change
-from sysid.training._collocation import smooth_trajectory
-from sysid.training._least_squares import (
+from sysid.parameters import ParametricResults, ProfileProblem
+from sysid.parameters import REWEIGHT, relative_change
+from sysid.training import smooth_trajectory
+from sysid.training import (
     FAILED_RESIDUAL,
     CollocationResiduals,
     LeastSquaresResult,
@@ -42,7 +42,7 @@ from sysid.training._least_squares import (
     TrajectoryResiduals,
     solve_least_squares,
 )
-from sysid.training._segments import interpolate_missing
+from sysid.training import interpolate_missing
 from sysid.trajectories import Trajectories
 
 # Stop once within this many standard errors of the optimum (sysid.training._least_squares.gauss_newton_distance):

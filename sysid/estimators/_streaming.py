@@ -22,7 +22,7 @@ import torch
 
 from sysid.errors import ConfigError
 from sysid.training import collocation_fit
-from sysid.training._streaming import StreamingShooting, StreamSettings, validation_positions
+from sysid.training import StreamingShooting, StreamSettings, validation_positions
 from sysid.trajectories import LazyTrajectories
 
 if TYPE_CHECKING:

@@ -30,6 +30,12 @@ from sysid.fields._structured import StructuredField as StructuredField
 from sysid.fields._ude import UDE as UDE
 from sysid.fields._ude import UDEField as UDEField
 
+
+# Shared with other sysid packages (their one public home).
+from sysid.fields._polynomial import polynomial_terms as polynomial_terms
+from sysid.fields._greybox import GreyBoxFunction as GreyBoxFunction
+
 __all__ = ["FieldContext", "FieldSpec", "GreyBox", "GreyBoxField", "Hybrid", "HybridField", "LinearMLP",
            "LinearMLPField", "MLP", "MLPField", "ModuleField", "ParameterTransform", "Polynomial", "PolynomialField",
            "Scaling", "Sensor", "SensorModel", "Structured", "StructuredField", "UDE", "UDEField", "as_field_spec"]
+__all__ += ["GreyBoxFunction", "polynomial_terms"]

@@ -7,9 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from sysid.fields._mlp import ACTIVATIONS, MLPField, check_widths
+from sysid.fields._mlp import MLP, MLPField
 from sysid.fields._scaling import Scaling
-from sysid.fields._spec import FieldContext, FieldSpec
 
 _RIDGE = 1e-8  # relative ridge of the linear least squares (conditioning only)
 
@@ -89,7 +88,7 @@ class LinearMLPField(MLPField):
             self.offset.copy_(torch.as_tensor(a[:, -1], dtype=dtype))
 
 
-class LinearMLP(FieldSpec):
+class LinearMLP(MLP):
     """A linear system plus a network: dx/dt = A x + B u + c + MLP(x, u).
 
     The linear part starts from a least-squares fit to smoothing-spline derivatives of the
@@ -112,23 +111,11 @@ class LinearMLP(FieldSpec):
     LinearMLP(hidden=(16,))
     """
 
-    observations_per_parameter = 0.01  # mostly network weights
+    module_class = LinearMLPField
 
     def __init__(self, *, hidden: Sequence[int] = (32, 32), activation: str = "tanh",
                  time_dependent: bool = False) -> None:
-        self.hidden = hidden
-        self.activation = activation
-        self.time_dependent = time_dependent
-
-    def check(self) -> None:
-        self._choice("activation", tuple(sorted(ACTIVATIONS)))
-        check_widths(self, "hidden")
-        self._flag("time_dependent")
-
-    def build(self, context: FieldContext) -> torch.nn.Module:
-        self.check()
-        return LinearMLPField(context.n_dims, context.n_inputs, tuple(int(h) for h in self.hidden), self.activation,
-                              self.time_dependent, context.scaling, context.generator, context.dtype)
+        super().__init__(hidden=hidden, activation=activation, time_dependent=time_dependent)
 
     def warm_start(self, module: torch.nn.Module, t: np.ndarray, x: np.ndarray, dx: np.ndarray,
                    u: np.ndarray | None) -> bool:

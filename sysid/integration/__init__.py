@@ -13,5 +13,10 @@ from sysid.integration._solve import solve as solve
 from sysid.integration._solver import Solver as Solver
 from sysid.integration._solver import SolverConfig as SolverConfig
 
+
+# Shared with other sysid packages (their one public home).
+from sysid.integration._solve import Gradient as Gradient
+
 __all__ = ["BatchedField", "Clock", "ODEBlock", "InputSignal", "Solver", "SolverConfig", "SolverFailure",
            "TimeParameters", "resolve_device", "simulate", "solve", "torch_threads"]
+__all__ += ["Gradient"]

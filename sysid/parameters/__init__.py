@@ -30,5 +30,25 @@ from sysid.parameters._uncertainty import (
 from sysid.parameters._uncertainty import noise_levels as noise_levels
 from sysid.parameters._uncertainty import t_quantile as t_quantile
 
+
+# Shared with other sysid packages (their one public home).
+from sysid.parameters._results import ParametricResults as ParametricResults
+from sysid.parameters._results import ProfileProblem as ProfileProblem
+from sysid.parameters._uncertainty import REWEIGHT as REWEIGHT
+from sysid.parameters._uncertainty import relative_change as relative_change
+from sysid.parameters._uncertainty import state_spread as state_spread
+from sysid.parameters._uncertainty import gauss_newton_distance as gauss_newton_distance
+
 __all__ = ["STATUSES", "TABLE_COLUMNS", "Bound", "ParameterSpec", "Uncertainty", "check_level", "check_parameters",
            "interval_table", "linearised_uncertainty", "noise_levels", "profile_interval", "t_quantile"]
+__all__ += ["ParametricResults", "ProfileProblem", "REWEIGHT", "relative_change", "state_spread", "gauss_newton_distance"]
+
+
+def __getattr__(name: str) -> object:
+    # The torch module of named, bounded parameters loads on first use, so that the
+    # torch-free estimators (ClassicalODE, SINDy) import this package without torch.
+    if name == "ParameterTransform":
+        from sysid.parameters._transform import ParameterTransform
+
+        return ParameterTransform
+    raise AttributeError(f"module 'sysid.parameters' has no attribute {name!r}")

@@ -19,7 +19,8 @@ from sklearn.utils.estimator_checks import (
 import sysid.io
 from sysid.datasets import simulate, truth
 from sysid.errors import ConfigError, FitWarning, SolverWarning
-from sysid.estimators._classical import ClassicalODE, simulate_numpy
+from sysid import ClassicalODE
+from sysid.estimators._numpy_simulation import simulate_numpy
 
 LV = truth("lotka_volterra").params
 

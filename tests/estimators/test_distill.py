@@ -10,7 +10,7 @@ import torch
 from sysid.datasets import simulate, truth
 from sysid.errors import ConfigError, DataError, NotFittedError
 from sysid.estimators._distill import DistilledEquations, distill
-from sysid.estimators._greybox import GreyBoxODE
+from sysid import GreyBoxODE
 
 LV = truth("lotka_volterra")
 

@@ -10,7 +10,7 @@ from sysid.datasets import simulate, truth
 from sysid.fields import GreyBoxField
 from sysid.integration import BatchedField, SolverConfig, SolverFailure, TimeParameters
 from sysid.integration import simulate as integrate
-from sysid.parameters._transform import ParameterTransform
+from sysid.fields import ParameterTransform
 from sysid.training._least_squares import (
     CollocationResiduals,
     Differences,
