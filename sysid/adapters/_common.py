@@ -435,7 +435,7 @@ def _check_time_order(raw: RawTrajectory, rules: RowRules) -> None:
             f"trajectory {raw.name!r}: times go backwards at {rules.row_word}s {raw.rows[first]} and "
             f"{raw.rows[first + 1]} ({before} then {after}){more}; within a trajectory the rows must be in time "
             "order. If the clock was reset (a new run), give each run its own label with trajectory=; if the "
-            "rows are only out of order, pass sort=True to sort each trajectory by time."
+            "rows are only out of order, pass sort=True (--sort on the command line) to sort each trajectory by time."
         )
 
 
