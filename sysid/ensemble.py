@@ -21,7 +21,7 @@ from sklearn.base import clone
 from sklearn.utils.validation import check_is_fitted
 
 from sysid.errors import ConfigError, DataError
-from sysid.estimators._base import TrajectoryEstimator
+from sysid.estimators import TrajectoryEstimator
 from sysid.trajectories import Trajectories
 
 __all__ = ["Ensemble"]

@@ -7,12 +7,10 @@ import pandas as pd
 import pytest
 from joblib import parallel_config
 
+from sysid import ClassicalODE, SINDy
 from sysid.comparison import COLUMNS, compare, initial_states
 from sysid.datasets import simulate, truth
 from sysid.errors import ConfigError
-from sysid.estimators._base import TrajectoryEstimator
-from sysid.estimators._classical import ClassicalODE
-from sysid.estimators._sindy import SINDy
 
 LV = truth("lotka_volterra")
 
@@ -22,7 +20,7 @@ def lotka_volterra(t, x, p, u):
     return [p["alpha"] * prey - p["beta"] * prey * predator, p["delta"] * prey * predator - p["gamma"] * predator]
 
 
-class Broken(TrajectoryEstimator):
+class Broken(SINDy):
     """Fails in fit, as a misconfigured or buggy model would."""
 
     def __init__(self, reason: str = "boom") -> None:

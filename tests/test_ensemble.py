@@ -15,12 +15,10 @@ from sklearn.utils.estimator_checks import (
 )
 
 import sysid
-from sysid import plot
+from sysid import ClassicalODE, SINDy, plot
 from sysid.datasets import simulate
 from sysid.ensemble import Ensemble
 from sysid.errors import ConfigError, DataError, NotFittedError
-from sysid.estimators._classical import ClassicalODE
-from sysid.estimators._sindy import SINDy
 from sysid.model_selection import TrajectoryKFold
 
 

@@ -9,10 +9,9 @@ import pytest
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.utils import _safe_indexing
 
-from sysid import Trajectories
+from sysid import SINDy, Trajectories
 from sysid.datasets import simulate
 from sysid.errors import ConfigError, DataError
-from sysid.estimators._sindy import SINDy
 from sysid.model_selection import TrajectoryKFold, train_test_split
 
 

@@ -18,8 +18,7 @@ import numpy as np
 import pandas as pd
 
 from sysid.errors import DataError
-from sysid.trajectories import Trajectory
-from sysid.trajectories._container import TimeKind
+from sysid.trajectories import TimeKind, Trajectory
 
 NS_PER_S = 1_000_000_000
 _INT64_MIN = np.iinfo(np.int64).min
@@ -442,7 +441,7 @@ def _check_time_order(raw: RawTrajectory, rules: RowRules) -> None:
             f"trajectory {raw.name!r}: times go backwards at {rules.row_word}s {raw.rows[first]} and "
             f"{raw.rows[first + 1]} ({before} then {after}){more}; within a trajectory the rows must be in time "
             "order. If the clock was reset (a new run), give each run its own label with trajectory=; if the "
-            "rows are only out of order, pass sort=True to sort each trajectory by time."
+            "rows are only out of order, pass sort=True (--sort on the command line) to sort each trajectory by time."
         )
 
 

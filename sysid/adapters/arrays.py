@@ -16,8 +16,7 @@ import numpy as np
 
 from sysid.adapters._common import RawTrajectory, RowRules, build_trajectory, read_times
 from sysid.errors import DataError
-from sysid.trajectories import Trajectories
-from sysid.trajectories._validation import is_complex
+from sysid.trajectories import Trajectories, is_complex
 
 __all__ = ["from_arrays", "to_arrays"]
 

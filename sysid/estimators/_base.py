@@ -18,8 +18,7 @@ from sysid.adapters import as_trajectories, to_caller_format
 from sysid.errors import ConfigError, DataError, FitWarning
 from sysid.estimators._observed_range import flag_extrapolation
 from sysid.metrics import r2
-from sysid.trajectories import LazyTrajectories, Trajectories, Trajectory
-from sysid.trajectories._validation import is_complex
+from sysid.trajectories import LazyTrajectories, Trajectories, Trajectory, is_complex
 
 DATA_OPTIONS = ("time", "states", "inputs", "trajectory", "state_names", "input_names", "interpolate_inputs",
                 "lazy", "sort")

@@ -9,9 +9,8 @@ from typing import Any, ClassVar
 
 from sysid.estimators._ode_base import SolverTrainedODE
 from sysid.estimators._parametric import ParametricODE
-from sysid.fields import GreyBox
-from sysid.fields._greybox import GreyBoxFunction
-from sysid.parameters._results import ParametricResults
+from sysid.fields import GreyBox, GreyBoxFunction
+from sysid.parameters import ParametricResults
 from sysid.training import Training
 
 

@@ -456,7 +456,7 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, TrajectoryEstimator):
             return None
         if not isinstance(path, str | os.PathLike):
             raise ConfigError(f"checkpoint_path must be a file path (str or os.PathLike) or None, got {path!r}.")
-        from sysid.training._checkpoint import Checkpoint, fingerprint
+        from sysid.training import Checkpoint, fingerprint
 
         return Checkpoint(path, fingerprint(self, data, stage=getattr(self, "_checkpoint_stage", 0)))
 

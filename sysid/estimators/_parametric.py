@@ -30,19 +30,25 @@ from threadpoolctl import threadpool_limits
 from sysid.errors import ConfigError, DataError, FitError, FitWarning
 from sysid.estimators._ode_base import SolverTrainedODE
 from sysid.integration import SolverFailure, torch_threads
-from sysid.parameters import ParameterSpec, linearised_uncertainty, noise_levels
-from sysid.parameters._results import ParametricResults, ProfileProblem
-from sysid.parameters._uncertainty import REWEIGHT, relative_change
-from sysid.training._collocation import smooth_trajectory
-from sysid.training._least_squares import (
+from sysid.parameters import (
+    REWEIGHT,
+    ParameterSpec,
+    ParametricResults,
+    ProfileProblem,
+    linearised_uncertainty,
+    noise_levels,
+    relative_change,
+)
+from sysid.training import (
     FAILED_RESIDUAL,
     CollocationResiduals,
     LeastSquaresResult,
     SegmentResiduals,
     TrajectoryResiduals,
+    interpolate_missing,
+    smooth_trajectory,
     solve_least_squares,
 )
-from sysid.training._segments import interpolate_missing
 from sysid.trajectories import Trajectories
 
 # Stop once within this many standard errors of the optimum (sysid.training._least_squares.gauss_newton_distance):

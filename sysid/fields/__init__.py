@@ -9,6 +9,7 @@ is known. Fields never import estimators.
 
 from sysid.fields._greybox import GreyBox as GreyBox
 from sysid.fields._greybox import GreyBoxField as GreyBoxField
+from sysid.fields._greybox import GreyBoxFunction as GreyBoxFunction
 from sysid.fields._greybox import ParameterTransform as ParameterTransform
 from sysid.fields._hybrid import Hybrid as Hybrid
 from sysid.fields._hybrid import HybridField as HybridField
@@ -18,6 +19,7 @@ from sysid.fields._linear import LinearMLPField as LinearMLPField
 from sysid.fields._mlp import MLP as MLP
 from sysid.fields._mlp import MLPField as MLPField
 from sysid.fields._polynomial import PolynomialField as PolynomialField
+from sysid.fields._polynomial import polynomial_terms as polynomial_terms
 from sysid.fields._scaling import Scaling as Scaling
 from sysid.fields._sensor import Sensor as Sensor
 from sysid.fields._sensor import SensorModel as SensorModel
@@ -37,6 +39,7 @@ __all__ = [
     "FieldSpec",
     "GreyBox",
     "GreyBoxField",
+    "GreyBoxFunction",  # shared with other sysid packages (their one public home)
     "Hybrid",
     "HybridField",
     "LinearMLP",
@@ -53,4 +56,5 @@ __all__ = [
     "StructuredField",
     "UDEField",
     "as_field_spec",
+    "polynomial_terms",  # shared with other sysid packages (their one public home)
 ]

@@ -15,9 +15,9 @@ import torch
 
 from sysid.errors import ConfigError
 from sysid.fields._spec import FieldContext, FieldSpec
+from sysid.parameters import Bound as Bound
 from sysid.parameters import ParameterSpec, check_parameters
-from sysid.parameters._transform import Bound as Bound
-from sysid.parameters._transform import ParameterTransform as ParameterTransform
+from sysid.parameters import ParameterTransform as ParameterTransform
 
 GreyBoxFunction = Callable[[torch.Tensor, torch.Tensor, dict[str, torch.Tensor], torch.Tensor | None], Any]
 

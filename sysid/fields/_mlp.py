@@ -172,6 +172,9 @@ class MLP(FieldSpec[MLPField]):
     (32, 32)
     """
 
+    #: The torch module :meth:`build` makes (a subclass may build another of the same signature).
+    module_class: type[MLPField] = MLPField
+
     #: One observed value per 100 weights: the default 64x64 network on 2 states wants 45 values
     #: (a record of 3 rows warns, 3 runs of 60 samples do not).
     observations_per_parameter = 0.01
@@ -189,8 +192,9 @@ class MLP(FieldSpec[MLPField]):
 
     def build(self, context: FieldContext) -> MLPField:
         self.check()
-        return MLPField(context.n_dims, context.n_inputs, tuple(int(h) for h in self.hidden), self.activation,
-                        self.time_dependent, context.scaling, context.generator, context.dtype)
+        return self.module_class(context.n_dims, context.n_inputs, tuple(int(h) for h in self.hidden),
+                                 self.activation, self.time_dependent, context.scaling, context.generator,
+                                 context.dtype)
 
 
 def check_widths(part: FieldSpec[Any], name: str) -> tuple[int, ...]:

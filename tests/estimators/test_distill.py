@@ -7,10 +7,10 @@ import pysindy as ps
 import pytest
 import torch
 
+from sysid import GreyBoxODE
 from sysid.datasets import simulate, truth
 from sysid.errors import ConfigError, DataError, NotFittedError
 from sysid.estimators._distill import DistilledEquations, distill
-from sysid.estimators._greybox import GreyBoxODE
 
 LV = truth("lotka_volterra")
 

@@ -9,12 +9,11 @@ import torch
 
 import sysid
 import sysid.io
+from sysid import GreyBoxODE
 from sysid.datasets import simulate, truth
 from sysid.errors import ConfigError, FitWarning, ModelFileError, NotFittedError
-from sysid.estimators._greybox import GreyBoxODE
-from sysid.fields._greybox import GreyBoxField
+from sysid.fields import GreyBoxField, ParameterTransform
 from sysid.parameters import check_parameters
-from sysid.parameters._transform import ParameterTransform
 
 FAST = dict(gradient="backprop", rtol=1e-5, atol=1e-7, verbose=False)
 TRUE = truth("lotka_volterra").params

@@ -18,7 +18,7 @@ import sysid.io
 from sysid.datasets import simulate, truth
 from sysid.errors import ConfigError, ModelFileError, NotFittedError
 from sysid.estimators._sparse import SparseODE
-from sysid.fields._polynomial import PolynomialField, polynomial_terms
+from sysid.fields import PolynomialField, polynomial_terms
 
 # backprop and a looser tolerance: the same method as the defaults, fast enough for CI
 FAST = dict(gradient="backprop", rtol=1e-4, atol=1e-6, verbose=False)

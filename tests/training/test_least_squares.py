@@ -7,10 +7,9 @@ import pytest
 import torch
 
 from sysid.datasets import simulate, truth
-from sysid.fields import GreyBoxField
+from sysid.fields import GreyBoxField, ParameterTransform
 from sysid.integration import BatchedField, SolverConfig, SolverFailure, TimeParameters
 from sysid.integration import simulate as integrate
-from sysid.parameters._transform import ParameterTransform
 from sysid.training._least_squares import (
     CollocationResiduals,
     Differences,

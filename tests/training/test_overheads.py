@@ -6,7 +6,7 @@ import torch
 from scipy.interpolate import make_smoothing_spline
 
 import sysid
-from sysid.datasets._systems import truth
+from sysid.datasets import truth
 from sysid.fields import MLPField
 from sysid.training._collocation import collocation_fit, gcv_strength, smooth_trajectory, smoothing_strengths
 from sysid.training._loop import TrainSettings, validation_due
