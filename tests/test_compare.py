@@ -7,11 +7,10 @@ import pandas as pd
 import pytest
 from joblib import parallel_config
 
+from sysid import ClassicalODE, SINDy
 from sysid.comparison import COLUMNS, compare, initial_states
 from sysid.datasets import simulate, truth
 from sysid.errors import ConfigError
-from sysid import ClassicalODE
-from sysid import SINDy
 
 LV = truth("lotka_volterra")
 
@@ -97,7 +96,7 @@ def test_extrapolation_scores_only_the_tail(tiny):
     table = compare([SINDy(differentiation="spline")], train, time_fraction=0.5)
     assert table.split.tolist() == ["extrapolation", "train"]
     model = table.attrs["extrapolation_models"]["SINDy"]
-    past, future = train.split(time_fraction=0.5)
+    _, future = train.split(time_fraction=0.5)
     whole = model.predict(train)
     tails = [w.y[-f.n_times:] for w, f in zip(whole, future)]
     from sysid.metrics import rmse
@@ -144,7 +143,7 @@ def test_names_are_disambiguated_and_truth_forms(tiny):
     assert table.coefficient_error.isna().all()  # parameters given, SINDy has coefficients
     named = compare({"mine": SINDy()}, train, truth=LV.coefficients)
     assert named.estimator.tolist() == ["mine"] and named.coefficient_error.notna().all()
-    with pytest.raises(ConfigError, match="truth must be a sysid.datasets.SystemTruth"):
+    with pytest.raises(ConfigError, match=r"truth must be a sysid\.datasets\.SystemTruth"):
         compare([SINDy()], train, truth=[1, 2])
     with pytest.raises(ConfigError, match="at least one estimator"):
         compare([], train)

@@ -24,7 +24,7 @@ COMMANDS = ("fit", "predict", "compare", "info", "demo")
 class _Parser(argparse.ArgumentParser):
     """argparse that reports a usage error as one line (raised, so main() can return 2)."""
 
-    def error(self, message: str) -> Any:  # type: ignore[override]
+    def error(self, message: str) -> Any:
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
 

@@ -9,14 +9,11 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from sysid.estimators._base import TrajectoryEstimator as TrajectoryEstimator  # shared with other sysid packages
 from sysid.registry import ESTIMATORS
 
 # The estimators this package defines, from the one registry (sysid.registry).
 _MODULES = {entry.name: entry.module for entry in ESTIMATORS if entry.module.startswith(f"{__name__}.")}
-
-
-# Shared with other sysid packages (their one public home).
-from sysid.estimators._base import TrajectoryEstimator as TrajectoryEstimator
 
 __all__ = list(_MODULES)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 from scipy.optimize import least_squares
@@ -53,7 +53,10 @@ from sysid.trajectories import Trajectories, Trajectory
 
 __all__ = ["ClassicalODE"]
 
-_LOSSES = ("linear", "soft_l1", "huber", "cauchy", "arctan")
+Loss = Literal["linear", "soft_l1", "huber", "cauchy", "arctan"]
+_LOSSES = get_args(Loss)
+# least_squares' diff_step is "None or array_like" and a scalar applies to every variable;
+# scipy-stubs accept only arrays, hence the type: ignore[arg-type] on the calls that pass one.
 _FAILED_RESIDUAL = 10.0 * DIVERGENCE_FACTOR  # in units of each state's data scale
 _START_SPREAD = 3.0  # multistart: log-uniform factors in [1/3, 3] of the initial guess
 _SCREEN_NFEV = 10  # multistart screening: residual evaluations per start
@@ -158,6 +161,13 @@ class ClassicalODE(ParametricResults, TrajectoryEstimator):
 
     _flags_extrapolation = False  # the equations are the user's: valid as far as the user says
 
+    # Set by _resolve; declared so that mypy knows them in methods it checks first.
+    param_names_: list[str]
+    initial_params_: np.ndarray
+    free_: np.ndarray
+    lower_: np.ndarray
+    upper_: np.ndarray
+
     def __init__(
         self,
         f: Callable[..., Any],
@@ -169,7 +179,7 @@ class ClassicalODE(ParametricResults, TrajectoryEstimator):
         rtol: float = 1e-8,
         atol: float = 1e-10,
         n_starts: int = 1,
-        loss: str = "linear",
+        loss: Loss = "linear",
         random_state: int | None = None,
         max_nfev: int | None = None,
     ) -> None:
@@ -226,7 +236,7 @@ class ClassicalODE(ParametricResults, TrajectoryEstimator):
         p = dict(zip(self.param_names_, self.initial_params_.tolist()))
         try:
             out = np.asarray(self.f(float(traj.t[0]), x, p, u), dtype=float)
-        except Exception as exc:
+        except Exception as exc:  # the user's code: report it, do not bury it in scipy
             raise ConfigError(
                 f"f(t, x, p, u) raised {type(exc).__name__}: {exc} when called with t={float(traj.t[0])!r}, "
                 f"x={x.tolist()} (states {list(data.state_names)}), p={p}, u={None if u is None else u.tolist()}. "
@@ -306,7 +316,7 @@ class ClassicalODE(ParametricResults, TrajectoryEstimator):
                       np.concatenate([self.upper_[free], np.full(n_x0, np.inf)]))
             return least_squares(residuals.objective(tolerances, with_x0), z0, bounds=bounds, loss=self.loss,
                                  max_nfev=max_nfev, x_scale="jac",
-                                 diff_step=max(float(np.sqrt(tolerances[0])), 1e-7))
+                                 diff_step=max(float(np.sqrt(tolerances[0])), 1e-7))  # type: ignore[arg-type]  # see _LOSSES
 
         self.diff_step_ = max(float(np.sqrt(self.rtol)), 1e-7)
         rng = np.random.default_rng(self.random_state)
@@ -395,10 +405,15 @@ class ClassicalODE(ParametricResults, TrajectoryEstimator):
     def _estimate_x0(self, traj: Trajectory, theta: np.ndarray) -> np.ndarray:
         """Initial state fitted to the trajectory's observations with the parameters fixed."""
         start = first_state(traj)
+
+        def residuals(x0: np.ndarray) -> np.ndarray:
+            return self._residuals(traj, x0, theta)[0]
+
         try:
             result = least_squares(
-                lambda x0: self._residuals(traj, x0, theta)[0], start, loss=self.loss,
-                x_scale="jac", diff_step=max(float(np.sqrt(self.rtol)), 1e-7), max_nfev=50 * start.size,
+                residuals, start, loss=self.loss, x_scale="jac",
+                diff_step=max(float(np.sqrt(self.rtol)), 1e-7),  # type: ignore[arg-type]
+                max_nfev=50 * start.size,
             )
         except SOLVER_ERRORS:
             return start
@@ -487,17 +502,17 @@ class _Residuals:
         self.model, self.data = model, data
         self.fixed_x0 = np.asarray(x0, dtype=float)
         self.n_theta = int(model.free_.sum())
-        self.n_x0 = len(data) * data.n_states
-        self.state_of = np.concatenate([np.nonzero(tr.observed)[1] for tr in data])
+        self.n_x0: int = len(data) * data.n_states
+        self.state_of: np.ndarray = np.concatenate([np.nonzero(tr.observed)[1] for tr in data])
         self.set_weights(weights)
         self.caches: dict[tuple[float, float], list[dict[bytes, np.ndarray]]] = {}
-        self.evals = 0
-        self.simulations = 0
+        self.evals: int = 0
+        self.simulations: int = 0
 
     def set_weights(self, weights: np.ndarray) -> None:
         """Per-state multipliers (1 / noise level)."""
-        self.weights = np.asarray(weights, dtype=float)
-        self.row_weights = self.weights[self.state_of]
+        self.weights: np.ndarray = np.asarray(weights, dtype=float)
+        self.row_weights: np.ndarray = self.weights[self.state_of]
 
     def unpack(self, z: np.ndarray, with_x0: bool) -> tuple[np.ndarray, np.ndarray]:
         """(every parameter's value, initial states (n_traj, n_states)) from ``z``."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 import torch
@@ -36,6 +37,8 @@ class LinearMLPField(MLPField):
     [[0.0, -1.0]]
     """
 
+    linear_input: torch.Tensor  # a Parameter, or an empty buffer without inputs
+
     def __init__(self, n_dims: int, n_inputs: int = 0, hidden: Sequence[int] = (32, 32), activation: str = "tanh",
                  time_dependent: bool = False, scaling: Scaling | None = None,
                  generator: torch.Generator | None = None, dtype: torch.dtype = torch.float64) -> None:
@@ -50,7 +53,7 @@ class LinearMLPField(MLPField):
     def _linear_scaled(self, z: torch.Tensor, u: torch.Tensor | None) -> torch.Tensor:
         out = z @ self.linear_state.T + self.offset
         if self.n_inputs:
-            out = out + ((u - self.input_center) / self.input_spread) @ self.linear_input.T
+            out = out + self.scaled_inputs(u) @ self.linear_input.T
         return out / self.time_unit
 
     def scaled_forward(self, t: torch.Tensor, z: torch.Tensor, u: torch.Tensor | None) -> torch.Tensor:
@@ -111,16 +114,17 @@ class LinearMLP(MLP):
     LinearMLP(hidden=(16,))
     """
 
-    module_class = LinearMLPField
+    module_class = LinearMLPField  # so the modules this spec gets back are LinearMLPFields (the casts below)
 
     def __init__(self, *, hidden: Sequence[int] = (32, 32), activation: str = "tanh",
                  time_dependent: bool = False) -> None:
         super().__init__(hidden=hidden, activation=activation, time_dependent=time_dependent)
 
-    def warm_start(self, module: torch.nn.Module, t: np.ndarray, x: np.ndarray, dx: np.ndarray,
+    def warm_start(self, module: MLPField, t: np.ndarray, x: np.ndarray, dx: np.ndarray,
                    u: np.ndarray | None) -> bool:
-        module.fit_linear(x, dx, u)
+        cast(LinearMLPField, module).fit_linear(x, dx, u)
         return False  # the collocation fit then trains the network on what the linear part leaves
 
-    def collocation_parameters(self, module: torch.nn.Module) -> list[torch.nn.Parameter] | None:
-        return list(module.net.parameters())  # the linear part stays the least-squares one until shooting
+    def collocation_parameters(self, module: MLPField) -> list[torch.nn.Parameter] | None:
+        # The network only: the linear part stays the least-squares one until shooting.
+        return list(module.net.parameters())

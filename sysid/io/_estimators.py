@@ -273,7 +273,7 @@ def _from_record(record: dict[str, Any], tensors: dict[str, torch.Tensor],
         raise ModelFileError(f"{where!r}: {exc}") from exc  # the estimator's own: name the file
     except SysidError as exc:  # e.g. a ConfigError for stored parameters that cannot work
         raise ModelFileError(f"{where!r}: the {name} it describes is invalid: {exc}") from exc
-    except Exception as exc:  # noqa: BLE001 - anything else an untrusted fitted state makes the estimator raise
+    except Exception as exc:  # anything else an untrusted fitted state makes the estimator raise
         raise ModelFileError(f"{where!r}: the fitted state does not match a {name}: "
                              f"{type(exc).__name__}: {' '.join(str(exc).split())}") from exc
     return model

@@ -87,7 +87,7 @@ def test_info_describes_the_model_and_its_provenance(capsys: pytest.CaptureFixtu
     assert provenance["config"]["model"] == "neural" and provenance["config"]["states"] == ["prey", "predator"]
 
 
-@pytest.mark.parametrize("source, target",
+@pytest.mark.parametrize(("source", "target"),
                          [("csv", "csv"), ("parquet", "parquet"), ("csv", "nc"), ("nc", "nc"), ("nc", "csv")])
 def test_predict_keeps_the_input_columns_and_labels(capsys: pytest.CaptureFixture[str], files: dict,
                                                     source: str, target: str) -> None:
@@ -329,7 +329,7 @@ def test_compare_holds_out_the_last_fifth_by_default(capsys: pytest.CaptureFixtu
     assert (out_dir / "extrapolation.png").stat().st_size > 0
 
 
-@pytest.mark.parametrize("flags, time_fraction", [
+@pytest.mark.parametrize(("flags", "time_fraction"), [
     ([], 0.8), (["--time-fraction", "0.6"], 0.6), (["--test-trajectories", "run1"], None), (["--no-hold-out"], None),
 ])
 def test_compare_hold_out_choices(capsys: pytest.CaptureFixture[str], files: dict, monkeypatch: pytest.MonkeyPatch,

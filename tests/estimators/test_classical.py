@@ -17,9 +17,9 @@ from sklearn.utils.estimator_checks import (
 )
 
 import sysid.io
+from sysid import ClassicalODE
 from sysid.datasets import simulate, truth
 from sysid.errors import ConfigError, FitWarning, SolverWarning
-from sysid import ClassicalODE
 from sysid.estimators._numpy_simulation import simulate_numpy
 
 LV = truth("lotka_volterra").params
