@@ -16,7 +16,7 @@ from sysid.fields._spec import FieldContext, FieldSpec, Points
 LIBRARIES = ("polynomial",)
 
 
-class Polynomial(FieldSpec):
+class Polynomial(FieldSpec[PolynomialField]):
     """A sparse library of terms, dx/dt = Theta(x, u) Xi: readable equations.
 
     The library holds every monomial of the states and inputs up to ``degree``
@@ -97,7 +97,7 @@ class Polynomial(FieldSpec):
         if isinstance(rounds, bool) or not isinstance(rounds, int | np.integer) or rounds < 0:
             raise self._fail("n_threshold_rounds", "a non-negative integer")
 
-    def build(self, context: FieldContext) -> torch.nn.Module:
+    def build(self, context: FieldContext) -> PolynomialField:
         self.check()
         names = context.dim_names
         clash = sorted(set(self.functions or {}) & set(names))
@@ -109,7 +109,7 @@ class Polynomial(FieldSpec):
             try:
                 with torch.no_grad():
                     column = g(probe)
-            except Exception as exc:  # noqa: BLE001 - reported with context
+            except Exception as exc:  # reported with context
                 raise ConfigError(
                     f"functions[{name!r}] raised {type(exc).__name__} on a probe batch of states with shape "
                     f"(2, {n_dims}): {exc}"
@@ -127,7 +127,7 @@ class Polynomial(FieldSpec):
             context.tensor(scaling.input_spread), scaling.time_unit, context.dtype,
         )
 
-    def penalty(self, module: torch.nn.Module, points: Points | None) -> torch.Tensor | None:
+    def penalty(self, module: PolynomialField, points: Points | None) -> torch.Tensor | None:
         if not self.l1:
             return None
         return float(self.l1) * module.scaled_coefficients().abs().mean()
@@ -137,17 +137,17 @@ class Polynomial(FieldSpec):
         """Whether the terms are chosen by the selection (``threshold="auto"``), not by magnitude."""
         return isinstance(self.threshold, str) and self.threshold == "auto"
 
-    def warm_start(self, module: torch.nn.Module, t: np.ndarray, x: np.ndarray, dx: np.ndarray,
+    def warm_start(self, module: PolynomialField, t: np.ndarray, x: np.ndarray, dx: np.ndarray,
                    u: np.ndarray | None) -> bool:
         return bool(module.fit_least_squares(t, x, dx, u))  # closed form: no generic collocation fit
 
     def rounds(self) -> int:
         return 0 if self.auto else int(self.n_threshold_rounds)
 
-    def next_round(self, module: torch.nn.Module) -> bool:
+    def next_round(self, module: PolynomialField) -> bool:
         return bool(module.prune(float(self.threshold)))
 
-    def results(self, module: torch.nn.Module, context: FieldContext) -> dict[str, Any]:
+    def results(self, module: PolynomialField, context: FieldContext) -> dict[str, Any]:
         names = list(module.term_names)
         xi = module.coefficients().detach().cpu().numpy()[:, : context.n_states]
         table = pd.DataFrame(xi, index=pd.Index(names, name="term"),
