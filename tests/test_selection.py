@@ -1,4 +1,7 @@
-"""Choosing sparse equations: collinear terms, candidate paths, criteria, bootstrap, SparseODE/SINDy threshold='auto'."""
+"""Choosing sparse equations: collinear terms, candidate paths, criteria, bootstrap; SparseODE/SINDy threshold='auto'.
+
+Run the slow judgements of issue #18 with ``-m slow``.
+"""
 
 import os
 import warnings
@@ -10,10 +13,9 @@ import pytest
 import torch
 
 import sysid
+from sysid import SparseODE, selection
 from sysid.datasets import simulate
 from sysid.errors import ConfigError, FitError, FitWarning
-from sysid import selection
-from sysid import SparseODE
 from sysid.fields import PolynomialField
 
 FAST = {"gradient": "backprop", "rtol": 1e-4, "atol": 1e-6, "verbose": False}
@@ -156,7 +158,7 @@ def test_auto_selects_a_support_and_reports_its_uncertainty(auto_fit):
     assert 0 < table.loc[("a", "a"), "stderr"] < 0.05
     assert table.loc[("a", "a"), "lower"] < -1.5 < table.loc[("a", "a"), "upper"]
     assert (auto_fit.coefficients_["a"] != 0).sum() == 1  # d a/dt = -1.5 a, nothing else
-    assert 0 <= table["inclusion_probability"].min() and table["inclusion_probability"].max() <= 1
+    assert table["inclusion_probability"].min() >= 0 and table["inclusion_probability"].max() <= 1
     assert auto_fit.coefficients_stderr_.shape == auto_fit.coefficients_.shape
     chosen = auto_fit.selection_[auto_fit.selection_["chosen"]]
     assert len(chosen) == 1 and auto_fit.n_rounds_ == len(auto_fit.selection_) >= 1
@@ -253,7 +255,8 @@ def test_sparse_ode_warns_about_collinear_terms_at_the_callers_line():
 
 
 # -- issue #18's judgements (slow) ------------------------------------------------------------
-SHARED = Path(os.environ.get("SYSID_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))  # beside the repository
+# The shared real-data folder beside the repository (or $SYSID_SHARED_DATA).
+SHARED = Path(os.environ.get("SYSID_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
 @pytest.mark.slow

@@ -448,8 +448,11 @@ class SINDy(EquationsMixin, TrajectoryEstimator):
         inclusion = found.search.inclusion(len(terms), 200, np.random.default_rng(seed))
         bagged = selection.bagged_coefficients(theta, targets, best, 100, seed)
         stderr = np.where(found.coefficients(best) != 0, bagged.std(axis=0), np.nan)
-        table = lambda a: pd.DataFrame(a, index=pd.Index(terms, name="term"),
-                                       columns=pd.Index(list(data.state_names), name="state"))
+
+        def table(a: np.ndarray) -> pd.DataFrame:
+            return pd.DataFrame(a, index=pd.Index(terms, name="term"),
+                                columns=pd.Index(list(data.state_names), name="state"))
+
         self.inclusion_probabilities_ = table(inclusion)
         self.coefficients_stderr_ = table(stderr)
         self.collinear_terms_ = [(terms[i], terms[j], c) for i, j, c in found.pairs]

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -98,7 +99,7 @@ class SparseODE(EquationsMixin, SelectionMixin, SolverTrainedODE):
     ['d x0/dt = -(1.500 ± 0.002) x0']
     """
 
-    default_parts = {**SolverTrainedODE.default_parts, "field": Polynomial,
+    default_parts: ClassVar[dict[str, Callable[[], Any]]] = {**SolverTrainedODE.default_parts, "field": Polynomial,
                      "training": partial(Training, max_epochs=100, lbfgs_steps=0)}
 
     def _auto(self) -> bool:

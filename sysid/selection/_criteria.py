@@ -158,7 +158,8 @@ def bootstrap_inclusion(block_sse: np.ndarray, block_n: np.ndarray, k: np.ndarra
 
 
 Errors = tuple[np.ndarray, np.ndarray, np.ndarray]
-"""A candidate's simulation errors per block and state: (squares, counts, lag-one products), each (n_blocks, n_states)."""
+"""A candidate's simulation errors per block and state: (squares, counts, lag-one products), each
+(n_blocks, n_states)."""
 
 
 def block_errors(residuals: np.ndarray, size: int = 10) -> Errors:

@@ -238,7 +238,7 @@ def search_supports(paths: Sequence[Sequence[tuple[int, ...]]], start: Joint,
             for state, options in enumerate(paths):
                 if near and neighbours is not None:
                     options = [current[state], *neighbours(state, current[state])]
-                joints = [current[:state] + (tuple(s),) + current[state + 1:] for s in options]
+                joints = [(*current[:state], tuple(s), *current[state + 1:]) for s in options]
                 values = [score(j) for j in joints]
                 best = joints[int(np.argmin(values))]
                 if best != current and min(values) < scores[current]:

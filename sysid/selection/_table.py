@@ -29,8 +29,8 @@ def bagged_coefficients(theta: np.ndarray, targets: np.ndarray, joint: Joint, n_
     theta = np.asarray(theta, dtype=float)
     targets = np.asarray(targets, dtype=float)
     out = np.zeros((int(n_models), theta.shape[1], targets.shape[1]))
-    state = np.random.get_state()
-    np.random.seed(int(seed) % 2**32)
+    state = np.random.get_state()  # noqa: NPY002 - pysindy's bagging draws from the global generator
+    np.random.seed(int(seed) % 2**32)  # noqa: NPY002
     try:
         for j, support in enumerate(joint):
             if not support:
@@ -43,7 +43,7 @@ def bagged_coefficients(theta: np.ndarray, targets: np.ndarray, joint: Joint, n_
                 ensemble.fit(theta[rows][:, list(support)], targets[rows, j][:, None])
             out[:, list(support), j] = np.asarray(ensemble.coef_list)[:, 0, :]
     finally:
-        np.random.set_state(state)
+        np.random.set_state(state)  # noqa: NPY002
     return out
 
 
