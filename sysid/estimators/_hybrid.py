@@ -15,7 +15,7 @@ from sysid.errors import ConfigError
 from sysid.estimators._parametric import ParametricODE
 from sysid.estimators._ode_base import SolverTrainedODE
 from sysid.fields import UDE, Hybrid
-from sysid.fields._greybox import GreyBoxFunction
+from sysid.fields import GreyBoxFunction
 from sysid.training import Training
 
 

@@ -11,11 +11,12 @@ differ only in the shooting objective they feed it (:mod:`sysid.estimators._stre
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import pandas as pd
@@ -196,11 +197,13 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, TrajectoryEstimator):
         return resolve_device(self.device)
 
     def _generator(self) -> torch.Generator:
-        seed = self.random_state if self.random_state is not None else int(np.random.SeedSequence().entropy % 2**63)
+        # A fresh SeedSequence draws its entropy as one int (the stubs also allow the sequence a caller passes).
+        fresh = cast(int, np.random.SeedSequence().entropy)
+        seed = self.random_state if self.random_state is not None else int(fresh % 2**63)
         return torch.Generator().manual_seed(int(seed))
 
     @property
-    def _flags_extrapolation(self) -> bool:  # type: ignore[override]
+    def _flags_extrapolation(self) -> bool:
         return self._part("field").flags_extrapolation
 
     def _field_context(self, scaling: Scaling, generator: torch.Generator) -> FieldContext:
@@ -271,10 +274,8 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, TrajectoryEstimator):
                                         self.solver_part_.gradient, training.continuity_weight, training.learn_x0,
                                         start, self.sensor_, realtime=k > 0)
             if k == 0 and reuse and hasattr(self, "shooting_state_"):
-                try:
+                with contextlib.suppress(RuntimeError):  # a state of another shape: start afresh
                     shooting.starts.data.copy_(self.shooting_state_)
-                except RuntimeError:
-                    pass
             problems[k] = TrainingProblem(_Objective(shooting, self._field_penalty), len(segments),
                                           lambda: shooting.free_run_error(tail_from),
                                           lambda: shooting.x0.detach().cpu().numpy(),
@@ -444,6 +445,14 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, TrajectoryEstimator):
         values[: smoothed.values.shape[0], n_states:] = smoothed.values[:, n_states:]
         return values
 
+    def _training_part(self, data: Trajectories) -> Trajectories:
+        """``data`` without the held-out tails of ``validation_fraction``."""
+        rows, _ = self._validation_split(data)
+        if all(n == tr.n_times for tr, n in zip(data, rows)):
+            return data
+        return data.subset([tr.replace(t=tr.t[:n], y=tr.y[:n], u=None if tr.u is None else tr.u[:n])
+                            for tr, n in zip(data, rows)])
+
     def _validation_split(self, data: Trajectories) -> tuple[list[int], list[float] | None]:
         """Rows used for training per trajectory, and where the held-out tails start."""
         lengths = [tr.n_times for tr in data]
@@ -466,7 +475,8 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, TrajectoryEstimator):
     def _input_signal(self, data: Trajectories) -> InputSignal | None:
         if not data.n_inputs:
             return None
-        return InputSignal([tr.t for tr in data], [tr.u for tr in data], self.solver_part_.input_interpolation,
+        inputs = [tr.u for tr in data if tr.u is not None]  # all of them: Trajectories checks each has its inputs
+        return InputSignal([tr.t for tr in data], inputs, self.solver_part_.input_interpolation,
                            self.torch_dtype_)
 
     def _checkpoint(self, data: Any, horizon_stage: int = 0) -> Any:
@@ -477,7 +487,7 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, TrajectoryEstimator):
             return None
         if not isinstance(path, str | os.PathLike):
             raise ConfigError(f"checkpoint_path must be a file path (str or os.PathLike) or None, got {path!r}.")
-        from sysid.training._checkpoint import Checkpoint, fingerprint
+        from sysid.training import Checkpoint, fingerprint
 
         stage = getattr(self, "_checkpoint_stage", 0)
         return Checkpoint(path, fingerprint(self, data, stage=[stage, horizon_stage] if horizon_stage else stage))
