@@ -203,7 +203,7 @@ def _lipson(file: str, columns: list[str]) -> tuple[Any, np.ndarray, np.ndarray,
     if frame is None:
         return None
     t, y = frame["t_s"].to_numpy(float), frame[columns].to_numpy(float)
-    split = int(round(0.7 * len(t)))
+    split = round(0.7 * len(t))
     train = sysid.Trajectories.from_arrays([t[:split]], [y[:split]], state_names=columns, names=["record"])
     return train, t, y, split
 
@@ -235,7 +235,7 @@ def _tanks(seed: int, whole: bool) -> Case | None:
     if frame is None:
         return None
     y = frame["y_V"].to_numpy(float)
-    split = len(frame) if whole else int(round(ct.TRAIN_FRACTION * len(frame)))
+    split = len(frame) if whole else round(ct.TRAIN_FRACTION * len(frame))
     train, masked = _tank_record(frame, split, anchored=False)
     anchored_train, anchored_masked = _tank_record(frame, split, anchored=True)
     scored_from = 0 if whole else split  # the whole-record variant is scored in-sample
@@ -292,7 +292,7 @@ def tanks_whole(seed: int) -> Case | None:
 def _simulated(problem: str, system: str, seed: int, holdout: str = "inside", **extra: Any) -> Case:
     train, test, truth, info = held_out(system, seed=seed, holdout=holdout)
     forms = {"lotka_volterra": (_lotka_volterra_form, {"alpha": 1.0, "beta": 1.0, "gamma": 1.0, "delta": 1.0},
-                                {"bounds": {k: (0.0, None) for k in ("alpha", "beta", "gamma", "delta")}}),
+                                {"bounds": dict.fromkeys(("alpha", "beta", "gamma", "delta"), (0.0, None))}),
              "van_der_pol": (_van_der_pol_form, {"mu": 0.5}, {}),
              "duffing": (_duffing_form, {"delta": 0.1, "alpha": -0.5, "beta": 0.5}, {}),
              "pendulum": (_pendulum_form, {"w2": 2.0, "b": 0.1}, {}),
@@ -366,11 +366,10 @@ def lynx_hare(seed: int) -> Case | None:
     return Case("lynx_hare", seed, train, score, "R² (last 20%)",
                 sparse={"degree": 2, "threshold": 0.005}, sindy={"degree": 2, "threshold": 0.005,
                                                                   "differentiation": "spline"},
-                classical=(_lotka_volterra_form, start, {"bounds": {k: (0.0, None) for k in start}}))
+                classical=(_lotka_volterra_form, start, {"bounds": dict.fromkeys(start, (0.0, None))}))
 
 
 def silverbox(seed: int) -> Case | None:
-    import sysid
 
     path = DATA / "silverbox" / "SNLS80mV.csv"
     if not path.exists():
@@ -398,7 +397,7 @@ def _input_case(problem: str, seed: int, t: np.ndarray, y: np.ndarray, u: np.nda
                 inp: str) -> Case:
     import sysid
 
-    split = int(round(0.7 * len(t)))
+    split = round(0.7 * len(t))
     make = lambda yy: sysid.Trajectories.from_arrays(  # noqa: E731
         [t[: len(yy)]], [yy], [u[: len(yy)]], state_names=[state], input_names=[inp], names=["record"])
     masked = y.copy()
@@ -606,7 +605,7 @@ def study(rows: list[dict[str, Any]], mode: str = "full", skipped: list[str] | N
                  tables=[("Every fit", detail)], mode=mode, extra={"rows": rows})
 
 
-def record(rows: list[dict[str, Any]], notes: list[str], out: Path = Path(__file__).resolve().parent) -> None:
+def record(rows: list[dict[str, Any]], notes: list[str], out: Path = ROOT / "benchmarks") -> None:
     """Merge the study built from ``rows`` into ``out``/results.json and re-render ``out``/RESULTS.md.
 
     For research runs recorded piece by piece (``--record``): the other studies' entries stay as they are.

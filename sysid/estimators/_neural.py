@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -46,7 +46,8 @@ class NeuralODE(SolverTrainedODE):
     LinearMLP(hidden=(16,), linear_start='zero')
     """
 
-    default_parts = {**SolverTrainedODE.default_parts, "field": DEFAULT_FIELD, "training": DEFAULT_TRAINING}
+    default_parts: ClassVar[dict[str, Any]] = {**SolverTrainedODE.default_parts, "field": DEFAULT_FIELD,
+                                                "training": DEFAULT_TRAINING}
 
     def _set_fitted_state(self, state: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
         """Rebuild a fitted model from a file; files written with the MLP default before issue #17 keep it."""

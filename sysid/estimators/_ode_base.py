@@ -28,8 +28,18 @@ from sysid.estimators._composition import PartsMixin
 from sysid.estimators._ode_simulation import SimulationMixin
 from sysid.fields import MLP, FieldContext, FieldSpec, Scaling, Sensor
 from sysid.integration import BatchedField, InputSignal, Solver, TimeParameters, resolve_device, torch_threads
-from sysid.training import (ADVICE, MultipleShooting, Smoothed, Training, collocation_fit, embed_derivatives,
-                            interpolate_missing, make_segments, smooth_trajectory, smoothing_strengths)
+from sysid.training import (
+    ADVICE,
+    MultipleShooting,
+    Smoothed,
+    Training,
+    collocation_fit,
+    embed_derivatives,
+    interpolate_missing,
+    make_segments,
+    smooth_trajectory,
+    smoothing_strengths,
+)
 from sysid.training._horizons import HorizonStage, plan_horizons, resumable_stage, train_horizons
 from sysid.trajectories import LazyTrajectories, Trajectories
 

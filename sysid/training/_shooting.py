@@ -7,8 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from sysid.integration import BatchedField, Clock, InputSignal, SolverConfig, simulate, solve
-from sysid.integration import Gradient
+from sysid.integration import BatchedField, Clock, Gradient, InputSignal, SolverConfig, simulate, solve
 from sysid.training._segments import Segments, interpolate_missing
 
 

@@ -11,10 +11,10 @@ import torch
 
 import sysid
 from sysid.errors import ConfigError, FitWarning
-from sysid.training import MultipleShooting, make_segments
-from sysid.training import _shooting
+from sysid.training import MultipleShooting, _shooting, make_segments
 
-# the network alone and one stage unless a test gives a schedule (NeuralODE's defaults: tests/estimators/test_neural_ode.py)
+# the network alone and one stage unless a test gives a schedule
+# (NeuralODE's defaults: tests/estimators/test_neural_ode.py)
 TINY = {"field": sysid.fields.MLP(hidden=(8,)), "horizons": None, "collocation_steps": 20, "gradient": "backprop",
         "verbose": False, "random_state": 0}
 
@@ -39,7 +39,7 @@ def _free_run(model: sysid.NeuralODE, data: sysid.Trajectories) -> float:
     return float(np.sqrt(np.mean(np.concatenate(errors))))
 
 
-@pytest.mark.parametrize("horizons, why", [
+@pytest.mark.parametrize(("horizons", "why"), [
     ("auto", "got 'auto'"),
     (20, "got 20"),
     ([], "got []"),
