@@ -49,7 +49,8 @@ def check_streaming(model: SolverTrainedODE) -> None:
     if model.output is not None:
         problems.append("output=Sensor(...): a streamed fit compares the states with the data directly; fit in "
                         "memory to fit through a sensor model")
-    if model.training is not None and model.training_.horizons is not None:
+    default_horizons = getattr(model._default_part("training"), "horizons", None)
+    if model.training_.horizons is not None and model.training_.horizons != default_horizons:
         problems.append(f"horizons={model.training_.horizons!r}: longer windows would hold whole streamed "
                         "trajectories in memory; a streamed fit trains on segment_length windows only, use "
                         "horizons=None")

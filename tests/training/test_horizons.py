@@ -194,3 +194,14 @@ def test_every_solver_trained_estimator_takes_a_schedule(data) -> None:
             warnings.simplefilter("ignore", FitWarning)
             model.fit(data)
         assert set(model.history_["horizon"].dropna()) == {5, 29}, type(model).__name__
+
+
+def test_a_streamed_fit_refuses_a_schedule_it_was_given_and_trains_the_default_one_s_first_stage() -> None:
+    pytest.importorskip("dask")
+    data = sysid.datasets.simulate("lotka_volterra", n_trajectories=2, n_samples=20, noise=0.02, random_state=0)
+    ds = data.to_xarray().chunk({"trajectory": 1})
+    with pytest.raises(ConfigError, match=r"horizons=\[None\].*use horizons=None"):
+        sysid.NeuralODE(horizons=[None], max_epochs=2, verbose=False).fit(ds, trajectory="trajectory", lazy=True)
+    model = sysid.NeuralODE(hidden=(8,), max_epochs=2, lbfgs_steps=10, verbose=False)  # the default schedule
+    model.fit(ds, trajectory="trajectory", lazy=True)
+    assert "horizon" not in model.history_ or model.history_["horizon"].isna().all()
