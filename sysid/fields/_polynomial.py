@@ -16,7 +16,7 @@ set of units is pruned in the other.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -52,10 +52,11 @@ class PolynomialField(torch.nn.Module):
 
     Parameters
     ----------
-    state_names : sequence of str
-        Names of the state dimensions (observed states, then augmented ones).
-    input_names : sequence of str, default ()
-        Names of the inputs; they enter the polynomial terms like states.
+    state_names : sequence of hashable
+        Names of the state dimensions (observed states, then augmented ones); each is
+        converted with ``str`` for the term names.
+    input_names : sequence of hashable, default ()
+        Names of the inputs (converted with ``str``); they enter the polynomial terms like states.
     degree : int, default 2
         Highest total degree of the polynomial terms (0 gives the constant only).
     include_trig : bool, default False
@@ -106,8 +107,8 @@ class PolynomialField(torch.nn.Module):
 
     def __init__(
         self,
-        state_names: Sequence[str],
-        input_names: Sequence[str] = (),
+        state_names: Sequence[Hashable],
+        input_names: Sequence[Hashable] = (),
         degree: int = 2,
         include_trig: bool = False,
         functions: Mapping[str, TermFunction] | None = None,
