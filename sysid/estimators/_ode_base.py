@@ -380,6 +380,10 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, TrajectoryEstimator):
 
     def _after_fit(self, data: Trajectories) -> None:
         """Readable results of the field (coefficients, parameters); subclasses add their analyses."""
+        self._field_results()
+
+    def _field_results(self) -> None:
+        """Set the field part's readable results (coefficients, parameters) as attributes; needs no data."""
         for name, value in self._part("field").results(self.rhs_.field, self._field_context(
                 self.scaling_, torch.Generator())).items():
             setattr(self, name, value)
