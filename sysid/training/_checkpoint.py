@@ -294,10 +294,13 @@ _HISTORY_KEYS = ("epoch", "stage", "loss", "val_loss", "nfe_forward", "nfe_backw
 
 
 def _is_epoch_record(row: Any) -> bool:
-    """A row of the loop's history: the keys it writes (nfe_validation when it validated), numbers."""
-    if not isinstance(row, dict) or not set(_HISTORY_KEYS) <= set(row) <= {*_HISTORY_KEYS, "nfe_validation"}:
+    """A row of the loop's history: the keys it writes (nfe_validation when it validated, horizon in a
+    horizon schedule, whose earlier stages also leave L-BFGS rows), numbers."""
+    if not isinstance(row, dict) or not set(_HISTORY_KEYS) <= set(row) <= {*_HISTORY_KEYS, "nfe_validation",
+                                                                            "horizon"}:
         return False
-    if not isinstance(row["epoch"], int) or isinstance(row["epoch"], bool) or row["stage"] not in ("start", "adam"):
+    if not isinstance(row["epoch"], int) or isinstance(row["epoch"], bool) \
+            or row["stage"] not in ("start", "adam", "lbfgs"):
         return False
     return all(isinstance(v, int | float) and not isinstance(v, bool) for k, v in row.items() if k != "stage")
 _STOP_REASONS = ("max_epochs", "early_stopping", "interrupted", "failed")
