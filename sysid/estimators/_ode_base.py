@@ -30,6 +30,7 @@ from sysid.fields import MLP, FieldContext, FieldSpec, Scaling, Sensor
 from sysid.integration import BatchedField, InputSignal, Solver, TimeParameters, resolve_device, torch_threads
 from sysid.training import (
     ADVICE,
+    HorizonStage,
     MultipleShooting,
     Smoothed,
     Training,
@@ -37,10 +38,12 @@ from sysid.training import (
     embed_derivatives,
     interpolate_missing,
     make_segments,
+    plan_horizons,
+    resumable_stage,
     smooth_trajectory,
     smoothing_strengths,
+    train_horizons,
 )
-from sysid.training._horizons import HorizonStage, plan_horizons, resumable_stage, train_horizons
 from sysid.trajectories import LazyTrajectories, Trajectories
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
@@ -274,10 +277,11 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, TrajectoryEstimator):
 
         def build(k: int, previous: int | None) -> tuple[torch.nn.Module, int, Callable[[], float]]:
             segments = make_segments([t[:n] for t, n in zip(times, train_rows)],
-                                     [y[:n] for y, n in zip(scaled, train_rows)], stages[k].length)
+                                     [y[:n] for y, n in zip(scaled, train_rows)],
+                                     cast(int, stages[k].length))  # plan_horizons resolves None to a length
             start = initial
             if previous is not None:  # the new segments start where the previous stage's model is
-                before = problems[previous].objective.shooting
+                before = cast(MultipleShooting, problems[previous].objective.shooting)  # the stage's objective
                 before.to("cpu")
                 start = before.carried_starts(segments)
             shooting = MultipleShooting(self.rhs_, segments, times, scaled, self.n_dims_, inputs, self.solver_,

@@ -232,6 +232,8 @@ class Checkpoint:
         own = optimizer.state_dict()
         groups = state.get("param_groups")
         self._check_like("param_groups", groups, own["param_groups"])
+        if not isinstance(groups, list):
+            raise self._fault("param_groups", f"must be a list, got {type(groups).__name__}")
         for group, mine in zip(groups, own["param_groups"]):  # only the learning rates move during training
             for key, value in group.items():
                 if key in ("lr", "initial_lr"):

@@ -212,7 +212,7 @@ def train_horizons(
         except FitError as exc:
             if done is None or not hasattr(exc, "result"):
                 raise
-            result = exc.result  # type: ignore[attr-defined]
+            result = exc.result
             result.stop_reason = "max_epochs"
             warnings.warn(f"the stage on segments of {stage.length} intervals failed ({exc}); the schedule stops "
                           f"there with the best parameters so far (epoch {result.best_epoch}).", FitWarning,

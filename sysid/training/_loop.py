@@ -361,7 +361,8 @@ def train(
         ))
     if validation_failures and result.stop_reason != "interrupted":
         warnings.warn(
-            f"the free-run validation solve failed at {validation_failures} evaluation(s) (last: {validation_failure}); "
+            f"the free-run validation solve failed at {validation_failures} evaluation(s) "
+            f"(last: {validation_failure}); "
             f"those parameters were not kept, the best validated ones (epoch {result.best_epoch}) were. {ADVICE}",
             FitWarning, stacklevel=3,
         )
@@ -432,6 +433,8 @@ def _polish(objective: torch.nn.Module, params: list[torch.nn.Parameter], n_item
             counts["forward"] += n1 - n0
             counts["backward"] += nfe() - n1
             total = loss.detach() if total is None else total + loss.detach()
+        if total is None:
+            raise SolverFailure("the batch has no segments to train on")
         return total
 
     since_best = 0

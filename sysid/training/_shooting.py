@@ -55,6 +55,18 @@ class MultipleShooting(torch.nn.Module):
         8,295).
     """
 
+    #: Registered buffers (declared for type checkers; ``register_buffer`` sets them).
+    start_trainable: torch.Tensor
+    init_starts: torch.Tensor
+    traj: torch.Tensor
+    next_segment: torch.Tensor
+    first_segment: torch.Tensor
+    time_knots: torch.Tensor
+    observations: torch.Tensor
+    observed: torch.Tensor
+    grid: torch.Tensor
+    offsets: torch.Tensor
+
     def __init__(self, rhs: BatchedField, segments: Segments, times: Sequence[np.ndarray],
                  scaled: Sequence[np.ndarray], n_dims: int, inputs: InputSignal | None,
                  solver: SolverConfig, gradient: Gradient, continuity: float, learn_x0: bool = True,
@@ -72,7 +84,8 @@ class MultipleShooting(torch.nn.Module):
         filled = [np.pad(interpolate_missing(t, y), ((0, 0), (0, n_dims - n_states))) for t, y in zip(times, scaled)]
         for f, s in zip(filled, initial or []):  # e.g. smoothed states; keep the data where they are NaN
             f[:, : s.shape[1]] = np.where(np.isnan(s), f[:, : s.shape[1]], s)
-        init = np.array([filled[i][r] for i, r in zip(segments.traj, segments.start_row)]).reshape(len(segments), n_dims)
+        init = np.array([filled[i][r] for i, r in zip(segments.traj, segments.start_row)])
+        init = init.reshape(len(segments), n_dims)
         self.starts = torch.nn.Parameter(torch.as_tensor(init, dtype=dtype))
         first = torch.zeros(len(segments), dtype=torch.bool)
         first[torch.as_tensor(segments.first_segment)] = True
