@@ -55,11 +55,17 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "full": {"neural": {}, "hybrid": {}, "classical": {"n_starts": 4}},
     # quick: NeuralODE keeps its 40 Adam epochs (with 15 it had not left its start and its simulation
     # diverged), a shorter L-BFGS polish; HybridODE 40 epochs instead of 300.
-    "quick": {"neural": {"lbfgs_steps": 20}, "hybrid": {"max_epochs": 40, "lbfgs_steps": 20},
-              "classical": {"n_starts": 1, "max_nfev": 15}},
-    "tiny": {"neural": {"hidden": (8,), "max_epochs": 2, "lbfgs_steps": 0, "collocation_steps": 5},
-             "hybrid": {"hidden": (4,), "max_epochs": 2, "lbfgs_steps": 0, "collocation_steps": 5},
-             "classical": {"n_starts": 1, "max_nfev": 3}, "rows": 60},
+    "quick": {
+        "neural": {"lbfgs_steps": 20},
+        "hybrid": {"max_epochs": 40, "lbfgs_steps": 20},
+        "classical": {"n_starts": 1, "max_nfev": 15},
+    },
+    "tiny": {
+        "neural": {"hidden": (8,), "max_epochs": 2, "lbfgs_steps": 0, "collocation_steps": 5},
+        "hybrid": {"hidden": (4,), "max_epochs": 2, "lbfgs_steps": 0, "collocation_steps": 5},
+        "classical": {"n_starts": 1, "max_nfev": 3},
+        "rows": 60,
+    },
 }
 
 
@@ -78,8 +84,9 @@ def tank_torch(t: Any, x: Any, p: Any, u: Any) -> Any:
     import torch
 
     upper, lower = x[:, 0], x[:, 1]
-    return torch.stack([-p["k1"] * _sqrt(upper) + p["k4"] * u[:, 0],
-                        p["k2"] * _sqrt(upper) - p["k3"] * _sqrt(lower)], dim=-1)
+    return torch.stack(
+        [-p["k1"] * _sqrt(upper) + p["k4"] * u[:, 0], p["k2"] * _sqrt(upper) - p["k3"] * _sqrt(lower)], dim=-1
+    )
 
 
 def tank_numpy(t: float, x: np.ndarray, p: dict, u: np.ndarray) -> np.ndarray:
@@ -111,7 +118,8 @@ def _records(frame: pd.DataFrame, anchored: bool) -> tuple[Any, Any, int]:
     masked = states.copy()
     masked[split:] = np.nan
     make = lambda tt, yy, uu: sysid.Trajectories.from_arrays(  # noqa: E731
-        [tt], [yy], [uu], state_names=names, input_names=["pump"], names=["tanks"])
+        [tt], [yy], [uu], state_names=names, input_names=["pump"], names=["tanks"]
+    )
     return make(t[:split], states[:split], u[:split]), make(t, masked, u), split
 
 
@@ -120,10 +128,14 @@ def _models(cfg: dict[str, Any]) -> dict[str, tuple[Any, bool]]:
 
     return {
         "NeuralODE(n_augment=1)": (sysid.NeuralODE(n_augment=1, verbose=False, random_state=0, **cfg["neural"]), False),
-        "HybridODE (tank physics + NN)": (sysid.HybridODE(tank_torch, PARAMS, bounds=BOUNDS, verbose=False,
-                                                           random_state=0, **cfg["hybrid"]), True),
-        "ClassicalODE (tank physics)": (sysid.ClassicalODE(tank_numpy, PARAMS, bounds=BOUNDS, random_state=0,
-                                                           **cfg["classical"]), True),
+        "HybridODE (tank physics + NN)": (
+            sysid.HybridODE(tank_torch, PARAMS, bounds=BOUNDS, verbose=False, random_state=0, **cfg["hybrid"]),
+            True,
+        ),
+        "ClassicalODE (tank physics)": (
+            sysid.ClassicalODE(tank_numpy, PARAMS, bounds=BOUNDS, random_state=0, **cfg["classical"]),
+            True,
+        ),
         "SINDy with control (degree 2)": (sysid.SINDy(degree=2, threshold=SINDY_THRESHOLD), False),
     }
 
@@ -135,16 +147,21 @@ def _explain(rows: list[dict[str, Any]]) -> list[str]:
             values = dict(item.split("=") for item in row["params"].split(", "))
             moved = max(abs(float(values[k]) / v - 1) for k, v in PARAMS.items())
             if moved < 0.05:
-                notes.append(f"HybridODE left the tank parameters within {moved:.1%} of their initial guesses: the "
-                             "correction network absorbed the misfit (a free physical parameter that the network can "
-                             "imitate is not identifiable, as its docstring warns).")
+                notes.append(
+                    f"HybridODE left the tank parameters within {moved:.1%} of their initial guesses: the "
+                    "correction network absorbed the misfit (a free physical parameter that the network can "
+                    "imitate is not identifiable, as its docstring warns)."
+                )
         if row["method"].startswith("NeuralODE") and np.isfinite(row["train_rmse_V"]) and row["train_rmse_V"] > 0.5:
-            notes.append(f"NeuralODE fits even the training part poorly ({row['train_rmse_V']:.2f} V): a black box "
-                         "with one hidden state learned from scratch on one 717-sample record; the physics models "
-                         "start from the right structure.")
+            notes.append(
+                f"NeuralODE fits even the training part poorly ({row['train_rmse_V']:.2f} V): a black box "
+                "with one hidden state learned from scratch on one 717-sample record; the physics models "
+                "start from the right structure."
+            )
         if row["method"].startswith("SINDy"):
-            notes.append("SINDy sees only the lower tank: a first-order model of (y, u) cannot carry the upper "
-                         "tank's delay.")
+            notes.append(
+                "SINDy sees only the lower tank: a first-order model of (y, u) cannot carry the upper tank's delay."
+            )
     return notes
 
 
@@ -155,8 +172,17 @@ def run(mode: str = "full") -> Study:
     title = "Real data: cascaded tanks, simulation RMSE on the last 30%"
     target = "report the simulation RMSE (V) of each model on the held-out last 30% (no numeric target)"
     if frame is None:
-        return Study("cascaded_tanks", title, f"{data_dir() / FILE} not found: skipped.", [], target, None,
-                     "skipped: no data", mode=mode, skipped=True)
+        return Study(
+            "cascaded_tanks",
+            title,
+            f"{data_dir() / FILE} not found: skipped.",
+            [],
+            target,
+            None,
+            "skipped: no data",
+            mode=mode,
+            skipped=True,
+        )
     y = frame["y_V"].to_numpy(float)
     rows = []
     for name, (model, anchored) in _models(cfg).items():
@@ -178,19 +204,40 @@ def run(mode: str = "full") -> Study:
             except Exception as exc:  # noqa: BLE001 - a failed method is a row, not a crash
                 fit_s, rmse, train_rmse, status = time.perf_counter() - start, np.nan, np.nan, f"failed: {exc}"[:80]
         params = getattr(model, "params_", None)
-        rows.append({"method": name, "test_rmse_V": rmse, "train_rmse_V": train_rmse, "fit_s": fit_s,
-                     "status": status,
-                     "params": "" if not params else ", ".join(f"{k}={v:.3g}" for k, v in params.items())})
-    std = float(np.std(y[int(round(TRAIN_FRACTION * len(frame))):]))
-    rows.append({"method": "constant (mean of the test part), for scale", "test_rmse_V": std, "train_rmse_V": np.nan,
-                 "fit_s": 0.0, "status": "reference", "params": ""})
+        rows.append(
+            {
+                "method": name,
+                "test_rmse_V": rmse,
+                "train_rmse_V": train_rmse,
+                "fit_s": fit_s,
+                "status": status,
+                "params": "" if not params else ", ".join(f"{k}={v:.3g}" for k, v in params.items()),
+            }
+        )
+    std = float(np.std(y[int(round(TRAIN_FRACTION * len(frame))) :]))
+    rows.append(
+        {
+            "method": "constant (mean of the test part), for scale",
+            "test_rmse_V": std,
+            "train_rmse_V": np.nan,
+            "fit_s": 0.0,
+            "status": "reference",
+            "params": "",
+        }
+    )
     best = min((r for r in rows[:-1] if np.isfinite(r["test_rmse_V"])), key=lambda r: r["test_rmse_V"], default=None)
-    verdict = ("no model simulated the test part" if best is None else
-               f"best: {best['method']} {best['test_rmse_V']:.3f} V (std of the test part {std:.2f} V)")
-    setup = (f"{FILE}: fit on the first {TRAIN_FRACTION:.0%} ({int(round(TRAIN_FRACTION * len(frame)))} samples, "
-             f"{frame['t_s'].iloc[int(round(TRAIN_FRACTION * len(frame))) - 1]:.0f} s), simulate the whole record from "
-             "the input, score the rest. Budgets: " +
-             "; ".join(f"{k} {v}" for k, v in cfg.items() if k != "rows" and v) + ".")
+    verdict = (
+        "no model simulated the test part"
+        if best is None
+        else f"best: {best['method']} {best['test_rmse_V']:.3f} V (std of the test part {std:.2f} V)"
+    )
+    setup = (
+        f"{FILE}: fit on the first {TRAIN_FRACTION:.0%} ({int(round(TRAIN_FRACTION * len(frame)))} samples, "
+        f"{frame['t_s'].iloc[int(round(TRAIN_FRACTION * len(frame))) - 1]:.0f} s), simulate the whole record from "
+        "the input, score the rest. Budgets: "
+        + "; ".join(f"{k} {v}" for k, v in cfg.items() if k != "rows" and v)
+        + "."
+    )
     notes = _explain(rows) + [
         "The sensor saturates at 10 V when the tanks overflow (47 samples of the record); no model here has an "
         "overflow term, which is what separates the published 0.18 V grey box from 0.3-0.5 V models.",

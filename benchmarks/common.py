@@ -71,8 +71,9 @@ def relative_rmse(pred: np.ndarray, truth: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.mean((pred - truth) ** 2, axis=0) / np.var(truth, axis=0))))
 
 
-def held_out(system: str, seed: int = 0, n_samples: int = 60, noise: float = 0.05, holdout: str = "inside",
-             **options: Any):
+def held_out(
+    system: str, seed: int = 0, n_samples: int = 60, noise: float = 0.05, holdout: str = "inside", **options: Any
+):
     """3 training trajectories and an unseen 4th with its clean truth.
 
     ``holdout="inside"`` holds out, of the 4 simulated trajectories, the one whose clean
@@ -89,10 +90,12 @@ def held_out(system: str, seed: int = 0, n_samples: int = 60, noise: float = 0.0
     """
     import sysid
 
-    noisy = sysid.datasets.simulate(system, n_trajectories=4, n_samples=n_samples, noise=noise,
-                                    random_state=seed, **options)
-    clean = sysid.datasets.simulate(system, n_trajectories=4, n_samples=n_samples, noise=0.0,
-                                    random_state=seed, **options)
+    noisy = sysid.datasets.simulate(
+        system, n_trajectories=4, n_samples=n_samples, noise=noise, random_state=seed, **options
+    )
+    clean = sysid.datasets.simulate(
+        system, n_trajectories=4, n_samples=n_samples, noise=0.0, random_state=seed, **options
+    )
     excess = {}
     for i, name in enumerate(clean.names):
         others = np.concatenate([clean[j].y for j in range(len(clean)) if j != i])
@@ -121,8 +124,14 @@ def warm_up(sindy: bool = True) -> None:
             sysid.SINDy().fit(data)
 
 
-def batch_simulate(system: str, n_trajectories: int, n_samples: int = 60, noise: float = 0.05,
-                   t_span: tuple[float, float] | None = None, seed: int = 0):
+def batch_simulate(
+    system: str,
+    n_trajectories: int,
+    n_samples: int = 60,
+    noise: float = 0.05,
+    t_span: tuple[float, float] | None = None,
+    seed: int = 0,
+):
     """Many trajectories of an autonomous system in one vectorised ``solve_ivp`` call.
 
     :func:`sysid.datasets.simulate` integrates trajectory by trajectory at rtol 1e-10
@@ -145,8 +154,10 @@ def batch_simulate(system: str, n_trajectories: int, n_samples: int = 60, noise:
     low = np.array([tr.x0_range[s][0] for s in tr.state_names])
     high = np.array([tr.x0_range[s][1] for s in tr.state_names])
     x0 = low + (high - low) * rng.random((n_trajectories, n))
-    times = [np.concatenate([[span[0]], np.sort(rng.uniform(span[0], span[1], n_samples - 1))])
-             for _ in range(n_trajectories)]
+    times = [
+        np.concatenate([[span[0]], np.sort(rng.uniform(span[0], span[1], n_samples - 1))])
+        for _ in range(n_trajectories)
+    ]
 
     def rhs(t: float, flat: np.ndarray) -> np.ndarray:
         return tr.rhs(t, flat.reshape(n_trajectories, n)).reshape(-1)
@@ -165,5 +176,6 @@ def batch_simulate(system: str, n_trajectories: int, n_samples: int = 60, noise:
     clean = np.split(values, np.cumsum([t.size for t in times])[:-1])
     spread = np.std(np.concatenate(clean), axis=0)
     noisy = [c + noise * spread * rng.standard_normal(c.shape) for c in clean]
-    return Trajectories.from_arrays(times, noisy, None, state_names=tr.state_names,
-                                    names=[f"run{i}" for i in range(n_trajectories)])
+    return Trajectories.from_arrays(
+        times, noisy, None, state_names=tr.state_names, names=[f"run{i}" for i in range(n_trajectories)]
+    )

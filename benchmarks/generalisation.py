@@ -66,15 +66,26 @@ from benchmarks.common import Study, check_mode, held_out, quiet, relative_rmse
 
 ROOT = Path(__file__).resolve().parents[1]
 # ../shared/data next to the checkout (a git worktree one level deeper also finds it), or $SYSID_SHARED_DATA
-DATA = Path(os.environ.get("SYSID_SHARED_DATA") or next(
-    (p / "shared" / "data" for p in (ROOT.parent, ROOT.parent.parent) if (p / "shared" / "data").is_dir()),
-    ROOT.parent / "shared" / "data"))
+DATA = Path(
+    os.environ.get("SYSID_SHARED_DATA")
+    or next(
+        (p / "shared" / "data" for p in (ROOT.parent, ROOT.parent.parent) if (p / "shared" / "data").is_dir()),
+        ROOT.parent / "shared" / "data",
+    )
+)
 MODELS = ("NeuralODE", "SparseODE", "SINDy", "ClassicalODE")
 
 # Seeds per problem: the model's random_state, and for simulated problems the data's seed too.
 SEEDS: dict[str, dict[str, list[int]]] = {
-    "full": {"default": [0, 1, 2], "lotka_volterra": [0, 1, 2, 3, 4, 5], "lynx_hare": [0, 1, 2, 3, 4],
-             "tanks": [0, 1], "tanks_whole": [0], "silverbox": [0], "emps": [0]},
+    "full": {
+        "default": [0, 1, 2],
+        "lotka_volterra": [0, 1, 2, 3, 4, 5],
+        "lynx_hare": [0, 1, 2, 3, 4],
+        "tanks": [0, 1],
+        "tanks_whole": [0],
+        "silverbox": [0],
+        "emps": [0],
+    },
     "quick": {"default": [0], "lotka_volterra": [0, 1, 2]},
     "tiny": {"default": [0]},
 }
@@ -213,9 +224,16 @@ def oscillator(seed: int) -> Case | None:
     if found is None:
         return None
     train, t, y, split = found
-    return Case("oscillator", seed, train, _forecast_score(t, y, split), "nRMSE of x",
-                sparse={"degree": 1}, sindy={"degree": 1},
-                classical=(_oscillator_form, {"k": 5.0, "c": 0.1, "x_eq": 0.0}, {}))
+    return Case(
+        "oscillator",
+        seed,
+        train,
+        _forecast_score(t, y, split),
+        "nRMSE of x",
+        sparse={"degree": 1},
+        sindy={"degree": 1},
+        classical=(_oscillator_form, {"k": 5.0, "c": 0.1, "x_eq": 0.0}, {}),
+    )
 
 
 def pendulum(seed: int) -> Case | None:
@@ -223,9 +241,16 @@ def pendulum(seed: int) -> Case | None:
     if found is None:
         return None
     train, t, y, split = found
-    return Case("pendulum", seed, train, _forecast_score(t, y, split), "nRMSE of theta",
-                sparse={"degree": 3}, sindy={"degree": 3},
-                classical=(_pendulum_form, {"w2": 3.0, "b": 0.1}, {"bounds": {"w2": (0.0, None), "b": (0.0, None)}}))
+    return Case(
+        "pendulum",
+        seed,
+        train,
+        _forecast_score(t, y, split),
+        "nRMSE of theta",
+        sparse={"degree": 3},
+        sindy={"degree": 3},
+        classical=(_pendulum_form, {"w2": 3.0, "b": 0.1}, {"bounds": {"w2": (0.0, None), "b": (0.0, None)}}),
+    )
 
 
 def _tanks(seed: int, whole: bool) -> Case | None:
@@ -248,12 +273,19 @@ def _tanks(seed: int, whole: bool) -> Case | None:
         if not np.all(np.isfinite(pred)):
             return {"score": float("nan")}
         rmse = lambda a, b: float(np.sqrt(np.mean((a - b) ** 2)))  # noqa: E731
-        return {"score": rmse(y[scored_from:], pred[scored_from:]),
-                "train_score": rmse(y[:split], pred[:split])}
+        return {"score": rmse(y[scored_from:], pred[scored_from:]), "train_score": rmse(y[:split], pred[:split])}
 
-    case = Case("tanks_whole" if whole else "tanks", seed, train, score, "RMSE (V)", neural={"n_augment": 1},
-                sparse=None, sindy={"degree": 2, "threshold": ct.SINDY_THRESHOLD},
-                classical=(_tank_form, dict(ct.PARAMS), {"bounds": ct.BOUNDS, "n_starts": 4}))
+    case = Case(
+        "tanks_whole" if whole else "tanks",
+        seed,
+        train,
+        score,
+        "RMSE (V)",
+        neural={"n_augment": 1},
+        sparse=None,
+        sindy={"degree": 2, "threshold": ct.SINDY_THRESHOLD},
+        classical=(_tank_form, dict(ct.PARAMS), {"bounds": ct.BOUNDS, "n_starts": 4}),
+    )
     case.notes = "in-sample (whole estimation record)" if whole else "last 30% simulated from the input"
     case.anchored_train = anchored_train  # type: ignore[attr-defined]
     return case
@@ -276,8 +308,12 @@ def _tank_record(frame: pd.DataFrame, split: int, anchored: bool) -> tuple[Any, 
         states, names = np.hstack([upper, states]), ["upper", "level"]
     masked = states.copy()
     masked[split:] = np.nan
-    make = lambda n, yy: sysid.Trajectories.from_arrays(  # noqa: E731
-        [t[:n]], [yy[:n]], [u[:n]], state_names=names, input_names=["pump"], names=["tanks"])
+
+    def make(n, yy):
+        return sysid.Trajectories.from_arrays(
+            [t[:n]], [yy[:n]], [u[:n]], state_names=names, input_names=["pump"], names=["tanks"]
+        )
+
     return make(split, states), make(len(t), masked)
 
 
@@ -291,16 +327,30 @@ def tanks_whole(seed: int) -> Case | None:
 
 def _simulated(problem: str, system: str, seed: int, holdout: str = "inside", **extra: Any) -> Case:
     train, test, truth, info = held_out(system, seed=seed, holdout=holdout)
-    forms = {"lotka_volterra": (_lotka_volterra_form, {"alpha": 1.0, "beta": 1.0, "gamma": 1.0, "delta": 1.0},
-                                {"bounds": dict.fromkeys(("alpha", "beta", "gamma", "delta"), (0.0, None))}),
-             "van_der_pol": (_van_der_pol_form, {"mu": 0.5}, {}),
-             "duffing": (_duffing_form, {"delta": 0.1, "alpha": -0.5, "beta": 0.5}, {}),
-             "pendulum": (_pendulum_form, {"w2": 2.0, "b": 0.1}, {}),
-             "mass_spring_damper": (_msd_form, {"m": 0.5, "c": 0.25, "k": 2.0}, {})}
+    forms = {
+        "lotka_volterra": (
+            _lotka_volterra_form,
+            {"alpha": 1.0, "beta": 1.0, "gamma": 1.0, "delta": 1.0},
+            {"bounds": dict.fromkeys(("alpha", "beta", "gamma", "delta"), (0.0, None))},
+        ),
+        "van_der_pol": (_van_der_pol_form, {"mu": 0.5}, {}),
+        "duffing": (_duffing_form, {"delta": 0.1, "alpha": -0.5, "beta": 0.5}, {}),
+        "pendulum": (_pendulum_form, {"w2": 2.0, "b": 0.1}, {}),
+        "mass_spring_damper": (_msd_form, {"m": 0.5, "c": 0.25, "k": 2.0}, {}),
+    }
     degree = {"van_der_pol": 3, "duffing": 3, "pendulum": 1, "mass_spring_damper": 1}.get(system, 2)
     sparse = {"degree": degree, **({"include_trig": True} if system == "pendulum" else {})}
-    case = Case(problem, seed, train, _heldout_score(test, truth), "relative RMSE", sparse=sparse,
-                sindy={"degree": degree}, classical=forms[system], **extra)
+    case = Case(
+        problem,
+        seed,
+        train,
+        _heldout_score(test, truth),
+        "relative RMSE",
+        sparse=sparse,
+        sindy={"degree": degree},
+        classical=forms[system],
+        **extra,
+    )
     case.notes = f"held out {info['held_out']}, beyond the training box by {info['outside_training_box']}"
     case.info = info  # type: ignore[attr-defined]
     return case
@@ -359,14 +409,22 @@ def lynx_hare(seed: int) -> Case | None:
         pred = np.asarray(model.predict(t=t, x0=x0), dtype=float)
         if not np.all(np.isfinite(pred)):
             return {"score": float("nan")}
-        return {"score": float(metrics.r2(future, [pred[n_past:]])),
-                "train_score": float(metrics.r2(train, [pred[:n_past]]))}
+        return {
+            "score": float(metrics.r2(future, [pred[n_past:]])),
+            "train_score": float(metrics.r2(train, [pred[:n_past]])),
+        }
 
     start = {"alpha": 0.5, "beta": 0.03, "gamma": 0.8, "delta": 0.02}
-    return Case("lynx_hare", seed, train, score, "R² (last 20%)",
-                sparse={"degree": 2, "threshold": 0.005}, sindy={"degree": 2, "threshold": 0.005,
-                                                                  "differentiation": "spline"},
-                classical=(_lotka_volterra_form, start, {"bounds": dict.fromkeys(start, (0.0, None))}))
+    return Case(
+        "lynx_hare",
+        seed,
+        train,
+        score,
+        "R² (last 20%)",
+        sparse={"degree": 2, "threshold": 0.005},
+        sindy={"degree": 2, "threshold": 0.005, "differentiation": "spline"},
+        classical=(_lotka_volterra_form, start, {"bounds": dict.fromkeys(start, (0.0, None))}),
+    )
 
 
 def silverbox(seed: int) -> Case | None:
@@ -376,8 +434,8 @@ def silverbox(seed: int) -> Case | None:
         return None
     frame = pd.read_csv(path, usecols=[0, 1])
     start, rows = 40_650, 2_000  # the multisine part of the record
-    u = frame.iloc[start:start + rows, 0].to_numpy(float)[:, None]
-    y = frame.iloc[start:start + rows, 1].to_numpy(float)[:, None]
+    u = frame.iloc[start : start + rows, 0].to_numpy(float)[:, None]
+    y = frame.iloc[start : start + rows, 1].to_numpy(float)[:, None]
     t = np.arange(rows) / 610.35
     return _input_case("silverbox", seed, t, y, u, "output V2", "input V1")
 
@@ -393,25 +451,45 @@ def emps(seed: int) -> Case | None:
     return _input_case("emps", seed, t, y, u, "position", "force")
 
 
-def _input_case(problem: str, seed: int, t: np.ndarray, y: np.ndarray, u: np.ndarray, state: str,
-                inp: str) -> Case:
+def _input_case(problem: str, seed: int, t: np.ndarray, y: np.ndarray, u: np.ndarray, state: str, inp: str) -> Case:
     import sysid
 
     split = round(0.7 * len(t))
-    make = lambda yy: sysid.Trajectories.from_arrays(  # noqa: E731
-        [t[: len(yy)]], [yy], [u[: len(yy)]], state_names=[state], input_names=[inp], names=["record"])
+
+    def make(yy):
+        return sysid.Trajectories.from_arrays(
+            [t[: len(yy)]], [yy], [u[: len(yy)]], state_names=[state], input_names=[inp], names=["record"]
+        )
+
     masked = y.copy()
     masked[split:] = np.nan
     score = _input_score(make(masked), y[:, 0], split)
-    return Case(problem, seed, make(y[:split]), score, "nRMSE of the output", neural={"n_augment": 1},
-                sparse=None, sindy={"degree": 3})
+    return Case(
+        problem,
+        seed,
+        make(y[:split]),
+        score,
+        "nRMSE of the output",
+        neural={"n_augment": 1},
+        sparse=None,
+        sindy={"degree": 3},
+    )
 
 
 PROBLEMS: dict[str, Callable[[int], Case | None]] = {
-    "oscillator": oscillator, "pendulum": pendulum, "tanks": tanks, "tanks_whole": tanks_whole,
-    "lotka_volterra": lotka_volterra, "lotka_volterra_outside": lotka_volterra_outside, "lynx_hare": lynx_hare,
-    "van_der_pol": van_der_pol, "duffing": duffing, "pendulum_sim": pendulum_sim,
-    "mass_spring_damper": mass_spring_damper, "silverbox": silverbox, "emps": emps,
+    "oscillator": oscillator,
+    "pendulum": pendulum,
+    "tanks": tanks,
+    "tanks_whole": tanks_whole,
+    "lotka_volterra": lotka_volterra,
+    "lotka_volterra_outside": lotka_volterra_outside,
+    "lynx_hare": lynx_hare,
+    "van_der_pol": van_der_pol,
+    "duffing": duffing,
+    "pendulum_sim": pendulum_sim,
+    "mass_spring_damper": mass_spring_damper,
+    "silverbox": silverbox,
+    "emps": emps,
 }
 
 
@@ -425,8 +503,9 @@ def _model(name: str, case: Case, neural: dict[str, Any], mode: str) -> tuple[An
         options = {**case.neural, **(TINY_NEURAL if mode == "tiny" else {}), **neural}
         return sysid.NeuralODE(verbose=False, random_state=seed, **neural_options(options)), case.train
     if name == "SparseODE" and case.sparse is not None:
-        return sysid.SparseODE(verbose=False, random_state=seed, **case.sparse,
-                               **(TINY_SPARSE if mode == "tiny" else {})), case.train
+        return sysid.SparseODE(
+            verbose=False, random_state=seed, **case.sparse, **(TINY_SPARSE if mode == "tiny" else {})
+        ), case.train
     if name == "SINDy" and case.sindy is not None:
         return sysid.SINDy(**case.sindy), case.train
     if name == "ClassicalODE" and case.classical is not None:
@@ -478,9 +557,14 @@ def evaluate(case: Case, name: str, neural: dict[str, Any] | None = None, mode: 
     return row
 
 
-def run_panel(problems: list[str], models: list[str], mode: str, seeds: list[int] | None = None,
-              neural: dict[str, Any] | None = None, log: Callable[[dict[str, Any]], None] | None = None
-              ) -> tuple[list[dict[str, Any]], list[str]]:
+def run_panel(
+    problems: list[str],
+    models: list[str],
+    mode: str,
+    seeds: list[int] | None = None,
+    neural: dict[str, Any] | None = None,
+    log: Callable[[dict[str, Any]], None] | None = None,
+) -> tuple[list[dict[str, Any]], list[str]]:
     """Every (problem, seed, model) row, and the problems skipped for missing data."""
     rows, skipped = [], []
     for problem in problems:
@@ -512,12 +596,16 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         scores = group["score"].to_numpy(float)
         higher_better = group["metric"].iloc[0].startswith("R²")
         worst = np.nanmin(scores) if higher_better else np.nanmax(scores)
-        line = {"problem": problem, "model": model, "metric": group["metric"].iloc[0],
-                "seeds": " ".join(str(s) for s in group["seed"]),
-                "scores": " ".join(f"{s:.3g}" for s in scores),
-                "worst": worst if np.all(np.isfinite(scores)) else float("nan"),
-                "median": float(np.nanmedian(scores)) if np.any(np.isfinite(scores)) else float("nan"),
-                "fit_cpu_s (max)": float(group["fit_cpu_s"].max())}
+        line = {
+            "problem": problem,
+            "model": model,
+            "metric": group["metric"].iloc[0],
+            "seeds": " ".join(str(s) for s in group["seed"]),
+            "scores": " ".join(f"{s:.3g}" for s in scores),
+            "worst": worst if np.all(np.isfinite(scores)) else float("nan"),
+            "median": float(np.nanmedian(scores)) if np.any(np.isfinite(scores)) else float("nan"),
+            "fit_cpu_s (max)": float(group["fit_cpu_s"].max()),
+        }
         if "score_true_x0" in group and group["score_true_x0"].notna().any():
             line["from true x0 (median)"] = float(np.nanmedian(group["score_true_x0"].to_numpy(float)))
         if "extrapolation_warning" in group and group["extrapolation_warning"].notna().any():
@@ -546,8 +634,9 @@ def _verdict(rows: list[dict[str, Any]]) -> tuple[bool | None, str, list[str]]:
         met.append(worst >= float(classical[0]))
         checks.append(f"lynx_hare worst R² {worst:.3g} (ClassicalODE {float(classical[0]):.3g})")
     slow = neural[neural["fit_cpu_s"] > 120]
-    notes = [f"NeuralODE fit over 2 CPU minutes: {r.problem} seed {r.seed} ({r.fit_cpu_s:.0f} s)"
-             for r in slow.itertuples()]
+    notes = [
+        f"NeuralODE fit over 2 CPU minutes: {r.problem} seed {r.seed} ({r.fit_cpu_s:.0f} s)" for r in slow.itertuples()
+    ]
     if not met:
         return None, "no target problem ran", notes
     return all(met), "; ".join(checks), notes
@@ -583,26 +672,52 @@ def label_rows(rows: list[dict[str, Any]], default: dict[str, Any] | None = None
     return out
 
 
-def study(rows: list[dict[str, Any]], mode: str = "full", skipped: list[str] | None = None,
-          notes: list[str] | None = None) -> Study:
+def study(
+    rows: list[dict[str, Any]], mode: str = "full", skipped: list[str] | None = None, notes: list[str] | None = None
+) -> Study:
     """The study's record (summary per problem and model, every fit as a row) from result rows."""
     met, verdict, verdict_notes = _verdict(rows)
     title = "Generalisation: forecasts, held-out experiments and real records"
-    target = ("default NeuralODE: real oscillator and real pendulum forecast nRMSE <= 0.05, cascaded tanks <= 0.60 V, "
-              "Lotka-Volterra unseen orbit <= 0.05 on every seed, lynx-hare R² >= ClassicalODE's")
-    setup = ("Protocols in benchmarks/generalisation.py: fit on part of the data, score on the rest (forecast from the "
-             "measured state, simulation from the input, or an unseen experiment). Every seed is a row; NeuralODE "
-             "with default settings (n_augment=1 where a state is never measured). CPU seconds of each fit. "
-             "`score_true_x0`: the same prediction started from the true initial state (the difference is the share "
-             "of the held-out error due to estimating the new experiment's initial state).")
+    target = (
+        "default NeuralODE: real oscillator and real pendulum forecast nRMSE <= 0.05, cascaded tanks <= 0.60 V, "
+        "Lotka-Volterra unseen orbit <= 0.05 on every seed, lynx-hare R² >= ClassicalODE's"
+    )
+    setup = (
+        "Protocols in benchmarks/generalisation.py: fit on part of the data, score on the rest (forecast from the "
+        "measured state, simulation from the input, or an unseen experiment). Every seed is a row; NeuralODE "
+        "with default settings (n_augment=1 where a state is never measured). CPU seconds of each fit. "
+        "`score_true_x0`: the same prediction started from the true initial state (the difference is the share "
+        "of the held-out error due to estimating the new experiment's initial state)."
+    )
     notes = [*(notes or []), *verdict_notes]
     if skipped:
         notes.append(f"skipped for missing data: {', '.join(sorted(set(skipped)))}")
-    columns = ["problem", "model", "seed", "metric", "score", "score_true_x0", "train_score",
-               "extrapolation_warning", "fit_cpu_s", "status"]
+    columns = [
+        "problem",
+        "model",
+        "seed",
+        "metric",
+        "score",
+        "score_true_x0",
+        "train_score",
+        "extrapolation_warning",
+        "fit_cpu_s",
+        "status",
+    ]
     detail = [{k: r.get(k, "") for k in columns} for r in rows]
-    return Study("generalisation", title, setup, summarise(rows), target, met, verdict, notes,
-                 tables=[("Every fit", detail)], mode=mode, extra={"rows": rows})
+    return Study(
+        "generalisation",
+        title,
+        setup,
+        summarise(rows),
+        target,
+        met,
+        verdict,
+        notes,
+        tables=[("Every fit", detail)],
+        mode=mode,
+        extra={"rows": rows},
+    )
 
 
 def record(rows: list[dict[str, Any]], notes: list[str], out: Path = ROOT / "benchmarks") -> None:
@@ -621,8 +736,12 @@ def record(rows: list[dict[str, Any]], notes: list[str], out: Path = ROOT / "ben
     entry["tables"] = [list(t) for t in made.tables]
     entry["seconds"] = float(sum(r.get("fit_cpu_s", 0.0) for r in rows))
     now = machine()
-    entry["run"] = {"mode": "full", "date": now["date"], "load_start": now["load_average"][0],
-                    "load_end": now["load_average"][0]}
+    entry["run"] = {
+        "mode": "full",
+        "date": now["date"],
+        "load_start": now["load_average"][0],
+        "load_end": now["load_average"][0],
+    }
     results["studies"]["generalisation"] = _jsonable(entry)
     (out / "results.json").write_text(json.dumps(results, indent=1, allow_nan=False) + "\n")
     (out / "RESULTS.md").write_text(render(results))
@@ -635,12 +754,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", default="", help="comma-separated; default: the full mode's seeds per problem")
     parser.add_argument("--neural", default="{}", help="JSON dict of NeuralODE keyword arguments")
     parser.add_argument("--json", default="", help="append every row to this JSON-lines file")
-    parser.add_argument("--record", nargs="+", default=[], metavar="JSONL",
-                        help="fit nothing: build the study from these JSON-lines files of rows and write it into "
-                             "benchmarks/results.json and RESULTS.md")
-    parser.add_argument("--default-neural", default="{}",
-                        help="with --record: the NeuralODE settings that are the defaults (rows run with them are "
-                             "'NeuralODE')")
+    parser.add_argument(
+        "--record",
+        nargs="+",
+        default=[],
+        metavar="JSONL",
+        help="fit nothing: build the study from these JSON-lines files of rows and write it into "
+        "benchmarks/results.json and RESULTS.md",
+    )
+    parser.add_argument(
+        "--default-neural",
+        default="{}",
+        help="with --record: the NeuralODE settings that are the defaults (rows run with them are 'NeuralODE')",
+    )
     parser.add_argument("--note", action="append", default=[], help="with --record: a note for the study")
     args = parser.parse_args(argv)
     if args.record:

@@ -38,11 +38,22 @@ ROOT = Path(__file__).resolve().parents[1]
 TARGET_RATIO = 1.3
 # configs: (gradient, warm start (collocation steps), segments per step or None for all).
 SETTINGS: dict[str, dict[str, Any]] = {
-    "full": {"samples": (1000, 2000, 5000, 10000), "epochs": 2,
-             "configs": (("adjoint", 30, None), ("adjoint", 0, None), ("backprop", 30, None), ("backprop", 0, None),
-                         ("adjoint", 0, 200))},
-    "quick": {"samples": (1000, 10000), "epochs": 1,
-              "configs": (("adjoint", 30, None), ("adjoint", 0, None), ("backprop", 0, None))},
+    "full": {
+        "samples": (1000, 2000, 5000, 10000),
+        "epochs": 2,
+        "configs": (
+            ("adjoint", 30, None),
+            ("adjoint", 0, None),
+            ("backprop", 30, None),
+            ("backprop", 0, None),
+            ("adjoint", 0, 200),
+        ),
+    },
+    "quick": {
+        "samples": (1000, 10000),
+        "epochs": 1,
+        "configs": (("adjoint", 30, None), ("adjoint", 0, None), ("backprop", 0, None)),
+    },
     # Tiny: both lengths in one process (one interpreter start); the figures mean nothing, the plumbing is tested.
     "tiny": {"samples": (200, 400), "epochs": 1, "configs": (("adjoint", 5, None),), "tiny": True},
 }
@@ -89,8 +100,9 @@ def _peak_mb() -> float:
     return value if value is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def child(samples: int, gradient: str, batch_size: int | None, epochs: int, collocation: int,
-          tiny: bool) -> dict[str, Any]:
+def child(
+    samples: int, gradient: str, batch_size: int | None, epochs: int, collocation: int, tiny: bool
+) -> dict[str, Any]:
     """One fit in this process; returns the figures (run by the parent in a subprocess)."""
     import torch
 
@@ -101,8 +113,16 @@ def child(samples: int, gradient: str, batch_size: int | None, epochs: int, coll
     warm_up(sindy=False)  # first-use imports inside fit would otherwise count as the fit's memory
     data = batch_simulate("lotka_volterra", 1, n_samples=samples, t_span=(0.0, samples / 10.0), seed=0)
     extra = {"hidden": (8,)} if tiny else {}
-    model = sysid.NeuralODE(max_epochs=epochs, lbfgs_steps=0, gradient=gradient, batch_size=batch_size,
-                            collocation_steps=collocation, verbose=False, random_state=0, **extra)
+    model = sysid.NeuralODE(
+        max_epochs=epochs,
+        lbfgs_steps=0,
+        gradient=gradient,
+        batch_size=batch_size,
+        collocation_steps=collocation,
+        verbose=False,
+        random_state=0,
+        **extra,
+    )
     reset = _reset_peak()
     before, peak_before = _rss_mb(), _peak_mb()
     start = time.perf_counter()
@@ -111,18 +131,40 @@ def child(samples: int, gradient: str, batch_size: int | None, epochs: int, coll
     seconds = time.perf_counter() - start
     peak = _peak_mb()
     history = model.history_
-    return {"samples": samples, "gradient": gradient, "batch_size": batch_size, "collocation_steps": collocation,
-            "rss_before_mb": before, "peak_before_fit_mb": peak_before, "peak_was_reset": reset,
-            "process_peak_mb": peak,
-            "fit_peak_mb": peak - before, "fit_s": seconds, "nfe_forward": int(history["nfe_forward"].sum()),
-            "nfe_backward": int(history["nfe_backward"].sum())}
+    return {
+        "samples": samples,
+        "gradient": gradient,
+        "batch_size": batch_size,
+        "collocation_steps": collocation,
+        "rss_before_mb": before,
+        "peak_before_fit_mb": peak_before,
+        "peak_was_reset": reset,
+        "process_peak_mb": peak,
+        "fit_peak_mb": peak - before,
+        "fit_s": seconds,
+        "nfe_forward": int(history["nfe_forward"].sum()),
+        "nfe_backward": int(history["nfe_backward"].sum()),
+    }
 
 
-def _spawn(samples: list[int], gradient: str, batch_size: int | None, epochs: int, collocation: int,
-           tiny: bool) -> list[dict[str, Any]]:
+def _spawn(
+    samples: list[int], gradient: str, batch_size: int | None, epochs: int, collocation: int, tiny: bool
+) -> list[dict[str, Any]]:
     """Run ``child`` in a fresh interpreter for the record length(s) ``samples``."""
-    cmd = [sys.executable, "-m", "benchmarks.memory", "--child", "--samples", ",".join(map(str, samples)),
-           "--gradient", gradient, "--epochs", str(epochs), "--collocation", str(collocation)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks.memory",
+        "--child",
+        "--samples",
+        ",".join(map(str, samples)),
+        "--gradient",
+        gradient,
+        "--epochs",
+        str(epochs),
+        "--collocation",
+        str(collocation),
+    ]
     if batch_size:
         cmd += ["--batch-size", str(batch_size)]
     if tiny:
@@ -135,8 +177,11 @@ def _spawn(samples: list[int], gradient: str, batch_size: int | None, epochs: in
 
 
 def _label(gradient: str, collocation: int, batch_size: int | None) -> str:
-    return (f"{gradient}, " + ("warm start" if collocation else "no warm start") +
-            (f", {batch_size} segments/step" if batch_size else ""))
+    return (
+        f"{gradient}, "
+        + ("warm start" if collocation else "no warm start")
+        + (f", {batch_size} segments/step" if batch_size else "")
+    )
 
 
 def run(mode: str = "full") -> Study:
@@ -148,9 +193,17 @@ def run(mode: str = "full") -> Study:
         groups = [list(cfg["samples"])] if tiny else [[n] for n in cfg["samples"]]
         for group in groups:
             for r in _spawn(group, gradient, batch_size, cfg["epochs"], collocation, tiny):
-                rows.append({"config": _label(gradient, collocation, batch_size), "samples": r["samples"],
-                             "fit_peak_mb": r["fit_peak_mb"], "process_peak_mb": r["process_peak_mb"],
-                             "fit_s": r["fit_s"], "nfe_forward": r["nfe_forward"], "nfe_backward": r["nfe_backward"]})
+                rows.append(
+                    {
+                        "config": _label(gradient, collocation, batch_size),
+                        "samples": r["samples"],
+                        "fit_peak_mb": r["fit_peak_mb"],
+                        "process_peak_mb": r["process_peak_mb"],
+                        "fit_s": r["fit_s"],
+                        "nfe_forward": r["nfe_forward"],
+                        "nfe_backward": r["nfe_backward"],
+                    }
+                )
     small, large = min(cfg["samples"]), max(cfg["samples"])
     ratios, parts = {}, []
     for gradient, collocation, batch_size in cfg["configs"]:
@@ -159,8 +212,10 @@ def run(mode: str = "full") -> Study:
         fit_ratio = sel[large]["fit_peak_mb"] / max(sel[small]["fit_peak_mb"], 0.1)
         proc_ratio = sel[large]["process_peak_mb"] / sel[small]["process_peak_mb"]
         ratios[label] = {"fit": fit_ratio, "process": proc_ratio}
-        parts.append(f"{label}: fit {sel[small]['fit_peak_mb']:.0f} -> {sel[large]['fit_peak_mb']:.0f} MB "
-                     f"({fit_ratio:.1f}x; process {proc_ratio:.2f}x)")
+        parts.append(
+            f"{label}: fit {sel[small]['fit_peak_mb']:.0f} -> {sel[large]['fit_peak_mb']:.0f} MB "
+            f"({fit_ratio:.1f}x; process {proc_ratio:.2f}x)"
+        )
     default = ratios.get(_label(*cfg["configs"][0]))
     met = None if default is None or tiny else bool(default["fit"] <= TARGET_RATIO)
     notes = [
@@ -189,13 +244,24 @@ def run(mode: str = "full") -> Study:
         "9.5 MB at 10,000 with the defaults).",
         "Remedies, not defaults: `batch_size` bounds the per-step tensors (full mode has that row).",
     ]
-    setup = (f"Lotka-Volterra, one trajectory of {small:,}-{large:,} irregular samples (10 per time unit), 5% noise; "
-             f"`NeuralODE(max_epochs={cfg['epochs']}, lbfgs_steps=0)` with a 30-step warm start (its memory depends "
-             "on the record, not on the number of steps) or none; one subprocess per row, peak RSS from `VmHWM` "
-             "reset just before the fit.")
-    return Study("memory", "Memory: peak of one fit as the record grows", setup, rows,
-                 target=f"adjoint peak memory at {large:,} samples within {TARGET_RATIO}x of that at {small:,}",
-                 met=met, verdict="; ".join(parts), notes=notes, mode=mode, extra={"ratios": ratios})
+    setup = (
+        f"Lotka-Volterra, one trajectory of {small:,}-{large:,} irregular samples (10 per time unit), 5% noise; "
+        f"`NeuralODE(max_epochs={cfg['epochs']}, lbfgs_steps=0)` with a 30-step warm start (its memory depends "
+        "on the record, not on the number of steps) or none; one subprocess per row, peak RSS from `VmHWM` "
+        "reset just before the fit."
+    )
+    return Study(
+        "memory",
+        "Memory: peak of one fit as the record grows",
+        setup,
+        rows,
+        target=f"adjoint peak memory at {large:,} samples within {TARGET_RATIO}x of that at {small:,}",
+        met=met,
+        verdict="; ".join(parts),
+        notes=notes,
+        mode=mode,
+        extra={"ratios": ratios},
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -210,8 +276,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.child:
         for samples in args.samples.split(","):
-            print(json.dumps(child(int(samples), args.gradient, args.batch_size, args.epochs, args.collocation,
-                                   args.tiny)), flush=True)
+            print(
+                json.dumps(
+                    child(int(samples), args.gradient, args.batch_size, args.epochs, args.collocation, args.tiny)
+                ),
+                flush=True,
+            )
     else:
         study = run("full")
         print(json.dumps(study.rows, indent=1))

@@ -26,12 +26,23 @@ def run(seed: int, plain_seconds: float, holdout: str = "run3") -> list[dict]:
     ours = fit_sysid(train, test, truth, {})
     plain = fit_reference(train, test, truth, plain_seconds)
     rows = []
-    for label, res in (("sysid NeuralODE() defaults (adjoint)", ours),
-                       ("plain torchdiffeq loop (paper style, adjoint)", plain)):
-        rows.append({"seed": seed, "held_out": holdout, "method": label, "fit_seconds": res["fit_seconds"],
-                     "iterations": res["iterations"], "nfe_forward": res["nfe_forward"],
-                     "nfe_backward": res["nfe_backward"], "heldout_rel_rmse": res["final_error"],
-                     "time_to_10pct": np.inf if res["time_to_target"] is None else res["time_to_target"]})
+    for label, res in (
+        ("sysid NeuralODE() defaults (adjoint)", ours),
+        ("plain torchdiffeq loop (paper style, adjoint)", plain),
+    ):
+        rows.append(
+            {
+                "seed": seed,
+                "held_out": holdout,
+                "method": label,
+                "fit_seconds": res["fit_seconds"],
+                "iterations": res["iterations"],
+                "nfe_forward": res["nfe_forward"],
+                "nfe_backward": res["nfe_backward"],
+                "heldout_rel_rmse": res["final_error"],
+                "time_to_10pct": np.inf if res["time_to_target"] is None else res["time_to_target"],
+            }
+        )
     return rows
 
 
@@ -43,8 +54,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default="benchmarks/results/neural_ode.md")
     args = parser.parse_args(argv)
     rows = [row for seed in args.seeds for held in args.holdout for row in run(seed, args.plain_seconds, held)]
-    write_table(rows, args.out, title=f"NeuralODE vs the plain torchdiffeq loop (Lotka-Volterra, 3x60 irregular, "
-                                      f"5% noise; time to {TARGET:.0%})")
+    write_table(
+        rows,
+        args.out,
+        title=f"NeuralODE vs the plain torchdiffeq loop (Lotka-Volterra, 3x60 irregular, "
+        f"5% noise; time to {TARGET:.0%})",
+    )
 
 
 if __name__ == "__main__":

@@ -29,12 +29,22 @@ import torch
 from benchmarks.common import Study, check_mode, held_out, quiet
 
 SETTINGS: dict[str, dict[str, Any]] = {
-    "full": {"systems": ("lotka_volterra", "van_der_pol", "duffing"), "gradients": ("adjoint", "backprop"),
-             "neural": {}},
-    "quick": {"systems": ("lotka_volterra",), "gradients": ("adjoint", "backprop"),
-              "neural": {"max_epochs": 10, "lbfgs_steps": 10}},
-    "tiny": {"systems": ("lotka_volterra",), "gradients": ("adjoint",), "n_samples": 20,
-             "neural": {"hidden": (8,), "max_epochs": 2, "lbfgs_steps": 0, "collocation_steps": 5}},
+    "full": {
+        "systems": ("lotka_volterra", "van_der_pol", "duffing"),
+        "gradients": ("adjoint", "backprop"),
+        "neural": {},
+    },
+    "quick": {
+        "systems": ("lotka_volterra",),
+        "gradients": ("adjoint", "backprop"),
+        "neural": {"max_epochs": 10, "lbfgs_steps": 10},
+    },
+    "tiny": {
+        "systems": ("lotka_volterra",),
+        "gradients": ("adjoint",),
+        "n_samples": 20,
+        "neural": {"hidden": (8,), "max_epochs": 2, "lbfgs_steps": 0, "collocation_steps": 5},
+    },
 }
 TARGET_SHARE = 0.5
 
@@ -88,13 +98,22 @@ def instrumented() -> Iterator[_Timers]:
         (torch.autograd, "grad"),
         (ode_base.SolverTrainedODE, "_collocation_warm_start"),
     ]
-    names = {"forward": "rhs", "scaled_forward": "network", "free_run_error": "validation", "backward": "backward",
-             "grad": "vjp", "_collocation_warm_start": "warm_start"}
+    names = {
+        "forward": "rhs",
+        "scaled_forward": "network",
+        "free_run_error": "validation",
+        "backward": "backward",
+        "grad": "vjp",
+        "_collocation_warm_start": "warm_start",
+    }
     saved = [(owner, attr, owner.__dict__[attr]) for owner, attr in patches]
     try:
         for owner, attr, original in saved:
-            setattr(owner, attr, timers.wrap(names[attr], original,
-                                             keep=attr in ("free_run_error", "_collocation_warm_start")))
+            setattr(
+                owner,
+                attr,
+                timers.wrap(names[attr], original, keep=attr in ("free_run_error", "_collocation_warm_start")),
+            )
         yield timers
     finally:
         for owner, attr, original in saved:
@@ -121,7 +140,8 @@ def reference_costs(model: Any, batch: int) -> dict[str, float]:
         out["bare_network_us"] = _per_call_us(lambda: net(z))
     z_grad = z.clone().requires_grad_(True)
     out["network_forward_vjp_us"] = _per_call_us(
-        lambda: torch.autograd.grad(net(z_grad), (z_grad, *net.parameters()), torch.ones(batch, n, dtype=z.dtype)))
+        lambda: torch.autograd.grad(net(z_grad), (z_grad, *net.parameters()), torch.ones(batch, n, dtype=z.dtype))
+    )
 
     class Counted(torch.nn.Module):
         def __init__(self, f: Any) -> None:
@@ -197,19 +217,35 @@ def run(mode: str = "full") -> Study:
     shares = [r["in_field_share"] for r in adjoint]
     met = bool(min(shares) >= TARGET_SHARE) if shares else None
     span = f"{min(shares):.0%}" if len(shares) == 1 else f"{min(shares):.0%}-{max(shares):.0%}"
-    verdict = (f"adjoint fits spend {span} of their time in vector-field evaluations and their VJPs "
-               f"(the network alone: {min(r['network_share'] for r in adjoint):.0%})") if shares else \
-        "no adjoint fit measured"
+    verdict = (
+        (
+            f"adjoint fits spend {span} of their time in vector-field evaluations and their VJPs "
+            f"(the network alone: {min(r['network_share'] for r in adjoint):.0%})"
+        )
+        if shares
+        else "no adjoint fit measured"
+    )
     notes = _explain(rows, refs)
-    setup = ("NeuralODE defaults" + (f" except {cfg['neural']}" if cfg["neural"] else "") +
-             ", 3 trajectories x 60 irregular samples x 5% noise; every phase of one fit timed by wrapping it. "
-             "`in_field_share` = (right-hand-side calls + adjoint VJPs) / fit time; `network_share` = the MLP "
-             "alone (forward, plus the VJPs for the adjoint); `evals_per_epoch` = forward + backward "
-             "evaluations per Adam epoch (all segments in one batch).")
-    return Study("overhead", "Overhead: share of fit time in the vector field", setup, rows,
-                 target=f"at least {TARGET_SHARE:.0%} of fit time spent evaluating the vector field", met=met,
-                 verdict=verdict, notes=notes, mode=mode,
-                 tables=[("Reference costs on the same batch shape (µs per call / per evaluation)", refs)])
+    setup = (
+        "NeuralODE defaults"
+        + (f" except {cfg['neural']}" if cfg["neural"] else "")
+        + ", 3 trajectories x 60 irregular samples x 5% noise; every phase of one fit timed by wrapping it. "
+        "`in_field_share` = (right-hand-side calls + adjoint VJPs) / fit time; `network_share` = the MLP "
+        "alone (forward, plus the VJPs for the adjoint); `evals_per_epoch` = forward + backward "
+        "evaluations per Adam epoch (all segments in one batch)."
+    )
+    return Study(
+        "overhead",
+        "Overhead: share of fit time in the vector field",
+        setup,
+        rows,
+        target=f"at least {TARGET_SHARE:.0%} of fit time spent evaluating the vector field",
+        met=met,
+        verdict=verdict,
+        notes=notes,
+        mode=mode,
+        tables=[("Reference costs on the same batch shape (µs per call / per evaluation)", refs)],
+    )
 
 
 def _explain(rows: list[dict[str, Any]], refs: list[dict[str, Any]]) -> list[str]:

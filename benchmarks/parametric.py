@@ -55,13 +55,31 @@ TARGET_RATIO = 3.0
 COVERAGE = (0.90, 0.98)
 
 SETTINGS: dict[str, dict[str, Any]] = {
-    "full": {"problems": ("lynx_hare_csv", "lynx_hare_bundled", "lotka_volterra", "cascaded_tanks"),
-             "repeats": 100, "profile_repeats": 40, "greybox": {}, "classical": {}, "tank_rows": None},
-    "quick": {"problems": ("lynx_hare_csv", "lynx_hare_bundled", "lotka_volterra", "cascaded_tanks"),
-              "repeats": 20, "profile_repeats": 0, "greybox": {}, "classical": {}, "tank_rows": None},
-    "tiny": {"problems": ("lynx_hare_bundled", "lotka_volterra"), "repeats": 2, "profile_repeats": 0, "n_samples": 20,
-             "greybox": {"max_epochs": 3, "collocation_steps": 3}, "classical": {"max_nfev": 3},
-             "tank_rows": 60},
+    "full": {
+        "problems": ("lynx_hare_csv", "lynx_hare_bundled", "lotka_volterra", "cascaded_tanks"),
+        "repeats": 100,
+        "profile_repeats": 40,
+        "greybox": {},
+        "classical": {},
+        "tank_rows": None,
+    },
+    "quick": {
+        "problems": ("lynx_hare_csv", "lynx_hare_bundled", "lotka_volterra", "cascaded_tanks"),
+        "repeats": 20,
+        "profile_repeats": 0,
+        "greybox": {},
+        "classical": {},
+        "tank_rows": None,
+    },
+    "tiny": {
+        "problems": ("lynx_hare_bundled", "lotka_volterra"),
+        "repeats": 2,
+        "profile_repeats": 0,
+        "n_samples": 20,
+        "greybox": {"max_epochs": 3, "collocation_steps": 3},
+        "classical": {"max_nfev": 3},
+        "tank_rows": 60,
+    },
 }
 
 
@@ -108,9 +126,12 @@ def _lynx_hare_csv(mode: str) -> Any:
     if path is None or not path.exists():
         return None
     frame = pd.read_csv(path)
-    return sysid.Trajectories.from_arrays([frame["year"].to_numpy(float) - 1900],
-                                          [frame[["hare_thousands", "lynx_thousands"]].to_numpy(float)],
-                                          state_names=["hare", "lynx"], names=["hudson_bay"])
+    return sysid.Trajectories.from_arrays(
+        [frame["year"].to_numpy(float) - 1900],
+        [frame[["hare_thousands", "lynx_thousands"]].to_numpy(float)],
+        state_names=["hare", "lynx"],
+        names=["hudson_bay"],
+    )
 
 
 def _lynx_hare_bundled(mode: str) -> Any:
@@ -122,8 +143,14 @@ def _lynx_hare_bundled(mode: str) -> Any:
 def _lotka_volterra(mode: str, seed: int = 0) -> Any:
     from sysid.datasets import simulate
 
-    return simulate("lotka_volterra", n_trajectories=3, n_samples=SETTINGS[mode].get("n_samples", 60), noise=0.05,
-                    irregular=True, random_state=seed)
+    return simulate(
+        "lotka_volterra",
+        n_trajectories=3,
+        n_samples=SETTINGS[mode].get("n_samples", 60),
+        noise=0.05,
+        irregular=True,
+        random_state=seed,
+    )
 
 
 def _tanks(mode: str) -> Any:
@@ -140,9 +167,14 @@ def _tanks(mode: str) -> Any:
     y = frame[["y_V"]].to_numpy(float)[:split]
     upper = np.full_like(y, np.nan)
     upper[0, 0] = y[0, 0]  # the gauge: x1(0) = y(0) (benchmarks/cascaded_tanks.py)
-    return sysid.Trajectories.from_arrays([frame["t_s"].to_numpy(float)[:split]], [np.hstack([upper, y])],
-                                          [frame[["u_V"]].to_numpy(float)[:split]], state_names=["upper", "level"],
-                                          input_names=["pump"], names=["tanks"])
+    return sysid.Trajectories.from_arrays(
+        [frame["t_s"].to_numpy(float)[:split]],
+        [np.hstack([upper, y])],
+        [frame[["u_V"]].to_numpy(float)[:split]],
+        state_names=["upper", "level"],
+        input_names=["pump"],
+        names=["tanks"],
+    )
 
 
 def _lv_truth() -> dict[str, float]:
@@ -152,16 +184,38 @@ def _lv_truth() -> dict[str, float]:
 
 
 PROBLEMS: dict[str, dict[str, Any]] = {
-    "lynx_hare_csv": {"label": "lynx-hare (shared CSV)", "data": _lynx_hare_csv, "torch": lv_torch,
-                      "numpy": lv_numpy, "start": lambda: LV_START, "classical": [{}]},
-    "lynx_hare_bundled": {"label": "lynx-hare (sysid.datasets)", "data": _lynx_hare_bundled, "torch": lv_torch,
-                          "numpy": lv_numpy, "start": lambda: LV_START, "classical": [{}]},
-    "lotka_volterra": {"label": "Lotka-Volterra 3x60, 5% noise, 50% off", "data": _lotka_volterra,
-                       "torch": lv_torch, "numpy": lv_numpy,
-                       "start": lambda: {k: 0.5 * v for k, v in _lv_truth().items()},
-                       "classical": [{"n_starts": 4, "random_state": 0}, {}]},
-    "cascaded_tanks": {"label": "cascaded tanks physics (70% of the record)", "data": _tanks, "torch": tank_torch,
-                       "numpy": tank_numpy, "start": lambda: TANKS, "classical": [{}]},
+    "lynx_hare_csv": {
+        "label": "lynx-hare (shared CSV)",
+        "data": _lynx_hare_csv,
+        "torch": lv_torch,
+        "numpy": lv_numpy,
+        "start": lambda: LV_START,
+        "classical": [{}],
+    },
+    "lynx_hare_bundled": {
+        "label": "lynx-hare (sysid.datasets)",
+        "data": _lynx_hare_bundled,
+        "torch": lv_torch,
+        "numpy": lv_numpy,
+        "start": lambda: LV_START,
+        "classical": [{}],
+    },
+    "lotka_volterra": {
+        "label": "Lotka-Volterra 3x60, 5% noise, 50% off",
+        "data": _lotka_volterra,
+        "torch": lv_torch,
+        "numpy": lv_numpy,
+        "start": lambda: {k: 0.5 * v for k, v in _lv_truth().items()},
+        "classical": [{"n_starts": 4, "random_state": 0}, {}],
+    },
+    "cascaded_tanks": {
+        "label": "cascaded tanks physics (70% of the record)",
+        "data": _tanks,
+        "torch": tank_torch,
+        "numpy": tank_numpy,
+        "start": lambda: TANKS,
+        "classical": [{}],
+    },
 }
 
 
@@ -176,16 +230,20 @@ def _greybox(problem: dict[str, Any], data: Any, cfg: dict[str, Any]) -> tuple[A
     import sysid
 
     start = problem["start"]()
-    return _timed(lambda: sysid.GreyBoxODE(problem["torch"], start, bounds=dict.fromkeys(start, (0.0, None)),
-                                           verbose=False, **cfg).fit(data))
+    return _timed(
+        lambda: sysid.GreyBoxODE(
+            problem["torch"], start, bounds=dict.fromkeys(start, (0.0, None)), verbose=False, **cfg
+        ).fit(data)
+    )
 
 
 def _classical(problem: dict[str, Any], data: Any, cfg: dict[str, Any]) -> tuple[Any, float, float]:
     import sysid
 
     start = problem["start"]()
-    return _timed(lambda: sysid.ClassicalODE(problem["numpy"], start, bounds=dict.fromkeys(start, (0.0, None)),
-                                             **cfg).fit(data))
+    return _timed(
+        lambda: sysid.ClassicalODE(problem["numpy"], start, bounds=dict.fromkeys(start, (0.0, None)), **cfg).fit(data)
+    )
 
 
 def _estimates(model: Any) -> str:
@@ -193,15 +251,23 @@ def _estimates(model: Any) -> str:
 
 
 def _row(label: str, method: str, model: Any, cpu: float, wall: float, solves: int) -> dict[str, Any]:
-    return {"problem": label, "method": method, "cpu_s": cpu, "wall_s": wall, "solves": solves,
-            "f_evals": int(model.n_function_evals_), "estimates ± stderr": _estimates(model),
-            "condition": float(model.jacobian_condition_)}
+    return {
+        "problem": label,
+        "method": method,
+        "cpu_s": cpu,
+        "wall_s": wall,
+        "solves": solves,
+        "f_evals": int(model.n_function_evals_),
+        "estimates ± stderr": _estimates(model),
+        "condition": float(model.jacobian_condition_),
+    }
 
 
 def _difference(a: Any, b: Any) -> float:
     """Largest |a - b| over the parameters, in standard errors (the mean of the two)."""
-    return max(abs(a.params_[k] - b.params_[k]) / (0.5 * (a.params_stderr_[k] + b.params_stderr_[k]))
-               for k in a.params_)
+    return max(
+        abs(a.params_[k] - b.params_[k]) / (0.5 * (a.params_stderr_[k] + b.params_stderr_[k])) for k in a.params_
+    )
 
 
 def speed(mode: str) -> tuple[list[dict[str, Any]], list[str], list[bool]]:
@@ -235,11 +301,13 @@ def speed(mode: str) -> tuple[list[dict[str, Any]], list[str], list[bool]]:
                 reference = rows[-1]
         met = reference["greybox_cpu_ratio"] <= TARGET_RATIO and reference["max_diff_in_se"] <= 1.0
         verdicts.append(met)
-        notes.append(f"{problem['label']}: GreyBoxODE {g_cpu:.2f} CPU s vs {reference['method']} "
-                     f"{reference['cpu_s']:.2f} CPU s ({reference['greybox_cpu_ratio']:.2f}x), estimates "
-                     f"{reference['max_diff_in_se']:.2f} standard errors apart at most; stages "
-                     + ", ".join(f"{s} {e} evaluations" for s, e in zip(grey.history_["stage"],
-                                                                          grey.history_["evaluations"])) + ".")
+        notes.append(
+            f"{problem['label']}: GreyBoxODE {g_cpu:.2f} CPU s vs {reference['method']} "
+            f"{reference['cpu_s']:.2f} CPU s ({reference['greybox_cpu_ratio']:.2f}x), estimates "
+            f"{reference['max_diff_in_se']:.2f} standard errors apart at most; stages "
+            + ", ".join(f"{s} {e} evaluations" for s, e in zip(grey.history_["stage"], grey.history_["evaluations"]))
+            + "."
+        )
     return rows, notes, verdicts
 
 
@@ -271,9 +339,17 @@ def calibration(mode: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], 
                 continue
             table = model.confidence_intervals(0.95)
             for name, value in truth.items():
-                records.append({"seed": seed, "method": label, "parameter": name, "estimate": model.params_[name],
-                                "stderr": model.params_stderr_[name], "cpu_s": cpu,
-                                "covered": bool(table.loc[name, "lower"] <= value <= table.loc[name, "upper"])})
+                records.append(
+                    {
+                        "seed": seed,
+                        "method": label,
+                        "parameter": name,
+                        "estimate": model.params_[name],
+                        "stderr": model.params_stderr_[name],
+                        "cpu_s": cpu,
+                        "covered": bool(table.loc[name, "lower"] <= value <= table.loc[name, "upper"]),
+                    }
+                )
     frame = pd.DataFrame(records)
     rows, met = [], True
     for i, (label, *_) in enumerate(CALIBRATED):
@@ -290,11 +366,22 @@ def calibration(mode: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], 
             sd = float(sel["estimate"].std(ddof=1)) if len(sel) > 1 else math.nan
             finite = sel[np.isfinite(sel["stderr"])]
             z = (finite["estimate"] - value) / finite["stderr"]
-            rows.append({"method": label, "parameter": name, "true": value, "repeats": n, "failed": failed,
-                         "local_minima": lost, "coverage_95": coverage, "mean_estimate": float(sel["estimate"].mean()),
-                         "sd_of_estimates": sd, "mean_stderr": float(sel["stderr"].mean()),
-                         "sd_of_z": float(z.std(ddof=1)) if len(z) > 1 else math.nan,
-                         "mean_cpu_s": float(sel["cpu_s"].mean())})
+            rows.append(
+                {
+                    "method": label,
+                    "parameter": name,
+                    "true": value,
+                    "repeats": n,
+                    "failed": failed,
+                    "local_minima": lost,
+                    "coverage_95": coverage,
+                    "mean_estimate": float(sel["estimate"].mean()),
+                    "sd_of_estimates": sd,
+                    "mean_stderr": float(sel["stderr"].mean()),
+                    "sd_of_z": float(z.std(ddof=1)) if len(z) > 1 else math.nan,
+                    "mean_cpu_s": float(sel["cpu_s"].mean()),
+                }
+            )
             if i < JUDGED:
                 met = met and COVERAGE[0] <= coverage <= COVERAGE[1]
     return rows, records, met
@@ -308,23 +395,27 @@ def short_records(mode: str) -> list[dict[str, Any]]:
     cfg = SETTINGS[mode]
     truth = _lv_truth()
     bounds = dict.fromkeys(truth, (0.0, None))
-    makers = {"GreyBoxODE()": lambda: sysid.GreyBoxODE(lv_torch, truth, bounds=bounds, verbose=False,
-                                                        **cfg["greybox"]),
-              "ClassicalODE()": lambda: sysid.ClassicalODE(lv_numpy, truth, bounds=bounds, **cfg["classical"])}
+    makers = {
+        "GreyBoxODE()": lambda: sysid.GreyBoxODE(lv_torch, truth, bounds=bounds, verbose=False, **cfg["greybox"]),
+        "ClassicalODE()": lambda: sysid.ClassicalODE(lv_numpy, truth, bounds=bounds, **cfg["classical"]),
+    }
     counts = {(m, kind, k): 0 for m in makers for kind in ("wald", "profile") for k in truth}
     seconds = dict.fromkeys(makers, 0.0)
     failed = dict.fromkeys(makers, 0)
     n = cfg["profile_repeats"]
     for seed in range(n):
-        data = simulate("lotka_volterra", n_trajectories=1, n_samples=15, noise=0.15, irregular=True,
-                        random_state=2000 + seed)
+        data = simulate(
+            "lotka_volterra", n_trajectories=1, n_samples=15, noise=0.15, irregular=True, random_state=2000 + seed
+        )
         for name, make in makers.items():
             try:
                 with quiet():
                     model = make().fit(data)
                     start = time.process_time()
-                    tables = {"wald": model.confidence_intervals(), "profile": model.confidence_intervals(
-                        method="profile", data=data)}
+                    tables = {
+                        "wald": model.confidence_intervals(),
+                        "profile": model.confidence_intervals(method="profile", data=data),
+                    }
                     seconds[name] += time.process_time() - start
             except Exception:  # noqa: BLE001 - a failed repeat counts as not covered
                 failed[name] += 1
@@ -332,50 +423,74 @@ def short_records(mode: str) -> list[dict[str, Any]]:
             for kind, table in tables.items():
                 for k, v in truth.items():
                     counts[(name, kind, k)] += bool(table.loc[k, "lower"] <= v <= table.loc[k, "upper"])
-    return [{"method": name, "interval": kind, **{k: counts[(name, kind, k)] / n for k in truth}, "repeats": n,
-             "failed": failed[name],
-             "profile_cpu_s_per_fit": seconds[name] / max(n - failed[name], 1) if kind == "profile" else math.nan}
-            for name in makers for kind in ("wald", "profile")] if n else []
+    return (
+        [
+            {
+                "method": name,
+                "interval": kind,
+                **{k: counts[(name, kind, k)] / n for k in truth},
+                "repeats": n,
+                "failed": failed[name],
+                "profile_cpu_s_per_fit": seconds[name] / max(n - failed[name], 1) if kind == "profile" else math.nan,
+            }
+            for name in makers
+            for kind in ("wald", "profile")
+        ]
+        if n
+        else []
+    )
 
 
 def run(mode: str = "full") -> Study:
     check_mode(mode)
     cfg = SETTINGS[mode]
     title = "Parametric fits: GreyBoxODE (least squares through torchdiffeq) vs ClassicalODE (scipy)"
-    target = (f"GreyBoxODE within {TARGET_RATIO:g}x of ClassicalODE's CPU time and its estimates within one "
-              f"standard error on every problem; 95% intervals covering the truth in "
-              f"{COVERAGE[0]:.0%}-{COVERAGE[1]:.0%} of {cfg['repeats']} Lotka-Volterra repeats, every parameter, "
-              "both estimators")
+    target = (
+        f"GreyBoxODE within {TARGET_RATIO:g}x of ClassicalODE's CPU time and its estimates within one "
+        f"standard error on every problem; 95% intervals covering the truth in "
+        f"{COVERAGE[0]:.0%}-{COVERAGE[1]:.0%} of {cfg['repeats']} Lotka-Volterra repeats, every parameter, "
+        "both estimators"
+    )
     rows, notes, verdicts = speed(mode)
     coverage_rows, _, calibrated = calibration(mode)
     ratios = [r["greybox_cpu_ratio"] for r in rows if "greybox_cpu_ratio" in r]
     judged = [r["coverage_95"] for r in coverage_rows if r["method"] in {c[0] for c in CALIBRATED[:JUDGED]}]
     worst_cover, best_cover = min(judged, default=math.nan), max(judged, default=math.nan)
-    verdict = (f"CPU ratio GreyBoxODE/ClassicalODE {min(ratios):.2f}-{max(ratios):.2f}x "
-               f"({sum(verdicts)}/{len(verdicts)} problems within {TARGET_RATIO:g}x and one standard error); "
-               f"coverage of the judged rows {worst_cover:.0%}-{best_cover:.0%}")
+    verdict = (
+        f"CPU ratio GreyBoxODE/ClassicalODE {min(ratios):.2f}-{max(ratios):.2f}x "
+        f"({sum(verdicts)}/{len(verdicts)} problems within {TARGET_RATIO:g}x and one standard error); "
+        f"coverage of the judged rows {worst_cover:.0%}-{best_cover:.0%}"
+    )
     met = bool(verdicts) and all(verdicts) and calibrated if mode != "tiny" else None
-    setup = (f"Part 1: each problem fitted once by each estimator from the same start (CPU s by "
-             f"`time.process_time`, single-threaded). Part 2: {cfg['repeats']} repeats of Lotka-Volterra, 3 x 60 "
-             "irregular samples, 5% noise, seeds 1000.. (new initial states each time); GreyBoxODE from 50% off and "
-             "ClassicalODE from the truth are judged, ClassicalODE from 20% off and from 50% off with 4 starts are "
-             "robustness rows; `coverage_95` = share of repeats whose 95% Wald interval holds the truth (a failed fit "
-             "counts as a miss), `local_minima` = repeats more than 10 standard errors from the truth in some "
-             "parameter, `sd_of_z` = standard deviation of (estimate - truth) / stderr over the repeats (1 when the "
-             "standard errors are calibrated; the repeats differ in their initial states, so `sd_of_estimates` mixes "
-             "designs).")
+    setup = (
+        f"Part 1: each problem fitted once by each estimator from the same start (CPU s by "
+        f"`time.process_time`, single-threaded). Part 2: {cfg['repeats']} repeats of Lotka-Volterra, 3 x 60 "
+        "irregular samples, 5% noise, seeds 1000.. (new initial states each time); GreyBoxODE from 50% off and "
+        "ClassicalODE from the truth are judged, ClassicalODE from 20% off and from 50% off with 4 starts are "
+        "robustness rows; `coverage_95` = share of repeats whose 95% Wald interval holds the truth (a failed fit "
+        "counts as a miss), `local_minima` = repeats more than 10 standard errors from the truth in some "
+        "parameter, `sd_of_z` = standard deviation of (estimate - truth) / stderr over the repeats (1 when the "
+        "standard errors are calibrated; the repeats differ in their initial states, so `sd_of_estimates` mixes "
+        "designs)."
+    )
     notes += [
-        ("GreyBoxODE's solves are batched: one solve integrates every trajectory and the perturbed copies that give "
-         "the Jacobian (central differences, one-sided next to a bound); ClassicalODE's are one LSODA simulation "
-         "per trajectory, its Jacobian by forward differences (one simulation per parameter and initial state)."),
-        ("Both weight each state's residuals by its estimated noise level and compute the intervals in the same "
-         "module (sysid.parameters), so their estimates and standard errors answer the same question."),
+        (
+            "GreyBoxODE's solves are batched: one solve integrates every trajectory and the perturbed copies that give "
+            "the Jacobian (central differences, one-sided next to a bound); ClassicalODE's are one LSODA simulation "
+            "per trajectory, its Jacobian by forward differences (one simulation per parameter and initial state)."
+        ),
+        (
+            "Both weight each state's residuals by its estimated noise level and compute the intervals in the same "
+            "module (sysid.parameters), so their estimates and standard errors answer the same question."
+        ),
     ]
     tables = [("Calibration (95% Wald intervals)", coverage_rows)]
     short = short_records(mode)
     if short:
-        caption = ("Coverage of 95% Wald and profile-likelihood intervals on short records (Lotka-Volterra, "
-                   f"1 trajectory x 15 irregular samples, 15% noise, {cfg['profile_repeats']} repeats, started at the "
-                   "truth: the intervals are judged, not the optimiser; not part of the target)")
+        caption = (
+            "Coverage of 95% Wald and profile-likelihood intervals on short records (Lotka-Volterra, "
+            f"1 trajectory x 15 irregular samples, 15% noise, {cfg['profile_repeats']} repeats, started at the "
+            "truth: the intervals are judged, not the optimiser; not part of the target)"
+        )
         tables.append((caption, short))
     return Study("parametric", title, setup, rows, target, met, verdict, notes, mode=mode, tables=tables)

@@ -52,23 +52,44 @@ def _duffing(c: list, p: dict) -> list:
 # form(columns, params) -> derivative columns, written once for numpy and torch;
 # coefficients(params) -> {state: {term: value}} in the library's naming.
 FORMS: dict[str, tuple[Callable, Callable[[dict], dict], int]] = {
-    "lotka_volterra": (_lv, lambda p: {"prey": {"prey": p["alpha"], "prey predator": -p["beta"]},
-                                       "predator": {"predator": -p["gamma"], "prey predator": p["delta"]}}, 2),
+    "lotka_volterra": (
+        _lv,
+        lambda p: {
+            "prey": {"prey": p["alpha"], "prey predator": -p["beta"]},
+            "predator": {"predator": -p["gamma"], "prey predator": p["delta"]},
+        },
+        2,
+    ),
     "van_der_pol": (_vdp, lambda p: {"x": {"v": 1.0}, "v": {"x": -1.0, "v": p["mu"], "x^2 v": -p["mu"]}}, 3),
-    "duffing": (_duffing, lambda p: {"x": {"v": 1.0}, "v": {"x": -p["alpha"], "v": -p["delta"],
-                                                            "x^3": -p["beta"]}}, 3),
+    "duffing": (_duffing, lambda p: {"x": {"v": 1.0}, "v": {"x": -p["alpha"], "v": -p["delta"], "x^3": -p["beta"]}}, 3),
 }
 
 SETTINGS: dict[str, dict[str, Any]] = {
-    "full": {"systems": tuple(FORMS), "noises": (0.0, 0.01, 0.05, 0.10, 0.20), "samplings": ("irregular", "dense"),
-             "sparse": {}, "greybox": {}, "classical": {}},
-    "quick": {"systems": ("lotka_volterra",), "noises": (TARGET_NOISE,), "samplings": ("irregular", "dense"),
-              "sparse": {"max_epochs": 40, "n_threshold_rounds": 1, "gradient": "backprop"},
-              "greybox": {"max_epochs": 20, "gradient": "backprop"}, "classical": {}},
-    "tiny": {"systems": ("lotka_volterra",), "noises": (TARGET_NOISE,), "samplings": ("irregular",), "n_samples": 20,
-             "sparse": {"max_epochs": 2, "n_threshold_rounds": 0, "gradient": "backprop", "collocation_steps": 5},
-             "greybox": {"max_epochs": 2, "gradient": "backprop", "refine_steps": 0, "collocation_steps": 5},
-             "classical": {"n_starts": 1, "max_nfev": 3}},
+    "full": {
+        "systems": tuple(FORMS),
+        "noises": (0.0, 0.01, 0.05, 0.10, 0.20),
+        "samplings": ("irregular", "dense"),
+        "sparse": {},
+        "greybox": {},
+        "classical": {},
+    },
+    "quick": {
+        "systems": ("lotka_volterra",),
+        "noises": (TARGET_NOISE,),
+        "samplings": ("irregular", "dense"),
+        "sparse": {"max_epochs": 40, "n_threshold_rounds": 1, "gradient": "backprop"},
+        "greybox": {"max_epochs": 20, "gradient": "backprop"},
+        "classical": {},
+    },
+    "tiny": {
+        "systems": ("lotka_volterra",),
+        "noises": (TARGET_NOISE,),
+        "samplings": ("irregular",),
+        "n_samples": 20,
+        "sparse": {"max_epochs": 2, "n_threshold_rounds": 0, "gradient": "backprop", "collocation_steps": 5},
+        "greybox": {"max_epochs": 2, "gradient": "backprop", "refine_steps": 0, "collocation_steps": 5},
+        "classical": {"n_starts": 1, "max_nfev": 3},
+    },
 }
 SAMPLES = {"irregular": 60, "dense": 200}
 
@@ -104,16 +125,23 @@ def candidates(system: str, cfg: dict[str, Any]) -> dict[str, tuple[Any, Callabl
     from_params = lambda m: table(coefficients(m.params_))  # noqa: E731
     own = lambda m: m.coefficients_  # noqa: E731
     return {
-        "SparseODE": (sysid.SparseODE(degree=degree, threshold=THRESHOLD, verbose=False, random_state=0,
-                                      **cfg["sparse"]), own),
-        "GreyBoxODE (true form, 50% off)": (sysid.GreyBoxODE(_torch_form(form), start, verbose=False, random_state=0,
-                                                             **cfg["greybox"]), from_params),
+        "SparseODE": (
+            sysid.SparseODE(degree=degree, threshold=THRESHOLD, verbose=False, random_state=0, **cfg["sparse"]),
+            own,
+        ),
+        "GreyBoxODE (true form, 50% off)": (
+            sysid.GreyBoxODE(_torch_form(form), start, verbose=False, random_state=0, **cfg["greybox"]),
+            from_params,
+        ),
         "ClassicalODE (true form, 50% off, 4 starts)": (
             sysid.ClassicalODE(_numpy_form(form), start, **{"n_starts": 4, "random_state": 0, **cfg["classical"]}),
-            from_params),
+            from_params,
+        ),
         "SINDy, finite differences": (sysid.SINDy(degree=degree, threshold=THRESHOLD), own),
-        "SINDy, smoothed (Savitzky-Golay)": (sysid.SINDy(degree=degree, threshold=THRESHOLD,
-                                                         differentiation="smoothed"), own),
+        "SINDy, smoothed (Savitzky-Golay)": (
+            sysid.SINDy(degree=degree, threshold=THRESHOLD, differentiation="smoothed"),
+            own,
+        ),
         "SINDy, spline derivatives": (sysid.SINDy(degree=degree, threshold=THRESHOLD, differentiation="spline"), own),
     }
 
@@ -123,8 +151,9 @@ def measure(system: str, noise: float, sampling: str, cfg: dict[str, Any], seed:
     from sysid.metrics import coefficient_error
 
     n = cfg.get("n_samples", SAMPLES[sampling])
-    data = sysid.datasets.simulate(system, n_trajectories=3, n_samples=n, noise=noise,
-                                   irregular=sampling == "irregular", random_state=seed)
+    data = sysid.datasets.simulate(
+        system, n_trajectories=3, n_samples=n, noise=noise, irregular=sampling == "irregular", random_state=seed
+    )
     truth = sysid.datasets.truth(system).coefficients
     rows = []
     for name, (model, read) in candidates(system, cfg).items():
@@ -136,20 +165,37 @@ def measure(system: str, noise: float, sampling: str, cfg: dict[str, Any], seed:
                 rel, spurious = err.relative_error, err.n_spurious
             except Exception as exc:  # noqa: BLE001 - a failed method is a row, not a crash
                 rel, spurious = float("nan"), f"failed: {type(exc).__name__}"
-        rows.append({"system": system, "sampling": f"{sampling} ({n})", "noise": noise, "method": name,
-                     "coefficient_error": rel, "spurious_terms": spurious, "fit_s": time.perf_counter() - start})
+        rows.append(
+            {
+                "system": system,
+                "sampling": f"{sampling} ({n})",
+                "noise": noise,
+                "method": name,
+                "coefficient_error": rel,
+                "spurious_terms": spurious,
+                "fit_s": time.perf_counter() - start,
+            }
+        )
     return rows
 
 
 def run(mode: str = "full") -> Study:
     check_mode(mode)
     cfg = SETTINGS[mode]
-    rows = [row for system in cfg["systems"] for sampling in cfg["samplings"] for noise in cfg["noises"]
-            for row in measure(system, noise, sampling, cfg)]
+    rows = [
+        row
+        for system in cfg["systems"]
+        for sampling in cfg["samplings"]
+        for noise in cfg["noises"]
+        for row in measure(system, noise, sampling, cfg)
+    ]
     judgements, parts = [], []
     for system in cfg["systems"]:
-        cell = [r for r in rows if r["system"] == system and r["noise"] == TARGET_NOISE
-                and r["sampling"].startswith("irregular")]
+        cell = [
+            r
+            for r in rows
+            if r["system"] == system and r["noise"] == TARGET_NOISE and r["sampling"].startswith("irregular")
+        ]
         if not cell:
             continue
         sparse = next(r["coefficient_error"] for r in cell if r["method"] == "SparseODE")
@@ -159,11 +205,21 @@ def run(mode: str = "full") -> Study:
         judgements.append(bool(ratio <= TARGET_FACTOR))
         parts.append(f"{system}: SparseODE {sparse:.3g} vs best SINDy {best:.3g} ({ratio:.2g}x)")
     met = all(judgements) if judgements else None
-    setup = ("3 trajectories per system; irregular = 60 random times, dense = 200 uniform times (fewer in tiny "
-             "mode); noise relative to each state's spread; seed 0. Budgets: " +
-             ", ".join(f"{k} {v}" for k, v in (("SparseODE", cfg["sparse"]), ("GreyBoxODE", cfg["greybox"]),
-                                              ("ClassicalODE", cfg["classical"])) if v) +
-             ("" if any(cfg[k] for k in ("sparse", "greybox", "classical")) else "defaults") + ".")
+    setup = (
+        "3 trajectories per system; irregular = 60 random times, dense = 200 uniform times (fewer in tiny "
+        "mode); noise relative to each state's spread; seed 0. Budgets: "
+        + ", ".join(
+            f"{k} {v}"
+            for k, v in (
+                ("SparseODE", cfg["sparse"]),
+                ("GreyBoxODE", cfg["greybox"]),
+                ("ClassicalODE", cfg["classical"]),
+            )
+            if v
+        )
+        + ("" if any(cfg[k] for k in ("sparse", "greybox", "classical")) else "defaults")
+        + "."
+    )
     notes = [
         "GreyBoxODE and ClassicalODE are given the true equations: their error is a parameter error on the "
         "coefficient scale, not a structure search. SparseODE and SINDy search the polynomial library.",
@@ -171,10 +227,18 @@ def run(mode: str = "full") -> Study:
         "Savitzky-Golay assumes uniform spacing (a FitWarning on irregular data), splines smooth but bias "
         "the derivatives of 60-point orbits. The solver-trained models never differentiate the data.",
     ]
-    return Study("recovery", "Recovery under noise: coefficient error", setup, rows,
-                 target=f"SparseODE coefficient error at {TARGET_NOISE:.0%} noise on irregular data at most a third "
-                        "of SINDy's (best SINDy variant)", met=met,
-                 verdict="; ".join(parts) or "target cell not measured", notes=notes, mode=mode)
+    return Study(
+        "recovery",
+        "Recovery under noise: coefficient error",
+        setup,
+        rows,
+        target=f"SparseODE coefficient error at {TARGET_NOISE:.0%} noise on irregular data at most a third "
+        "of SINDy's (best SINDy variant)",
+        met=met,
+        verdict="; ".join(parts) or "target cell not measured",
+        notes=notes,
+        mode=mode,
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -38,8 +38,15 @@ class PlainResult:
     nfe_backward: int = 0
 
 
-def fit_plain(times: list[np.ndarray], ys: list[np.ndarray], max_iterations: int = 300, max_seconds: float = 120.0,
-              seed: int = 0, callback=None, clock=time.perf_counter) -> PlainResult:
+def fit_plain(
+    times: list[np.ndarray],
+    ys: list[np.ndarray],
+    max_iterations: int = 300,
+    max_seconds: float = 120.0,
+    seed: int = 0,
+    callback=None,
+    clock=time.perf_counter,
+) -> PlainResult:
     """Train until ``max_iterations`` or ``max_seconds``; ``callback(model, it, seconds)`` may stop it (True).
 
     Time spent inside ``callback`` (e.g. evaluating a held-out error) is excluded from
@@ -87,7 +94,8 @@ def predict_plain(model: _MLP, t: np.ndarray, x0: np.ndarray) -> np.ndarray:
     """Free-run prediction from x0 at times t."""
     try:
         # A step budget, so that a diverging model returns NaN instead of stepping forever.
-        return odeint(model, torch.as_tensor(x0), torch.as_tensor(t), rtol=1e-6, atol=1e-8,
-                      options={"max_num_steps": 20_000}).numpy()
+        return odeint(
+            model, torch.as_tensor(x0), torch.as_tensor(t), rtol=1e-6, atol=1e-8, options={"max_num_steps": 20_000}
+        ).numpy()
     except AssertionError:
         return np.full((len(t), len(x0)), np.nan)

@@ -40,9 +40,11 @@ def machine() -> dict[str, Any]:
 def environment() -> str:
     """One line: date, CPU, versions (the header of every table)."""
     m = machine()
-    return (f"{m['date'][:10]}; {m['machine']} {m['cpu_count']} cores; Python {m['python']}; torch {m['torch']}; "
-            f"torchdiffeq {m['torchdiffeq']}; pysindy {m['pysindy']}; numpy {m['numpy']}; scipy {m['scipy']}; "
-            f"sysid {m['sysid']}")
+    return (
+        f"{m['date'][:10]}; {m['machine']} {m['cpu_count']} cores; Python {m['python']}; torch {m['torch']}; "
+        f"torchdiffeq {m['torchdiffeq']}; pysindy {m['pysindy']}; numpy {m['numpy']}; scipy {m['scipy']}; "
+        f"sysid {m['sysid']}"
+    )
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:

@@ -82,11 +82,16 @@ def render(results: dict[str, Any]) -> str:
     if results["mode"] == "tiny":
         lines += ["**tiny mode**: a smoke test of the plumbing (the test suite runs it); the figures mean nothing.", ""]
     elif results["mode"] != "full":
-        lines += [f"**{results['mode']} mode**: reduced budgets and fewer systems where each study says so; "
-                  "the full suite is `python -m benchmarks`.", ""]
+        lines += [
+            f"**{results['mode']} mode**: reduced budgets and fewer systems where each study says so; "
+            "the full suite is `python -m benchmarks`.",
+            "",
+        ]
     lines += ["## Summary", ""]
-    summary = [{"study": s["title"], "target": s["target"], "met?": _met_text(s["met"]), "measured": s["verdict"]}
-               for s in results["studies"].values()]
+    summary = [
+        {"study": s["title"], "target": s["target"], "met?": _met_text(s["met"]), "measured": s["verdict"]}
+        for s in results["studies"].values()
+    ]
     lines += [markdown_table(summary), ""]
     for i, s in enumerate(results["studies"].values(), 1):
         lines += [f"## {i}. {s['title']}", "", s["setup"], ""]
@@ -99,8 +104,11 @@ def render(results: dict[str, Any]) -> str:
         if s["notes"]:
             lines.append("")
         run = s["run"]
-        lines += [f"*{run['mode']} mode, {s['seconds']:.0f} s, {run['date']}, load average "
-                  f"{run['load_start']:.2f} -> {run['load_end']:.2f}.*", ""]
+        lines += [
+            f"*{run['mode']} mode, {s['seconds']:.0f} s, {run['date']}, load average "
+            f"{run['load_start']:.2f} -> {run['load_end']:.2f}.*",
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -121,26 +129,41 @@ def run_studies(names: list[str], mode: str) -> tuple[dict[str, dict[str, Any]],
             study = importlib.import_module(STUDIES[name]).run(mode)
         except Exception as exc:  # noqa: BLE001 - one broken study must not lose the others
             crashed = True
-            study = Study(name, name, "The study crashed.", [], "", None, f"crashed: {type(exc).__name__}: {exc}",
-                          notes=[traceback.format_exc(limit=4).replace("\n", " ")], mode=mode)
+            study = Study(
+                name,
+                name,
+                "The study crashed.",
+                [],
+                "",
+                None,
+                f"crashed: {type(exc).__name__}: {exc}",
+                notes=[traceback.format_exc(limit=4).replace("\n", " ")],
+                mode=mode,
+            )
         study.seconds = time.perf_counter() - start
         record = dataclasses.asdict(study)
         record["tables"] = [list(t) for t in study.tables]
-        record["run"] = {"mode": mode, "date": begin["date"], "load_start": begin["load_average"][0],
-                         "load_end": machine()["load_average"][0]}
+        record["run"] = {
+            "mode": mode,
+            "date": begin["date"],
+            "load_start": begin["load_average"][0],
+            "load_end": machine()["load_average"][0],
+        }
         records[name] = _jsonable(record)
         print(f"[benchmarks] {name}: {study.seconds:.0f} s, met? {_met_text(study.met)}: {study.verdict}", flush=True)
     return records, crashed
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="reduced budgets: under 10 minutes on 2 CPU cores")
     parser.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # the test's smoke setting
     parser.add_argument("--only", default="", help=f"comma-separated studies: {','.join(STUDIES)}")
-    parser.add_argument("--out", default=str(HERE),
-                        help="folder for RESULTS.md and results.json (default: benchmarks/)")
+    parser.add_argument(
+        "--out", default=str(HERE), help="folder for RESULTS.md and results.json (default: benchmarks/)"
+    )
     args = parser.parse_args(argv)
     mode = "tiny" if args.tiny else "quick" if args.quick else "full"
     names = [n.strip() for n in args.only.split(",") if n.strip()] or list(STUDIES)
@@ -157,16 +180,26 @@ def main(argv: list[str] | None = None) -> int:
             previous = json.loads((out / "results.json").read_text()).get("studies", {})
         except (OSError, ValueError):
             previous = {}
-    merged = {name: records.get(name, previous.get(name)) for name in STUDIES
-              if name in records or name in previous}
-    command = "python -m benchmarks" + (" --quick" if args.quick else "") + (" --tiny" if args.tiny else "") + \
-        (f" --only {','.join(names)}" if args.only else "")
-    results = {"command": command, "mode": mode, "seconds": time.perf_counter() - start,
-               "machine_start": _jsonable(start_machine), "machine_end": _jsonable(machine()), "studies": merged}
+    merged = {name: records.get(name, previous.get(name)) for name in STUDIES if name in records or name in previous}
+    command = (
+        "python -m benchmarks"
+        + (" --quick" if args.quick else "")
+        + (" --tiny" if args.tiny else "")
+        + (f" --only {','.join(names)}" if args.only else "")
+    )
+    results = {
+        "command": command,
+        "mode": mode,
+        "seconds": time.perf_counter() - start,
+        "machine_start": _jsonable(start_machine),
+        "machine_end": _jsonable(machine()),
+        "studies": merged,
+    }
     (out / "results.json").write_text(json.dumps(results, indent=1, allow_nan=False) + "\n")
     (out / "RESULTS.md").write_text(render(results))
-    print(f"[benchmarks] wrote {out / 'RESULTS.md'} and {out / 'results.json'} in {results['seconds']:.0f} s",
-          flush=True)
+    print(
+        f"[benchmarks] wrote {out / 'RESULTS.md'} and {out / 'results.json'} in {results['seconds']:.0f} s", flush=True
+    )
     return 1 if crashed else 0
 
 

@@ -37,12 +37,21 @@ SPEEDUP = 10.0
 # question is decided (at SPEEDUP x sysid's time to target, +5%), within [plain_min, plain_seconds];
 # with stop_at_target, sysid's fit is stopped at its first probe below the target.
 SETTINGS: dict[str, dict[str, Any]] = {
-    "full": {"systems": ("lotka_volterra", "van_der_pol", "duffing", "lorenz"), "plain_seconds": 600.0,
-             "neural": {}},
-    "quick": {"systems": ("lotka_volterra",), "plain_seconds": 120.0, "plain_min": 30.0, "decide_only": True,
-              "stop_at_target": True, "neural": {}},
-    "tiny": {"systems": ("lotka_volterra",), "plain_seconds": 2.0, "n_samples": 20,
-             "neural": {"hidden": (8,), "max_epochs": 2, "lbfgs_steps": 0, "collocation_steps": 5}},
+    "full": {"systems": ("lotka_volterra", "van_der_pol", "duffing", "lorenz"), "plain_seconds": 600.0, "neural": {}},
+    "quick": {
+        "systems": ("lotka_volterra",),
+        "plain_seconds": 120.0,
+        "plain_min": 30.0,
+        "decide_only": True,
+        "stop_at_target": True,
+        "neural": {},
+    },
+    "tiny": {
+        "systems": ("lotka_volterra",),
+        "plain_seconds": 2.0,
+        "n_samples": 20,
+        "neural": {"hidden": (8,), "max_epochs": 2, "lbfgs_steps": 0, "collocation_steps": 5},
+    },
 }
 
 
@@ -129,8 +138,9 @@ def _first_below(records: list[dict[str, float]], target: float) -> int | None:
     return None
 
 
-def fit_sysid(train: Any, test: Any, truth: np.ndarray, neural: dict[str, Any],
-              stop_at_target: bool = False) -> dict[str, Any]:
+def fit_sysid(
+    train: Any, test: Any, truth: np.ndarray, neural: dict[str, Any], stop_at_target: bool = False
+) -> dict[str, Any]:
     import sysid
 
     model = sysid.NeuralODE(verbose=False, random_state=0, **neural)
@@ -143,17 +153,29 @@ def fit_sysid(train: Any, test: Any, truth: np.ndarray, neural: dict[str, Any],
     history = model.history_
     validated = history.index[history["val_loss"].notna()].tolist()
     hit = _first_below(probe.records, TARGET)
-    out = {"fit_seconds": fit_seconds, "fit_wall": fit_wall, "final_error": final,
-           "iterations": int((history["epoch"] >= 0).sum()),
-           "nfe_forward": int(history["nfe_forward"].sum()), "nfe_backward": int(history["nfe_backward"].sum()),
-           "best_probe_error": float(np.nanmin([r["error"] for r in probe.records])) if probe.records else np.nan,
-           "probes": probe.records, "time_to_target": None, "wall_to_target": None, "nfe_forward_to_target": None,
-           "nfe_backward_to_target": None, "stop_reason": model.stop_reason_}
+    out = {
+        "fit_seconds": fit_seconds,
+        "fit_wall": fit_wall,
+        "final_error": final,
+        "iterations": int((history["epoch"] >= 0).sum()),
+        "nfe_forward": int(history["nfe_forward"].sum()),
+        "nfe_backward": int(history["nfe_backward"].sum()),
+        "best_probe_error": float(np.nanmin([r["error"] for r in probe.records])) if probe.records else np.nan,
+        "probes": probe.records,
+        "time_to_target": None,
+        "wall_to_target": None,
+        "nfe_forward_to_target": None,
+        "nfe_backward_to_target": None,
+        "stop_reason": model.stop_reason_,
+    }
     if hit is not None:
         upto = validated[min(hit, len(validated) - 1)]
-        out.update(time_to_target=probe.records[hit]["seconds"], wall_to_target=probe.records[hit]["wall"],
-                   nfe_forward_to_target=int(history.loc[:upto, "nfe_forward"].sum()),
-                   nfe_backward_to_target=int(history.loc[:upto, "nfe_backward"].sum()))
+        out.update(
+            time_to_target=probe.records[hit]["seconds"],
+            wall_to_target=probe.records[hit]["wall"],
+            nfe_forward_to_target=int(history.loc[:upto, "nfe_forward"].sum()),
+            nfe_backward_to_target=int(history.loc[:upto, "nfe_backward"].sum()),
+        )
     return out
 
 
@@ -178,14 +200,28 @@ def fit_reference(train: Any, test: Any, truth: np.ndarray, seconds: float) -> d
         return False
 
     with torch_threads(1), quiet():
-        result = fit_plain([tr.t for tr in train], [tr.y for tr in train], max_iterations=10**9,
-                           max_seconds=seconds, callback=check, clock=time.process_time)
+        result = fit_plain(
+            [tr.t for tr in train],
+            [tr.y for tr in train],
+            max_iterations=10**9,
+            max_seconds=seconds,
+            callback=check,
+            clock=time.process_time,
+        )
         fit_wall = time.perf_counter() - wall["start"] - wall["excluded"]
         final = relative_rmse(predict_plain(result.model, test[0].t, test[0].y[0]), truth)
-    return {"fit_seconds": result.seconds, "fit_wall": fit_wall, "final_error": final,
-            "iterations": result.iterations, "nfe_forward": result.nfe_forward, "nfe_backward": result.nfe_backward,
-            "probes": probes, "best_probe_error": float(np.nanmin([p["error"] for p in probes])) if probes else np.nan,
-            "time_to_target": reached.get("seconds"), "wall_to_target": reached.get("wall")}
+    return {
+        "fit_seconds": result.seconds,
+        "fit_wall": fit_wall,
+        "final_error": final,
+        "iterations": result.iterations,
+        "nfe_forward": result.nfe_forward,
+        "nfe_backward": result.nfe_backward,
+        "probes": probes,
+        "best_probe_error": float(np.nanmin([p["error"] for p in probes])) if probes else np.nan,
+        "time_to_target": reached.get("seconds"),
+        "wall_to_target": reached.get("wall"),
+    }
 
 
 def _fmt_time(seconds: float | None, cap: float) -> str:
@@ -222,41 +258,64 @@ def run(mode: str = "full", seed: int = 0) -> Study:
                 nfe = (res["nfe_forward_to_target"], res["nfe_backward_to_target"])
             else:
                 nfe = (res["nfe_forward"], res["nfe_backward"]) if res["time_to_target"] is not None else (None, None)
-            rows.append({
-                "system": system, "held_out": info["held_out"], "method": label,
-                "cpu_s_to_10pct": _fmt_time(res["time_to_target"], res["fit_seconds"] if res is ours else cap),
-                "wall_s_to_10pct": "-" if res["wall_to_target"] is None else f"{res['wall_to_target']:.1f}",
-                "nfe_fwd_to_target": "-" if nfe[0] is None else str(nfe[0]),
-                "nfe_bwd_to_target": "-" if nfe[1] is None else str(nfe[1]),
-                "fit_cpu_s": res["fit_seconds"], "fit_wall_s": res["fit_wall"], "iterations": res["iterations"],
-                "nfe_fwd_total": res["nfe_forward"], "nfe_bwd_total": res["nfe_backward"],
-                "best_heldout_err": res["best_probe_error"], "final_heldout_err": res["final_error"],
-                "speedup": ratio if res is ours else "",
-            })
+            rows.append(
+                {
+                    "system": system,
+                    "held_out": info["held_out"],
+                    "method": label,
+                    "cpu_s_to_10pct": _fmt_time(res["time_to_target"], res["fit_seconds"] if res is ours else cap),
+                    "wall_s_to_10pct": "-" if res["wall_to_target"] is None else f"{res['wall_to_target']:.1f}",
+                    "nfe_fwd_to_target": "-" if nfe[0] is None else str(nfe[0]),
+                    "nfe_bwd_to_target": "-" if nfe[1] is None else str(nfe[1]),
+                    "fit_cpu_s": res["fit_seconds"],
+                    "fit_wall_s": res["fit_wall"],
+                    "iterations": res["iterations"],
+                    "nfe_fwd_total": res["nfe_forward"],
+                    "nfe_bwd_total": res["nfe_backward"],
+                    "best_heldout_err": res["best_probe_error"],
+                    "final_heldout_err": res["final_error"],
+                    "speedup": ratio if res is ours else "",
+                }
+            )
     met = False if False in judgements else (True if all(j is True for j in judgements) else None)
     verdict = "; ".join(f"{r['system']}: {r['speedup']}" for r in rows if r["speedup"])
     notes = _explain(raw, caps)
     if cfg.get("decide_only"):
-        budget = (f"the plain loop runs until the target or until the {SPEEDUP:.0f}x question is decided "
-                  f"({SPEEDUP:.0f}.5x sysid's time to target, at least {cfg['plain_min']:.0f} s, at most "
-                  f"{cfg['plain_seconds']:.0f} s)")
+        budget = (
+            f"the plain loop runs until the target or until the {SPEEDUP:.0f}x question is decided "
+            f"({SPEEDUP:.0f}.5x sysid's time to target, at least {cfg['plain_min']:.0f} s, at most "
+            f"{cfg['plain_seconds']:.0f} s)"
+        )
     else:
         budget = f"the plain loop is capped at {cfg['plain_seconds']:.0f} s"
-    stop = (" sysid's fit is stopped at its first probe below the target (quick mode), so `fit_s` and the totals "
-            "are up to that point." if cfg.get("stop_at_target") else "")
-    setup = (f"3 trajectories x {cfg.get('n_samples', 60)} irregular samples x 5% noise, seed {seed}, and an unseen "
-             "4th trajectory: the one of the 4 whose orbit lies inside the others' range (`held_out`; see "
-             f"`common.held_out`). Target: held-out relative RMSE < {TARGET:.0%}; {budget}; times exclude the "
-             "held-out probes. Times are CPU seconds of this single-threaded process (`time.process_time`; the "
-             "machine is shared, so wall time, shown beside, varies with other jobs) counted from the start of "
-             "`fit` (collocation warm start included); the speed-up is on CPU time; "
-             "`best_heldout_err` is the lowest probed error, `final_heldout_err` that of the returned model (sysid "
-             "keeps the parameters with the best *training* free-run error)." + stop)
-    return Study("time_to_accuracy", "Time to accuracy: NeuralODE vs the plain torchdiffeq loop", setup, rows,
-                 target=f"held-out error < {TARGET:.0%} at least {SPEEDUP:.0f}x sooner than the plain loop",
-                 met=met, verdict=verdict or "nothing measured", notes=notes, mode=mode,
-                 extra={"raw": {s: {k: dict(v.items()) for k, v in d.items()}
-                                for s, d in raw.items()}})
+    stop = (
+        " sysid's fit is stopped at its first probe below the target (quick mode), so `fit_s` and the totals "
+        "are up to that point."
+        if cfg.get("stop_at_target")
+        else ""
+    )
+    setup = (
+        f"3 trajectories x {cfg.get('n_samples', 60)} irregular samples x 5% noise, seed {seed}, and an unseen "
+        "4th trajectory: the one of the 4 whose orbit lies inside the others' range (`held_out`; see "
+        f"`common.held_out`). Target: held-out relative RMSE < {TARGET:.0%}; {budget}; times exclude the "
+        "held-out probes. Times are CPU seconds of this single-threaded process (`time.process_time`; the "
+        "machine is shared, so wall time, shown beside, varies with other jobs) counted from the start of "
+        "`fit` (collocation warm start included); the speed-up is on CPU time; "
+        "`best_heldout_err` is the lowest probed error, `final_heldout_err` that of the returned model (sysid "
+        "keeps the parameters with the best *training* free-run error)." + stop
+    )
+    return Study(
+        "time_to_accuracy",
+        "Time to accuracy: NeuralODE vs the plain torchdiffeq loop",
+        setup,
+        rows,
+        target=f"held-out error < {TARGET:.0%} at least {SPEEDUP:.0f}x sooner than the plain loop",
+        met=met,
+        verdict=verdict or "nothing measured",
+        notes=notes,
+        mode=mode,
+        extra={"raw": {s: {k: dict(v.items()) for k, v in d.items()} for s, d in raw.items()}},
+    )
 
 
 def _explain(raw: dict[str, Any], caps: dict[str, float]) -> list[str]:
@@ -264,13 +323,16 @@ def _explain(raw: dict[str, Any], caps: dict[str, float]) -> list[str]:
     for system, d in raw.items():
         ours, plain, cap = d["sysid"], d["plain"], caps[system]
         if any(d["data"]["outside_training_box"]):
-            notes.append(f"{system}: the held-out orbit leaves the training range by "
-                         f"{d['data']['outside_training_box']} (fraction of the range, per state): extrapolation.")
+            notes.append(
+                f"{system}: the held-out orbit leaves the training range by "
+                f"{d['data']['outside_training_box']} (fraction of the range, per state): extrapolation."
+            )
         if ours["time_to_target"] is None:
             notes.append(
                 f"{system}: sysid never probed below {TARGET:.0%} (best {ours['best_probe_error']:.3f}, returned "
                 f"model {ours['final_error']:.3f}) within its {ours['fit_seconds']:.0f} s fit (stop reason "
-                f"'{ours['stop_reason']}'): the budget ended first.")
+                f"'{ours['stop_reason']}'): the budget ended first."
+            )
         if plain["time_to_target"] is None:
             notes.append(
                 f"{system}: the plain loop's best held-out error within {cap:.0f} s was "
@@ -278,12 +340,21 @@ def _explain(raw: dict[str, Any], caps: dict[str, float]) -> list[str]:
                 f"({plain['nfe_forward'] + plain['nfe_backward']} evaluations, about "
                 f"{(plain['nfe_forward'] + plain['nfe_backward']) / max(plain['iterations'], 1):.0f} per iteration): "
                 "one whole trajectory per step at rtol 1e-6, and the adjoint restarts its backward solve at each of "
-                "the 60 output times.")
+                "the 60 output times."
+            )
         elif ours["time_to_target"] is not None and plain["time_to_target"] / ours["time_to_target"] < SPEEDUP:
-            notes.append(f"{system}: the plain loop reached the target in {plain['time_to_target']:.0f} s, "
-                         f"{plain['time_to_target'] / ours['time_to_target']:.1f}x sysid's time.")
-    if any(d["plain"]["time_to_target"] is None and d["sysid"]["time_to_target"] is not None
-           and d["plain"]["fit_seconds"] / d["sysid"]["time_to_target"] < SPEEDUP for d in raw.values()):
-        notes.append(f"A '> Nx' bound below {SPEEDUP:.0f}x is inconclusive, not a miss: the plain loop's cap was "
-                     "too short to show the ratio. The full run gives it 600 s.")
+            notes.append(
+                f"{system}: the plain loop reached the target in {plain['time_to_target']:.0f} s, "
+                f"{plain['time_to_target'] / ours['time_to_target']:.1f}x sysid's time."
+            )
+    if any(
+        d["plain"]["time_to_target"] is None
+        and d["sysid"]["time_to_target"] is not None
+        and d["plain"]["fit_seconds"] / d["sysid"]["time_to_target"] < SPEEDUP
+        for d in raw.values()
+    ):
+        notes.append(
+            f"A '> Nx' bound below {SPEEDUP:.0f}x is inconclusive, not a miss: the plain loop's cap was "
+            "too short to show the ratio. The full run gives it 600 s."
+        )
     return notes

@@ -15,8 +15,9 @@ import numpy as np
 import sysid
 
 truth = sysid.datasets.truth("mass_spring_damper")
-data = sysid.datasets.simulate("mass_spring_damper", n_trajectories=4, t_span=(0.0, 10.0), n_samples=80,
-                               noise=0.02, irregular=True, random_state=0)
+data = sysid.datasets.simulate(
+    "mass_spring_damper", n_trajectories=4, t_span=(0.0, 10.0), n_samples=80, noise=0.02, irregular=True, random_state=0
+)
 print(f"states {data.state_names}, inputs {data.input_names}, {len(data)} experiments")
 
 model = sysid.NeuralODE(hidden=(32, 32), max_epochs=30, lbfgs_steps=30, random_state=0, verbose=False)
@@ -31,9 +32,9 @@ def new_force(t):
 
 t = np.linspace(0.0, 10.0, 101)
 x0 = np.array([0.5, -0.3])
-u = np.stack([new_force(s) for s in t])             # (n_times, n_inputs) for the model
-predicted = model.predict(t=t, x0=x0, u=u)           # (n_times, n_states)
-expected = truth.simulate(t, x0, u=new_force)        # the true system under the same force
+u = np.stack([new_force(s) for s in t])  # (n_times, n_inputs) for the model
+predicted = model.predict(t=t, x0=x0, u=u)  # (n_times, n_states)
+expected = truth.simulate(t, x0, u=new_force)  # the true system under the same force
 
 rmse = np.sqrt(np.mean((predicted - expected) ** 2, axis=0))
 r2 = 1 - np.sum((predicted - expected) ** 2, axis=0) / np.sum((expected - expected.mean(0)) ** 2, axis=0)

@@ -18,30 +18,30 @@ import torch
 import sysid
 
 truth = sysid.datasets.truth("lotka_volterra")  # alpha 1.5, beta 1, gamma 3, delta 1
-data = sysid.datasets.simulate("lotka_volterra", n_trajectories=3, n_samples=50, noise=0.05,
-                               irregular=True, random_state=0)
+data = sysid.datasets.simulate(
+    "lotka_volterra", n_trajectories=3, n_samples=50, noise=0.05, irregular=True, random_state=0
+)
 
 
 def lotka_volterra_torch(t, x, p, u):
     """x: (batch, 2) tensor of (prey, predator); p: dict of scalar tensors."""
     prey, predator = x[:, 0], x[:, 1]
-    return torch.stack([p["alpha"] * prey - p["beta"] * prey * predator,
-                        p["delta"] * prey * predator - p["gamma"] * predator], dim=-1)
+    return torch.stack(
+        [p["alpha"] * prey - p["beta"] * prey * predator, p["delta"] * prey * predator - p["gamma"] * predator], dim=-1
+    )
 
 
 def lotka_volterra_numpy(t, x, p, u):
     """x: (2,) array of (prey, predator); p: dict of floats."""
     prey, predator = x
-    return [p["alpha"] * prey - p["beta"] * prey * predator,
-            p["delta"] * prey * predator - p["gamma"] * predator]
+    return [p["alpha"] * prey - p["beta"] * prey * predator, p["delta"] * prey * predator - p["gamma"] * predator]
 
 
 guess = {name: 0.6 * value for name, value in truth.params.items()}  # 40% off
 bounds = dict.fromkeys(guess, (0.0, None))  # rates are positive
 
 greybox = sysid.GreyBoxODE(lotka_volterra_torch, params=guess, bounds=bounds, verbose=False).fit(data)
-classical = sysid.ClassicalODE(lotka_volterra_numpy, params=guess, bounds=bounds, n_starts=3,
-                               random_state=0).fit(data)
+classical = sysid.ClassicalODE(lotka_volterra_numpy, params=guess, bounds=bounds, n_starts=3, random_state=0).fit(data)
 
 for name, model in [("GreyBoxODE", greybox), ("ClassicalODE", classical)]:
     ci = model.confidence_intervals(level=0.95)  # index: parameter; estimate, stderr, lower, upper, status

@@ -24,8 +24,16 @@ out_dir = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp(pref
 out_dir.mkdir(parents=True, exist_ok=True)
 
 # 1. A lab-like CSV: columns trajectory, t, x, v; irregular times, 10% of entries missing.
-frame = sysid.datasets.simulate("van_der_pol", n_trajectories=3, n_samples=40, noise=0.03,
-                                irregular=True, missing=0.1, random_state=0, as_frame=True)
+frame = sysid.datasets.simulate(
+    "van_der_pol",
+    n_trajectories=3,
+    n_samples=40,
+    noise=0.03,
+    irregular=True,
+    missing=0.1,
+    random_state=0,
+    as_frame=True,
+)
 frame.to_csv(out_dir / "lab.csv", index=False)
 
 # 2. Read it back as a scientist would, and hand it to sysid.

@@ -20,9 +20,12 @@ states = [np.stack([np.cos(t_true + phase), -np.sin(t_true + phase)], axis=1) fo
 recorded_times = [t_true, 1.2 * t_true]  # the second clock runs 20% fast
 data = sysid.Trajectories.from_arrays(recorded_times, states, state_names=["x", "v"])
 
-model = sysid.NeuralODE(hidden=(16,), learn_time="scale", max_epochs=30, lbfgs_steps=60,
-                        gradient="backprop", random_state=0, verbose=False).fit(data)
+model = sysid.NeuralODE(
+    hidden=(16,), learn_time="scale", max_epochs=30, lbfgs_steps=60, gradient="backprop", random_state=0, verbose=False
+).fit(data)
 print(f"time_scale_ = {np.round(model.time_scale_, 4).tolist()}")
-print(f"time_scale_[1] = {model.time_scale_[1]:.4f} (expected 1/1.2 = {1 / 1.2:.4f}, "
-      f"error {abs(model.time_scale_[1] * 1.2 - 1):.1%})")
+print(
+    f"time_scale_[1] = {model.time_scale_[1]:.4f} (expected 1/1.2 = {1 / 1.2:.4f}, "
+    f"error {abs(model.time_scale_[1] * 1.2 - 1):.1%})"
+)
 print(f"R^2 = {model.score(data):.3f}")

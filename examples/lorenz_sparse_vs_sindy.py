@@ -13,19 +13,23 @@ Run: python examples/lorenz_sparse_vs_sindy.py   (about a minute on two cores)
 import sysid
 
 truth = sysid.datasets.truth("lorenz")
-data = sysid.datasets.simulate("lorenz", n_trajectories=3, t_span=(0.0, 1.0), n_samples=80,
-                               noise=0.02, irregular=True, random_state=0)
+data = sysid.datasets.simulate(
+    "lorenz", n_trajectories=3, t_span=(0.0, 1.0), n_samples=80, noise=0.02, irregular=True, random_state=0
+)
 print("true equations:")
 print(truth.equations)
 
 sindy = sysid.SINDy(degree=2, threshold=0.5, differentiation="spline").fit(data)  # smoothing-spline derivatives
-sparse = sysid.SparseODE(degree=2, threshold=0.5, max_epochs=20, lbfgs_steps=20, n_threshold_rounds=2,
-                         random_state=0, verbose=False).fit(data)
+sparse = sysid.SparseODE(
+    degree=2, threshold=0.5, max_epochs=20, lbfgs_steps=20, n_threshold_rounds=2, random_state=0, verbose=False
+).fit(data)
 
 for name, model in [("SINDy", sindy), ("SparseODE", sparse)]:
     err = sysid.metrics.coefficient_error(model.coefficients_, truth.coefficients)
     print(f"\n{name}:")
     for line in model.equations():
         print("  " + line)
-    print(f"{name} coefficient error: relative {err.relative_error:.3f}, spurious terms {err.n_spurious}, "
-          f"missed terms {err.n_missed} (of {err.n_true_terms} true terms)")
+    print(
+        f"{name} coefficient error: relative {err.relative_error:.3f}, spurious terms {err.n_spurious}, "
+        f"missed terms {err.n_missed} (of {err.n_true_terms} true terms)"
+    )

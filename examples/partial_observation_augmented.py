@@ -24,8 +24,9 @@ angle_only = sysid.Trajectories.from_arrays(
 )
 train, test = angle_only.split(test_trajectories=["run4"])
 
-model = sysid.NeuralODE(hidden=(32, 32), n_augment=1, max_epochs=25, lbfgs_steps=30,
-                        random_state=0, verbose=False).fit(train)
+model = sysid.NeuralODE(hidden=(32, 32), n_augment=1, max_epochs=25, lbfgs_steps=30, random_state=0, verbose=False).fit(
+    train
+)
 print(f"x0_ shape {model.x0_.shape} (theta + 1 hidden state per experiment)")
 
 prediction = model.predict(test)  # theta only, as in the data

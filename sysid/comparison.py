@@ -27,8 +27,7 @@ from sysid.trajectories import Trajectories
 
 __all__ = ["COLUMNS", "SPLITS", "compare", "initial_states"]
 
-COLUMNS = ["estimator", "split", "fit_seconds", "n_function_evals", "rmse", "nrmse", "r2",
-           "coefficient_error", "error"]
+COLUMNS = ["estimator", "split", "fit_seconds", "n_function_evals", "rmse", "nrmse", "r2", "coefficient_error", "error"]
 """Columns of the table :func:`compare` returns, in order."""
 
 SPLITS = ("test", "extrapolation", "train")
@@ -52,7 +51,7 @@ def _names(estimators: Sequence[Any]) -> list[str]:
             continue
         text = " ".join(repr(est).split())
         unique = sum(" ".join(repr(o).split()) == text for o in estimators) == 1
-        out.append(text if unique and len(text) <= 60 else f"{name} #{base[:i + 1].count(name)}")
+        out.append(text if unique and len(text) <= 60 else f"{name} #{base[: i + 1].count(name)}")
     return out
 
 
@@ -89,8 +88,11 @@ def _describe(exc: BaseException) -> str:
 
 def _scores(data: Trajectories, predictions: list[np.ndarray]) -> dict[str, float]:
     # uniform_average (the default) gives one float per metric; float() says so to mypy.
-    return {"rmse": float(metrics.rmse(data, predictions)), "nrmse": float(metrics.nrmse(data, predictions)),
-            "r2": float(metrics.r2(data, predictions))}
+    return {
+        "rmse": float(metrics.rmse(data, predictions)),
+        "nrmse": float(metrics.nrmse(data, predictions)),
+        "r2": float(metrics.r2(data, predictions)),
+    }
 
 
 def _failure_note(model: Any) -> str | None:
@@ -136,8 +138,9 @@ def initial_states(model: Any, data: Any) -> np.ndarray:
     return np.array(rows, dtype=float)
 
 
-def _run_full(name: str, estimator: Any, train: Trajectories, test: Trajectories | None,
-              truth: tuple[Any, Any]) -> tuple[list[dict[str, Any]], Any]:
+def _run_full(
+    name: str, estimator: Any, train: Trajectories, test: Trajectories | None, truth: tuple[Any, Any]
+) -> tuple[list[dict[str, Any]], Any]:
     """Fit on all of ``train``; rows for the train and test splits."""
     splits = [("train", train)] + ([("test", test)] if test is not None else [])
     start = time.perf_counter()
@@ -155,15 +158,17 @@ def _run_full(name: str, estimator: Any, train: Trajectories, test: Trajectories
     for split, data in splits:
         try:
             values = _scores(data, _predict(model, data))
-            rows.append(_row(name, split, seconds, model, coefficient_error=equation, error=_failure_note(model),
-                             **values))
+            rows.append(
+                _row(name, split, seconds, model, coefficient_error=equation, error=_failure_note(model), **values)
+            )
         except Exception as exc:  # noqa: BLE001
             rows.append(_row(name, split, seconds, model, coefficient_error=equation, error=_describe(exc)))
     return rows, model
 
 
-def _run_extrapolation(name: str, estimator: Any, train: Trajectories, fraction: float,
-                       truth: tuple[Any, Any]) -> tuple[list[dict[str, Any]], Any]:
+def _run_extrapolation(
+    name: str, estimator: Any, train: Trajectories, fraction: float, truth: tuple[Any, Any]
+) -> tuple[list[dict[str, Any]], Any]:
     """Fit on the first ``fraction`` of each training trajectory; score the tails."""
     past, future = train.split(time_fraction=fraction)
     start = time.perf_counter()
@@ -178,10 +183,13 @@ def _run_extrapolation(name: str, estimator: Any, train: Trajectories, fraction:
         equation = np.nan
     try:
         whole = _predict(model, train, initial_states(model, train))
-        tails = [p[tr.y.shape[0] - fut.n_times:] for p, tr, fut in zip(whole, train, future)]
+        tails = [p[tr.y.shape[0] - fut.n_times :] for p, tr, fut in zip(whole, train, future)]
         values = _scores(future, tails)
-        return [_row(name, "extrapolation", seconds, model, coefficient_error=equation,
-                     error=_failure_note(model), **values)], model
+        return [
+            _row(
+                name, "extrapolation", seconds, model, coefficient_error=equation, error=_failure_note(model), **values
+            )
+        ], model
     except Exception as exc:  # noqa: BLE001
         return [_row(name, "extrapolation", seconds, model, coefficient_error=equation, error=_describe(exc))], model
 
@@ -272,8 +280,9 @@ def compare(
     train = train if isinstance(train, Trajectories) else as_trajectories(train)
     if test is not None and not isinstance(test, Trajectories):
         test = as_trajectories(test)
-    if test is not None and (list(test.state_names) != list(train.state_names)
-                             or list(test.input_names) != list(train.input_names)):
+    if test is not None and (
+        list(test.state_names) != list(train.state_names) or list(test.input_names) != list(train.input_names)
+    ):
         raise DataError(
             f"test has states {list(test.state_names)} and inputs {list(test.input_names)}, train has "
             f"{list(train.state_names)} and {list(train.input_names)}; they must match."
@@ -283,13 +292,18 @@ def compare(
     parts = _truth_parts(truth)
     tasks: list[Any] = [delayed(_run_full)(name, est, train, test, parts) for name, est in zip(names, models)]
     if time_fraction is not None:
-        tasks += [delayed(_run_extrapolation)(name, est, train, float(time_fraction), parts)
-                  for name, est in zip(names, models)]
-    backend = nullcontext() if client is None else parallel_config(
-        backend="dask", client=client, n_jobs=-1 if n_jobs is None else n_jobs)
+        tasks += [
+            delayed(_run_extrapolation)(name, est, train, float(time_fraction), parts)
+            for name, est in zip(names, models)
+        ]
+    backend = (
+        nullcontext()
+        if client is None
+        else parallel_config(backend="dask", client=client, n_jobs=-1 if n_jobs is None else n_jobs)
+    )
     with backend:
         results = Parallel(n_jobs=n_jobs)(tasks)
-    full, extra = results[: len(models)], results[len(models):]
+    full, extra = results[: len(models)], results[len(models) :]
     rows: list[dict[str, Any]] = []
     for i in range(len(models)):
         mine = list(full[i][0]) + (list(extra[i][0]) if extra else [])

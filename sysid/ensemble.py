@@ -117,25 +117,32 @@ class Ensemble(TrajectoryEstimator):
 
     # -- configuration -------------------------------------------------------------------
     def _check_config(self) -> None:
-        if not (hasattr(self.estimator, "fit") and hasattr(self.estimator, "predict")
-                and hasattr(self.estimator, "get_params")):
+        if not (
+            hasattr(self.estimator, "fit")
+            and hasattr(self.estimator, "predict")
+            and hasattr(self.estimator, "get_params")
+        ):
             raise ConfigError(
                 f"estimator must be a sysid estimator (with fit, predict, get_params), got "
                 f"{type(self.estimator).__name__}."
             )
-        if isinstance(self.n_members, bool) or not isinstance(self.n_members, numbers.Integral) \
-                or self.n_members < 2:
+        if isinstance(self.n_members, bool) or not isinstance(self.n_members, numbers.Integral) or self.n_members < 2:
             raise ConfigError(f"n_members must be an integer >= 2, got {self.n_members!r}.")
         if self.bootstrap not in _BOOTSTRAPS:
             raise ConfigError(f"bootstrap must be one of {list(_BOOTSTRAPS)}, got {self.bootstrap!r}.")
-        if isinstance(self.n_segments, bool) or not isinstance(self.n_segments, numbers.Integral) \
-                or self.n_segments < 1:
+        if (
+            isinstance(self.n_segments, bool)
+            or not isinstance(self.n_segments, numbers.Integral)
+            or self.n_segments < 1
+        ):
             raise ConfigError(f"n_segments must be a positive integer, got {self.n_segments!r}.")
-        if self.n_jobs is not None and (isinstance(self.n_jobs, bool) or not isinstance(self.n_jobs, numbers.Integral)
-                                        or self.n_jobs == 0):
+        if self.n_jobs is not None and (
+            isinstance(self.n_jobs, bool) or not isinstance(self.n_jobs, numbers.Integral) or self.n_jobs == 0
+        ):
             raise ConfigError(f"n_jobs must be None or a non-zero integer (-1: every core), got {self.n_jobs!r}.")
-        if self.random_state is not None and (isinstance(self.random_state, bool)
-                                              or not isinstance(self.random_state, numbers.Integral)):
+        if self.random_state is not None and (
+            isinstance(self.random_state, bool) or not isinstance(self.random_state, numbers.Integral)
+        ):
             raise ConfigError(f"random_state must be None or an int, got {self.random_state!r}.")
         check = getattr(self.estimator, "_check_config", None)
         if check is not None:  # e.g. an unavailable device: fail before any member is fitted
@@ -194,7 +201,8 @@ class Ensemble(TrajectoryEstimator):
                 member.set_params(random_state=seed)
             members.append(member)
         self.estimators_ = Parallel(n_jobs=self.n_jobs)(
-            delayed(_fit_member)(member, subset) for member, subset in zip(members, datasets))
+            delayed(_fit_member)(member, subset) for member, subset in zip(members, datasets)
+        )
         self.samples_ = samples
         self.member_seeds_ = seeds
         evals = [getattr(m, "n_function_evals_", None) for m in self.estimators_]
@@ -205,7 +213,8 @@ class Ensemble(TrajectoryEstimator):
     def _member_predictions(self, data: Trajectories, x0: np.ndarray | None) -> list[np.ndarray]:
         """Per trajectory, the members' predictions stacked: (n_members, n_times_i, n_states)."""
         per_member = Parallel(n_jobs=self.n_jobs)(
-            delayed(_member_prediction)(member, data, x0) for member in self.estimators_)
+            delayed(_member_prediction)(member, data, x0) for member in self.estimators_
+        )
         return [np.stack([member[i] for member in per_member]) for i in range(len(data))]
 
     def _predict(self, data: Trajectories, x0: np.ndarray | None) -> list[np.ndarray]:
@@ -217,8 +226,7 @@ class Ensemble(TrajectoryEstimator):
         return hasattr(self, "estimators_")
 
     # -- public extras -------------------------------------------------------------------
-    def predict(self, X: Any = None, t: Any = None, x0: Any = None, u: Any = None,
-                **data_options: Any) -> Any:
+    def predict(self, X: Any = None, t: Any = None, x0: Any = None, u: Any = None, **data_options: Any) -> Any:
         """The members' mean trajectory, in ``X``'s format (see :meth:`predict_quantiles` for bands).
 
         Parameters and return value as for the members' ``predict``: data ``X`` (initial
@@ -228,8 +236,15 @@ class Ensemble(TrajectoryEstimator):
         """
         return super().predict(X, t=t, x0=x0, u=u, **data_options)
 
-    def predict_quantiles(self, X: Any = None, t: Any = None, x0: Any = None, u: Any = None,
-                          quantiles: Sequence[float] = (0.05, 0.95), **data_options: Any) -> tuple[Any, ...]:
+    def predict_quantiles(
+        self,
+        X: Any = None,
+        t: Any = None,
+        x0: Any = None,
+        u: Any = None,
+        quantiles: Sequence[float] = (0.05, 0.95),
+        **data_options: Any,
+    ) -> tuple[Any, ...]:
         """Pointwise quantiles of the members' predictions, one prediction per quantile.
 
         Parameters
@@ -265,8 +280,9 @@ class Ensemble(TrajectoryEstimator):
         stacks = self._member_predictions(data, starts)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", "All-NaN slice", RuntimeWarning)
-            return tuple(self._format_prediction(data, [np.nanquantile(s, q, axis=0) for s in stacks], like)
-                         for q in levels)
+            return tuple(
+                self._format_prediction(data, [np.nanquantile(s, q, axis=0) for s in stacks], like) for q in levels
+            )
 
     def vector_field(self, x: Any, t: Any = 0.0, u: Any = None) -> np.ndarray:
         """The members' mean dx/dt at states ``x`` (as the members' ``vector_field``)."""
@@ -274,8 +290,7 @@ class Ensemble(TrajectoryEstimator):
         return np.mean([np.asarray(m.vector_field(x, t, u), dtype=float) for m in self.estimators_], axis=0)
 
     # -- model files (sysid.io) ----------------------------------------------------------
-    _FITTED_JSON = ("state_names_", "input_names_", "n_states_in_", "n_controls_in_", "data_options_",
-                    "member_seeds_")
+    _FITTED_JSON = ("state_names_", "input_names_", "n_states_in_", "n_controls_in_", "data_options_", "member_seeds_")
 
     def _fitted_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """JSON-ready fitted attributes; the fitted members under ``"members"`` (:mod:`sysid.io` writes each)."""

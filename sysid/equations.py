@@ -51,8 +51,9 @@ def _check_precision(precision: Any) -> int | None:
     if precision is None:
         return None
     if isinstance(precision, bool) or not isinstance(precision, int | np.integer) or precision < 0:
-        raise ConfigError(f"precision must be None (automatic) or a non-negative integer of decimals, got "
-                          f"{precision!r}.")
+        raise ConfigError(
+            f"precision must be None (automatic) or a non-negative integer of decimals, got {precision!r}."
+        )
     return int(precision)
 
 
@@ -88,8 +89,9 @@ def _parts(value: float, stderr: float | None, precision: int | None) -> tuple[s
     return f"{round(magnitude, -place):.{max(0, -place)}f}", None, power
 
 
-def format_coefficient(value: float, stderr: float | None = None, precision: int | None = None,
-                       kind: str = "text") -> str:
+def format_coefficient(
+    value: float, stderr: float | None = None, precision: int | None = None, kind: str = "text"
+) -> str:
     """One number, to the precision its standard error supports.
 
     Parameters
@@ -118,8 +120,7 @@ def format_coefficient(value: float, stderr: float | None = None, precision: int
     """
     if kind not in ("text", "latex"):
         raise ConfigError(f"kind must be 'text' or 'latex', got {kind!r}.")
-    digits, error, power = _parts(float(value), None if stderr is None else float(stderr),
-                                  _check_precision(precision))
+    digits, error, power = _parts(float(value), None if stderr is None else float(stderr), _check_precision(precision))
     return ("-" if value < 0 else "") + _render(digits, error, power, kind, bare=True)
 
 
@@ -210,12 +211,15 @@ def _check_table(coefficients: Any, stderr: Any) -> pd.DataFrame | None:
     if stderr is None:
         return None
     if not isinstance(stderr, pd.DataFrame):
-        raise ConfigError(f"stderr must be None or a DataFrame shaped like the coefficients (terms x states), got "
-                          f"{type(stderr).__name__}.")
+        raise ConfigError(
+            f"stderr must be None or a DataFrame shaped like the coefficients (terms x states), got "
+            f"{type(stderr).__name__}."
+        )
     unknown = [c for c in stderr.columns if c not in coefficients.columns]
     if unknown:
-        raise ConfigError(f"stderr has columns {unknown} that are not states of the coefficient table "
-                          f"{list(coefficients.columns)}.")
+        raise ConfigError(
+            f"stderr has columns {unknown} that are not states of the coefficient table {list(coefficients.columns)}."
+        )
     return stderr.reindex(index=coefficients.index, columns=coefficients.columns).astype(float)
 
 
@@ -227,9 +231,13 @@ def _lhs(state: Any, kind: str) -> str:
     return rf"\frac{{d\,{sympy.latex(sympy.Symbol(str(state)))}}}{{dt}}"
 
 
-def format_equations(coefficients: pd.DataFrame, stderr: pd.DataFrame | None = None,
-                     precision: int | None = None, kind: str = "text",
-                     lhs: Sequence[str] | None = None) -> list[str]:
+def format_equations(
+    coefficients: pd.DataFrame,
+    stderr: pd.DataFrame | None = None,
+    precision: int | None = None,
+    kind: str = "text",
+    lhs: Sequence[str] | None = None,
+) -> list[str]:
     """One line ``d state/dt = ...`` per state (column) of a coefficient table.
 
     Parameters
@@ -264,8 +272,9 @@ def format_equations(coefficients: pd.DataFrame, stderr: pd.DataFrame | None = N
     Examples
     --------
     >>> import pandas as pd
-    >>> table = pd.DataFrame({"hare": [0.5512, -0.02804, 0.0], "lynx": [0.0, 0.024814, -0.79]},
-    ...                      index=["hare", "hare lynx", "lynx"])
+    >>> table = pd.DataFrame(
+    ...     {"hare": [0.5512, -0.02804, 0.0], "lynx": [0.0, 0.024814, -0.79]}, index=["hare", "hare lynx", "lynx"]
+    ... )
     >>> for line in format_equations(table):
     ...     print(line)
     d hare/dt = 0.551 hare - 0.0280 hare lynx
@@ -281,8 +290,10 @@ def format_equations(coefficients: pd.DataFrame, stderr: pd.DataFrame | None = N
     if kind not in ("text", "latex"):
         raise ConfigError(f"kind must be 'text' or 'latex' (sympy expressions: sympy_equations), got {kind!r}.")
     if lhs is not None and (isinstance(lhs, str) or len(lhs) != coefficients.shape[1]):
-        raise ConfigError(f"lhs must be a list of {coefficients.shape[1]} left-hand sides, one per state "
-                          f"{list(coefficients.columns)}; got {lhs!r}.")
+        raise ConfigError(
+            f"lhs must be a list of {coefficients.shape[1]} left-hand sides, one per state "
+            f"{list(coefficients.columns)}; got {lhs!r}."
+        )
     lines = []
     for j, state in enumerate(coefficients.columns):
         parts: list[str] = []
@@ -346,8 +357,10 @@ class EquationsMixin:
     def _equation_tables(self) -> tuple[pd.DataFrame, pd.DataFrame | None]:
         table = getattr(self, "coefficients_", None)
         if table is None:
-            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
-                                 "appropriate arguments before using this estimator.")
+            raise NotFittedError(
+                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
+                "appropriate arguments before using this estimator."
+            )
         return table, getattr(self, "coefficients_stderr_", None)
 
     def equations(self, precision: int | None = None, kind: str = "text") -> list[Any]:

@@ -35,7 +35,13 @@ from sysid.errors import DataError
 from sysid.trajectories import Trajectories
 
 __all__ = [
-    "FAILED_ERROR", "CoefficientError", "canonical_term", "coefficient_error", "nrmse", "parameter_error", "r2",
+    "FAILED_ERROR",
+    "CoefficientError",
+    "canonical_term",
+    "coefficient_error",
+    "nrmse",
+    "parameter_error",
+    "r2",
     "rmse",
 ]
 
@@ -147,8 +153,9 @@ def _reduce(values: np.ndarray, multioutput: str, defined: np.ndarray | None = N
     return float(np.mean(values)) if values.size else float("nan")
 
 
-def rmse(data: Any, predictions: Any, multioutput: Multioutput = "uniform_average",
-         **data_options: Any) -> float | np.ndarray:
+def rmse(
+    data: Any, predictions: Any, multioutput: Multioutput = "uniform_average", **data_options: Any
+) -> float | np.ndarray:
     """Root mean squared error per state over observed entries, averaged over states.
 
     Parameters
@@ -178,8 +185,9 @@ def rmse(data: Any, predictions: Any, multioutput: Multioutput = "uniform_averag
     return _reduce(_per_state(y, p, "rmse"), multioutput)
 
 
-def nrmse(data: Any, predictions: Any, multioutput: Multioutput = "uniform_average",
-          **data_options: Any) -> float | np.ndarray:
+def nrmse(
+    data: Any, predictions: Any, multioutput: Multioutput = "uniform_average", **data_options: Any
+) -> float | np.ndarray:
     """RMSE divided by each state's standard deviation over its observed entries, averaged over states.
 
     1 means "as far off as predicting the state's mean"; 0 is perfect. A state with no
@@ -190,15 +198,21 @@ def nrmse(data: Any, predictions: Any, multioutput: Multioutput = "uniform_avera
     >>> import numpy as np
     >>> from sysid import Trajectories
     >>> data = Trajectories.from_arrays(np.arange(3.0), np.array([[1.0], [2.0], [3.0]]))
-    >>> round(nrmse(data, [np.full((3, 1), 2.0)]), 6)    # the mean: NRMSE 1
+    >>> round(nrmse(data, [np.full((3, 1), 2.0)]), 6)  # the mean: NRMSE 1
     1.0
     """
     _, y, p = _aligned(data, predictions, data_options)
     return _reduce(_per_state(y, p, "nrmse"), multioutput)
 
 
-def r2(data: Any, predictions: Any, multioutput: Multioutput = "uniform_average", *, failed: str = "nan",
-       **data_options: Any) -> float | np.ndarray:
+def r2(
+    data: Any,
+    predictions: Any,
+    multioutput: Multioutput = "uniform_average",
+    *,
+    failed: str = "nan",
+    **data_options: Any,
+) -> float | np.ndarray:
     """Coefficient of determination per state over observed entries, averaged over states.
 
     For each state, ``1 - SS_res / SS_tot`` over every observed entry of every trajectory

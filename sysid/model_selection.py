@@ -77,8 +77,15 @@ def train_test_split(
     True
     """
     data = data if isinstance(data, Trajectories) else as_trajectories(data)
-    given = [name for name, value in (("test_trajectories", test_trajectories), ("time_fraction", time_fraction),
-                                      ("test_size", test_size)) if value is not None]
+    given = [
+        name
+        for name, value in (
+            ("test_trajectories", test_trajectories),
+            ("time_fraction", time_fraction),
+            ("test_size", test_size),
+        )
+        if value is not None
+    ]
     if len(given) != 1:
         raise ConfigError(
             "train_test_split needs exactly one of test_trajectories= (names to hold out), time_fraction= "
@@ -138,8 +145,9 @@ class TrajectoryKFold(BaseCrossValidator):
     def _kfold(self) -> KFold:
         if isinstance(self.n_splits, bool) or not isinstance(self.n_splits, numbers.Integral) or self.n_splits < 2:
             raise ConfigError(f"n_splits must be an integer >= 2, got {self.n_splits!r}.")
-        return KFold(int(self.n_splits), shuffle=bool(self.shuffle),
-                     random_state=self.random_state if self.shuffle else None)
+        return KFold(
+            int(self.n_splits), shuffle=bool(self.shuffle), random_state=self.random_state if self.shuffle else None
+        )
 
     def split(self, X: Any, y: Any = None, groups: Any = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield (train, test) arrays of trajectory positions.

@@ -81,8 +81,14 @@ class Part(BaseEstimator):
             raise self._fail(name, kind + (" or None" if allow_none else ""))
         return int(value)
 
-    def _number(self, name: str, low: float | None = None, high: float | None = None, strict_low: bool = False,
-                allow_none: bool = False) -> float | None:
+    def _number(
+        self,
+        name: str,
+        low: float | None = None,
+        high: float | None = None,
+        strict_low: bool = False,
+        allow_none: bool = False,
+    ) -> float | None:
         value = getattr(self, name)
         if value is None and allow_none:
             return None

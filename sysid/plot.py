@@ -34,10 +34,55 @@ _DATA: dict[str, Any] = {"color": "black", "marker": "o", "markersize": 3.5, "li
 _HELD_OUT = ("test", "extrapolation")
 _HIGHER_IS_BETTER = ("r2",)
 _UNIT_SUFFIXES = {
-    "rad_s": "rad/s", "m_s": "m/s", "m_s2": "m/s²", "deg_s": "deg/s", "rpm": "rpm",
-    **{u: u for u in ("s", "ms", "us", "ns", "min", "h", "d", "days", "years", "yr", "V", "mV", "kV", "A", "mA",
-                      "W", "kW", "Hz", "kHz", "N", "Nm", "m", "mm", "cm", "um", "km", "kg", "g", "rad", "deg", "K",
-                      "degC", "Pa", "kPa", "bar", "percent", "thousands", "millions", "counts")},
+    "rad_s": "rad/s",
+    "m_s": "m/s",
+    "m_s2": "m/s²",
+    "deg_s": "deg/s",
+    "rpm": "rpm",
+    **{
+        u: u
+        for u in (
+            "s",
+            "ms",
+            "us",
+            "ns",
+            "min",
+            "h",
+            "d",
+            "days",
+            "years",
+            "yr",
+            "V",
+            "mV",
+            "kV",
+            "A",
+            "mA",
+            "W",
+            "kW",
+            "Hz",
+            "kHz",
+            "N",
+            "Nm",
+            "m",
+            "mm",
+            "cm",
+            "um",
+            "km",
+            "kg",
+            "g",
+            "rad",
+            "deg",
+            "K",
+            "degC",
+            "Pa",
+            "kPa",
+            "bar",
+            "percent",
+            "thousands",
+            "millions",
+            "counts",
+        )
+    },
 }
 
 
@@ -171,7 +216,8 @@ def predict_dense(model: Any, data: Any, n_points: int = 200, x0: Any = None) ->
 
 def _is_model(prediction: Any) -> bool:
     return not isinstance(prediction, Trajectories | np.ndarray | list | tuple) and callable(
-        getattr(prediction, "predict", None))
+        getattr(prediction, "predict", None)
+    )
 
 
 def _prediction_curves(data: Trajectories, prediction: Any, what: str) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -294,8 +340,10 @@ def trajectories(
         raise ConfigError(f"got {len(labels)} labels for {len(predictions)} predictions.")
     if bands is not None and len(bands) != len(predictions):
         raise ConfigError(f"got {len(bands)} bands for {len(predictions)} predictions; use None where there is none.")
-    curves = [_prediction_curves(data, predict_dense(p, data, n_points) if _is_model(p) else p, f"prediction {k + 1}")
-              for k, p in enumerate(predictions)]
+    curves = [
+        _prediction_curves(data, predict_dense(p, data, n_points) if _is_model(p) else p, f"prediction {k + 1}")
+        for k, p in enumerate(predictions)
+    ]
     shaded: list[Any] = []
     for k, band in enumerate(bands or [None] * len(predictions)):
         if band is None:
@@ -305,8 +353,9 @@ def trajectories(
             lower, upper = band
         except (TypeError, ValueError):
             raise ConfigError(f"bands[{k}] must be None or a pair (lower, upper).") from None
-        shaded.append((_prediction_curves(data, lower, f"bands[{k}] lower"),
-                       _prediction_curves(data, upper, f"bands[{k}] upper")))
+        shaded.append(
+            (_prediction_curves(data, lower, f"bands[{k}] lower"), _prediction_curves(data, upper, f"bands[{k}] upper"))
+        )
     cuts = None
     if held_out_from is not None:
         cuts = np.broadcast_to(np.asarray(held_out_from, dtype=float).ravel(), (len(data),))
@@ -329,8 +378,13 @@ def trajectories(
             for k, series in enumerate(curves):
                 for n, i in enumerate(members):
                     t, values = series[i]
-                    ax.plot(t, values[:, j], color=palette[labels[k]], linewidth=1.5,
-                            label=labels[k] if n == 0 else "_nolegend_")
+                    ax.plot(
+                        t,
+                        values[:, j],
+                        color=palette[labels[k]],
+                        linewidth=1.5,
+                        label=labels[k] if n == 0 else "_nolegend_",
+                    )
                     y = values[:, j]
                     inside.append(y[np.isfinite(y) & (y >= window[0]) & (y <= window[1])])
                     if shaded[k] is not None:
@@ -340,7 +394,7 @@ def trajectories(
                 for i in members:
                     t, y = series[i][0], series[i][1][:, j]
                     if t.shape == data[i].t.shape and np.array_equal(t, data[i].t):  # NaN where the data are
-                        seen = ~np.isnan(data[i].y[:, j])                        # missing is no failure
+                        seen = ~np.isnan(data[i].y[:, j])  # missing is no failure
                         t, y = t[seen], y[seen]
                     where = _diverged_at(t, y, window)
                     if where is not None:
@@ -359,8 +413,18 @@ def trajectories(
             pad = 0.06 * (top - bottom if top > bottom else 1.0)
             grid[j, 0].set_ylim(bottom - pad, top + pad)
             for ax, t_exit, y_exit, colour in exits:
-                ax.plot(t_exit, y_exit, linestyle="none", marker="X", markersize=9, color=colour,
-                        markeredgecolor="black", label="diverged", zorder=5, clip_on=False)
+                ax.plot(
+                    t_exit,
+                    y_exit,
+                    linestyle="none",
+                    marker="X",
+                    markersize=9,
+                    color=colour,
+                    markeredgecolor="black",
+                    label="diverged",
+                    zorder=5,
+                    clip_on=False,
+                )
             marked = True
     for ax in grid[-1]:
         ax.set_xlabel(axis_label(data))
@@ -369,8 +433,18 @@ def trajectories(
     if cuts is not None:
         handles.append(Patch(facecolor="0.9", edgecolor="0.45", linestyle=":", label="held out from fitting"))
     if marked:
-        handles.append(Line2D([], [], linestyle="none", marker="X", markersize=8, color="0.6",
-                              markeredgecolor="black", label="diverged (left the plot or failed)"))
+        handles.append(
+            Line2D(
+                [],
+                [],
+                linestyle="none",
+                marker="X",
+                markersize=8,
+                color="0.6",
+                markeredgecolor="black",
+                label="diverged (left the plot or failed)",
+            )
+        )
     fig.legend(handles=handles, loc="outside upper center", fontsize="small", ncols=min(len(handles), 6))
     return fig
 
@@ -398,8 +472,9 @@ def _truth_field(truth: Any) -> Callable[[np.ndarray, np.ndarray | None], np.nda
     return field
 
 
-def phase_portrait(model: Any, data: Any, truth: Any = None, grid: int = 30, color: Any = "C0",
-                   title: str | None = None) -> Figure:
+def phase_portrait(
+    model: Any, data: Any, truth: Any = None, grid: int = 30, color: Any = "C0", title: str | None = None
+) -> Figure:
     """The model's vector field as streamlines over the data's range, with the data on top.
 
     Parameters
@@ -455,12 +530,21 @@ def phase_portrait(model: Any, data: Any, truth: Any = None, grid: int = 30, col
         U = values[:, 0].reshape(X.shape)
         V = values[:, 1].reshape(X.shape)
         finite = np.isfinite(U) & np.isfinite(V)
-        ax.streamplot(X, Y, np.where(finite, U, 0.0), np.where(finite, V, 0.0),
-                      color=shade, density=1.1, linewidth=0.8, arrowsize=0.9)
+        ax.streamplot(
+            X,
+            Y,
+            np.where(finite, U, 0.0),
+            np.where(finite, V, 0.0),
+            color=shade,
+            density=1.1,
+            linewidth=0.8,
+            arrowsize=0.9,
+        )
         for n, tr in enumerate(data):
             both = ~np.isnan(tr.y[:, 0]) & ~np.isnan(tr.y[:, 1])
-            ax.plot(tr.y[both, 0], tr.y[both, 1], label="observed" if n == 0 else "_nolegend_",
-                    **{**_DATA, "markersize": 3})
+            ax.plot(
+                tr.y[both, 0], tr.y[both, 1], label="observed" if n == 0 else "_nolegend_", **{**_DATA, "markersize": 3}
+            )
         ax.set_title(name)
         ax.set_xlabel(axis_label(data, data.state_names[0]))
         ax.set_ylabel(axis_label(data, data.state_names[1]))
@@ -476,8 +560,9 @@ def _split_order(splits: Sequence[str]) -> list[str]:
     return held + [s for s in splits if s not in held]
 
 
-def scores(table: pd.DataFrame, metric: str = "nrmse", rank: bool = True,
-            colors: Mapping[str, Any] | None = None) -> Figure:
+def scores(
+    table: pd.DataFrame, metric: str = "nrmse", rank: bool = True, colors: Mapping[str, Any] | None = None
+) -> Figure:
     """Bar chart of a :func:`sysid.compare` table: one group per estimator, one bar per split.
 
     Held-out splits ("test", "extrapolation") come first in each group, solid; the
@@ -505,10 +590,11 @@ def scores(table: pd.DataFrame, metric: str = "nrmse", rank: bool = True,
     Examples
     --------
     >>> import pandas as pd
-    >>> table = pd.DataFrame({"estimator": ["A", "A", "B", "B"], "split": ["train", "test"] * 2,
-    ...                       "nrmse": [0.1, 0.4, 0.3, 0.2]})
+    >>> table = pd.DataFrame(
+    ...     {"estimator": ["A", "A", "B", "B"], "split": ["train", "test"] * 2, "nrmse": [0.1, 0.4, 0.3, 0.2]}
+    ... )
     >>> fig = scores(table)
-    >>> [t.get_text() for t in fig.axes[0].get_xticklabels()]   # B is better on held-out data
+    >>> [t.get_text() for t in fig.axes[0].get_xticklabels()]  # B is better on held-out data
     ['B', 'A']
     >>> [[float(bar.get_height()) for bar in group] for group in fig.axes[0].containers]
     [[0.2, 0.4], [0.3, 0.1]]
@@ -544,17 +630,37 @@ def scores(table: pd.DataFrame, metric: str = "nrmse", rank: bool = True,
         offsets = positions - 0.4 + width * (k + 0.5)
         style = styles.get(split, {"alpha": 1.0, "hatch": None if k == 0 else ".."})
         shown = np.clip(heights, bottom, top) if inliers.size < finite.size else heights
-        ax.bar(offsets, shown, width, color=[palette[e] for e in estimators], edgecolor="black", linewidth=0.6,
-               label=split, **style)
+        ax.bar(
+            offsets,
+            shown,
+            width,
+            color=[palette[e] for e in estimators],
+            edgecolor="black",
+            linewidth=0.6,
+            label=split,
+            **style,
+        )
         for x, h, s in zip(offsets, heights, shown):
             if not np.isfinite(h):
                 ax.text(x, 0.0, "n/a", ha="center", va="bottom", fontsize="small", rotation=90)
             elif h != s:  # off the scale: a broken bar up to the axis limit, its value written on it
                 for level in (0.9, 0.95):
-                    ax.plot([x - 0.45 * width, x + 0.45 * width], [s * (level - 0.02), s * (level + 0.02)],
-                            color="white", linewidth=2.5, solid_capstyle="butt")
-                ax.text(x, s, f"{'↓' if h < 0 else '↑'} {h:.3g}", ha="center", va="top" if h < 0 else "bottom",
-                        fontsize="small", fontweight="bold")
+                    ax.plot(
+                        [x - 0.45 * width, x + 0.45 * width],
+                        [s * (level - 0.02), s * (level + 0.02)],
+                        color="white",
+                        linewidth=2.5,
+                        solid_capstyle="butt",
+                    )
+                ax.text(
+                    x,
+                    s,
+                    f"{'↓' if h < 0 else '↑'} {h:.3g}",
+                    ha="center",
+                    va="top" if h < 0 else "bottom",
+                    fontsize="small",
+                    fontweight="bold",
+                )
     if inliers.size < finite.size:
         ax.set_ylim(bottom - 0.05 * (top - bottom), top + 0.08 * (top - bottom))
     ax.set_xticks(positions, [str(e).replace(" (", "\n(") if len(str(e)) > 14 else str(e) for e in estimators])
@@ -564,7 +670,14 @@ def scores(table: pd.DataFrame, metric: str = "nrmse", rank: bool = True,
     if rank and held is not None:
         ax.set_title(f"ranked by {metric} on held-out data ({held})", fontsize="medium")
     ax.axhline(0.0, color="0.5", linewidth=0.6)
-    handles = [Patch(facecolor="0.55", edgecolor="black", label=f"{s} ({'in-sample' if s == 'train' else 'held out'})",
-                     **styles.get(s, {"hatch": None if k == 0 else ".."})) for k, s in enumerate(splits)]
+    handles = [
+        Patch(
+            facecolor="0.55",
+            edgecolor="black",
+            label=f"{s} ({'in-sample' if s == 'train' else 'held out'})",
+            **styles.get(s, {"hatch": None if k == 0 else ".."}),
+        )
+        for k, s in enumerate(splits)
+    ]
     fig.legend(handles=handles, loc="outside upper center", fontsize="small", ncols=len(handles))
     return fig

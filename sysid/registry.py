@@ -25,8 +25,16 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["ESTIMATORS", "Entry", "by_cli_name", "cli_names", "entry", "estimator_class", "estimator_names",
-           "object_class"]
+__all__ = [
+    "ESTIMATORS",
+    "Entry",
+    "by_cli_name",
+    "cli_names",
+    "entry",
+    "estimator_class",
+    "estimator_names",
+    "object_class",
+]
 
 
 @dataclass(frozen=True)
@@ -57,20 +65,55 @@ class Entry:
 
 
 ESTIMATORS: tuple[Entry, ...] = (
-    Entry("NeuralODE", "sysid.estimators._neural", "neural", None,
-          "a neural network vector field trained through the ODE solver"),
-    Entry("SparseODE", "sysid.estimators._sparse", "sparse", None,
-          "sparse polynomial equations trained through the ODE solver"),
-    Entry("GreyBoxODE", "sysid.estimators._greybox", "greybox", "f",
-          "the parameters of your own torch equations, trained through the solver, with standard errors"),
-    Entry("HybridODE", "sysid.estimators._hybrid", "hybrid", "known",
-          "your own torch equations plus a small neural correction"),
-    Entry("SINDy", "sysid.estimators._sindy", "sindy", None,
-          "pysindy's sparse regression on estimated derivatives (baseline)"),
-    Entry("ClassicalODE", "sysid.estimators._classical", "classical", "f",
-          "the parameters of your own numpy equations by scipy least squares over solve_ivp (baseline)"),
-    Entry("Ensemble", "sysid.ensemble", None, None,
-          "a bootstrap ensemble of one estimator: mean prediction and quantile bands"),
+    Entry(
+        "NeuralODE",
+        "sysid.estimators._neural",
+        "neural",
+        None,
+        "a neural network vector field trained through the ODE solver",
+    ),
+    Entry(
+        "SparseODE",
+        "sysid.estimators._sparse",
+        "sparse",
+        None,
+        "sparse polynomial equations trained through the ODE solver",
+    ),
+    Entry(
+        "GreyBoxODE",
+        "sysid.estimators._greybox",
+        "greybox",
+        "f",
+        "the parameters of your own torch equations, trained through the solver, with standard errors",
+    ),
+    Entry(
+        "HybridODE",
+        "sysid.estimators._hybrid",
+        "hybrid",
+        "known",
+        "your own torch equations plus a small neural correction",
+    ),
+    Entry(
+        "SINDy",
+        "sysid.estimators._sindy",
+        "sindy",
+        None,
+        "pysindy's sparse regression on estimated derivatives (baseline)",
+    ),
+    Entry(
+        "ClassicalODE",
+        "sysid.estimators._classical",
+        "classical",
+        "f",
+        "the parameters of your own numpy equations by scipy least squares over solve_ivp (baseline)",
+    ),
+    Entry(
+        "Ensemble",
+        "sysid.ensemble",
+        None,
+        None,
+        "a bootstrap ensemble of one estimator: mean prediction and quantile bands",
+    ),
 )
 """Every estimator sysid can build, save and load, in the order the docs list them."""
 

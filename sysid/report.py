@@ -6,8 +6,9 @@ can write the same report from a :func:`sysid.compare` table::
     table = sysid.compare(estimators, train, test)
     models = table.attrs["models"]
     figures = sysid.report.write_figures(out_dir, data, models, table)
-    sysid.report.write_report(out_dir, "My models", ["What the data are."], table,
-                              sysid.report.model_notes(models), figures)
+    sysid.report.write_report(
+        out_dir, "My models", ["What the data are."], table, sysid.report.model_notes(models), figures
+    )
 
 Held-out error comes first everywhere: tables list the held-out splits ("test",
 "extrapolation") before the in-sample one ("train") and rank the models by held-out
@@ -28,8 +29,18 @@ import pandas as pd
 
 from sysid.comparison import SPLITS, _Models
 
-__all__ = ["RANK_METRIC", "display_table", "held_out_split", "markdown_table", "model_notes", "rank",
-           "run_comparison", "table_note", "write_figures", "write_report"]
+__all__ = [
+    "RANK_METRIC",
+    "display_table",
+    "held_out_split",
+    "markdown_table",
+    "model_notes",
+    "rank",
+    "run_comparison",
+    "table_note",
+    "write_figures",
+    "write_report",
+]
 
 RANK_METRIC = "nrmse"
 """The metric models are ranked by: nRMSE on held-out data (scale-free, lower is better)."""
@@ -38,8 +49,15 @@ _FIRST_COLUMNS = ("estimator", "split", "nrmse", "r2", "rmse", "coefficient_erro
 
 
 # -- running the comparison ------------------------------------------------------------------------
-def run_comparison(estimators: Mapping[str, Any], train: Any, test: Any = None, truth: Any = None,
-                   time_fraction: float | None = None, n_jobs: int | None = None, ui: Any = None) -> pd.DataFrame:
+def run_comparison(
+    estimators: Mapping[str, Any],
+    train: Any,
+    test: Any = None,
+    truth: Any = None,
+    time_fraction: float | None = None,
+    n_jobs: int | None = None,
+    ui: Any = None,
+) -> pd.DataFrame:
     """:func:`sysid.compare` with a progress bar over the models (one call per model).
 
     Parameters
@@ -64,8 +82,9 @@ def run_comparison(estimators: Mapping[str, Any], train: Any, test: Any = None, 
     if n_jobs is not None:
         return compare(dict(estimators), train, test, truth=truth, time_fraction=time_fraction, n_jobs=n_jobs)
     tables, models, extrapolation = [], {}, {}
-    bar = tqdm(list(estimators.items()), desc="models", unit="model", disable=ui is None or ui.quiet,
-               dynamic_ncols=True)
+    bar = tqdm(
+        list(estimators.items()), desc="models", unit="model", disable=ui is None or ui.quiet, dynamic_ncols=True
+    )
     for name, estimator in bar:
         bar.set_postfix_str(name)
         table = compare({name: estimator}, train, test, truth=truth, time_fraction=time_fraction)
@@ -104,8 +123,9 @@ def rank(table: pd.DataFrame, metric: str = RANK_METRIC) -> pd.DataFrame:
 
     Examples
     --------
-    >>> table = pd.DataFrame({"estimator": ["A", "A", "B", "B"], "split": ["train", "test"] * 2,
-    ...                       "nrmse": [0.1, 0.5, 0.3, 0.2]})
+    >>> table = pd.DataFrame(
+    ...     {"estimator": ["A", "A", "B", "B"], "split": ["train", "test"] * 2, "nrmse": [0.1, 0.5, 0.3, 0.2]}
+    ... )
     >>> rank(table)[["estimator", "split"]].values.tolist()
     [['B', 'test'], ['B', 'train'], ['A', 'test'], ['A', 'train']]
     """
@@ -175,11 +195,15 @@ def table_note(table: pd.DataFrame) -> str:
     """One sentence saying what the table's splits are and how it is ranked."""
     held = held_out_split(table)
     if held is None:
-        return ("In-sample only: every model is scored on the data it was fitted to, which says little about how "
-                "it predicts. Hold data out (--time-fraction 0.8 or --test-trajectories) to rank models honestly.")
+        return (
+            "In-sample only: every model is scored on the data it was fitted to, which says little about how "
+            "it predicts. Hold data out (--time-fraction 0.8 or --test-trajectories) to rank models honestly."
+        )
     what = {"test": "held-out trajectories", "extrapolation": "the held-out end of each trajectory"}[held]
-    return (f"Models are ranked by {RANK_METRIC} on held-out data (split `{held}`: {what}, never used in fitting); "
-            "held-out rows come first, in-sample rows (`train`) second.")
+    return (
+        f"Models are ranked by {RANK_METRIC} on held-out data (split `{held}`: {what}, never used in fitting); "
+        "held-out rows come first, in-sample rows (`train`) second."
+    )
 
 
 def model_notes(models: Mapping[str, Any]) -> dict[str, list[str]]:
@@ -197,19 +221,32 @@ def model_notes(models: Mapping[str, Any]) -> dict[str, list[str]]:
                 notes[name] = [f"(equations unavailable: {exc})"]
         elif hasattr(model, "params_"):
             stderr = getattr(model, "params_stderr_", {}) or {}
-            notes[name] = [f"{key} = {format_coefficient(value, stderr.get(key))}"
-                           for key, value in model.params_.items()]
+            notes[name] = [
+                f"{key} = {format_coefficient(value, stderr.get(key))}" for key, value in model.params_.items()
+            ]
         else:
             hidden = getattr(model, "hidden", None)
-            notes[name] = [f"a neural network vector field (hidden layers {tuple(hidden) if hidden else '?'}): "
-                           "no closed-form equations; see the phase portrait"]
+            notes[name] = [
+                f"a neural network vector field (hidden layers {tuple(hidden) if hidden else '?'}): "
+                "no closed-form equations; see the phase portrait"
+            ]
     return notes
 
 
 # -- figures and report ----------------------------------------------------------------------------
-def write_figures(out_dir: Path, data: Any, models: Mapping[str, Any], table: pd.DataFrame | None = None,
-                  truth: Any = None, held_out_from: Any = None, starts: Mapping[str, Any] | None = None,
-                  grid: int = 25, n_points: int = 200, ui: Any = None, max_portraits: int | None = None) -> list[Path]:
+def write_figures(
+    out_dir: Path,
+    data: Any,
+    models: Mapping[str, Any],
+    table: pd.DataFrame | None = None,
+    truth: Any = None,
+    held_out_from: Any = None,
+    starts: Mapping[str, Any] | None = None,
+    grid: int = 25,
+    n_points: int = 200,
+    ui: Any = None,
+    max_portraits: int | None = None,
+) -> list[Path]:
     """fits.png (data and every model), phase_<model>.png, comparison.png; returns the paths.
 
     Each model has the same colour in every figure (:func:`sysid.plot.model_colours` of
@@ -262,8 +299,16 @@ def write_figures(out_dir: Path, data: Any, models: Mapping[str, Any], table: pd
     return written
 
 
-def _fits_figure(path: Path, data: Any, models: Mapping[str, Any], colours: Mapping[str, Any], n_points: int,
-                 held_out_from: Any, starts: Mapping[str, Any], ui: Any) -> Path:
+def _fits_figure(
+    path: Path,
+    data: Any,
+    models: Mapping[str, Any],
+    colours: Mapping[str, Any],
+    n_points: int,
+    held_out_from: Any,
+    starts: Mapping[str, Any],
+    ui: Any,
+) -> Path:
     """Data and every model's dense curves in one figure, saved to ``path``."""
     from sysid import plot
 
@@ -290,16 +335,39 @@ def _save(figure: Any, path: Path) -> Path:
     return path
 
 
-def write_report(out_dir: Path, title: str, about: Sequence[str], table: pd.DataFrame,
-                 notes: Mapping[str, Sequence[str]], figures: Sequence[Path], extra: Sequence[str] = (),
-                 name: str = "report.md") -> Path:
+def write_report(
+    out_dir: Path,
+    title: str,
+    about: Sequence[str],
+    table: pd.DataFrame,
+    notes: Mapping[str, Sequence[str]],
+    figures: Sequence[Path],
+    extra: Sequence[str] = (),
+    name: str = "report.md",
+) -> Path:
     """A short markdown report: what the data are, the ranked table, the equations, the figures."""
     ranked = display_table(table)
-    metrics = ("rmse, nrmse and r2 compare each model's simulated trajectories with the observations "
-               "(observed entries only); nrmse divides by each state's standard deviation (1 is no better than "
-               "the mean), r2 = 1 is perfect.")
-    lines = [f"# {title}", "", *about, "", "## Comparison, best first on held-out data", "", table_note(table), "",
-             markdown_table(ranked), "", metrics, "", "## What each model found", ""]
+    metrics = (
+        "rmse, nrmse and r2 compare each model's simulated trajectories with the observations "
+        "(observed entries only); nrmse divides by each state's standard deviation (1 is no better than "
+        "the mean), r2 = 1 is perfect."
+    )
+    lines = [
+        f"# {title}",
+        "",
+        *about,
+        "",
+        "## Comparison, best first on held-out data",
+        "",
+        table_note(table),
+        "",
+        markdown_table(ranked),
+        "",
+        metrics,
+        "",
+        "## What each model found",
+        "",
+    ]
     order = list(dict.fromkeys(ranked["estimator"]))
     for model in sorted(notes, key=lambda n: order.index(n) if n in order else len(order)):
         lines.append(f"**{model}**")

@@ -34,13 +34,28 @@ LAYERS = {
     "sysid.model_selection": {"sysid.adapters", "sysid.trajectories"},
     "sysid.comparison": {"sysid.adapters", "sysid.trajectories"},
     "sysid.plot": {"sysid.adapters", "sysid.trajectories"},
-    "sysid.estimators": {"sysid.adapters", "sysid.equations", "sysid.fields", "sysid.integration", "sysid.io",
-                         "sysid.metrics", "sysid.parameters", "sysid.selection", "sysid.training",
-                         "sysid.trajectories"},
+    "sysid.estimators": {
+        "sysid.adapters",
+        "sysid.equations",
+        "sysid.fields",
+        "sysid.integration",
+        "sysid.io",
+        "sysid.metrics",
+        "sysid.parameters",
+        "sysid.selection",
+        "sysid.training",
+        "sysid.trajectories",
+    },
     "sysid.ensemble": {"sysid.estimators", "sysid.trajectories"},
     "sysid.report": {"sysid.comparison", "sysid.equations"},
-    "sysid.cli": {"sysid.adapters", "sysid.comparison", "sysid.datasets", "sysid.equations", "sysid.io",
-                  "sysid.report"},
+    "sysid.cli": {
+        "sysid.adapters",
+        "sysid.comparison",
+        "sysid.datasets",
+        "sysid.equations",
+        "sysid.io",
+        "sysid.report",
+    },
     "sysid": {"sysid.adapters", "sysid.trajectories"},
 }
 LEAVES = {"sysid.errors", "sysid.parts", "sysid.registry"}
@@ -132,8 +147,11 @@ def test_units_import_only_what_is_below_them(layer):
 
 
 def test_no_module_is_longer_than_600_lines():
-    long = {str(p.relative_to(ROOT.parent)): n for p in ROOT.rglob("*.py")
-            if (n := len(p.read_text().splitlines())) > MAX_LINES}
+    long = {
+        str(p.relative_to(ROOT.parent)): n
+        for p in ROOT.rglob("*.py")
+        if (n := len(p.read_text().splitlines())) > MAX_LINES
+    }
     assert not long, f"split these modules: {long}"
 
 

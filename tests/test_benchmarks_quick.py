@@ -20,12 +20,22 @@ ROOT = Path(__file__).resolve().parents[1]
 EXPECTED_ROWS = {
     "time_to_accuracy": ["sysid NeuralODE()", "plain torchdiffeq loop (adjoint)"],
     "overhead": ["lotka_volterra"],
-    "recovery": ["SparseODE", "GreyBoxODE (true form, 50% off)", "ClassicalODE (true form, 50% off, 4 starts)",
-                 "SINDy, finite differences", "SINDy, smoothed (Savitzky-Golay)", "SINDy, spline derivatives"],
+    "recovery": [
+        "SparseODE",
+        "GreyBoxODE (true form, 50% off)",
+        "ClassicalODE (true form, 50% off, 4 starts)",
+        "SINDy, finite differences",
+        "SINDy, smoothed (Savitzky-Golay)",
+        "SINDy, spline derivatives",
+    ],
     "memory": ["adjoint"],
     "scaling": ["adjoint"],
-    "cascaded_tanks": ["NeuralODE(n_augment=1)", "HybridODE (tank physics + NN)", "ClassicalODE (tank physics)",
-                       "SINDy with control (degree 2)"],
+    "cascaded_tanks": [
+        "NeuralODE(n_augment=1)",
+        "HybridODE (tank physics + NN)",
+        "ClassicalODE (tank physics)",
+        "SINDy with control (degree 2)",
+    ],
     "parametric": ["lynx-hare (sysid.datasets)", "Lotka-Volterra 3x60", "GreyBoxODE()", "ClassicalODE("],
     "sparse_recovery": ["SparseODE() (threshold='auto')", "SINDy() defaults"],
     "generalisation": ["NeuralODE", "SparseODE", "SINDy", "ClassicalODE"],
@@ -36,8 +46,14 @@ EXPECTED_ROWS = {
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
     out = tmp_path_factory.mktemp("bench")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    done = subprocess.run([sys.executable, "-m", "benchmarks", "--tiny", "--out", str(out)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--tiny", "--out", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     return out, done
 
 
@@ -84,8 +100,14 @@ def test_cascaded_tanks_skips_without_data(tmp_path: Path, monkeypatch: pytest.M
 
 def test_unknown_study_is_refused() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-m", "benchmarks", "--only", "speed"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--only", "speed"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2 and "unknown studies ['speed']" in done.stderr
 
 
@@ -109,7 +131,11 @@ def test_generalisation_labels_research_rows_by_their_settings() -> None:
         from benchmarks import generalisation
     finally:
         sys.path.remove(str(ROOT))
-    rows = [{"model": "NeuralODE", "neural": '{"horizons": [20, null]}'}, {"model": "NeuralODE", "neural": "{}"},
-            {"model": "NeuralODE", "neural": '{"lr": 0.1}'}, {"model": "SINDy", "neural": "{}"}]
+    rows = [
+        {"model": "NeuralODE", "neural": '{"horizons": [20, null]}'},
+        {"model": "NeuralODE", "neural": "{}"},
+        {"model": "NeuralODE", "neural": '{"lr": 0.1}'},
+        {"model": "SINDy", "neural": "{}"},
+    ]
     labels = [r["model"] for r in generalisation.label_rows(rows, {"horizons": [20, None]})]
     assert labels == ["NeuralODE", "NeuralODE (before #17)", 'NeuralODE {"lr": 0.1}', "SINDy"]

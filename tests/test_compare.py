@@ -54,9 +54,15 @@ def table(tiny):
 def test_rows_and_columns_held_out_splits_first(table):
     assert list(table.columns) == COLUMNS
     assert table[["estimator", "split"]].values.tolist() == [
-        ["SINDy", "test"], ["SINDy", "extrapolation"], ["SINDy", "train"],
-        ["ClassicalODE", "test"], ["ClassicalODE", "extrapolation"], ["ClassicalODE", "train"],
-        ["Broken", "test"], ["Broken", "extrapolation"], ["Broken", "train"],
+        ["SINDy", "test"],
+        ["SINDy", "extrapolation"],
+        ["SINDy", "train"],
+        ["ClassicalODE", "test"],
+        ["ClassicalODE", "extrapolation"],
+        ["ClassicalODE", "train"],
+        ["Broken", "test"],
+        ["Broken", "extrapolation"],
+        ["Broken", "train"],
     ]
     assert table.attrs["time_fraction"] == 0.7 and table.attrs["extrapolation_trajectories"] == ["run0", "run1"]
 
@@ -98,7 +104,7 @@ def test_extrapolation_scores_only_the_tail(tiny):
     model = table.attrs["extrapolation_models"]["SINDy"]
     _, future = train.split(time_fraction=0.5)
     whole = model.predict(train)
-    tails = [w.y[-f.n_times:] for w, f in zip(whole, future)]
+    tails = [w.y[-f.n_times :] for w, f in zip(whole, future)]
     from sysid.metrics import rmse
 
     assert table.loc[0, "rmse"] == pytest.approx(rmse(future, tails))
@@ -137,8 +143,9 @@ def test_parallel_processes_give_the_same_numbers_as_serial(tiny, table):
 @pytest.mark.filterwarnings("ignore::sysid.errors.SolverWarning")  # plain SINDy diverges on this noisy data
 def test_names_are_disambiguated_and_truth_forms(tiny):
     train, _ = tiny
-    table = compare([SINDy(), SINDy(threshold=0.3), SINDy()], train,
-                    truth={"alpha": 1.5, "beta": 1.0, "gamma": 3.0, "delta": 1.0})
+    table = compare(
+        [SINDy(), SINDy(threshold=0.3), SINDy()], train, truth={"alpha": 1.5, "beta": 1.0, "gamma": 3.0, "delta": 1.0}
+    )
     assert table.estimator.tolist() == ["SINDy #1", "SINDy(threshold=0.3)", "SINDy #3"]
     assert table.coefficient_error.isna().all()  # parameters given, SINDy has coefficients
     named = compare({"mine": SINDy()}, train, truth=LV.coefficients)

@@ -36,8 +36,10 @@ def relaxation(noise, seed=0, n_traj=6, n_times=12):
         ts.append(t)
         clean.append(x[:, None])
         noisy.append((x + noise * rng.standard_normal(n_times))[:, None])
-    return (sysid.Trajectories.from_arrays(ts, noisy, state_names=["x"]),
-            sysid.Trajectories.from_arrays(ts, clean, state_names=["x"]))
+    return (
+        sysid.Trajectories.from_arrays(ts, noisy, state_names=["x"]),
+        sysid.Trajectories.from_arrays(ts, clean, state_names=["x"]),
+    )
 
 
 def classical():
@@ -127,8 +129,15 @@ def test_segments_bootstrap_resamples_pieces_of_one_trajectory():
 
 def test_neural_members_get_their_own_seeds():
     data, _ = relaxation(0.02, n_traj=1, n_times=20)
-    tiny = sysid.NeuralODE(hidden=(8,), max_epochs=3, lbfgs_steps=0, collocation_steps=10, gradient="backprop",
-                           verbose=False, random_state=0)
+    tiny = sysid.NeuralODE(
+        hidden=(8,),
+        max_epochs=3,
+        lbfgs_steps=0,
+        collocation_steps=10,
+        gradient="backprop",
+        verbose=False,
+        random_state=0,
+    )
     model = Ensemble(tiny, n_members=2, bootstrap="segments", n_segments=2, random_state=5).fit(data)
     seeds = [member.random_state for member in model.estimators_]
     assert seeds == model.member_seeds_ and len(set(seeds)) == 2 and tiny.random_state == 0
@@ -162,8 +171,7 @@ def test_plot_draws_the_band(lv):
 
 
 def test_grid_search_tunes_the_members(lv):
-    search = GridSearchCV(Ensemble(SINDy(), n_members=2), {"estimator__threshold": [0.05, 5.0]},
-                          cv=TrajectoryKFold(2))
+    search = GridSearchCV(Ensemble(SINDy(), n_members=2), {"estimator__threshold": [0.05, 5.0]}, cv=TrajectoryKFold(2))
     with pytest.warns(UserWarning, match="eliminated all coefficients"):  # pysindy: threshold 5 removes every term
         search.fit(lv)
     assert search.best_params_ == {"estimator__threshold": 0.05}
@@ -172,8 +180,12 @@ def test_grid_search_tunes_the_members(lv):
 def test_bad_settings_fail_before_any_fit(lv):
     with pytest.raises(NotFittedError):
         Ensemble(SINDy()).predict(lv)
-    for params, message in [({"n_members": 1}, "n_members"), ({"bootstrap": "rows"}, "bootstrap must be"),
-                            ({"n_segments": 0}, "n_segments"), ({"random_state": "x"}, "random_state")]:
+    for params, message in [
+        ({"n_members": 1}, "n_members"),
+        ({"bootstrap": "rows"}, "bootstrap must be"),
+        ({"n_segments": 0}, "n_segments"),
+        ({"random_state": "x"}, "random_state"),
+    ]:
         with pytest.raises(ConfigError, match=message):
             Ensemble(SINDy(), **params).fit(lv)
     with pytest.raises(ConfigError, match="sysid estimator"):

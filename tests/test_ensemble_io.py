@@ -9,8 +9,14 @@ import sysid
 from sysid import SINDy
 from sysid.datasets import simulate
 
-TINY = {"hidden": (4,), "max_epochs": 2, "lbfgs_steps": 0, "collocation_steps": 20, "gradient": "backprop",
-        "verbose": False}
+TINY = {
+    "hidden": (4,),
+    "max_epochs": 2,
+    "lbfgs_steps": 0,
+    "collocation_steps": 20,
+    "gradient": "backprop",
+    "verbose": False,
+}
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +41,10 @@ def test_a_sindy_ensemble_round_trips_with_identical_means_and_bands(lv, tmp_pat
     assert loaded.get_params()["estimator__threshold"] == ensemble.get_params()["estimator__threshold"]
     assert loaded.samples_ == ensemble.samples_ and loaded.member_seeds_ == ensemble.member_seeds_
     assert_same(loaded.predict(lv), ensemble.predict(lv))
-    for a, b in zip(loaded.predict_quantiles(lv, quantiles=(0.1, 0.5, 0.9)),
-                    ensemble.predict_quantiles(lv, quantiles=(0.1, 0.5, 0.9))):
+    for a, b in zip(
+        loaded.predict_quantiles(lv, quantiles=(0.1, 0.5, 0.9)),
+        ensemble.predict_quantiles(lv, quantiles=(0.1, 0.5, 0.9)),
+    ):
         assert_same(a, b)
     frame = lv.to_pandas()
     assert loaded.predict(frame, trajectory="trajectory").equals(ensemble.predict(frame, trajectory="trajectory"))

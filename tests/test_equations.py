@@ -19,8 +19,10 @@ from sysid.equations import (
 )
 from sysid.errors import ConfigError, NotFittedError
 
-PENDULUM = pd.DataFrame({"theta": [0.0, 1.0, 0.0], "omega": [-19.6234, 0.0, -0.3512]},
-                        index=pd.Index(["sin(theta)", "omega", "theta"], name="term"))
+PENDULUM = pd.DataFrame(
+    {"theta": [0.0, 1.0, 0.0], "omega": [-19.6234, 0.0, -0.3512]},
+    index=pd.Index(["sin(theta)", "omega", "theta"], name="term"),
+)
 
 
 @pytest.fixture(scope="module")
@@ -28,13 +30,16 @@ def lv_sindy():
     return SINDy(threshold=0.1).fit(simulate("lotka_volterra", noise=0.0, irregular=False, n_samples=400))
 
 
-@pytest.mark.parametrize(("stderr", "expected"), [
-    (0.3, "-(19.6 ± 0.3) sin(theta)"),      # one significant digit of the error, the value to the same place
-    (0.013, "-(19.623 ± 0.013) sin(theta)"),  # an error starting with 1 keeps two digits
-    (2.0, "-(20 ± 2) sin(theta)"),
-    (40.0, "-(20 ± 40) sin(theta)"),          # not distinguishable from zero, and it shows
-    (np.nan, "-19.6 sin(theta)"),             # no error known: three significant figures
-])
+@pytest.mark.parametrize(
+    ("stderr", "expected"),
+    [
+        (0.3, "-(19.6 ± 0.3) sin(theta)"),  # one significant digit of the error, the value to the same place
+        (0.013, "-(19.623 ± 0.013) sin(theta)"),  # an error starting with 1 keeps two digits
+        (2.0, "-(20 ± 2) sin(theta)"),
+        (40.0, "-(20 ± 40) sin(theta)"),  # not distinguishable from zero, and it shows
+        (np.nan, "-19.6 sin(theta)"),  # no error known: three significant figures
+    ],
+)
 def test_precision_follows_the_standard_error(stderr, expected):
     table = pd.DataFrame({"omega": [-19.6234]}, index=["sin(theta)"])
     errors = pd.DataFrame({"omega": [stderr]}, index=["sin(theta)"])
@@ -42,11 +47,11 @@ def test_precision_follows_the_standard_error(stderr, expected):
 
 
 def test_significant_figures_without_errors_never_flatten_small_coefficients():
-    table = pd.DataFrame({"lynx": [-0.7987, 0.024814, 3.1e-5, 123456.0]},
-                         index=["lynx", "hare lynx", "hare^2", "1"])
+    table = pd.DataFrame({"lynx": [-0.7987, 0.024814, 3.1e-5, 123456.0]}, index=["lynx", "hare lynx", "hare^2", "1"])
     assert format_equations(table) == ["d lynx/dt = -0.799 lynx + 0.0248 hare lynx + 3.10e-05 hare^2 + 1.23e+05"]
     assert format_equations(table, precision=2) == [  # pysindy's fixed decimals on request, no term hidden
-        "d lynx/dt = -0.80 lynx + 0.02 hare lynx + 3.1e-05 hare^2 + 123456.00"]
+        "d lynx/dt = -0.80 lynx + 0.02 hare lynx + 3.1e-05 hare^2 + 123456.00"
+    ]
     assert format_coefficient(0.024814) == "0.0248" and format_coefficient(-2.0) == "-2.00"
 
 
@@ -54,8 +59,10 @@ def test_latex_string():
     errors = pd.DataFrame({"theta": [np.nan, 0.0, np.nan], "omega": [0.3, np.nan, 0.02]}, index=PENDULUM.index)
     theta, omega = format_equations(PENDULUM, errors, kind="latex")
     assert theta == r"\frac{d\,\theta}{dt} = 1.00 \omega"
-    assert omega == (r"\frac{d\,\omega}{dt} = -\left(19.6 \pm 0.3\right) \sin{\left(\theta \right)} "
-                     r"- \left(0.35 \pm 0.02\right) \theta")
+    assert omega == (
+        r"\frac{d\,\omega}{dt} = -\left(19.6 \pm 0.3\right) \sin{\left(\theta \right)} "
+        r"- \left(0.35 \pm 0.02\right) \theta"
+    )
 
 
 def test_sympy_expressions_of_the_terms_are_exact_and_never_evaluated():
@@ -67,7 +74,8 @@ def test_sympy_expressions_of_the_terms_are_exact_and_never_evaluated():
     assert term_expression(hostile) == sympy.Symbol(hostile)  # an opaque name, no eval
     rhs = sympy_equations(PENDULUM)
     assert rhs[1] == sympy.Float(-19.6234) * sympy.sin(sympy.Symbol("theta")) - sympy.Float(0.3512) * sympy.Symbol(
-        "theta")
+        "theta"
+    )
 
 
 def _agrees(model, expressions, names, points, u=None):
@@ -98,8 +106,9 @@ def test_sympy_equations_with_inputs_evaluate_to_the_vector_field():
 
 def test_sympy_equations_evaluate_to_the_vector_field_sparse_trig_and_distill():
     data = simulate("pendulum", n_trajectories=2, n_samples=40, noise=0.01, random_state=0)
-    model = SparseODE(degree=1, include_trig=True, max_epochs=3, n_threshold_rounds=0, gradient="backprop",
-                      verbose=False).fit(data)
+    model = SparseODE(
+        degree=1, include_trig=True, max_epochs=3, n_threshold_rounds=0, gradient="backprop", verbose=False
+    ).fit(data)
     assert any("sin(theta)" in str(t) for t in model.coefficients_.index)
     rng = np.random.default_rng(2)
     points = rng.uniform(-1.0, 1.0, (5, 2))
@@ -113,7 +122,9 @@ def test_sympy_equations_evaluate_to_the_vector_field_sparse_trig_and_distill():
 
 def test_equations_show_standard_errors_when_the_model_has_them(lv_sindy):
     assert lv_sindy.equations() == [  # three significant figures: -0.9994 is not rounded to -1.00
-        "d prey/dt = 1.50 prey - 0.999 prey predator", "d predator/dt = -3.00 predator + 0.999 prey predator"]
+        "d prey/dt = 1.50 prey - 0.999 prey predator",
+        "d predator/dt = -3.00 predator + 0.999 prey predator",
+    ]
     model = SINDy(threshold=0.1).fit(simulate("lotka_volterra", noise=0.0, irregular=False, n_samples=400))
     errors = pd.DataFrame(0.0, index=model.coefficients_.index, columns=model.coefficients_.columns)
     errors.loc["prey", "prey"], errors.loc["prey predator", "prey"] = 0.03, 0.012

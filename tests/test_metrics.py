@@ -28,12 +28,15 @@ def test_fully_observed_metrics_agree_with_sklearn(pair):
     data, preds = pair
     y, p = np.concatenate([tr.y for tr in data]), np.concatenate(preds)
     assert rmse(data, preds) == pytest.approx(root_mean_squared_error(y, p))
-    assert np.allclose(rmse(data, preds, multioutput="raw_values"),
-                       root_mean_squared_error(y, p, multioutput="raw_values"))
+    assert np.allclose(
+        rmse(data, preds, multioutput="raw_values"), root_mean_squared_error(y, p, multioutput="raw_values")
+    )
     assert r2(data, preds) == pytest.approx(r2_score(y, p))
     assert np.allclose(r2(data, preds, multioutput="raw_values"), r2_score(y, p, multioutput="raw_values"))
-    assert np.allclose(nrmse(data, preds, multioutput="raw_values"),
-                       root_mean_squared_error(y, p, multioutput="raw_values") / y.std(axis=0))
+    assert np.allclose(
+        nrmse(data, preds, multioutput="raw_values"),
+        root_mean_squared_error(y, p, multioutput="raw_values") / y.std(axis=0),
+    )
 
 
 def test_missing_observations_are_skipped_and_r2_matches_score(pair):
@@ -45,7 +48,8 @@ def test_missing_observations_are_skipped_and_r2_matches_score(pair):
     y, p = np.concatenate(holes), np.concatenate(preds)
     keep = ~np.isnan(y[:, 0])
     assert rmse(gappy, preds, multioutput="raw_values")[0] == pytest.approx(
-        np.sqrt(np.mean((y[keep, 0] - p[keep, 0]) ** 2)))
+        np.sqrt(np.mean((y[keep, 0] - p[keep, 0]) ** 2))
+    )
     per_state = [r2_score(y[~np.isnan(y[:, j]), j], p[~np.isnan(y[:, j]), j]) for j in range(3)]
     assert r2(gappy, preds) == pytest.approx(np.mean(per_state))
     predictions = gappy.with_states(preds)  # Trajectories work as predictions too
@@ -112,8 +116,9 @@ def test_shape_mismatches_are_data_errors(pair):
 
 def test_coefficient_error_on_the_exact_truth_is_zero():
     lv = truth("lotka_volterra")
-    table = pd.DataFrame(0.0, index=["1", "prey", "predator", "prey^2", "prey predator", "predator^2"],
-                         columns=["prey", "predator"])
+    table = pd.DataFrame(
+        0.0, index=["1", "prey", "predator", "prey^2", "prey predator", "predator^2"], columns=["prey", "predator"]
+    )
     for state, terms in lv.coefficients.items():
         for term, value in terms.items():
             table.loc[term, state] = value
@@ -123,8 +128,9 @@ def test_coefficient_error_on_the_exact_truth_is_zero():
 
 def test_coefficient_error_counts_spurious_and_missed_terms():
     true = {"x": {"x": -1.0, "x y": 2.0}, "y": {"y": 1.0}}
-    table = pd.DataFrame({"x": [0.1, -1.0, 0.0, 0.01], "y": [0.0, 0.0, 1.0, 0.0]},
-                         index=["1", "x", "y", "y x"])  # "y x" is "x y"; it was estimated ~0
+    table = pd.DataFrame(
+        {"x": [0.1, -1.0, 0.0, 0.01], "y": [0.0, 0.0, 1.0, 0.0]}, index=["1", "x", "y", "y x"]
+    )  # "y x" is "x y"; it was estimated ~0
     result = coefficient_error(table, true, threshold=0.05)
     expected = np.sqrt(0.1**2 + (0.01 - 2.0) ** 2) / np.sqrt(1 + 4 + 1)
     assert result.relative_error == pytest.approx(expected)

@@ -75,11 +75,15 @@ def test_units_from_attributes_and_column_names():
     assert [ax.get_ylabel() for ax in fig.axes] == ["theta_rad [radian]", "omega [rad/s]"]
     assert fig.axes[-1].get_xlabel() == "time [years since 1900]"
     frame = pd.DataFrame({"t_s": t, "u_V": np.sin(t), "hare_thousands": np.exp(t), "vir": t})
-    data = Trajectories.from_arrays(t, frame[["hare_thousands", "vir"]].to_numpy(), state_names=["hare_thousands",
-                                                                                                  "vir"])
+    data = Trajectories.from_arrays(
+        t, frame[["hare_thousands", "vir"]].to_numpy(), state_names=["hare_thousands", "vir"]
+    )
     data.source["time"] = "t_s"
     assert [plot.axis_label(data, "hare_thousands"), plot.axis_label(data, "vir"), plot.axis_label(data)] == [
-        "hare [thousands]", "vir", "t [s]"]
+        "hare [thousands]",
+        "vir",
+        "t [s]",
+    ]
 
 
 def test_a_model_is_drawn_as_a_dense_curve_through_its_predictions(lv, lv_model):
@@ -136,8 +140,13 @@ def test_diverged_predictions_are_marked_and_do_not_set_the_axis_range(lv):
     failed_mark = next(m for m in marks if m.get_color() == "C1")
     last = max(k for k in range(30) if not np.isnan(lv[0].y[k, 0]))  # the last point the simulation reached
     assert xy(failed_mark)[0][0] == lv[0].t[last] and xy(failed_mark)[1][0] == pytest.approx(lv[0].y[last, 0])
-    assert legend_texts(fig) == ["observed", "blows up", "fails", "held out from fitting",
-                                 "diverged (left the plot or failed)"]
+    assert legend_texts(fig) == [
+        "observed",
+        "blows up",
+        "fails",
+        "held out from fitting",
+        "diverged (left the plot or failed)",
+    ]
     assert any(p.get_x() == 5.0 for p in ax.patches)  # the held-out span of run0
     quiet = plot.trajectories(lv, [tr.y for tr in lv])
     assert "diverged (left the plot or failed)" not in legend_texts(quiet) and len(quiet.legends[0].get_texts()) == 2
@@ -145,8 +154,9 @@ def test_diverged_predictions_are_marked_and_do_not_set_the_axis_range(lv):
 
 def test_trajectories_prediction_on_its_own_time_grid_and_bands(lv, lv_model):
     fine = [np.linspace(tr.t[0], tr.t[-1], 200) for tr in lv]
-    predicted = [lv_model.predict(t=t, x0=tr.y[0] if not np.isnan(tr.y[0]).any() else [1.5, 1.0])
-                 for t, tr in zip(fine, lv)]
+    predicted = [
+        lv_model.predict(t=t, x0=tr.y[0] if not np.isnan(tr.y[0]).any() else [1.5, 1.0]) for t, tr in zip(fine, lv)
+    ]
     grid = Trajectories.from_arrays(fine, predicted, state_names=list(lv.state_names), names=lv.names)
     lower = grid.with_states([p - 0.2 for p in predicted])
     upper = grid.with_states([p + 0.2 for p in predicted])
@@ -202,13 +212,15 @@ def test_phase_portrait_needs_two_states():
         plot.phase_portrait(object(), one)
 
 
-TABLE = pd.DataFrame({
-    "estimator": ["A", "A", "A", "B", "B", "B", "C", "C", "C"],
-    "split": ["train", "test", "extrapolation"] * 3,
-    "rmse": [0.1, 0.5, 0.3, 0.4, 0.2, 0.6, 0.1, np.nan, np.nan],
-    "r2": [0.9, 0.5, 0.7, 0.6, 0.8, 0.4, 0.95, np.nan, np.nan],
-    "error": [None] * 7 + ["boom", "boom"],
-})
+TABLE = pd.DataFrame(
+    {
+        "estimator": ["A", "A", "A", "B", "B", "B", "C", "C", "C"],
+        "split": ["train", "test", "extrapolation"] * 3,
+        "rmse": [0.1, 0.5, 0.3, 0.4, 0.2, 0.6, 0.1, np.nan, np.nan],
+        "r2": [0.9, 0.5, 0.7, 0.6, 0.8, 0.4, 0.95, np.nan, np.nan],
+        "error": [None] * 7 + ["boom", "boom"],
+    }
+)
 
 
 def test_compare_ranks_by_held_out_error_held_out_bars_first():
@@ -230,8 +242,7 @@ def test_compare_ranks_by_held_out_error_held_out_bars_first():
 
 def test_compare_keeps_each_model_colour_and_an_outlier_off_the_scale():
     colours = plot.model_colours(["A", "B", "C"])
-    fig = plot.scores(TABLE.assign(rmse=[0.1, 0.5, 0.3, 0.4, 48.0, 0.6, 0.1, 0.2, 0.3]), metric="rmse",
-                       colors=colours)
+    fig = plot.scores(TABLE.assign(rmse=[0.1, 0.5, 0.3, 0.4, 48.0, 0.6, 0.1, 0.2, 0.3]), metric="rmse", colors=colours)
     ax = fig.axes[0]
     ranked = [t.get_text() for t in ax.get_xticklabels()]
     for group in ax.containers:

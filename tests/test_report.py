@@ -30,22 +30,32 @@ def data():
 @pytest.fixture(scope="module")
 def table(data):
     train, test = data.split(test_trajectories=["run2"])
-    estimators = {"SINDy": SINDy(differentiation="spline"),
-                  "ClassicalODE": ClassicalODE(lotka_volterra, {k: 1.1 * v for k, v in LV.params.items()}),
-                  "SINDy loose": SINDy(threshold=0.0, degree=3)}
+    estimators = {
+        "SINDy": SINDy(differentiation="spline"),
+        "ClassicalODE": ClassicalODE(lotka_volterra, {k: 1.1 * v for k, v in LV.params.items()}),
+        "SINDy loose": SINDy(threshold=0.0, degree=3),
+    }
     with pytest.warns((SolverWarning, ExtrapolationWarning)):  # the loose SINDy diverges or extrapolates
         return report.run_comparison(estimators, train, test, truth=LV, time_fraction=0.7)
 
 
 def test_run_comparison_is_compare_one_model_at_a_time(data, table):
     train, test = data.split(test_trajectories=["run2"])
-    one = compare({"ClassicalODE": ClassicalODE(lotka_volterra, {k: 1.1 * v for k, v in LV.params.items()})},
-                  train, test, truth=LV, time_fraction=0.7)
+    one = compare(
+        {"ClassicalODE": ClassicalODE(lotka_volterra, {k: 1.1 * v for k, v in LV.params.items()})},
+        train,
+        test,
+        truth=LV,
+        time_fraction=0.7,
+    )
     mine = table[table.estimator == "ClassicalODE"].reset_index(drop=True)
     columns = ["estimator", "split", "rmse", "nrmse", "r2", "coefficient_error"]
     pd.testing.assert_frame_equal(mine[columns], one[columns])
-    assert table.attrs["time_fraction"] == 0.7 and set(table.attrs["models"]) == {"SINDy", "ClassicalODE",
-                                                                                   "SINDy loose"}
+    assert table.attrs["time_fraction"] == 0.7 and set(table.attrs["models"]) == {
+        "SINDy",
+        "ClassicalODE",
+        "SINDy loose",
+    }
 
 
 def test_rank_puts_the_best_held_out_model_first_and_held_out_rows_first(table):
@@ -62,8 +72,9 @@ def test_rank_puts_the_best_held_out_model_first_and_held_out_rows_first(table):
 
 def test_long_errors_are_cut_in_the_display_not_in_the_table():
     long = "sysid.errors.FitError: " + "the solver could not go on " * 10
-    table = pd.DataFrame({"estimator": ["A"], "split": ["train"], "nrmse": [np.nan], "r2": [np.nan],
-                          "rmse": [np.nan], "error": [long]})
+    table = pd.DataFrame(
+        {"estimator": ["A"], "split": ["train"], "nrmse": [np.nan], "r2": [np.nan], "rmse": [np.nan], "error": [long]}
+    )
     shown = report.display_table(table)
     assert shown.error[0].startswith("FitError: the solver") and shown.error[0].endswith(" …")
     assert len(shown.error[0]) <= 102 and table.error[0] == long
@@ -88,7 +99,8 @@ def test_model_notes_show_parameters_to_the_digits_their_errors_support(table):
     assert alpha.startswith("alpha = ") and " ± " in alpha
     value, error = (float(v) for v in alpha.removeprefix("alpha = ").split(" ± "))
     assert value == pytest.approx(classical.params_["alpha"], abs=error) and error == pytest.approx(
-        classical.params_stderr_["alpha"], rel=0.5)
+        classical.params_stderr_["alpha"], rel=0.5
+    )
     assert notes["SINDy"][0].startswith("d prey/dt = ")
 
 

@@ -76,8 +76,9 @@ def test_information_criterion_trades_fit_for_terms():
     better = selection.information_criterion(np.array([[1.0, 1.0], [0.5, 1.0]]), n, np.array([2, 3]))
     assert better[1] < better[0]
     # smooth (correlated) errors count less: the same improvement no longer pays for the term
-    damped = selection.information_criterion(np.array([[1.0, 1.0], [0.9, 1.0]]), n, np.array([2, 3]),
-                                             efficiency=[0.02, 0.02])
+    damped = selection.information_criterion(
+        np.array([[1.0, 1.0], [0.9, 1.0]]), n, np.array([2, 3]), efficiency=[0.02, 0.02]
+    )
     assert damped[0] < damped[1]
     # below the floor every model is as good as the floor: fewer terms win
     tiny = selection.information_criterion(np.array([[1e-6, 1e-6], [1e-8, 1e-8]]), n, np.array([2, 4]), floor=0.01)
@@ -175,7 +176,7 @@ def test_auto_fit_saves_and_loads_its_selection(auto_fit, tmp_path):
 def test_a_failing_candidate_is_rejected_not_fatal(decay, monkeypatch):
     import sysid.estimators._ode_base as base
 
-    original, calls = base.train, []
+    original, calls = base.train_horizons, []
 
     def flaky(*args, **kwargs):
         calls.append(1)
@@ -183,7 +184,7 @@ def test_a_failing_candidate_is_rejected_not_fatal(decay, monkeypatch):
             raise FitError("training failed 5 times in a row (last: underflow in dt 3.6e-16)")
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(base, "train", flaky)
+    monkeypatch.setattr(base, "train_horizons", flaky)
     model = SparseODE(degree=1, threshold="auto", max_epochs=5, **FAST).fit(decay)
     assert len(calls) == len(model.selection_) >= 2
     assert model.selection_["failure"].iloc[1].startswith("FitError: training failed 5 times")
@@ -196,7 +197,7 @@ def test_every_candidate_failing_is_a_fit_error(decay, monkeypatch):
     def broken(*args, **kwargs):
         raise FitError("training failed 5 times in a row")
 
-    monkeypatch.setattr(base, "train", broken)
+    monkeypatch.setattr(base, "train_horizons", broken)
     with pytest.raises(FitError, match="every candidate equation failed"):
         SparseODE(degree=1, threshold="auto", max_epochs=5, **FAST).fit(decay)
 
@@ -231,8 +232,9 @@ def test_sindy_auto_warns_about_collinear_terms():
 
     t = np.linspace(0, 6, 150)
     theta = 0.4 * np.cos(3 * t)
-    data = sysid.Trajectories.from_arrays([t], [np.column_stack([theta, -1.2 * np.sin(3 * t)])],
-                                          state_names=["theta", "omega"])
+    data = sysid.Trajectories.from_arrays(
+        [t], [np.column_stack([theta, -1.2 * np.sin(3 * t)])], state_names=["theta", "omega"]
+    )
     library = ps.GeneralizedLibrary([ps.PolynomialLibrary(degree=1), ps.FourierLibrary(n_frequencies=1)])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -243,8 +245,9 @@ def test_sindy_auto_warns_about_collinear_terms():
 
 def test_sparse_ode_warns_about_collinear_terms_at_the_callers_line():
     t = np.linspace(0, 6, 80)
-    data = sysid.Trajectories.from_arrays([t], [np.column_stack([0.4 * np.cos(3 * t), -1.2 * np.sin(3 * t)])],
-                                          state_names=["theta", "omega"])
+    data = sysid.Trajectories.from_arrays(
+        [t], [np.column_stack([0.4 * np.cos(3 * t), -1.2 * np.sin(3 * t)])], state_names=["theta", "omega"]
+    )
     with pytest.warns(FitWarning, match=r"theta ~ sin\(theta\)") as caught:
         model = SparseODE(degree=1, include_trig=True, max_epochs=2, **FAST).fit(data)
     assert any(w.filename == __file__ for w in caught if "collinear" in str(w.message))
@@ -295,7 +298,7 @@ def test_lipson_pendulum_forecast():
     model = SparseODE(degree=1, include_trig=True, verbose=False).fit(train)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        forecast = np.asarray(model.predict(t=t[n - 1:], x0=y[n - 1]))[1:, 0]
+        forecast = np.asarray(model.predict(t=t[n - 1 :], x0=y[n - 1]))[1:, 0]
     assert np.sqrt(np.mean((forecast - y[n:, 0]) ** 2)) / np.std(y[n:, 0]) <= 0.05
     kept = set(model.coefficients_.index[model.coefficients_["omega"] != 0])
     assert "sin(theta)" in kept and "theta" not in kept

@@ -172,8 +172,7 @@ def as_trajectories(
     an xarray Dataset or DataArray, a numpy array (n_times, n_states) with t=, or a list of such arrays
     with a list of t.
     """
-    labelled = {"time": time, "states": states, "inputs": inputs, "trajectory": trajectory,
-                "state_dim": state_dim}
+    labelled = {"time": time, "states": states, "inputs": inputs, "trajectory": trajectory, "state_dim": state_dim}
     numeric = {"t": t, "u": u, "state_names": state_names, "input_names": input_names}
     if isinstance(X, Trajectories | LazyTrajectories):
         _refuse(X, {**labelled, **numeric}, "they are already built into the Trajectories")
@@ -188,21 +187,29 @@ def as_trajectories(
         return from_pandas(X, time, states, inputs, trajectory, interpolate_inputs=interpolate_inputs, sort=sort)
     if isinstance(X, xr.Dataset | xr.DataArray):
         _refuse(X, numeric, "name the dimensions and variables with time=, states=, inputs=")
-        return from_xarray(X, time, states, inputs, trajectory, state_dim=state_dim,
-                           interpolate_inputs=interpolate_inputs, lazy=lazy, sort=sort)
+        return from_xarray(
+            X,
+            time,
+            states,
+            inputs,
+            trajectory,
+            state_dim=state_dim,
+            interpolate_inputs=interpolate_inputs,
+            lazy=lazy,
+            sort=sort,
+        )
     if isinstance(X, np.ndarray | list | tuple):
         _refuse(X, labelled, "pass t=, u=, state_names=, input_names= for arrays")
-        return from_arrays(X, t, u, state_names=state_names, input_names=input_names,
-                           interpolate_inputs=interpolate_inputs, sort=sort)
+        return from_arrays(
+            X, t, u, state_names=state_names, input_names=input_names, interpolate_inputs=interpolate_inputs, sort=sort
+        )
     raise DataError(f"cannot use data of type {type(X).__name__}; expected {_ACCEPTED}.")
 
 
 def _refuse(X: Any, arguments: dict[str, Any], advice: str) -> None:
     given = [name for name, value in arguments.items() if value is not None]
     if given:
-        raise DataError(
-            f"{', '.join(n + '=' for n in given)} do(es) not apply to a {type(X).__name__}; {advice}."
-        )
+        raise DataError(f"{', '.join(n + '=' for n in given)} do(es) not apply to a {type(X).__name__}; {advice}.")
 
 
 def to_caller_format(pred: Trajectories, like: Any) -> Any:
@@ -264,9 +271,7 @@ def to_caller_format(pred: Trajectories, like: Any) -> Any:
         return to_arrays(pred)
     if isinstance(like, np.ndarray):
         return _like_array(to_arrays(pred), like)
-    raise DataError(
-        f"cannot return predictions as {type(like).__name__}; expected the type of {_ACCEPTED}."
-    )
+    raise DataError(f"cannot return predictions as {type(like).__name__}; expected the type of {_ACCEPTED}.")
 
 
 def _like_array(states: list[np.ndarray], like: np.ndarray) -> np.ndarray | list[np.ndarray]:

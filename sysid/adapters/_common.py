@@ -41,9 +41,7 @@ def closest_name(name: Hashable, candidates: Iterable[Hashable]) -> Hashable | N
     return by_text[matches[0]] if matches else None
 
 
-def missing_name_error(
-    what: str, name: Hashable, candidates: Sequence[Hashable], hint: str = ""
-) -> DataError:
+def missing_name_error(what: str, name: Hashable, candidates: Sequence[Hashable], hint: str = "") -> DataError:
     """A DataError for a name that is not there, suggesting the closest one.
 
     Examples
@@ -151,8 +149,11 @@ def read_times(values: Any, label: str) -> TimeValues:
         dtype = values.dtype
     elif isinstance(values, pd.Series | pd.Index):
         dtype = values.dtype
-        if (pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
-                and not pd.api.types.is_complex_dtype(dtype)):
+        if (
+            pd.api.types.is_numeric_dtype(dtype)
+            and not pd.api.types.is_bool_dtype(dtype)
+            and not pd.api.types.is_complex_dtype(dtype)
+        ):
             if pd.api.types.is_integer_dtype(dtype):
                 known = values[values.notna()]
                 _check_exact_in_float64(known.to_numpy(dtype=np.dtype(values.dtype.kind + "8")), label)
@@ -281,8 +282,7 @@ def caller_times(traj: Trajectory, kind: TimeKind, dtype: Any = None) -> np.ndar
     --------
     >>> import numpy as np
     >>> from sysid.trajectories import Trajectory
-    >>> traj = Trajectory(np.array([0.0, 0.25]), np.zeros((2, 1)), None, 0,
-    ...                   np.datetime64("2020-01-01T00:00:00", "ns"))
+    >>> traj = Trajectory(np.array([0.0, 0.25]), np.zeros((2, 1)), None, 0, np.datetime64("2020-01-01T00:00:00", "ns"))
     >>> caller_times(traj, "datetime", np.dtype("datetime64[ms]"))
     array(['2020-01-01T00:00:00.000', '2020-01-01T00:00:00.250'],
           dtype='datetime64[ms]')

@@ -49,8 +49,9 @@ def to_xarray(data: Trajectories) -> xr.Dataset:
     >>> import numpy as np
     >>> from sysid import Trajectories
     >>> from sysid.adapters import to_xarray
-    >>> data = Trajectories.from_arrays([np.array([0.0, 1.0]), np.array([0.0, 2.0])],
-    ...                                 [np.ones((2, 1)), np.zeros((2, 1))], names=["a", "b"])
+    >>> data = Trajectories.from_arrays(
+    ...     [np.array([0.0, 1.0]), np.array([0.0, 2.0])], [np.ones((2, 1)), np.zeros((2, 1))], names=["a", "b"]
+    ... )
     >>> ds = to_xarray(data)
     >>> dict(ds.sizes), ds["time"].values.tolist()
     ({'trajectory': 2, 'time': 3}, [0.0, 1.0, 2.0])
@@ -59,10 +60,7 @@ def to_xarray(data: Trajectories) -> xr.Dataset:
     """
     dims = _output_dims(data)
     union, positions = _union_times(data)
-    variables = {
-        name: _padded_variable(data, name, union.size, positions, dims)
-        for name in _variable_order(data)
-    }
+    variables = {name: _padded_variable(data, name, union.size, positions, dims) for name in _variable_order(data)}
     coords = {dims.time: xr.Variable(dims.time, union, copy.deepcopy(data.source.get("time_attrs", {})))}
     if dims.trajectory is not None and data.source.get("trajectory_coord", True):
         coords[dims.trajectory] = xr.Variable(
@@ -177,8 +175,11 @@ def to_dataarray(data: Trajectories, like: xr.DataArray | None = None) -> xr.Dat
     --------
     >>> import numpy as np, xarray as xr
     >>> from sysid.adapters import from_xarray
-    >>> da = xr.DataArray(np.arange(6.0).reshape(3, 2), dims=("time", "species"),
-    ...                   coords={"time": [0.0, 1.0, 2.0], "species": ["prey", "predator"]})
+    >>> da = xr.DataArray(
+    ...     np.arange(6.0).reshape(3, 2),
+    ...     dims=("time", "species"),
+    ...     coords={"time": [0.0, 1.0, 2.0], "species": ["prey", "predator"]},
+    ... )
     >>> back = to_dataarray(from_xarray(da))
     >>> back.dims, back["species"].values.tolist()
     (('time', 'species'), ['prey', 'predator'])

@@ -69,16 +69,14 @@ def from_arrays(
     Examples
     --------
     >>> import numpy as np
-    >>> data = from_arrays([np.zeros((3, 2)), np.ones((5, 2))],
-    ...                    t=[np.arange(3.0), np.linspace(0, 1, 5)])
+    >>> data = from_arrays([np.zeros((3, 2)), np.ones((5, 2))], t=[np.arange(3.0), np.linspace(0, 1, 5)])
     >>> [tr.n_times for tr in data], data.state_names
     ([3, 5], ('x0', 'x1'))
     """
     layout, states = _split_trajectories(X, "X")
     if t is None:
         raise DataError(
-            "numpy states need their times: pass t= (an array of n_times times, or one array "
-            "per trajectory)."
+            "numpy states need their times: pass t= (an array of n_times times, or one array per trajectory)."
         )
     times = _times_per_trajectory(t, [len(x) for x in states])
     inputs = None if u is None else _inputs_per_trajectory(u, [len(x) for x in states])
@@ -87,21 +85,26 @@ def from_arrays(
     names = list(range(len(states))) if names is None else list(names)
     if len(names) != len(states):
         raise DataError(f"got {len(names)} names for {len(states)} trajectories.")
-    rules = RowRules(state_names, input_names, time_label="t", sort_rows=bool(sort),
-                     drop_empty_rows=False, interpolate_inputs=interpolate_inputs)
+    rules = RowRules(
+        state_names,
+        input_names,
+        time_label="t",
+        sort_rows=bool(sort),
+        drop_empty_rows=False,
+        interpolate_inputs=interpolate_inputs,
+    )
     kinds = {tv.kind for tv in times}
     if len(kinds) > 1:
-        raise DataError(
-            f"the time arrays mix kinds {sorted(kinds)}; give every trajectory the same kind."
-        )
+        raise DataError(f"the time arrays mix kinds {sorted(kinds)}; give every trajectory the same kind.")
     trajectories = [
-        build_trajectory(
-            RawTrajectory(name, tv, y, None if inputs is None else inputs[i], np.arange(len(y))), rules
-        )
+        build_trajectory(RawTrajectory(name, tv, y, None if inputs is None else inputs[i], np.arange(len(y))), rules)
         for i, (name, tv, y) in enumerate(zip(names, times, states))
     ]
     return Trajectories(
-        trajectories, state_names, input_names, times[0].kind,
+        trajectories,
+        state_names,
+        input_names,
+        times[0].kind,
         source={"format": "arrays", "layout": layout, "time": None, "time_dtype": times[0].dtype},
     )
 
@@ -180,17 +183,12 @@ def _times_per_trajectory(t: ArrayLike, lengths: list[int]) -> list:
 def _inputs_per_trajectory(u: ArrayLike, lengths: list[int]) -> list[np.ndarray]:
     _, inputs = _split_trajectories(u, "u")
     if len(inputs) != len(lengths):
-        raise DataError(
-            f"got {len(inputs)} input arrays for {len(lengths)} trajectories; give one each."
-        )
+        raise DataError(f"got {len(inputs)} input arrays for {len(lengths)} trajectories; give one each.")
     for i, (block, length) in enumerate(zip(inputs, lengths)):
         if block.shape[0] != length:
             raise DataError(f"trajectory {i}: u has {block.shape[0]} rows but X has {length}.")
     if len({block.shape[1] for block in inputs}) > 1:
-        raise DataError(
-            "the input arrays have different numbers of columns; give every trajectory the "
-            "same inputs."
-        )
+        raise DataError("the input arrays have different numbers of columns; give every trajectory the same inputs.")
     return inputs
 
 

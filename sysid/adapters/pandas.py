@@ -112,10 +112,14 @@ def from_pandas(
     --------
     >>> import pandas as pd
     >>> from sysid.adapters import from_pandas
-    >>> df = pd.DataFrame({"run": ["a", "a", "a", "b", "b"],
-    ...                    "t": [0.0, 1.0, 2.5, 0.0, 0.5],
-    ...                    "prey": [10.0, 12.0, None, 5.0, 6.0],
-    ...                    "predator": [1.0, None, 2.0, 3.0, 3.5]})
+    >>> df = pd.DataFrame(
+    ...     {
+    ...         "run": ["a", "a", "a", "b", "b"],
+    ...         "t": [0.0, 1.0, 2.5, 0.0, 0.5],
+    ...         "prey": [10.0, 12.0, None, 5.0, 6.0],
+    ...         "predator": [1.0, None, 2.0, 3.0, 3.5],
+    ...     }
+    ... )
     >>> data = from_pandas(df, time="t", trajectory="run")
     >>> data.names, data.state_names, [tr.n_times for tr in data]
     (['a', 'b'], ('prey', 'predator'), [3, 2])
@@ -199,9 +203,7 @@ def _index_level_names(frame: pd.DataFrame) -> list[Hashable]:
 def _locate(frame: pd.DataFrame, name: Hashable, what: str) -> bool:
     """True if ``name`` is an index level, False if a column; raise if neither."""
     if not isinstance(name, Hashable):
-        raise DataError(
-            f"{what}= must be one column name, got {type(name).__name__} {name!r}; e.g. {what}='t'."
-        )
+        raise DataError(f"{what}= must be one column name, got {type(name).__name__} {name!r}; e.g. {what}='t'.")
     if name in frame.columns:
         return False
     if name is not None and name in frame.index.names:
@@ -257,16 +259,13 @@ def _frame_layout(
     for name in state_names:
         _check_variable(frame, name, keys, "state")
     check_states_and_inputs_apart(state_names, input_names)
-    return _FrameLayout(time_name, time_in_index, trajectory, trajectory_in_index,
-                        state_names, input_names)
+    return _FrameLayout(time_name, time_in_index, trajectory, trajectory_in_index, state_names, input_names)
 
 
 def _check_variable(frame: pd.DataFrame, name: Hashable, keys: set, role: str) -> None:
     if name in keys:
         article = "an" if role == "input" else "a"
-        raise DataError(
-            f"{name!r} is the time or trajectory column; it cannot also be {article} {role}."
-        )
+        raise DataError(f"{name!r} is the time or trajectory column; it cannot also be {article} {role}.")
     if name not in frame.columns:
         raise missing_name_error("column", name, list(frame.columns))
     dtype = frame[name].dtype
@@ -286,9 +285,7 @@ def _default_states(frame: pd.DataFrame, keys: set, inputs: list[Hashable]) -> l
     """
     names: list[Hashable] = [name for name in frame.columns if name not in keys and name not in inputs]
     if not names:
-        raise DataError(
-            f"no column is left to use as a state (columns: {list(frame.columns)}); pass states=[...]."
-        )
+        raise DataError(f"no column is left to use as a state (columns: {list(frame.columns)}); pass states=[...].")
     for name in names:
         problem, typo = _not_numbers(frame[name], name)
         if problem and typo:
@@ -315,8 +312,9 @@ def _not_numbers(column: pd.Series, name: Hashable) -> tuple[str | None, bool]:
     if pd.api.types.is_numeric_dtype(dtype):
         return None, False
     if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype):
-        return (f"column {name!r} holds {dtype} values, not measurements (if it is the time, pass "
-                f"time={name!r})"), False
+        return (
+            f"column {name!r} holds {dtype} values, not measurements (if it is the time, pass time={name!r})"
+        ), False
     blank = column.map(lambda v: isinstance(v, str) and not v.strip())  # an empty cell, not a typo
     known = (column.notna() & ~blank.astype(bool)).to_numpy()
     try:
@@ -325,13 +323,17 @@ def _not_numbers(column: pd.Series, name: Hashable) -> tuple[str | None, bool]:
         as_numbers = np.full(len(column), np.nan)
     bad = np.flatnonzero(known & np.isnan(as_numbers))
     if not bad.size:
-        return (f"column {name!r} holds numbers stored as {dtype} (text or objects); convert it first, "
-                f"e.g. df[{name!r}] = pandas.to_numeric(df[{name!r}])"), True
+        return (
+            f"column {name!r} holds numbers stored as {dtype} (text or objects); convert it first, "
+            f"e.g. df[{name!r}] = pandas.to_numeric(df[{name!r}])"
+        ), True
     value = column.iloc[bad[0]]
     if bad.size < known.sum():  # mostly numbers with a few bad cells: a typo, say where
-        return (f"column {name!r} holds {value!r} at row {bad[0]}, which is not a number ({bad.size} such cell(s) "
-                f"among {int(known.sum())} values); fix the cell(s), or leave them empty (NaN: not observed), "
-                f"e.g. df[{name!r}] = pandas.to_numeric(df[{name!r}], errors='coerce')"), True
+        return (
+            f"column {name!r} holds {value!r} at row {bad[0]}, which is not a number ({bad.size} such cell(s) "
+            f"among {int(known.sum())} values); fix the cell(s), or leave them empty (NaN: not observed), "
+            f"e.g. df[{name!r}] = pandas.to_numeric(df[{name!r}], errors='coerce')"
+        ), True
     what = "text" if isinstance(value, str) else "values that are not numbers"
     return f"column {name!r} holds {what} (e.g. {value!r} at row {bad[0]})", False
 
@@ -404,12 +406,12 @@ def _frame_attrs(frame: pd.DataFrame, layout: _FrameLayout) -> tuple[dict, dict]
     return attrs, {k: v for k, v in variable_attrs.items() if k in layout.states or k in layout.inputs}
 
 
-def _frame_source(
-    frame: pd.DataFrame, layout: _FrameLayout, times: TimeValues, label_dtype: Any
-) -> dict:
-    index_keys = [n for n in frame.index.names
-                  if (layout.time_in_index and n == layout.time)
-                  or (layout.trajectory_in_index and n == layout.trajectory)]
+def _frame_source(frame: pd.DataFrame, layout: _FrameLayout, times: TimeValues, label_dtype: Any) -> dict:
+    index_keys = [
+        n
+        for n in frame.index.names
+        if (layout.time_in_index and n == layout.time) or (layout.trajectory_in_index and n == layout.trajectory)
+    ]
     used = {layout.time, layout.trajectory, *layout.states, *layout.inputs}
     return {
         "format": "pandas",
@@ -456,8 +458,9 @@ def to_pandas(data: Trajectories) -> pd.DataFrame:
     >>> import numpy as np
     >>> from sysid import Trajectories
     >>> from sysid.adapters import to_pandas
-    >>> data = Trajectories.from_arrays([np.array([0.0, 1.0]), np.array([0.0, 2.0, 3.0])],
-    ...                                 [np.ones((2, 1)), np.zeros((3, 1))], names=["a", "b"])
+    >>> data = Trajectories.from_arrays(
+    ...     [np.array([0.0, 1.0]), np.array([0.0, 2.0, 3.0])], [np.ones((2, 1)), np.zeros((3, 1))], names=["a", "b"]
+    ... )
     >>> to_pandas(data)
       trajectory    t   x0
     0          a  0.0  1.0

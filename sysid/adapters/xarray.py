@@ -120,7 +120,8 @@ def from_xarray(
     >>> from sysid.adapters import from_xarray
     >>> ds = xr.Dataset(
     ...     {"prey": (("run", "time"), [[10.0, 12.0, np.nan], [5.0, 6.0, 7.0]], {"units": "1/km2"})},
-    ...     coords={"run": ["a", "b"], "time": [0.0, 1.0, 2.0]})
+    ...     coords={"run": ["a", "b"], "time": [0.0, 1.0, 2.0]},
+    ... )
     >>> data = from_xarray(ds, trajectory="run")
     >>> data.names, [tr.n_times for tr in data], data.variable_attrs["prey"]
     (['a', 'b'], [2, 3], {'units': '1/km2'})
@@ -132,17 +133,15 @@ def from_xarray(
     ([8.0], ['b'])
     """
     if not isinstance(obj, xr.Dataset | xr.DataArray):
-        raise DataError(
-            f"from_xarray expects an xarray Dataset or DataArray, got {type(obj).__name__}."
-        )
+        raise DataError(f"from_xarray expects an xarray Dataset or DataArray, got {type(obj).__name__}.")
     time_dim = _time_dim(obj, time)
     if trajectory is not None and trajectory == time_dim:
-        raise DataError(f"{trajectory!r} is both the time dimension and trajectory=; name the dimension that "
-                        "tells the experiments apart, or leave trajectory= out for a single experiment.")
-    if trajectory is not None and trajectory not in obj.sizes:
-        raise missing_name_error(
-            "dimension", trajectory, list(obj.sizes), "Check the trajectory= argument."
+        raise DataError(
+            f"{trajectory!r} is both the time dimension and trajectory=; name the dimension that "
+            "tells the experiments apart, or leave trajectory= out for a single experiment."
         )
+    if trajectory is not None and trajectory not in obj.sizes:
+        raise missing_name_error("dimension", trajectory, list(obj.sizes), "Check the trajectory= argument.")
     array_info = None
     if isinstance(obj, xr.DataArray):
         obj, array_info = _dataarray_as_dataset(obj, time_dim, trajectory, state_dim)
@@ -171,8 +170,15 @@ class _BlockReader:
     what the caller keeps, memory holds one chunk, never the whole array.
     """
 
-    def __init__(self, dataset: xr.Dataset, layout: _DatasetLayout, names: list[Hashable],
-                 times: TimeValues, interpolate_inputs: bool, sort: bool = False) -> None:
+    def __init__(
+        self,
+        dataset: xr.Dataset,
+        layout: _DatasetLayout,
+        names: list[Hashable],
+        times: TimeValues,
+        interpolate_inputs: bool,
+        sort: bool = False,
+    ) -> None:
         self.selected = dataset[[*layout.states, *layout.inputs]]
         self.layout, self.names, self.times = layout, names, times
         self.rules = RowRules(
@@ -188,8 +194,9 @@ class _BlockReader:
 
     def blocks(self) -> list[np.ndarray]:
         """Trajectory positions per chunk (one block when the dimension is not chunked)."""
-        return [np.arange(len(self.names)) if rows is None else np.arange(rows.start, rows.stop)
-                for rows in self.slices]
+        return [
+            np.arange(len(self.names)) if rows is None else np.arange(rows.start, rows.stop) for rows in self.slices
+        ]
 
     def read_all(self) -> list[Trajectory]:
         """Every trajectory, chunk by chunk, each chunk computed once."""
@@ -222,8 +229,13 @@ class _BlockReader:
         input_block = _stacked(part, layout.inputs, layout) if layout.inputs else None
         return [
             build_trajectory(
-                RawTrajectory(self.names[int(position)], self.times, state_block[i],
-                              None if input_block is None else input_block[i], self.positions),
+                RawTrajectory(
+                    self.names[int(position)],
+                    self.times,
+                    state_block[i],
+                    None if input_block is None else input_block[i],
+                    self.positions,
+                ),
                 self.rules,
             )
             for i, position in enumerate(wanted)
@@ -254,9 +266,7 @@ def _time_dim(obj: xr.Dataset | xr.DataArray, time: Hashable | None) -> Hashable
         return time
     found = [name for name in _TIME_GUESSES if name in dims]
     if len(found) != 1:
-        raise DataError(
-            f"cannot tell which dimension is time (dimensions: {dims}); pass time= naming it."
-        )
+        raise DataError(f"cannot tell which dimension is time (dimensions: {dims}); pass time= naming it.")
     return found[0]
 
 
@@ -295,9 +305,7 @@ def _state_dim(
     dims = list(array.dims)
     if state_dim is not None:
         if state_dim not in dims:
-            raise missing_name_error(
-                "dimension", state_dim, dims, "Check the state_dim= argument."
-            )
+            raise missing_name_error("dimension", state_dim, dims, "Check the state_dim= argument.")
         return state_dim
     others = [d for d in dims if d not in (time_dim, trajectory)]
     if len(others) > 1:
@@ -385,8 +393,10 @@ def _default_states(dataset: xr.Dataset, time_dim: Hashable, inputs: list[Hashab
         where = ""
         if bad.size:
             index = np.unravel_index(bad[0], variable.shape)
-            position = {str(d): (variable[d].values[i].item() if d in variable.coords else int(i))
-                        for d, i in zip(variable.dims, index)}
+            position = {
+                str(d): (variable[d].values[i].item() if d in variable.coords else int(i))
+                for d, i in zip(variable.dims, index)
+            }
             where = f": {flat[bad[0]]!r} at {position} is not a number ({bad.size} such value(s) among {flat.size})"
         raise DataError(
             f"variable {name!r} has dtype {variable.dtype}, not numbers{where}. With states= not given, every "

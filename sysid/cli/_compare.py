@@ -51,8 +51,21 @@ def compare_command(args: argparse.Namespace, ui: Console, argv: Sequence[str]) 
     from sysid.adapters import as_trajectories
     from sysid.report import model_notes, run_comparison, write_figures, write_report
 
-    keys = ("data", "out", "models", "rhs", "params", "bounds", "fixed", "test_trajectories", "time_fraction",
-            "hold_out", "truth", "n_jobs", *DATA_KEYS)
+    keys = (
+        "data",
+        "out",
+        "models",
+        "rhs",
+        "params",
+        "bounds",
+        "fixed",
+        "test_trajectories",
+        "time_fraction",
+        "hold_out",
+        "truth",
+        "n_jobs",
+        *DATA_KEYS,
+    )
     settings, _ = settings_of(args, keys)
     if "model" in settings:
         raise UsageError("'model' is a fit setting; compare takes 'models' (a list).")
@@ -68,24 +81,37 @@ def compare_command(args: argparse.Namespace, ui: Console, argv: Sequence[str]) 
     if unused:
         raise UsageError(f"setting(s) {unused} apply to none of the models {names}.")
     if any(n in NEEDS_RHS for n in names) and not settings.get("rhs"):
-        raise UsageError("greybox, hybrid and classical models need --rhs file.py:function (or lotka_volterra) "
-                         "and --params.")
+        raise UsageError(
+            "greybox, hybrid and classical models need --rhs file.py:function (or lotka_volterra) and --params."
+        )
     estimators = {}
     for name in names:
         chosen = model_settings(settings, flags, name, accepted[name], every_flag=False)
         rhs_needed = name in NEEDS_RHS
-        estimator = build_estimator(name, chosen, verbose=not ui.quiet, strict=False,
-                                    rhs=load_rhs(settings["rhs"], name) if rhs_needed else None,
-                                    params=params if rhs_needed else None,
-                                    bounds=bounds if rhs_needed else None,
-                                    fixed=fixed if rhs_needed else None)
+        estimator = build_estimator(
+            name,
+            chosen,
+            verbose=not ui.quiet,
+            strict=False,
+            rhs=load_rhs(settings["rhs"], name) if rhs_needed else None,
+            params=params if rhs_needed else None,
+            bounds=bounds if rhs_needed else None,
+            fixed=fixed if rhs_needed else None,
+        )
         estimators[type(estimator).__name__] = estimator
     out_dir = Path(settings["out"]) if settings.get("out") else None
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--out {str(out_dir)!r} exists and is not a folder.")
     if out_dir is not None:
-        check_not_an_input(out_dir, {"data file": data_path, "config file": getattr(args, "config", None),
-                                     "right-hand side file": rhs_file(settings.get("rhs"))}, folder=True)
+        check_not_an_input(
+            out_dir,
+            {
+                "data file": data_path,
+                "config file": getattr(args, "config", None),
+                "right-hand side file": rhs_file(settings.get("rhs")),
+            },
+            folder=True,
+        )
     data_options = data_settings(settings)
     frame = read_data(data_path, time=data_options.get("time"))
     data = as_trajectories(frame, **data_options)
@@ -102,29 +128,39 @@ def compare_command(args: argparse.Namespace, ui: Console, argv: Sequence[str]) 
         time_fraction = _default_time_fraction(train, ui)
         default = time_fraction is not None
     held_out = _held_out_text(test, time_fraction)
-    ui.info(f"comparing {', '.join(estimators)} on {data_path} ({len(train)} training"
-            f"{f', {len(test)} test' if test is not None else ''} trajectories; held out: {held_out})")
-    table = run_comparison(estimators, train, test, truth=truth, time_fraction=time_fraction,
-                           n_jobs=settings.get("n_jobs"), ui=ui)
+    ui.info(
+        f"comparing {', '.join(estimators)} on {data_path} ({len(train)} training"
+        f"{f', {len(test)} test' if test is not None else ''} trajectories; held out: {held_out})"
+    )
+    table = run_comparison(
+        estimators, train, test, truth=truth, time_fraction=time_fraction, n_jobs=settings.get("n_jobs"), ui=ui
+    )
     from sysid.report import display_table, markdown_table, table_note
 
     ui.out(markdown_table(display_table(table)))
     ui.out(table_note(table).replace("`", ""))
     if default:
-        ui.out(f"Held out by default: {held_out}; choose with --time-fraction F or --test-trajectories A,B, "
-               "or --no-hold-out for in-sample scores only.")
+        ui.out(
+            f"Held out by default: {held_out}; choose with --time-fraction F or --test-trajectories A,B, "
+            "or --no-hold-out for in-sample scores only."
+        )
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         write_table(table, out_dir / "comparison.csv")
         models = dict(table.attrs.get("models", {}))
         figures = write_figures(out_dir, data, models, table, truth=truth, ui=ui)
         inputs = f"; inputs {', '.join(map(str, data.input_names))}" if data.input_names else ""
-        about = [(f"Data: `{data_path}` (SHA-256 `{sha256_of(data_path)[:16]}…`), {len(data)} trajectories, "
-                  f"states {', '.join(map(str, data.state_names))}{inputs}."),
-                 "", f"Held out{' (the default)' if default else ''}: {held_out}.{_fits_text(time_fraction)}",
-                 "", f"Command: `sysid {' '.join(argv)}`"]
-        write_report(out_dir, "Model comparison", about, table, model_notes(models), figures,
-                     name="comparison.md")
+        about = [
+            (
+                f"Data: `{data_path}` (SHA-256 `{sha256_of(data_path)[:16]}…`), {len(data)} trajectories, "
+                f"states {', '.join(map(str, data.state_names))}{inputs}."
+            ),
+            "",
+            f"Held out{' (the default)' if default else ''}: {held_out}.{_fits_text(time_fraction)}",
+            "",
+            f"Command: `sysid {' '.join(argv)}`",
+        ]
+        write_report(out_dir, "Model comparison", about, table, model_notes(models), figures, name="comparison.md")
         ui.info(f"wrote comparison.csv, comparison.md and {len(figures)} figure(s) to {out_dir}/")
     return 0
 
@@ -163,8 +199,9 @@ def _chosen_time_fraction(settings: dict[str, Any]) -> tuple[float | None, bool]
     if hold_out is False:
         given = [name for name in ("time_fraction", "test_trajectories") if settings.get(name) is not None]
         if given:
-            raise UsageError(f"--no-hold-out (hold_out = false) contradicts {' and '.join(given)}: "
-                             "drop one or the other.")
+            raise UsageError(
+                f"--no-hold-out (hold_out = false) contradicts {' and '.join(given)}: drop one or the other."
+            )
         return None, False
     if time_fraction is not None:
         try:
@@ -184,8 +221,10 @@ def _default_time_fraction(train: Any, ui: Console) -> float | None:
     try:
         train.split(time_fraction=DEFAULT_TIME_FRACTION)
     except DataError as exc:
-        ui.warn(f"no held-out data: the last {1 - DEFAULT_TIME_FRACTION:.0%} of each trajectory cannot be held out "
-                f"({exc}); the models are scored in-sample only.")
+        ui.warn(
+            f"no held-out data: the last {1 - DEFAULT_TIME_FRACTION:.0%} of each trajectory cannot be held out "
+            f"({exc}); the models are scored in-sample only."
+        )
         return None
     return DEFAULT_TIME_FRACTION
 
@@ -204,8 +243,10 @@ def _held_out_text(test: Any, time_fraction: float | None) -> str:
     if test is not None:
         parts.append(f"trajector{'y' if len(test) == 1 else 'ies'} {', '.join(map(str, test.names))} (split test)")
     if time_fraction is not None:
-        parts.append(f"the last {1 - time_fraction:.0%} of each {'training ' if test is not None else ''}"
-                     "trajectory's time span (split extrapolation)")
+        parts.append(
+            f"the last {1 - time_fraction:.0%} of each {'training ' if test is not None else ''}"
+            "trajectory's time span (split extrapolation)"
+        )
     return " and ".join(parts) or "nothing (in-sample scores only)"
 
 
@@ -213,7 +254,9 @@ def _fits_text(time_fraction: float | None) -> str:
     """Which fit each split's scores, equations and figures come from (for comparison.md)."""
     if time_fraction is None:
         return ""
-    return (f" Each model is fitted twice: on the first {time_fraction:.0%} of each trajectory's span, scored on the "
-            "rest (split `extrapolation`, simulated from the model's fitted start without seeing the rest; "
-            "extrapolation.png), and on all the training data (split `train`: in-sample scores, the equations "
-            "and the other figures).")
+    return (
+        f" Each model is fitted twice: on the first {time_fraction:.0%} of each trajectory's span, scored on the "
+        "rest (split `extrapolation`, simulated from the model's fitted start without seeing the rest; "
+        "extrapolation.png), and on all the training data (split `train`: in-sample scores, the equations "
+        "and the other figures)."
+    )

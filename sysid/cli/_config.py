@@ -4,17 +4,17 @@ A config file holds the same settings as the flags, so a pipeline step is one
 reproducible file; a flag given on the command line overrides the file. Example::
 
     # run.toml
-    data = "runs.csv"           # relative paths are relative to the current folder, as flags are
+    data = "runs.csv"  # relative paths are relative to the current folder, as flags are
     out = "model.sysid"
     time = "t"
     states = ["prey", "predator"]
     trajectory = "run"
     model = "neural"
 
-    [options]                  # constructor parameters, for every model that has them
+    [options]  # constructor parameters, for every model that has them
     random_state = 0
 
-    [neural]                   # constructor parameters of one model
+    [neural]  # constructor parameters of one model
     hidden = [32, 32]
     max_epochs = 100
 
@@ -95,9 +95,7 @@ def load_config(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     known = set(TOP_LEVEL_KEYS) | set(MODEL_TABLES)
     for key, value in raw.items():
         if key not in known:
-            raise UsageError(
-                f"{path}: unknown key {key!r}{_closest(key, known)} Known keys: {sorted(known)}."
-            )
+            raise UsageError(f"{path}: unknown key {key!r}{_closest(key, known)} Known keys: {sorted(known)}.")
         if (key in MODEL_TABLES or key == "options") and not isinstance(value, dict):
             raise UsageError(f"{path}: {key!r} must be a table ([{key}]) of constructor parameters, got {value!r}.")
     settings = dict(raw)
@@ -163,7 +161,9 @@ def parse_bound(value: Any, what: str, side: str = "low") -> float | None:
     if math.isinf(value):
         name = "lower" if side == "low" else "upper"
         if (value > 0) == (side == "low"):
-            raise UsageError(f"{what}: {value} as a{'n' if side == 'high' else ''} {name} bound leaves no value "
-                             "possible; leave it empty for none.")
+            raise UsageError(
+                f"{what}: {value} as a{'n' if side == 'high' else ''} {name} bound leaves no value "
+                "possible; leave it empty for none."
+            )
         return None
     return float(value)

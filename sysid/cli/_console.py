@@ -72,8 +72,9 @@ def warnings_through(ui: Console) -> Iterator[None]:
         if ui.quiet:
             warnings.simplefilter("ignore")
 
-        def show(message: Any, category: type, filename: str, lineno: int, file: Any = None,
-                 line: str | None = None) -> None:
+        def show(
+            message: Any, category: type, filename: str, lineno: int, file: Any = None, line: str | None = None
+        ) -> None:
             ui.warn(f"{message} [{category.__name__}]" if ui.verbose else message)
 
         warnings.showwarning = show

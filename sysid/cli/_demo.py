@@ -47,8 +47,9 @@ def demo_datasets() -> list[str]:
 
 
 # -- held-out scores -------------------------------------------------------------------------------
-def held_out_rows(models: Mapping[str, Any], whole: Any, future: Any, columns: Sequence[str],
-                  model_starts: Mapping[str, np.ndarray]) -> list[dict[str, Any]]:
+def held_out_rows(
+    models: Mapping[str, Any], whole: Any, future: Any, columns: Sequence[str], model_starts: Mapping[str, np.ndarray]
+) -> list[dict[str, Any]]:
     """Scores on the held-out tails (split "extrapolation"), simulating whole trajectories from ``model_starts``."""
     from sysid import metrics
 
@@ -62,10 +63,13 @@ def held_out_rows(models: Mapping[str, Any], whole: Any, future: Any, columns: S
             continue
         try:
             whole_predicted = model.predict(whole, x0=model_starts[name])
-            curves = [np.asarray(p.y, dtype=float)[tr.n_times - fut.n_times:]
-                      for p, tr, fut in zip(whole_predicted, whole, future)]
-            row.update(rmse=metrics.rmse(future, curves), nrmse=metrics.nrmse(future, curves),
-                       r2=metrics.r2(future, curves))
+            curves = [
+                np.asarray(p.y, dtype=float)[tr.n_times - fut.n_times :]
+                for p, tr, fut in zip(whole_predicted, whole, future)
+            ]
+            row.update(
+                rmse=metrics.rmse(future, curves), nrmse=metrics.nrmse(future, curves), r2=metrics.r2(future, curves)
+            )
             failed = [tr.name for tr, c in zip(future, curves) if not np.all(np.isfinite(c))]
             if failed:
                 row["error"] = f"simulation failed for trajectories {failed}"
@@ -99,8 +103,9 @@ def library_of(truth: Any) -> tuple[int, bool]:
     return degree, trig
 
 
-def demo_estimators(dataset: str, quick: bool, random_state: int, n_states: int,
-                    truth: Any = None, verbose: bool = True) -> dict[str, Any]:
+def demo_estimators(
+    dataset: str, quick: bool, random_state: int, n_states: int, truth: Any = None, verbose: bool = True
+) -> dict[str, Any]:
     """The four (or three) estimators with settings that fit the time budget."""
     from sysid.cli._models import lotka_volterra_numpy, model_class
 
@@ -119,18 +124,27 @@ def demo_estimators(dataset: str, quick: bool, random_state: int, n_states: int,
         sparse = {"max_epochs": 40, "n_threshold_rounds": 1}
         classical = {}
     estimators = {
-        "NeuralODE": model_class("neural")(gradient="backprop", random_state=random_state, verbose=verbose,
-                                           **neural),
-        "SparseODE": model_class("sparse")(degree=degree, include_trig=trig, threshold=threshold_sparse,
-                                           gradient="backprop", random_state=random_state, verbose=verbose,
-                                           **sparse),
+        "NeuralODE": model_class("neural")(gradient="backprop", random_state=random_state, verbose=verbose, **neural),
+        "SparseODE": model_class("sparse")(
+            degree=degree,
+            include_trig=trig,
+            threshold=threshold_sparse,
+            gradient="backprop",
+            random_state=random_state,
+            verbose=verbose,
+            **sparse,
+        ),
         "SINDy": model_class("sindy")(degree=degree, threshold=threshold_sindy, differentiation="spline"),
     }
     if dataset in ("lynx_hare", "lotka_volterra") and n_states == 2:
         start = dict(_LV_START) if lynx else {"alpha": 1.0, "beta": 1.0, "gamma": 1.0, "delta": 1.0}
         estimators["ClassicalODE (Lotka-Volterra)"] = model_class("classical")(
-            lotka_volterra_numpy, start, bounds=dict.fromkeys(start, (0.0, None)), random_state=random_state,
-            **classical)
+            lotka_volterra_numpy,
+            start,
+            bounds=dict.fromkeys(start, (0.0, None)),
+            random_state=random_state,
+            **classical,
+        )
     return estimators
 
 
@@ -141,8 +155,10 @@ def _check_dataset(dataset: str) -> str:
 
     name = str(dataset).strip().lower()
     if name in _SKIP_SYSTEMS and name in SYSTEMS:
-        raise UsageError(f"--dataset {name}: not in the demo, {_SKIP_SYSTEMS[name]}; "
-                         "try `sysid compare` with --set solver=... instead.")
+        raise UsageError(
+            f"--dataset {name}: not in the demo, {_SKIP_SYSTEMS[name]}; "
+            "try `sysid compare` with --set solver=... instead."
+        )
     choices = demo_datasets()
     if name not in choices:
         match = difflib.get_close_matches(name, choices, n=1)
@@ -151,8 +167,14 @@ def _check_dataset(dataset: str) -> str:
     return name
 
 
-def demo(dataset: str = "lynx_hare", out: str | Path = "sysid-demo", quick: bool = False,
-         time_fraction: float | None = None, random_state: int = 0, ui: Any = None) -> int:
+def demo(
+    dataset: str = "lynx_hare",
+    out: str | Path = "sysid-demo",
+    quick: bool = False,
+    time_fraction: float | None = None,
+    random_state: int = 0,
+    ui: Any = None,
+) -> int:
     """Run the demo; print the table and equations to stdout; write figures and report.md."""
     import warnings
 
@@ -175,31 +197,43 @@ def demo(dataset: str = "lynx_hare", out: str | Path = "sysid-demo", quick: bool
         ]
     else:
         n_traj, n_samples = (2, 25) if quick else (3, 60)
-        data = datasets.simulate(dataset, n_trajectories=n_traj, n_samples=n_samples, noise=0.05,
-                                 random_state=random_state)
+        data = datasets.simulate(
+            dataset, n_trajectories=n_traj, n_samples=n_samples, noise=0.05, random_state=random_state
+        )
         truth = datasets.truth(dataset)
         about = [
             f"Simulated `{dataset}`: {n_traj} trajectories of {n_samples} irregular samples with 5% noise "
-            f"(`sysid.datasets.simulate`, random_state={random_state}). True equations:", "",
-            *[f"    {line}" for line in truth.equations.splitlines()], "",
+            f"(`sysid.datasets.simulate`, random_state={random_state}). True equations:",
+            "",
+            *[f"    {line}" for line in truth.equations.splitlines()],
+            "",
             f"True parameters: {', '.join(f'{k} = {v:g}' for k, v in truth.params.items())}.",
         ]
-    estimators = demo_estimators(dataset, quick, random_state, data.n_states, truth,
-                                 verbose=ui is None or not ui.quiet)
+    estimators = demo_estimators(dataset, quick, random_state, data.n_states, truth, verbose=ui is None or not ui.quiet)
     fraction = DEFAULT_TIME_FRACTION if time_fraction is None else float(time_fraction)
     train, future = data.split(time_fraction=fraction)
     held_out_from = [0.5 * (past.t[-1] + fut.t[0]) for past, fut in zip(train, future)]
-    fitted, held = ((f" ({_year(data, train[0].t[0])}-{_year(data, train[0].t[-1])})",
-                     f"{_year(data, future[0].t[0])}-{_year(data, future[0].t[-1])}, ")
-                    if dataset == "lynx_hare" else ("", ""))
-    about += ["", f"Every model is fitted on the first {fraction:.0%} of each trajectory's time span{fitted} and "
-              f"scored on the held-out rest ({held}split `extrapolation`), simulated from the start the model "
-              "fitted, without seeing the held-out part. In-sample scores (split `train`, the data each model was "
-              "fitted to) come second."]
+    fitted, held = (
+        (
+            f" ({_year(data, train[0].t[0])}-{_year(data, train[0].t[-1])})",
+            f"{_year(data, future[0].t[0])}-{_year(data, future[0].t[-1])}, ",
+        )
+        if dataset == "lynx_hare"
+        else ("", "")
+    )
+    about += [
+        "",
+        f"Every model is fitted on the first {fraction:.0%} of each trajectory's time span{fitted} and "
+        f"scored on the held-out rest ({held}split `extrapolation`), simulated from the start the model "
+        "fitted, without seeing the held-out part. In-sample scores (split `train`, the data each model was "
+        "fitted to) come second.",
+    ]
     if ui is not None:
-        ui.info(f"sysid demo: fitting {len(estimators)} models to {dataset} "
-                f"({sum(tr.n_times for tr in train)} of {sum(tr.n_times for tr in data)} samples; the rest held out)"
-                f"{' (quick settings)' if quick else ''}")
+        ui.info(
+            f"sysid demo: fitting {len(estimators)} models to {dataset} "
+            f"({sum(tr.n_times for tr in train)} of {sum(tr.n_times for tr in data)} samples; the rest held out)"
+            f"{' (quick settings)' if quick else ''}"
+        )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*irregular.*")  # spline differentiation handles it
         table = run_comparison(estimators, train, None, truth=truth, ui=ui)
@@ -230,18 +264,41 @@ def demo(dataset: str = "lynx_hare", out: str | Path = "sysid-demo", quick: bool
     out_dir.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        figures = write_figures(out_dir, data, models, table, truth=truth, held_out_from=held_out_from,
-                                starts=model_starts, grid=10 if quick else 25, n_points=60 if quick else 300,
-                                ui=ui, max_portraits=1 if quick else None)
+        figures = write_figures(
+            out_dir,
+            data,
+            models,
+            table,
+            truth=truth,
+            held_out_from=held_out_from,
+            starts=model_starts,
+            grid=10 if quick else 25,
+            n_points=60 if quick else 300,
+            ui=ui,
+            max_portraits=1 if quick else None,
+        )
     table.to_csv(out_dir / "comparison.csv", index=False)
     seconds = time.perf_counter() - started
-    command = "sysid demo" + ("" if dataset == "lynx_hare" else f" --dataset {dataset}") + (
-        f" --time-fraction {time_fraction}" if time_fraction is not None else "") + (" --quick" if quick else "")
-    extra = [*extra, "## Reproduce", "", f"    {command}", "",
-             f"The demo ran in {seconds:.0f} s on this machine. "
-             "The table is also in [comparison.csv](comparison.csv).", ""]
-    title = ("Lynx and hare: four models of the Hudson's Bay record" if dataset == "lynx_hare"
-             else f"{dataset}: identified models against the truth")
+    command = (
+        "sysid demo"
+        + ("" if dataset == "lynx_hare" else f" --dataset {dataset}")
+        + (f" --time-fraction {time_fraction}" if time_fraction is not None else "")
+        + (" --quick" if quick else "")
+    )
+    extra = [
+        *extra,
+        "## Reproduce",
+        "",
+        f"    {command}",
+        "",
+        f"The demo ran in {seconds:.0f} s on this machine. The table is also in [comparison.csv](comparison.csv).",
+        "",
+    ]
+    title = (
+        "Lynx and hare: four models of the Hudson's Bay record"
+        if dataset == "lynx_hare"
+        else f"{dataset}: identified models against the truth"
+    )
     report = write_report(out_dir, title, about, table, notes, figures, extra)
     _print_results(table, notes, extra if dataset == "lynx_hare" else [], ui)
     if ui is not None:
@@ -251,8 +308,14 @@ def demo(dataset: str = "lynx_hare", out: str | Path = "sysid-demo", quick: bool
 
 def demo_command(args: argparse.Namespace, ui: Any, argv: Sequence[str]) -> int:
     """Run ``sysid demo`` with the parsed ``args``."""
-    return demo(args.dataset, args.out, quick=args.quick, time_fraction=args.time_fraction,
-                random_state=args.random_state, ui=ui)
+    return demo(
+        args.dataset,
+        args.out,
+        quick=args.quick,
+        time_fraction=args.time_fraction,
+        random_state=args.random_state,
+        ui=ui,
+    )
 
 
 def _year(data: Any, t: float) -> str:
@@ -269,17 +332,25 @@ def _published_comparison(data: Any, models: Mapping[str, Any], fraction: float)
         return []
     symbols = {"alpha": "α", "beta": "β", "gamma": "γ", "delta": "δ"}
     stderr = getattr(classical, "params_stderr_", {}) or {}
-    lines = ["## Lotka-Volterra parameters beside the published ones", "",
-             "    d hare/dt = (α − β lynx) hare,   d lynx/dt = (δ hare − γ) lynx,   t in years", "",
-             f"| parameter | ClassicalODE (this fit, first {fraction:.0%} of the record) | "
-             "published (Carpenter, Stan case study, whole record) |",
-             "|---|---|---|"]
+    lines = [
+        "## Lotka-Volterra parameters beside the published ones",
+        "",
+        "    d hare/dt = (α − β lynx) hare,   d lynx/dt = (δ hare − γ) lynx,   t in years",
+        "",
+        f"| parameter | ClassicalODE (this fit, first {fraction:.0%} of the record) | "
+        "published (Carpenter, Stan case study, whole record) |",
+        "|---|---|---|",
+    ]
     for key, value in published.items():
         ours = classical.params_.get(key, float("nan"))
         lines.append(f"| {symbols.get(key, key)} ({key}) | {format_coefficient(ours, stderr.get(key))} | {value:g} |")
-    lines += ["", "The published values are posterior means under lognormal measurement error from the whole "
-              "record; ours are least squares on the counts of the fitted years (± one standard error), so they "
-              "differ somewhat.", ""]
+    lines += [
+        "",
+        "The published values are posterior means under lognormal measurement error from the whole "
+        "record; ours are least squares on the counts of the fitted years (± one standard error), so they "
+        "differ somewhat.",
+        "",
+    ]
     return lines
 
 

@@ -18,8 +18,17 @@ import pandas as pd
 
 from sysid.errors import SysidError
 
-__all__ = ["FORMATS", "UsageError", "check_not_an_input", "file_format", "parse_names", "read_data", "sha256_of",
-           "write_data", "write_table"]
+__all__ = [
+    "FORMATS",
+    "UsageError",
+    "check_not_an_input",
+    "file_format",
+    "parse_names",
+    "read_data",
+    "sha256_of",
+    "write_data",
+    "write_table",
+]
 
 
 class UsageError(SysidError, ValueError):
@@ -140,8 +149,10 @@ def _parse_text_times(frame: pd.DataFrame, time: Hashable | None) -> pd.DataFram
     if not (parsed.notna().any() and failed.any()):
         return frame.assign(**{str(time): parsed}) if not failed.any() and isinstance(time, str) else frame
     row = int(failed.to_numpy().nonzero()[0][0])
-    raise UsageError(f"time column {time!r} holds ISO 8601 times, but row {row} is {column.iloc[row]!r}, which is "
-                     "not one; fix it or remove the row.")
+    raise UsageError(
+        f"time column {time!r} holds ISO 8601 times, but row {row} is {column.iloc[row]!r}, which is "
+        "not one; fix it or remove the row."
+    )
 
 
 def _prepare_path(path: Path) -> None:
@@ -150,13 +161,11 @@ def _prepare_path(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
 
 
-_COMPARE_OUTPUTS = ("comparison.csv", "comparison.md", "comparison.png", "extrapolation.png", "fits.png",
-                    "phase_*.png")
+_COMPARE_OUTPUTS = ("comparison.csv", "comparison.md", "comparison.png", "extrapolation.png", "fits.png", "phase_*.png")
 """What ``sysid compare --out DIR`` writes into DIR."""
 
 
-def check_not_an_input(out: str | Path, inputs: Mapping[str, Any], flag: str = "--out",
-                       folder: bool = False) -> None:
+def check_not_an_input(out: str | Path, inputs: Mapping[str, Any], flag: str = "--out", folder: bool = False) -> None:
     """Refuse an output that is one of the command's inputs (the same file, links resolved).
 
     Parameters
@@ -184,8 +193,10 @@ def check_not_an_input(out: str | Path, inputs: Mapping[str, Any], flag: str = "
             clash = _same_file(path, out)
         if clash:
             where = f"writes {path.name} into" if folder else "is"
-            raise UsageError(f"{flag} {str(out)!r} {where} the {what} {str(given)!r}: that would replace an input "
-                             f"of this command. Choose another {flag}.")
+            raise UsageError(
+                f"{flag} {str(out)!r} {where} the {what} {str(given)!r}: that would replace an input "
+                f"of this command. Choose another {flag}."
+            )
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -224,8 +235,9 @@ def _netcdf_safe(dataset: Any) -> Any:
         for key, value in attrs.items():
             if isinstance(value, bool) or value is None or isinstance(value, dict):
                 value = json.dumps(value, default=str)
-            elif isinstance(value, list | tuple) and any(v is None or isinstance(v, dict | list | tuple)
-                                                         for v in value):
+            elif isinstance(value, list | tuple) and any(
+                v is None or isinstance(v, dict | list | tuple) for v in value
+            ):
                 value = json.dumps(list(value), default=str)
             out[str(key)] = value
         return out

@@ -46,8 +46,14 @@ def fit_command(args: argparse.Namespace, ui: Console, argv: Sequence[str]) -> i
     name = check_model_name(settings.get("model", "neural"))
     if out.is_dir():
         raise UsageError(f"--out {str(out)!r} is a folder; give a file name such as {str(out / 'model.sysid')!r}.")
-    check_not_an_input(out, {"data file": data_path, "config file": getattr(args, "config", None),
-                             "right-hand side file": rhs_file(settings.get("rhs"))})
+    check_not_an_input(
+        out,
+        {
+            "data file": data_path,
+            "config file": getattr(args, "config", None),
+            "right-hand side file": rhs_file(settings.get("rhs")),
+        },
+    )
     data_options = data_settings(settings)
     frame = read_data(data_path, time=data_options.get("time"))  # a missing or unreadable file fails fast
     data_source = data_record(str(data_path))  # hashed as read, before a long fit
@@ -57,20 +63,28 @@ def fit_command(args: argparse.Namespace, ui: Console, argv: Sequence[str]) -> i
     params, bounds, fixed = rhs_settings(settings)
     if settings.get("rhs") and name not in NEEDS_RHS:
         raise UsageError(f"--rhs applies to greybox, hybrid and classical models, not {name}.")
-    estimator = build_estimator(name, options, rhs=rhs, params=params, bounds=bounds, fixed=fixed,
-                                verbose=not ui.quiet)
+    estimator = build_estimator(name, options, rhs=rhs, params=params, bounds=bounds, fixed=fixed, verbose=not ui.quiet)
     from sysid.adapters import as_trajectories
 
     data = as_trajectories(frame, **data_options)  # bad columns or values fail here, before any fitting
     out.parent.mkdir(parents=True, exist_ok=True)  # before the fit: a path that cannot be written fails fast
-    ui.info(f"fitting {cls.__name__} to {data_path}: {len(data)} trajector{'y' if len(data) == 1 else 'ies'}, "
-            f"{sum(tr.n_times for tr in data)} times, states {', '.join(map(str, data.state_names))} ...")
+    ui.info(
+        f"fitting {cls.__name__} to {data_path}: {len(data)} trajector{'y' if len(data) == 1 else 'ies'}, "
+        f"{sum(tr.n_times for tr in data)} times, states {', '.join(map(str, data.state_names))} ..."
+    )
     ui.detail(f"settings: {estimator!r}")
     started = time.perf_counter()
     estimator.fit(frame, **data_options)
     seconds = time.perf_counter() - started
-    config = {"model": name, **data_options, "options": options,
-              "rhs": None if rhs is None else rhs.record(), "params": params, "bounds": bounds, "fixed": fixed}
+    config = {
+        "model": name,
+        **data_options,
+        "options": options,
+        "rhs": None if rhs is None else rhs.record(),
+        "params": params,
+        "bounds": bounds,
+        "fixed": fixed,
+    }
     provenance = provenance_record("fit", argv, config, meta, data_source, {"fit_seconds": seconds})
     import sysid.io
 

@@ -34,8 +34,10 @@ def info_command(args: argparse.Namespace, ui: Console, argv: Sequence[str]) -> 
     try:
         lines = list(describe(args.model, stored.header, stored.tensors))
     except (TypeError, ValueError, KeyError, AttributeError, IndexError) as exc:  # a checksummed but odd header
-        raise UsageError(f"{args.model!r}: its header cannot be described ({type(exc).__name__}: {exc}); "
-                         "`sysid info --json` prints it as stored.") from None
+        raise UsageError(
+            f"{args.model!r}: its header cannot be described ({type(exc).__name__}: {exc}); "
+            "`sysid info --json` prints it as stored."
+        ) from None
     for label, value in lines:
         ui.out(f"{label:<13}{value}" if label else f"{'':<13}{value}")
     return 0
@@ -150,8 +152,9 @@ def _training_lines(fitted: dict[str, Any]) -> list[str]:
             summary += f", {sum(_round_seconds(history)):.1f} s"
         lines.append(summary)
     if fitted.get("cost_") is not None:
-        lines.append(f"least-squares cost {fitted['cost_']:.4g} over {fitted.get('n_observations_', '?')} "
-                     "observed values")
+        lines.append(
+            f"least-squares cost {fitted['cost_']:.4g} over {fitted.get('n_observations_', '?')} observed values"
+        )
     if fitted.get("n_pieces_") is not None:
         lines.append(f"regression on {fitted['n_pieces_']} trajectory piece(s)")
     if fitted.get("n_function_evals_") is not None:

@@ -124,8 +124,9 @@ def lotka_volterra_torch(t: Any, x: Any, p: Mapping[str, Any], u: Any) -> Any:
     import torch
 
     prey, predator = x[:, 0], x[:, 1]
-    return torch.stack([(p["alpha"] - p["beta"] * predator) * prey,
-                        (p["delta"] * prey - p["gamma"]) * predator], dim=-1)
+    return torch.stack(
+        [(p["alpha"] - p["beta"] * predator) * prey, (p["delta"] * prey - p["gamma"]) * predator], dim=-1
+    )
 
 
 @dataclass(frozen=True)
@@ -141,8 +142,7 @@ class Builtin:
 
 BUILTIN_RHS: dict[str, Builtin] = {
     "lotka_volterra": Builtin(
-        functions={"classical": lotka_volterra_numpy, "greybox": lotka_volterra_torch,
-                   "hybrid": lotka_volterra_torch},
+        functions={"classical": lotka_volterra_numpy, "greybox": lotka_volterra_torch, "hybrid": lotka_volterra_torch},
         params={"alpha": 1.0, "beta": 1.0, "gamma": 1.0, "delta": 1.0},
         bounds=dict.fromkeys(("alpha", "beta", "gamma", "delta"), (0.0, None)),
         n_states=2,
@@ -165,8 +165,13 @@ class RhsSpec:
 
     def record(self) -> dict[str, Any]:
         """JSON-ready description stored in the model file."""
-        return {"spec": self.spec, "builtin": self.builtin, "path": self.path, "sha256": self.sha256,
-                "function": getattr(self.function, "__name__", None)}
+        return {
+            "spec": self.spec,
+            "builtin": self.builtin,
+            "path": self.path,
+            "sha256": self.sha256,
+            "function": getattr(self.function, "__name__", None),
+        }
 
 
 def _suggest(name: str, candidates: Sequence[str]) -> str:
@@ -188,8 +193,13 @@ def load_rhs(spec: str, kind: str) -> RhsSpec:
     if not sep or not path_text:
         if spec in BUILTIN_RHS:
             builtin = BUILTIN_RHS[spec]
-            return RhsSpec(spec, builtin.functions[kind], builtin=spec, defaults=dict(builtin.params),
-                           default_bounds=dict(builtin.bounds))
+            return RhsSpec(
+                spec,
+                builtin.functions[kind],
+                builtin=spec,
+                defaults=dict(builtin.params),
+                default_bounds=dict(builtin.bounds),
+            )
         raise UsageError(
             f"--rhs {spec!r}: expected 'path/to/file.py:function' or a built-in right-hand side "
             f"{sorted(BUILTIN_RHS)}{_suggest(spec, list(BUILTIN_RHS))}"
@@ -210,8 +220,11 @@ def load_rhs(spec: str, kind: str) -> RhsSpec:
         raise UsageError(f"--rhs {spec!r}: running {path_text} raised {type(exc).__name__}: {exc}") from exc
     function = getattr(module, function_name, None)
     if not callable(function):
-        defined = [n for n, v in vars(module).items() if callable(v) and not n.startswith("_")
-                   and getattr(v, "__module__", None) == module.__name__]
+        defined = [
+            n
+            for n, v in vars(module).items()
+            if callable(v) and not n.startswith("_") and getattr(v, "__module__", None) == module.__name__
+        ]
         raise UsageError(
             f"--rhs {spec!r}: {path_text} defines no function {function_name!r}"
             f"{_suggest(function_name, defined)[:-1] if defined else ''}"
@@ -408,8 +421,7 @@ def build_estimator(
         if fixed:
             chosen["fixed"] = list(fixed)
     elif (rhs is not None or params or bounds or fixed) and strict:
-        raise UsageError(f"--rhs/--params/--bounds/--fixed apply to greybox, hybrid and classical models, "
-                         f"not {key}.")
+        raise UsageError(f"--rhs/--params/--bounds/--fixed apply to greybox, hybrid and classical models, not {key}.")
     return cls(**chosen)
 
 

@@ -107,10 +107,20 @@ def _data_options() -> _Parser:
     group.add_argument("--states", metavar="A,B", help="state columns (default: every other numeric column)")
     group.add_argument("--inputs", metavar="U,V", help="known input (control) columns")
     group.add_argument("--trajectory", metavar="NAME", help="column or dimension telling experiments apart")
-    group.add_argument("--interpolate-inputs", action="store_const", const=True, default=None,
-                       help="fill missing input values linearly in time")
-    group.add_argument("--sort", action="store_const", const=True, default=None,
-                       help="sort each trajectory's rows by time (without it, times that go backwards are an error)")
+    group.add_argument(
+        "--interpolate-inputs",
+        action="store_const",
+        const=True,
+        default=None,
+        help="fill missing input values linearly in time",
+    )
+    group.add_argument(
+        "--sort",
+        action="store_const",
+        const=True,
+        default=None,
+        help="sort each trajectory's rows by time (without it, times that go backwards are an error)",
+    )
     return parent
 
 
@@ -119,11 +129,19 @@ def _model_options() -> _Parser:
     group = parent.add_argument_group("model settings (each applies to the models that have it)")
     for flag in MODEL_FLAGS:
         flag.add_to(group)
-    group.add_argument("--set", action="append", metavar="KEY=VALUE", dest="set_options",
-                       help="any other constructor parameter, value read as TOML (repeatable): --set lr=0.005")
+    group.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        dest="set_options",
+        help="any other constructor parameter, value read as TOML (repeatable): --set lr=0.005",
+    )
     rhs = parent.add_argument_group("right-hand side (classical, greybox, hybrid)")
-    rhs.add_argument("--rhs", metavar="FILE.py:FUNC",
-                     help="f(t, x, p, u) from a Python file (it is run), or the built-in lotka_volterra")
+    rhs.add_argument(
+        "--rhs",
+        metavar="FILE.py:FUNC",
+        help="f(t, x, p, u) from a Python file (it is run), or the built-in lotka_volterra",
+    )
     rhs.add_argument("--params", metavar="A=1,B=0.5", help="initial parameter values")
     rhs.add_argument("--bounds", metavar="A=0:10,B=0:", help="parameter bounds low:high (empty side: none)")
     rhs.add_argument("--fixed", metavar="A,B", help="parameters held at their initial values")
@@ -141,29 +159,40 @@ def build_parser() -> argparse.ArgumentParser:
     """
     from sysid import __version__
 
-    parser = _Parser(prog="sysid", formatter_class=_FORMATTER,
-                     description="System identification from measured trajectories: fit Neural ODEs, sparse, "
-                                 "grey-box, SINDy and classical models to data files, predict, compare.",
-                     epilog="run `sysid COMMAND --help` for each command's options and examples; "
-                            "`sysid demo` for a tour.")
+    parser = _Parser(
+        prog="sysid",
+        formatter_class=_FORMATTER,
+        description="System identification from measured trajectories: fit Neural ODEs, sparse, "
+        "grey-box, SINDy and classical models to data files, predict, compare.",
+        epilog="run `sysid COMMAND --help` for each command's options and examples; `sysid demo` for a tour.",
+    )
     parser.add_argument("--version", action="version", version=f"sysid {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     out, data, model = _output_options(), _data_options(), _model_options()
 
-    fit = commands.add_parser("fit", parents=[data, model, out], formatter_class=_FORMATTER, epilog=FIT_EPILOG,
-                              help="fit a model to a data file and save it",
-                              description="Fit one model to a data file and write a model file.")
+    fit = commands.add_parser(
+        "fit",
+        parents=[data, model, out],
+        formatter_class=_FORMATTER,
+        epilog=FIT_EPILOG,
+        help="fit a model to a data file and save it",
+        description="Fit one model to a data file and write a model file.",
+    )
     fit.add_argument("data", nargs="?", metavar="DATA", help="CSV, Parquet or netCDF file")
     fit.add_argument("--config", metavar="RUN.toml", help="TOML file with the settings; flags override it")
     names = cli_names()
-    fit.add_argument("--model", metavar="NAME",
-                     help=f"{names[0]} (default), {', '.join(names[1:-1])} or {names[-1]}")
+    fit.add_argument("--model", metavar="NAME", help=f"{names[0]} (default), {', '.join(names[1:-1])} or {names[-1]}")
     fit.add_argument("--out", metavar="MODEL.sysid", help="model file to write")
 
-    predict = commands.add_parser("predict", parents=[data, out], formatter_class=_FORMATTER, epilog=PREDICT_EPILOG,
-                                  help="simulate a saved model at a data file's times or on a new grid",
-                                  description="Simulate a saved model: at the times (and with the inputs) of a "
-                                              "data file, or for a new experiment on a uniform time grid.")
+    predict = commands.add_parser(
+        "predict",
+        parents=[data, out],
+        formatter_class=_FORMATTER,
+        epilog=PREDICT_EPILOG,
+        help="simulate a saved model at a data file's times or on a new grid",
+        description="Simulate a saved model: at the times (and with the inputs) of a "
+        "data file, or for a new experiment on a uniform time grid.",
+    )
     predict.add_argument("model", metavar="MODEL", help="model file written by `sysid fit`")
     predict.add_argument("data", nargs="?", metavar="DATA", help="CSV, Parquet or netCDF file (optional with --t1)")
     predict.add_argument("--x0", metavar="A,B", help="initial state, one value per state (default: estimated)")
@@ -173,44 +202,75 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--rhs", metavar="FILE.py:FUNC", help="the right-hand side the model was fitted with")
     predict.add_argument("--out", metavar="FILE", help="predictions file (.csv, .parquet, .nc); default: CSV on stdout")
 
-    compare = commands.add_parser("compare", parents=[data, model, out], formatter_class=_FORMATTER,
-                                  epilog=COMPARE_EPILOG, help="fit several models and tabulate their errors",
-                                  description="Fit several models on the same data; print and write a table "
-                                              "of trajectory (and equation) errors, held-out data first, "
-                                              "with figures.")
+    compare = commands.add_parser(
+        "compare",
+        parents=[data, model, out],
+        formatter_class=_FORMATTER,
+        epilog=COMPARE_EPILOG,
+        help="fit several models and tabulate their errors",
+        description="Fit several models on the same data; print and write a table "
+        "of trajectory (and equation) errors, held-out data first, "
+        "with figures.",
+    )
     compare.add_argument("data", nargs="?", metavar="DATA", help="CSV, Parquet or netCDF file")
     compare.add_argument("--config", metavar="RUN.toml", help="TOML file with the settings; flags override it")
-    compare.add_argument("--models", metavar="A,B",
-                         help=f"models to compare, from {', '.join(names)} (default neural,sparse,sindy)")
+    compare.add_argument(
+        "--models", metavar="A,B", help=f"models to compare, from {', '.join(names)} (default neural,sparse,sindy)"
+    )
     compare.add_argument("--test-trajectories", metavar="A,B", help="trajectories held out for testing")
-    compare.add_argument("--time-fraction", type=_fraction, metavar="F",
-                         help="also fit on the first F of each trajectory's span and score the rest "
-                              f"(default {DEFAULT_TIME_FRACTION:g} without --test-trajectories)")
-    compare.add_argument("--no-hold-out", action="store_const", const=False, dest="hold_out",
-                         help="score the models in-sample only: one fit each, on all the data")
+    compare.add_argument(
+        "--time-fraction",
+        type=_fraction,
+        metavar="F",
+        help="also fit on the first F of each trajectory's span and score the rest "
+        f"(default {DEFAULT_TIME_FRACTION:g} without --test-trajectories)",
+    )
+    compare.add_argument(
+        "--no-hold-out",
+        action="store_const",
+        const=False,
+        dest="hold_out",
+        help="score the models in-sample only: one fit each, on all the data",
+    )
     compare.add_argument("--truth", metavar="SYSTEM", help="score equations against a simulated system's truth")
     compare.add_argument("--n-jobs", type=int, metavar="N", help="fit the models in parallel (joblib)")
     compare.add_argument("--out", metavar="DIR", help="folder for the table, report and figures")
 
-    info = commands.add_parser("info", parents=[out], formatter_class=_FORMATTER, epilog=INFO_EPILOG,
-                               help="describe a model file",
-                               description="Describe a model file: kind, states, inputs, parameters or "
-                                           "equations, training summary and provenance. Nothing is run.")
+    info = commands.add_parser(
+        "info",
+        parents=[out],
+        formatter_class=_FORMATTER,
+        epilog=INFO_EPILOG,
+        help="describe a model file",
+        description="Describe a model file: kind, states, inputs, parameters or "
+        "equations, training summary and provenance. Nothing is run.",
+    )
     info.add_argument("model", metavar="MODEL", help="model file")
     info.add_argument("--json", action="store_true", help="print the file's whole header as JSON")
 
-    demo = commands.add_parser("demo", parents=[out], formatter_class=_FORMATTER, epilog=DEMO_EPILOG,
-                               help="fit four models to the lynx-hare data (or a simulated system)",
-                               description="Fit NeuralODE, SparseODE, SINDy and a classical Lotka-Volterra "
-                                           "model, print the comparison and the equations, write figures and "
-                                           "report.md.")
-    demo.add_argument("--dataset", default="lynx_hare", metavar="NAME",
-                      help="lynx_hare (default), lotka_volterra, van_der_pol, duffing, pendulum, lorenz, "
-                           "mass_spring_damper")
+    demo = commands.add_parser(
+        "demo",
+        parents=[out],
+        formatter_class=_FORMATTER,
+        epilog=DEMO_EPILOG,
+        help="fit four models to the lynx-hare data (or a simulated system)",
+        description="Fit NeuralODE, SparseODE, SINDy and a classical Lotka-Volterra "
+        "model, print the comparison and the equations, write figures and "
+        "report.md.",
+    )
+    demo.add_argument(
+        "--dataset",
+        default="lynx_hare",
+        metavar="NAME",
+        help="lynx_hare (default), lotka_volterra, van_der_pol, duffing, pendulum, lorenz, mass_spring_damper",
+    )
     demo.add_argument("--out", default="sysid-demo", metavar="DIR", help="output folder (default ./sysid-demo/)")
     demo.add_argument("--quick", action="store_true", help="tiny settings: runs in seconds, for a smoke test")
-    demo.add_argument("--time-fraction", type=_fraction, metavar="F",
-                      help=f"fit on the first F of the record (default {DEFAULT_TIME_FRACTION:g}), score the rest")
+    demo.add_argument(
+        "--time-fraction",
+        type=_fraction,
+        metavar="F",
+        help=f"fit on the first F of the record (default {DEFAULT_TIME_FRACTION:g}), score the rest",
+    )
     demo.add_argument("--random-state", type=int, default=0, metavar="N", help="seed (default 0)")
     return parser
-

@@ -46,8 +46,10 @@ def _functions_for(header: dict[str, Any], rhs_spec: str | None, ui: Console, pa
     kind = cli_name_of(estimator)
     parameter = rhs_parameter(kind) if kind is not None else None
     if kind is None or parameter is None or needed != [parameter]:
-        raise UsageError(f"{path}: the {estimator} was saved with Python functions for {needed}; the command line "
-                         "supplies only the right-hand side (--rhs). Load it in Python with sysid.load(path, ...).")
+        raise UsageError(
+            f"{path}: the {estimator} was saved with Python functions for {needed}; the command line "
+            "supplies only the right-hand side (--rhs). Load it in Python with sysid.load(path, ...)."
+        )
     if rhs_spec:
         spec = load_rhs(rhs_spec, kind)
         if recorded.get("sha256") and spec.sha256 and spec.sha256 != recorded["sha256"]:
@@ -85,11 +87,14 @@ def predict_command(args: argparse.Namespace, ui: Console, argv: Sequence[str]) 
     from sysid.io.format import read_file
 
     if args.out and args.out != "-":
-        check_not_an_input(args.out, {"model file": args.model, "data file": args.data,
-                                      "right-hand side file": rhs_file(args.rhs)})
+        check_not_an_input(
+            args.out, {"model file": args.model, "data file": args.data, "right-hand side file": rhs_file(args.rhs)}
+        )
     if args.n_times is not None and not 2 <= args.n_times <= MAX_N_TIMES:
-        raise UsageError(f"--n-times must be between 2 and {MAX_N_TIMES:,}, got {args.n_times:,}; for more times, "
-                         "call model.predict(t=...) in Python, in pieces.")
+        raise UsageError(
+            f"--n-times must be between 2 and {MAX_N_TIMES:,}, got {args.n_times:,}; for more times, "
+            "call model.predict(t=...) in Python, in pieces."
+        )
     header = read_file(args.model).header
     functions = _functions_for(header, args.rhs, ui, args.model)
     model = sysid.io.load(args.model, **functions)
@@ -107,8 +112,11 @@ def predict_command(args: argparse.Namespace, ui: Console, argv: Sequence[str]) 
         result = _in_output_family(model.predict(frame, x0=x0, **overrides), options, out_kind)
     if args.out and args.out != "-":
         write_data(result, args.out)
-        what = (f"{len(result)} predicted rows" if hasattr(result, "columns")
-                else f"predicted {', '.join(map(str, result.data_vars))}")
+        what = (
+            f"{len(result)} predicted rows"
+            if hasattr(result, "columns")
+            else f"predicted {', '.join(map(str, result.data_vars))}"
+        )
         ui.info(f"wrote {what} to {args.out}")
     else:
         keep_index = not (type(result.index).__name__ == "RangeIndex" and result.index.name is None)

@@ -37,12 +37,23 @@ def package_versions() -> dict[str, str]:
 def data_record(data_path: str) -> dict[str, Any]:
     """Where the data came from: path, format, size and SHA-256 of the file as read."""
     path = Path(data_path)
-    return {"path": str(data_path), "absolute_path": str(path.resolve()), "format": file_format(path),
-            "bytes": path.stat().st_size, "sha256": sha256_of(path)}
+    return {
+        "path": str(data_path),
+        "absolute_path": str(path.resolve()),
+        "format": file_format(path),
+        "bytes": path.stat().st_size,
+        "sha256": sha256_of(path),
+    }
 
 
-def provenance_record(command: str, argv: Sequence[str], config: dict[str, Any], meta: dict[str, Any] | None,
-                      data: dict[str, Any], extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def provenance_record(
+    command: str,
+    argv: Sequence[str],
+    config: dict[str, Any],
+    meta: dict[str, Any] | None,
+    data: dict[str, Any],
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """The record for ``sysid COMMAND argv...``: settings, config file, data, versions and time (UTC)."""
     from sysid import __version__
 
@@ -86,16 +97,22 @@ def provenance_lines(header: dict[str, Any]) -> list[str]:
     lines = [f"written {record.get('created_utc', '?')} by: sysid {' '.join(record.get('argv', []))}"]
     data = record.get("data") or {}
     if data:
-        lines.append(f"data {data.get('path')} ({data.get('format')}, {data.get('bytes')} bytes, "
-                     f"sha256 {str(data.get('sha256'))[:16]}...)")
+        lines.append(
+            f"data {data.get('path')} ({data.get('format')}, {data.get('bytes')} bytes, "
+            f"sha256 {str(data.get('sha256'))[:16]}...)"
+        )
     config = record.get("config_file")
     if config:
         lines.append(f"config {config.get('path')} (sha256 {str(config.get('sha256'))[:16]}...)")
     rhs = (record.get("config") or {}).get("rhs")
     if rhs:
-        lines.append(f"right-hand side {rhs.get('spec')}"
-                     + (f" (sha256 {str(rhs.get('sha256'))[:16]}...)" if rhs.get("sha256") else " (built in)"))
+        lines.append(
+            f"right-hand side {rhs.get('spec')}"
+            + (f" (sha256 {str(rhs.get('sha256'))[:16]}...)" if rhs.get("sha256") else " (built in)")
+        )
     packages = record.get("packages") or {}
-    lines.append(f"sysid {record.get('sysid_version')}, python {record.get('python')}"
-                 + "".join(f", {k} {v}" for k, v in packages.items() if k in ("torch", "pysindy", "scipy")))
+    lines.append(
+        f"sysid {record.get('sysid_version')}, python {record.get('python')}"
+        + "".join(f", {k} {v}" for k, v in packages.items() if k in ("torch", "pysindy", "scipy"))
+    )
     return lines

@@ -24,8 +24,16 @@ from sysid.cli._models import (
 )
 from sysid.registry import cli_names
 
-__all__ = ["DATA_KEYS", "DEFAULT_TIME_FRACTION", "data_settings", "flag_settings", "model_settings", "required",
-           "rhs_settings", "settings_of"]
+__all__ = [
+    "DATA_KEYS",
+    "DEFAULT_TIME_FRACTION",
+    "data_settings",
+    "flag_settings",
+    "model_settings",
+    "required",
+    "rhs_settings",
+    "settings_of",
+]
 
 DATA_KEYS = ("time", "states", "inputs", "trajectory", "interpolate_inputs", "sort")
 """Settings that say how to read the data file (the adapters' options)."""
@@ -107,8 +115,9 @@ def _shared_options(settings: dict[str, Any]) -> dict[str, Any]:
     return shared
 
 
-def model_settings(settings: dict[str, Any], flags: dict[str, Any], model: str, accepted: set[str],
-                   every_flag: bool) -> dict[str, Any]:
+def model_settings(
+    settings: dict[str, Any], flags: dict[str, Any], model: str, accepted: set[str], every_flag: bool
+) -> dict[str, Any]:
     """Constructor options for one model: [options] (where it applies) < [model] table < --set < flags.
 
     ``flags`` are the command line's (:func:`flag_settings`); with ``every_flag`` all of
@@ -120,8 +129,10 @@ def model_settings(settings: dict[str, Any], flags: dict[str, Any], model: str, 
     table = dict(settings.get(model, {}))
     unknown = sorted(set(table) - accepted)
     if unknown:
-        raise UsageError(f"[{model}] in the config sets {unknown}, which {model_class(model).__name__} does not have; "
-                         f"its settings are {sorted(accepted)}.")
+        raise UsageError(
+            f"[{model}] in the config sets {unknown}, which {model_class(model).__name__} does not have; "
+            f"its settings are {sorted(accepted)}."
+        )
     options.update(table)
     options.update(flags if every_flag else {k: v for k, v in flags.items() if k in accepted})
     return options

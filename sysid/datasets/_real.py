@@ -110,36 +110,46 @@ def load_lynx_hare(as_frame: bool = False) -> Trajectories | pd.DataFrame:
     """
     if not isinstance(as_frame, bool | np.bool_):
         raise ValueError(f"as_frame must be True or False, got {as_frame!r}.")
-    table = _read_table(
-        "lynx_hare/lynx_hare_1900_1920.csv", ("year", "hare_thousands", "lynx_thousands")
-    )
+    table = _read_table("lynx_hare/lynx_hare_1900_1920.csv", ("year", "hare_thousands", "lynx_thousands"))
     origin = 1900
     data = Trajectories.from_arrays(
-        [table[:, 0] - origin], [table[:, 1:3]],
-        state_names=["hare", "lynx"], names=["hudson_bay"],
+        [table[:, 0] - origin],
+        [table[:, 1:3]],
+        state_names=["hare", "lynx"],
+        names=["hudson_bay"],
     )
-    data.attrs.update({
-        "title": "Hudson's Bay Company snowshoe hare and lynx pelts, 1900-1920",
-        "source": (
-            "Howard (2009), Modeling basics, http://www.math.tamu.edu/~phoward/m442/"
-            "modbasics.pdf, as circulated in B. Carpenter's Stan case study "
-            "'Predator-Prey Population Dynamics: the Lotka-Volterra model in Stan'"
-        ),
-        "time_origin_year": origin,
-        "time_units": "years since 1900",
-        "sampling": "annual",
-        "reference_params": {
-            "carpenter_stan_posterior_mean": {
-                "alpha": 0.55, "beta": 0.028, "gamma": 0.80, "delta": 0.024,
+    data.attrs.update(
+        {
+            "title": "Hudson's Bay Company snowshoe hare and lynx pelts, 1900-1920",
+            "source": (
+                "Howard (2009), Modeling basics, http://www.math.tamu.edu/~phoward/m442/"
+                "modbasics.pdf, as circulated in B. Carpenter's Stan case study "
+                "'Predator-Prey Population Dynamics: the Lotka-Volterra model in Stan'"
+            ),
+            "time_origin_year": origin,
+            "time_units": "years since 1900",
+            "sampling": "annual",
+            "reference_params": {
+                "carpenter_stan_posterior_mean": {
+                    "alpha": 0.55,
+                    "beta": 0.028,
+                    "gamma": 0.80,
+                    "delta": 0.024,
+                },
+                "howard_2009_point_estimate": {
+                    "alpha": 0.55,
+                    "beta": 0.028,
+                    "gamma": 0.84,
+                    "delta": 0.026,
+                },
             },
-            "howard_2009_point_estimate": {
-                "alpha": 0.55, "beta": 0.028, "gamma": 0.84, "delta": 0.026,
-            },
-        },
-    })
-    data.variable_attrs.update({
-        "hare": {"units": "thousands of pelts", "long_name": "snowshoe hare pelts", "role": "prey"},
-        "lynx": {"units": "thousands of pelts", "long_name": "Canada lynx pelts", "role": "predator"},
-    })
+        }
+    )
+    data.variable_attrs.update(
+        {
+            "hare": {"units": "thousands of pelts", "long_name": "snowshoe hare pelts", "role": "prey"},
+            "lynx": {"units": "thousands of pelts", "long_name": "Canada lynx pelts", "role": "predator"},
+        }
+    )
     data.source.update({"time": "t", "trajectory": "trajectory"})
     return data.to_pandas() if as_frame else data

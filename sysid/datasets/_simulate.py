@@ -203,26 +203,30 @@ def simulate(
         noisy = _drop_entries(noisy, missing_frac, streams["missing"])
 
     data = Trajectories.from_arrays(
-        times, noisy, us,
+        times,
+        noisy,
+        us,
         state_names=sys_truth.state_names,
         input_names=sys_truth.input_names,
         names=[f"run{i}" for i in range(n_traj)],
     )
-    data.attrs.update({
-        "source": "sysid.datasets.simulate",
-        "system": name,
-        "params": dict(sys_truth.params),
-        "noise": float(noise_level),
-        "noise_std": dict(zip(sys_truth.state_names, noise_std.tolist())),
-        "missing": float(missing_frac),
-        "irregular": bool(irregular),
-        "n_samples": n,
-        "t_span": span,
-        "sampling": sys_truth.sampling,
-        "seed": seed,
-        "x0": starts.tolist(),
-        "inputs": input_kind,
-    })
+    data.attrs.update(
+        {
+            "source": "sysid.datasets.simulate",
+            "system": name,
+            "params": dict(sys_truth.params),
+            "noise": float(noise_level),
+            "noise_std": dict(zip(sys_truth.state_names, noise_std.tolist())),
+            "missing": float(missing_frac),
+            "irregular": bool(irregular),
+            "n_samples": n,
+            "t_span": span,
+            "sampling": sys_truth.sampling,
+            "seed": seed,
+            "x0": starts.tolist(),
+            "inputs": input_kind,
+        }
+    )
     # Labelled output always has a "trajectory" column / dimension, even for one run.
     data.source.update({"time": "t", "trajectory": "trajectory"})
     return data.to_pandas() if as_frame else data
@@ -271,14 +275,10 @@ def _check_random_state(random_state: object) -> tuple[np.random.Generator, int 
         if random_state < 0:
             raise ValueError(f"random_state must be a non-negative int, got {random_state!r}.")
         return np.random.default_rng(int(random_state)), int(random_state)
-    raise ValueError(
-        f"random_state must be an int, a numpy.random.Generator or None, got {random_state!r}."
-    )
+    raise ValueError(f"random_state must be an int, a numpy.random.Generator or None, got {random_state!r}.")
 
 
-def _initial_states(
-    x0: Any, n_traj: int, sys_truth: SystemTruth, rng: np.random.Generator
-) -> np.ndarray:
+def _initial_states(x0: Any, n_traj: int, sys_truth: SystemTruth, rng: np.random.Generator) -> np.ndarray:
     n_states = sys_truth.n_states
     if x0 is None:
         low, high = np.array([sys_truth.x0_range[s] for s in sys_truth.state_names]).T
@@ -343,7 +343,10 @@ def _record_input(u: Callable[[float], Any], t: np.ndarray, sys_truth: SystemTru
 
 # ------------------------------------------------------------------- sampling
 def _sample_times(
-    span: tuple[float, float], n: int, irregular: bool, sys_truth: SystemTruth,
+    span: tuple[float, float],
+    n: int,
+    irregular: bool,
+    sys_truth: SystemTruth,
     rng: np.random.Generator,
 ) -> np.ndarray:
     start, end = span
@@ -364,9 +367,7 @@ def _sample_times(
             return t
 
 
-def _drop_entries(
-    ys: list[np.ndarray], fraction: float, rng: np.random.Generator
-) -> list[np.ndarray]:
+def _drop_entries(ys: list[np.ndarray], fraction: float, rng: np.random.Generator) -> list[np.ndarray]:
     """Set ``round(fraction * total)`` entries to NaN, keeping two full rows per trajectory."""
     out = [y.copy() for y in ys]
     candidates: list[tuple[int, int, int]] = []

@@ -78,7 +78,7 @@ class SystemTruth:
     >>> lv = truth("lotka_volterra")
     >>> lv.state_names, lv.params["alpha"]
     (('prey', 'predator'), 1.5)
-    >>> lv.rhs(0.0, [3.0, 1.5]).tolist()    # the equilibrium (gamma/delta, alpha/beta)
+    >>> lv.rhs(0.0, [3.0, 1.5]).tolist()  # the equilibrium (gamma/delta, alpha/beta)
     [0.0, 0.0]
     >>> lv.coefficients["prey"]
     {'prey': 1.5, 'prey predator': -1.0}
@@ -145,9 +145,7 @@ class SystemTruth:
         """
         times = np.asarray(t, dtype=float)
         if times.ndim != 1 or times.size == 0 or not np.all(np.isfinite(times)):
-            raise DataError(
-                f"t must be a non-empty 1-D array of finite times, got shape {times.shape}."
-            )
+            raise DataError(f"t must be a non-empty 1-D array of finite times, got shape {times.shape}.")
         if times.size > 1 and np.any(np.diff(times) <= 0):
             raise DataError("t must be strictly increasing; sort it and drop repeated times.")
         state = np.asarray(x0, dtype=float)
@@ -174,13 +172,18 @@ class SystemTruth:
 
             options["jac"] = jac
         sol = solve_ivp(
-            fun, (times[0], times[-1]), state, method=self.method, t_eval=times,
-            rtol=self.rtol, atol=self.atol, **options,
+            fun,
+            (times[0], times[-1]),
+            state,
+            method=self.method,
+            t_eval=times,
+            rtol=self.rtol,
+            atol=self.atol,
+            **options,
         )
         if not sol.success or sol.y.shape[1] != times.size:
             raise RuntimeError(
-                f"solve_ivp ({self.method}) failed to simulate {self.name!r} from x0="
-                f"{state.tolist()}: {sol.message}"
+                f"solve_ivp ({self.method}) failed to simulate {self.name!r} from x0={state.tolist()}: {sol.message}"
             )
         return np.ascontiguousarray(sol.y.T)
 
@@ -246,10 +249,7 @@ def _lotka_volterra() -> SystemTruth:
         # Below the equilibrium prey = gamma/delta = 3: every orbit oscillates clearly
         # (prey about 0.7-8, predator about 0.17-5.4) and stays well away from zero.
         x0_range={"prey": (1.0, 2.0), "predator": (0.5, 2.5)},
-        equations=(
-            "d prey/dt = alpha prey - beta prey predator\n"
-            "d predator/dt = delta prey predator - gamma predator"
-        ),
+        equations=("d prey/dt = alpha prey - beta prey predator\nd predator/dt = delta prey predator - gamma predator"),
     )
 
 
@@ -402,11 +402,13 @@ def _robertson() -> SystemTruth:
 
     def jac(t: float, x: Any, u: Any = None) -> np.ndarray:
         _, y2, y3 = np.asarray(x, dtype=float)
-        return np.array([
-            [-k1, k3 * y3, k3 * y2],
-            [k1, -k3 * y3 - 2.0 * k2 * y2, -k3 * y2],
-            [0.0, 2.0 * k2 * y2, 0.0],
-        ])
+        return np.array(
+            [
+                [-k1, k3 * y3, k3 * y2],
+                [k1, -k3 * y3 - 2.0 * k2 * y2, -k3 * y2],
+                [0.0, 2.0 * k2 * y2, 0.0],
+            ]
+        )
 
     return SystemTruth(
         name="robertson",
@@ -430,11 +432,7 @@ def _robertson() -> SystemTruth:
         rtol=1e-10,
         atol=1e-14,
         jac=jac,
-        equations=(
-            "dy1/dt = -k1 y1 + k3 y2 y3\n"
-            "dy2/dt = k1 y1 - k3 y2 y3 - k2 y2^2\n"
-            "dy3/dt = k2 y2^2"
-        ),
+        equations=("dy1/dt = -k1 y1 + k3 y2 y3\ndy2/dt = k1 y1 - k3 y2 y3 - k2 y2^2\ndy3/dt = k2 y2^2"),
     )
 
 
@@ -461,9 +459,7 @@ def check_system(system: object) -> str:
         close = difflib.get_close_matches(system, SYSTEMS, n=1, cutoff=0.5)
         if close:
             hint = f" Did you mean {close[0]!r}?"
-    raise ValueError(
-        f"unknown system {system!r}.{hint} Accepted systems: {', '.join(SYSTEMS)}."
-    )
+    raise ValueError(f"unknown system {system!r}.{hint} Accepted systems: {', '.join(SYSTEMS)}.")
 
 
 def truth(system: str) -> SystemTruth:

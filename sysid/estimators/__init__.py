@@ -28,4 +28,6 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(__all__)
+
+
 __all__ += ["TrajectoryEstimator"]

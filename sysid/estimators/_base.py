@@ -20,8 +20,17 @@ from sysid.estimators._observed_range import flag_extrapolation
 from sysid.metrics import r2
 from sysid.trajectories import LazyTrajectories, Trajectories, Trajectory, is_complex
 
-DATA_OPTIONS = ("time", "states", "inputs", "trajectory", "state_names", "input_names", "interpolate_inputs",
-                "lazy", "sort")
+DATA_OPTIONS = (
+    "time",
+    "states",
+    "inputs",
+    "trajectory",
+    "state_names",
+    "input_names",
+    "interpolate_inputs",
+    "lazy",
+    "sort",
+)
 _LABELLED_OPTIONS = ("time", "states", "inputs", "trajectory", "interpolate_inputs", "sort")
 _ARRAY_OPTIONS = ("interpolate_inputs", "sort")  # the fit's reading rules that also apply to arrays
 
@@ -82,11 +91,17 @@ def as_finite_numbers(values: Any, what: str) -> np.ndarray:
 MIN_OBSERVATIONS_PER_UNKNOWN = 2.0
 
 
-def warn_if_underdetermined(owner: str, n_observations: int, n_unknowns: int, *, unknowns: str = "parameters",
-                            observations: str = "observed values",
-                            per_unknown: float = MIN_OBSERVATIONS_PER_UNKNOWN,
-                            advice: str = "Add data (more trajectories or times), or fit a smaller model.",
-                            stacklevel: int = 4) -> bool:
+def warn_if_underdetermined(
+    owner: str,
+    n_observations: int,
+    n_unknowns: int,
+    *,
+    unknowns: str = "parameters",
+    observations: str = "observed values",
+    per_unknown: float = MIN_OBSERVATIONS_PER_UNKNOWN,
+    advice: str = "Add data (more trajectories or times), or fit a smaller model.",
+    stacklevel: int = 4,
+) -> bool:
     """Warn (:class:`~sysid.FitWarning`) when the data are too few to determine the model; True if it warned.
 
     Call it from ``_fit`` before the optimisation, with what the data give and what the
@@ -132,7 +147,8 @@ def warn_if_underdetermined(owner: str, n_observations: int, n_unknowns: int, *,
         f"{owner}: {n_observations} {observations} cannot determine {n_unknowns} {unknowns}: a fit needs at least "
         f"{needed} ({per_unknown:g} per unknown); with fewer, the result is what the starting point or the "
         f"regularisation makes of it, not what the data say. {advice}",
-        FitWarning, stacklevel=stacklevel,
+        FitWarning,
+        stacklevel=stacklevel,
     )
     return True
 
@@ -220,8 +236,7 @@ class TrajectoryEstimator(BaseEstimator):
             self.observed_range_ = np.stack(data.observed_range())
         return self
 
-    def predict(self, X: Any = None, t: Any = None, x0: Any = None, u: Any = None,
-                **data_options: Any) -> Any:
+    def predict(self, X: Any = None, t: Any = None, x0: Any = None, u: Any = None, **data_options: Any) -> Any:
         """Simulate trajectories: at the times of ``X`` (in ``X``'s format), or a new experiment.
 
         Parameters
@@ -289,8 +304,14 @@ class TrajectoryEstimator(BaseEstimator):
         """
         return True
 
-    def _flag_extrapolation(self, data: Trajectories, predictions: list[np.ndarray], starts: np.ndarray | None,
-                            owner: str, observed: bool = True) -> list[Any]:
+    def _flag_extrapolation(
+        self,
+        data: Trajectories,
+        predictions: list[np.ndarray],
+        starts: np.ndarray | None,
+        owner: str,
+        observed: bool = True,
+    ) -> list[Any]:
         """Warn (:class:`~sysid.ExtrapolationWarning`) about trajectories beyond ``observed_range_``.
 
         Checks the prediction, the initial states ``starts`` and, when ``observed``, the
@@ -299,10 +320,17 @@ class TrajectoryEstimator(BaseEstimator):
         """
         if not self._flags_extrapolation:
             return []
-        pieces = [([tr.y] if observed else []) + [p] + ([] if starts is None else [starts[i : i + 1]])
-                  for i, (tr, p) in enumerate(zip(data, predictions))]
-        return flag_extrapolation(getattr(self, "observed_range_", None), list(data.names), self.state_names_,
-                                  pieces, f"{type(self).__name__}.{owner}")
+        pieces = [
+            ([tr.y] if observed else []) + [p] + ([] if starts is None else [starts[i : i + 1]])
+            for i, (tr, p) in enumerate(zip(data, predictions))
+        ]
+        return flag_extrapolation(
+            getattr(self, "observed_range_", None),
+            list(data.names),
+            self.state_names_,
+            pieces,
+            f"{type(self).__name__}.{owner}",
+        )
 
     @staticmethod
     def _check_data_options(options: dict[str, Any]) -> None:
@@ -342,8 +370,9 @@ class TrajectoryEstimator(BaseEstimator):
             raise DataError(f"x0 must be finite, got {arr.tolist()}.")
         return np.array(arr)
 
-    def _prediction_request(self, X: Any, t: Any, x0: Any, u: Any,
-                            data_options: dict[str, Any]) -> tuple[Trajectories, np.ndarray | None, Any]:
+    def _prediction_request(
+        self, X: Any, t: Any, x0: Any, u: Any, data_options: dict[str, Any]
+    ) -> tuple[Trajectories, np.ndarray | None, Any]:
         """Validated data and initial states of a ``predict`` call, and what to format the result like.
 
         For ``X=None`` (a new experiment from ``t=`` and ``x0=``), ``like`` is a
@@ -398,7 +427,7 @@ class TrajectoryEstimator(BaseEstimator):
             "datetime": "datetime64 times, e.g. pandas.to_datetime(df['t'])",
             "timedelta": "timedelta64 times, e.g. pandas.to_timedelta(df['t'], unit='s')",
             "float": "numbers in the unit the fit's times had, e.g. (df['t'] - df['t'].min()).dt.total_seconds() "
-                     "if that unit was seconds",
+            "if that unit was seconds",
         }[fitted]
         raise DataError(
             f"the model was fitted on {fitted} times, but the data has {data.time_kind} times; sysid reads "
@@ -410,8 +439,11 @@ class TrajectoryEstimator(BaseEstimator):
         """Name the fitted inputs a DataFrame or Dataset lacks before the adapter looks for them."""
         if not self.input_names_ or options.get("inputs") is None:
             return
-        names = set(getattr(X, "columns", [])) | set(getattr(X, "variables", [])) \
+        names = (
+            set(getattr(X, "columns", []))
+            | set(getattr(X, "variables", []))
             | {n for n in getattr(getattr(X, "index", None), "names", []) or [] if n is not None}
+        )
         missing = [n for n in self.input_names_ if n not in names]
         if missing:
             raise DataError(
@@ -444,9 +476,7 @@ class TrajectoryEstimator(BaseEstimator):
 
     def _new_experiment(self, t: Any, x0: Any, u: Any) -> tuple[Trajectories, np.ndarray, _NewExperiment]:
         if t is None or x0 is None:
-            raise DataError(
-                "predict needs data X, or both t= (times of a new experiment) and x0= (its initial state)."
-            )
+            raise DataError("predict needs data X, or both t= (times of a new experiment) and x0= (its initial state).")
         t_arr = as_numbers(t, "t")
         if t_arr.ndim != 1 or t_arr.size < 2:
             raise DataError(

@@ -256,23 +256,29 @@ class ClassicalODE(ParametricResults, TrajectoryEstimator):
             )
 
     # -- simulation --------------------------------------------------------------------
-    def _simulate(self, traj: Trajectory, x0: np.ndarray, theta: np.ndarray,
-                  tolerances: tuple[float, float] | None = None) -> SimulationResult:
+    def _simulate(
+        self, traj: Trajectory, x0: np.ndarray, theta: np.ndarray, tolerances: tuple[float, float] | None = None
+    ) -> SimulationResult:
         p = dict(zip(self.param_names_, theta.tolist()))
         f = self.f
         inputs = linear_inputs(traj.t, traj.u)
         rtol, atol = tolerances or (float(self.rtol), float(self.atol))
         if traj.u is None:
+
             def rhs(s: float, x: np.ndarray) -> Any:
                 return f(s, x, p, None)
         else:
+
             def rhs(s: float, x: np.ndarray) -> Any:
                 return f(s, x, p, inputs(s))
-        return simulate_numpy(rhs, traj.t, x0, self.solver, rtol, atol, DEFAULT_STEP_BUDGET,
-                              DIVERGENCE_FACTOR * self.scale_)
 
-    def _residuals(self, traj: Trajectory, x0: np.ndarray, theta: np.ndarray,
-                   tolerances: tuple[float, float] | None = None) -> tuple[np.ndarray, int]:
+        return simulate_numpy(
+            rhs, traj.t, x0, self.solver, rtol, atol, DEFAULT_STEP_BUDGET, DIVERGENCE_FACTOR * self.scale_
+        )
+
+    def _residuals(
+        self, traj: Trajectory, x0: np.ndarray, theta: np.ndarray, tolerances: tuple[float, float] | None = None
+    ) -> tuple[np.ndarray, int]:
         """Observed-entry residuals and the evaluations of f they took.
 
         Residuals are clipped to a large bound; entries a failed simulation did not
@@ -305,18 +311,32 @@ class ClassicalODE(ParametricResults, TrajectoryEstimator):
         starts_x0 = np.array([first_state(tr) for tr in data])
         self.n_observations_ = data.n_observations
         n_free = n_theta + (len(data) * data.n_states if self.fit_x0 else 0)
-        warn_if_underdetermined("ClassicalODE", data.n_observations, n_free,
-                                unknowns="free parameters (initial states included)", stacklevel=5)
+        warn_if_underdetermined(
+            "ClassicalODE",
+            data.n_observations,
+            n_free,
+            unknowns="free parameters (initial states included)",
+            stacklevel=5,
+        )
         spread = state_spread(data)
         residuals = _Residuals(self, data, 1.0 / spread, starts_x0)
 
         def run(z0: np.ndarray, tolerances: tuple[float, float], with_x0: bool, max_nfev: int | None) -> Any:
             n_x0 = residuals.n_x0 if with_x0 else 0
-            bounds = (np.concatenate([self.lower_[free], np.full(n_x0, -np.inf)]),
-                      np.concatenate([self.upper_[free], np.full(n_x0, np.inf)]))
-            return least_squares(residuals.objective(tolerances, with_x0), z0, bounds=bounds, loss=self.loss,
-                                 max_nfev=max_nfev, x_scale="jac",
-                                 diff_step=max(float(np.sqrt(tolerances[0])), 1e-7))  # type: ignore[arg-type]  # see _LOSSES
+            bounds = (
+                np.concatenate([self.lower_[free], np.full(n_x0, -np.inf)]),
+                np.concatenate([self.upper_[free], np.full(n_x0, np.inf)]),
+            )
+            return least_squares(
+                residuals.objective(tolerances, with_x0),
+                z0,
+                bounds=bounds,
+                loss=self.loss,
+                max_nfev=max_nfev,
+                x_scale="jac",
+                # scipy documents a scalar diff_step; scipy-stubs accept only arrays
+                diff_step=max(float(np.sqrt(tolerances[0])), 1e-7),  # type: ignore[arg-type]
+            )
 
         self.diff_step_ = max(float(np.sqrt(self.rtol)), 1e-7)
         rng = np.random.default_rng(self.random_state)
@@ -367,18 +387,23 @@ class ClassicalODE(ParametricResults, TrajectoryEstimator):
     def _profile_problem(self, data: Any) -> ProfileProblem:
         trajectories = self._data_like_fit(data, None, None, {})
         if len(trajectories) != len(self.trajectory_names_):
-            raise DataError(f"data= must be the training data ({len(self.trajectory_names_)} trajectories), got "
-                            f"{len(trajectories)} trajectories.")
+            raise DataError(
+                f"data= must be the training data ({len(self.trajectory_names_)} trajectories), got "
+                f"{len(trajectories)} trajectories."
+            )
         weights = np.array([1.0 / self.noise_levels_[s] for s in trajectories.state_names])
         residuals = _Residuals(self, trajectories, weights, self.x0_)
         objective = residuals.objective((float(self.rtol), float(self.atol)), self.fit_x0)
         free = self.free_
         theta = np.array([self.params_[n] for n in self.param_names_])[free]
         n_x0 = residuals.n_x0 if self.fit_x0 else 0
-        return ProfileProblem(objective, np.concatenate([theta, self.x0_.reshape(-1)[:n_x0]]),
-                              np.concatenate([self.lower_[free], np.full(n_x0, -np.inf)]),
-                              np.concatenate([self.upper_[free], np.full(n_x0, np.inf)]),
-                              diff_step=self.diff_step_)
+        return ProfileProblem(
+            objective,
+            np.concatenate([theta, self.x0_.reshape(-1)[:n_x0]]),
+            np.concatenate([self.lower_[free], np.full(n_x0, -np.inf)]),
+            np.concatenate([self.upper_[free], np.full(n_x0, np.inf)]),
+            diff_step=self.diff_step_,
+        )
 
     @property
     def not_identifiable_(self) -> list[str]:
@@ -411,7 +436,10 @@ class ClassicalODE(ParametricResults, TrajectoryEstimator):
 
         try:
             result = least_squares(
-                residuals, start, loss=self.loss, x_scale="jac",
+                residuals,
+                start,
+                loss=self.loss,
+                x_scale="jac",
                 diff_step=max(float(np.sqrt(self.rtol)), 1e-7),  # type: ignore[arg-type]
                 max_nfev=50 * start.size,
             )
@@ -448,16 +476,31 @@ class ClassicalODE(ParametricResults, TrajectoryEstimator):
         check_is_fitted(self)
         points, times, inputs, single = vector_field_args(self, x, t, u)
         p = dict(self.params_)
-        values = np.array([np.asarray(self.f(float(s), xi, p, ui), dtype=float).reshape(-1)
-                           for s, xi, ui in zip(times, points, inputs)])
+        values = np.array(
+            [
+                np.asarray(self.f(float(s), xi, p, ui), dtype=float).reshape(-1)
+                for s, xi, ui in zip(times, points, inputs)
+            ]
+        )
         return values[0] if single else values
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "params_")
 
     # -- model files (sysid.io) ----------------------------------------------------------
-    _FITTED_JSON = ("state_names_", "input_names_", "n_states_in_", "n_controls_in_", "data_options_",
-                    "cost_", "n_function_evals_", "n_observations_", "trajectory_names_", "param_names_", "diff_step_")
+    _FITTED_JSON = (
+        "state_names_",
+        "input_names_",
+        "n_states_in_",
+        "n_controls_in_",
+        "data_options_",
+        "cost_",
+        "n_function_evals_",
+        "n_observations_",
+        "trajectory_names_",
+        "param_names_",
+        "diff_step_",
+    )
     _FITTED_ARRAYS = ("x0_", "start_costs_", "scale_", "initial_params_", "free_", "lower_", "upper_")
 
     def _fitted_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -482,12 +525,16 @@ class ClassicalODE(ParametricResults, TrajectoryEstimator):
         self._set_results_state(state, self._spec())
         self.n_simulations_ = int(state.get("n_simulations_", 0))
         n = len(self.param_names_)  # the stored arrays must agree with each other (a file may be altered)
-        if sorted(self.params_) != sorted(self.param_names_) or np.shape(self.scale_) != (self.n_states_in_,) \
-                or any(np.shape(getattr(self, a)) != (n,) for a in ("initial_params_", "free_", "lower_", "upper_")):
-            raise ValueError(f"its parameter names {self.param_names_!r:.80}, values {sorted(self.params_)} and "
-                             f"arrays disagree with each other or with its {self.n_states_in_} states")
+        if (
+            sorted(self.params_) != sorted(self.param_names_)
+            or np.shape(self.scale_) != (self.n_states_in_,)
+            or any(np.shape(getattr(self, a)) != (n,) for a in ("initial_params_", "free_", "lower_", "upper_"))
+        ):
+            raise ValueError(
+                f"its parameter names {self.param_names_!r:.80}, values {sorted(self.params_)} and "
+                f"arrays disagree with each other or with its {self.n_states_in_} states"
+            )
         self.simulation_failed_ = []
-
 
 
 class _Residuals:
@@ -518,7 +565,7 @@ class _Residuals:
         """(every parameter's value, initial states (n_traj, n_states)) from ``z``."""
         theta = self.model.initial_params_.copy()
         theta[self.model.free_] = z[: self.n_theta]
-        x0 = z[self.n_theta:].reshape(len(self.data), self.data.n_states) if with_x0 else self.fixed_x0
+        x0 = z[self.n_theta :].reshape(len(self.data), self.data.n_states) if with_x0 else self.fixed_x0
         return theta, x0
 
     def objective(self, tolerances: tuple[float, float], with_x0: bool) -> Callable[[np.ndarray], np.ndarray]:

@@ -37,8 +37,16 @@ class DistilledEquations(EquationsMixin):
     optimizer_ : pysindy optimizer (fitted)
     """
 
-    def __init__(self, coefficients: pd.DataFrame, state_names: list[str], input_names: list[str],
-                 score: float, box: pd.DataFrame, library: Any, optimizer: Any) -> None:
+    def __init__(
+        self,
+        coefficients: pd.DataFrame,
+        state_names: list[str],
+        input_names: list[str],
+        score: float,
+        box: pd.DataFrame,
+        library: Any,
+        optimizer: Any,
+    ) -> None:
         self.coefficients_ = coefficients
         self.state_names_ = state_names
         self.input_names_ = input_names
@@ -57,8 +65,10 @@ class DistilledEquations(EquationsMixin):
         if self.input_names_:
             if u is None:
                 raise DataError(f"the equations have inputs {self.input_names_}: pass u=.")
-            x2 = np.concatenate([x2, np.broadcast_to(np.atleast_2d(np.asarray(u, dtype=float)),
-                                                     (x2.shape[0], len(self.input_names_)))], axis=1)
+            x2 = np.concatenate(
+                [x2, np.broadcast_to(np.atleast_2d(np.asarray(u, dtype=float)), (x2.shape[0], len(self.input_names_)))],
+                axis=1,
+            )
         theta = np.asarray(self.library_.transform(x2))
         out = theta @ self.coefficients_.to_numpy()
         return out[0] if single else out
@@ -70,9 +80,7 @@ class DistilledEquations(EquationsMixin):
 
 def _check_model(model: Any) -> None:
     if not callable(getattr(model, "vector_field", None)):
-        raise ConfigError(
-            f"distill needs a fitted sysid model with a vector_field method, got {type(model).__name__}."
-        )
+        raise ConfigError(f"distill needs a fitted sysid model with a vector_field method, got {type(model).__name__}.")
     fitted = model.__sklearn_is_fitted__() if hasattr(model, "__sklearn_is_fitted__") else True
     if not fitted or not hasattr(model, "state_names_"):
         raise NotFittedError(f"this {type(model).__name__} is not fitted yet; call fit before distill.")
@@ -170,11 +178,15 @@ def distill(
     --------
     >>> import numpy as np
     >>> from types import SimpleNamespace
-    >>> class Decay:                                       # any fitted model with a vector field
+    >>> class Decay:  # any fitted model with a vector field
     ...     state_names_, input_names_ = ["x"], []
     ...     scaling_ = SimpleNamespace(center=[1.0], spread=[0.5], input_center=[], input_spread=[])
-    ...     def __sklearn_is_fitted__(self): return True
-    ...     def vector_field(self, x, t=0.0, u=None): return -0.7 * np.asarray(x)
+    ...
+    ...     def __sklearn_is_fitted__(self):
+    ...         return True
+    ...
+    ...     def vector_field(self, x, t=0.0, u=None):
+    ...         return -0.7 * np.asarray(x)
     >>> distill(Decay()).equations()
     ['d x/dt = -0.700 x']
     """
@@ -201,11 +213,12 @@ def distill(
     low, high = _box(model, data, bounds, names)
     rng = np.random.default_rng(random_state)
     samples = low + (high - low) * rng.random((int(n_samples), len(names)))
-    x, u = samples[:, : len(states)], samples[:, len(states):]
+    x, u = samples[:, : len(states)], samples[:, len(states) :]
     dx = np.asarray(model.vector_field(x, 0.0, u if inputs else None), dtype=float).reshape(len(x), len(states))
     if not np.all(np.isfinite(dx)):
-        raise DataError("the model's vector field is not finite everywhere in the sampling box; pass a smaller "
-                        "bounds= or data=.")
+        raise DataError(
+            "the model's vector field is not finite everywhere in the sampling box; pass a smaller bounds= or data=."
+        )
     lib.fit(samples)
     theta = np.asarray(lib.transform(samples))
     optimizer = ps.STLSQ(threshold=float(threshold))

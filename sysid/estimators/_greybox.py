@@ -99,12 +99,15 @@ class GreyBoxODE(ParametricResults, ParametricODE):
     """
 
     default_parts: ClassVar[dict[str, Callable[[], Any]]] = {
-        **SolverTrainedODE.default_parts, "field": GreyBox,
-        "training": partial(Training, max_epochs=300, lbfgs_steps=0, optimizer="least_squares")}
+        **SolverTrainedODE.default_parts,
+        "field": GreyBox,
+        "training": partial(Training, max_epochs=300, lbfgs_steps=0, optimizer="least_squares"),
+    }
     _aliases = ("f", "params")
 
-    def __init__(self, f: GreyBoxFunction | None = None, params: Mapping[str, float] | None = None, /,
-                 **options: Any) -> None:
+    def __init__(
+        self, f: GreyBoxFunction | None = None, params: Mapping[str, float] | None = None, /, **options: Any
+    ) -> None:
         aliases: dict[str, Any] = {k: v for k, v in zip(self._aliases, (f, params)) if v is not None}
         super().__init__(**options, **aliases)
 

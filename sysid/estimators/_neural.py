@@ -46,8 +46,11 @@ class NeuralODE(SolverTrainedODE):
     LinearMLP(hidden=(16,), linear_start='zero')
     """
 
-    default_parts: ClassVar[dict[str, Any]] = {**SolverTrainedODE.default_parts, "field": DEFAULT_FIELD,
-                                                "training": DEFAULT_TRAINING}
+    default_parts: ClassVar[dict[str, Any]] = {
+        **SolverTrainedODE.default_parts,
+        "field": DEFAULT_FIELD,
+        "training": DEFAULT_TRAINING,
+    }
 
     def _set_fitted_state(self, state: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
         """Rebuild a fitted model from a file; files written with the MLP default before issue #17 keep it."""

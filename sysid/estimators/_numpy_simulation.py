@@ -20,8 +20,15 @@ from sysid.errors import DataError, SolverWarning
 from sysid.estimators._base import TrajectoryEstimator, as_finite_numbers
 from sysid.trajectories import Trajectories, Trajectory
 
-__all__ = ["SOLVERS", "SimulationResult", "data_scale", "first_state", "simulate_numpy", "vector_field_args",
-           "warn_failures"]
+__all__ = [
+    "SOLVERS",
+    "SimulationResult",
+    "data_scale",
+    "first_state",
+    "simulate_numpy",
+    "vector_field_args",
+    "warn_failures",
+]
 
 SOLVERS: dict[str, type] = {
     name: getattr(scipy.integrate, name) for name in ("RK23", "RK45", "DOP853", "Radau", "BDF", "LSODA")

@@ -42,8 +42,13 @@ def excursion(bounds: np.ndarray, values: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(reach), np.maximum(reach, 0.0), 0.0)
 
 
-def flag_extrapolation(bounds: np.ndarray | None, names: Sequence[object], state_names: Sequence[str],
-                       pieces: Sequence[Sequence[np.ndarray]], owner: str) -> list[object]:
+def flag_extrapolation(
+    bounds: np.ndarray | None,
+    names: Sequence[object],
+    state_names: Sequence[str],
+    pieces: Sequence[Sequence[np.ndarray]],
+    owner: str,
+) -> list[object]:
     """Warn about the trajectories whose values leave ``bounds``; return their names.
 
     ``bounds`` is ``observed_range_``: per-state ``[minimum, maximum]``, NaN for a state never observed.
@@ -66,13 +71,15 @@ def flag_extrapolation(bounds: np.ndarray | None, names: Sequence[object], state
     if flagged:
         states = ", ".join(
             f"{s} by {f'{100 * w:.0f}% of' if w < 10 else f'{w:.3g} times'} its range {low[j]:.4g}..{high[j]:.4g}"
-            for j, (s, w) in enumerate(zip(state_names, worst)) if w > TOLERANCE
+            for j, (s, w) in enumerate(zip(state_names, worst))
+            if w > TOLERANCE
         )
         shown = ", ".join(repr(n) for n in flagged[:5]) + (f" and {len(flagged) - 5} more" if len(flagged) > 5 else "")
         which = f"trajectory {shown} leaves" if len(flagged) == 1 else f"trajectories {shown} leave"
         warnings.warn(
             f"{owner}: {which} the states the model was fitted on ({states}). There the model "
             "extrapolates: expect larger errors than on the training data.",
-            ExtrapolationWarning, stacklevel=4,
+            ExtrapolationWarning,
+            stacklevel=4,
         )
     return flagged

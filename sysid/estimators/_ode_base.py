@@ -133,8 +133,20 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, TrajectoryEstimator):
     """
 
     default_parts: ClassVar[dict[str, Callable[[], Any]]] = {"field": MLP, "solver": Solver, "training": Training}
-    _base_parameters = ("field", "solver", "training", "output", "n_augment", "learn_time", "random_state", "dtype",
-                        "device", "verbose", "warm_start", "checkpoint_path")
+    _base_parameters = (
+        "field",
+        "solver",
+        "training",
+        "output",
+        "n_augment",
+        "learn_time",
+        "random_state",
+        "dtype",
+        "device",
+        "verbose",
+        "warm_start",
+        "checkpoint_path",
+    )
 
     def __init__(
         self,
@@ -188,8 +200,9 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, TrajectoryEstimator):
             if not isinstance(getattr(self, name), bool | np.bool_):
                 raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}.")
         seed = self.random_state
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer)
-                                 or not -(2**63) <= int(seed) < 2**64):
+        if seed is not None and (
+            isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not -(2**63) <= int(seed) < 2**64
+        ):
             raise ConfigError(f"random_state must be None or an int in [-2**63, 2**64), got {seed!r}.")
         self.field_part_ = self._resolved_part("field", FieldSpec)
         self.solver_part_ = self._resolved_part("solver", Solver)
@@ -220,8 +233,9 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, TrajectoryEstimator):
         return self._part("field").flags_extrapolation
 
     def _field_context(self, scaling: Scaling, generator: torch.Generator) -> FieldContext:
-        return FieldContext(list(self.state_names_), list(self.input_names_), int(self.n_augment), scaling,
-                            generator, self.torch_dtype_)
+        return FieldContext(
+            list(self.state_names_), list(self.input_names_), int(self.n_augment), scaling, generator, self.torch_dtype_
+        )
 
     def _initialise(self, scaling: Scaling, n_trajectories: int, generator: torch.Generator) -> None:
         """Build the field for data of this scaling and the right-hand side around it."""
@@ -231,9 +245,12 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, TrajectoryEstimator):
         module = self.field_part_.build(self._field_context(scaling, generator))
         self.sensor_ = None if self.output is None else self.output.build(list(self.state_names_), scaling, dtype)
         learn_scale, learn_offset = LEARN_TIME[self.learn_time]
-        self.rhs_ = BatchedField(module, torch.as_tensor(scaling.center, dtype=dtype),
-                                 torch.as_tensor(scaling.spread, dtype=dtype),
-                                 TimeParameters(n_trajectories, learn_scale, learn_offset, dtype))
+        self.rhs_ = BatchedField(
+            module,
+            torch.as_tensor(scaling.center, dtype=dtype),
+            torch.as_tensor(scaling.spread, dtype=dtype),
+            TimeParameters(n_trajectories, learn_scale, learn_offset, dtype),
+        )
 
     # -- fitting -------------------------------------------------------------------------------
     def _fit(self, data: Trajectories) -> None:
@@ -264,8 +281,14 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, TrajectoryEstimator):
         times = [tr.t for tr in data]
         scaled = [self.scaling_.scale(tr.y) for tr in data]
         train_rows, tail_from = self._validation_split(data)
-        stages = plan_horizons(training.horizons, training.segment_length, [n - 1 for n in train_rows],
-                               training.max_epochs, float(training.lr), training.lbfgs_steps)
+        stages = plan_horizons(
+            training.horizons,
+            training.segment_length,
+            [n - 1 for n in train_rows],
+            training.max_epochs,
+            float(training.lr),
+            training.lbfgs_steps,
+        )
         checkpoints = [self._checkpoint(data, k) for k in range(len(stages))]
         resuming = resumable_stage(len(stages), lambda k: checkpoints[k]) is not None  # replaces any warm start
         initial = None
@@ -276,24 +299,41 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, TrajectoryEstimator):
         problems: dict[int, TrainingProblem] = {}  # by stage (a resumed fit builds its later stages only)
 
         def build(k: int, previous: int | None) -> tuple[torch.nn.Module, int, Callable[[], float]]:
-            segments = make_segments([t[:n] for t, n in zip(times, train_rows)],
-                                     [y[:n] for y, n in zip(scaled, train_rows)],
-                                     cast(int, stages[k].length))  # plan_horizons resolves None to a length
+            segments = make_segments(
+                [t[:n] for t, n in zip(times, train_rows)],
+                [y[:n] for y, n in zip(scaled, train_rows)],
+                cast(int, stages[k].length),
+            )  # plan_horizons resolves None to a length
             start = initial
             if previous is not None:  # the new segments start where the previous stage's model is
                 before = cast(MultipleShooting, problems[previous].objective.shooting)  # the stage's objective
                 before.to("cpu")
                 start = before.carried_starts(segments)
-            shooting = MultipleShooting(self.rhs_, segments, times, scaled, self.n_dims_, inputs, self.solver_,
-                                        self.solver_part_.gradient, training.continuity_weight, training.learn_x0,
-                                        start, self.sensor_, realtime=k > 0)
+            shooting = MultipleShooting(
+                self.rhs_,
+                segments,
+                times,
+                scaled,
+                self.n_dims_,
+                inputs,
+                self.solver_,
+                self.solver_part_.gradient,
+                training.continuity_weight,
+                training.learn_x0,
+                start,
+                self.sensor_,
+                realtime=k > 0,
+            )
             if k == 0 and reuse and hasattr(self, "shooting_state_"):
                 with contextlib.suppress(RuntimeError):  # a state of another shape: start afresh
                     shooting.starts.data.copy_(self.shooting_state_)
-            problems[k] = TrainingProblem(_Objective(shooting, self._field_penalty), len(segments),
-                                          lambda: shooting.free_run_error(tail_from),
-                                          lambda: shooting.x0.detach().cpu().numpy(),
-                                          lambda: shooting.starts.detach().clone())
+            problems[k] = TrainingProblem(
+                _Objective(shooting, self._field_penalty),
+                len(segments),
+                lambda: shooting.free_run_error(tail_from),
+                lambda: shooting.x0.detach().cpu().numpy(),
+                lambda: shooting.starts.detach().clone(),
+            )
             # Built on the CPU (data-driven initialisation is numpy), trained on the device.
             problems[k].objective.to(self._torch_device())
             return problems[k].objective, len(segments), problems[k].validate
@@ -313,15 +353,21 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, TrajectoryEstimator):
         unknowns = sum(p.numel() for p in self.rhs_.parameters() if p.requires_grad)
         if self.training_.learn_x0:
             unknowns += len(data) * self.n_dims_
-        warn_if_underdetermined(type(self).__name__, observed, unknowns,
-                                unknowns="trained parameters (the field's and the initial states)",
-                                per_unknown=self.field_part_.observations_per_parameter, stacklevel=6 + depth)
+        warn_if_underdetermined(
+            type(self).__name__,
+            observed,
+            unknowns,
+            unknowns="trained parameters (the field's and the initial states)",
+            per_unknown=self.field_part_.observations_per_parameter,
+            stacklevel=6 + depth,
+        )
 
     def _loop_options(self) -> dict[str, Any]:
         return {"verbose": bool(self.verbose), "description": type(self).__name__}
 
-    def _train(self, problem: TrainingProblem, data: Any, checkpoint: Any, settings: Any,
-               generator: torch.Generator) -> None:
+    def _train(
+        self, problem: TrainingProblem, data: Any, checkpoint: Any, settings: Any, generator: torch.Generator
+    ) -> None:
         """Run the training loop on ``problem`` (one stage); record the best parameters, also when it fails."""
         stages = [HorizonStage(None, settings.max_epochs, settings.lr, settings.lbfgs_steps)]
         problem.objective.to(self._torch_device())
@@ -331,8 +377,16 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, TrajectoryEstimator):
 
         self._train_stages(stages, build, {0: problem}, data, [checkpoint], generator, settings)
 
-    def _train_stages(self, stages: list[HorizonStage], build: Callable[..., Any], problems: dict[int, TrainingProblem],
-                      data: Any, checkpoints: list[Any], generator: torch.Generator, settings: Any = None) -> None:
+    def _train_stages(
+        self,
+        stages: list[HorizonStage],
+        build: Callable[..., Any],
+        problems: dict[int, TrainingProblem],
+        data: Any,
+        checkpoints: list[Any],
+        generator: torch.Generator,
+        settings: Any = None,
+    ) -> None:
         """Train the stages (:func:`sysid.training._horizons.train_horizons`); record the best parameters.
 
         ``build(k, previous)`` makes stage ``k``'s objective and puts its problem at
@@ -345,8 +399,9 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, TrajectoryEstimator):
         self.rhs_.nfe = 0
         try:
             try:
-                last, result = train_horizons(stages, build, settings, generator, lambda: self.rhs_.nfe,
-                                              lambda k: checkpoints[k])
+                last, result = train_horizons(
+                    stages, build, settings, generator, lambda: self.rhs_.nfe, lambda k: checkpoints[k]
+                )
             finally:
                 for done in problems.values():
                     done.objective.to("cpu")
@@ -363,7 +418,8 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, TrajectoryEstimator):
                 f"{type(self).__name__}: training failed {result.failures} time(s) and never improved on its "
                 f"starting point (free-run error {result.best_score:.3g}): the model holds its initial "
                 f"parameters. {ADVICE}",
-                FitWarning, stacklevel=5,
+                FitWarning,
+                stacklevel=5,
             )
         if isinstance(data, Trajectories):
             self._after_fit(data)
@@ -388,8 +444,9 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, TrajectoryEstimator):
 
     def _field_results(self) -> None:
         """Set the field part's readable results (coefficients, parameters) as attributes; needs no data."""
-        for name, value in self._part("field").results(self.rhs_.field, self._field_context(
-                self.scaling_, torch.Generator())).items():
+        for name, value in (
+            self._part("field").results(self.rhs_.field, self._field_context(self.scaling_, torch.Generator())).items()
+        ):
             setattr(self, name, value)
 
     # -- the field's penalty --------------------------------------------------------------------
@@ -407,8 +464,9 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, TrajectoryEstimator):
         tensors = None
         if points is not None:
             device = self.rhs_.center.device
-            tensors = tuple(None if a is None else torch.as_tensor(a, dtype=self.torch_dtype_, device=device)
-                            for a in points)
+            tensors = tuple(
+                None if a is None else torch.as_tensor(a, dtype=self.torch_dtype_, device=device) for a in points
+            )
         return self.field_part_.penalty(self.rhs_.field, tensors)
 
     # -- collocation warm start -----------------------------------------------------------------
@@ -424,13 +482,24 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, TrajectoryEstimator):
         times = [tr.t[:n] for tr, n in zip(data, train_rows)]
         inputs = [None if tr.u is None else tr.u[:n] for tr, n in zip(data, train_rows)]
         if not self._part_warm_start(times, smoothed, inputs, data.n_states):
-            collocation_fit(self.rhs_.field, times, smoothed, inputs, self.n_dims_, self.scaling_.spread,
-                            self.scaling_.time_unit, self.training_.collocation_steps, float(self.training_.lr),
-                            self.torch_dtype_, parameters=self.field_part_.collocation_parameters(self.rhs_.field))
+            collocation_fit(
+                self.rhs_.field,
+                times,
+                smoothed,
+                inputs,
+                self.n_dims_,
+                self.scaling_.spread,
+                self.scaling_.time_unit,
+                self.training_.collocation_steps,
+                float(self.training_.lr),
+                self.torch_dtype_,
+                parameters=self.field_part_.collocation_parameters(self.rhs_.field),
+            )
         return [self._scaled_initial(tr.n_times, sm) for tr, sm in zip(data, smoothed)]
 
-    def _part_warm_start(self, times: list[np.ndarray], smoothed: list[Smoothed], inputs: list[Any],
-                         n_states: int) -> bool:
+    def _part_warm_start(
+        self, times: list[np.ndarray], smoothed: list[Smoothed], inputs: list[Any], n_states: int
+    ) -> bool:
         """Hand the stacked smoothed data to the field part's warm start; True if it initialised the field."""
         x = np.concatenate([s.values for s in smoothed])
         rows = np.isfinite(x[:, :n_states]).all(axis=1)
@@ -445,8 +514,9 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, TrajectoryEstimator):
     @staticmethod
     def _smoothing_strengths(data: Trajectories, train_rows: list[int]) -> np.ndarray:
         """One spline smoothing strength per state (GCV on a few windows), reused for every trajectory."""
-        return smoothing_strengths([tr.t[:n] for tr, n in zip(data, train_rows)],
-                                   [tr.y[:n] for tr, n in zip(data, train_rows)])
+        return smoothing_strengths(
+            [tr.t[:n] for tr, n in zip(data, train_rows)], [tr.y[:n] for tr, n in zip(data, train_rows)]
+        )
 
     def _smoothed_states(self, t: np.ndarray, y: np.ndarray, lam: np.ndarray | None = None) -> Smoothed:
         """Smoothing-spline states (strength ``lam`` per state, GCV if None), with the derivative embedding."""
@@ -468,8 +538,9 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, TrajectoryEstimator):
         rows, _ = self._validation_split(data)
         if all(n == tr.n_times for tr, n in zip(data, rows)):
             return data
-        return data.subset([tr.replace(t=tr.t[:n], y=tr.y[:n], u=None if tr.u is None else tr.u[:n])
-                            for tr, n in zip(data, rows)])
+        return data.subset(
+            [tr.replace(t=tr.t[:n], y=tr.y[:n], u=None if tr.u is None else tr.u[:n]) for tr, n in zip(data, rows)]
+        )
 
     def _validation_split(self, data: Trajectories) -> tuple[list[int], list[float] | None]:
         """Rows used for training per trajectory, and where the held-out tails start."""
@@ -494,8 +565,7 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, TrajectoryEstimator):
         if not data.n_inputs:
             return None
         inputs = [tr.u for tr in data if tr.u is not None]  # all of them: Trajectories checks each has its inputs
-        return InputSignal([tr.t for tr in data], inputs, self.solver_part_.input_interpolation,
-                           self.torch_dtype_)
+        return InputSignal([tr.t for tr in data], inputs, self.solver_part_.input_interpolation, self.torch_dtype_)
 
     def _checkpoint(self, data: Any, horizon_stage: int = 0) -> Any:
         """The :class:`~sysid.training._checkpoint.Checkpoint` of this fit (of one stage of its horizon

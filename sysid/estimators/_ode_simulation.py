@@ -53,8 +53,15 @@ class SimulationMixin:
         def _scaled_initial(self, n_times: int, smoothed: Smoothed) -> np.ndarray: ...
 
     # -- prediction --------------------------------------------------------------------
-    def to_equations(self, library: str = "polynomial", degree: int = 2, threshold: float = 0.05,
-                     n_samples: int = 2000, random_state: int | None = 0, **options: Any) -> Any:
+    def to_equations(
+        self,
+        library: str = "polynomial",
+        degree: int = 2,
+        threshold: float = 0.05,
+        n_samples: int = 2000,
+        random_state: int | None = 0,
+        **options: Any,
+    ) -> Any:
         """Read the learned field as sparse equations; see :func:`sysid.distill`.
 
         The field is sampled over the region the training data covered and a sparse
@@ -63,8 +70,15 @@ class SimulationMixin:
         """
         from sysid.estimators._distill import distill
 
-        return distill(self, library=library, degree=degree, threshold=threshold, n_samples=n_samples,
-                       random_state=random_state, **options)
+        return distill(
+            self,
+            library=library,
+            degree=degree,
+            threshold=threshold,
+            n_samples=n_samples,
+            random_state=random_state,
+            **options,
+        )
 
     def _predict(self, data: Trajectories, x0: np.ndarray | None) -> list[np.ndarray]:
         try:
@@ -88,8 +102,9 @@ class SimulationMixin:
             start[:, : data.n_states] = self.scaling_.scale(x0)
             z0 = torch.as_tensor(start, dtype=dtype, device=device)
         with torch.no_grad():
-            preds = simulate(rhs, z0, [tr.t for tr in data], torch.arange(len(data), device=device), inputs,
-                             self.solver_)
+            preds = simulate(
+                rhs, z0, [tr.t for tr in data], torch.arange(len(data), device=device), inputs, self.solver_
+            )
         return [p.cpu().numpy() for p in preds]
 
     def hidden_states(self, X: Any, t: Any = None, u: Any = None, **data_options: Any) -> list[np.ndarray]:
@@ -107,10 +122,10 @@ class SimulationMixin:
         --------
         >>> import sysid
         >>> d = sysid.datasets.simulate("pendulum", n_trajectories=2, n_samples=20, random_state=0)
-        >>> theta = sysid.Trajectories.from_arrays([tr.t for tr in d], [tr.y[:, :1] for tr in d],
-        ...                                        state_names=["theta"])
-        >>> m = sysid.NeuralODE(hidden=(8,), n_augment=1, max_epochs=2, lbfgs_steps=0,
-        ...                     collocation_steps=20, verbose=False).fit(theta)
+        >>> theta = sysid.Trajectories.from_arrays([tr.t for tr in d], [tr.y[:, :1] for tr in d], state_names=["theta"])
+        >>> m = sysid.NeuralODE(
+        ...     hidden=(8,), n_augment=1, max_epochs=2, lbfgs_steps=0, collocation_steps=20, verbose=False
+        ... ).fit(theta)
         >>> [h.shape for h in m.hidden_states(theta)]
         [(20, 1), (20, 1)]
         """
@@ -118,7 +133,7 @@ class SimulationMixin:
         data = self._data_like_fit(X, t, u, data_options)
         with torch_threads(1):
             paths = self._simulate_scaled(data, None)
-        return [p[:, data.n_states:] for p in paths]
+        return [p[:, data.n_states :] for p in paths]
 
     def _failed_prediction(self, data: Trajectories, reason: str) -> list[np.ndarray]:
         """NaN predictions with a warning and a flag, never silent garbage."""
@@ -126,7 +141,8 @@ class SimulationMixin:
             f"the solver could not integrate the learned field over {list(data.names)} ({reason}); "
             "returning NaN. Loosen rtol/atol, raise solver_options['max_num_steps'], or check that the "
             "initial states lie in the region the model was trained on.",
-            SolverWarning, stacklevel=4,
+            SolverWarning,
+            stacklevel=4,
         )
         return [np.full((tr.n_times, data.n_states), np.nan) for tr in data]
 
@@ -135,14 +151,16 @@ class SimulationMixin:
 
         On a device other than the CPU the field is a copy there; the fitted one stays put.
         """
-        rhs = BatchedField(self.rhs_.field, self.rhs_.center, self.rhs_.spread,
-                           TimeParameters(n_traj, dtype=self.torch_dtype_))
+        rhs = BatchedField(
+            self.rhs_.field, self.rhs_.center, self.rhs_.spread, TimeParameters(n_traj, dtype=self.torch_dtype_)
+        )
         if torch.device(device) != self.rhs_.center.device:
             rhs = copy.deepcopy(rhs).to(device)
         return rhs
 
-    def _estimate_x0(self, data: Trajectories, inputs: InputSignal | None,
-                     rhs: BatchedField | None = None) -> torch.Tensor:
+    def _estimate_x0(
+        self, data: Trajectories, inputs: InputSignal | None, rhs: BatchedField | None = None
+    ) -> torch.Tensor:
         """Scaled initial states fitted to each trajectory's first few observations (field frozen).
 
         ``rhs`` is :meth:`_rhs_for` ``(len(data), device)``; its device is where the fit runs.
@@ -156,21 +174,34 @@ class SimulationMixin:
         device = rhs.center.device
         initial = None
         if self.n_augment:  # hidden dimensions start from the derivative embedding, not zero
-            initial = [self._scaled_initial(len(t), self._smoothed_states(t, tr.y[: window + 1]))
-                       for t, tr in zip(times, data)]
+            initial = [
+                self._scaled_initial(len(t), self._smoothed_states(t, tr.y[: window + 1])) for t, tr in zip(times, data)
+            ]
         sensor = getattr(self, "sensor_", None)
         if sensor is not None and torch.device(device) != torch.device("cpu"):
             sensor = copy.deepcopy(sensor)  # moved to the device with the objective; the fitted one stays put
-        shooting = MultipleShooting(rhs, segments, times, scaled, self.n_dims_, inputs, self.solver_,
-                                    "backprop", continuity=0.0, initial=initial, observe=sensor).to(device)
+        shooting = MultipleShooting(
+            rhs,
+            segments,
+            times,
+            scaled,
+            self.n_dims_,
+            inputs,
+            self.solver_,
+            "backprop",
+            continuity=0.0,
+            initial=initial,
+            observe=sensor,
+        ).to(device)
         frozen = [*rhs.parameters(), *([] if sensor is None else sensor.parameters())]
         for p in frozen:
             p.requires_grad_(False)
         starts = shooting.starts
         # A capped evaluation budget: the adaptive solver makes the loss slightly rough in x0,
         # and an unlucky strong-Wolfe zoom could otherwise spend every evaluation on one line.
-        optimizer = torch.optim.LBFGS([starts], lr=1.0, max_iter=20, max_eval=25, tolerance_change=1e-10,
-                                      line_search_fn="strong_wolfe")
+        optimizer = torch.optim.LBFGS(
+            [starts], lr=1.0, max_iter=20, max_eval=25, tolerance_change=1e-10, line_search_fn="strong_wolfe"
+        )
         batch = torch.as_tensor(first, device=device)
 
         def closure() -> torch.Tensor:
@@ -212,8 +243,9 @@ class SimulationMixin:
         single = x_arr.ndim == 1
         x2 = np.atleast_2d(x_arr)
         if x2.ndim != 2 or x2.shape[1] not in (self.n_states_in_, self.n_dims_):
-            raise DataError(f"x must have {self.n_states_in_} columns (states {self.state_names_}), "
-                            f"got shape {x_arr.shape}.")
+            raise DataError(
+                f"x must have {self.n_states_in_} columns (states {self.state_names_}), got shape {x_arr.shape}."
+            )
         if x2.shape[1] < self.n_dims_:
             x2 = np.concatenate([x2, np.zeros((x2.shape[0], self.n_dims_ - x2.shape[1]))], axis=1)
         dtype = self.torch_dtype_
@@ -232,17 +264,31 @@ class SimulationMixin:
             try:
                 uu = torch.as_tensor(np.broadcast_to(u_arr, (x2.shape[0], self.n_controls_in_)).copy(), dtype=dtype)
             except ValueError:
-                raise DataError(f"u must have shape ({self.n_controls_in_},) or ({x2.shape[0]}, {self.n_controls_in_}) "
-                                f"for inputs {self.input_names_}, got shape {np.shape(u)}.") from None
+                raise DataError(
+                    f"u must have shape ({self.n_controls_in_},) or ({x2.shape[0]}, {self.n_controls_in_}) "
+                    f"for inputs {self.input_names_}, got shape {np.shape(u)}."
+                ) from None
         with torch.no_grad():
             f = function(tt, torch.as_tensor(x2, dtype=dtype), uu).cpu().numpy()
         f = f[:, : self.n_states_in_]
         return f[0] if single else f
 
     # -- model files (sysid.io) ------------------------------------------------------
-    _FITTED_JSON = ("state_names_", "input_names_", "n_states_in_", "n_controls_in_", "data_options_",
-                    "n_dims_", "x0_", "trajectory_names_", "time_scale_", "time_offset_",
-                    "n_function_evals_", "stop_reason_", "best_epoch_")
+    _FITTED_JSON = (
+        "state_names_",
+        "input_names_",
+        "n_states_in_",
+        "n_controls_in_",
+        "data_options_",
+        "n_dims_",
+        "x0_",
+        "trajectory_names_",
+        "time_scale_",
+        "time_offset_",
+        "n_function_evals_",
+        "stop_reason_",
+        "best_epoch_",
+    )
 
     def _fitted_state(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         """JSON-ready fitted attributes and the tensors of the fitted field."""
@@ -262,19 +308,22 @@ class SimulationMixin:
         self._resolve()
         for name in self._FITTED_JSON:
             value = state[name]
-            setattr(self, name, np.asarray(value, dtype=float) if name in ("x0_", "time_scale_", "time_offset_")
-                    else value)
+            setattr(
+                self, name, np.asarray(value, dtype=float) if name in ("x0_", "time_scale_", "time_offset_") else value
+            )
         if self.n_dims_ != self.n_states_in_ + self.n_augment:  # before anything is built from them
-            raise ValueError(f"n_dims_={self.n_dims_!r} is not n_states_in_={self.n_states_in_!r} + "
-                             f"n_augment={self.n_augment!r}")
+            raise ValueError(
+                f"n_dims_={self.n_dims_!r} is not n_states_in_={self.n_states_in_!r} + n_augment={self.n_augment!r}"
+            )
         self.scaling_ = Scaling.from_dict(state["scaling_"])
         self.history_ = pd.DataFrame(state["history_"])
         self._initialise(self.scaling_, int(state["n_trajectories"]), torch.Generator())
-        own = {k[len("rhs."):]: v for k, v in tensors.items() if k.startswith("rhs.")}
+        own = {k[len("rhs.") :]: v for k, v in tensors.items() if k.startswith("rhs.")}
         self.rhs_.load_state_dict(own, strict=True)
         if self.sensor_ is not None:
-            self.sensor_.load_state_dict({k[len("sensor."):]: v for k, v in tensors.items()
-                                          if k.startswith("sensor.")}, strict=True)
+            self.sensor_.load_state_dict(
+                {k[len("sensor.") :]: v for k, v in tensors.items() if k.startswith("sensor.")}, strict=True
+            )
         self.shooting_state_ = tensors["shooting_starts"]
 
     def _readings(self, path: torch.Tensor | np.ndarray) -> np.ndarray:

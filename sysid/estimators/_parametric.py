@@ -97,8 +97,10 @@ class ParametricODE(SolverTrainedODE):
         if self.training_.optimizer != "least_squares":
             return
         if self.learn_time is not None:
-            raise ConfigError(f"learn_time={self.learn_time!r} needs optimizer='adam': the least-squares fit "
-                              "does not learn trajectory clocks.")
+            raise ConfigError(
+                f"learn_time={self.learn_time!r} needs optimizer='adam': the least-squares fit "
+                "does not learn trajectory clocks."
+            )
 
     # -- fitting -----------------------------------------------------------------------
     def _fit_resolved(self, data: Trajectories) -> None:
@@ -115,8 +117,14 @@ class ParametricODE(SolverTrainedODE):
         if not self._least_squares_capable:
             return
         data = self._training_part(data)
-        self._single_shooting(data, self._free_values(), np.asarray(self.x0_, dtype=float),
-                              int(self.training_.refine_steps), [], keep_on_failure=True)
+        self._single_shooting(
+            data,
+            self._free_values(),
+            np.asarray(self.x0_, dtype=float),
+            int(self.training_.refine_steps),
+            [],
+            keep_on_failure=True,
+        )
 
     def _free_values(self) -> np.ndarray:
         with torch.no_grad():
@@ -166,8 +174,17 @@ class ParametricODE(SolverTrainedODE):
             try:
                 theta, x0, weights = self._multiple_shooting(data, theta, initial, spec, history)
             except FitError as exc:  # e.g. a segment starting at a noisy, unphysical observation blows up
-                history.append({"epoch": 0, "stage": "multiple_shooting", "loss": np.nan, "evaluations": 0,
-                                "solves": 1, "converged": False, "message": f"skipped: {exc}"})
+                history.append(
+                    {
+                        "epoch": 0,
+                        "stage": "multiple_shooting",
+                        "loss": np.nan,
+                        "evaluations": 0,
+                        "solves": 1,
+                        "converged": False,
+                        "message": f"skipped: {exc}",
+                    }
+                )
                 alternatives = [spec.values[spec.free]]
         else:
             alternatives = [spec.values[spec.free]]
@@ -192,8 +209,9 @@ class ParametricODE(SolverTrainedODE):
         seen = np.concatenate([~np.isnan(tr.y) for tr in data]).mean(axis=0)
         return bool(seen.min() >= _OBSERVED_FOR_SEGMENTS)
 
-    def _collocation(self, data: Trajectories, theta: np.ndarray, spec: ParameterSpec,
-                     history: list[dict[str, Any]]) -> tuple[np.ndarray, list[np.ndarray] | None]:
+    def _collocation(
+        self, data: Trajectories, theta: np.ndarray, spec: ParameterSpec, history: list[dict[str, Any]]
+    ) -> tuple[np.ndarray, list[np.ndarray] | None]:
         """Parameters fitted to smoothed derivatives; returns them and the smoothed states (physical)."""
         lam = self._smoothing_strengths(data, [tr.n_times for tr in data])
         smoothed = [smooth_trajectory(tr.t, tr.y, lam) for tr in data]
@@ -206,43 +224,89 @@ class ParametricODE(SolverTrainedODE):
         u = np.concatenate([tr.u for tr in data])[rows] if data.n_inputs else None
         weights = self.scaling_.time_unit / self.scaling_.spread[: data.n_states]
         lower, upper = spec.free_bounds()
-        residuals = CollocationResiduals(self.rhs_.field, np.concatenate([tr.t for tr in data])[rows], states,
-                                         derivs, u, weights, lower, upper, self.torch_dtype_)
+        residuals = CollocationResiduals(
+            self.rhs_.field,
+            np.concatenate([tr.t for tr in data])[rows],
+            states,
+            derivs,
+            u,
+            weights,
+            lower,
+            upper,
+            self.torch_dtype_,
+        )
         try:
-            fit = solve_least_squares(residuals, theta, lower, upper, max_nfev=int(self.training_.collocation_steps),
-                                      stop_within=_STOP_WITHIN["stage"])
+            fit = solve_least_squares(
+                residuals,
+                theta,
+                lower,
+                upper,
+                max_nfev=int(self.training_.collocation_steps),
+                stop_within=_STOP_WITHIN["stage"],
+            )
         except (SolverFailure, ValueError, np.linalg.LinAlgError):
             return theta, None
         history.append(_history_row("collocation", fit, 0))
         return fit.x, [s.values for s in smoothed]
 
-    def _multiple_shooting(self, data: Trajectories, theta: np.ndarray, initial: list[np.ndarray] | None,
-                           spec: ParameterSpec, history: list[dict[str, Any]]
-                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _multiple_shooting(
+        self,
+        data: Trajectories,
+        theta: np.ndarray,
+        initial: list[np.ndarray] | None,
+        spec: ParameterSpec,
+        history: list[dict[str, Any]],
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Parameters, initial states and per-state weights (1 / noise level) from multiple shooting."""
         lower, upper = spec.free_bounds()
         weights = 1.0 / self.scaling_.spread[: data.n_states]
         training = self.training_
-        residuals = SegmentResiduals(self.rhs_, [tr.t for tr in data], [tr.y for tr in data],
-                                     self._input_signal(data), self.solver_, self.n_dims_, weights, lower, upper,
-                                     training.segment_length, training.continuity_weight, training.learn_x0, initial,
-                                     self._readings)
+        residuals = SegmentResiduals(
+            self.rhs_,
+            [tr.t for tr in data],
+            [tr.y for tr in data],
+            self._input_signal(data),
+            self.solver_,
+            self.n_dims_,
+            weights,
+            lower,
+            upper,
+            training.segment_length,
+            training.continuity_weight,
+            training.learn_x0,
+            initial,
+            self._readings,
+        )
         n_starts = residuals.free_segments.size * self.n_dims_
-        fit = self._solve(residuals, residuals.start_vector(theta),
-                          np.concatenate([lower, np.full(n_starts, -np.inf)]),
-                          np.concatenate([upper, np.full(n_starts, np.inf)]), int(training.max_epochs),
-                          "multiple shooting", _STOP_WITHIN["stage"])
+        fit = self._solve(
+            residuals,
+            residuals.start_vector(theta),
+            np.concatenate([lower, np.full(n_starts, -np.inf)]),
+            np.concatenate([upper, np.full(n_starts, np.inf)]),
+            int(training.max_epochs),
+            "multiple shooting",
+            _STOP_WITHIN["stage"],
+        )
         history.append(_history_row("multiple_shooting", fit, residuals.solves))
         n_data = residuals.values.size
         raw = fit.residuals[:n_data] / residuals.row_weights
         sigma = noise_levels(raw, residuals.state_of, self.scaling_.spread[: data.n_states], fit.x.size)
         starts = residuals.split(fit.x)[1]
-        self._segment_starts = torch.as_tensor((starts - self.scaling_.center) / self.scaling_.spread,
-                                               dtype=self.torch_dtype_)
+        self._segment_starts = torch.as_tensor(
+            (starts - self.scaling_.center) / self.scaling_.spread, dtype=self.torch_dtype_
+        )
         return fit.x[: theta.size], residuals.first_states(fit.x), 1.0 / sigma
 
-    def _solve(self, residuals: Any, x: np.ndarray, lower: np.ndarray, upper: np.ndarray, max_nfev: int,
-               stage: str, stop_within: float = _STOP_WITHIN["final"]) -> LeastSquaresResult:
+    def _solve(
+        self,
+        residuals: Any,
+        x: np.ndarray,
+        lower: np.ndarray,
+        upper: np.ndarray,
+        max_nfev: int,
+        stage: str,
+        stop_within: float = _STOP_WITHIN["final"],
+    ) -> LeastSquaresResult:
         try:
             return solve_least_squares(residuals, x, lower, upper, max_nfev=max(max_nfev, 1), stop_within=stop_within)
         except SolverFailure as exc:
@@ -252,9 +316,17 @@ class ParametricODE(SolverTrainedODE):
                 "['max_num_steps'] for stiff equations, or try optimizer='adam'."
             ) from None
 
-    def _single_shooting(self, data: Trajectories, theta: np.ndarray, x0: np.ndarray, max_nfev: int,
-                         history: list[dict[str, Any]], weights: np.ndarray | None = None,
-                         alternatives: Sequence[np.ndarray] = (), keep_on_failure: bool = False) -> None:
+    def _single_shooting(
+        self,
+        data: Trajectories,
+        theta: np.ndarray,
+        x0: np.ndarray,
+        max_nfev: int,
+        history: list[dict[str, Any]],
+        weights: np.ndarray | None = None,
+        alternatives: Sequence[np.ndarray] = (),
+        keep_on_failure: bool = False,
+    ) -> None:
         """Whole-trajectory least squares; record the results and their uncertainty.
 
         ``alternatives``: other parameter starts; the fit starts from whichever of
@@ -268,19 +340,34 @@ class ParametricODE(SolverTrainedODE):
         spec = self._spec()
         lower, upper = spec.free_bounds()
         scale = self.scaling_.spread[: data.n_states]
-        residuals = TrajectoryResiduals(self.rhs_, [tr.t for tr in data], [tr.y for tr in data],
-                                        self._input_signal(data), self.solver_, self.n_dims_,
-                                        1.0 / scale if weights is None else weights, lower, upper,
-                                        self.training_.learn_x0, x0, self._readings)
+        residuals = TrajectoryResiduals(
+            self.rhs_,
+            [tr.t for tr in data],
+            [tr.y for tr in data],
+            self._input_signal(data),
+            self.solver_,
+            self.n_dims_,
+            1.0 / scale if weights is None else weights,
+            lower,
+            upper,
+            self.training_.learn_x0,
+            x0,
+            self._readings,
+        )
         n_x0 = x0.size if self.training_.learn_x0 else 0
         x = np.concatenate([np.clip(theta, lower, upper), x0.reshape(-1)[:n_x0]])
         bounds = (np.concatenate([lower, np.full(n_x0, -np.inf)]), np.concatenate([upper, np.full(n_x0, np.inf)]))
         if alternatives:
-            x = min([x] + [np.concatenate([np.clip(a, lower, upper), x[theta.size:]]) for a in alternatives],
-                    key=lambda c: _start_cost(residuals, c))
+            x = min(
+                [x] + [np.concatenate([np.clip(a, lower, upper), x[theta.size :]]) for a in alternatives],
+                key=lambda c: _start_cost(residuals, c),
+            )
         try:
-            fit = self._solve(residuals, x, *bounds, max_nfev, "single shooting") if max_nfev else \
-                _evaluated(residuals, x)
+            fit = (
+                self._solve(residuals, x, *bounds, max_nfev, "single shooting")
+                if max_nfev
+                else _evaluated(residuals, x)
+            )
             history.append(_history_row("single_shooting", fit, residuals.solves))
             before = residuals.solves
             raw = fit.residuals / residuals.row_weights
@@ -295,8 +382,12 @@ class ParametricODE(SolverTrainedODE):
         except FitError:
             if not keep_on_failure:
                 raise
-            warnings.warn(f"{type(self).__name__}: the least-squares refinement cannot simulate the model; keeping "
-                          "the multiple-shooting estimate, without uncertainties.", FitWarning, stacklevel=5)
+            warnings.warn(
+                f"{type(self).__name__}: the least-squares refinement cannot simulate the model; keeping "
+                "the multiple-shooting estimate, without uncertainties.",
+                FitWarning,
+                stacklevel=5,
+            )
             self._read_params()
             self._clear_uncertainty(spec)
             self.refined_, self.refine_evaluations_ = False, 0
@@ -306,20 +397,24 @@ class ParametricODE(SolverTrainedODE):
         self._read_params()
         self.x0_ = x0.copy()
         self.refined_ = bool(max_nfev)
-        self.refine_evaluations_ = int(sum(row["evaluations"] for row in history
-                                           if row["stage"] in ("single_shooting", "reweighted")))
+        self.refine_evaluations_ = int(
+            sum(row["evaluations"] for row in history if row["stage"] in ("single_shooting", "reweighted"))
+        )
         if self.training_.optimizer == "least_squares":
             self._record_least_squares(data, history, fit)
-        labels = spec.free_names + ([f"x0[{tr}].{s}" for tr in data.names for s in self._dim_names(data)]
-                                    if self.training_.learn_x0 else [])
-        self._store_uncertainty(spec, linearised_uncertainty(fit.jacobian, fit.residuals, labels),
-                                dict(zip(data.state_names, (1.0 / residuals.weights).tolist())))
+        labels = spec.free_names + (
+            [f"x0[{tr}].{s}" for tr in data.names for s in self._dim_names(data)] if self.training_.learn_x0 else []
+        )
+        self._store_uncertainty(
+            spec,
+            linearised_uncertainty(fit.jacobian, fit.residuals, labels),
+            dict(zip(data.state_names, (1.0 / residuals.weights).tolist())),
+        )
 
     def _dim_names(self, data: Trajectories) -> list[Hashable]:
         return list(data.state_names) + [f"aug{i}" for i in range(self.n_augment)]
 
-    def _record_least_squares(self, data: Trajectories, history: list[dict[str, Any]],
-                              fit: LeastSquaresResult) -> None:
+    def _record_least_squares(self, data: Trajectories, history: list[dict[str, Any]], fit: LeastSquaresResult) -> None:
         """The fitted attributes a training run sets (history, evaluations, clocks...)."""
         for i, row in enumerate(history):
             row["epoch"] = i
@@ -333,24 +428,40 @@ class ParametricODE(SolverTrainedODE):
         SolverTrainedODE._after_fit(self, data)  # the field's readable results
         # what a warm start with optimizer="adam" reads: the segment starts, else the initial states
         starts = self._segment_starts
-        self.shooting_state_ = starts if starts is not None else torch.as_tensor(
-            (self.x0_ - self.scaling_.center) / self.scaling_.spread, dtype=self.torch_dtype_)
+        self.shooting_state_ = (
+            starts
+            if starts is not None
+            else torch.as_tensor((self.x0_ - self.scaling_.center) / self.scaling_.spread, dtype=self.torch_dtype_)
+        )
         self._segment_starts = None
 
     # -- results -----------------------------------------------------------------------
     def _profile_problem(self, data: Any) -> ProfileProblem:
         trajectories = self._training_part(self._data_like_fit(data, None, None, {}))
         if len(trajectories) != len(self.trajectory_names_):
-            raise DataError(f"data= must be the training data ({len(self.trajectory_names_)} trajectories), got "
-                            f"{len(trajectories)} trajectories.")
+            raise DataError(
+                f"data= must be the training data ({len(self.trajectory_names_)} trajectories), got "
+                f"{len(trajectories)} trajectories."
+            )
         spec = self._spec()
         lower, upper = spec.free_bounds()
         weights = np.array([1.0 / self.noise_levels_[s] for s in trajectories.state_names])
         x0 = np.asarray(self.x0_, dtype=float)
         learn_x0 = self.training_.learn_x0
-        residuals = TrajectoryResiduals(self.rhs_, [tr.t for tr in trajectories], [tr.y for tr in trajectories],
-                                        self._input_signal(trajectories), self.solver_, self.n_dims_, weights,
-                                        lower, upper, learn_x0, x0, self._readings)
+        residuals = TrajectoryResiduals(
+            self.rhs_,
+            [tr.t for tr in trajectories],
+            [tr.y for tr in trajectories],
+            self._input_signal(trajectories),
+            self.solver_,
+            self.n_dims_,
+            weights,
+            lower,
+            upper,
+            learn_x0,
+            x0,
+            self._readings,
+        )
         n_x0 = x0.size if learn_x0 else 0
         last: dict[str, Any] = {}
 
@@ -363,10 +474,13 @@ class ParametricODE(SolverTrainedODE):
                 last.update(x=x.copy(), r=r, jac=jac.toarray() if scipy.sparse.issparse(jac) else jac)  # type: ignore[attr-defined]  # scipy-stubs: issparse narrows to SparseABC
             return last["r"], last["jac"]
 
-        return ProfileProblem(lambda x: evaluate(x)[0],
-                              np.concatenate([[self.params_[n] for n in spec.free_names], x0.reshape(-1)[:n_x0]]),
-                              np.concatenate([lower, np.full(n_x0, -np.inf)]),
-                              np.concatenate([upper, np.full(n_x0, np.inf)]), lambda x: evaluate(x)[1])
+        return ProfileProblem(
+            lambda x: evaluate(x)[0],
+            np.concatenate([[self.params_[n] for n in spec.free_names], x0.reshape(-1)[:n_x0]]),
+            np.concatenate([lower, np.full(n_x0, -np.inf)]),
+            np.concatenate([upper, np.full(n_x0, np.inf)]),
+            lambda x: evaluate(x)[1],
+        )
 
     # -- model files -------------------------------------------------------------------
     _FIT_JSON: ClassVar[tuple[str, ...]] = ("refined_", "refine_evaluations_")
@@ -417,6 +531,12 @@ def _reweighted(fit: LeastSquaresResult, residuals: TrajectoryResiduals, weights
 
 def _history_row(stage: str, fit: LeastSquaresResult, solves: int) -> dict[str, Any]:
     n = max(fit.residuals.size, 1)
-    return {"epoch": 0, "stage": stage, "loss": 2.0 * fit.cost / n, "evaluations": fit.nfev, "solves": solves,
-            "converged": fit.converged, "message": fit.message}
-
+    return {
+        "epoch": 0,
+        "stage": stage,
+        "loss": 2.0 * fit.cost / n,
+        "evaluations": fit.nfev,
+        "solves": solves,
+        "converged": fit.converged,
+        "message": fit.message,
+    }

@@ -201,10 +201,16 @@ class SINDy(EquationsMixin, TrajectoryEstimator):
         if isinstance(degree, bool) or not isinstance(degree, numbers.Integral) or degree < 1:
             raise ConfigError(f"degree must be an integer >= 1, got {degree!r}.")
         auto = isinstance(threshold, str) and threshold == "auto"
-        if not auto and (isinstance(threshold, bool) or not isinstance(threshold, numbers.Real)
-                         or not np.isfinite(threshold) or threshold < 0):
-            raise ConfigError(f"threshold must be a finite number >= 0, got {threshold!r} "
-                              "(or 'auto' to choose the terms by simulation error).")
+        if not auto and (
+            isinstance(threshold, bool)
+            or not isinstance(threshold, numbers.Real)
+            or not np.isfinite(threshold)
+            or threshold < 0
+        ):
+            raise ConfigError(
+                f"threshold must be a finite number >= 0, got {threshold!r} "
+                "(or 'auto' to choose the terms by simulation error)."
+            )
         if self.missing not in ("interpolate", "split"):
             raise ConfigError(f"missing must be 'interpolate' or 'split', got {self.missing!r}.")
         if self.simulate_method not in SOLVERS:
@@ -238,7 +244,8 @@ class SINDy(EquationsMixin, TrajectoryEstimator):
                 return library, optimizer, ps.FiniteDifference(axis=-2), 3
             if diff == "smoothed":
                 method = ps.SmoothedFiniteDifference(
-                    smoother_kws={"window_length": _SAVGOL_WINDOW, "polyorder": 3}, axis=-2)
+                    smoother_kws={"window_length": _SAVGOL_WINDOW, "polyorder": 3}, axis=-2
+                )
                 return library, optimizer, method, _SAVGOL_WINDOW
             if diff == "spline":
                 return library, optimizer, "spline", 4
@@ -286,8 +293,7 @@ class SINDy(EquationsMixin, TrajectoryEstimator):
                 touched[tr.name] = int(np.count_nonzero(~seen))
                 edges = np.flatnonzero(np.diff(np.concatenate([[0], full.astype(int), [0]])))
                 parts = [
-                    tr.replace(t=tr.t[a:b], y=tr.y[a:b], u=None if tr.u is None else tr.u[a:b],
-                               name=(tr.name, k))
+                    tr.replace(t=tr.t[a:b], y=tr.y[a:b], u=None if tr.u is None else tr.u[a:b], name=(tr.name, k))
                     for k, (a, b) in enumerate(zip(edges[::2], edges[1::2]))
                 ]
                 n_pieces_cut += len(parts)
@@ -298,20 +304,26 @@ class SINDy(EquationsMixin, TrajectoryEstimator):
                     dropped[tr.name] = dropped.get(tr.name, 0) + part.n_times
         if touched:
             if self.missing == "interpolate":
-                what = (f"filled {sum(touched.values())} missing entries by linear interpolation in time "
-                        f"and trimmed {trimmed_rows} edge rows where a state was not observed")
+                what = (
+                    f"filled {sum(touched.values())} missing entries by linear interpolation in time "
+                    f"and trimmed {trimmed_rows} edge rows where a state was not observed"
+                )
             else:
-                what = (f"cut them at rows with missing entries ({sum(touched.values())} missing entries) "
-                        f"into {n_pieces_cut} fully observed pieces")
+                what = (
+                    f"cut them at rows with missing entries ({sum(touched.values())} missing entries) "
+                    f"into {n_pieces_cut} fully observed pieces"
+                )
             warnings.warn(
                 f"SINDy(missing={self.missing!r}): trajectories {list(touched)} have missing values; {what}.",
-                FitWarning, stacklevel=4,
+                FitWarning,
+                stacklevel=4,
             )
         if dropped:
             warnings.warn(
                 f"SINDy: dropped {sum(dropped.values())} rows of trajectories {list(dropped)}: pieces shorter than "
                 f"{min_rows} rows cannot be differentiated with differentiation={self._diff_label()}.",
-                FitWarning, stacklevel=4,
+                FitWarning,
+                stacklevel=4,
             )
         if not pieces:
             raise DataError(
@@ -383,14 +395,17 @@ class SINDy(EquationsMixin, TrajectoryEstimator):
                     "SINDy(differentiation='smoothed'): the Savitzky-Golay smoother assumes uniformly spaced "
                     "samples, but these times are irregular; derivatives will be biased. Use "
                     "differentiation='spline' for irregular samples.",
-                    FitWarning, stacklevel=3,
+                    FitWarning,
+                    stacklevel=3,
                 )
         auto = isinstance(self.threshold, str)
         kept_x_dot = None  # threshold="auto": the derivatives of the regression, kept for the selection
         if auto:
             if x_dot is None:  # the derivatives pysindy would compute
-                found = [library.calc_trajectory(method, ps.AxesArray(x, {"ax_time": 0, "ax_coord": 1}), t)
-                         for x, t in zip(xs, ts)]
+                found = [
+                    library.calc_trajectory(method, ps.AxesArray(x, {"ax_time": 0, "ax_coord": 1}), t)
+                    for x, t in zip(xs, ts)
+                ]
                 xs, x_dot = [np.asarray(x) for x, _ in found], [np.asarray(d) for _, d in found]
             kept_x_dot = x_dot
         model = ps.SINDy(optimizer=optimizer, feature_library=library, differentiation_method=method)
@@ -398,23 +413,34 @@ class SINDy(EquationsMixin, TrajectoryEstimator):
         coef = np.asarray(model.coefficients(), dtype=float)
         terms = list(model.get_feature_names())
         warn_if_underdetermined(
-            "SINDy", sum(p.n_times for p in pieces), len(terms), unknowns="library terms per state",
-            observations="samples", advice="Add data (more trajectories or times), or lower degree (or pass a "
-            "smaller library).",
+            "SINDy",
+            sum(p.n_times for p in pieces),
+            len(terms),
+            unknowns="library terms per state",
+            observations="samples",
+            advice="Add data (more trajectories or times), or lower degree (or pass a smaller library).",
         )
         self.model_ = model
         if kept_x_dot is not None:
             self.powers_ = np.asarray(library.powers_, dtype=int) if isinstance(library, ps.PolynomialLibrary) else None
             coef = self._select_terms(pieces, xs, kept_x_dot, us, terms, data)
-        self.coefficients_ = pd.DataFrame(coef.T, index=pd.Index(terms, name="term"),
-                                          columns=pd.Index(list(data.state_names), name="state"))
+        self.coefficients_ = pd.DataFrame(
+            coef.T, index=pd.Index(terms, name="term"), columns=pd.Index(list(data.state_names), name="state")
+        )
         self.powers_ = np.asarray(library.powers_, dtype=int) if isinstance(library, ps.PolynomialLibrary) else None
         self.scale_ = data_scale(data)
         self.n_pieces_ = len(pieces)
         self.simulation_failed_: list[Any] = []
 
-    def _select_terms(self, pieces: list[Trajectory], xs: list[np.ndarray], x_dot: list[np.ndarray],
-                      us: list[np.ndarray] | None, terms: list[str], data: Trajectories) -> np.ndarray:
+    def _select_terms(
+        self,
+        pieces: list[Trajectory],
+        xs: list[np.ndarray],
+        x_dot: list[np.ndarray],
+        us: list[np.ndarray] | None,
+        terms: list[str],
+        data: Trajectories,
+    ) -> np.ndarray:
         """threshold="auto": choose every equation's terms by the simulation error (coefficients (n_states, n_terms)).
 
         Candidates come from the derivative regression (pysindy FROLS/SSR paths, no two
@@ -436,15 +462,24 @@ class SINDy(EquationsMixin, TrajectoryEstimator):
             blocks = []
             for piece, x in zip(pieces, xs):
                 rhs = self._rhs(linear_inputs(piece.t, piece.u), coef.T)
-                sim = simulate_numpy(rhs, piece.t, np.asarray(x[0], dtype=float), self.simulate_method, _SIM_RTOL,
-                                     _SIM_ATOL * scale, int(self.max_simulation_steps), bound)
+                sim = simulate_numpy(
+                    rhs,
+                    piece.t,
+                    np.asarray(x[0], dtype=float),
+                    self.simulate_method,
+                    _SIM_RTOL,
+                    _SIM_ATOL * scale,
+                    int(self.max_simulation_steps),
+                    bound,
+                )
                 if sim.failed_at is not None:
                     return None
                 blocks.append(selection.block_errors((sim.y - piece.y) / spread))
             return tuple(np.concatenate(part) for part in zip(*blocks))
 
-        found = selection.select_equations(theta, targets, terms, simulate, criterion=selection.DEFAULT_CRITERION,
-                                           owner="SINDy")
+        found = selection.select_equations(
+            theta, targets, terms, simulate, criterion=selection.DEFAULT_CRITERION, owner="SINDy"
+        )
         best = found.ranked()[0]
         seed = self.random_state if isinstance(self.random_state, numbers.Integral) else 0
         inclusion = found.search.inclusion(len(terms), 200, np.random.default_rng(seed))
@@ -452,8 +487,9 @@ class SINDy(EquationsMixin, TrajectoryEstimator):
         stderr = np.where(found.coefficients(best) != 0, bagged.std(axis=0), np.nan)
 
         def table(a: np.ndarray) -> pd.DataFrame:
-            return pd.DataFrame(a, index=pd.Index(terms, name="term"),
-                                columns=pd.Index(list(data.state_names), name="state"))
+            return pd.DataFrame(
+                a, index=pd.Index(terms, name="term"), columns=pd.Index(list(data.state_names), name="state")
+            )
 
         self.inclusion_probabilities_ = table(inclusion)
         self.coefficients_stderr_ = table(stderr)
@@ -504,7 +540,7 @@ class SINDy(EquationsMixin, TrajectoryEstimator):
         --------
         >>> from sysid.datasets import simulate
         >>> model = SINDy().fit(simulate("lotka_volterra", noise=0.0, irregular=False, n_samples=400))
-        >>> bool(abs(model.vector_field([3.0, 1.5])).max() < 0.01)   # the equilibrium
+        >>> bool(abs(model.vector_field([3.0, 1.5])).max() < 0.01)  # the equilibrium
         True
         >>> model.vector_field([[1.0, 1.0], [2.0, 1.0]]).round(1).tolist()
         [[0.5, -2.0], [1.0, -1.0]]
@@ -523,8 +559,12 @@ class SINDy(EquationsMixin, TrajectoryEstimator):
         ``estimate``, ``stderr``, ``lower``, ``upper``, ``inclusion_probability``.
         """
         check_is_fitted(self)
-        return coefficient_table(self.coefficients_, getattr(self, "coefficients_stderr_", None),
-                                 getattr(self, "inclusion_probabilities_", None), level=level)
+        return coefficient_table(
+            self.coefficients_,
+            getattr(self, "coefficients_stderr_", None),
+            getattr(self, "inclusion_probabilities_", None),
+            level=level,
+        )
 
     # -- prediction ----------------------------------------------------------------------
     def _predict(self, data: Trajectories, x0: np.ndarray | None) -> list[np.ndarray]:
@@ -533,8 +573,16 @@ class SINDy(EquationsMixin, TrajectoryEstimator):
         for i, tr in enumerate(data):
             start = first_state(tr) if x0 is None else np.asarray(x0[i], dtype=float)
             rhs = self._rhs(linear_inputs(tr.t, tr.u))
-            sim = simulate_numpy(rhs, tr.t, start, self.simulate_method, _SIM_RTOL, _SIM_ATOL * self.scale_,
-                                 int(self.max_simulation_steps), bound)
+            sim = simulate_numpy(
+                rhs,
+                tr.t,
+                start,
+                self.simulate_method,
+                _SIM_RTOL,
+                _SIM_ATOL * self.scale_,
+                int(self.max_simulation_steps),
+                bound,
+            )
             if sim.failed_at is not None:
                 failures.append((tr.name, sim.failed_at, sim.reason))
             out.append(sim.y)
@@ -582,4 +630,3 @@ class SINDy(EquationsMixin, TrajectoryEstimator):
         self.scale_ = np.asarray(state["scale_"], dtype=float)
         self.model_ = None
         self.simulation_failed_ = []
-

@@ -99,8 +99,11 @@ class SparseODE(EquationsMixin, SelectionMixin, SolverTrainedODE):
     ['d x0/dt = -(1.500 ± 0.002) x0']
     """
 
-    default_parts: ClassVar[dict[str, Callable[[], Any]]] = {**SolverTrainedODE.default_parts, "field": Polynomial,
-                     "training": partial(Training, max_epochs=100, lbfgs_steps=0)}
+    default_parts: ClassVar[dict[str, Callable[[], Any]]] = {
+        **SolverTrainedODE.default_parts,
+        "field": Polynomial,
+        "training": partial(Training, max_epochs=100, lbfgs_steps=0),
+    }
 
     def _auto(self) -> bool:
         """Whether the terms are chosen by the selection (``threshold="auto"``)."""
@@ -175,9 +178,13 @@ class SparseODE(EquationsMixin, SelectionMixin, SolverTrainedODE):
             with a numeric ``threshold``, and for terms not selected).
         """
         check_is_fitted(self)
-        return coefficient_table(self.coefficients_, getattr(self, "coefficients_stderr_", None),
-                                 getattr(self, "inclusion_probabilities_", None),
-                                 max(int(getattr(self, "dof_", 0)), 1), level)
+        return coefficient_table(
+            self.coefficients_,
+            getattr(self, "coefficients_stderr_", None),
+            getattr(self, "inclusion_probabilities_", None),
+            max(int(getattr(self, "dof_", 0)), 1),
+            level,
+        )
 
     # -- model files ---------------------------------------------------------------------
     _TABLES = ("inclusion_probabilities_", "coefficients_stderr_")
@@ -189,8 +196,10 @@ class SparseODE(EquationsMixin, SelectionMixin, SolverTrainedODE):
             for name in self._TABLES:
                 state[name] = getattr(self, name).to_numpy(dtype=float).tolist()
             selection_ = self.selection_.reset_index()
-            state["selection_"] = {k: [v if not isinstance(v, float) or math.isfinite(v) else repr(v) for v in col]
-                                   for k, col in selection_.to_dict(orient="list").items()}
+            state["selection_"] = {
+                k: [v if not isinstance(v, float) or math.isfinite(v) else repr(v) for v in col]
+                for k, col in selection_.to_dict(orient="list").items()
+            }
             state["collinear_terms_"] = [list(p) for p in self.collinear_terms_]
             state["selection_criterion_"] = self.selection_criterion_
             state["n_candidates_screened_"] = self.n_candidates_screened_
@@ -208,18 +217,25 @@ class SparseODE(EquationsMixin, SelectionMixin, SolverTrainedODE):
         field.check()  # before the library is enumerated: its size must fit the stored coefficients
         n_variables, rows = int(state["n_dims_"]) + int(state["n_controls_in_"]), len(tensors["rhs.field.weight"])
         if _more_terms_than(n_variables, int(field.degree), rows):
-            raise ModelFileError(f"degree={field.degree} with {n_variables} state and input variables makes more "
-                                 f"polynomial terms than the {rows} rows of the stored coefficients.")
+            raise ModelFileError(
+                f"degree={field.degree} with {n_variables} state and input variables makes more "
+                f"polynomial terms than the {rows} rows of the stored coefficients."
+            )
         super()._set_fitted_state(state, tensors)
         self.n_rounds_ = int(state.get("n_rounds_", 1))
         self._field_results()  # SparseODE's _after_fit is the base one, which reads no data (none when loading)
         self._clear_selection_results()
         if "selection_" in state:
             for name in self._TABLES:
-                self.__dict__[name] = pd.DataFrame(np.asarray(state[name], dtype=float), index=self.coefficients_.index,
-                                                   columns=self.coefficients_.columns)
-            table = {k: [float(v) if isinstance(v, str) and v in ("inf", "-inf", "nan") else v for v in col]
-                     for k, col in state["selection_"].items()}
+                self.__dict__[name] = pd.DataFrame(
+                    np.asarray(state[name], dtype=float),
+                    index=self.coefficients_.index,
+                    columns=self.coefficients_.columns,
+                )
+            table = {
+                k: [float(v) if isinstance(v, str) and v in ("inf", "-inf", "nan") else v for v in col]
+                for k, col in state["selection_"].items()
+            }
             self.selection_ = pd.DataFrame(table).set_index("candidate")
             self.collinear_terms_ = [(str(a), str(b), float(c)) for a, b, c in state["collinear_terms_"]]
             self.selection_criterion_ = str(state["selection_criterion_"])

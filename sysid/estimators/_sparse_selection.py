@@ -80,8 +80,9 @@ def _segment_errors(shooting: MultipleShooting) -> tuple[np.ndarray, np.ndarray,
     return err.pow(2).sum(dim=1).cpu().numpy(), mask.sum(dim=1).cpu().numpy(), lag1.cpu().numpy()
 
 
-def _joint_arrays(joint: tuple[tuple[int, ...], ...], allowed: np.ndarray, full: np.ndarray,
-                  values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _joint_arrays(
+    joint: tuple[tuple[int, ...], ...], allowed: np.ndarray, full: np.ndarray, values: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Field mask and scaled coefficients (n_terms, n_dims) of a candidate: its supports in the
     observed equations (coefficients ``values``, n_terms x n_observed), the rest as they were."""
     mask = allowed.astype(float).copy()
@@ -132,8 +133,6 @@ def rescue_oversmoothing(t: np.ndarray, y: np.ndarray, smoothed: Smoothed) -> Sm
     return Smoothed(values, derivs, second) if changed else smoothed
 
 
-
-
 class SelectionMixin(GaussNewtonMixin):
     """SparseODE's ``threshold="auto"``: candidate supports screened, the best few trained, one kept."""
 
@@ -151,6 +150,7 @@ class SelectionMixin(GaussNewtonMixin):
     collinear_terms_: list[tuple[str, str, float]]
 
     if TYPE_CHECKING:  # provided by the estimator this is mixed into (SolverTrainedODE)
+
         def _after_fit(self, data: Trajectories) -> None: ...
 
     def _fit_selected(self, data: Trajectories) -> None:
@@ -181,8 +181,9 @@ class SelectionMixin(GaussNewtonMixin):
                             self._restore(previous[-1])
                             self.rhs_.field.project_support(torch.as_tensor(candidate.mask))
                         else:
-                            self.rhs_.field.set_support(torch.as_tensor(candidate.mask),
-                                                        torch.as_tensor(candidate.scaled))
+                            self.rhs_.field.set_support(
+                                torch.as_tensor(candidate.mask), torch.as_tensor(candidate.scaled)
+                            )
                             self.shooting_state_ = screen.starts.clone()
                         self.warm_start = True
                         self._checkpoint_stage = rank
@@ -202,9 +203,15 @@ class SelectionMixin(GaussNewtonMixin):
                     if failure is None and _REFINE_STEPS:
                         self._refine(data)
                     errors = None if failure else self._simulation_errors(data)
-                    trained.append({"rank": rank, "errors": errors, "failure": failure,
-                                    "k": int(self.rhs_.field.mask.sum()),
-                                    "snapshot": None if failure else self._snapshot()})
+                    trained.append(
+                        {
+                            "rank": rank,
+                            "errors": errors,
+                            "failure": failure,
+                            "k": int(self.rhs_.field.mask.sum()),
+                            "snapshot": None if failure else self._snapshot(),
+                        }
+                    )
                     rank += 1
                     screen = self._screened
                     if continuing or screen is None or rank >= len(screen.shortlist):
@@ -229,7 +236,9 @@ class SelectionMixin(GaussNewtonMixin):
             warnings.warn(
                 "SparseODE(threshold='auto'): collocation_steps=0 leaves no derivative regression to draw candidate "
                 "equations from, so the whole library was trained without selection. Use collocation_steps > 0, or "
-                "a numeric threshold to prune by magnitude.", FitWarning, stacklevel=4,
+                "a numeric threshold to prune by magnitude.",
+                FitWarning,
+                stacklevel=4,
             )
         best = min(usable, key=lambda t: t["score"])
         self._restore(best["snapshot"])
@@ -240,8 +249,17 @@ class SelectionMixin(GaussNewtonMixin):
         self._record_selection(data, trained, best)
         self._uncertainty(data)
 
-    _TRAINED_ATTRS = ("shooting_state_", "history_", "n_function_evals_", "stop_reason_", "best_epoch_", "x0_",
-                      "trajectory_names_", "time_scale_", "time_offset_")
+    _TRAINED_ATTRS = (
+        "shooting_state_",
+        "history_",
+        "n_function_evals_",
+        "stop_reason_",
+        "best_epoch_",
+        "x0_",
+        "trajectory_names_",
+        "time_scale_",
+        "time_offset_",
+    )
 
     def _snapshot(self) -> dict[str, Any]:
         snap = {name: copy.deepcopy(getattr(self, name)) for name in self._TRAINED_ATTRS if hasattr(self, name)}
@@ -305,8 +323,14 @@ class SelectionMixin(GaussNewtonMixin):
         field.regression = None  # read once: the arrays are as large as the data
         self._screened = self._screen_candidates(data, train_rows, theta, targets, initial)
 
-    def _screen_candidates(self, data: Trajectories, train_rows: list[int], theta: np.ndarray | None,
-                           targets: np.ndarray | None, initial: list[np.ndarray]) -> _Screen:
+    def _screen_candidates(
+        self,
+        data: Trajectories,
+        train_rows: list[int],
+        theta: np.ndarray | None,
+        targets: np.ndarray | None,
+        initial: list[np.ndarray],
+    ) -> _Screen:
         """Candidate supports from the derivative regression, ranked by their short-horizon simulation error.
 
         Every equation's candidates come from pysindy's FROLS and SSR paths
@@ -326,13 +350,37 @@ class SelectionMixin(GaussNewtonMixin):
         times = [tr.t[:n] for tr, n in zip(data, train_rows)]
         scaled = [self.scaling_.scale(tr.y[:n]) for tr, n in zip(data, train_rows)]
         segments = make_segments(times, scaled, int(self.training_.segment_length) * _SCREEN_SEGMENTS)
-        shooting = MultipleShooting(self.rhs_, segments, times, scaled, n_dims, self._input_signal(data),
-                                    self.solver_, "backprop", 0.0, True,
-                                    [v[:n] for v, n in zip(initial, train_rows)])
+        shooting = MultipleShooting(
+            self.rhs_,
+            segments,
+            times,
+            scaled,
+            n_dims,
+            self._input_signal(data),
+            self.solver_,
+            "backprop",
+            0.0,
+            True,
+            [v[:n] for v, n in zip(initial, train_rows)],
+        )
         train_segments = make_segments(times, scaled, int(self.training_.segment_length))
-        starts = MultipleShooting(self.rhs_, train_segments, times, scaled, n_dims, self._input_signal(data),
-                                  self.solver_, "backprop", 0.0, True,
-                                  [v[:n] for v, n in zip(initial, train_rows)]).starts.detach().clone()
+        starts = (
+            MultipleShooting(
+                self.rhs_,
+                train_segments,
+                times,
+                scaled,
+                n_dims,
+                self._input_signal(data),
+                self.solver_,
+                "backprop",
+                0.0,
+                True,
+                [v[:n] for v, n in zip(initial, train_rows)],
+            )
+            .starts.detach()
+            .clone()
+        )
         full = field.scaled_coefficients().detach().numpy().copy()
         if theta is None or targets is None:  # no usable derivative regression: train the full library
             only = _Candidate(allowed.astype(float), full, math.inf)
@@ -346,8 +394,16 @@ class SelectionMixin(GaussNewtonMixin):
             except SolverFailure:
                 return None
 
-        found = selection.select_equations(theta, targets, field.term_names, simulate_joint, allowed[:, :n_obs],
-                                           _CRITERION, _SCREEN_SWEEPS, "SparseODE")
+        found = selection.select_equations(
+            theta,
+            targets,
+            field.term_names,
+            simulate_joint,
+            allowed[:, :n_obs],
+            _CRITERION,
+            _SCREEN_SWEEPS,
+            "SparseODE",
+        )
         search, pairs = found.search, found.pairs
         shortlist = []
         for joint in found.front(_MAX_CANDIDATES) or found.ranked()[:1]:
@@ -373,20 +429,35 @@ class SelectionMixin(GaussNewtonMixin):
             else:
                 mask = self.rhs_.field.mask.numpy()
                 terms = {s: [names[i] for i in np.flatnonzero(mask[:, j] > 0)] for j, s in enumerate(states)}
-            rows.append({"candidate": t["rank"], "terms": terms,
-                         "n_terms": sum(len(v) for v in terms.values()),
-                         "screening_score": None if cand is None else cand.score,
-                         "score": t["score"], "chosen": t is best, "failure": t["failure"]})
+            rows.append(
+                {
+                    "candidate": t["rank"],
+                    "terms": terms,
+                    "n_terms": sum(len(v) for v in terms.values()),
+                    "screening_score": None if cand is None else cand.score,
+                    "score": t["score"],
+                    "chosen": t is best,
+                    "failure": t["failure"],
+                }
+            )
         self.selection_ = pd.DataFrame(rows).set_index("candidate")
         self.selection_criterion_ = _CRITERION
         self.n_candidates_screened_ = 0 if screen is None else int(screen.n_screened)
         self.collinear_terms_ = [] if screen is None else list(screen.pairs)
         inclusion = np.full((len(names), len(states)), np.nan) if screen is None else screen.inclusion
-        self.inclusion_probabilities_ = pd.DataFrame(inclusion, index=pd.Index(names, name="term"),
-                                                     columns=pd.Index(states, name="state"))
+        self.inclusion_probabilities_ = pd.DataFrame(
+            inclusion, index=pd.Index(names, name="term"), columns=pd.Index(states, name="state")
+        )
         self._screened = None
 
     def _clear_selection_results(self) -> None:
-        for name in ("selection_", "selection_criterion_", "n_candidates_screened_", "collinear_terms_",
-                     "inclusion_probabilities_", "coefficients_stderr_", "dof_"):
+        for name in (
+            "selection_",
+            "selection_criterion_",
+            "n_candidates_screened_",
+            "collinear_terms_",
+            "inclusion_probabilities_",
+            "coefficients_stderr_",
+            "dof_",
+        ):
             self.__dict__.pop(name, None)

@@ -52,8 +52,9 @@ class GaussNewtonMixin:
         state_of = np.concatenate([np.nonzero(~np.isnan(tr.y))[1] for tr in data])
         return 1.0 / noise_levels(r, state_of, np.ones(data.n_states), n_fitted)[state_of]
 
-    def _simulation_residuals(self, data: Trajectories,
-                              sets: tuple[torch.Tensor, np.ndarray] | None = None) -> np.ndarray:
+    def _simulation_residuals(
+        self, data: Trajectories, sets: tuple[torch.Tensor, np.ndarray] | None = None
+    ) -> np.ndarray:
         """Scaled residuals (simulated - observed; NaN where unobserved) of whole trajectories.
 
         Without ``sets``: the fitted field from the learned x0, (n_rows, n_states) over
@@ -65,22 +66,30 @@ class GaussNewtonMixin:
         if sets is None:
             groups = None
             x0 = np.asarray(self.x0_, dtype=float)
-            z0 = np.concatenate([self.scaling_.scale(x0[:, : data.n_states]), x0[:, data.n_states:]], axis=1)[None]
+            z0 = np.concatenate([self.scaling_.scale(x0[:, : data.n_states]), x0[:, data.n_states :]], axis=1)[None]
         else:
             groups, z0 = sets
         n_sets = z0.shape[0]
         field: PolynomialField = self.rhs_.field
         field.groups = groups
         try:
-            preds = simulate(self.rhs_, torch.as_tensor(z0.reshape(n_sets * n_traj, -1), dtype=self.torch_dtype_),
-                             [tr.t for tr in data] * n_sets, torch.arange(n_traj).repeat(n_sets),
-                             self._input_signal(data), self.solver_, "none")
+            preds = simulate(
+                self.rhs_,
+                torch.as_tensor(z0.reshape(n_sets * n_traj, -1), dtype=self.torch_dtype_),
+                [tr.t for tr in data] * n_sets,
+                torch.arange(n_traj).repeat(n_sets),
+                self._input_signal(data),
+                self.solver_,
+                "none",
+            )
         finally:
             field.groups = None
         out = []
         for g in range(n_sets):
-            parts = [preds[g * n_traj + i][:, : data.n_states].cpu().numpy() - self.scaling_.scale(tr.y)
-                     for i, tr in enumerate(data)]
+            parts = [
+                preds[g * n_traj + i][:, : data.n_states].cpu().numpy() - self.scaling_.scale(tr.y)
+                for i, tr in enumerate(data)
+            ]
             out.append(np.concatenate(parts))
         return out[0] if groups is None else np.stack(out)
 
@@ -94,7 +103,7 @@ class GaussNewtonMixin:
             base = self.rhs_.field.scaled_coefficients().detach().numpy()
         coefs = np.array([base[k, j] for k, j in self._active(data.n_states)])
         x0 = np.asarray(self.x0_, dtype=float)
-        z0 = np.concatenate([self.scaling_.scale(x0[:, : data.n_states]), x0[:, data.n_states:]], axis=1)
+        z0 = np.concatenate([self.scaling_.scale(x0[:, : data.n_states]), x0[:, data.n_states :]], axis=1)
         return coefs, z0
 
     def _set_parameters(self, data: Trajectories, coefs: np.ndarray, z0: np.ndarray) -> None:
@@ -181,8 +190,16 @@ class GaussNewtonMixin:
                     j = np.concatenate([j, np.zeros((j.shape[0], z.size))], axis=1)
                 return j * weights[:, None]
 
-            solution = least_squares(fun, np.concatenate([coefs, z0.ravel()]), jac=jac, method="trf",
-                                     x_scale="jac", max_nfev=_REFINE_STEPS, ftol=1e-6, xtol=1e-6)
+            solution = least_squares(
+                fun,
+                np.concatenate([coefs, z0.ravel()]),
+                jac=jac,
+                method="trf",
+                x_scale="jac",
+                max_nfev=_REFINE_STEPS,
+                ftol=1e-6,
+                xtol=1e-6,
+            )
         except (SolverFailure, ValueError, np.linalg.LinAlgError):
             return
         if not solution.cost < 0.5 * float(np.sum((r0 * weights) ** 2)):
@@ -208,8 +225,9 @@ class GaussNewtonMixin:
         field: PolynomialField = self.rhs_.field
         names, states = list(self.term_names_), list(self.state_names_)
         stderr = np.full((len(names), len(states)), np.nan)
-        self.coefficients_stderr_ = pd.DataFrame(stderr, index=pd.Index(names, name="term"),
-                                                 columns=pd.Index(states, name="state"))
+        self.coefficients_stderr_ = pd.DataFrame(
+            stderr, index=pd.Index(names, name="term"), columns=pd.Index(states, name="state")
+        )
         self.dof_ = 0
         data = self._training_part(data)
         active = self._active(data.n_states)
@@ -233,6 +251,7 @@ class GaussNewtonMixin:
         to_physical = field.out_scale.numpy()[None, :] / field.feature_scale.numpy()[:, None]
         for i, (k, j) in enumerate(active):
             stderr[k, j] = se_scaled[i] * to_physical[k, j]
-        self.coefficients_stderr_ = pd.DataFrame(stderr, index=pd.Index(names, name="term"),
-                                                 columns=pd.Index(states, name="state"))
+        self.coefficients_stderr_ = pd.DataFrame(
+            stderr, index=pd.Index(names, name="term"), columns=pd.Index(states, name="state")
+        )
         self.dof_ = round(max(found.n_residuals * share - jac.shape[1], 1.0))  # of coefficient_table's t quantile

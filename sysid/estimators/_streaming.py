@@ -37,26 +37,38 @@ def check_streaming(model: SolverTrainedODE) -> None:
     model._resolve()
     reason = model.field_part_.streaming_unsupported
     if reason:
-        raise ConfigError(f"{name} cannot fit streamed data (lazy=True): {reason}. "
-                          "Read the data without lazy=True, or fit a NeuralODE.")
+        raise ConfigError(
+            f"{name} cannot fit streamed data (lazy=True): {reason}. "
+            "Read the data without lazy=True, or fit a NeuralODE."
+        )
     problems = []
     if model.learn_time is not None:
-        problems.append(f"learn_time={model.learn_time!r}: a learned clock per trajectory would be trained only "
-                        "in the steps that read its trajectory; use learn_time=None")
+        problems.append(
+            f"learn_time={model.learn_time!r}: a learned clock per trajectory would be trained only "
+            "in the steps that read its trajectory; use learn_time=None"
+        )
     if model.warm_start:
-        problems.append("warm_start=True: it continues from the learned start state of every segment, which a "
-                        "streamed fit does not have (segments start from the smoothed data); use warm_start=False")
+        problems.append(
+            "warm_start=True: it continues from the learned start state of every segment, which a "
+            "streamed fit does not have (segments start from the smoothed data); use warm_start=False"
+        )
     if model.output is not None:
-        problems.append("output=Sensor(...): a streamed fit compares the states with the data directly; fit in "
-                        "memory to fit through a sensor model")
+        problems.append(
+            "output=Sensor(...): a streamed fit compares the states with the data directly; fit in "
+            "memory to fit through a sensor model"
+        )
     default_horizons = getattr(model._default_part("training"), "horizons", None)
     if model.training_.horizons is not None and model.training_.horizons != default_horizons:
-        problems.append(f"horizons={model.training_.horizons!r}: longer windows would hold whole streamed "
-                        "trajectories in memory; a streamed fit trains on segment_length windows only, use "
-                        "horizons=None")
+        problems.append(
+            f"horizons={model.training_.horizons!r}: longer windows would hold whole streamed "
+            "trajectories in memory; a streamed fit trains on segment_length windows only, use "
+            "horizons=None"
+        )
     if model.n_augment:
-        problems.append(f"n_augment={model.n_augment!r}: unobserved dimensions have no data to start segments "
-                        "from, so their start states would be parameters that grow with the data; use n_augment=0")
+        problems.append(
+            f"n_augment={model.n_augment!r}: unobserved dimensions have no data to start segments "
+            "from, so their start states would be parameters that grow with the data; use n_augment=0"
+        )
     if problems:
         raise ConfigError(f"{name} cannot fit streamed data (lazy=True) with {problems[0]}.")
 
@@ -71,23 +83,44 @@ def streaming_problem(model: SolverTrainedODE, data: LazyTrajectories, warm_up: 
     from sysid.estimators._ode_base import TrainingProblem
 
     training, solver = model.training_, model.solver_part_
-    settings = StreamSettings(model.n_dims_, training.segment_length, model.solver_, solver.gradient,
-                              float(training.continuity_weight), solver.input_interpolation, model.scaling_.scale,
-                              model._validation_split)
-    objective = StreamingShooting(model.rhs_, data, data.minibatches(training.batch_size), settings,
-                                  model._field_penalty)
+    settings = StreamSettings(
+        model.n_dims_,
+        training.segment_length,
+        model.solver_,
+        solver.gradient,
+        float(training.continuity_weight),
+        solver.input_interpolation,
+        model.scaling_.scale,
+        model._validation_split,
+    )
+    objective = StreamingShooting(
+        model.rhs_, data, data.minibatches(training.batch_size), settings, model._field_penalty
+    )
     if warm_up and training.collocation_steps:
         first, rows, smoothed = objective.warm_up(0)
         scaling = model.scaling_
-        collocation_fit(model.rhs_.field, [tr.t[:n] for tr, n in zip(first, rows)], smoothed,
-                        [None if tr.u is None else tr.u[:n] for tr, n in zip(first, rows)], model.n_dims_,
-                        scaling.spread, scaling.time_unit, training.collocation_steps, float(training.lr),
-                        model.torch_dtype_)
+        collocation_fit(
+            model.rhs_.field,
+            [tr.t[:n] for tr, n in zip(first, rows)],
+            smoothed,
+            [None if tr.u is None else tr.u[:n] for tr, n in zip(first, rows)],
+            model.n_dims_,
+            scaling.spread,
+            scaling.time_unit,
+            training.collocation_steps,
+            float(training.lr),
+            model.torch_dtype_,
+        )
         del first, smoothed
     subset = data.load(validation_positions(len(data), VALIDATION_TRAJECTORIES))
     _, tails = model._validation_split(subset)
     validator = objective.shooting(subset)
     del subset
     dtype = model.torch_dtype_
-    return TrainingProblem(objective, len(objective), lambda: validator.free_run_error(tails),
-                           lambda: objective.x0, lambda: torch.as_tensor(objective.x0, dtype=dtype))
+    return TrainingProblem(
+        objective,
+        len(objective),
+        lambda: validator.free_run_error(tails),
+        lambda: objective.x0,
+        lambda: torch.as_tensor(objective.x0, dtype=dtype),
+    )

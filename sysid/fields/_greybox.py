@@ -43,8 +43,14 @@ class GreyBoxField(torch.nn.Module):
     [[-0.5], [-2.0]]
     """
 
-    def __init__(self, f: GreyBoxFunction, initial: Mapping[str, float], bounds: Mapping[str, Bound] | None = None,
-                 fixed: Sequence[str] | None = None, dtype: torch.dtype = torch.float64) -> None:
+    def __init__(
+        self,
+        f: GreyBoxFunction,
+        initial: Mapping[str, float],
+        bounds: Mapping[str, Bound] | None = None,
+        fixed: Sequence[str] | None = None,
+        dtype: torch.dtype = torch.float64,
+    ) -> None:
         super().__init__()
         self.f = f
         self.params = ParameterTransform(initial, bounds, fixed, dtype)
@@ -64,8 +70,9 @@ class GreyBoxField(torch.nn.Module):
         return self.f(t, x, p, u)
 
 
-def check_parameter_spec(params: Any, bounds: Any, fixed: Any, owner: str = "GreyBox"
-                         ) -> tuple[dict[str, float], dict[str, Bound], list[str]]:
+def check_parameter_spec(
+    params: Any, bounds: Any, fixed: Any, owner: str = "GreyBox"
+) -> tuple[dict[str, float], dict[str, Bound], list[str]]:
     """``(start values, bounds, fixed names)`` as checked by :func:`sysid.parameters.check_parameters`.
 
     Examples
@@ -86,15 +93,18 @@ def probe_function(f: Any, name: str, args: tuple[Any, ...], expected: tuple[int
     except KeyError as exc:
         known = sorted(args[2]) if len(args) > 2 and isinstance(args[2], dict) else []
         raise ConfigError(
-            f"{name}{signature[signature.index('('):]} looked up parameter {exc.args[0]!r}, which is not in "
+            f"{name}{signature[signature.index('(') :]} looked up parameter {exc.args[0]!r}, which is not in "
             f"params {known}; add it to params (with an initial value)."
         ) from None
     except Exception as exc:  # reported with context
         raise ConfigError(
-            f"calling {name}{signature[signature.index('('):]} on a probe batch x of shape {expected} "
+            f"calling {name}{signature[signature.index('(') :]} on a probe batch x of shape {expected} "
             f"({expected[0]} points of {expected[1]} state(s), batch first) raised {type(exc).__name__}: {exc}"
-            + (f". Does {name} expect another number of states than the data's {expected[1]}?"
-               if isinstance(exc, IndexError) else "")
+            + (
+                f". Does {name} expect another number of states than the data's {expected[1]}?"
+                if isinstance(exc, IndexError)
+                else ""
+            )
         ) from exc
     if not isinstance(out, torch.Tensor):
         hint = " (stack columns with torch.stack([...], dim=-1))" if isinstance(out, list | tuple) else ""
@@ -112,8 +122,6 @@ def probe_function(f: Any, name: str, args: tuple[Any, ...], expected: tuple[int
             f"{name} returned non-finite values at the data's mean state (probe x={args[1][0].tolist()}): "
             f"{out[0].tolist()}."
         )
-
-
 
 
 class GreyBox(FieldSpec):
@@ -145,12 +153,18 @@ class GreyBox(FieldSpec):
     """
 
     flags_extrapolation = False  # the equations are the user's: valid as far as the user says
-    streaming_unsupported = ("its parameters' least-squares fit and uncertainties use every observation at once")
+    streaming_unsupported = "its parameters' least-squares fit and uncertainties use every observation at once"
     #: Name of the user's function in messages and in ``sysid.load(path, <name>=...)``.
     function_name = "f"
 
-    def __init__(self, *, f: GreyBoxFunction | None = None, params: Mapping[str, float] | None = None,
-                 bounds: Mapping[str, Bound] | None = None, fixed: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        f: GreyBoxFunction | None = None,
+        params: Mapping[str, float] | None = None,
+        bounds: Mapping[str, Bound] | None = None,
+        fixed: Sequence[str] | None = None,
+    ) -> None:
         self.f = f
         self.params = params
         self.bounds = bounds
@@ -184,8 +198,13 @@ class GreyBox(FieldSpec):
         field = GreyBoxField(cast("GreyBoxFunction", self.f), initial, bounds, fixed, context.dtype)
         t, x, u = context.probe()
         with torch.no_grad():
-            probe_function(self.f, self.function_name, (t, x, field.params(), u), (2, context.n_dims),
-                           f"{self.function_name}(t, x, p, u)")
+            probe_function(
+                self.f,
+                self.function_name,
+                (t, x, field.params(), u),
+                (2, context.n_dims),
+                f"{self.function_name}(t, x, p, u)",
+            )
         return field
 
     def results(self, module: torch.nn.Module, context: FieldContext) -> dict[str, Any]:

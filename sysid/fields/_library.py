@@ -57,12 +57,19 @@ class Polynomial(FieldSpec[PolynomialField]):
     3
     """
 
-    streaming_unsupported = ("its closed-form warm start and its thresholding rounds refit every observation "
-                             "at once")
+    streaming_unsupported = "its closed-form warm start and its thresholding rounds refit every observation at once"
 
-    def __init__(self, *, library: str = "polynomial", degree: int = 2, include_trig: bool = False,
-                 functions: Mapping[str, Callable[[torch.Tensor], torch.Tensor]] | None = None,
-                 threshold: float | str = "auto", n_threshold_rounds: int = 3, l1: float = 0.0) -> None:
+    def __init__(
+        self,
+        *,
+        library: str = "polynomial",
+        degree: int = 2,
+        include_trig: bool = False,
+        functions: Mapping[str, Callable[[torch.Tensor], torch.Tensor]] | None = None,
+        threshold: float | str = "auto",
+        n_threshold_rounds: int = 3,
+        l1: float = 0.0,
+    ) -> None:
         self.library = library
         self.degree = degree
         self.include_trig = include_trig
@@ -79,9 +86,7 @@ class Polynomial(FieldSpec[PolynomialField]):
             raise self._fail("include_trig", "True or False")
         if self.functions is not None:
             if not isinstance(self.functions, Mapping):
-                raise ConfigError(
-                    f"functions must be a dict {{name: callable}}, got {type(self.functions).__name__}."
-                )
+                raise ConfigError(f"functions must be a dict {{name: callable}}, got {type(self.functions).__name__}.")
             for name, g in self.functions.items():
                 if not isinstance(name, str) or not callable(g):
                     raise ConfigError(
@@ -122,9 +127,17 @@ class Polynomial(FieldSpec[PolynomialField]):
                 )
         scaling = context.scaling
         return PolynomialField(
-            names, list(context.input_names), int(self.degree), bool(self.include_trig), self.functions,
-            context.tensor(scaling.center), context.tensor(scaling.spread), context.tensor(scaling.input_center),
-            context.tensor(scaling.input_spread), scaling.time_unit, context.dtype,
+            names,
+            list(context.input_names),
+            int(self.degree),
+            bool(self.include_trig),
+            self.functions,
+            context.tensor(scaling.center),
+            context.tensor(scaling.spread),
+            context.tensor(scaling.input_center),
+            context.tensor(scaling.input_spread),
+            scaling.time_unit,
+            context.dtype,
         )
 
     def penalty(self, module: PolynomialField, points: Points | None) -> torch.Tensor | None:
@@ -137,8 +150,9 @@ class Polynomial(FieldSpec[PolynomialField]):
         """Whether the terms are chosen by the selection (``threshold="auto"``), not by magnitude."""
         return isinstance(self.threshold, str) and self.threshold == "auto"
 
-    def warm_start(self, module: PolynomialField, t: np.ndarray, x: np.ndarray, dx: np.ndarray,
-                   u: np.ndarray | None) -> bool:
+    def warm_start(
+        self, module: PolynomialField, t: np.ndarray, x: np.ndarray, dx: np.ndarray, u: np.ndarray | None
+    ) -> bool:
         return bool(module.fit_least_squares(t, x, dx, u))  # closed form: no generic collocation fit
 
     def rounds(self) -> int:
@@ -150,6 +164,7 @@ class Polynomial(FieldSpec[PolynomialField]):
     def results(self, module: PolynomialField, context: FieldContext) -> dict[str, Any]:
         names = list(module.term_names)
         xi = module.coefficients().detach().cpu().numpy()[:, : context.n_states]
-        table = pd.DataFrame(xi, index=pd.Index(names, name="term"),
-                             columns=pd.Index(list(context.state_names), name="state"))
+        table = pd.DataFrame(
+            xi, index=pd.Index(names, name="term"), columns=pd.Index(list(context.state_names), name="state")
+        )
         return {"term_names_": names, "coefficients_": table}

@@ -39,9 +39,17 @@ class LinearMLPField(MLPField):
 
     linear_input: torch.Tensor  # a Parameter, or an empty buffer without inputs
 
-    def __init__(self, n_dims: int, n_inputs: int = 0, hidden: Sequence[int] = (32, 32), activation: str = "tanh",
-                 time_dependent: bool = False, scaling: Scaling | None = None,
-                 generator: torch.Generator | None = None, dtype: torch.dtype = torch.float64) -> None:
+    def __init__(
+        self,
+        n_dims: int,
+        n_inputs: int = 0,
+        hidden: Sequence[int] = (32, 32),
+        activation: str = "tanh",
+        time_dependent: bool = False,
+        scaling: Scaling | None = None,
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype = torch.float64,
+    ) -> None:
         super().__init__(n_dims, n_inputs, hidden, activation, time_dependent, scaling, generator, dtype)
         self.linear_state = torch.nn.Parameter(torch.zeros(n_dims, n_dims, dtype=dtype))
         if n_inputs:
@@ -87,7 +95,7 @@ class LinearMLPField(MLPField):
         dtype = self.offset.dtype
         with torch.no_grad():
             self.linear_state.copy_(torch.as_tensor(a[:, : self.n_dims], dtype=dtype))
-            self.linear_input.copy_(torch.as_tensor(a[:, self.n_dims: self.n_dims + self.n_inputs], dtype=dtype))
+            self.linear_input.copy_(torch.as_tensor(a[:, self.n_dims : self.n_dims + self.n_inputs], dtype=dtype))
             self.offset.copy_(torch.as_tensor(a[:, -1], dtype=dtype))
 
 
@@ -120,8 +128,14 @@ class LinearMLP(MLP):
 
     module_class = LinearMLPField  # so the modules this spec gets back are LinearMLPFields (the casts below)
 
-    def __init__(self, *, hidden: Sequence[int] = (32, 32), activation: str = "tanh",
-                 time_dependent: bool = False, linear_start: str = "least_squares") -> None:
+    def __init__(
+        self,
+        *,
+        hidden: Sequence[int] = (32, 32),
+        activation: str = "tanh",
+        time_dependent: bool = False,
+        linear_start: str = "least_squares",
+    ) -> None:
         super().__init__(hidden=hidden, activation=activation, time_dependent=time_dependent)
         self.linear_start = linear_start
 
@@ -129,8 +143,7 @@ class LinearMLP(MLP):
         super().check()
         self._choice("linear_start", ("least_squares", "zero"))
 
-    def warm_start(self, module: MLPField, t: np.ndarray, x: np.ndarray, dx: np.ndarray,
-                   u: np.ndarray | None) -> bool:
+    def warm_start(self, module: MLPField, t: np.ndarray, x: np.ndarray, dx: np.ndarray, u: np.ndarray | None) -> bool:
         if self.linear_start == "least_squares":
             cast(LinearMLPField, module).fit_linear(x, dx, u)
         return False  # the collocation fit then trains the network on what the linear part leaves

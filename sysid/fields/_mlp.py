@@ -22,8 +22,13 @@ ACTIVATIONS = {
 }
 
 
-def make_network(widths: Sequence[int], activation: str, generator: torch.Generator | None,
-                 dtype: torch.dtype, output_gain: float = 0.1) -> torch.nn.Sequential:
+def make_network(
+    widths: Sequence[int],
+    activation: str,
+    generator: torch.Generator | None,
+    dtype: torch.dtype,
+    output_gain: float = 0.1,
+) -> torch.nn.Sequential:
     """A multilayer perceptron with layer widths ``widths`` (inputs first, outputs last).
 
     Weights and biases start uniform in +-1/sqrt(fan-in) (PyTorch's default, drawn from
@@ -179,8 +184,9 @@ class MLP(FieldSpec[MLPField]):
     #: (a record of 3 rows warns, 3 runs of 60 samples do not).
     observations_per_parameter = 0.01
 
-    def __init__(self, *, hidden: Sequence[int] = (64, 64), activation: str = "tanh",
-                 time_dependent: bool = False) -> None:
+    def __init__(
+        self, *, hidden: Sequence[int] = (64, 64), activation: str = "tanh", time_dependent: bool = False
+    ) -> None:
         self.hidden = hidden
         self.activation = activation
         self.time_dependent = time_dependent
@@ -192,9 +198,16 @@ class MLP(FieldSpec[MLPField]):
 
     def build(self, context: FieldContext) -> MLPField:
         self.check()
-        return self.module_class(context.n_dims, context.n_inputs, tuple(int(h) for h in self.hidden),
-                                 self.activation, self.time_dependent, context.scaling, context.generator,
-                                 context.dtype)
+        return self.module_class(
+            context.n_dims,
+            context.n_inputs,
+            tuple(int(h) for h in self.hidden),
+            self.activation,
+            self.time_dependent,
+            context.scaling,
+            context.generator,
+            context.dtype,
+        )
 
 
 def check_widths(part: FieldSpec[Any], name: str) -> tuple[int, ...]:

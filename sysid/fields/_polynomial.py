@@ -88,7 +88,7 @@ class PolynomialField(torch.nn.Module):
     >>> f.term_names
     ['1', 'x', 'y', 'x^2', 'x y', 'y^2']
     >>> xi = torch.zeros(6, 2, dtype=torch.float64)
-    >>> xi[1, 0], xi[4, 1] = -1.0, 2.0          # dx/dt = -x, dy/dt = 2 x y
+    >>> xi[1, 0], xi[4, 1] = -1.0, 2.0  # dx/dt = -x, dy/dt = 2 x y
     >>> f.set_coefficients(xi)
     >>> f(torch.zeros(1), torch.tensor([[3.0, 0.5]], dtype=torch.float64), None).tolist()
     [[-3.0, 3.0]]
@@ -133,8 +133,11 @@ class PolynomialField(torch.nn.Module):
             factors = [j + 1 for j, p in enumerate(row) for _ in range(int(p))]
             index[k, : len(factors)] = factors
         self.register_buffer("factor_index", torch.as_tensor(index))
-        trig_names = ([f"sin({s})" for s in self.state_names] + [f"cos({s})" for s in self.state_names]
-                      if self.include_trig else [])
+        trig_names = (
+            [f"sin({s})" for s in self.state_names] + [f"cos({s})" for s in self.state_names]
+            if self.include_trig
+            else []
+        )
         self.term_names = poly_names + trig_names + list(self.functions)
         n_terms = len(self.term_names)
         ones = torch.ones(self.n_dims, dtype=dtype)
@@ -165,8 +168,10 @@ class PolynomialField(torch.nn.Module):
         if not self.n_inputs:
             parts = [ones, x]
         elif u is None:
-            raise DataError(f"this library reads the inputs {self.input_names} but was called with u=None; "
-                            f"pass the inputs (batch, {self.n_inputs}).")
+            raise DataError(
+                f"this library reads the inputs {self.input_names} but was called with u=None; "
+                f"pass the inputs (batch, {self.n_inputs})."
+            )
         else:
             parts = [ones, x, u]
         variables = torch.cat(parts, dim=1)
@@ -177,8 +182,9 @@ class PolynomialField(torch.nn.Module):
             columns.append(g(x).reshape(x.shape[0], 1))
         return columns[0] if len(columns) == 1 else torch.cat(columns, dim=1)
 
-    def _probe_scale(self, center: torch.Tensor, spread: torch.Tensor, input_center: torch.Tensor,
-                     input_spread: torch.Tensor) -> torch.Tensor:
+    def _probe_scale(
+        self, center: torch.Tensor, spread: torch.Tensor, input_center: torch.Tensor, input_spread: torch.Tensor
+    ) -> torch.Tensor:
         """RMS of every library column over points center + spread * {-1, 0, 1} per variable."""
         n_vars = self.n_dims + self.n_inputs
         if n_vars <= _MAX_GRID_VARIABLES:
@@ -189,7 +195,7 @@ class PolynomialField(torch.nn.Module):
         mid = torch.cat([center, input_center])
         width = torch.cat([spread, input_spread])
         points = mid + width * steps.reshape(-1, n_vars)
-        x, u = points[:, : self.n_dims], points[:, self.n_dims:]
+        x, u = points[:, : self.n_dims], points[:, self.n_dims :]
         theta = self.library(torch.zeros(points.shape[0], dtype=center.dtype), x, u if self.n_inputs else None)
         rms = theta.pow(2).mean(dim=0).sqrt()
         return torch.where(torch.isfinite(rms) & (rms > 1e-12), rms, torch.ones_like(rms))
@@ -216,8 +222,7 @@ class PolynomialField(torch.nn.Module):
                 active = self.mask[:, j] > 0
                 if active.any():
                     block = self.precond[j][active][:, active]
-                    weight[active, j] = torch.linalg.solve_triangular(
-                        block, scaled[active, j, None], upper=True)[:, 0]
+                    weight[active, j] = torch.linalg.solve_triangular(block, scaled[active, j, None], upper=True)[:, 0]
             self.weight.copy_(weight)
 
     def set_gram(self, gram: torch.Tensor) -> None:
@@ -244,7 +249,7 @@ class PolynomialField(torch.nn.Module):
             if not len(active):
                 continue
             block = self.gram[active][:, active] + ridge * torch.eye(len(active), dtype=self.gram.dtype)
-            chol = torch.linalg.cholesky(block)            # block = L L^T, R = L^T upper
+            chol = torch.linalg.cholesky(block)  # block = L L^T, R = L^T upper
             inv = torch.linalg.solve_triangular(chol.T, torch.eye(len(active), dtype=block.dtype), upper=True)
             precond[j][active[:, None], active[None, :]] = inv
         self.precond.copy_(precond)
@@ -273,8 +278,9 @@ class PolynomialField(torch.nn.Module):
         dtype = self.weight.dtype
         u_t = None if u is None else torch.as_tensor(u, dtype=dtype)
         with torch.no_grad():
-            theta = (self.library(torch.as_tensor(t, dtype=dtype), torch.as_tensor(x, dtype=dtype), u_t)
-                     / self.feature_scale).numpy()
+            theta = (
+                self.library(torch.as_tensor(t, dtype=dtype), torch.as_tensor(x, dtype=dtype), u_t) / self.feature_scale
+            ).numpy()
         n_obs = dx.shape[1]
         targets = dx / self.out_scale.numpy()[:n_obs]
         mask = self.mask.numpy()

@@ -53,18 +53,26 @@ class Scaling:
         >>> data = simulate("lotka_volterra", n_trajectories=3, n_samples=20, noise=0.05, random_state=0)
         >>> summary = DataSummary.empty(2, 0)
         >>> for k in range(3):
-        ...     summary.add(data[k:k + 1])
+        ...     summary.add(data[k : k + 1])
         >>> a, b = Scaling.of(data, 0), Scaling.of_summary(summary, 0)
         >>> bool(np.allclose(a.center, b.center) and np.allclose(a.spread, b.spread)), a.time_unit == b.time_unit
         (True, True)
         """
         inputs = summary.inputs
-        return cls._from_moments(summary.states.mean, summary.states.std, inputs.mean, inputs.std,
-                                 summary.durations, n_augment)
+        return cls._from_moments(
+            summary.states.mean, summary.states.std, inputs.mean, inputs.std, summary.durations, n_augment
+        )
 
     @classmethod
-    def _from_moments(cls, center: np.ndarray, spread: np.ndarray, input_center: np.ndarray,
-                      input_spread: np.ndarray, durations: Any, n_augment: int) -> Scaling:
+    def _from_moments(
+        cls,
+        center: np.ndarray,
+        spread: np.ndarray,
+        input_center: np.ndarray,
+        input_spread: np.ndarray,
+        durations: Any,
+        n_augment: int,
+    ) -> Scaling:
         """Guard zero or undefined spreads, take the time unit from the durations, pad augmented dims."""
         spread = _guarded(np.asarray(spread, dtype=float), np.asarray(center, dtype=float))
         input_spread = _guarded(np.asarray(input_spread, dtype=float), np.asarray(input_center, dtype=float))
@@ -72,7 +80,9 @@ class Scaling:
         return cls(
             np.concatenate([center, np.zeros(n_augment)]),
             np.concatenate([spread, np.ones(n_augment)]),
-            input_center, input_spread, time_unit,
+            input_center,
+            input_spread,
+            time_unit,
         )
 
     @classmethod
@@ -97,8 +107,6 @@ class Scaling:
     def from_dict(cls, d: dict[str, Any]) -> Scaling:
         fields: dict[str, Any] = {k: (np.asarray(v, dtype=float) if isinstance(v, list) else v) for k, v in d.items()}
         return cls(**fields)
-
-
 
 
 def _moments(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -41,8 +41,16 @@ class SensorModel(torch.nn.Module):
     offset: torch.Tensor
     log_gain: torch.Tensor
 
-    def __init__(self, scaling: Scaling, n_states: int, low: Sequence[float], high: Sequence[float],
-                 learn_offset: Sequence[bool], learn_gain: Sequence[bool], dtype: torch.dtype = torch.float64) -> None:
+    def __init__(
+        self,
+        scaling: Scaling,
+        n_states: int,
+        low: Sequence[float],
+        high: Sequence[float],
+        learn_offset: Sequence[bool],
+        learn_gain: Sequence[bool],
+        dtype: torch.dtype = torch.float64,
+    ) -> None:
         super().__init__()
         as_t = lambda a: torch.as_tensor(a, dtype=dtype)  # noqa: E731
         self.register_buffer("center", as_t(scaling.center[:n_states]))
@@ -71,8 +79,10 @@ class SensorModel(torch.nn.Module):
 
     def readout(self) -> dict[str, Any]:
         """The fitted offsets (physical units) and gains."""
-        return {"offset": (self.spread * self.offset * self.offset_mask).tolist(),
-                "gain": torch.exp(self.log_gain * self.gain_mask).tolist()}
+        return {
+            "offset": (self.spread * self.offset * self.offset_mask).tolist(),
+            "gain": torch.exp(self.log_gain * self.gain_mask).tolist(),
+        }
 
 
 class Sensor(Part):
@@ -104,9 +114,14 @@ class Sensor(Part):
 
     role = "output"
 
-    def __init__(self, *, low: float | Mapping[str, float] | None = None,
-                 high: float | Mapping[str, float] | None = None, offset: bool | Sequence[str] = False,
-                 gain: bool | Sequence[str] = False) -> None:
+    def __init__(
+        self,
+        *,
+        low: float | Mapping[str, float] | None = None,
+        high: float | Mapping[str, float] | None = None,
+        offset: bool | Sequence[str] = False,
+        gain: bool | Sequence[str] = False,
+    ) -> None:
         self.low = low
         self.high = high
         self.offset = offset
@@ -159,5 +174,6 @@ class Sensor(Part):
         bad = [s for s, lo, hi in zip(states, low, high) if not lo < hi]
         if bad:
             raise ConfigError(f"Sensor: low must be below high, but not for {bad}.")
-        return SensorModel(scaling, len(states), low, high, self._learned("offset", states),
-                           self._learned("gain", states), dtype)
+        return SensorModel(
+            scaling, len(states), low, high, self._learned("offset", states), self._learned("gain", states), dtype
+        )

@@ -123,8 +123,7 @@ class FieldSpec(Part, Generic[ModuleT]):
         """Whether :meth:`penalty` reads the training points (they are then prepared once)."""
         return False
 
-    def warm_start(self, module: ModuleT, t: np.ndarray, x: np.ndarray, dx: np.ndarray,
-                   u: np.ndarray | None) -> bool:
+    def warm_start(self, module: ModuleT, t: np.ndarray, x: np.ndarray, dx: np.ndarray, u: np.ndarray | None) -> bool:
         """Prepare the module from smoothed data before the collocation fit.
 
         ``t`` (n,), ``x`` (n, n_dims) smoothed states, ``dx`` (n, n_states) their time
@@ -171,6 +170,7 @@ class ModuleField(FieldSpec[torch.nn.Module]):
     ...     def __init__(self):
     ...         super().__init__()
     ...         self.rate = torch.nn.Parameter(torch.tensor(0.1, dtype=torch.float64))
+    ...
     ...     def forward(self, t, x, u):
     ...         return -self.rate * x
     >>> t = np.linspace(0, 2, 20)

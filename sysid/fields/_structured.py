@@ -45,15 +45,24 @@ class StructuredField(torch.nn.Module):
     input_spread: torch.Tensor
     time_unit: torch.Tensor
 
-    def __init__(self, reads: Sequence[Sequence[int]], n_inputs: int, hidden: Sequence[int], activation: str,
-                 scaling: Scaling, generator: torch.Generator | None, dtype: torch.dtype) -> None:
+    def __init__(
+        self,
+        reads: Sequence[Sequence[int]],
+        n_inputs: int,
+        hidden: Sequence[int],
+        activation: str,
+        scaling: Scaling,
+        generator: torch.Generator | None,
+        dtype: torch.dtype,
+    ) -> None:
         super().__init__()
         self.n_dims, self.n_inputs = len(reads), n_inputs
         self.reads = [list(r) for r in reads]
         for i, r in enumerate(self.reads):
             self.register_buffer(f"reads_{i}", torch.as_tensor(r, dtype=torch.long))
         self.nets = torch.nn.ModuleList(
-            [make_network([len(r), *hidden, 1], activation, generator, dtype) for r in self.reads])
+            [make_network([len(r), *hidden, 1], activation, generator, dtype) for r in self.reads]
+        )
         as_t = lambda a: torch.as_tensor(a, dtype=dtype)  # noqa: E731
         self.register_buffer("center", as_t(scaling.center))
         self.register_buffer("spread", as_t(scaling.spread))
@@ -105,8 +114,13 @@ class Structured(FieldSpec[StructuredField]):
 
     observations_per_parameter = 0.01
 
-    def __init__(self, *, reads: Mapping[str, Sequence[str]] | None = None, hidden: Sequence[int] = (16, 16),
-                 activation: str = "tanh") -> None:
+    def __init__(
+        self,
+        *,
+        reads: Mapping[str, Sequence[str]] | None = None,
+        hidden: Sequence[int] = (16, 16),
+        activation: str = "tanh",
+    ) -> None:
         self.reads = reads
         self.hidden = hidden
         self.activation = activation
@@ -123,8 +137,9 @@ class Structured(FieldSpec[StructuredField]):
             )
         for name, used in self.reads.items():
             if isinstance(used, str) or not isinstance(used, Sequence) or not used:
-                raise ConfigError(f"Structured: reads[{name!r}] must be a non-empty list of state or input names, "
-                                  f"got {used!r}.")
+                raise ConfigError(
+                    f"Structured: reads[{name!r}] must be a non-empty list of state or input names, got {used!r}."
+                )
         self._choice("activation", tuple(sorted(ACTIVATIONS)))
         check_widths(self, "hidden")
         return self.reads
@@ -136,22 +151,35 @@ class Structured(FieldSpec[StructuredField]):
         variables = dims + inputs
         unknown = sorted(set(reads) - set(dims))
         if unknown:
-            raise ConfigError(f"Structured: reads has equations for {unknown}, which are not state dimensions of the "
-                              f"model {dims} (unobserved ones are named aug0, aug1...).")
+            raise ConfigError(
+                f"Structured: reads has equations for {unknown}, which are not state dimensions of the "
+                f"model {dims} (unobserved ones are named aug0, aug1...)."
+            )
         missing = [d for d in dims if d not in reads]
         if missing:
-            raise ConfigError(f"Structured: reads declares no equation for {missing}; give every state dimension "
-                              f"{dims} the list of what its equation reads.")
+            raise ConfigError(
+                f"Structured: reads declares no equation for {missing}; give every state dimension "
+                f"{dims} the list of what its equation reads."
+            )
         out = []
         for dim in dims:
             bad = [v for v in reads[dim] if v not in variables]
             if bad:
-                raise ConfigError(f"Structured: the equation of {dim!r} reads {bad}, which are neither states "
-                                  f"{dims} nor inputs {inputs}.")
+                raise ConfigError(
+                    f"Structured: the equation of {dim!r} reads {bad}, which are neither states "
+                    f"{dims} nor inputs {inputs}."
+                )
             out.append([variables.index(v) for v in reads[dim]])
         return out
 
     def build(self, context: FieldContext) -> StructuredField:
         reads = self.index(context)
-        return StructuredField(reads, context.n_inputs, tuple(int(h) for h in self.hidden), self.activation,
-                               context.scaling, context.generator, context.dtype)
+        return StructuredField(
+            reads,
+            context.n_inputs,
+            tuple(int(h) for h in self.hidden),
+            self.activation,
+            context.scaling,
+            context.generator,
+            context.dtype,
+        )

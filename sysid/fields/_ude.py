@@ -33,8 +33,15 @@ class TermNetwork(torch.nn.Module):
     input_spread: torch.Tensor
     output_scale: torch.Tensor
 
-    def __init__(self, n_in: int, n_out: int, hidden: Sequence[int], activation: str,
-                 generator: torch.Generator | None, dtype: torch.dtype) -> None:
+    def __init__(
+        self,
+        n_in: int,
+        n_out: int,
+        hidden: Sequence[int],
+        activation: str,
+        generator: torch.Generator | None,
+        dtype: torch.dtype,
+    ) -> None:
         super().__init__()
         self.net = make_network([n_in, *hidden, n_out], activation, generator, dtype)
         self.register_buffer("input_center", torch.zeros(n_in, dtype=dtype))
@@ -46,8 +53,10 @@ class TermNetwork(torch.nn.Module):
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         inputs = inputs.reshape(inputs.shape[0], -1)
         if inputs.shape[1] != self.n_in:
-            raise ConfigError(f"a network of this UDE was built for {self.n_in} input column(s) and was called with "
-                              f"{inputs.shape[1]}; pass the same columns every time.")
+            raise ConfigError(
+                f"a network of this UDE was built for {self.n_in} input column(s) and was called with "
+                f"{inputs.shape[1]}; pass the same columns every time."
+            )
         raw = self.net((inputs - self.input_center) / self.input_spread)
         if self.recorded is not None:
             self.recorded.append(raw)
@@ -81,9 +90,15 @@ class UDEField(GreyBoxField):
 
     f: UDEFunction  # GreyBoxField's f, with the networks as a fifth argument
 
-    def __init__(self, f: UDEFunction, initial: Mapping[str, float], bounds: Mapping[str, Bound] | None = None,
-                 fixed: Sequence[str] | None = None, dtype: torch.dtype = torch.float64,
-                 networks: Mapping[str, TermNetwork] | None = None) -> None:
+    def __init__(
+        self,
+        f: UDEFunction,
+        initial: Mapping[str, float],
+        bounds: Mapping[str, Bound] | None = None,
+        fixed: Sequence[str] | None = None,
+        dtype: torch.dtype = torch.float64,
+        networks: Mapping[str, TermNetwork] | None = None,
+    ) -> None:
         super().__init__(f, initial, bounds, fixed, dtype)
         self.networks = torch.nn.ModuleDict(dict(networks or {}))
 
@@ -179,10 +194,18 @@ class UDE(GreyBox):
     streaming_unsupported = "its correction penalty uses every observation at once"
     observations_per_parameter = 0.01
 
-    def __init__(self, *, f: UDEFunction | None = None, params: Mapping[str, float] | None = None,
-                 networks: Mapping[str, int] | None = None, bounds: Mapping[str, Bound] | None = None,
-                 fixed: Sequence[str] | None = None, hidden: Sequence[int] = (16, 16), activation: str = "tanh",
-                 correction_penalty: float = 1e-3) -> None:
+    def __init__(
+        self,
+        *,
+        f: UDEFunction | None = None,
+        params: Mapping[str, float] | None = None,
+        networks: Mapping[str, int] | None = None,
+        bounds: Mapping[str, Bound] | None = None,
+        fixed: Sequence[str] | None = None,
+        hidden: Sequence[int] = (16, 16),
+        activation: str = "tanh",
+        correction_penalty: float = 1e-3,
+    ) -> None:
         self.f = f
         self.params = params
         self.networks = networks
@@ -198,14 +221,18 @@ class UDE(GreyBox):
 
     def _checked_f(self, owner: str = "UDE") -> UDEFunction:
         if not callable(self.f):
-            raise ConfigError(f"{owner}: f must be a callable f(t, x, p, u, nn) (your equations in torch, nn the "
-                              f"networks), got {type(self.f).__name__}.")
+            raise ConfigError(
+                f"{owner}: f must be a callable f(t, x, p, u, nn) (your equations in torch, nn the "
+                f"networks), got {type(self.f).__name__}."
+            )
         return self.f
 
     def _checked_networks(self) -> Mapping[str, int]:
         if not isinstance(self.networks, Mapping) or not self.networks:
-            raise ConfigError(f"UDE needs networks, a dict {{name: number of outputs}} of the networks f calls, e.g. "
-                              f"{{'outflow': 1}}; got {self.networks!r}.")
+            raise ConfigError(
+                f"UDE needs networks, a dict {{name: number of outputs}} of the networks f calls, e.g. "
+                f"{{'outflow': 1}}; got {self.networks!r}."
+            )
         for name, n in self.networks.items():
             if not isinstance(name, str) or isinstance(n, bool) or not isinstance(n, int) or n < 1:
                 raise ConfigError(f"UDE: networks[{name!r}] must be a positive number of outputs, got {n!r}.")
@@ -228,13 +255,22 @@ class UDE(GreyBox):
         networks = {}
         for name, n_out in networks_out.items():
             inputs = seen[name]
-            net = TermNetwork(inputs.shape[1], n_out, tuple(int(h) for h in self.hidden), self.activation,
-                              context.generator, context.dtype)
+            net = TermNetwork(
+                inputs.shape[1],
+                n_out,
+                tuple(int(h) for h in self.hidden),
+                self.activation,
+                context.generator,
+                context.dtype,
+            )
             spread = inputs.std(dim=0)
             with torch.no_grad():
                 net.input_center.copy_(inputs.mean(dim=0))
-                net.input_spread.copy_(torch.where(spread > 1e-12 * inputs.abs().amax(dim=0).clamp(min=1e-300),
-                                                   spread, torch.ones_like(spread)))
+                net.input_spread.copy_(
+                    torch.where(
+                        spread > 1e-12 * inputs.abs().amax(dim=0).clamp(min=1e-300), spread, torch.ones_like(spread)
+                    )
+                )
                 net.output_scale.fill_(float(rate) if np.isfinite(rate) and rate > 0 else 1.0)
             networks[name] = net
         return UDEField(f, initial, bounds, fixed, context.dtype, networks)
@@ -251,7 +287,7 @@ class UDE(GreyBox):
         width = np.concatenate([scaling.spread, scaling.input_spread])
         points = context.tensor(mid + width * steps)
         x = points[:, : context.n_dims]
-        u = points[:, context.n_dims:] if context.n_inputs else None
+        u = points[:, context.n_dims :] if context.n_inputs else None
         t = torch.zeros(points.shape[0], dtype=context.dtype)
         f, networks = self._checked_f(), self._checked_networks()
         recorder = _Probe(networks)
@@ -259,19 +295,27 @@ class UDE(GreyBox):
             with torch.no_grad():
                 out = f(t, x, p, u, recorder)
         except KeyError as exc:
-            raise ConfigError(f"f(t, x, p, u, nn) looked up {exc.args[0]!r}, which is neither a parameter "
-                              f"{sorted(p)} nor a network {sorted(networks)}.") from None
+            raise ConfigError(
+                f"f(t, x, p, u, nn) looked up {exc.args[0]!r}, which is neither a parameter "
+                f"{sorted(p)} nor a network {sorted(networks)}."
+            ) from None
         except Exception as exc:  # reported with context
-            raise ConfigError(f"calling f(t, x, p, u, nn) on probe states of shape {tuple(x.shape)} raised "
-                              f"{type(exc).__name__}: {exc}") from exc
+            raise ConfigError(
+                f"calling f(t, x, p, u, nn) on probe states of shape {tuple(x.shape)} raised "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
         if not isinstance(out, torch.Tensor) or tuple(out.shape) != tuple(x.shape):
             got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-            raise ConfigError(f"f(t, x, p, u, nn) returned {got} for states of shape {tuple(x.shape)}; expected "
-                              f"{tuple(x.shape)} (one derivative per state dimension, batch first).")
+            raise ConfigError(
+                f"f(t, x, p, u, nn) returned {got} for states of shape {tuple(x.shape)}; expected "
+                f"{tuple(x.shape)} (one derivative per state dimension, batch first)."
+            )
         unused = sorted(set(networks) - set(recorder.inputs))
         if unused:
-            raise ConfigError(f"f never called the network(s) {unused} on probe states; call each declared network "
-                              "(nn[name](inputs)) or remove it from networks.")
+            raise ConfigError(
+                f"f never called the network(s) {unused} on probe states; call each declared network "
+                "(nn[name](inputs)) or remove it from networks."
+            )
         return recorder.inputs
 
     def needs_points(self) -> bool:

@@ -52,9 +52,17 @@ class ODEBlock(torch.nn.Module):
     0.3679
     """
 
-    def __init__(self, field: torch.nn.Module, t1: float = 1.0, learn_t1: bool = False, solver: str = "dopri5",
-                 rtol: float = 1e-6, atol: float = 1e-8, options: dict[str, Any] | None = None,
-                 gradient: str = "adjoint") -> None:
+    def __init__(
+        self,
+        field: torch.nn.Module,
+        t1: float = 1.0,
+        learn_t1: bool = False,
+        solver: str = "dopri5",
+        rtol: float = 1e-6,
+        atol: float = 1e-8,
+        options: dict[str, Any] | None = None,
+        gradient: str = "adjoint",
+    ) -> None:
         super().__init__()
         if gradient not in ("adjoint", "backprop"):
             raise ConfigError(f"gradient must be 'adjoint' or 'backprop', got {gradient!r}.")
@@ -74,8 +82,9 @@ class ODEBlock(torch.nn.Module):
         """h(t1) for the batch ``h``."""
         s = torch.tensor([0.0, 1.0], dtype=h.dtype, device=h.device)
         func = _Rescaled(self)
-        kwargs = dict(rtol=self.config.rtol, atol=self.config.atol, method=self.config.method,
-                      options=dict(self.config.options))
+        kwargs = dict(
+            rtol=self.config.rtol, atol=self.config.atol, method=self.config.method, options=dict(self.config.options)
+        )
         if self.gradient == "adjoint":
             params = tuple(p for p in self.parameters() if p.requires_grad)
             return odeint_adjoint(func, h, s, adjoint_params=params, **kwargs)[-1]

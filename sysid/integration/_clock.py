@@ -30,7 +30,7 @@ class Clock(torch.nn.Module):
     Examples
     --------
     >>> import torch
-    >>> clock = Clock(torch.tensor([0., 1., 2.]), torch.tensor([[0., 0.5, 2.5]]))
+    >>> clock = Clock(torch.tensor([0.0, 1.0, 2.0]), torch.tensor([[0.0, 0.5, 2.5]]))
     >>> t, rate = clock(torch.tensor(1.5))
     >>> t.tolist(), rate.tolist()
     ([1.5], [2.0])

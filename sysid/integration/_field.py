@@ -28,8 +28,13 @@ class TimeParameters(torch.nn.Module):
     log_scale_rest: torch.Tensor
     offset: torch.Tensor
 
-    def __init__(self, n_trajectories: int, learn_scale: bool = False, learn_offset: bool = False,
-                 dtype: torch.dtype = torch.float64) -> None:
+    def __init__(
+        self,
+        n_trajectories: int,
+        learn_scale: bool = False,
+        learn_offset: bool = False,
+        dtype: torch.dtype = torch.float64,
+    ) -> None:
         super().__init__()
         self.learned = learn_scale or learn_offset
         log_scale = torch.zeros(max(n_trajectories - 1, 0), dtype=dtype)
@@ -99,8 +104,9 @@ class BatchedField(torch.nn.Module):
     center: torch.Tensor
     spread: torch.Tensor
 
-    def __init__(self, field: torch.nn.Module, center: torch.Tensor, spread: torch.Tensor,
-                 time_parameters: TimeParameters) -> None:
+    def __init__(
+        self, field: torch.nn.Module, center: torch.Tensor, spread: torch.Tensor, time_parameters: TimeParameters
+    ) -> None:
         super().__init__()
         self.field = field
         self.time = time_parameters
@@ -108,9 +114,13 @@ class BatchedField(torch.nn.Module):
         self.register_buffer("spread", spread)
         # Fields that work in the same scaled coordinates (e.g. MLPField) skip the conversion.
         own_center, own_spread = getattr(field, "center", None), getattr(field, "spread", None)
-        self._fused = (hasattr(field, "scaled_forward") and isinstance(own_center, torch.Tensor)
-                       and isinstance(own_spread, torch.Tensor)
-                       and torch.equal(own_center, center) and torch.equal(own_spread, spread))
+        self._fused = (
+            hasattr(field, "scaled_forward")
+            and isinstance(own_center, torch.Tensor)
+            and isinstance(own_spread, torch.Tensor)
+            and torch.equal(own_center, center)
+            and torch.equal(own_spread, spread)
+        )
         # The batch context is a plain tuple, not submodules: it is not part of the model's state.
         self._context: tuple[Clock, torch.Tensor, InputSignal | None] | None = None
         self.lean = False

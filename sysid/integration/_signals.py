@@ -34,7 +34,7 @@ class InputSignal(torch.nn.Module):
     Examples
     --------
     >>> import numpy as np, torch
-    >>> sig = InputSignal([np.array([0., 1., 2.])], [np.array([[0.], [10.], [20.]])])
+    >>> sig = InputSignal([np.array([0.0, 1.0, 2.0])], [np.array([[0.0], [10.0], [20.0]])])
     >>> sig(torch.tensor([0.5, 1.5], dtype=torch.float64), torch.tensor([0, 0])).ravel().tolist()
     [5.0, 15.0]
     """
@@ -59,7 +59,7 @@ class InputSignal(torch.nn.Module):
         for i, (t, u) in enumerate(zip(times, values)):
             t_pad[i, : len(t)] = t
             u_pad[i, : len(t)] = u
-            u_pad[i, len(t):] = u[-1]
+            u_pad[i, len(t) :] = u[-1]
         self.register_buffer("times", torch.as_tensor(t_pad, dtype=dtype))
         self.register_buffer("values", torch.as_tensor(u_pad, dtype=dtype))
         self.register_buffer("lengths", torch.as_tensor([len(t) for t in times]))
@@ -81,9 +81,11 @@ class InputSignal(torch.nn.Module):
         left = (right - 1).clamp(min=0)
         u_left = values.gather(1, left[:, None, None].expand(-1, 1, values.shape[-1]))[:, 0]
         if self.kind == "zoh" or times.shape[1] == 1:
-            hold = torch.where((t_clamped >= times.gather(1, right[:, None])[:, 0])[:, None],
-                               values.gather(1, right[:, None, None].expand(-1, 1, values.shape[-1]))[:, 0],
-                               u_left)
+            hold = torch.where(
+                (t_clamped >= times.gather(1, right[:, None])[:, 0])[:, None],
+                values.gather(1, right[:, None, None].expand(-1, 1, values.shape[-1]))[:, 0],
+                u_left,
+            )
             return hold
         u_right = values.gather(1, right[:, None, None].expand(-1, 1, values.shape[-1]))[:, 0]
         t_left = times.gather(1, left[:, None])[:, 0]

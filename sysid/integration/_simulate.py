@@ -59,7 +59,7 @@ def simulate(
     elapsed = [np.asarray(t) - t[0] for t in times]
     grid_np = np.unique(np.concatenate(elapsed))
     if grid_np.size == 1:  # a single time stamp: nothing to integrate
-        return [z0[i:i + 1] for i in range(len(times))]
+        return [z0[i : i + 1] for i in range(len(times))]
     longest = max(len(t) for t in times)
     if config.adaptive and len(times) > longest and grid_np.size > longest:
         return _simulate_by_sample(rhs, z0, times, longest, traj_index, inputs, config, gradient)
@@ -72,9 +72,16 @@ def simulate(
     return [out[torch.as_tensor(pos, device=device), i] for i, pos in enumerate(positions)]
 
 
-def _simulate_by_sample(rhs: BatchedField, z0: torch.Tensor, times: Sequence[np.ndarray], longest: int,
-                        traj_index: torch.Tensor, inputs: InputSignal | None, config: SolverConfig,
-                        gradient: Gradient) -> list[torch.Tensor]:
+def _simulate_by_sample(
+    rhs: BatchedField,
+    z0: torch.Tensor,
+    times: Sequence[np.ndarray],
+    longest: int,
+    traj_index: torch.Tensor,
+    inputs: InputSignal | None,
+    config: SolverConfig,
+    gradient: Gradient,
+) -> list[torch.Tensor]:
     """:func:`simulate` with solver time = sample index (each trajectory frozen after its last sample)."""
     knots = np.stack([np.concatenate([t, np.full(longest - len(t), t[-1])]) for t in times])
     sigma = torch.arange(longest, dtype=z0.dtype, device=z0.device)

@@ -80,8 +80,14 @@ def solve(
                 # Error control on the state and its adjoint only, not on the parameter-gradient
                 # integrals (Kidger et al. 2021, "Hey, that's not an ODE"): far fewer backward steps.
                 adjoint_options["norm"] = "seminorm"
-            out = odeint_adjoint(rhs, z0, grid, adjoint_params=tuple(p for p in rhs.parameters() if p.requires_grad),
-                                 adjoint_options=adjoint_options, **kwargs)
+            out = odeint_adjoint(
+                rhs,
+                z0,
+                grid,
+                adjoint_params=tuple(p for p in rhs.parameters() if p.requires_grad),
+                adjoint_options=adjoint_options,
+                **kwargs,
+            )
         else:
             out = odeint(rhs, z0, grid, **kwargs)
     except AssertionError as exc:  # torchdiffeq signals underflow / step budget with assert

@@ -58,9 +58,7 @@ class SolverConfig:
             names = sorted(METHODS)
             close = difflib.get_close_matches(str(self.method), names, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(
-                f"unknown solver {self.method!r}; torchdiffeq provides {names}.{hint}"
-            )
+            raise ConfigError(f"unknown solver {self.method!r}; torchdiffeq provides {names}.{hint}")
         for name in ("rtol", "atol"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < float("inf"):
@@ -72,17 +70,16 @@ class SolverConfig:
         allowed = _ADAPTIVE_OPTIONS if self.adaptive else _FIXED_OPTIONS
         unknown = sorted(set(self.options) - allowed)
         if unknown:
-            raise ConfigError(
-                f"unknown option(s) {unknown} for solver {self.method!r}; allowed: {sorted(allowed)}."
-            )
+            raise ConfigError(f"unknown option(s) {unknown} for solver {self.method!r}; allowed: {sorted(allowed)}.")
         for name in ("max_num_steps",):
             value = self.options.get(name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ConfigError(f"solver option {name} must be a positive integer, got {value!r}.")
         for name in ("first_step", "max_step", "min_step", "step_size", "safety", "ifactor", "dfactor"):
             value = self.options.get(name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
-                                      or not value > 0 or value == float("inf")):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float) or not value > 0 or value == float("inf")
+            ):
                 raise ConfigError(f"solver option {name} must be a positive finite number, got {value!r}.")
 
     @property
@@ -138,9 +135,16 @@ class Solver(Part):
 
     role = "solver"
 
-    def __init__(self, *, method: str = "dopri5", rtol: float = 1e-4, atol: float = 1e-6,
-                 options: Mapping[str, Any] | None = None, gradient: str = "adjoint",
-                 input_interpolation: str = "linear") -> None:
+    def __init__(
+        self,
+        *,
+        method: str = "dopri5",
+        rtol: float = 1e-4,
+        atol: float = 1e-6,
+        options: Mapping[str, Any] | None = None,
+        gradient: str = "adjoint",
+        input_interpolation: str = "linear",
+    ) -> None:
         self.method = method
         self.rtol = rtol
         self.atol = atol

@@ -25,5 +25,13 @@ from sysid.io.format import CHECKPOINT_FORMAT as CHECKPOINT_FORMAT
 from sysid.io.format import FORMAT_VERSION as FORMAT_VERSION
 from sysid.io.format import MODEL_FORMAT as MODEL_FORMAT
 
-__all__ = ["CHECKPOINT_FORMAT", "FORMAT_VERSION", "MODEL_FORMAT", "decode_params", "encode_params", "load",
-           "read_header", "save"]
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "FORMAT_VERSION",
+    "MODEL_FORMAT",
+    "decode_params",
+    "encode_params",
+    "load",
+    "read_header",
+    "save",
+]

@@ -136,9 +136,13 @@ def encode_params(model: Any) -> dict[str, Any]:
         if isinstance(value, torch.nn.Module):
             params[key] = ModuleRef(type(value).__qualname__)
         elif hasattr(value, "get_params") and not isinstance(value, type):
-            _check_registered(value, (
-                f"cannot save this {name}: its {key}= is a {type(value).__name__}, and a model file holds no "
-                f"code, so only {name}s of sysid estimators ({estimator_names()}) and sysid's parts can be saved."))
+            _check_registered(
+                value,
+                (
+                    f"cannot save this {name}: its {key}= is a {type(value).__name__}, and a model file holds no "
+                    f"code, so only {name}s of sysid estimators ({estimator_names()}) and sysid's parts can be saved."
+                ),
+            )
             params[key] = ObjectRecord(type(value).__name__, encode_params(value))
         elif callable(value) and not isinstance(value, type):
             params[key] = FunctionRef(str(getattr(value, "__qualname__", None) or repr(value)))
@@ -147,8 +151,13 @@ def encode_params(model: Any) -> dict[str, Any]:
     return params
 
 
-def decode_params(name: str, params: Mapping[str, Any], functions: Mapping[str, Callable[..., Any]],
-                  where: str, owner: str | None = None) -> dict[str, Any]:
+def decode_params(
+    name: str,
+    params: Mapping[str, Any],
+    functions: Mapping[str, Callable[..., Any]],
+    where: str,
+    owner: str | None = None,
+) -> dict[str, Any]:
     """The constructor keywords of ``name`` (an estimator or a part) from its stored parameters.
 
     The inverse of :func:`encode_params`: nested objects are built (unfitted), functions
@@ -182,8 +191,9 @@ def decode_params(name: str, params: Mapping[str, Any], functions: Mapping[str, 
     return kwargs
 
 
-def _build(name: Any, params: Any, functions: Mapping[str, Callable[..., Any]], where: str,
-           owner: str | None = None) -> Any:
+def _build(
+    name: Any, params: Any, functions: Mapping[str, Callable[..., Any]], where: str, owner: str | None = None
+) -> Any:
     """An unfitted estimator (or part) ``name(**params)``, with the user's functions and nested objects put back."""
     import sysid
 
@@ -192,8 +202,9 @@ def _build(name: Any, params: Any, functions: Mapping[str, Callable[..., Any]], 
     except KeyError:
         cls = None
     if cls is None:
-        raise ModelFileError(f"{where!r}: unknown estimator {name!r:.80}; known: {estimator_names()} (and sysid's "
-                             "parts).")
+        raise ModelFileError(
+            f"{where!r}: unknown estimator {name!r:.80}; known: {estimator_names()} (and sysid's parts)."
+        )
     if not isinstance(params, dict):
         raise ModelFileError(f"{where!r}: the {name} parameters are a {type(params).__name__}, not an object.")
     kwargs = decode_params(name, params, functions, where, owner)
@@ -206,8 +217,10 @@ def _build(name: Any, params: Any, functions: Mapping[str, Callable[..., Any]], 
 
 
 # -- loading ----------------------------------------------------------------------------------------
-def read_header(path: str | os.PathLike[str], expected: str = MODEL_FORMAT,
-                ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+def read_header(
+    path: str | os.PathLike[str],
+    expected: str = MODEL_FORMAT,
+) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """A model file's checked header, as stored (plain JSON, typed values in their JSON form), and tensors.
 
     Nothing is built. See :func:`sysid.io.format.read_file` for what is checked, and for
@@ -238,8 +251,9 @@ def load(path: str | os.PathLike[str], **functions: Callable[..., Any]) -> Any:
     return _from_record(stored.header, stored.tensors, functions, str(path))
 
 
-def _from_record(record: dict[str, Any], tensors: dict[str, torch.Tensor],
-                 functions: Mapping[str, Callable[..., Any]], where: str) -> Any:
+def _from_record(
+    record: dict[str, Any], tensors: dict[str, torch.Tensor], functions: Mapping[str, Callable[..., Any]], where: str
+) -> Any:
     """The fitted estimator a :func:`_record` describes (members of an ensemble included)."""
     model = _build(record.get("estimator"), record.get("params", {}), functions, where)
     name = type(model).__name__
@@ -250,9 +264,13 @@ def _from_record(record: dict[str, Any], tensors: dict[str, torch.Tensor],
         members = fitted[_MEMBERS]
         if not isinstance(members, list) or not all(isinstance(m, dict) for m in members):
             raise ModelFileError(f"{where!r}: the {name}'s members are not a list of models.")
-        fitted = {**fitted, _MEMBERS: [
-            _from_record(member, _prefixed(tensors, f"{_MEMBERS}.{k}."), functions, f"{where} member {k}")
-            for k, member in enumerate(members)]}
+        fitted = {
+            **fitted,
+            _MEMBERS: [
+                _from_record(member, _prefixed(tensors, f"{_MEMBERS}.{k}."), functions, f"{where} member {k}")
+                for k, member in enumerate(members)
+            ],
+        }
         tensors = {k: v for k, v in tensors.items() if not k.startswith(f"{_MEMBERS}.")}
     _check_names(fitted, where, name, required=False)  # before anything is built from them
     try:
@@ -263,8 +281,9 @@ def _from_record(record: dict[str, Any], tensors: dict[str, torch.Tensor],
                 model.observed_range_ = np.asarray(fitted["observed_range_"], dtype=float).reshape(2, -1)
             if fitted.get("time_kind_") is not None:  # files written before it existed are not checked
                 if fitted["time_kind_"] not in _TIME_KINDS:
-                    raise ModelFileError(f"its time_kind_ must be one of {list(_TIME_KINDS)}, got "
-                                         f"{str(fitted['time_kind_'])[:40]!r}.")
+                    raise ModelFileError(
+                        f"its time_kind_ must be one of {list(_TIME_KINDS)}, got {str(fitted['time_kind_'])[:40]!r}."
+                    )
                 model.time_kind_ = fitted["time_kind_"]
         _check_loaded(model, where)
     except ModelFileError as exc:
@@ -274,13 +293,14 @@ def _from_record(record: dict[str, Any], tensors: dict[str, torch.Tensor],
     except SysidError as exc:  # e.g. a ConfigError for stored parameters that cannot work
         raise ModelFileError(f"{where!r}: the {name} it describes is invalid: {exc}") from exc
     except Exception as exc:  # anything else an untrusted fitted state makes the estimator raise
-        raise ModelFileError(f"{where!r}: the fitted state does not match a {name}: "
-                             f"{type(exc).__name__}: {' '.join(str(exc).split())}") from exc
+        raise ModelFileError(
+            f"{where!r}: the fitted state does not match a {name}: {type(exc).__name__}: {' '.join(str(exc).split())}"
+        ) from exc
     return model
 
 
 def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    return {key[len(prefix):]: value for key, value in tensors.items() if key.startswith(prefix)}
+    return {key[len(prefix) :]: value for key, value in tensors.items() if key.startswith(prefix)}
 
 
 def _check_names(values: Mapping[str, Any], where: str, name: str, required: bool = True) -> None:
@@ -293,30 +313,40 @@ def _check_names(values: Mapping[str, Any], where: str, name: str, required: boo
             raise ModelFileError(f"{where!r}: {count}={n!r:.40} is not a valid count for a {name}.")
         if not isinstance(labels, list | tuple) or len(labels) != n:
             shown = len(labels) if isinstance(labels, list | tuple) else type(labels).__name__
-            raise ModelFileError(f"{where!r}: {names} ({shown} name(s)) disagrees with {count}={n}: the header "
-                                 "was altered or belongs to another model.")
-        if not all(isinstance(s, str | int) and not isinstance(s, bool) for s in labels) \
-                or len(set(labels)) != len(labels):
+            raise ModelFileError(
+                f"{where!r}: {names} ({shown} name(s)) disagrees with {count}={n}: the header "
+                "was altered or belongs to another model."
+            )
+        if not all(isinstance(s, str | int) and not isinstance(s, bool) for s in labels) or len(set(labels)) != len(
+            labels
+        ):
             raise ModelFileError(f"{where!r}: {names} must be distinct names, got {labels!r:.120}.")
 
 
 def _check_loaded(model: Any, where: str) -> None:
     """The fitted attributes every estimator has must agree; its vector field must evaluate."""
     name = type(model).__name__
-    _check_names({k: getattr(model, k, None) for k in ("state_names_", "n_states_in_", "input_names_",
-                                                         "n_controls_in_")}, where, name)
+    _check_names(
+        {k: getattr(model, k, None) for k in ("state_names_", "n_states_in_", "input_names_", "n_controls_in_")},
+        where,
+        name,
+    )
     observed = getattr(model, "observed_range_", None)
     if observed is not None and np.shape(observed) != (2, model.n_states_in_):
-        raise ModelFileError(f"{where!r}: observed_range_ has shape {np.shape(observed)}, expected "
-                             f"(2, {model.n_states_in_}) for states {list(model.state_names_)}.")
+        raise ModelFileError(
+            f"{where!r}: observed_range_ has shape {np.shape(observed)}, expected "
+            f"(2, {model.n_states_in_}) for states {list(model.state_names_)}."
+        )
     x = np.zeros(model.n_states_in_)
     u = np.zeros(model.n_controls_in_) if model.n_controls_in_ else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         value = np.asarray(model.vector_field(x, 0.0, u) if u is not None else model.vector_field(x, 0.0))
     if value.shape != (model.n_states_in_,):
-        raise ModelFileError(f"{where!r}: its vector field returns shape {value.shape} for "
-                             f"{model.n_states_in_} states {list(model.state_names_)}; the file is inconsistent.")
+        raise ModelFileError(
+            f"{where!r}: its vector field returns shape {value.shape} for "
+            f"{model.n_states_in_} states {list(model.state_names_)}; the file is inconsistent."
+        )
 
 
 class _AllocationBudget(TorchFunctionMode):

@@ -194,12 +194,15 @@ def _decode(value: Any, where: str, depth: int) -> Any:
     content = value[marker]
     if marker in ("__object__", "__estimator__"):
         if set(value) - {marker, "params"} or not isinstance(content, str):
-            raise ModelFileError(f"{where}: an object record must be {{{marker!r}: class name, 'params': {{...}}}}, "
-                                 f"got keys {sorted(value)}.")
+            raise ModelFileError(
+                f"{where}: an object record must be {{{marker!r}: class name, 'params': {{...}}}}, "
+                f"got keys {sorted(value)}."
+            )
         params = value.get("params", {})
         if not isinstance(params, dict):
-            raise ModelFileError(f"{where}.params: the parameters of {content!r} are a {type(params).__name__}, "
-                                 "not an object.")
+            raise ModelFileError(
+                f"{where}.params: the parameters of {content!r} are a {type(params).__name__}, not an object."
+            )
         return ObjectRecord(content, _decode(params, f"{where}.params", depth + 1))
     if len(value) != 1:
         raise ModelFileError(f"{where}: a {marker!r} value must be alone in its object, got keys {sorted(value)}.")
@@ -239,8 +242,9 @@ def _header_digest(header_text: str) -> str:
 
 
 # -- writing ----------------------------------------------------------------------------------------
-def write_file(path: str | os.PathLike[str], kind: str, content: Mapping[str, Any],
-               tensors: Mapping[str, torch.Tensor]) -> Path:
+def write_file(
+    path: str | os.PathLike[str], kind: str, content: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]
+) -> Path:
     """Write ``content`` (encoded as the JSON header) and ``tensors`` atomically to ``path``.
 
     The header gets ``"format": kind``, the format version and the sysid version first.
@@ -275,8 +279,14 @@ def write_file(path: str | os.PathLike[str], kind: str, content: Mapping[str, An
     except (TypeError, ValueError) as exc:
         raise ModelFileError(f"cannot write {str(path)!r}: {exc}.") from None
     tensors = {str(k): v.detach().cpu().clone().contiguous() for k, v in tensors.items()}
-    blob = save_tensors(tensors, metadata={_HEADER_KEY: text, _HEADER_CHECKSUM: _header_digest(text),
-                                           _TENSORS_CHECKSUM: _tensor_digest(tensors)})
+    blob = save_tensors(
+        tensors,
+        metadata={
+            _HEADER_KEY: text,
+            _HEADER_CHECKSUM: _header_digest(text),
+            _TENSORS_CHECKSUM: _tensor_digest(tensors),
+        },
+    )
     _check_destination(path)
     tmp = None
     try:
@@ -298,11 +308,13 @@ def write_file(path: str | os.PathLike[str], kind: str, content: Mapping[str, An
 
 def _check_destination(path: Path) -> None:
     if path.is_dir():
-        raise ModelFileError(f"cannot write {str(path)!r}: it is a folder; give a file name such as "
-                             f"{str(path / 'model.sysid')!r}.")
+        raise ModelFileError(
+            f"cannot write {str(path)!r}: it is a folder; give a file name such as {str(path / 'model.sysid')!r}."
+        )
     if not path.parent.is_dir():
-        raise ModelFileError(f"cannot write {str(path)!r}: the folder {str(path.parent)!r} does not exist; "
-                             "create it first.")
+        raise ModelFileError(
+            f"cannot write {str(path)!r}: the folder {str(path.parent)!r} does not exist; create it first."
+        )
 
 
 def _write_error(path: Path, exc: OSError) -> str:
@@ -310,8 +322,10 @@ def _write_error(path: Path, exc: OSError) -> str:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return f"cannot write {str(path)!r}: no space left on the device ({exc.strerror}); free some space.{kept}"
     if isinstance(exc, PermissionError) or exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return (f"cannot write {str(path)!r}: no permission to write in {str(path.parent)!r} ({exc.strerror}); "
-                f"choose another folder.{kept}")
+        return (
+            f"cannot write {str(path)!r}: no permission to write in {str(path.parent)!r} ({exc.strerror}); "
+            f"choose another folder.{kept}"
+        )
     if isinstance(exc, IsADirectoryError):
         return f"cannot write {str(path)!r}: it is a folder; give a file name.{kept}"
     return f"cannot write {str(path)!r}: {exc.strerror or exc}.{kept}"
@@ -365,8 +379,10 @@ def read_file(path: str | os.PathLike[str], kind: str = MODEL_FORMAT) -> StoredF
         raise ModelFileError(f"{unreadable}: it is {n_bytes} bytes long, shorter than any model file.")
     header_bytes = int.from_bytes(prefix, "little")
     if header_bytes > MAX_HEADER_BYTES:
-        raise ModelFileError(f"{unreadable}: its header claims {header_bytes:,} bytes, more than the "
-                             f"{MAX_HEADER_BYTES:,} a sysid file may have.")
+        raise ModelFileError(
+            f"{unreadable}: its header claims {header_bytes:,} bytes, more than the "
+            f"{MAX_HEADER_BYTES:,} a sysid file may have."
+        )
     if header_bytes < 2 or 8 + header_bytes > n_bytes:
         raise ModelFileError(f"{unreadable}: its header claims {header_bytes:,} bytes of a {n_bytes:,}-byte file.")
     try:
@@ -379,8 +395,9 @@ def read_file(path: str | os.PathLike[str], kind: str = MODEL_FORMAT) -> StoredF
     except ModelFileError:
         raise
     except (SafetensorError, OSError, ValueError, RuntimeError, TypeError, MemoryError) as exc:
-        raise ModelFileError(f"{unreadable}: {' '.join(str(exc).split())}. Save the model again with "
-                             "sysid.save.") from None
+        raise ModelFileError(
+            f"{unreadable}: {' '.join(str(exc).split())}. Save the model again with sysid.save."
+        ) from None
     _verify(raw, metadata, tensors, version, where)
     header = decode(raw, f"{where}: header")
     return StoredFile(path, header, raw, tensors, version, n_bytes)
@@ -390,8 +407,10 @@ def _parse_header(text: str, where: str, kind: str) -> tuple[dict[str, Any], int
     try:
         raw = json.loads(text)
     except RecursionError:
-        raise ModelFileError(f"{where!r}: the sysid header is nested deeper than Python can parse; "
-                             f"no sysid file is (at most {MAX_DEPTH} levels).") from None
+        raise ModelFileError(
+            f"{where!r}: the sysid header is nested deeper than Python can parse; "
+            f"no sysid file is (at most {MAX_DEPTH} levels)."
+        ) from None
     except ValueError as exc:  # JSONDecodeError, or an integer of thousands of digits
         raise ModelFileError(f"{where!r}: the sysid header is not valid JSON ({exc}).") from None
     if not isinstance(raw, dict):
@@ -410,8 +429,9 @@ def _parse_header(text: str, where: str, kind: str) -> tuple[dict[str, Any], int
     return raw, int(version)
 
 
-def _verify(raw: dict[str, Any], metadata: dict[str, str], tensors: dict[str, torch.Tensor], version: int,
-            where: str) -> None:
+def _verify(
+    raw: dict[str, Any], metadata: dict[str, str], tensors: dict[str, torch.Tensor], version: int, where: str
+) -> None:
     """Check the checksums: version 2 covers the header text and the tensors, version 1 the tensors."""
     expected = {"tensors": _tensor_digest(tensors)}
     if version == 1:
@@ -431,5 +451,7 @@ def _verify(raw: dict[str, Any], metadata: dict[str, str], tensors: dict[str, to
             )
         if stored[part] != expected[part]:
             what = "header does" if part == "header" else "tensors do"
-            raise ModelFileError(f"{where!r} is corrupted: its {what} not match the checksum in its header. "
-                                 "Use another copy of the file, or fit and save the model again.")
+            raise ModelFileError(
+                f"{where!r} is corrupted: its {what} not match the checksum in its header. "
+                "Use another copy of the file, or fit and save the model again."
+            )

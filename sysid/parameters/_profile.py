@@ -36,9 +36,18 @@ _INNER_TOL = 1e-7
 _STOP_WITHIN = 0.05  # with a Jacobian, a refit also stops within this many standard errors of its optimum
 
 
-def profile_interval(residuals: Residuals, x_hat: Any, index: int, lower: Any, upper: Any, threshold: float,
-                     step: float, jacobian: Jacobian | None = None, diff_step: float | None = None,
-                     xtol: float = 1e-3) -> tuple[float, float, int]:
+def profile_interval(
+    residuals: Residuals,
+    x_hat: Any,
+    index: int,
+    lower: Any,
+    upper: Any,
+    threshold: float,
+    step: float,
+    jacobian: Jacobian | None = None,
+    diff_step: float | None = None,
+    xtol: float = 1e-3,
+) -> tuple[float, float, int]:
     """The profile-likelihood interval of quantity ``index``.
 
     Parameters
@@ -71,7 +80,7 @@ def profile_interval(residuals: Residuals, x_hat: Any, index: int, lower: Any, u
     >>> import numpy as np
     >>> t = np.linspace(0, 1, 30)
     >>> y = 2 * t + 1 + 0.1 * np.sin(40 * t)
-    >>> fun = lambda x: x[0] * t + x[1] - y          # linear: the profile is the Wald interval
+    >>> fun = lambda x: x[0] * t + x[1] - y  # linear: the profile is the Wald interval
     >>> lo, hi, _ = profile_interval(fun, np.array([2.0, 1.0]), 0, [-np.inf] * 2, [np.inf] * 2, 0.04, 0.1)
     >>> round(hi - lo, 3) > 0
     True
@@ -99,6 +108,7 @@ def profile_interval(residuals: Residuals, x_hat: Any, index: int, lower: Any, u
         jac: Any = "2-point" if jacobian is None else (lambda z: np.asarray(jacobian(full(value, z)))[:, others])
         kwargs: dict[str, Any] = {} if jacobian is not None or diff_step is None else {"diff_step": diff_step}
         if jacobian is not None and "callback" in inspect.signature(least_squares).parameters:
+
             def close_enough(intermediate_result: Any) -> None:  # as sysid.training._least_squares does
                 z = intermediate_result.x
                 if gauss_newton_distance(jac(z), residuals(full(value, z))) < _STOP_WITHIN:
@@ -110,8 +120,17 @@ def profile_interval(residuals: Residuals, x_hat: Any, index: int, lower: Any, u
             return residuals(full(value, z))
 
         try:
-            result = least_squares(at_value, start, jac=jac, bounds=(lo, hi),
-                                   x_scale="jac", max_nfev=_INNER_NFEV, ftol=_INNER_TOL, xtol=_INNER_TOL, **kwargs)
+            result = least_squares(
+                at_value,
+                start,
+                jac=jac,
+                bounds=(lo, hi),
+                x_scale="jac",
+                max_nfev=_INNER_NFEV,
+                ftol=_INNER_TOL,
+                xtol=_INNER_TOL,
+                **kwargs,
+            )
         except (ValueError, np.linalg.LinAlgError, ArithmeticError):
             return math.inf, start
         count[0] += int(result.nfev)
@@ -163,4 +182,3 @@ def profile_interval(residuals: Residuals, x_hat: Any, index: int, lower: Any, u
 
     low, high = side(-1), side(+1)
     return low, high, count[0]
-

@@ -67,6 +67,7 @@ class ParametricResults:
     residual_variance_: float
 
     if TYPE_CHECKING:  # implemented by the estimators (this mixin comes first in their bases)
+
         def _spec(self) -> ParameterSpec: ...
 
         def _profile_problem(self, data: Any) -> ProfileProblem: ...
@@ -90,7 +91,8 @@ class ParametricResults:
                 "them together without changing the fit, so only combinations of them are determined. Their "
                 "standard errors are set to inf. Fix some of them (fixed=[...]), reparameterise, or add experiments "
                 "that excite them.",
-                FitWarning, stacklevel=_outside_sysid(),
+                FitWarning,
+                stacklevel=_outside_sysid(),
             )
 
     def _clear_uncertainty(self, spec: ParameterSpec) -> None:
@@ -137,11 +139,14 @@ class ParametricResults:
         intervals = None
         if method == "profile":
             if data is None:
-                raise ConfigError("method='profile' refits the model around its estimate and needs the training "
-                                  "data again: confidence_intervals(method='profile', data=train).")
+                raise ConfigError(
+                    "method='profile' refits the model around its estimate and needs the training "
+                    "data again: confidence_intervals(method='profile', data=train)."
+                )
             intervals = self._profile_intervals(spec, level, data)
-        return interval_table(spec, self.params_, self.params_stderr_, self.dof_, level, self.unidentifiable_,
-                              intervals)
+        return interval_table(
+            spec, self.params_, self.params_stderr_, self.dof_, level, self.unidentifiable_, intervals
+        )
 
     def _profile_intervals(self, spec: ParameterSpec, level: float, data: Any) -> dict[str, tuple[float, float]]:
         problem = self._profile_problem(data)
@@ -152,21 +157,40 @@ class ParametricResults:
             if name in self.unidentifiable_:
                 continue
             try:
-                lo, hi, _ = profile_interval(problem.residuals, problem.x_hat, k, problem.lower, problem.upper,
-                                             threshold, q * self.params_stderr_[name], problem.jacobian,
-                                             problem.diff_step)
+                lo, hi, _ = profile_interval(
+                    problem.residuals,
+                    problem.x_hat,
+                    k,
+                    problem.lower,
+                    problem.upper,
+                    threshold,
+                    q * self.params_stderr_[name],
+                    problem.jacobian,
+                    problem.diff_step,
+                )
             except (ArithmeticError, ValueError, RuntimeError, np.linalg.LinAlgError):
                 lo, hi = math.nan, math.nan
             out[name] = (lo, hi)
         return out
 
     # -- model files -------------------------------------------------------------------
-    _RESULTS_JSON: ClassVar[tuple[str, ...]] = ("params_", "params_stderr_", "jacobian_condition_",
-                                                "unidentifiable_", "n_residuals_", "dof_", "residual_variance_",
-                                                "noise_levels_")
-    _RESULTS_DEFAULTS: ClassVar[dict[str, Any]] = {"residual_variance_": math.nan, "noise_levels_": {},
-                                                   "n_residuals_": 0, "jacobian_condition_": math.nan,
-                                                   "unidentifiable_": []}
+    _RESULTS_JSON: ClassVar[tuple[str, ...]] = (
+        "params_",
+        "params_stderr_",
+        "jacobian_condition_",
+        "unidentifiable_",
+        "n_residuals_",
+        "dof_",
+        "residual_variance_",
+        "noise_levels_",
+    )
+    _RESULTS_DEFAULTS: ClassVar[dict[str, Any]] = {
+        "residual_variance_": math.nan,
+        "noise_levels_": {},
+        "n_residuals_": 0,
+        "jacobian_condition_": math.nan,
+        "unidentifiable_": [],
+    }
 
     def _results_state(self) -> dict[str, Any]:
         """JSON-ready uncertainty attributes."""

@@ -106,8 +106,9 @@ def _as_float(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def check_parameters(params: Any, bounds: Any = None, fixed: Any = None, owner: str = "",
-                     allow_empty: bool = True) -> ParameterSpec:
+def check_parameters(
+    params: Any, bounds: Any = None, fixed: Any = None, owner: str = "", allow_empty: bool = True
+) -> ParameterSpec:
     """Validate ``params``/``bounds``/``fixed`` and return a :class:`ParameterSpec`.
 
     Parameters
@@ -171,8 +172,9 @@ def check_parameters(params: Any, bounds: Any = None, fixed: Any = None, owner: 
         if name not in names:
             raise ConfigError(f"{prefix}bounds names {name!r}, which is not a parameter; the parameters are {names}.")
         if not isinstance(pair, Sequence) or isinstance(pair, str) or len(pair) != 2:
-            raise ConfigError(f"{prefix}bounds[{name!r}] must be a pair (low, high) with None for an open side, "
-                              f"got {pair!r}.")
+            raise ConfigError(
+                f"{prefix}bounds[{name!r}] must be a pair (low, high) with None for an open side, got {pair!r}."
+            )
         sides = []
         for side, value in zip(("low", "high"), pair):
             number = None if value is None else _as_float(value)
@@ -184,11 +186,15 @@ def check_parameters(params: Any, bounds: Any = None, fixed: Any = None, owner: 
         lower[i] = -np.inf if lo is None else lo
         upper[i] = np.inf if hi is None else hi
         if not lower[i] < upper[i]:
-            raise ConfigError(f"{prefix}bounds[{name!r}] = {tuple(pair)!r}: low must be below high (to hold "
-                              f"{name!r} at one value, list it in fixed=).")
+            raise ConfigError(
+                f"{prefix}bounds[{name!r}] = {tuple(pair)!r}: low must be below high (to hold "
+                f"{name!r} at one value, list it in fixed=)."
+            )
         if not lower[i] <= values[i] <= upper[i]:
-            raise ConfigError(f"{prefix}the start value params[{name!r}] = {values[i]!r} is outside its bounds "
-                              f"{tuple(pair)!r}; start inside them (on a bound is allowed) or widen them.")
+            raise ConfigError(
+                f"{prefix}the start value params[{name!r}] = {values[i]!r} is outside its bounds "
+                f"{tuple(pair)!r}; start inside them (on a bound is allowed) or widen them."
+            )
     if fixed is None:
         fixed = []
     if isinstance(fixed, str):
@@ -199,5 +205,10 @@ def check_parameters(params: Any, bounds: Any = None, fixed: Any = None, owner: 
         if name not in names:
             raise ConfigError(f"{prefix}fixed names {name!r}, which is not a parameter; the parameters are {names}.")
     held = set(fixed)
-    return ParameterSpec(tuple(names), np.asarray(values, dtype=float), lower, upper,
-                         np.array([n not in held for n in names], dtype=bool))
+    return ParameterSpec(
+        tuple(names),
+        np.asarray(values, dtype=float),
+        lower,
+        upper,
+        np.array([n not in held for n in names], dtype=bool),
+    )

@@ -95,8 +95,13 @@ class ParameterTransform(torch.nn.Module):
     origin: torch.Tensor
     fixed_values: torch.Tensor
 
-    def __init__(self, initial: Mapping[str, float], bounds: Mapping[str, Bound] | None = None,
-                 fixed: Sequence[str] | None = None, dtype: torch.dtype = torch.float64) -> None:
+    def __init__(
+        self,
+        initial: Mapping[str, float],
+        bounds: Mapping[str, Bound] | None = None,
+        fixed: Sequence[str] | None = None,
+        dtype: torch.dtype = torch.float64,
+    ) -> None:
         super().__init__()
         bounds = dict(bounds or {})
         fixed_set = set(fixed or ())
@@ -164,8 +169,9 @@ class ParameterTransform(torch.nn.Module):
         upper = self.high - self.scale * soft
         both = self.low + (self.high - self.low) * torch.sigmoid(r)
         k = self.kind
-        return torch.where(k == _IDENTITY, identity,
-                           torch.where(k == _LOWER, lower, torch.where(k == _UPPER, upper, both)))
+        return torch.where(
+            k == _IDENTITY, identity, torch.where(k == _LOWER, lower, torch.where(k == _UPPER, upper, both))
+        )
 
     def set_free_values(self, values: Any) -> None:
         """Set the raw values so that the free parameters take these natural ``values`` (n_free,).
@@ -183,8 +189,9 @@ class ParameterTransform(torch.nn.Module):
         width = torch.where(self.high > self.low, self.high - self.low, torch.ones_like(self.high))
         frac = ((v - self.low) / width).clamp(tiny, 1 - tiny)
         both = torch.log(frac) - torch.log1p(-frac)
-        raw = torch.where(k == _IDENTITY, identity,
-                          torch.where(k == _LOWER, lower, torch.where(k == _UPPER, upper, both)))
+        raw = torch.where(
+            k == _IDENTITY, identity, torch.where(k == _LOWER, lower, torch.where(k == _UPPER, upper, both))
+        )
         with torch.no_grad():
             self.raw.copy_(raw)
 
@@ -198,8 +205,9 @@ class ParameterTransform(torch.nn.Module):
         """``{name: scalar tensor}`` for every parameter, free and fixed, in the original order."""
         return self.values_from(self.free_values())
 
-    def evaluate_grouped(self, f: ParametricFunction, t: Any, x: torch.Tensor, u: torch.Tensor | None,
-                         groups: torch.Tensor) -> torch.Tensor:
+    def evaluate_grouped(
+        self, f: ParametricFunction, t: Any, x: torch.Tensor, u: torch.Tensor | None, groups: torch.Tensor
+    ) -> torch.Tensor:
         """``f(t, x, p, u)`` with the batch split into ``len(groups)`` equal consecutive groups.
 
         Group ``g`` is evaluated with the free parameters at ``groups[g]`` (natural
@@ -218,18 +226,21 @@ class ParameterTransform(torch.nn.Module):
             return f(t, x, self.values_from(groups.repeat_interleave(size, dim=0)), u)
         return self._looped(f, t, x, u, groups)
 
-    def _looped(self, f: ParametricFunction, t: Any, x: torch.Tensor, u: torch.Tensor | None,
-                groups: torch.Tensor) -> torch.Tensor:
+    def _looped(
+        self, f: ParametricFunction, t: Any, x: torch.Tensor, u: torch.Tensor | None, groups: torch.Tensor
+    ) -> torch.Tensor:
         size = x.shape[0] // groups.shape[0]
         outs = []
         for g in range(groups.shape[0]):
             rows = slice(g * size, (g + 1) * size)
-            outs.append(f(None if t is None else t[rows], x[rows], self.values_from(groups[g]),
-                          None if u is None else u[rows]))
+            outs.append(
+                f(None if t is None else t[rows], x[rows], self.values_from(groups[g]), None if u is None else u[rows])
+            )
         return torch.cat(outs)
 
-    def _rowwise_agrees(self, f: ParametricFunction, t: Any, x: torch.Tensor, u: torch.Tensor | None,
-                        groups: torch.Tensor) -> bool:
+    def _rowwise_agrees(
+        self, f: ParametricFunction, t: Any, x: torch.Tensor, u: torch.Tensor | None, groups: torch.Tensor
+    ) -> bool:
         """Whether per-row parameters give what the per-group loop gives, on two distinct probes."""
         spread = torch.arange(1, groups.shape[0] + 1, dtype=groups.dtype)[:, None] * 0.0137
         distinct = groups * (1 + spread) + spread * 1e-3
@@ -244,8 +255,11 @@ class ParameterTransform(torch.nn.Module):
                     looped = self._looped(f, tt, xx, uu, gg)
                     size = xx.shape[0] // gg.shape[0]
                     rows = f(tt, xx, self.values_from(gg.repeat_interleave(size, dim=0)), uu)
-                    if not isinstance(rows, torch.Tensor) or rows.shape != looped.shape or not torch.allclose(
-                            rows, looped, rtol=1e-10, atol=1e-300, equal_nan=True):
+                    if (
+                        not isinstance(rows, torch.Tensor)
+                        or rows.shape != looped.shape
+                        or not torch.allclose(rows, looped, rtol=1e-10, atol=1e-300, equal_nan=True)
+                    ):
                         return False
         except Exception:  # noqa: BLE001 - any failure of the per-row form means: use the loop
             return False

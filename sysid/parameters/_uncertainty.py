@@ -92,8 +92,9 @@ class Uncertainty:
         return pd.DataFrame(self.covariance[np.ix_(where, where)], index=list(names), columns=list(names))
 
 
-def linearised_uncertainty(jacobian: Any, residuals: Any, labels: Sequence[str],
-                           jacobian_noise: float = 0.0) -> Uncertainty:
+def linearised_uncertainty(
+    jacobian: Any, residuals: Any, labels: Sequence[str], jacobian_noise: float = 0.0
+) -> Uncertainty:
     """Standard errors, covariance and identifiability from the Jacobian at the optimum.
 
     Parameters
@@ -111,7 +112,7 @@ def linearised_uncertainty(jacobian: Any, residuals: Any, labels: Sequence[str],
     --------
     >>> import numpy as np
     >>> x = np.linspace(0, 1, 20)
-    >>> J = np.column_stack([x, 2 * x, np.ones_like(x)])   # a and b enter only as a + 2 b
+    >>> J = np.column_stack([x, 2 * x, np.ones_like(x)])  # a and b enter only as a + 2 b
     >>> u = linearised_uncertainty(J, 0.1 * np.sin(7 * x), ["a", "b", "c"])
     >>> u.unidentifiable, bool(np.isinf(u.stderr[:2]).all()), bool(np.isfinite(u.stderr[2]))
     (('a', 'b'), True, True)
@@ -135,7 +136,7 @@ def linearised_uncertainty(jacobian: Any, residuals: Any, labels: Sequence[str],
     null = relative < tol
     if sing.size < q:  # fewer residuals than quantities: the missing directions are null too
         vt_full = np.linalg.svd(J / safe, full_matrices=True)[2]
-        extra = vt_full[sing.size:]
+        extra = vt_full[sing.size :]
     else:
         extra = np.zeros((0, q))
     flagged = set(np.flatnonzero(norms == 0).tolist())
@@ -151,8 +152,7 @@ def linearised_uncertainty(jacobian: Any, residuals: Any, labels: Sequence[str],
         cov[i, i] = np.inf
         stderr[i] = np.inf
     condition = float(smax / sing[-1]) if sing.size == q and sing[-1] > 0 else math.inf
-    return Uncertainty(labels, cov, stderr, s2, dof, n, condition,
-                       tuple(labels[i] for i in sorted(flagged)))
+    return Uncertainty(labels, cov, stderr, s2, dof, n, condition, tuple(labels[i] for i in sorted(flagged)))
 
 
 def gauss_newton_distance(jacobian: Any, residuals: np.ndarray) -> float:
@@ -276,9 +276,15 @@ def t_quantile(level: float, dof: int) -> float:
     return float(stats.t.ppf(0.5 + level / 2.0, max(int(dof), 1)))
 
 
-def interval_table(spec: ParameterSpec, estimates: Mapping[str, float], stderr: Mapping[str, float],
-                   dof: int, level: float, unidentifiable: Sequence[str] = (),
-                   intervals: Mapping[str, tuple[float, float]] | None = None) -> pd.DataFrame:
+def interval_table(
+    spec: ParameterSpec,
+    estimates: Mapping[str, float],
+    stderr: Mapping[str, float],
+    dof: int,
+    level: float,
+    unidentifiable: Sequence[str] = (),
+    intervals: Mapping[str, tuple[float, float]] | None = None,
+) -> pd.DataFrame:
     """The confidence-interval table every parametric estimator returns.
 
     One row per parameter (fixed ones too), index ``parameter``, columns

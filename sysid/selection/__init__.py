@@ -33,33 +33,32 @@ which library terms each equation keeps (``threshold="auto"``):
 Only numpy, scipy, pandas and pysindy here (SINDy imports this package; it stays torch-free).
 """
 
-
 from sysid.selection._collinear import (
-                                       COLLINEAR_COSINE,
-                                       collinear_pairs,
-                                       split_dependent,
-                                       warn_collinear,
+    COLLINEAR_COSINE,
+    collinear_pairs,
+    split_dependent,
+    warn_collinear,
 )
 from sysid.selection._criteria import (
-                                       CRITERIA,
-                                       DEFAULT_CRITERION,
-                                       ERROR_FLOOR,
-                                       Errors,
-                                       block_errors,
-                                       bootstrap_inclusion,
-                                       check_criterion,
-                                       error_efficiency,
-                                       information_criterion,
+    CRITERIA,
+    DEFAULT_CRITERION,
+    ERROR_FLOOR,
+    Errors,
+    block_errors,
+    bootstrap_inclusion,
+    check_criterion,
+    error_efficiency,
+    information_criterion,
 )
 from sysid.selection._search import (
-                                       Joint,
-                                       Search,
-                                       Selection,
-                                       derivative_start,
-                                       fit_support,
-                                       search_supports,
-                                       select_equations,
-                                       support_paths,
+    Joint,
+    Search,
+    Selection,
+    derivative_start,
+    fit_support,
+    search_supports,
+    select_equations,
+    support_paths,
 )
 from sysid.selection._table import bagged_coefficients, coefficient_table
 

@@ -19,8 +19,9 @@ COLLINEAR_COSINE = 0.99
 _MAX_VARIANTS = 16  # supports generated from one support holding several collinear pairs
 
 
-def collinear_pairs(theta: np.ndarray, threshold: float = COLLINEAR_COSINE,
-                    allowed: npt.ArrayLike | None = None) -> list[tuple[int, int, float]]:
+def collinear_pairs(
+    theta: np.ndarray, threshold: float = COLLINEAR_COSINE, allowed: npt.ArrayLike | None = None
+) -> list[tuple[int, int, float]]:
     """Pairs of library columns that are (nearly) collinear on the data.
 
     Parameters
@@ -54,8 +55,11 @@ def collinear_pairs(theta: np.ndarray, threshold: float = COLLINEAR_COSINE,
         ok &= np.asarray(allowed, dtype=bool)
     unit = np.where(ok, a / np.where(ok, norms, 1.0), 0.0)
     cos = unit.T @ unit
-    out = [(i, j, float(abs(cos[i, j]))) for i, j in itertools.combinations(range(theta.shape[1]), 2)
-           if ok[i] and ok[j] and abs(cos[i, j]) >= threshold]
+    out = [
+        (i, j, float(abs(cos[i, j])))
+        for i, j in itertools.combinations(range(theta.shape[1]), 2)
+        if ok[i] and ok[j] and abs(cos[i, j]) >= threshold
+    ]
     return sorted(out, key=lambda p: -p[2])
 
 
@@ -69,8 +73,9 @@ def _outside_sysid() -> int:
     return level
 
 
-def warn_collinear(pairs: Sequence[tuple[int, int, float]], names: Sequence[str], owner: str,
-                   stacklevel: int | None = None) -> None:
+def warn_collinear(
+    pairs: Sequence[tuple[int, int, float]], names: Sequence[str], owner: str, stacklevel: int | None = None
+) -> None:
     """One :class:`~sysid.FitWarning` naming the collinear pairs and the rule that resolves them.
 
     ``stacklevel`` None points the warning at the first caller outside sysid (the user's ``fit``).
@@ -86,12 +91,14 @@ def warn_collinear(pairs: Sequence[tuple[int, int, float]], names: Sequence[str]
         "cancelling coefficients. No candidate equation holds both terms of a pair; the selection keeps the "
         "one whose equations simulate the data better (or neither). To decide it yourself, drop one of them "
         "from the library, or record larger excursions where the two terms differ.",
-        FitWarning, stacklevel=stacklevel,
+        FitWarning,
+        stacklevel=stacklevel,
     )
 
 
-def split_dependent(support: Iterable[int], unit: np.ndarray, threshold: float = COLLINEAR_COSINE
-                    ) -> list[tuple[int, ...]]:
+def split_dependent(
+    support: Iterable[int], unit: np.ndarray, threshold: float = COLLINEAR_COSINE
+) -> list[tuple[int, ...]]:
     """The largest sub-supports of ``support`` in which no term is (nearly) a combination of the others.
 
     A term is dependent on the others of its support when its uncentred R^2 on them is

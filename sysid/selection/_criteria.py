@@ -21,8 +21,14 @@ def check_criterion(criterion: str) -> str:
     return criterion
 
 
-def information_criterion(sse: np.ndarray, n: np.ndarray, k: int | np.ndarray, criterion: str = "aicc",
-                          efficiency: np.ndarray | None = None, floor: float = 0.0) -> np.ndarray:
+def information_criterion(
+    sse: np.ndarray,
+    n: np.ndarray,
+    k: int | np.ndarray,
+    criterion: str = "aicc",
+    efficiency: np.ndarray | None = None,
+    floor: float = 0.0,
+) -> np.ndarray:
     """Gaussian information criterion of simulation errors, one variance per state.
 
     ``sum_j m_j log(SSE_j / n_j)`` plus ``2k`` (AIC), ``2k + 2k(k+1)/(M-k-1)`` (AICc),
@@ -57,7 +63,7 @@ def information_criterion(sse: np.ndarray, n: np.ndarray, k: int | np.ndarray, c
     --------
     >>> import numpy as np
     >>> sse, n = np.array([[1.0, 1.0], [0.9, 1.0]]), np.array([50, 50])
-    >>> information_criterion(sse, n, np.array([2, 6])).round(2).tolist()   # 10% less error, 4 more terms
+    >>> information_criterion(sse, n, np.array([2, 6])).round(2).tolist()  # 10% less error, 4 more terms
     [-387.08, -383.57]
     >>> information_criterion(sse, n, np.array([2, 6]), efficiency=[0.2, 0.2]).round(2).tolist()  # smooth errors
     [-73.53, -60.83]
@@ -79,8 +85,7 @@ def information_criterion(sse: np.ndarray, n: np.ndarray, k: int | np.ndarray, c
     return np.where(np.isfinite(sse).all(axis=-1), out, np.inf)
 
 
-def error_efficiency(sse: np.ndarray, lag1: np.ndarray, n: np.ndarray | None = None,
-                     floor: float = 0.0) -> np.ndarray:
+def error_efficiency(sse: np.ndarray, lag1: np.ndarray, n: np.ndarray | None = None, floor: float = 0.0) -> np.ndarray:
     """Effective fraction of independent errors per state, ``(1 - rho) / (1 + rho)``.
 
     ``rho = lag1 / max(sse, n floor^2)`` is the lag-one autocorrelation of a state's
@@ -106,9 +111,16 @@ def error_efficiency(sse: np.ndarray, lag1: np.ndarray, n: np.ndarray | None = N
     return (1.0 - rho) / (1.0 + rho)
 
 
-def bootstrap_inclusion(block_sse: np.ndarray, block_n: np.ndarray, k: np.ndarray, criterion: str = "aicc",
-                        n_boot: int = 200, rng: np.random.Generator | None = None,
-                        efficiency: np.ndarray | None = None, floor: float = 0.0) -> np.ndarray:
+def bootstrap_inclusion(
+    block_sse: np.ndarray,
+    block_n: np.ndarray,
+    k: np.ndarray,
+    criterion: str = "aicc",
+    n_boot: int = 200,
+    rng: np.random.Generator | None = None,
+    efficiency: np.ndarray | None = None,
+    floor: float = 0.0,
+) -> np.ndarray:
     """How often each candidate is chosen when the data's blocks are resampled.
 
     Parameters
@@ -131,7 +143,7 @@ def bootstrap_inclusion(block_sse: np.ndarray, block_n: np.ndarray, k: np.ndarra
     Examples
     --------
     >>> import numpy as np
-    >>> sse = np.array([[[1.0], [1.0], [1.0]], [[0.2], [0.2], [3.0]]])   # 2 candidates, 3 blocks
+    >>> sse = np.array([[[1.0], [1.0], [1.0]], [[0.2], [0.2], [3.0]]])  # 2 candidates, 3 blocks
     >>> p = bootstrap_inclusion(sse, np.full((3, 1), 10), np.array([1, 1]), rng=np.random.default_rng(0))
     >>> bool(0 < p[1] < 1), float(p.sum())
     (True, 1.0)
@@ -175,7 +187,7 @@ def block_errors(residuals: np.ndarray, size: int = 10) -> Errors:
     residuals = np.asarray(residuals, dtype=float)
     sse, n, lag1 = [], [], []
     for start in range(0, residuals.shape[0], int(size)):
-        r = residuals[start:start + int(size)]
+        r = residuals[start : start + int(size)]
         sse.append(np.nansum(r**2, axis=0))
         n.append(np.count_nonzero(~np.isnan(r), axis=0).astype(float))
         lag1.append(np.nansum(r[1:] * r[:-1], axis=0))

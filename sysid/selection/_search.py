@@ -32,8 +32,13 @@ def _path_supports(history: Sequence[np.ndarray], columns: np.ndarray) -> list[t
     return [tuple(int(columns[k]) for k in np.flatnonzero(np.abs(np.asarray(c)[0]) > 0)) for c in history]
 
 
-def support_paths(theta: np.ndarray, target: np.ndarray, allowed: np.ndarray | None = None,
-                  threshold: float = COLLINEAR_COSINE, max_terms: int | None = None) -> list[tuple[int, ...]]:
+def support_paths(
+    theta: np.ndarray,
+    target: np.ndarray,
+    allowed: np.ndarray | None = None,
+    threshold: float = COLLINEAR_COSINE,
+    max_terms: int | None = None,
+) -> list[tuple[int, ...]]:
     """Candidate supports of one equation along pysindy's FROLS and SSR paths.
 
     Parameters
@@ -129,6 +134,7 @@ def fit_support(theta: np.ndarray, target: np.ndarray, support: Sequence[int]) -
 Joint = tuple[tuple[int, ...], ...]
 """One candidate: the support (term indices) of every equation."""
 
+
 @dataclass
 class Search:
     """The candidates a :func:`search_supports` evaluated, their scores and errors."""
@@ -168,18 +174,22 @@ class Search:
         block_sse = np.stack([self.errors[j][0] for j in joints])
         block_n = self.errors[joints[0]][1]
         k = np.array([sum(len(s) for s in j) for j in joints])
-        chosen = bootstrap_inclusion(block_sse, block_n, k, self.criterion, n_boot, rng, self.efficiency,
-                                     self.floor)
+        chosen = bootstrap_inclusion(block_sse, block_n, k, self.criterion, n_boot, rng, self.efficiency, self.floor)
         for joint, p in zip(joints, chosen):
             for state, support in enumerate(joint):
                 out[list(support), state] += p
         return out
 
 
-def search_supports(paths: Sequence[Sequence[tuple[int, ...]]], start: Joint,
-                    simulate: Callable[[Joint], Errors | None], criterion: str = DEFAULT_CRITERION,
-                    sweeps: int = 3, floor: float = ERROR_FLOOR,
-                    neighbours: Callable[[int, tuple[int, ...]], Sequence[tuple[int, ...]]] | None = None) -> Search:
+def search_supports(
+    paths: Sequence[Sequence[tuple[int, ...]]],
+    start: Joint,
+    simulate: Callable[[Joint], Errors | None],
+    criterion: str = DEFAULT_CRITERION,
+    sweeps: int = 3,
+    floor: float = ERROR_FLOOR,
+    neighbours: Callable[[int, tuple[int, ...]], Sequence[tuple[int, ...]]] | None = None,
+) -> Search:
     """Choose one support per equation by the information criterion of the joint simulation errors.
 
     Coordinate descent: from ``start``, each equation in turn takes the support from its
@@ -201,7 +211,7 @@ def search_supports(paths: Sequence[Sequence[tuple[int, ...]]], start: Joint,
     --------
     >>> import numpy as np
     >>> truth = ((1,), (0,))
-    >>> def simulate(joint):          # the right support per equation halves that equation's error
+    >>> def simulate(joint):  # the right support per equation halves that equation's error
     ...     sse = np.array([[1.0 if s == t else 2.0 for s, t in zip(joint, truth)]] * 10)
     ...     return sse, np.full((10, 2), 10.0), np.zeros((10, 2))
     >>> paths = [[(), (0,), (1,), (0, 1)], [(), (0,), (0, 1)]]
@@ -227,8 +237,15 @@ def search_supports(paths: Sequence[Sequence[tuple[int, ...]]], start: Joint,
     def score(joint: Joint) -> float:
         if joint not in scores:
             found = run(joint)
-            scores[joint] = math.inf if found is None else float(information_criterion(
-                found[0].sum(axis=0), found[1].sum(axis=0), sum(len(s) for s in joint), criterion, eff, floor))
+            scores[joint] = (
+                math.inf
+                if found is None
+                else float(
+                    information_criterion(
+                        found[0].sum(axis=0), found[1].sum(axis=0), sum(len(s) for s in joint), criterion, eff, floor
+                    )
+                )
+            )
         return scores[joint]
 
     def descend(current: Joint, near: bool = False) -> Joint:
@@ -238,7 +255,7 @@ def search_supports(paths: Sequence[Sequence[tuple[int, ...]]], start: Joint,
             for state, options in enumerate(paths):
                 if near and neighbours is not None:
                     options = [current[state], *neighbours(state, current[state])]
-                joints = [(*current[:state], tuple(s), *current[state + 1:]) for s in options]
+                joints = [(*current[:state], tuple(s), *current[state + 1 :]) for s in options]
                 values = [score(j) for j in joints]
                 best = joints[int(np.argmin(values))]
                 if best != current and min(values) < scores[current]:
@@ -253,8 +270,12 @@ def search_supports(paths: Sequence[Sequence[tuple[int, ...]]], start: Joint,
     return Search(scores, {j: e for j, e in errors.items() if j in scores}, eff, criterion, floor)
 
 
-def derivative_start(theta: np.ndarray, targets: np.ndarray, paths: Sequence[Sequence[tuple[int, ...]]],
-                     criterion: str = DEFAULT_CRITERION) -> Joint:
+def derivative_start(
+    theta: np.ndarray,
+    targets: np.ndarray,
+    paths: Sequence[Sequence[tuple[int, ...]]],
+    criterion: str = DEFAULT_CRITERION,
+) -> Joint:
     """Per equation, the path support with the lowest criterion of its derivative-regression residuals."""
     start = []
     for state, options in enumerate(paths):
@@ -264,7 +285,6 @@ def derivative_start(theta: np.ndarray, targets: np.ndarray, paths: Sequence[Seq
         ic = [information_criterion(np.array([r]), np.array([y.size]), len(s), criterion) for r, s in zip(rss, options)]
         start.append(tuple(options[int(np.argmin(ic))]))
     return tuple(start)
-
 
 
 @dataclass
@@ -289,10 +309,17 @@ class Selection:
         return np.column_stack([self._fits[j][s] for j, s in enumerate(joint)])
 
 
-def select_equations(theta: np.ndarray, targets: np.ndarray, names: Sequence[str],
-                     simulate: Callable[[Joint, np.ndarray], Errors | None], allowed: np.ndarray | None = None,
-                     criterion: str = DEFAULT_CRITERION, sweeps: int = 3, owner: str = "sysid",
-                     stacklevel: int | None = None) -> Selection:
+def select_equations(
+    theta: np.ndarray,
+    targets: np.ndarray,
+    names: Sequence[str],
+    simulate: Callable[[Joint, np.ndarray], Errors | None],
+    allowed: np.ndarray | None = None,
+    criterion: str = DEFAULT_CRITERION,
+    sweeps: int = 3,
+    owner: str = "sysid",
+    stacklevel: int | None = None,
+) -> Selection:
     """Candidate supports from the derivative regression, chosen by their simulation errors.
 
     Collinear pairs are found on ``theta`` and named in a warning

@@ -13,8 +13,9 @@ from sysid.errors import ConfigError
 from sysid.selection._search import Joint
 
 
-def bagged_coefficients(theta: np.ndarray, targets: np.ndarray, joint: Joint, n_models: int = 100,
-                        seed: int = 0) -> np.ndarray:
+def bagged_coefficients(
+    theta: np.ndarray, targets: np.ndarray, joint: Joint, n_models: int = 100, seed: int = 0
+) -> np.ndarray:
     """Coefficients of the chosen supports refitted on bootstrap resamples of the rows (E-SINDy bagging).
 
     pysindy's :class:`~pysindy.EnsembleOptimizer` (``bagging=True``) around an unpenalised
@@ -38,8 +39,9 @@ def bagged_coefficients(theta: np.ndarray, targets: np.ndarray, joint: Joint, n_
             rows = np.all(np.isfinite(theta[:, list(support)]), axis=1) & np.isfinite(targets[:, j])
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                ensemble = ps.EnsembleOptimizer(ps.STLSQ(threshold=0.0, alpha=0.0), bagging=True,
-                                                n_models=int(n_models))
+                ensemble = ps.EnsembleOptimizer(
+                    ps.STLSQ(threshold=0.0, alpha=0.0), bagging=True, n_models=int(n_models)
+                )
                 ensemble.fit(theta[rows][:, list(support)], targets[rows, j][:, None])
             out[:, list(support), j] = np.asarray(ensemble.coef_list)[:, 0, :]
     finally:
@@ -47,8 +49,9 @@ def bagged_coefficients(theta: np.ndarray, targets: np.ndarray, joint: Joint, n_
     return out
 
 
-def coefficient_table(coefficients: Any, stderr: Any = None, inclusion: Any = None, dof: float = math.inf,
-                      level: float = 0.95) -> Any:
+def coefficient_table(
+    coefficients: Any, stderr: Any = None, inclusion: Any = None, dof: float = math.inf, level: float = 0.95
+) -> Any:
     """Every nonzero coefficient with its standard error, interval and inclusion probability.
 
     Parameters
@@ -78,8 +81,11 @@ def coefficient_table(coefficients: Any, stderr: Any = None, inclusion: Any = No
 
     if isinstance(level, bool) or not isinstance(level, int | float | np.number) or not 0 < float(level) < 1:
         raise ConfigError(f"level must be a number in (0, 1), got {level!r}.")
-    q = float(stats.t.ppf(0.5 + float(level) / 2, dof)) if np.isfinite(dof) else float(
-        stats.norm.ppf(0.5 + float(level) / 2))
+    q = (
+        float(stats.t.ppf(0.5 + float(level) / 2, dof))
+        if np.isfinite(dof)
+        else float(stats.norm.ppf(0.5 + float(level) / 2))
+    )
     rows = []
     for state in coefficients.columns:
         for term in coefficients.index:
@@ -88,7 +94,16 @@ def coefficient_table(coefficients: Any, stderr: Any = None, inclusion: Any = No
                 continue
             se = float(stderr.loc[term, state]) if stderr is not None else math.nan
             prob = float(inclusion.loc[term, state]) if inclusion is not None else math.nan
-            rows.append({"state": state, "term": term, "estimate": value, "stderr": se,
-                         "lower": value - q * se, "upper": value + q * se, "inclusion_probability": prob})
+            rows.append(
+                {
+                    "state": state,
+                    "term": term,
+                    "estimate": value,
+                    "stderr": se,
+                    "lower": value - q * se,
+                    "upper": value + q * se,
+                    "inclusion_probability": prob,
+                }
+            )
     columns = ["state", "term", "estimate", "stderr", "lower", "upper", "inclusion_probability"]
     return pd.DataFrame(rows, columns=columns).set_index(["state", "term"])

@@ -36,8 +36,9 @@ from sysid.io.format import CHECKPOINT_FORMAT, decode, encode, read_file, write_
 
 #: Parameters that may change between a killed fit and its resumption: they do not
 #: change what the saved state means (more epochs, another patience, quieter output...).
-RESUMABLE_CHANGES = frozenset({"checkpoint_path", "verbose", "max_epochs", "patience", "lbfgs_steps",
-                               "warm_start", "refine_steps", "device"})
+RESUMABLE_CHANGES = frozenset(
+    {"checkpoint_path", "verbose", "max_epochs", "patience", "lbfgs_steps", "warm_start", "refine_steps", "device"}
+)
 
 
 def data_digest(data: Any) -> str:
@@ -95,11 +96,15 @@ class Checkpoint:
         self.path = Path(path)
         self.fingerprint = _plain(decode(encode(fingerprint, "fingerprint")))  # as a file would give it back
         if self.path.is_dir():
-            raise ConfigError(f"checkpoint_path {str(self.path)!r} is a folder; give a file name such as "
-                              f"{str(self.path / 'fit.ckpt')!r}.")
+            raise ConfigError(
+                f"checkpoint_path {str(self.path)!r} is a folder; give a file name such as "
+                f"{str(self.path / 'fit.ckpt')!r}."
+            )
         if not self.path.parent.is_dir():
-            raise ConfigError(f"checkpoint_path {str(self.path)!r}: the folder {str(self.path.parent)!r} "
-                              "does not exist; create it first.")
+            raise ConfigError(
+                f"checkpoint_path {str(self.path)!r}: the folder {str(self.path.parent)!r} "
+                "does not exist; create it first."
+            )
 
     # -- reading --------------------------------------------------------------------------
     def _read(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]] | None:
@@ -148,8 +153,9 @@ class Checkpoint:
             )
         return saved.get("stage") == mine.get("stage")
 
-    def restore(self, objective: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
-                generator: torch.Generator) -> Resumed | None:
+    def restore(
+        self, objective: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, generator: torch.Generator
+    ) -> Resumed | None:
         """Load the saved state into the modules; None if there is nothing of this stage to resume.
 
         Raises
@@ -172,8 +178,11 @@ class Checkpoint:
         self._check_like("scheduler", state.get("scheduler"), scheduler.state_dict())
         saved_generator = tensors.get("generator")
         expected_generator = generator.get_state()
-        if saved_generator is None or saved_generator.dtype != expected_generator.dtype \
-                or saved_generator.shape != expected_generator.shape:
+        if (
+            saved_generator is None
+            or saved_generator.dtype != expected_generator.dtype
+            or saved_generator.shape != expected_generator.shape
+        ):
             raise self._fault("generator", "is missing or is not a torch.Generator state")
         try:
             objective.load_state_dict(current, strict=True)
@@ -189,8 +198,10 @@ class Checkpoint:
 
     # -- checks of an untrusted state ------------------------------------------------------
     def _fault(self, field: str, problem: str) -> ConfigError:
-        return ConfigError(f"checkpoint_path {str(self.path)!r}: its {field} {problem}; the file is damaged or was "
-                           "altered. Delete it, or choose another checkpoint_path.")
+        return ConfigError(
+            f"checkpoint_path {str(self.path)!r}: its {field} {problem}; the file is damaged or was "
+            "altered. Delete it, or choose another checkpoint_path."
+        )
 
     def _counters(self, state: dict[str, Any]) -> dict[str, Any]:
         """The loop's counters and history, each checked, and checked against each other."""
@@ -213,8 +224,10 @@ class Checkpoint:
         epochs = [row["epoch"] for row in history if row["stage"] == "adam"]
         last = max(epochs, default=-1)
         if values["next_epoch"] != last + 1 and not (stop == "early_stopping" and values["next_epoch"] > last):
-            raise self._fault("next_epoch", f"= {values['next_epoch']} disagrees with its history, whose last "
-                                            f"completed epoch is {last}")
+            raise self._fault(
+                "next_epoch",
+                f"= {values['next_epoch']} disagrees with its history, whose last completed epoch is {last}",
+            )
         if values["best_epoch"] > last:
             raise self._fault("best_epoch", f"= {values['best_epoch']} is after the last completed epoch {last}")
         values.update(best_score=float(score), stop_reason=stop, history=history)
@@ -227,8 +240,9 @@ class Checkpoint:
             wrong = sorted(set(found) ^ set(expected)) or sorted(k for k in found if found[k] != expected[k])
             raise self._fault(f"{prefix!r} parameters", f"do not match this model ({wrong[:3]} differ)")
 
-    def _optimizer_state(self, state: dict[str, Any], tensors: dict[str, torch.Tensor],
-                         optimizer: torch.optim.Optimizer) -> tuple[list[dict[str, Any]], dict[int, Any]]:
+    def _optimizer_state(
+        self, state: dict[str, Any], tensors: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer
+    ) -> tuple[list[dict[str, Any]], dict[int, Any]]:
         own = optimizer.state_dict()
         groups = state.get("param_groups")
         self._check_like("param_groups", groups, own["param_groups"])
@@ -240,15 +254,20 @@ class Checkpoint:
                     if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
                         raise self._fault("param_groups", f"hold the learning rate {key}={value!r:.40}")
                 elif _plain(value) != _plain(mine[key]):
-                    raise self._fault("param_groups", f"set {key}={value!r:.40}, where this fit's optimizer has "
-                                                      f"{mine[key]!r:.40}")
+                    raise self._fault(
+                        "param_groups", f"set {key}={value!r:.40}, where this fit's optimizer has {mine[key]!r:.40}"
+                    )
         groups = [{**g, "betas": tuple(g["betas"])} if "betas" in g else g for g in groups]
         shapes = [tuple(p.shape) for g in optimizer.param_groups for p in g["params"]]
         per_param: dict[int, dict[str, torch.Tensor]] = {}
         for key, value in _prefixed(tensors, "optimizer.").items():
             index, _, name = key.partition(".")
-            if not index.isdigit() or int(index) >= len(shapes) or name not in ("step", "exp_avg", "exp_avg_sq") \
-                    or tuple(value.shape) != (() if name == "step" else shapes[int(index)]):
+            if (
+                not index.isdigit()
+                or int(index) >= len(shapes)
+                or name not in ("step", "exp_avg", "exp_avg_sq")
+                or tuple(value.shape) != (() if name == "step" else shapes[int(index)])
+            ):
                 raise self._fault("optimizer state", f"entry {key!r} does not match the model's parameters")
             per_param.setdefault(int(index), {})[name] = value
         if any(set(entry) != {"step", "exp_avg", "exp_avg_sq"} for entry in per_param.values()):
@@ -262,9 +281,18 @@ class Checkpoint:
             raise self._fault(field, problem)
 
     # -- writing --------------------------------------------------------------------------
-    def save(self, next_epoch: int, objective: torch.nn.Module, best_state: dict[str, torch.Tensor],
-             optimizer: torch.optim.Optimizer, scheduler: Any, generator: torch.Generator, result: Any,
-             since_best: int, failures_in_row: int) -> None:
+    def save(
+        self,
+        next_epoch: int,
+        objective: torch.nn.Module,
+        best_state: dict[str, torch.Tensor],
+        optimizer: torch.optim.Optimizer,
+        scheduler: Any,
+        generator: torch.Generator,
+        result: Any,
+        since_best: int,
+        failures_in_row: int,
+    ) -> None:
         """Write the loop's state atomically (the previous checkpoint stays whole until replaced)."""
         optim = optimizer.state_dict()
         tensors = {f"current.{k}": v for k, v in objective.state_dict().items()}
@@ -274,10 +302,15 @@ class Checkpoint:
                 tensors[f"optimizer.{index}.{name}"] = torch.as_tensor(value)
         tensors["generator"] = generator.get_state()
         state = {
-            "next_epoch": next_epoch, "since_best": since_best, "failures_in_row": failures_in_row,
-            "history": result.history, "best_epoch": result.best_epoch,
+            "next_epoch": next_epoch,
+            "since_best": since_best,
+            "failures_in_row": failures_in_row,
+            "history": result.history,
+            "best_epoch": result.best_epoch,
             "best_score": result.best_score if math.isfinite(result.best_score) else float("inf"),
-            "failures": result.failures, "stop_reason": result.stop_reason, "param_groups": optim["param_groups"],
+            "failures": result.failures,
+            "stop_reason": result.stop_reason,
+            "param_groups": optim["param_groups"],
             "scheduler": scheduler.state_dict(),  # LambdaLR: counters and rates; its lambdas show as None
         }
         write_file(self.path, CHECKPOINT_FORMAT, {"fingerprint": self.fingerprint, "state": state}, tensors)
@@ -288,7 +321,7 @@ class Checkpoint:
 
 
 def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
 
 
 _MAX_COUNT = 10**9
@@ -298,13 +331,17 @@ _HISTORY_KEYS = ("epoch", "stage", "loss", "val_loss", "nfe_forward", "nfe_backw
 def _is_epoch_record(row: Any) -> bool:
     """A row of the loop's history: the keys it writes (nfe_validation when it validated, horizon in a
     horizon schedule, whose earlier stages also leave L-BFGS rows), numbers."""
-    if not isinstance(row, dict) or not set(_HISTORY_KEYS) <= set(row) <= {*_HISTORY_KEYS, "nfe_validation",
-                                                                            "horizon"}:
+    if not isinstance(row, dict) or not set(_HISTORY_KEYS) <= set(row) <= {*_HISTORY_KEYS, "nfe_validation", "horizon"}:
         return False
-    if not isinstance(row["epoch"], int) or isinstance(row["epoch"], bool) \
-            or row["stage"] not in ("start", "adam", "lbfgs"):
+    if (
+        not isinstance(row["epoch"], int)
+        or isinstance(row["epoch"], bool)
+        or row["stage"] not in ("start", "adam", "lbfgs")
+    ):
         return False
     return all(isinstance(v, int | float) and not isinstance(v, bool) for k, v in row.items() if k != "stage")
+
+
 _STOP_REASONS = ("max_epochs", "early_stopping", "interrupted", "failed")
 
 
@@ -325,19 +362,25 @@ def _unlike(value: Any, reference: Any, where: str = "") -> str | None:
             return f"is a {type(value).__name__}{at}, expected an object"
         if set(value) != set(reference):
             return f"has keys {sorted(value)[:8]}{at}, expected {sorted(reference)}"
-        return next((p for k in reference if (p := _unlike(value[k], reference[k], f"{where}.{k}".strip("."))))
-                    , None)
+        return next((p for k in reference if (p := _unlike(value[k], reference[k], f"{where}.{k}".strip(".")))), None)
     if isinstance(reference, list | tuple):
         if not isinstance(value, list | tuple) or len(value) != len(reference):
             return f"is {value!r:.40}{at}, expected {len(reference)} values"
-        return next((p for i, (v, r) in enumerate(zip(value, reference)) if (p := _unlike(v, r, f"{where}[{i}]"))),
-                    None)
+        return next(
+            (p for i, (v, r) in enumerate(zip(value, reference)) if (p := _unlike(v, r, f"{where}[{i}]"))), None
+        )
     if reference is None or isinstance(reference, bool | str):
-        return None if type(value) is type(reference) or (reference is None and value is None) else \
-            f"= {value!r:.40}{at}, expected a {type(reference).__name__}"
+        return (
+            None
+            if type(value) is type(reference) or (reference is None and value is None)
+            else f"= {value!r:.40}{at}, expected a {type(reference).__name__}"
+        )
     if isinstance(reference, int | float):
-        if isinstance(value, bool) or not isinstance(value, int | float) or (isinstance(reference, int)
-                                                                            and not isinstance(value, int)):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or (isinstance(reference, int) and not isinstance(value, int))
+        ):
             return f"= {value!r:.40}{at}, expected a number"
         return None
     return None
@@ -352,6 +395,9 @@ def fingerprint(estimator: Any, data: Any, stage: Any = 0, ignore: Iterable[str]
     from sysid.parts import Part
 
     skip = set(ignore)
-    params = {k: v for k, v in estimator.get_params(deep=True).items()
-              if not isinstance(v, Part) and k.rsplit("__", 1)[-1] not in skip}
+    params = {
+        k: v
+        for k, v in estimator.get_params(deep=True).items()
+        if not isinstance(v, Part) and k.rsplit("__", 1)[-1] not in skip
+    }
     return {"estimator": type(estimator).__name__, "params": params, "data": data_digest(data), "stage": stage}

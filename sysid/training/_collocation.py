@@ -86,8 +86,7 @@ def gcv_strength(t: np.ndarray, y: np.ndarray) -> float:
     grid = np.arange(-6.0, 7.0)
     scores = [score(g) for g in grid]
     best = grid[int(np.argmin(scores))]
-    found = minimize_scalar(score, bounds=(best - 1.0, best + 1.0), method="bounded",
-                            options={"xatol": 0.02})
+    found = minimize_scalar(score, bounds=(best - 1.0, best + 1.0), method="bounded", options={"xatol": 0.02})
     log_lam = float(found.x) if found.fun <= min(scores) else float(best)
     return 10.0**log_lam * h**3
 
@@ -137,7 +136,9 @@ def smoothing_strengths(times: Sequence[np.ndarray], ys: Sequence[np.ndarray]) -
             n_windows = min(3, -(-n_seen // _GCV_WINDOW))
             for first in np.linspace(0, max(n_seen - _GCV_WINDOW, 0), n_windows).astype(int):
                 try:
-                    chosen.append(np.log(gcv_strength(tj[first:first + _GCV_WINDOW], yj[first:first + _GCV_WINDOW])))
+                    chosen.append(
+                        np.log(gcv_strength(tj[first : first + _GCV_WINDOW], yj[first : first + _GCV_WINDOW]))
+                    )
                 except (ValueError, np.linalg.LinAlgError):
                     continue
             used += 1
@@ -202,8 +203,11 @@ def embed_derivatives(smoothed: Smoothed, n_augment: int, spread: np.ndarray, ti
     gain = time_unit / np.asarray(spread, dtype=float)[:k]
     hidden[:, :k] = smoothed.derivatives[:, :k] * gain
     hidden_rate[:, :k] = smoothed.second_derivatives[:, :k] * gain
-    return Smoothed(np.hstack([smoothed.values, hidden]), np.hstack([smoothed.derivatives, hidden_rate]),
-                    np.hstack([smoothed.second_derivatives, np.full((n, n_augment), np.nan)]))
+    return Smoothed(
+        np.hstack([smoothed.values, hidden]),
+        np.hstack([smoothed.derivatives, hidden_rate]),
+        np.hstack([smoothed.second_derivatives, np.full((n, n_augment), np.nan)]),
+    )
 
 
 def collocation_fit(

@@ -123,11 +123,23 @@ class Training(Part):
 
     role = "training"
 
-    def __init__(self, *, max_epochs: int = 40, lr: float = 1e-2, batch_size: int | None = None,
-                 validation_fraction: float = 0.0, patience: int | None = 60, lbfgs_steps: int = 100,
-                 collocation_steps: int = 300, segment_length: int = 5, continuity_weight: float = 1.0,
-                 learn_x0: bool = True, refine_steps: int = 20, optimizer: str = "adam",
-                 horizons: list[Any] | tuple[Any, ...] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        max_epochs: int = 40,
+        lr: float = 1e-2,
+        batch_size: int | None = None,
+        validation_fraction: float = 0.0,
+        patience: int | None = 60,
+        lbfgs_steps: int = 100,
+        collocation_steps: int = 300,
+        segment_length: int = 5,
+        continuity_weight: float = 1.0,
+        learn_x0: bool = True,
+        refine_steps: int = 20,
+        optimizer: str = "adam",
+        horizons: list[Any] | tuple[Any, ...] | None = None,
+    ) -> None:
         self.max_epochs = max_epochs
         self.lr = lr
         self.batch_size = batch_size
@@ -160,15 +172,23 @@ class Training(Part):
         self._choice("optimizer", OPTIMIZERS)
         check_horizons(self.horizons, int(self.segment_length))
         if self.horizons is not None and self.optimizer == "least_squares":
-            raise ConfigError(f"Training: horizons={self.horizons!r} needs optimizer='adam'; the least-squares fit "
-                              "already ends on whole trajectories (single shooting). Use horizons=None.")
+            raise ConfigError(
+                f"Training: horizons={self.horizons!r} needs optimizer='adam'; the least-squares fit "
+                "already ends on whole trajectories (single shooting). Use horizons=None."
+            )
 
     def settings(self, **overrides: Any) -> TrainSettings:
         """The optimisation loop's settings (``overrides`` win: description, verbose...)."""
         lr = float(self.lr)
         values: dict[str, Any] = dict(
-            max_epochs=self.max_epochs, lr=lr, lr_final=lr / 10, batch_size=self.batch_size,
-            patience=self.patience, eval_every=EVAL_EVERY, eval_cost_ratio=EVAL_COST_RATIO,
-            max_eval_every=max_eval_every(self.patience), lbfgs_steps=self.lbfgs_steps,
+            max_epochs=self.max_epochs,
+            lr=lr,
+            lr_final=lr / 10,
+            batch_size=self.batch_size,
+            patience=self.patience,
+            eval_every=EVAL_EVERY,
+            eval_cost_ratio=EVAL_COST_RATIO,
+            max_eval_every=max_eval_every(self.patience),
+            lbfgs_steps=self.lbfgs_steps,
         )
         return TrainSettings(**{**values, **overrides})

@@ -32,9 +32,11 @@ from sysid.training._loop import POLISH_CHUNK, TrainResult, TrainSettings, train
 if TYPE_CHECKING:
     from sysid.training._checkpoint import Checkpoint
 
-HORIZON_FORMS = ("None (one stage of segment_length), or a list of later stages, each a segment length "
-                 "(int > segment_length), None (whole trajectories, last), or a tuple (length, adam_epochs, lr, "
-                 "lbfgs_steps), lengths increasing")
+HORIZON_FORMS = (
+    "None (one stage of segment_length), or a list of later stages, each a segment length "
+    "(int > segment_length), None (whole trajectories, last), or a tuple (length, adam_epochs, lr, "
+    "lbfgs_steps), lengths increasing"
+)
 
 
 @dataclass(frozen=True)
@@ -121,8 +123,9 @@ intervals).
     return stages
 
 
-def plan_horizons(horizons: Any, segment_length: int, n_intervals: Sequence[int], max_epochs: int, lr: float,
-                  lbfgs_steps: int) -> list[HorizonStage]:
+def plan_horizons(
+    horizons: Any, segment_length: int, n_intervals: Sequence[int], max_epochs: int, lr: float, lbfgs_steps: int
+) -> list[HorizonStage]:
     """The stages of one fit, for training trajectories of ``n_intervals`` sample intervals.
 
     The first stage is ``segment_length`` with the training's ``max_epochs``, ``lr`` and
@@ -204,9 +207,15 @@ def train_horizons(
         stage = stages[k]
         objective, n_items, validate = build(k, done)
         stage_settings = dataclasses.replace(
-            settings, first_epoch=starts[k], max_epochs=starts[k] + stage.epochs, lr=stage.lr, lr_final=stage.lr / 10,
-            lbfgs_steps=stage.lbfgs_steps, horizon=stage.length if staged else None,
-            description=f"{settings.description} ({stage.length} intervals)" if staged else settings.description)
+            settings,
+            first_epoch=starts[k],
+            max_epochs=starts[k] + stage.epochs,
+            lr=stage.lr,
+            lr_final=stage.lr / 10,
+            lbfgs_steps=stage.lbfgs_steps,
+            horizon=stage.length if staged else None,
+            description=f"{settings.description} ({stage.length} intervals)" if staged else settings.description,
+        )
         try:
             result = train(objective, n_items, validate, stage_settings, generator, nfe, checkpoint_for(k), result)
         except FitError as exc:
@@ -214,9 +223,12 @@ def train_horizons(
                 raise
             result = exc.result
             result.stop_reason = "max_epochs"
-            warnings.warn(f"the stage on segments of {stage.length} intervals failed ({exc}); the schedule stops "
-                          f"there with the best parameters so far (epoch {result.best_epoch}).", FitWarning,
-                          stacklevel=4)
+            warnings.warn(
+                f"the stage on segments of {stage.length} intervals failed ({exc}); the schedule stops "
+                f"there with the best parameters so far (epoch {result.best_epoch}).",
+                FitWarning,
+                stacklevel=4,
+            )
             return k, result
         done = k
         if result.stop_reason == "interrupted":

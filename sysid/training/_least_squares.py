@@ -99,9 +99,17 @@ class LeastSquaresResult:
         return self.status > 0
 
 
-def solve_least_squares(evaluate: Evaluation, x0: Any, lower: Any, upper: Any, max_nfev: int | None = None,
-                        stop_within: float | None = None, ftol: float = 1e-8, xtol: float = 1e-8,
-                        gtol: float = 1e-8) -> LeastSquaresResult:
+def solve_least_squares(
+    evaluate: Evaluation,
+    x0: Any,
+    lower: Any,
+    upper: Any,
+    max_nfev: int | None = None,
+    stop_within: float | None = None,
+    ftol: float = 1e-8,
+    xtol: float = 1e-8,
+    gtol: float = 1e-8,
+) -> LeastSquaresResult:
     """Minimise ``|r(x)|^2 / 2`` within closed bounds with scipy's trust-region reflective method.
 
     Parameters
@@ -135,7 +143,8 @@ def solve_least_squares(evaluate: Evaluation, x0: Any, lower: Any, upper: Any, m
     >>> t = np.linspace(0, 1, 10)
     >>> def evaluate(x):
     ...     return x[0] * np.exp(-x[1] * t) - 2 * np.exp(-3 * t), np.column_stack(
-    ...         [np.exp(-x[1] * t), -x[0] * t * np.exp(-x[1] * t)])
+    ...         [np.exp(-x[1] * t), -x[0] * t * np.exp(-x[1] * t)]
+    ...     )
     >>> fit = solve_least_squares(evaluate, [1.0, 1.0], [0, 0], [np.inf, np.inf])
     >>> np.round(fit.x, 6).tolist(), fit.converged
     ([2.0, 3.0], True)
@@ -175,9 +184,20 @@ def solve_least_squares(evaluate: Evaluation, x0: Any, lower: Any, upper: Any, m
     if stop_within is not None and "callback" in inspect.signature(least_squares).parameters:
         options["callback"] = close_enough
     sparse = scipy.sparse.issparse(j0)
-    result = least_squares(fun, start, jac=jac, bounds=(lower, upper), method="trf", x_scale="jac",
-                           max_nfev=max_nfev, ftol=ftol, xtol=xtol, gtol=gtol,
-                           tr_solver="lsmr" if sparse else "exact", **options)
+    result = least_squares(
+        fun,
+        start,
+        jac=jac,
+        bounds=(lower, upper),
+        method="trf",
+        x_scale="jac",
+        max_nfev=max_nfev,
+        ftol=ftol,
+        xtol=xtol,
+        gtol=gtol,
+        tr_solver="lsmr" if sparse else "exact",
+        **options,
+    )
     x = result.x
     r, jac_x = fun(x), jac(x)
     status = 5 if result.status == -2 else int(result.status)  # -2: stopped by close_enough
@@ -197,9 +217,9 @@ class Differences:
     --------
     >>> import numpy as np
     >>> d = Differences(np.array([2.0]), np.array([2.0]), np.array([np.inf]), np.array([1.0]))
-    >>> d.n_copies, d.parameter_sets()[:, 0].round(6).tolist()       # one-sided at the lower bound
+    >>> d.n_copies, d.parameter_sets()[:, 0].round(6).tolist()  # one-sided at the lower bound
     (5, [2.0, 2.00002, 2.00004, 2.0, 2.0])
-    >>> out = np.array([[p ** 2 + 3 * s] for p, s in zip(d.parameter_sets()[:, 0], d.state_offsets()[:, 0])])
+    >>> out = np.array([[p**2 + 3 * s] for p, s in zip(d.parameter_sets()[:, 0], d.state_offsets()[:, 0])])
     >>> np.round(d.combine(out)[:, 0], 6).tolist()
     [4.0, 3.0]
     """
@@ -225,7 +245,7 @@ class Differences:
         """(n_copies, n_params) parameter values of every copy."""
         sets = np.repeat(self.params[None], self.n_copies, axis=0)
         for k in range(self.n_params):
-            sets[1 + 2 * k: 3 + 2 * k, k] += self.offsets[k] * self.steps[k]
+            sets[1 + 2 * k : 3 + 2 * k, k] += self.offsets[k] * self.steps[k]
         return sets
 
     def state_offsets(self) -> np.ndarray:
@@ -233,7 +253,7 @@ class Differences:
         out = np.zeros((self.n_copies, self.n_states))
         for d in range(self.n_states):
             c = self.n_params + d
-            out[1 + 2 * c: 3 + 2 * c, d] = self.offsets[c] * self.steps[c]
+            out[1 + 2 * c : 3 + 2 * c, d] = self.offsets[c] * self.steps[c]
         return out
 
     def combine(self, outputs: np.ndarray) -> np.ndarray:
@@ -241,12 +261,16 @@ class Differences:
         base = outputs[0]
         first, second = outputs[1::2], outputs[2::2]
         shape = (-1,) + (1,) * (outputs.ndim - 1)
-        return (self.coeff[:, 0].reshape(shape) * base + self.coeff[:, 1].reshape(shape) * first
-                + self.coeff[:, 2].reshape(shape) * second) / self.steps.reshape(shape)
+        return (
+            self.coeff[:, 0].reshape(shape) * base
+            + self.coeff[:, 1].reshape(shape) * first
+            + self.coeff[:, 2].reshape(shape) * second
+        ) / self.steps.reshape(shape)
 
 
-def _assemble(n_rows: int, n_cols: int, dense_part: np.ndarray, rows: np.ndarray, cols: np.ndarray,
-              values: np.ndarray) -> Any:
+def _assemble(
+    n_rows: int, n_cols: int, dense_part: np.ndarray, rows: np.ndarray, cols: np.ndarray, values: np.ndarray
+) -> Any:
     """A Jacobian: ``dense_part`` (n_rows, k) in the first k columns, then the sparse entries."""
     k = dense_part.shape[1]
     if n_rows * n_cols <= _DENSE_LIMIT:
@@ -303,10 +327,21 @@ class TrajectoryResiduals:
         saturating sensor; by default the observed states themselves.
     """
 
-    def __init__(self, rhs: BatchedField, times: Sequence[np.ndarray], observations: Sequence[np.ndarray],
-                 inputs: InputSignal | None, solver: SolverConfig, n_dims: int, weights: np.ndarray,
-                 lower: np.ndarray, upper: np.ndarray, learn_x0: bool = True, x0: np.ndarray | None = None,
-                 readings: Readings | None = None) -> None:
+    def __init__(
+        self,
+        rhs: BatchedField,
+        times: Sequence[np.ndarray],
+        observations: Sequence[np.ndarray],
+        inputs: InputSignal | None,
+        solver: SolverConfig,
+        n_dims: int,
+        weights: np.ndarray,
+        lower: np.ndarray,
+        upper: np.ndarray,
+        learn_x0: bool = True,
+        x0: np.ndarray | None = None,
+        readings: Readings | None = None,
+    ) -> None:
         self.rhs, self.inputs, self.solver, self.n_dims = rhs, inputs, solver, n_dims
         self.times = list(times)
         self.observed = [~np.isnan(y) for y in observations]
@@ -333,27 +368,37 @@ class TrajectoryResiduals:
         """(parameters (n_free,), initial states (n_traj, n_dims)) from ``x``."""
         x = np.asarray(x, dtype=float)
         if self.learn_x0:
-            return x[: self.n_params], x[self.n_params:].reshape(self.n_traj, self.n_dims)
+            return x[: self.n_params], x[self.n_params :].reshape(self.n_traj, self.n_dims)
         return x[: self.n_params], np.asarray(self.fixed_x0, dtype=float)
 
     def simulate(self, sets: np.ndarray, starts: np.ndarray) -> np.ndarray:
         """Unweighted residuals (n_sets, n) of parameter sets (n_sets, n_free) from starts (n_sets, n_traj, n_dims)."""
         field = self.rhs.field
         n_sets = sets.shape[0]
-        z0 = torch.as_tensor(((starts - self.center) / self.spread).reshape(n_sets * self.n_traj, self.n_dims),
-                             dtype=self.dtype)
+        z0 = torch.as_tensor(
+            ((starts - self.center) / self.spread).reshape(n_sets * self.n_traj, self.n_dims), dtype=self.dtype
+        )
         _grouped(field, sets, self.dtype)
         self.solves += 1
         try:
-            preds = simulate(self.rhs, z0, self.times * n_sets, torch.arange(self.n_traj).repeat(n_sets),
-                             self.inputs, self.solver, "none")
+            preds = simulate(
+                self.rhs,
+                z0,
+                self.times * n_sets,
+                torch.arange(self.n_traj).repeat(n_sets),
+                self.inputs,
+                self.solver,
+                "none",
+            )
         finally:
             _grouped(field, None, self.dtype)
         out = np.empty((n_sets, self.values.size))
         n_obs = self.observed[0].shape[1]
         for g in range(n_sets):
-            parts = [(self.center[:n_obs] + self.spread[:n_obs] * self.readings(preds[g * self.n_traj + i].numpy()))[m]
-                     for i, m in enumerate(self.observed)]
+            parts = [
+                (self.center[:n_obs] + self.spread[:n_obs] * self.readings(preds[g * self.n_traj + i].numpy()))[m]
+                for i, m in enumerate(self.observed)
+            ]
             out[g] = np.concatenate(parts) - self.values
         return out
 
@@ -368,8 +413,9 @@ class TrajectoryResiduals:
         diff = Differences(params, self.lower, self.upper, steps)
         starts = x0[None] + (diff.state_offsets()[:, None, :] if self.learn_x0 else 0.0)
         try:
-            raw = self.simulate(diff.parameter_sets(), np.broadcast_to(starts, (diff.n_copies, self.n_traj,
-                                                                                 self.n_dims)))
+            raw = self.simulate(
+                diff.parameter_sets(), np.broadcast_to(starts, (diff.n_copies, self.n_traj, self.n_dims))
+            )
         except SolverFailure as exc:
             self.failure = str(exc)
             return np.full(self.values.size, FAILED_RESIDUAL), None
@@ -381,7 +427,7 @@ class TrajectoryResiduals:
         d = np.arange(self.n_dims)
         rows = np.repeat(np.arange(self.values.size), self.n_dims)
         cols = self.n_params + (self.traj_of[:, None] * self.n_dims + d[None]).reshape(-1)
-        values = deriv[self.n_params:].T.reshape(-1)
+        values = deriv[self.n_params :].T.reshape(-1)
         return weighted[0], _assemble(self.values.size, n_cols, deriv[: self.n_params].T, rows, cols, values)
 
 
@@ -416,11 +462,23 @@ class SegmentResiduals:
         As for :class:`TrajectoryResiduals`.
     """
 
-    def __init__(self, rhs: BatchedField, times: Sequence[np.ndarray], observations: Sequence[np.ndarray],
-                 inputs: InputSignal | None, solver: SolverConfig, n_dims: int, weights: np.ndarray,
-                 lower: np.ndarray, upper: np.ndarray, segment_length: int, continuity: float = 1.0,
-                 learn_x0: bool = True, initial: Sequence[np.ndarray] | None = None,
-                 readings: Readings | None = None) -> None:
+    def __init__(
+        self,
+        rhs: BatchedField,
+        times: Sequence[np.ndarray],
+        observations: Sequence[np.ndarray],
+        inputs: InputSignal | None,
+        solver: SolverConfig,
+        n_dims: int,
+        weights: np.ndarray,
+        lower: np.ndarray,
+        upper: np.ndarray,
+        segment_length: int,
+        continuity: float = 1.0,
+        learn_x0: bool = True,
+        initial: Sequence[np.ndarray] | None = None,
+        readings: Readings | None = None,
+    ) -> None:
         self.rhs, self.inputs, self.solver, self.n_dims = rhs, inputs, solver, n_dims
         self.lower, self.upper = np.asarray(lower, dtype=float), np.asarray(upper, dtype=float)
         self.n_params = self.lower.size
@@ -472,7 +530,7 @@ class SegmentResiduals:
     def split(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(parameters, every segment's start (n_seg, n_dims))."""
         starts = self.starts.copy()
-        starts[self.free_segments] = x[self.n_params:].reshape(-1, self.n_dims)
+        starts[self.free_segments] = x[self.n_params :].reshape(-1, self.n_dims)
         return x[: self.n_params], starts
 
     def first_states(self, x: np.ndarray) -> np.ndarray:
@@ -490,10 +548,15 @@ class SegmentResiduals:
         _grouped(field, diff.parameter_sets(), dtype)
         self.solves += 1
         try:
-            self.rhs.bind(Clock(self.grid, knots), torch.as_tensor(np.tile(self.segments.traj, n_copies)),
-                          self.inputs)
-            out = solve(self.rhs, torch.as_tensor(z.reshape(n_copies * n_seg, self.n_dims), dtype=dtype),
-                        self.grid, self.solver, "none", jump_t=self.grid[1:-1])
+            self.rhs.bind(Clock(self.grid, knots), torch.as_tensor(np.tile(self.segments.traj, n_copies)), self.inputs)
+            out = solve(
+                self.rhs,
+                torch.as_tensor(z.reshape(n_copies * n_seg, self.n_dims), dtype=dtype),
+                self.grid,
+                self.solver,
+                "none",
+                jump_t=self.grid[1:-1],
+            )
         except SolverFailure as exc:
             self.failure = str(exc)
             n_rows = self.values.size + self.linked.size * self.n_dims
@@ -518,14 +581,14 @@ class SegmentResiduals:
         keep = seg_cols >= 0
         rows = [np.repeat(np.flatnonzero(keep), self.n_dims)]
         cols = [self.n_params + (seg_cols[keep][:, None] * self.n_dims + d[None]).reshape(-1)]
-        vals = [deriv[self.n_params:, :n_data][:, keep].T.reshape(-1)]
+        vals = [deriv[self.n_params :, :n_data][:, keep].T.reshape(-1)]
         # gap rows: d (end of s) / d start[s, :] from the copies ...
         gap_rows = n_data + np.arange(self.linked.size * self.n_dims).reshape(-1, self.n_dims)  # (n_linked, n_dims)
         own = self.column_of[self.linked]
         keep = own >= 0
         rows.append(np.repeat(gap_rows[keep].reshape(-1), self.n_dims))
         cols.append(self.n_params + (np.repeat(own[keep], self.n_dims)[:, None] * self.n_dims + d[None]).reshape(-1))
-        vals.append(deriv[self.n_params:, n_data:].T.reshape(-1, self.n_dims, self.n_dims)[keep].reshape(-1))
+        vals.append(deriv[self.n_params :, n_data:].T.reshape(-1, self.n_dims, self.n_dims)[keep].reshape(-1))
         # ... and - d (next start) / d start[next, :] exactly (the copies held the next starts)
         nxt = self.column_of[self.next]
         rows.append(gap_rows.reshape(-1))
@@ -557,9 +620,18 @@ class CollocationResiduals:
     dtype : torch dtype
     """
 
-    def __init__(self, field: torch.nn.Module, t: np.ndarray, states: np.ndarray, derivatives: np.ndarray,
-                 inputs: np.ndarray | None, weights: np.ndarray, lower: np.ndarray, upper: np.ndarray,
-                 dtype: torch.dtype) -> None:
+    def __init__(
+        self,
+        field: torch.nn.Module,
+        t: np.ndarray,
+        states: np.ndarray,
+        derivatives: np.ndarray,
+        inputs: np.ndarray | None,
+        weights: np.ndarray,
+        lower: np.ndarray,
+        upper: np.ndarray,
+        dtype: torch.dtype,
+    ) -> None:
         self.field, self.dtype = field, dtype
         self.lower, self.upper = np.asarray(lower, dtype=float), np.asarray(upper, dtype=float)
         self.t = torch.as_tensor(t, dtype=dtype)

@@ -89,8 +89,11 @@ def _snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def _divergence(loss: float, history: list[dict[str, Any]], horizon: int | None = None) -> str | None:
     """Why this epoch's mean loss counts as diverging (far above the best so far at this horizon), or None."""
-    previous = [row["loss"] for row in history if row.get("stage") == "adam" and math.isfinite(row["loss"])
-                and row.get("horizon") == horizon]
+    previous = [
+        row["loss"]
+        for row in history
+        if row.get("stage") == "adam" and math.isfinite(row["loss"]) and row.get("horizon") == horizon
+    ]
     reference = max(min(previous), 1e-4) if previous else math.inf
     if loss > _DIVERGENCE * reference:
         return f"the training loss jumped from {min(previous):.3g} to {loss:.3g} (diverging)"
@@ -214,11 +217,13 @@ def train(
     # lr whatever its gradient; from a collocation warm start that undid the warm start
     # (free-run error 0.45 -> 4.3 after one epoch on Lotka-Volterra; benchmarks/).
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda epoch: min(1.0, (epoch + 1) / warmup) * gamma**epoch)
+        optimizer, lambda epoch: min(1.0, (epoch + 1) / warmup) * gamma**epoch
+    )
     result = TrainResult()
     if previous is not None:
-        result = TrainResult(list(previous.history), previous.best_epoch, previous.best_score, "max_epochs",
-                             previous.failures)
+        result = TrainResult(
+            list(previous.history), previous.best_epoch, previous.best_score, "max_epochs", previous.failures
+        )
     best_state = _snapshot(objective)
     since_best = 0
     failures_in_row = 0
@@ -228,8 +233,9 @@ def train(
     if resumed is not None:
         first_epoch, best_state = resumed.next_epoch, resumed.best_state
         since_best, failures_in_row = resumed.since_best, resumed.failures_in_row
-        result = TrainResult(resumed.history, resumed.best_epoch, resumed.best_score, resumed.stop_reason,
-                             resumed.failures)
+        result = TrainResult(
+            resumed.history, resumed.best_epoch, resumed.best_score, resumed.stop_reason, resumed.failures
+        )
     # ------------------------------------------------------------------------------------------
     if resumed is None and previous is None:
         n0 = nfe()
@@ -237,9 +243,19 @@ def train(
             result.best_score = validate()
         except (SolverFailure, AssertionError):
             result.best_score = math.inf
-        result.history.append({"epoch": -1, "stage": "start", "loss": math.nan, "val_loss": result.best_score,
-                               "nfe_forward": 0, "nfe_backward": 0, "lr": math.nan, "seconds": 0.0,
-                               "nfe_validation": nfe() - n0})
+        result.history.append(
+            {
+                "epoch": -1,
+                "stage": "start",
+                "loss": math.nan,
+                "val_loss": result.best_score,
+                "nfe_forward": 0,
+                "nfe_backward": 0,
+                "lr": math.nan,
+                "seconds": 0.0,
+                "nfe_validation": nfe() - n0,
+            }
+        )
     validation_failure: str | None = None
     validation_failures = 0
     # The epoch whose steps made the current parameters, while they are not validated (None once they
@@ -250,8 +266,13 @@ def train(
     epoch = first_epoch
     # seconds since the fit started: a later stage of a horizon schedule continues the earlier stages' clock
     start = time.perf_counter() - (float(result.history[-1].get("seconds", 0.0)) if result.history else 0.0)
-    bar = tqdm(range(first_epoch, settings.max_epochs), desc=settings.description, disable=not settings.verbose,
-               leave=False, dynamic_ncols=True)
+    bar = tqdm(
+        range(first_epoch, settings.max_epochs),
+        desc=settings.description,
+        disable=not settings.verbose,
+        leave=False,
+        dynamic_ncols=True,
+    )
     try:
         for epoch in bar:
             losses = []
@@ -291,14 +312,18 @@ def train(
                 scheduler.base_lrs = [lr * 0.5 for lr in scheduler.base_lrs]
                 optimizer.state.clear()
                 if failures_in_row >= settings.max_failures:
-                    raise _fit_error(result, (
-                        f"training failed {failures_in_row} times in a row (last: {failed}) at epoch {epoch}; "
-                        f"the best parameters (epoch {result.best_epoch}) were kept. {ADVICE}"
-                    ))
+                    raise _fit_error(
+                        result,
+                        (
+                            f"training failed {failures_in_row} times in a row (last: {failed}) at epoch {epoch}; "
+                            f"the best parameters (epoch {result.best_epoch}) were kept. {ADVICE}"
+                        ),
+                    )
                 warnings.warn(
                     f"epoch {epoch}: {failed}; rolled back to the best parameters and halved the "
                     f"learning rate to {optimizer.param_groups[0]['lr']:.2e}. {ADVICE}",
-                    FitWarning, stacklevel=3,
+                    FitWarning,
+                    stacklevel=3,
                 )
                 continue
             failures_in_row = 0
@@ -337,43 +362,65 @@ def train(
             if stop:
                 result.stop_reason = "early_stopping"
             if checkpoint is not None:  # after every epoch: a kill loses at most the one running
-                checkpoint.save(settings.max_epochs if stop else epoch + 1, objective, best_state, optimizer,
-                                scheduler, generator, result, since_best, failures_in_row)
+                checkpoint.save(
+                    settings.max_epochs if stop else epoch + 1,
+                    objective,
+                    best_state,
+                    optimizer,
+                    scheduler,
+                    generator,
+                    result,
+                    since_best,
+                    failures_in_row,
+                )
             if stop:
                 break
     except KeyboardInterrupt:
         result.stop_reason = "interrupted"
         if unvalidated is not None:  # e.g. Ctrl-C after a few epochs, before the first validation
-            best_state = _validate_on_interrupt(objective, validate, result, best_state, unvalidated, start, nfe,
-                                                optimizer.param_groups[0]["lr"])
+            best_state = _validate_on_interrupt(
+                objective, validate, result, best_state, unvalidated, start, nfe, optimizer.param_groups[0]["lr"]
+            )
         warnings.warn(
             f"fit interrupted at epoch {epoch}; keeping the best parameters "
             f"(epoch {result.best_epoch}). Call fit again with warm_start=True to continue.",
-            FitWarning, stacklevel=3,
+            FitWarning,
+            stacklevel=3,
         )
     finally:
         bar.close()
         objective.load_state_dict(best_state)
     if not math.isfinite(result.best_score) and result.stop_reason != "interrupted":
-        raise _fit_error(result, (
-            "no parameters could be validated: the free-run solve of the whole trajectories failed at every "
-            f"evaluation{f' (last: {validation_failure})' if validation_failure else ''}. {ADVICE}"
-        ))
+        raise _fit_error(
+            result,
+            (
+                "no parameters could be validated: the free-run solve of the whole trajectories failed at every "
+                f"evaluation{f' (last: {validation_failure})' if validation_failure else ''}. {ADVICE}"
+            ),
+        )
     if validation_failures and result.stop_reason != "interrupted":
         warnings.warn(
             f"the free-run validation solve failed at {validation_failures} evaluation(s) "
             f"(last: {validation_failure}); "
             f"those parameters were not kept, the best validated ones (epoch {result.best_epoch}) were. {ADVICE}",
-            FitWarning, stacklevel=3,
+            FitWarning,
+            stacklevel=3,
         )
     if settings.lbfgs_steps and result.stop_reason not in ("interrupted",):
         _polish(objective, params, n_items, validate, settings, result, start, nfe)
     return result
 
 
-def _validate_on_interrupt(objective: torch.nn.Module, validate: Callable[[], float], result: TrainResult,
-                           best_state: dict[str, torch.Tensor], epoch: int, start: float, nfe: Callable[[], int],
-                           lr: float) -> dict[str, torch.Tensor]:
+def _validate_on_interrupt(
+    objective: torch.nn.Module,
+    validate: Callable[[], float],
+    result: TrainResult,
+    best_state: dict[str, torch.Tensor],
+    epoch: int,
+    start: float,
+    nfe: Callable[[], int],
+    lr: float,
+) -> dict[str, torch.Tensor]:
     """Validate the parameters a Ctrl-C stopped at; return the best state (theirs if they beat the best).
 
     ``epoch`` is the last epoch that trained them. The score goes into that epoch's history
@@ -392,18 +439,35 @@ def _validate_on_interrupt(objective: torch.nn.Module, validate: Callable[[], fl
     if last.get("epoch") == epoch and last.get("stage") == "adam" and "nfe_validation" not in last:
         last.update(val_loss=score, nfe_validation=nfe() - n0)
     else:
-        result.history.append({"epoch": epoch, "stage": "interrupted", "loss": math.nan, "val_loss": score,
-                               "nfe_forward": 0, "nfe_backward": 0, "lr": lr,
-                               "seconds": time.perf_counter() - start, "nfe_validation": nfe() - n0})
+        result.history.append(
+            {
+                "epoch": epoch,
+                "stage": "interrupted",
+                "loss": math.nan,
+                "val_loss": score,
+                "nfe_forward": 0,
+                "nfe_backward": 0,
+                "lr": lr,
+                "seconds": time.perf_counter() - start,
+                "nfe_validation": nfe() - n0,
+            }
+        )
     if score < result.best_score:
         result.best_score, result.best_epoch = score, epoch
         return _snapshot(objective)
     return best_state
 
 
-def _polish(objective: torch.nn.Module, params: list[torch.nn.Parameter], n_items: int,
-            validate: Callable[[], float], settings: TrainSettings, result: TrainResult,
-            start: float, nfe: Callable[[], int]) -> None:
+def _polish(
+    objective: torch.nn.Module,
+    params: list[torch.nn.Parameter],
+    n_items: int,
+    validate: Callable[[], float],
+    settings: TrainSettings,
+    result: TrainResult,
+    start: float,
+    nfe: Callable[[], int],
+) -> None:
     """Full-batch L-BFGS from the best Adam point, validated every few iterations.
 
     Adam finds the basin; quasi-Newton steps then converge in far fewer solves on these
@@ -411,8 +475,7 @@ def _polish(objective: torch.nn.Module, params: list[torch.nn.Parameter], n_item
     validated parameters are kept; a failure or Ctrl-C keeps the best seen so far.
     """
     best_state = _snapshot(objective)
-    optimizer = torch.optim.LBFGS(params, lr=1.0, max_iter=POLISH_CHUNK, history_size=20,
-                                  line_search_fn="strong_wolfe")
+    optimizer = torch.optim.LBFGS(params, lr=1.0, max_iter=POLISH_CHUNK, history_size=20, line_search_fn="strong_wolfe")
     pieces = [torch.arange(n_items)]
     if settings.polish_pieces is not None:
         pieces = list(pieces[0].split(settings.polish_pieces))
@@ -440,18 +503,31 @@ def _polish(objective: torch.nn.Module, params: list[torch.nn.Parameter], n_item
     since_best = 0
     # a stage of a horizon schedule numbers its polish after its own Adam epochs (the next stage's follow)
     epoch = len(result.history) if settings.horizon is None else settings.max_epochs
-    bar = tqdm(range(0, settings.lbfgs_steps, POLISH_CHUNK), desc=f"{settings.description} L-BFGS",
-               disable=not settings.verbose, leave=False, dynamic_ncols=True)
+    bar = tqdm(
+        range(0, settings.lbfgs_steps, POLISH_CHUNK),
+        desc=f"{settings.description} L-BFGS",
+        disable=not settings.verbose,
+        leave=False,
+        dynamic_ncols=True,
+    )
     try:
         for _ in bar:
             counts.update(forward=0, backward=0)
             loss = optimizer.step(closure)
             score = validate()
-            result.history.append({"epoch": epoch, "loss": float(loss.detach()), "val_loss": score,
-                                   "nfe_forward": counts["forward"], "nfe_backward": counts["backward"],
-                                   "lr": math.nan,
-                                   "seconds": time.perf_counter() - start, "stage": "lbfgs",
-                                   **({} if settings.horizon is None else {"horizon": settings.horizon})})
+            result.history.append(
+                {
+                    "epoch": epoch,
+                    "loss": float(loss.detach()),
+                    "val_loss": score,
+                    "nfe_forward": counts["forward"],
+                    "nfe_backward": counts["backward"],
+                    "lr": math.nan,
+                    "seconds": time.perf_counter() - start,
+                    "stage": "lbfgs",
+                    **({} if settings.horizon is None else {"horizon": settings.horizon}),
+                }
+            )
             epoch += 1
             bar.set_postfix(loss=f"{float(loss.detach()):.3g}", val=f"{min(score, result.best_score):.3g}", nfe=nfe())
             if score < result.best_score:
@@ -466,8 +542,9 @@ def _polish(objective: torch.nn.Module, params: list[torch.nn.Parameter], n_item
         warnings.warn(f"L-BFGS polish stopped: {exc}; keeping the best parameters.", FitWarning, stacklevel=3)
     except KeyboardInterrupt:
         result.stop_reason = "interrupted"
-        warnings.warn("fit interrupted during the L-BFGS polish; keeping the best parameters.", FitWarning,
-                      stacklevel=3)
+        warnings.warn(
+            "fit interrupted during the L-BFGS polish; keeping the best parameters.", FitWarning, stacklevel=3
+        )
     finally:
         bar.close()
         objective.load_state_dict(best_state)

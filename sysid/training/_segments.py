@@ -93,8 +93,12 @@ def make_segments(times: Sequence[np.ndarray], observations: Sequence[np.ndarray
             seen.append(mask)
             nxt.append(len(traj) if j < len(starts) - 1 else -1)
     return Segments(
-        traj=np.asarray(traj), start_row=np.asarray(start), time_knots=np.asarray(knots, dtype=float),
-        observations=np.asarray(obs, dtype=float), observed=np.asarray(seen), next_segment=np.asarray(nxt),
+        traj=np.asarray(traj),
+        start_row=np.asarray(start),
+        time_knots=np.asarray(knots, dtype=float),
+        observations=np.asarray(obs, dtype=float),
+        observed=np.asarray(seen),
+        next_segment=np.asarray(nxt),
         first_segment=np.asarray(first),
     )
 

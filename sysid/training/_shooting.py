@@ -67,11 +67,22 @@ class MultipleShooting(torch.nn.Module):
     grid: torch.Tensor
     offsets: torch.Tensor
 
-    def __init__(self, rhs: BatchedField, segments: Segments, times: Sequence[np.ndarray],
-                 scaled: Sequence[np.ndarray], n_dims: int, inputs: InputSignal | None,
-                 solver: SolverConfig, gradient: Gradient, continuity: float, learn_x0: bool = True,
-                 initial: Sequence[np.ndarray] | None = None, observe: torch.nn.Module | None = None,
-                 realtime: bool = False) -> None:
+    def __init__(
+        self,
+        rhs: BatchedField,
+        segments: Segments,
+        times: Sequence[np.ndarray],
+        scaled: Sequence[np.ndarray],
+        n_dims: int,
+        inputs: InputSignal | None,
+        solver: SolverConfig,
+        gradient: Gradient,
+        continuity: float,
+        learn_x0: bool = True,
+        initial: Sequence[np.ndarray] | None = None,
+        observe: torch.nn.Module | None = None,
+        realtime: bool = False,
+    ) -> None:
         super().__init__()
         self.observe = observe
         self.rhs, self.segments, self.inputs = rhs, segments, inputs

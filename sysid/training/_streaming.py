@@ -67,8 +67,14 @@ class StreamingShooting(torch.nn.Module):
         Scaled start state of every trajectory :meth:`forward` has read so far (NaN before).
     """
 
-    def __init__(self, rhs: BatchedField, data: LazyTrajectories, groups: Sequence[np.ndarray],
-                 settings: StreamSettings, penalty: Callable[[], torch.Tensor | None] | None = None) -> None:
+    def __init__(
+        self,
+        rhs: BatchedField,
+        data: LazyTrajectories,
+        groups: Sequence[np.ndarray],
+        settings: StreamSettings,
+        penalty: Callable[[], torch.Tensor | None] | None = None,
+    ) -> None:
         super().__init__()
         self.rhs = rhs
         self.data = data
@@ -111,8 +117,9 @@ class StreamingShooting(torch.nn.Module):
         self.shooting(data, key=k, smoothed=smoothed)
         return data, rows, smoothed
 
-    def shooting(self, data: Trajectories, key: int | None = None,
-                 smoothed: Sequence[Smoothed] | None = None) -> MultipleShooting:
+    def shooting(
+        self, data: Trajectories, key: int | None = None, smoothed: Sequence[Smoothed] | None = None
+    ) -> MultipleShooting:
         """The shooting problem of loaded ``data``, every segment starting from the smoothed data, fixed.
 
         ``key`` caches the start values under that minibatch; ``smoothed`` gives the
@@ -122,8 +129,9 @@ class StreamingShooting(torch.nn.Module):
         settings = self.settings
         rows, _ = settings.split(data)
         scaled = [settings.scale(tr.y) for tr in data]
-        segments = make_segments([tr.t[:n] for tr, n in zip(data, rows)], [s[:n] for s, n in zip(scaled, rows)],
-                                 settings.segment_length)
+        segments = make_segments(
+            [tr.t[:n] for tr, n in zip(data, rows)], [s[:n] for s, n in zip(scaled, rows)], settings.segment_length
+        )
         starts = self._starts.get(key) if key is not None else None
         if starts is None:
             if smoothed is None:
@@ -139,11 +147,22 @@ class StreamingShooting(torch.nn.Module):
         dtype = self.rhs.center.dtype
         inputs = None
         if data.n_inputs:
-            inputs = InputSignal([tr.t for tr in data], [tr.u for tr in data if tr.u is not None],
-                                 settings.input_interpolation, dtype)  # data with inputs: every trajectory has u
-        shooting = MultipleShooting(self.rhs, segments, [tr.t for tr in data], scaled, settings.n_dims, inputs,
-                                    settings.solver, settings.gradient, settings.continuity, learn_x0=False,
-                                    initial=initial)
+            inputs = InputSignal(
+                [tr.t for tr in data], [tr.u for tr in data if tr.u is not None], settings.input_interpolation, dtype
+            )  # data with inputs: every trajectory has u
+        shooting = MultipleShooting(
+            self.rhs,
+            segments,
+            [tr.t for tr in data],
+            scaled,
+            settings.n_dims,
+            inputs,
+            settings.solver,
+            settings.gradient,
+            settings.continuity,
+            learn_x0=False,
+            initial=initial,
+        )
         shooting.starts.requires_grad_(False)  # fixed: nothing here grows with the data
         return shooting.to(self.rhs.center.device)
 
@@ -160,8 +179,9 @@ class StreamingShooting(torch.nn.Module):
         if self.lam is None:
             first = self._read(0) if first is None else first
             rows, _ = self.settings.split(first)
-            self.lam = smoothing_strengths([tr.t[:n] for tr, n in zip(first, rows)],
-                                           [tr.y[:n] for tr, n in zip(first, rows)])
+            self.lam = smoothing_strengths(
+                [tr.t[:n] for tr, n in zip(first, rows)], [tr.y[:n] for tr, n in zip(first, rows)]
+            )
 
     def _read(self, k: int) -> Trajectories:
         return self.data.load(self.groups[k])
@@ -170,8 +190,9 @@ class StreamingShooting(torch.nn.Module):
         return f"n_minibatches={len(self.groups)}, n_trajectories={len(self.data)}"
 
 
-def _segment_starts(segments: Segments, smoothed: Sequence[Smoothed],
-                    scale: Callable[[np.ndarray], np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+def _segment_starts(
+    segments: Segments, smoothed: Sequence[Smoothed], scale: Callable[[np.ndarray], np.ndarray]
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per trajectory, its segments' first rows and the scaled smoothed states there (NaN: none)."""
     out = []
     for i, sm in enumerate(smoothed):
@@ -191,4 +212,3 @@ def validation_positions(n_trajectories: int, size: int) -> np.ndarray:
     if n_trajectories <= size:
         return np.arange(n_trajectories)
     return np.unique(np.round(np.linspace(0, n_trajectories - 1, size)).astype(int))
-

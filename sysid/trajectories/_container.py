@@ -205,9 +205,7 @@ class Trajectories(VariableCounts, Sequence[Trajectory]):
     def __post_init__(self) -> None:
         self.state_names, self.input_names = validate_names(self.state_names, self.input_names)
         if self.time_kind not in ("float", "datetime", "timedelta"):
-            raise DataError(
-                f"time_kind must be 'float', 'datetime' or 'timedelta', got {self.time_kind!r}."
-            )
+            raise DataError(f"time_kind must be 'float', 'datetime' or 'timedelta', got {self.time_kind!r}.")
         trajs = list(self.trajectories)
         if not trajs:
             raise DataError("no trajectories: the data is empty. Pass at least one experiment.")
@@ -226,7 +224,8 @@ class Trajectories(VariableCounts, Sequence[Trajectory]):
             checked.append(self._validated(traj))
         self.trajectories = tuple(checked)
         never = [
-            s for j, s in enumerate(self.state_names)
+            s
+            for j, s in enumerate(self.state_names)
             if not any(np.any(~np.isnan(tr.y[:, j])) for tr in self.trajectories)
         ]
         if never:
@@ -249,11 +248,8 @@ class Trajectories(VariableCounts, Sequence[Trajectory]):
             u = validate_matrix(traj.u, t.size, self.input_names, "inputs", traj.name)
             validate_inputs(u, t, self.input_names, traj.name)
         elif traj.u is not None and np.size(traj.u):
-            raise DataError(
-                f"trajectory {traj.name!r} carries inputs but no input_names were given."
-            )
-        return Trajectory(_readonly(t), _readonly(y), None if u is None else _readonly(u),
-                          traj.name, traj.origin)
+            raise DataError(f"trajectory {traj.name!r} carries inputs but no input_names were given.")
+        return Trajectory(_readonly(t), _readonly(y), None if u is None else _readonly(u), traj.name, traj.origin)
 
     # ----------------------------------------------------------------- constructors
     @classmethod
@@ -281,14 +277,12 @@ class Trajectories(VariableCounts, Sequence[Trajectory]):
         --------
         >>> import numpy as np
         >>> data = Trajectories.from_arrays(
-        ...     [np.linspace(0, 1, 5), np.linspace(0, 2, 7)],
-        ...     [np.zeros((5, 1)), np.zeros((7, 1))])
+        ...     [np.linspace(0, 1, 5), np.linspace(0, 2, 7)], [np.zeros((5, 1)), np.zeros((7, 1))]
+        ... )
         >>> [tr.n_times for tr in data], data.state_names
         ([5, 7], ('x0',))
         """
-        single = isinstance(t, np.ndarray) or (
-            isinstance(t, Sequence) and len(t) > 0 and np.isscalar(t[0])
-        )
+        single = isinstance(t, np.ndarray) or (isinstance(t, Sequence) and len(t) > 0 and np.isscalar(t[0]))
         # Array-likes until Trajectories validates them (as_float_array names the trajectory at fault).
         ts: list[Any] = [t] if single else list(t)
         ys: list[Any] = [y] if single else list(y)
@@ -385,7 +379,6 @@ class Trajectories(VariableCounts, Sequence[Trajectory]):
         """The trajectory names, in order."""
         return [tr.name for tr in self.trajectories]
 
-
     @property
     def n_observations(self) -> int:
         """Total number of observed state entries."""
@@ -405,9 +398,12 @@ class Trajectories(VariableCounts, Sequence[Trajectory]):
         Examples
         --------
         >>> import numpy as np
-        >>> data = Trajectories.from_arrays([np.arange(3.0), np.arange(2.0)],
-        ...                                 [np.array([[1.0, np.nan], [2.0, 1.0], [3.0, 1.0]]), np.ones((2, 2))],
-        ...                                 state_names=["prey", "predator"], names=["a", "b"])
+        >>> data = Trajectories.from_arrays(
+        ...     [np.arange(3.0), np.arange(2.0)],
+        ...     [np.array([[1.0, np.nan], [2.0, 1.0], [3.0, 1.0]]), np.ones((2, 2))],
+        ...     state_names=["prey", "predator"],
+        ...     names=["a", "b"],
+        ... )
         >>> print(data)
         Trajectories: 2 experiments ['a', 'b'], float times
           rows:    3 and 2 (5 in all), time spans 2 and 1
@@ -435,20 +431,27 @@ class Trajectories(VariableCounts, Sequence[Trajectory]):
         if gaps.any():
             text = ", ".join(f"{s} {int(n)} of {y.shape[0]}" for s, n in zip(self.state_names, gaps))
             text += " (NaN: not observed)"
-        return "\n".join([
-            f"Trajectories: {len(self)} experiment{'s' if len(self) != 1 else ''} {shown}, {self.time_kind} times",
-            f"  rows:    {counts}, {lengths}{unit}",
-            f"  states:  {', '.join(map(str, self.state_names))}",
-            f"  inputs:  {', '.join(map(str, self.input_names)) or 'none'}",
-            f"  missing: {text}",
-        ])
+        return "\n".join(
+            [
+                f"Trajectories: {len(self)} experiment{'s' if len(self) != 1 else ''} {shown}, {self.time_kind} times",
+                f"  rows:    {counts}, {lengths}{unit}",
+                f"  states:  {', '.join(map(str, self.state_names))}",
+                f"  inputs:  {', '.join(map(str, self.input_names)) or 'none'}",
+                f"  missing: {text}",
+            ]
+        )
 
     # ------------------------------------------------------------------ derived
     def subset(self, trajectories: Sequence[Trajectory]) -> Trajectories:
         """A Trajectories with the same names and metadata holding ``trajectories``."""
         return Trajectories(
-            list(trajectories), self.state_names, self.input_names, self.time_kind,
-            dict(self.attrs), {k: dict(v) for k, v in self.variable_attrs.items()}, dict(self.source),
+            list(trajectories),
+            self.state_names,
+            self.input_names,
+            self.time_kind,
+            dict(self.attrs),
+            {k: dict(v) for k, v in self.variable_attrs.items()},
+            dict(self.source),
         )
 
     def with_states(self, ys: Sequence[np.ndarray], state_names: Sequence[Hashable] | None = None) -> Trajectories:
@@ -475,10 +478,15 @@ class Trajectories(VariableCounts, Sequence[Trajectory]):
         # Model output, not measurements: times and inputs are already validated, and a
         # failed simulation may be all NaN (flagged by the estimator), so skip the checks.
         out = object.__new__(Trajectories)
-        out.__dict__.update(trajectories=tuple(trajs), state_names=names, input_names=self.input_names,
-                            time_kind=self.time_kind, attrs=dict(self.attrs),
-                            variable_attrs={k: dict(v) for k, v in self.variable_attrs.items()},
-                            source=dict(self.source))
+        out.__dict__.update(
+            trajectories=tuple(trajs),
+            state_names=names,
+            input_names=self.input_names,
+            time_kind=self.time_kind,
+            attrs=dict(self.attrs),
+            variable_attrs={k: dict(v) for k, v in self.variable_attrs.items()},
+            source=dict(self.source),
+        )
         return out
 
     def union_grid(self) -> UnionGrid:
@@ -487,8 +495,9 @@ class Trajectories(VariableCounts, Sequence[Trajectory]):
         Examples
         --------
         >>> import numpy as np
-        >>> data = Trajectories.from_arrays([np.array([0., 1., 3.]), np.array([0., 2.])],
-        ...                                 [np.zeros((3, 1)), np.zeros((2, 1))])
+        >>> data = Trajectories.from_arrays(
+        ...     [np.array([0.0, 1.0, 3.0]), np.array([0.0, 2.0])], [np.zeros((3, 1)), np.zeros((2, 1))]
+        ... )
         >>> grid = data.union_grid()
         >>> grid.times.tolist(), grid.mask.astype(int).tolist()
         ([0.0, 1.0, 2.0, 3.0], [[1, 1, 0, 1], [1, 0, 1, 0]])
@@ -521,8 +530,7 @@ class Trajectories(VariableCounts, Sequence[Trajectory]):
         Examples
         --------
         >>> import numpy as np
-        >>> data = Trajectories.from_arrays([np.arange(10.0)] * 3, [np.ones((10, 1))] * 3,
-        ...                                 names=["r1", "r2", "r3"])
+        >>> data = Trajectories.from_arrays([np.arange(10.0)] * 3, [np.ones((10, 1))] * 3, names=["r1", "r2", "r3"])
         >>> train, test = data.split(test_trajectories=["r3"])
         >>> train.names, test.names
         (['r1', 'r2'], ['r3'])
@@ -544,9 +552,7 @@ class Trajectories(VariableCounts, Sequence[Trajectory]):
             if not held:
                 raise DataError("test_trajectories is empty: name at least one trajectory to hold out.")
             if not kept:
-                raise DataError(
-                    f"holding out {list(test_trajectories)} leaves no trajectory to train on."
-                )
+                raise DataError(f"holding out {list(test_trajectories)} leaves no trajectory to train on.")
             return self.subset(kept), self.subset(held)
         fraction = float(time_fraction)  # type: ignore[arg-type]
         if not 0.0 < fraction < 1.0:
@@ -584,4 +590,3 @@ class Trajectories(VariableCounts, Sequence[Trajectory]):
         """Per-state (min, max) over every observed entry."""
         y = np.concatenate([tr.y for tr in self.trajectories])
         return np.nanmin(y, axis=0), np.nanmax(y, axis=0)
-

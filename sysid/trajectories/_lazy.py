@@ -50,8 +50,12 @@ class LazyTrajectories(VariableCounts):
     >>> import numpy as np
     >>> from sysid.trajectories import LazyTrajectories, Trajectory
     >>> stored = {i: Trajectory(np.arange(4.0), np.full((4, 1), float(i)), None, f"r{i}") for i in range(6)}
-    >>> data = LazyTrajectories.scan([f"r{i}" for i in range(6)], [np.arange(0, 3), np.arange(3, 6)],
-    ...                              lambda rows: [stored[int(i)] for i in rows], state_names=["x"])
+    >>> data = LazyTrajectories.scan(
+    ...     [f"r{i}" for i in range(6)],
+    ...     [np.arange(0, 3), np.arange(3, 6)],
+    ...     lambda rows: [stored[int(i)] for i in rows],
+    ...     state_names=["x"],
+    ... )
     >>> len(data), data.summary.states.mean.tolist()
     (6, [2.5])
     >>> [rows.tolist() for rows in data.minibatches(2)]
@@ -116,9 +120,18 @@ class LazyTrajectories(VariableCounts):
         covered = np.concatenate(arrays) if arrays else np.zeros(0, dtype=int)
         if not np.array_equal(covered, np.arange(len(names))):
             raise DataError(f"blocks must cover positions 0..{len(names) - 1} once each, in order.")
-        lazy = cls(names, tuple(state_names), tuple(input_names), arrays,
-                   DataSummary.empty(len(state_names), len(input_names)), reader, time_kind,
-                   dict(attrs or {}), dict(variable_attrs or {}), dict(source or {}))
+        lazy = cls(
+            names,
+            tuple(state_names),
+            tuple(input_names),
+            arrays,
+            DataSummary.empty(len(state_names), len(input_names)),
+            reader,
+            time_kind,
+            dict(attrs or {}),
+            dict(variable_attrs or {}),
+            dict(source or {}),
+        )
         for block in arrays:
             lazy.summary.add(lazy.load(block))  # validated here; the block is dropped after
         never = [s for s, n in zip(lazy.state_names, lazy.summary.states.count) if n == 0]
@@ -133,8 +146,10 @@ class LazyTrajectories(VariableCounts):
         return len(self.names)
 
     def __repr__(self) -> str:
-        return (f"LazyTrajectories(n_trajectories={len(self)}, states={list(self.state_names)}, "
-                f"inputs={list(self.input_names)}, n_blocks={len(self.blocks)}, time_kind={self.time_kind!r})")
+        return (
+            f"LazyTrajectories(n_trajectories={len(self)}, states={list(self.state_names)}, "
+            f"inputs={list(self.input_names)}, n_blocks={len(self.blocks)}, time_kind={self.time_kind!r})"
+        )
 
     def load(self, positions: Sequence[int] | np.ndarray) -> Trajectories:
         """The trajectories at ``positions``, read now and validated, in that order.
@@ -152,9 +167,15 @@ class LazyTrajectories(VariableCounts):
         found = dict(zip(order.tolist(), self.reader(order)))
         if len(found) != order.size:
             raise DataError(f"the reader returned {len(found)} trajectories for {order.size} positions.")
-        return Trajectories([found[int(i)] for i in positions], self.state_names, self.input_names,
-                            self.time_kind, dict(self.attrs), {k: dict(v) for k, v in self.variable_attrs.items()},
-                            dict(self.source))
+        return Trajectories(
+            [found[int(i)] for i in positions],
+            self.state_names,
+            self.input_names,
+            self.time_kind,
+            dict(self.attrs),
+            {k: dict(v) for k, v in self.variable_attrs.items()},
+            dict(self.source),
+        )
 
     def minibatches(self, size: int | None = None) -> list[np.ndarray]:
         """Groups of positions that each read one block: the blocks, cut into pieces of at most ``size``.

@@ -30,8 +30,13 @@ class Moments:
     @classmethod
     def empty(cls, n_columns: int) -> Moments:
         """No values seen yet."""
-        return cls(np.zeros(n_columns), np.zeros(n_columns), np.zeros(n_columns),
-                   np.full(n_columns, np.inf), np.full(n_columns, -np.inf))
+        return cls(
+            np.zeros(n_columns),
+            np.zeros(n_columns),
+            np.zeros(n_columns),
+            np.full(n_columns, np.inf),
+            np.full(n_columns, -np.inf),
+        )
 
     def add(self, values: np.ndarray) -> None:
         """Merge the non-NaN entries of ``values`` (n_rows, n_columns) into these moments.
@@ -39,7 +44,8 @@ class Moments:
         Examples
         --------
         >>> m = Moments.empty(1)
-        >>> m.add(np.array([[1.0], [np.nan]])); m.add(np.array([[3.0]]))
+        >>> m.add(np.array([[1.0], [np.nan]]))
+        >>> m.add(np.array([[3.0]]))
         >>> m.count.tolist(), m.mean.tolist(), m.std.tolist(), m.bounds.tolist()
         ([2.0], [2.0], [1.0], [[1.0], [3.0]])
         """
@@ -81,7 +87,8 @@ class DataSummary:
     >>> from sysid import Trajectories
     >>> data = Trajectories.from_arrays([np.arange(3.0), np.arange(5.0)], [np.ones((3, 1)), np.zeros((5, 1))])
     >>> summary = DataSummary.empty(1, 0)
-    >>> summary.add(data[:1]); summary.add(data[1:])
+    >>> summary.add(data[:1])
+    >>> summary.add(data[1:])
     >>> summary.states.mean.tolist(), summary.durations.tolist(), summary.n_observations
     ([0.375], [2.0, 4.0], 8)
     """

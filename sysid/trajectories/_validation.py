@@ -76,9 +76,7 @@ def validate_times(t: object, name: Hashable) -> np.ndarray:
     return arr
 
 
-def validate_matrix(
-    values: object, n_times: int, names: Sequence[Hashable], what: str, name: Hashable
-) -> np.ndarray:
+def validate_matrix(values: object, n_times: int, names: Sequence[Hashable], what: str, name: Hashable) -> np.ndarray:
     """Return a (n_times, len(names)) float64 array; 1-D input is taken as one column."""
     arr = as_float_array(values, what, name)
     if arr.ndim == 1 and len(names) == 1:

@@ -21,13 +21,15 @@ from sysid.errors import DataError
 
 @pytest.fixture
 def frame() -> pd.DataFrame:
-    return pd.DataFrame({
-        "run": ["a", "a", "a", "b", "b", "b"],
-        "t": [0.0, 1.0, 2.0, 0.0, 1.0, 2.0],
-        "prey": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
-        "predator": [1.0, 1.0, 1.0, 2.0, 2.0, 2.0],
-        "temp": [20.0, 20.0, 21.0, 21.0, 22.0, 22.0],
-    })
+    return pd.DataFrame(
+        {
+            "run": ["a", "a", "a", "b", "b", "b"],
+            "t": [0.0, 1.0, 2.0, 0.0, 1.0, 2.0],
+            "prey": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+            "predator": [1.0, 1.0, 1.0, 2.0, 2.0, 2.0],
+            "temp": [20.0, 20.0, 21.0, 21.0, 22.0, 22.0],
+        }
+    )
 
 
 @pytest.fixture
@@ -134,15 +136,21 @@ def test_duplicate_times_suggest_a_trajectory_column(frame):
 
 def test_a_clock_reset_names_the_rows_and_both_fixes(frame):
     stacked = frame.drop(columns="run")  # two runs one after the other: time goes back to 0 at row 3
-    with pytest.raises(DataError, match=r"trajectory 0: times go backwards at rows 2 and 3 \(2\.0 then 0\.0\); .* "
-                                        r"give each run its own label with trajectory=; .* pass sort=True"):
+    with pytest.raises(
+        DataError,
+        match=r"trajectory 0: times go backwards at rows 2 and 3 \(2\.0 then 0\.0\); .* "
+        r"give each run its own label with trajectory=; .* pass sort=True",
+    ):
         from_pandas(stacked)
 
 
 def test_a_text_column_left_out_of_states_is_named_with_the_fix(frame):
-    with pytest.raises(DataError, match=r"column 'run' holds text \(e\.g\. 'a' at row 0\)\. With states= not "
-                                        r"given, every column .* is a state; pass states=\[\.\.\.\] "
-                                        r"\(or trajectory=, inputs=\)"):
+    with pytest.raises(
+        DataError,
+        match=r"column 'run' holds text \(e\.g\. 'a' at row 0\)\. With states= not "
+        r"given, every column .* is a state; pass states=\[\.\.\.\] "
+        r"\(or trajectory=, inputs=\)",
+    ):
         from_pandas(frame)
 
 
@@ -173,8 +181,9 @@ def test_infinite_state_names_trajectory_row_and_time(frame):
 
 def test_nan_input_without_interpolation_names_trajectory_column_row_and_time(frame):
     frame.loc[4, "temp"] = np.nan
-    with pytest.raises(DataError,
-                       match=r"trajectory 'b': input 'temp' is NaN at row 4 \(time 1\.0\).*interpolate_inputs=True"):
+    with pytest.raises(
+        DataError, match=r"trajectory 'b': input 'temp' is NaN at row 4 \(time 1\.0\).*interpolate_inputs=True"
+    ):
         from_pandas(frame, inputs=["temp"], trajectory="run")
 
 
@@ -267,14 +276,18 @@ def test_arrays_with_text():
 
 
 def test_unsorted_array_times_are_reported():
-    with pytest.raises(DataError, match=r"trajectory 0: times go backwards at rows 1 and 2 \(2\.0 then 1\.0\).* "
-                                        r"pass sort=True"):
+    with pytest.raises(
+        DataError,
+        match=r"trajectory 0: times go backwards at rows 1 and 2 \(2\.0 then 1\.0\).* "
+        r"pass sort=True",
+    ):
         as_trajectories(np.zeros((3, 1)), t=np.array([0.0, 2.0, 1.0]))
 
 
 def test_unsupported_type_names_it_and_the_accepted_ones():
-    with pytest.raises(DataError,
-                       match=r"cannot use data of type str; expected a sysid\.Trajectories, a pandas DataFrame"):
+    with pytest.raises(
+        DataError, match=r"cannot use data of type str; expected a sysid\.Trajectories, a pandas DataFrame"
+    ):
         as_trajectories("data.csv")
 
 

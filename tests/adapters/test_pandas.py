@@ -22,13 +22,15 @@ from sysid.errors import DataError
 @pytest.fixture
 def predator_prey() -> pd.DataFrame:
     """Two experiments of different lengths, interleaved (each in time order), a NaN hole, an input."""
-    return pd.DataFrame({
-        "run": ["a", "b", "b", "a", "b", "a", "b"],
-        "t": [0.0, 0.0, 0.5, 1.0, 1.5, 2.0, 3.0],
-        "prey": [10.0, 9.0, 11.0, 12.0, np.nan, 14.0, 15.0],
-        "predator": [1.0, 1.5, 2.0, 2.0, 3.0, 3.0, 4.0],
-        "temp": [19.0, 18.0, 20.0, 20.0, 21.0, 21.0, 22.0],
-    })
+    return pd.DataFrame(
+        {
+            "run": ["a", "b", "b", "a", "b", "a", "b"],
+            "t": [0.0, 0.0, 0.5, 1.0, 1.5, 2.0, 3.0],
+            "prey": [10.0, 9.0, 11.0, 12.0, np.nan, 14.0, 15.0],
+            "predator": [1.0, 1.5, 2.0, 2.0, 3.0, 3.0, 4.0],
+            "temp": [19.0, 18.0, 20.0, 20.0, 21.0, 21.0, 22.0],
+        }
+    )
 
 
 def test_adapters_import_no_torch():
@@ -49,8 +51,7 @@ def test_adapters_import_no_torch():
 
 
 def test_reads_each_experiment_sorted_by_time(predator_prey):
-    data = from_pandas(predator_prey, time="t", states=["prey", "predator"], inputs=["temp"],
-                       trajectory="run")
+    data = from_pandas(predator_prey, time="t", states=["prey", "predator"], inputs=["temp"], trajectory="run")
     assert isinstance(data, Trajectories)
     assert data.names == ["a", "b"]
     assert data["a"].t.tolist() == [0.0, 1.0, 2.0]
@@ -72,11 +73,14 @@ def test_default_states_are_every_column_left(predator_prey):
     assert data.state_names == ("prey", "predator")
 
 
-@pytest.mark.parametrize(("extra", "match"), [
-    ({"note": "free text"}, r"column 'note' holds text \(e\.g\. 'free text' at row 0\)\. With states= not given"),
-    ({"flag": True}, r"column 'flag' holds booleans \(True/False\), not measurements\. With states= not given"),
-    ({"when": pd.Timestamp("2024-01-01")}, r"column 'when' holds datetime64\[\w+\] values, .* pass time='when'"),
-])
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        ({"note": "free text"}, r"column 'note' holds text \(e\.g\. 'free text' at row 0\)\. With states= not given"),
+        ({"flag": True}, r"column 'flag' holds booleans \(True/False\), not measurements\. With states= not given"),
+        ({"when": pd.Timestamp("2024-01-01")}, r"column 'when' holds datetime64\[\w+\] values, .* pass time='when'"),
+    ],
+)
 def test_inferred_states_are_decided_by_name_not_by_dtype(predator_prey, extra, match):
     """states=None makes every column left a state: one that is not numbers is an error, never dropped."""
     with pytest.raises(DataError, match=match):
@@ -89,22 +93,32 @@ def test_inferred_states_are_decided_by_name_not_by_dtype(predator_prey, extra, 
 def test_a_typo_in_an_inferred_state_column_names_column_row_and_value(predator_prey, typo):
     frame = predator_prey.astype({"predator": object})
     frame.loc[4, "predator"] = typo
-    with pytest.raises(DataError, match=rf"column 'predator' holds {re.escape(repr(typo))} at row 4, which is not a "
-                                        r"number "
-                                        r"\(1 such cell\(s\) among 7 values\); fix the cell\(s\), or leave them empty"):
+    with pytest.raises(
+        DataError,
+        match=rf"column 'predator' holds {re.escape(repr(typo))} at row 4, which is not a "
+        r"number "
+        r"\(1 such cell\(s\) among 7 values\); fix the cell\(s\), or leave them empty",
+    ):
         from_pandas(frame, time="t", inputs=["temp"], trajectory="run")
 
 
 @settings(max_examples=40, deadline=None)
 @given(st.integers(0, 6), st.sampled_from(["n/a", "0,31", "-", "x1", "1e"]), st.booleans())
 def test_any_typo_cell_stops_the_inference_whatever_the_row(row, typo, in_prey):
-    frame = pd.DataFrame({"run": ["a", "b", "b", "a", "b", "a", "b"], "t": [0.0, 0.0, 0.5, 1.0, 1.5, 2.0, 3.0],
-                          "prey": np.arange(7.0), "predator": np.arange(7.0) + 10})
+    frame = pd.DataFrame(
+        {
+            "run": ["a", "b", "b", "a", "b", "a", "b"],
+            "t": [0.0, 0.0, 0.5, 1.0, 1.5, 2.0, 3.0],
+            "prey": np.arange(7.0),
+            "predator": np.arange(7.0) + 10,
+        }
+    )
     column = "prey" if in_prey else "predator"
     frame = frame.astype({column: object})
     frame.loc[row, column] = typo
-    with pytest.raises(DataError,
-                       match=rf"column '{column}' holds {re.escape(repr(typo))} at row {row}, which is not a number"):
+    with pytest.raises(
+        DataError, match=rf"column '{column}' holds {re.escape(repr(typo))} at row {row}, which is not a number"
+    ):
         from_pandas(frame, time="t", trajectory="run")
 
 
@@ -180,12 +194,16 @@ def test_timedelta_times_are_seconds_from_zero():
 
 
 def test_datetimes_get_one_origin_per_trajectory_and_keep_their_unit():
-    frame = pd.DataFrame({
-        "run": ["a", "a", "b", "b"],
-        "t": np.array(["2020-01-01T00:00:00", "2020-01-01T00:00:02.5",
-                       "2021-06-01T12:00:00", "2021-06-01T12:01:00"], dtype="datetime64[ms]"),
-        "x": [1.0, 2.0, 3.0, 4.0],
-    })
+    frame = pd.DataFrame(
+        {
+            "run": ["a", "a", "b", "b"],
+            "t": np.array(
+                ["2020-01-01T00:00:00", "2020-01-01T00:00:02.5", "2021-06-01T12:00:00", "2021-06-01T12:01:00"],
+                dtype="datetime64[ms]",
+            ),
+            "x": [1.0, 2.0, 3.0, 4.0],
+        }
+    )
     data = from_pandas(frame, trajectory="run")
     assert data["a"].t.tolist() == [0.0, 2.5]
     assert data["b"].t.tolist() == [0.0, 60.0]
@@ -215,32 +233,39 @@ def test_integer_times_and_labels_keep_their_dtype():
 
 
 def test_categorical_labels_keep_their_categories():
-    frame = pd.DataFrame({
-        "run": pd.Categorical(["low", "low", "high", "high"], categories=["low", "high"]),
-        "t": [0.0, 1.0, 0.0, 1.0], "x": [1.0, 2.0, 3.0, 4.0],
-    })
+    frame = pd.DataFrame(
+        {
+            "run": pd.Categorical(["low", "low", "high", "high"], categories=["low", "high"]),
+            "t": [0.0, 1.0, 0.0, 1.0],
+            "x": [1.0, 2.0, 3.0, 4.0],
+        }
+    )
     data = from_pandas(frame, trajectory="run")
     assert data.names == ["low", "high"]
     pd.testing.assert_frame_equal(to_pandas(data), frame)
 
 
 def test_ragged_experiments_keep_their_own_irregular_times():
-    frame = pd.DataFrame({
-        "run": [1] * 5 + [2] * 2,
-        "t": [0.0, 0.1, 0.15, 0.9, 2.0, 0.3, 7.0],
-        "x": np.arange(7.0),
-    })
+    frame = pd.DataFrame(
+        {
+            "run": [1] * 5 + [2] * 2,
+            "t": [0.0, 0.1, 0.15, 0.9, 2.0, 0.3, 7.0],
+            "x": np.arange(7.0),
+        }
+    )
     data = from_pandas(frame, trajectory="run")
     assert [tr.n_times for tr in data] == [5, 2]
     assert data[2].t.tolist() == [0.3, 7.0]
 
 
 def test_rows_with_no_state_are_kept_only_where_an_input_is_known():
-    frame = pd.DataFrame({
-        "t": [0.0, 1.0, 2.0, 3.0],
-        "x": [1.0, np.nan, np.nan, 4.0],
-        "u": [0.0, 5.0, np.nan, 1.0],
-    })
+    frame = pd.DataFrame(
+        {
+            "t": [0.0, 1.0, 2.0, 3.0],
+            "x": [1.0, np.nan, np.nan, 4.0],
+            "u": [0.0, 5.0, np.nan, 1.0],
+        }
+    )
     data = from_pandas(frame, inputs="u", interpolate_inputs=True)
     assert data[0].t.tolist() == [0.0, 1.0, 3.0]
     no_inputs = from_pandas(frame[["t", "x"]])
@@ -248,12 +273,14 @@ def test_rows_with_no_state_are_kept_only_where_an_input_is_known():
 
 
 def test_interpolate_inputs_is_linear_in_time_and_nearest_at_the_ends():
-    frame = pd.DataFrame({
-        "run": ["a"] * 5 + ["b"] * 3,
-        "t": [0.0, 1.0, 4.0, 5.0, 6.0, 0.0, 1.0, 2.0],
-        "x": np.arange(8.0),
-        "u": [np.nan, 10.0, np.nan, 20.0, np.nan, 100.0, np.nan, 100.0],
-    })
+    frame = pd.DataFrame(
+        {
+            "run": ["a"] * 5 + ["b"] * 3,
+            "t": [0.0, 1.0, 4.0, 5.0, 6.0, 0.0, 1.0, 2.0],
+            "x": np.arange(8.0),
+            "u": [np.nan, 10.0, np.nan, 20.0, np.nan, 100.0, np.nan, 100.0],
+        }
+    )
     data = from_pandas(frame, inputs="u", trajectory="run", interpolate_inputs=True)
     # a: nearest (10) before the first value, linear in *time* between t=1 and t=5, nearest after.
     assert data["a"].u[:, 0].tolist() == [10.0, 10.0, 17.5, 20.0, 20.0]

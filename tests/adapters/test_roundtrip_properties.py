@@ -43,8 +43,7 @@ def _unique_sorted(draw, n: int, low: int, high: int) -> np.ndarray:
 def _times(draw, kind: str, n: int, unit: str) -> np.ndarray:
     """n irregular increasing times of the given kind (ms grid for datetimes/timedeltas)."""
     if kind == "float":
-        values = draw(hnp.arrays(np.float64, n, unique=True,
-                                 elements=st.floats(-1e3, 1e3, allow_nan=False, width=64)))
+        values = draw(hnp.arrays(np.float64, n, unique=True, elements=st.floats(-1e3, 1e3, allow_nan=False, width=64)))
         return np.sort(values)
     if kind == "timedelta":
         ms = _unique_sorted(draw, n, -2 * MS_PER_DAY, 5 * MS_PER_DAY)
@@ -108,8 +107,13 @@ def long_frames(draw, kinds=("float", "datetime", "timedelta"), allow_tz=True, a
     time_in_index = allow_index and draw(st.booleans())
     if time_in_index:
         frame = frame.set_index(TIME)
-    keywords = {"time": TIME, "states": states, "inputs": inputs, "trajectory": RUN if keep_run else None,
-                "sort": shuffled}
+    keywords = {
+        "time": TIME,
+        "states": states,
+        "inputs": inputs,
+        "trajectory": RUN if keep_run else None,
+        "sort": shuffled,
+    }
     return frame, keywords
 
 
@@ -121,8 +125,11 @@ def _sorted(frame: pd.DataFrame, trajectory: str | None) -> pd.DataFrame:
 
 def _dataset_of(frame: pd.DataFrame, keywords: dict) -> xr.Dataset:
     keys = [k for k in (keywords["trajectory"], TIME) if k is not None]
-    dataset = frame.reset_index().set_index(keys).to_xarray() if TIME in frame.index.names \
+    dataset = (
+        frame.reset_index().set_index(keys).to_xarray()
+        if TIME in frame.index.names
         else frame.set_index(keys).to_xarray()
+    )
     dataset = dataset.sortby(TIME)
     dataset.attrs = {"title": "random experiments", "version": 3}
     for name in dataset.data_vars:
@@ -194,12 +201,14 @@ def test_array_lists_round_trip_row_for_row(case):
 # ------------------------------------------------------------------ one example per type
 @pytest.fixture
 def frame() -> pd.DataFrame:
-    return pd.DataFrame({
-        "run": [3, 3, 3, 9, 9],
-        "t": [0.0, 0.5, 2.0, 0.0, 1.0],
-        "prey": [1.0, np.nan, 3.0, 4.0, 5.0],
-        "temp": [20.0, 21.0, 22.0, 23.0, 24.0],
-    })
+    return pd.DataFrame(
+        {
+            "run": [3, 3, 3, 9, 9],
+            "t": [0.0, 0.5, 2.0, 0.0, 1.0],
+            "prey": [1.0, np.nan, 3.0, 4.0, 5.0],
+            "temp": [20.0, 21.0, 22.0, 23.0, 24.0],
+        }
+    )
 
 
 def _prediction(data: Trajectories) -> Trajectories:
@@ -237,9 +246,11 @@ def test_to_caller_format_returns_a_dataset_like_the_input(frame):
 
 def test_to_caller_format_returns_a_dataarray_with_the_same_dims_and_coords():
     array = xr.DataArray(
-        np.arange(12.0).reshape(3, 2, 2), dims=("time", "species", "run"),
+        np.arange(12.0).reshape(3, 2, 2),
+        dims=("time", "species", "run"),
         coords={"time": [0.0, 1.0, 2.0], "species": ["prey", "predator"], "run": ["a", "b"]},
-        name="counts", attrs={"source": "lab"},
+        name="counts",
+        attrs={"source": "lab"},
     )
     data = as_trajectories(array, trajectory="run", state_dim="species")
     back = to_caller_format(data.with_states([tr.y for tr in data]), array)

@@ -17,8 +17,10 @@ from sysid.adapters import as_trajectories, from_arrays, from_pandas, from_xarra
 from sysid.errors import DataError
 
 SETTINGS = settings(max_examples=40, deadline=None)
-BACKWARDS = (r"trajectory {name}: times go backwards at {where}s? (\d+) and (\d+) "
-             r"\(([-\d.e+]+) then ([-\d.e+]+)\).*sort=True")
+BACKWARDS = (
+    r"trajectory {name}: times go backwards at {where}s? (\d+) and (\d+) "
+    r"\(([-\d.e+]+) then ([-\d.e+]+)\).*sort=True"
+)
 
 
 @st.composite
@@ -65,8 +67,10 @@ def test_pandas_xarray_and_arrays_refuse_the_same_times_and_sort_them_alike(case
 def test_interleaved_experiments_in_time_order_need_no_sort(lengths, seed) -> None:
     """Rows of several runs merged by time (each run increasing) are read as they are."""
     rng = np.random.default_rng(seed)
-    pieces = [pd.DataFrame({"run": k, "t": np.sort(rng.choice(100, n, replace=False)) * 0.1,
-                            "x": rng.normal(size=n)}) for k, n in enumerate(lengths)]
+    pieces = [
+        pd.DataFrame({"run": k, "t": np.sort(rng.choice(100, n, replace=False)) * 0.1, "x": rng.normal(size=n)})
+        for k, n in enumerate(lengths)
+    ]
     frame = pd.concat(pieces).sort_values("t", kind="stable").reset_index(drop=True)
     data = from_pandas(frame, time="t", trajectory="run")
     for k, piece in enumerate(pieces):

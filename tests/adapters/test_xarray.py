@@ -16,10 +16,12 @@ def ragged() -> xr.Dataset:
     """Two experiments on a shared, NaN-padded time axis, with units and dataset attrs."""
     return xr.Dataset(
         {
-            "prey": (("run", "time"), [[10.0, 11.0, np.nan, 13.0], [np.nan, 5.0, 6.0, np.nan]],
-                     {"units": "1/km2"}),
-            "predator": (("run", "time"), [[1.0, np.nan, np.nan, 2.0], [np.nan, 3.0, 3.5, np.nan]],
-                         {"units": "1/km2", "long_name": "lynx"}),
+            "prey": (("run", "time"), [[10.0, 11.0, np.nan, 13.0], [np.nan, 5.0, 6.0, np.nan]], {"units": "1/km2"}),
+            "predator": (
+                ("run", "time"),
+                [[1.0, np.nan, np.nan, 2.0], [np.nan, 3.0, 3.5, np.nan]],
+                {"units": "1/km2", "long_name": "lynx"},
+            ),
         },
         coords={"run": ["r1", "r2"], "time": ("time", [0.0, 0.5, 1.25, 2.0], {"units": "s"})},
         attrs={"title": "Hudson Bay", "year": 1900},
@@ -65,8 +67,9 @@ def test_dims_order_time_first_is_kept(ragged):
 
 def test_datetime_coordinates_give_seconds_from_each_trajectorys_first_time():
     times = np.array(["2022-03-01T00:00", "2022-03-01T00:01", "2022-03-01T00:03"], dtype="datetime64[s]")
-    dataset = xr.Dataset({"x": (("run", "time"), [[1.0, 2.0, np.nan], [np.nan, 3.0, 4.0]])},
-                         coords={"run": [0, 1], "time": times})
+    dataset = xr.Dataset(
+        {"x": (("run", "time"), [[1.0, 2.0, np.nan], [np.nan, 3.0, 4.0]])}, coords={"run": [0, 1], "time": times}
+    )
     data = from_xarray(dataset)
     assert data.time_kind == "datetime"
     assert data[0].t.tolist() == [0.0, 60.0]
@@ -78,21 +81,27 @@ def test_datetime_coordinates_give_seconds_from_each_trajectorys_first_time():
 
 
 def test_datetimes_from_pandas_with_different_origins_share_a_union_axis():
-    frame = pd.DataFrame({
-        "run": ["a", "a", "b", "b"],
-        "t": pd.to_datetime(["2020-01-01 00:00", "2020-01-01 00:10", "2020-01-01 00:05", "2020-01-01 00:10"]),
-        "x": [1.0, 2.0, 3.0, 4.0],
-    })
+    frame = pd.DataFrame(
+        {
+            "run": ["a", "a", "b", "b"],
+            "t": pd.to_datetime(["2020-01-01 00:00", "2020-01-01 00:10", "2020-01-01 00:05", "2020-01-01 00:10"]),
+            "x": [1.0, 2.0, 3.0, 4.0],
+        }
+    )
     dataset = to_xarray(from_pandas(frame, trajectory="run"))
     assert dict(dataset.sizes) == {"run": 2, "t": 3}
-    assert dataset["t"].values.tolist() == pd.to_datetime(
-        ["2020-01-01 00:00", "2020-01-01 00:05", "2020-01-01 00:10"]).as_unit("us").to_numpy().tolist()
+    assert (
+        dataset["t"].values.tolist()
+        == pd.to_datetime(["2020-01-01 00:00", "2020-01-01 00:05", "2020-01-01 00:10"])
+        .as_unit("us")
+        .to_numpy()
+        .tolist()
+    )
     np.testing.assert_array_equal(dataset["x"].values, [[1.0, np.nan, 2.0], [np.nan, 3.0, 4.0]])
 
 
 def test_timedelta_coordinates_round_trip():
-    dataset = xr.Dataset({"x": ("time", [1.0, 2.0])},
-                         coords={"time": np.array([0, 1500], dtype="timedelta64[ms]")})
+    dataset = xr.Dataset({"x": ("time", [1.0, 2.0])}, coords={"time": np.array([0, 1500], dtype="timedelta64[ms]")})
     data = from_xarray(dataset)
     assert data.time_kind == "timedelta" and data[0].t.tolist() == [0.0, 1.5]
     xr.testing.assert_identical(to_xarray(data), dataset)
@@ -116,7 +125,8 @@ def test_nan_inputs_are_interpolated_on_request(ragged):
 
 def test_dataarray_with_a_state_dimension():
     array = xr.DataArray(
-        np.arange(12.0).reshape(2, 3, 2), dims=("run", "time", "species"),
+        np.arange(12.0).reshape(2, 3, 2),
+        dims=("run", "time", "species"),
         coords={"run": ["a", "b"], "time": [0.0, 1.0, 2.0], "species": ["prey", "predator"]},
         name="counts",
     )
@@ -130,7 +140,8 @@ def test_dataarray_with_a_state_dimension():
 
 def test_dataarray_state_dim_can_be_named_and_inputs_taken_from_it():
     array = xr.DataArray(
-        np.arange(9.0).reshape(3, 3), dims=("time", "var"),
+        np.arange(9.0).reshape(3, 3),
+        dims=("time", "var"),
         coords={"time": [0.0, 1.0, 2.0], "var": ["x", "y", "heater"]},
     )
     data = from_xarray(array, state_dim="var", inputs=["heater"])
@@ -160,8 +171,7 @@ def test_to_dataarray_of_dataset_data_stacks_states_on_a_state_dim(ragged):
 
 
 def test_to_xarray_of_array_data_uses_default_dims():
-    data = Trajectories.from_arrays([np.array([0.0, 1.0]), np.array([0.5, 1.0])],
-                                    [np.ones((2, 1)), np.ones((2, 1))])
+    data = Trajectories.from_arrays([np.array([0.0, 1.0]), np.array([0.5, 1.0])], [np.ones((2, 1)), np.ones((2, 1))])
     dataset = to_xarray(data)
     assert dataset["x0"].dims == ("trajectory", "time")
     assert dataset["time"].values.tolist() == [0.0, 0.5, 1.0]

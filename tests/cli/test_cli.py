@@ -22,8 +22,18 @@ import sysid
 from sysid.cli import main
 from sysid.datasets import simulate
 
-TINY_NEURAL = ["--hidden", "4", "--max-epochs", "2", "--lbfgs-steps", "0", "--gradient", "backprop",
-               "--set", "collocation_steps=5"]
+TINY_NEURAL = [
+    "--hidden",
+    "4",
+    "--max-epochs",
+    "2",
+    "--lbfgs-steps",
+    "0",
+    "--gradient",
+    "backprop",
+    "--set",
+    "collocation_steps=5",
+]
 COLUMNS = ["--time", "t", "--states", "prey,predator", "--trajectory", "trajectory"]
 
 
@@ -87,10 +97,12 @@ def test_info_describes_the_model_and_its_provenance(capsys: pytest.CaptureFixtu
     assert provenance["config"]["model"] == "neural" and provenance["config"]["states"] == ["prey", "predator"]
 
 
-@pytest.mark.parametrize(("source", "target"),
-                         [("csv", "csv"), ("parquet", "parquet"), ("csv", "nc"), ("nc", "nc"), ("nc", "csv")])
-def test_predict_keeps_the_input_columns_and_labels(capsys: pytest.CaptureFixture[str], files: dict,
-                                                    source: str, target: str) -> None:
+@pytest.mark.parametrize(
+    ("source", "target"), [("csv", "csv"), ("parquet", "parquet"), ("csv", "nc"), ("nc", "nc"), ("nc", "csv")]
+)
+def test_predict_keeps_the_input_columns_and_labels(
+    capsys: pytest.CaptureFixture[str], files: dict, source: str, target: str
+) -> None:
     out_path = files["root"] / f"pred_{source}.{target}"
     code, _, err = run(capsys, "predict", files["model"], files[source], "--out", out_path, "--quiet")
     assert code == 0 and err == ""
@@ -108,8 +120,9 @@ def test_predict_keeps_the_input_columns_and_labels(capsys: pytest.CaptureFixtur
 
 
 def test_predict_new_experiment_on_a_grid_to_stdout(capsys: pytest.CaptureFixture[str], files: dict) -> None:
-    code, out, _ = run(capsys, "predict", files["model"], "--t0", "0", "--t1", "2", "--n-times", "5",
-                       "--x0", "1.5,1.0", "--quiet")
+    code, out, _ = run(
+        capsys, "predict", files["model"], "--t0", "0", "--t1", "2", "--n-times", "5", "--x0", "1.5,1.0", "--quiet"
+    )
     assert code == 0
     lines = out.strip().splitlines()
     assert lines[0] == "t,prey,predator" and len(lines) == 6
@@ -125,8 +138,9 @@ def test_predict_with_x0_at_data_times(capsys: pytest.CaptureFixture[str], files
 
 
 # -- config --------------------------------------------------------------------------------------------------------
-def test_config_file_with_a_flag_override(capsys: pytest.CaptureFixture[str], files: dict, tmp_path: Path,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_config_file_with_a_flag_override(
+    capsys: pytest.CaptureFixture[str], files: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     folder = tmp_path / "pipeline"
     (folder / "configs").mkdir(parents=True)
     (folder / "data.csv").write_bytes(files["csv"].read_bytes())
@@ -150,24 +164,49 @@ def test_config_file_with_a_flag_override(capsys: pytest.CaptureFixture[str], fi
 
 
 # -- compare -------------------------------------------------------------------------------------------------------
-def test_compare_writes_table_report_and_figures(capsys: pytest.CaptureFixture[str], files: dict,
-                                                 tmp_path: Path) -> None:
+def test_compare_writes_table_report_and_figures(
+    capsys: pytest.CaptureFixture[str], files: dict, tmp_path: Path
+) -> None:
     rhs = tmp_path / "lv.py"
     rhs.write_text(
         "def lotka(t, x, p, u):\n"
         "    return [p['a'] * x[0] - p['b'] * x[0] * x[1], p['d'] * x[0] * x[1] - p['g'] * x[1]]\n"
     )
     data = tmp_path / "lv40.csv"  # SINDy needs more and cleaner samples than the tiny neural fits
-    simulate("lotka_volterra", n_trajectories=2, n_samples=40, noise=0.01, random_state=0,
-             as_frame=True).to_csv(data, index=False)
+    simulate("lotka_volterra", n_trajectories=2, n_samples=40, noise=0.01, random_state=0, as_frame=True).to_csv(
+        data, index=False
+    )
     out_dir = tmp_path / "report"
-    code, out, _ = run(capsys, "compare", data, "--trajectory", "trajectory", "--models", "sindy,classical",
-                       "--rhs", f"{rhs}:lotka", "--params", "a=1,b=1,d=1,g=2", "--set", "max_nfev=20",
-                       "--test-trajectories", "run1", "--truth", "lotka_volterra", "--out", out_dir, "--quiet")
+    code, out, _ = run(
+        capsys,
+        "compare",
+        data,
+        "--trajectory",
+        "trajectory",
+        "--models",
+        "sindy,classical",
+        "--rhs",
+        f"{rhs}:lotka",
+        "--params",
+        "a=1,b=1,d=1,g=2",
+        "--set",
+        "max_nfev=20",
+        "--test-trajectories",
+        "run1",
+        "--truth",
+        "lotka_volterra",
+        "--out",
+        out_dir,
+        "--quiet",
+    )
     assert code == 0
     table = pd.read_csv(out_dir / "comparison.csv")
     assert sorted(zip(table["estimator"], table["split"])) == [
-        ("ClassicalODE", "test"), ("ClassicalODE", "train"), ("SINDy", "test"), ("SINDy", "train")]
+        ("ClassicalODE", "test"),
+        ("ClassicalODE", "train"),
+        ("SINDy", "test"),
+        ("SINDy", "train"),
+    ]
     assert table["rmse"].notna().all()
     assert (out_dir / "comparison.md").read_text().count("| SINDy |") == 2
     assert (out_dir / "fits.png").stat().st_size > 0 and (out_dir / "comparison.png").exists()
@@ -185,27 +224,54 @@ def _bad_cases(files: dict, tmp: Path) -> list[tuple[list, str]]:
     return [
         (["fit", tmp / "missing.csv", "--out", out], "no such data file"),
         (["fit", tmp / "data.xlsx", "--out", out], "unknown extension '.xlsx'"),
-        (["fit", files["csv"], "--time", "t", "--states", "prey,predatr", "--trajectory", "trajectory",
-          "--out", out], "did you mean 'predator'"),
+        (
+            [
+                "fit",
+                files["csv"],
+                "--time",
+                "t",
+                "--states",
+                "prey,predatr",
+                "--trajectory",
+                "trajectory",
+                "--out",
+                out,
+            ],
+            "did you mean 'predator'",
+        ),
         (["fit", files["csv"], "--model", "nerual", "--out", out], "did you mean 'neural'"),
         (["compare", files["csv"], "--models", "sindy,lstm"], "unknown model 'lstm'"),
         (["predict", files["model"], files["csv"], "--x0", "1,2,3"], "--x0 has 3 value(s)"),
         (["predict", files["model"], "--t1", "3", "--x0", "1"], "the model has 2 states"),
         (["info", tmp / "garbage.sysid"], "not a readable sysid model file"),
         (["predict", truncated, files["csv"]], "not a readable sysid model file"),
-        (["fit", files["csv"], "--model", "classical", "--rhs", "lotka_volterra", "--params", "alpha=fast",
-          "--out", out], "alpha=fast is not a number"),
+        (
+            [
+                "fit",
+                files["csv"],
+                "--model",
+                "classical",
+                "--rhs",
+                "lotka_volterra",
+                "--params",
+                "alpha=fast",
+                "--out",
+                out,
+            ],
+            "alpha=fast is not a number",
+        ),
         (["fit", files["csv"], "--model", "sindy", "--hidden", "8", "--out", out], "--hidden does not apply"),
         (["fit", "--config", tmp / "bad.toml", "--out", out], "unknown key 'epochs'"),
         (["fit", files["csv"], "--max-epochs", "many", "--out", out], "invalid int value"),
-        (["compare", files["csv"], "--trajectory", "trajectory", "--models", "sindy", "--test-trajectories", "run7"],
-         "no trajectory 'run7'"),
+        (
+            ["compare", files["csv"], "--trajectory", "trajectory", "--models", "sindy", "--test-trajectories", "run7"],
+            "no trajectory 'run7'",
+        ),
         (["demo", "--dataset", "lynx_hares"], "did you mean 'lynx_hare'"),
     ]
 
 
-def test_bad_input_exits_2_with_one_clear_line(capsys: pytest.CaptureFixture[str], files: dict,
-                                               tmp_path: Path) -> None:
+def test_bad_input_exits_2_with_one_clear_line(capsys: pytest.CaptureFixture[str], files: dict, tmp_path: Path) -> None:
     for argv, expected in _bad_cases(files, tmp_path):
         code, out, err = run(capsys, *argv)
         line = error_line(err)
@@ -222,8 +288,9 @@ def test_unknown_extension_names_the_accepted_ones(capsys: pytest.CaptureFixture
     assert ".csv" in err and ".parquet" in err and ".nc" in err
 
 
-def test_failed_fit_exits_1(capsys: pytest.CaptureFixture[str], files: dict, tmp_path: Path,
-                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_fit_exits_1(
+    capsys: pytest.CaptureFixture[str], files: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def fail(self, *args, **kwargs):
         raise sysid.FitError("training failed 5 times in a row (last: the loss is NaN or infinite)")
 
@@ -233,11 +300,27 @@ def test_failed_fit_exits_1(capsys: pytest.CaptureFixture[str], files: dict, tmp
     assert "the fit failed" in error_line(err)
 
 
-def test_classical_model_with_the_builtin_right_hand_side(capsys: pytest.CaptureFixture[str], files: dict,
-                                                          tmp_path: Path) -> None:
+def test_classical_model_with_the_builtin_right_hand_side(
+    capsys: pytest.CaptureFixture[str], files: dict, tmp_path: Path
+) -> None:
     out = tmp_path / "lv.sysid"
-    code, _, _ = run(capsys, "fit", files["csv"], *COLUMNS, "--model", "classical", "--rhs", "lotka_volterra",
-                     "--params", "alpha=1,beta=1,gamma=2,delta=1", "--set", "max_nfev=20", "--out", out, "-q")
+    code, _, _ = run(
+        capsys,
+        "fit",
+        files["csv"],
+        *COLUMNS,
+        "--model",
+        "classical",
+        "--rhs",
+        "lotka_volterra",
+        "--params",
+        "alpha=1,beta=1,gamma=2,delta=1",
+        "--set",
+        "max_nfev=20",
+        "--out",
+        out,
+        "-q",
+    )
     assert code == 0
     code, text, _ = run(capsys, "info", out)
     assert "ClassicalODE" in text and "alpha = " in text and "lotka_volterra (built in)" in text
@@ -245,15 +328,34 @@ def test_classical_model_with_the_builtin_right_hand_side(capsys: pytest.Capture
     assert code == 0
 
 
-def test_classical_model_with_a_right_hand_side_file(capsys: pytest.CaptureFixture[str], files: dict,
-                                                     tmp_path: Path) -> None:
+def test_classical_model_with_a_right_hand_side_file(
+    capsys: pytest.CaptureFixture[str], files: dict, tmp_path: Path
+) -> None:
     rhs = tmp_path / "lv.py"
-    rhs.write_text("def lotka(t, x, p, u):\n"
-                   "    return [p['a'] * x[0] - p['b'] * x[0] * x[1], p['d'] * x[0] * x[1] - p['g'] * x[1]]\n")
+    rhs.write_text(
+        "def lotka(t, x, p, u):\n"
+        "    return [p['a'] * x[0] - p['b'] * x[0] * x[1], p['d'] * x[0] * x[1] - p['g'] * x[1]]\n"
+    )
     out = tmp_path / "lv.sysid"
-    code, _, _ = run(capsys, "fit", files["csv"], *COLUMNS, "--model", "classical", "--rhs", f"{rhs}:lotka",
-                     "--params", "a=1,b=1,d=1,g=2", "--bounds", "a=0:,b=0:", "--set", "max_nfev=20", "--out", out,
-                     "-q")
+    code, _, _ = run(
+        capsys,
+        "fit",
+        files["csv"],
+        *COLUMNS,
+        "--model",
+        "classical",
+        "--rhs",
+        f"{rhs}:lotka",
+        "--params",
+        "a=1,b=1,d=1,g=2",
+        "--bounds",
+        "a=0:,b=0:",
+        "--set",
+        "max_nfev=20",
+        "--out",
+        out,
+        "-q",
+    )
     assert code == 0
     code, _, err = run(capsys, "predict", out, files["csv"])  # files hold no code: --rhs is needed again
     assert code == 2 and f"--rhs {rhs}:lotka" in error_line(err)
@@ -284,19 +386,24 @@ def test_demo_quick_writes_report_and_figures(capsys: pytest.CaptureFixture[str]
 
 
 def test_python_dash_m_entry_point(files: dict, tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "sysid.cli", "fit", str(tmp_path / "absent.csv"),
-                             "--out", str(tmp_path / "m.sysid")], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "sysid.cli", "fit", str(tmp_path / "absent.csv"), "--out", str(tmp_path / "m.sysid")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2
     assert result.stdout == ""
     assert "no such data file" in error_line(result.stderr)
 
 
-def test_compare_from_a_config_file_flags_win(capsys: pytest.CaptureFixture[str], files: dict, tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_compare_from_a_config_file_flags_win(
+    capsys: pytest.CaptureFixture[str], files: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     Path("run.toml").write_text(
         f'data = "{files["csv"]}"\ntrajectory = "trajectory"\nmodels = ["sindy"]\n\n'
-        '[options]\nrandom_state = 1\nhidden = [4]\n\n[sindy]\nthreshold = 0.5\ndegree = 1\n'
+        "[options]\nrandom_state = 1\nhidden = [4]\n\n[sindy]\nthreshold = 0.5\ndegree = 1\n"
     )
     built = {}
     import sysid.report as report_module
@@ -314,11 +421,26 @@ def test_compare_from_a_config_file_flags_win(capsys: pytest.CaptureFixture[str]
 
 def test_compare_holds_out_the_last_fifth_by_default(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     data = tmp_path / "lv40.csv"
-    simulate("lotka_volterra", n_trajectories=2, n_samples=40, noise=0.01, random_state=0,
-             as_frame=True).to_csv(data, index=False)
+    simulate("lotka_volterra", n_trajectories=2, n_samples=40, noise=0.01, random_state=0, as_frame=True).to_csv(
+        data, index=False
+    )
     out_dir = tmp_path / "report"
-    code, out, _ = run(capsys, "compare", data, "--trajectory", "trajectory", "--models", "sindy,classical",
-                       "--rhs", "lotka_volterra", "--set", "max_nfev=20", "--out", out_dir, "--quiet")
+    code, out, _ = run(
+        capsys,
+        "compare",
+        data,
+        "--trajectory",
+        "trajectory",
+        "--models",
+        "sindy,classical",
+        "--rhs",
+        "lotka_volterra",
+        "--set",
+        "max_nfev=20",
+        "--out",
+        out_dir,
+        "--quiet",
+    )
     assert code == 0
     table = pd.read_csv(out_dir / "comparison.csv")
     assert table["split"].tolist() == ["extrapolation", "train"] * 2  # held out first, for every model
@@ -329,11 +451,22 @@ def test_compare_holds_out_the_last_fifth_by_default(capsys: pytest.CaptureFixtu
     assert (out_dir / "extrapolation.png").stat().st_size > 0
 
 
-@pytest.mark.parametrize(("flags", "time_fraction"), [
-    ([], 0.8), (["--time-fraction", "0.6"], 0.6), (["--test-trajectories", "run1"], None), (["--no-hold-out"], None),
-])
-def test_compare_hold_out_choices(capsys: pytest.CaptureFixture[str], files: dict, monkeypatch: pytest.MonkeyPatch,
-                                  flags: list[str], time_fraction: float | None) -> None:
+@pytest.mark.parametrize(
+    ("flags", "time_fraction"),
+    [
+        ([], 0.8),
+        (["--time-fraction", "0.6"], 0.6),
+        (["--test-trajectories", "run1"], None),
+        (["--no-hold-out"], None),
+    ],
+)
+def test_compare_hold_out_choices(
+    capsys: pytest.CaptureFixture[str],
+    files: dict,
+    monkeypatch: pytest.MonkeyPatch,
+    flags: list[str],
+    time_fraction: float | None,
+) -> None:
     import sysid.report as report_module
 
     chosen = {}
@@ -352,9 +485,11 @@ def test_compare_hold_out_choices(capsys: pytest.CaptureFixture[str], files: dic
 
 
 def test_compare_without_hold_out_refuses_a_split_and_short_records_score_in_sample(
-        capsys: pytest.CaptureFixture[str], files: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    line = error_line(run(capsys, "compare", files["csv"], "--models", "sindy", "--no-hold-out",
-                          "--time-fraction", "0.6")[2])
+    capsys: pytest.CaptureFixture[str], files: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    line = error_line(
+        run(capsys, "compare", files["csv"], "--models", "sindy", "--no-hold-out", "--time-fraction", "0.6")[2]
+    )
     assert "--no-hold-out (hold_out = false) contradicts time_fraction" in line
     config = tmp_path / "run.toml"
     config.write_text(f'data = "{files["csv"]}"\nhold_out = "no"\n')
@@ -375,8 +510,9 @@ def test_compare_without_hold_out_refuses_a_split_and_short_records_score_in_sam
     assert "warning: no held-out data: the last 20% of each trajectory cannot be held out" in err
 
 
-def test_times_going_backwards_exit_2_unless_sort(capsys: pytest.CaptureFixture[str], files: dict,
-                                                  tmp_path: Path) -> None:
+def test_times_going_backwards_exit_2_unless_sort(
+    capsys: pytest.CaptureFixture[str], files: dict, tmp_path: Path
+) -> None:
     """One rule with the Python adapters: an error naming the trajectory and rows; --sort sorts."""
     frame = pd.read_csv(files["csv"])
     first = frame.index[frame["trajectory"] == frame["trajectory"].iloc[0]]
@@ -388,7 +524,6 @@ def test_times_going_backwards_exit_2_unless_sort(capsys: pytest.CaptureFixture[
     assert code == 2
     line = error_line(err)
     assert "times go backwards" in line and "--sort" in line, line
-    code, _, err = run(capsys, "fit", data, *COLUMNS, "--model", "sindy", "--sort", "--out", tmp_path / "m.sysid",
-                       "-q")
+    code, _, err = run(capsys, "fit", data, *COLUMNS, "--model", "sindy", "--sort", "--out", tmp_path / "m.sysid", "-q")
     assert code == 0, err
     assert (tmp_path / "m.sysid").exists()

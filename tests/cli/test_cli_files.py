@@ -31,10 +31,16 @@ def digest(path: Path) -> str:
 def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A Lotka-Volterra CSV, a SINDy model fitted on it, a config and a right-hand side file."""
     root = tmp_path_factory.mktemp("cli-files")
-    paths = {"csv": root / "runs.csv", "model": root / "model.sysid", "config": root / "run.toml",
-             "rhs": root / "lv.py", "root": root}
+    paths = {
+        "csv": root / "runs.csv",
+        "model": root / "model.sysid",
+        "config": root / "run.toml",
+        "rhs": root / "lv.py",
+        "root": root,
+    }
     simulate("lotka_volterra", n_trajectories=2, n_samples=30, random_state=0, as_frame=True).to_csv(
-        paths["csv"], index=False)
+        paths["csv"], index=False
+    )
     assert main(["fit", str(paths["csv"]), *SINDY, "--out", str(paths["model"])]) == 0
     paths["config"].write_text(f'data = "{paths["csv"]}"\nmodel = "sindy"\ntrajectory = "trajectory"\n')
     paths["rhs"].write_text("def lv(t, x, p, u):\n    return [p['a'] * x[0], -p['b'] * x[1]]\n")
@@ -59,36 +65,111 @@ def _link(files: dict, name: str, target: str, hard: bool = False) -> Path:
 
 
 CASES = [
-    ("cli-fit-out-is-the-data", lambda f: ["fit", f["csv"], *SINDY, "--out", f["csv"]],
-     r"--out '.*runs\.csv' is the data file '.*runs\.csv': that would replace an input"),
-    ("cli-fit-out-is-a-link-to-the-data", lambda f: ["fit", f["csv"], *SINDY, "--out", _link(f, "alias.csv", "csv")],
-     r"--out '.*alias\.csv' is the data file"),
-    ("cli-fit-out-is-a-hard-link-to-the-data",
-     lambda f: ["fit", f["csv"], *SINDY, "--out", _link(f, "hard.csv", "csv", hard=True)], r"is the data file"),
-    ("cli-fit-out-is-the-config", lambda f: ["fit", "--config", f["config"], "--out", f["config"], "--quiet"],
-     r"--out '.*run\.toml' is the config file"),
-    ("cli-fit-out-is-the-right-hand-side",
-     lambda f: ["fit", f["csv"], "--model", "classical", "--trajectory", "trajectory", "--rhs", f"{f['rhs']}:lv",
-                "--params", "a=1,b=1", "--out", f["rhs"], "--quiet"],
-     r"--out '.*lv\.py' is the right-hand side file"),
-    ("cli-predict-out-is-the-data", lambda f: ["predict", f["model"], f["csv"], "--out", f["csv"], "--quiet"],
-     r"--out '.*runs\.csv' is the data file"),
-    ("cli-predict-out-is-the-model",
-     lambda f: ["predict", _link(f, "model-alias.sysid", "model"), f["csv"], "--out", f["model"], "--quiet"],
-     r"--out '.*model\.sysid' is the model file"),
-    ("cli-compare-out-holds-the-data", lambda f: ["compare", _comparison_csv(f), "--models", "sindy", "--trajectory",
-                                                  "trajectory", "--out", _comparison_csv(f).parent, "--quiet"],
-     r"--out '.*report' writes comparison\.csv into the data file"),
-    ("cli-predict-n-times-10000000000",
-     lambda f: ["predict", f["model"], "--t1", "1", "--x0", "1,1", "--n-times", "10000000000"],
-     r"--n-times must be between 2 and 10,000,000, got 10,000,000,000"),
-    ("cli-bounds-inf-as-a-lower-bound",
-     lambda f: ["fit", f["csv"], "--model", "classical", "--trajectory", "trajectory", "--rhs", "lotka_volterra",
-                "--bounds", "alpha=inf:2", "--out", f["root"] / "lv.sysid"],
-     r"--bounds alpha: inf as a lower bound leaves no value possible"),
-    ("cli-bounds-nan", lambda f: ["fit", f["csv"], "--model", "classical", "--trajectory", "trajectory", "--rhs",
-                                  "lotka_volterra", "--bounds", "alpha=nan:", "--out", f["root"] / "lv.sysid"],
-     r"--bounds alpha: nan is not a bound"),
+    (
+        "cli-fit-out-is-the-data",
+        lambda f: ["fit", f["csv"], *SINDY, "--out", f["csv"]],
+        r"--out '.*runs\.csv' is the data file '.*runs\.csv': that would replace an input",
+    ),
+    (
+        "cli-fit-out-is-a-link-to-the-data",
+        lambda f: ["fit", f["csv"], *SINDY, "--out", _link(f, "alias.csv", "csv")],
+        r"--out '.*alias\.csv' is the data file",
+    ),
+    (
+        "cli-fit-out-is-a-hard-link-to-the-data",
+        lambda f: ["fit", f["csv"], *SINDY, "--out", _link(f, "hard.csv", "csv", hard=True)],
+        r"is the data file",
+    ),
+    (
+        "cli-fit-out-is-the-config",
+        lambda f: ["fit", "--config", f["config"], "--out", f["config"], "--quiet"],
+        r"--out '.*run\.toml' is the config file",
+    ),
+    (
+        "cli-fit-out-is-the-right-hand-side",
+        lambda f: [
+            "fit",
+            f["csv"],
+            "--model",
+            "classical",
+            "--trajectory",
+            "trajectory",
+            "--rhs",
+            f"{f['rhs']}:lv",
+            "--params",
+            "a=1,b=1",
+            "--out",
+            f["rhs"],
+            "--quiet",
+        ],
+        r"--out '.*lv\.py' is the right-hand side file",
+    ),
+    (
+        "cli-predict-out-is-the-data",
+        lambda f: ["predict", f["model"], f["csv"], "--out", f["csv"], "--quiet"],
+        r"--out '.*runs\.csv' is the data file",
+    ),
+    (
+        "cli-predict-out-is-the-model",
+        lambda f: ["predict", _link(f, "model-alias.sysid", "model"), f["csv"], "--out", f["model"], "--quiet"],
+        r"--out '.*model\.sysid' is the model file",
+    ),
+    (
+        "cli-compare-out-holds-the-data",
+        lambda f: [
+            "compare",
+            _comparison_csv(f),
+            "--models",
+            "sindy",
+            "--trajectory",
+            "trajectory",
+            "--out",
+            _comparison_csv(f).parent,
+            "--quiet",
+        ],
+        r"--out '.*report' writes comparison\.csv into the data file",
+    ),
+    (
+        "cli-predict-n-times-10000000000",
+        lambda f: ["predict", f["model"], "--t1", "1", "--x0", "1,1", "--n-times", "10000000000"],
+        r"--n-times must be between 2 and 10,000,000, got 10,000,000,000",
+    ),
+    (
+        "cli-bounds-inf-as-a-lower-bound",
+        lambda f: [
+            "fit",
+            f["csv"],
+            "--model",
+            "classical",
+            "--trajectory",
+            "trajectory",
+            "--rhs",
+            "lotka_volterra",
+            "--bounds",
+            "alpha=inf:2",
+            "--out",
+            f["root"] / "lv.sysid",
+        ],
+        r"--bounds alpha: inf as a lower bound leaves no value possible",
+    ),
+    (
+        "cli-bounds-nan",
+        lambda f: [
+            "fit",
+            f["csv"],
+            "--model",
+            "classical",
+            "--trajectory",
+            "trajectory",
+            "--rhs",
+            "lotka_volterra",
+            "--bounds",
+            "alpha=nan:",
+            "--out",
+            f["root"] / "lv.sysid",
+        ],
+        r"--bounds alpha: nan is not a bound",
+    ),
 ]
 
 
@@ -102,8 +183,9 @@ def _comparison_csv(files: dict) -> Path:
 
 
 @pytest.mark.parametrize(("case_id", "argv", "match"), CASES, ids=[c[0] for c in CASES])
-def test_cli_refuses_with_exit_2_and_leaves_the_inputs_alone(case_id: str, argv, match: str, files: dict,
-                                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_refuses_with_exit_2_and_leaves_the_inputs_alone(
+    case_id: str, argv, match: str, files: dict, capsys: pytest.CaptureFixture[str]
+) -> None:
     inputs = [files[k] for k in ("csv", "model", "config", "rhs")] + [_comparison_csv(files)]
     before = [digest(p) for p in inputs]
     line = run_error(capsys, argv(files))
@@ -128,14 +210,30 @@ def _stored_bounds(capsys: pytest.CaptureFixture[str], model: Path) -> dict:
     return json.loads(capsys.readouterr().out)["params"]["bounds"]
 
 
-def test_a_bound_at_infinity_on_its_own_side_is_no_bound(files: dict, tmp_path: Path,
-                                                         capsys: pytest.CaptureFixture[str]) -> None:
-    fit = ["fit", str(files["csv"]), "--model", "classical", "--trajectory", "trajectory", "--rhs", "lotka_volterra",
-           "--set", "max_nfev=5", "--quiet"]
+def test_a_bound_at_infinity_on_its_own_side_is_no_bound(
+    files: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fit = [
+        "fit",
+        str(files["csv"]),
+        "--model",
+        "classical",
+        "--trajectory",
+        "trajectory",
+        "--rhs",
+        "lotka_volterra",
+        "--set",
+        "max_nfev=5",
+        "--quiet",
+    ]
     out = tmp_path / "flags.sysid"
     assert main([*fit, "--bounds", "alpha=-inf:inf,beta=0:,gamma=:5", "--out", str(out)]) == 0
-    assert _stored_bounds(capsys, out) == {"alpha": [None, None], "beta": [0.0, None], "gamma": [None, 5.0],
-                                           "delta": [0.0, None]}  # delta: the built-in's default bound
+    assert _stored_bounds(capsys, out) == {
+        "alpha": [None, None],
+        "beta": [0.0, None],
+        "gamma": [None, 5.0],
+        "delta": [0.0, None],
+    }  # delta: the built-in's default bound
     config = tmp_path / "bounds.toml"
     config.write_text('bounds = {alpha = ["-inf", 2]}\n')
     out = tmp_path / "config.sysid"
@@ -151,8 +249,9 @@ def _iso_frame(files: dict) -> pd.DataFrame:
     return frame
 
 
-def test_iso_text_times_are_datetimes_without_time_flag(files: dict, tmp_path: Path,
-                                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_iso_text_times_are_datetimes_without_time_flag(
+    files: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     csv = tmp_path / "iso.csv"
     _iso_frame(files).to_csv(csv, index=False)
     assert main(["fit", str(csv), *SINDY, "--out", str(tmp_path / "iso.sysid")]) == 0
@@ -162,8 +261,9 @@ def test_iso_text_times_are_datetimes_without_time_flag(files: dict, tmp_path: P
     assert predicted["t"].iloc[0] == "2024-05-01 10:00:00"  # written back as times
 
 
-def test_an_iso_time_column_with_a_bad_cell_names_the_row(files: dict, tmp_path: Path,
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_iso_time_column_with_a_bad_cell_names_the_row(
+    files: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     frame = _iso_frame(files)
     frame.loc[7, "t"] = "yesterday"
     csv = tmp_path / "iso-bad.csv"
@@ -186,9 +286,9 @@ def test_predictions_to_parquet(files: dict, tmp_path: Path) -> None:
 
 
 # -- one registry ------------------------------------------------------------------------------------------------
-def test_the_cli_and_the_config_take_their_model_names_from_the_registry(capsys: pytest.CaptureFixture[str],
-                                                                          tmp_path: Path,
-                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_cli_and_the_config_take_their_model_names_from_the_registry(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from sysid.registry import cli_names
 
     monkeypatch.chdir(tmp_path)
@@ -218,8 +318,12 @@ def test_the_docs_list_the_registered_estimators() -> None:
 def test_predict_and_info_need_no_private_module(files: dict, capsys: pytest.CaptureFixture[str]) -> None:
     import ast
 
-    modules = {node.module for path in (ROOT / "sysid" / "cli").glob("*.py")
-               for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.ImportFrom)}
+    modules = {
+        node.module
+        for path in (ROOT / "sysid" / "cli").glob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ImportFrom)
+    }
     assert "sysid.cli" in {m.rsplit(".", 1)[0] for m in modules if m}  # the scan sees the command's modules
     assert "sysid.estimators._equations" not in modules
     assert main(["info", str(files["model"])]) == 0

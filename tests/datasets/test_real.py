@@ -36,7 +36,10 @@ def test_lynx_hare_metadata():
     assert data.variable_attrs["lynx"]["units"] == "thousands of pelts"
     ref = data.attrs["reference_params"]
     assert ref["carpenter_stan_posterior_mean"] == {
-        "alpha": 0.55, "beta": 0.028, "gamma": 0.80, "delta": 0.024,
+        "alpha": 0.55,
+        "beta": 0.028,
+        "gamma": 0.80,
+        "delta": 0.024,
     }
     assert ref["howard_2009_point_estimate"]["gamma"] == 0.84
 

@@ -110,8 +110,15 @@ def test_mass_spring_damper_zero_input_matches_analytic_solution():
     tr = truth("mass_spring_damper")
     m, c, k = tr.params["m"], tr.params["c"], tr.params["k"]
     x0 = np.array([[0.8, -0.3], [-0.5, 1.0]])
-    data = simulate("mass_spring_damper", n_trajectories=2, noise=0.0, x0=x0,
-                    inputs=lambda t: np.array([0.0]), n_samples=80, random_state=0)
+    data = simulate(
+        "mass_spring_damper",
+        n_trajectories=2,
+        noise=0.0,
+        x0=x0,
+        inputs=lambda t: np.array([0.0]),
+        n_samples=80,
+        random_state=0,
+    )
     w0 = np.sqrt(k / m)
     zeta = c / (2.0 * np.sqrt(k * m))
     wd = w0 * np.sqrt(1.0 - zeta**2)
@@ -120,8 +127,7 @@ def test_mass_spring_damper_zero_input_matches_analytic_solution():
         a, b = p0, (v0 + zeta * w0 * p0) / wd
         decay = np.exp(-zeta * w0 * t)
         pos = decay * (a * np.cos(wd * t) + b * np.sin(wd * t))
-        vel = decay * ((b * wd - zeta * w0 * a) * np.cos(wd * t)
-                       - (a * wd + zeta * w0 * b) * np.sin(wd * t))
+        vel = decay * ((b * wd - zeta * w0 * a) * np.cos(wd * t) - (a * wd + zeta * w0 * b) * np.sin(wd * t))
         np.testing.assert_allclose(traj.y[:, 0], pos, atol=1e-8)
         np.testing.assert_allclose(traj.y[:, 1], vel, atol=1e-8)
         np.testing.assert_array_equal(traj.u, 0.0)
@@ -168,9 +174,7 @@ def test_robertson_matches_published_reference_and_conserves_mass():
     tr = truth("robertson")
     assert tr.method in ("Radau", "BDF", "LSODA")
     x = tr.simulate(np.array([0.0, 1e-3, 1.0, 40.0]), [1.0, 0.0, 0.0])
-    np.testing.assert_allclose(
-        x[-1], [0.7158270687, 9.185534764e-6, 0.2841637457], rtol=1e-6
-    )
+    np.testing.assert_allclose(x[-1], [0.7158270687, 9.185534764e-6, 0.2841637457], rtol=1e-6)
     np.testing.assert_allclose(x.sum(axis=1), 1.0, atol=1e-9)
     data = simulate("robertson", noise=0.0, random_state=0)
     for traj, x0 in zip(data, data.attrs["x0"]):
@@ -219,9 +223,7 @@ def test_noise_is_relative_to_clean_std(system):
         np.testing.assert_array_equal(a.t, b.t)  # noise has its own random stream
     ratio = np.std(n - c, axis=0) / np.std(c, axis=0)
     np.testing.assert_allclose(ratio, 0.1, rtol=0.2)
-    np.testing.assert_allclose(
-        list(noisy.attrs["noise_std"].values()), 0.1 * np.std(c, axis=0), rtol=1e-12
-    )
+    np.testing.assert_allclose(list(noisy.attrs["noise_std"].values()), 0.1 * np.std(c, axis=0), rtol=1e-12)
 
 
 # ----------------------------------------------------------------- missing
@@ -250,8 +252,7 @@ def test_largest_missing_fraction_leaves_two_full_rows_per_trajectory():
 
 # ------------------------------------------------------------------ inputs
 def test_default_inputs_are_multisines_differing_per_trajectory():
-    data = simulate("mass_spring_damper", n_trajectories=3, n_samples=200,
-                    irregular=False, noise=0.0, random_state=0)
+    data = simulate("mass_spring_damper", n_trajectories=3, n_samples=200, irregular=False, noise=0.0, random_state=0)
     us = [tr.u[:, 0] for tr in data]
     assert not np.allclose(us[0], us[1])
     for u in us:
@@ -261,13 +262,21 @@ def test_default_inputs_are_multisines_differing_per_trajectory():
 
 
 def test_inputs_callable_and_list_of_callables():
-    step = simulate("mass_spring_damper", n_trajectories=1, noise=0.0, x0=[0.0, 0.0],
-                    inputs=lambda t: np.array([2.0]), t_span=(0.0, 60.0), irregular=False)
+    step = simulate(
+        "mass_spring_damper",
+        n_trajectories=1,
+        noise=0.0,
+        x0=[0.0, 0.0],
+        inputs=lambda t: np.array([2.0]),
+        t_span=(0.0, 60.0),
+        irregular=False,
+    )
     k = truth("mass_spring_damper").params["k"]
     assert step[0].y[-1, 0] == pytest.approx(2.0 / k, abs=1e-3)  # static deflection F/k
     np.testing.assert_array_equal(step[0].u, 2.0)
-    each = simulate("mass_spring_damper", n_trajectories=2, noise=0.0,
-                    inputs=[lambda t: 1.0, lambda t: np.array([np.sin(t)])])
+    each = simulate(
+        "mass_spring_damper", n_trajectories=2, noise=0.0, inputs=[lambda t: 1.0, lambda t: np.array([np.sin(t)])]
+    )
     np.testing.assert_array_equal(each[0].u[:, 0], 1.0)
     np.testing.assert_allclose(each[1].u[:, 0], np.sin(each[1].t))
 
@@ -350,8 +359,11 @@ def test_x0_ranges_and_default_spans():
         ({"irregular": "yes"}, ValueError, r"irregular must be True or False, got 'yes'"),
         ({"random_state": "seed"}, ValueError, r"random_state must be an int.*got 'seed'"),
         ({"random_state": -1}, ValueError, r"non-negative int, got -1"),
-        ({"x0": [[1.0, 2.0]]}, DataError,
-         r"x0 must be .* shape \(n_trajectories, n_states\) = \(3, 2\).*got shape \(1, 2\)"),
+        (
+            {"x0": [[1.0, 2.0]]},
+            DataError,
+            r"x0 must be .* shape \(n_trajectories, n_states\) = \(3, 2\).*got shape \(1, 2\)",
+        ),
         ({"x0": [1.0, np.nan]}, DataError, r"x0 must be a finite array"),
         ({"inputs": lambda t: 0.0}, DataError, r"'lotka_volterra' has no inputs"),
     ],

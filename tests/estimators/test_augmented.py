@@ -28,8 +28,9 @@ def test_hidden_states_follow_the_unmeasured_velocity():
     runs = [(1.0, 0.0), (0.0, 1.5), (-1.2, 0.6)]
     xs = [np.column_stack([a * np.cos(t) + b * np.sin(t)]) for a, b in runs]
     data = sysid.Trajectories.from_arrays([t] * 3, xs, state_names=["x"])
-    model = sysid.NeuralODE(hidden=(16,), n_augment=1, max_epochs=10, lbfgs_steps=20, collocation_steps=300,
-                            random_state=0, verbose=False).fit(data)
+    model = sysid.NeuralODE(
+        hidden=(16,), n_augment=1, max_epochs=10, lbfgs_steps=20, collocation_steps=300, random_state=0, verbose=False
+    ).fit(data)
     assert model.x0_.shape == (3, 2)
     assert model.score(data) > 0.95
     hidden = model.hidden_states(data)

@@ -226,8 +226,12 @@ def test_a_broken_f_is_reported_with_its_call(exp_data):
 
 @pytest.mark.parametrize(
     "check",
-    [check_no_attributes_set_in_init, check_get_params_invariance, check_set_params,
-     check_do_not_raise_errors_in_init_or_set_params],
+    [
+        check_no_attributes_set_in_init,
+        check_get_params_invariance,
+        check_set_params,
+        check_do_not_raise_errors_in_init_or_set_params,
+    ],
 )
 def test_sklearn_checks_that_need_no_data(check):
     check("ClassicalODE", ClassicalODE(decay, {"k": 0.2}))

@@ -57,11 +57,14 @@ ESTIMATORS: dict[str, Callable[[], object]] = {
     "ClassicalODE": lambda: sysid.ClassicalODE(_lotka_volterra_numpy, START, n_starts=1),
     "NeuralODE with a torch module field": lambda: sysid.NeuralODE(_Linear(), **FAST),
     "NeuralODE, structured field, saturating sensor": lambda: sysid.NeuralODE(
-        field=sysid.fields.Structured(reads={"prey": ["prey", "predator"], "predator": ["prey", "predator"]},
-                                      hidden=(4,)), output=sysid.Sensor(high={"prey": 4.0}), **FAST),
+        field=sysid.fields.Structured(
+            reads={"prey": ["prey", "predator"], "predator": ["prey", "predator"]}, hidden=(4,)
+        ),
+        output=sysid.Sensor(high={"prey": 4.0}),
+        **FAST,
+    ),
     "NeuralODE, linear plus network": lambda: sysid.NeuralODE(field=sysid.fields.LinearMLP(hidden=(4,)), **FAST),
-    "HybridODE as a UDE": lambda: sysid.HybridODE(_ude, {"alpha": 1.0}, networks={"predation": 1}, hidden=(4,),
-                                                  **FAST),
+    "HybridODE as a UDE": lambda: sysid.HybridODE(_ude, {"alpha": 1.0}, networks={"predation": 1}, hidden=(4,), **FAST),
 }
 
 
@@ -107,8 +110,11 @@ def test_scikit_learn_checks_that_need_no_data(name):
     check_estimator_repr(name, model)
     check_get_params_invariance(name, model)
     check_set_params(name, model)
-    required = [p for p in inspect.signature(type(model)).parameters.values() if p.default is p.empty
-                and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+    required = [
+        p
+        for p in inspect.signature(type(model)).parameters.values()
+        if p.default is p.empty and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+    ]
     check_parameters_default_constructible(name, model if required else type(model)())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # sklearn notes our ConfigErrors are raised in fit, as intended
@@ -122,8 +128,11 @@ def _same(a: dict, b: dict) -> bool:
     for key in a:
         x, y = a[key], b[key]
         if isinstance(x, torch.nn.Module):
-            if type(x) is not type(y) or x.state_dict().keys() != y.state_dict().keys() or not all(
-                    torch.equal(v, y.state_dict()[k]) for k, v in x.state_dict().items()):
+            if (
+                type(x) is not type(y)
+                or x.state_dict().keys() != y.state_dict().keys()
+                or not all(torch.equal(v, y.state_dict()[k]) for k, v in x.state_dict().items())
+            ):
                 return False
         elif x != y:
             return False

@@ -22,9 +22,12 @@ class FakeModel:
         self.state_names_ = ["prey", "predator"]
         self.input_names_ = ["u"] if forced else []
         self.n_controls_in_ = len(self.input_names_)
-        self.scaling_ = SimpleNamespace(center=np.array([3.0, 1.5]), spread=np.array([1.5, 1.0]),
-                                        input_center=np.array([0.0] if forced else []),
-                                        input_spread=np.array([1.0] if forced else []))
+        self.scaling_ = SimpleNamespace(
+            center=np.array([3.0, 1.5]),
+            spread=np.array([1.5, 1.0]),
+            input_center=np.array([0.0] if forced else []),
+            input_spread=np.array([1.0] if forced else []),
+        )
         self.calls = []
 
     def __sklearn_is_fitted__(self):
@@ -40,15 +43,18 @@ class FakeModel:
 
 def lotka_volterra(t, x, p, u):
     prey, predator = x[:, 0], x[:, 1]
-    return torch.stack([p["alpha"] * prey - p["beta"] * prey * predator,
-                        p["delta"] * prey * predator - p["gamma"] * predator], dim=-1)
+    return torch.stack(
+        [p["alpha"] * prey - p["beta"] * prey * predator, p["delta"] * prey * predator - p["gamma"] * predator], dim=-1
+    )
 
 
 def test_exact_field_gives_the_lotka_volterra_equations():
     result = distill(FakeModel())
     assert isinstance(result, DistilledEquations)
-    assert result.equations() == ["d prey/dt = 1.50 prey - 1.00 prey predator",
-                                  "d predator/dt = -3.00 predator + 1.00 prey predator"]
+    assert result.equations() == [
+        "d prey/dt = 1.50 prey - 1.00 prey predator",
+        "d predator/dt = -3.00 predator + 1.00 prey predator",
+    ]
     table = result.coefficients_
     assert list(table.columns) == ["prey", "predator"]
     assert list(table.index) == ["1", "prey", "predator", "prey^2", "prey predator", "predator^2"]
@@ -95,8 +101,17 @@ def test_same_seed_same_equations_and_library_not_mutated():
 
 def test_a_fitted_greybox_model_distils_to_its_equations():
     data = simulate("lotka_volterra", n_trajectories=2, n_samples=20, t_span=(0, 3), noise=0.02, random_state=1)
-    model = GreyBoxODE(lotka_volterra, LV.params, max_epochs=1, collocation_steps=0, refine_steps=0,
-                       gradient="backprop", rtol=1e-4, atol=1e-6, verbose=False).fit(data)
+    model = GreyBoxODE(
+        lotka_volterra,
+        LV.params,
+        max_epochs=1,
+        collocation_steps=0,
+        refine_steps=0,
+        gradient="backprop",
+        rtol=1e-4,
+        atol=1e-6,
+        verbose=False,
+    ).fit(data)
     result = distill(model, data=data)
     coefficients = result.coefficients_
     assert (coefficients != 0).sum().sum() == 4
@@ -104,13 +119,16 @@ def test_a_fitted_greybox_model_distils_to_its_equations():
     assert coefficients.loc["prey predator", "predator"] == pytest.approx(model.params_["delta"], rel=1e-6)
 
 
-@pytest.mark.parametrize(("kwargs", "error", "match"), [
-    ({"library": "fourier"}, ConfigError, "library must be 'polynomial' or a pysindy"),
-    ({"degree": 0}, ConfigError, "degree must be a positive integer"),
-    ({"threshold": -1}, ConfigError, "threshold must be a non-negative number"),
-    ({"n_samples": 1}, ConfigError, "n_samples must be an integer >= 2"),
-    ({"bounds": [[0, 1]]}, ConfigError, r"bounds must be an array \(n_states \+ n_inputs, 2\)"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"library": "fourier"}, ConfigError, "library must be 'polynomial' or a pysindy"),
+        ({"degree": 0}, ConfigError, "degree must be a positive integer"),
+        ({"threshold": -1}, ConfigError, "threshold must be a non-negative number"),
+        ({"n_samples": 1}, ConfigError, "n_samples must be an integer >= 2"),
+        ({"bounds": [[0, 1]]}, ConfigError, r"bounds must be an array \(n_states \+ n_inputs, 2\)"),
+    ],
+)
 def test_bad_arguments(kwargs, error, match):
     with pytest.raises(error, match=match):
         distill(FakeModel(), **kwargs)

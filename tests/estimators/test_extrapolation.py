@@ -15,8 +15,9 @@ def _oscillator(amplitudes: list[float]) -> sysid.Trajectories:
     """Harmonic oscillator x'' = -x: circles of the given radii, 40 samples over one period."""
     t = np.linspace(0.0, 2 * np.pi, 40)
     ys = [np.column_stack([a * np.cos(t), -a * np.sin(t)]) for a in amplitudes]
-    return sysid.Trajectories.from_arrays([t] * len(ys), ys, state_names=["x", "v"],
-                                          names=[f"r{a:g}" for a in amplitudes])
+    return sysid.Trajectories.from_arrays(
+        [t] * len(ys), ys, state_names=["x", "v"], names=[f"r{a:g}" for a in amplitudes]
+    )
 
 
 @pytest.fixture(scope="module")

@@ -23,14 +23,17 @@ POSITIVE = dict.fromkeys(TRUE, (0.0, None))
 
 def lotka_volterra(t, x, p, u):
     prey, predator = x[:, 0], x[:, 1]
-    return torch.stack([p["alpha"] * prey - p["beta"] * prey * predator,
-                        p["delta"] * prey * predator - p["gamma"] * predator], dim=-1)
+    return torch.stack(
+        [p["alpha"] * prey - p["beta"] * prey * predator, p["delta"] * prey * predator - p["gamma"] * predator], dim=-1
+    )
 
 
 def overparameterised(t, x, p, u):
     prey, predator = x[:, 0], x[:, 1]
-    return torch.stack([p["a"] * p["b"] * prey - p["beta"] * prey * predator,
-                        p["delta"] * prey * predator - p["gamma"] * predator], dim=-1)
+    return torch.stack(
+        [p["a"] * p["b"] * prey - p["beta"] * prey * predator, p["delta"] * prey * predator - p["gamma"] * predator],
+        dim=-1,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -102,17 +105,24 @@ def test_bounds_hold_by_transform_and_round_trip():
     assert field(torch.zeros(1), torch.ones(1, 1, dtype=torch.float64), None).item() == pytest.approx(-2.0)
 
 
-@pytest.mark.parametrize(("kwargs", "error", "match"), [
-    ({"bounds": {"alpha": (0, None), "zeta": (0, 1)}}, ConfigError, "bounds names 'zeta', which is not a parameter"),
-    ({"fixed": ["alpha", "eta"]}, ConfigError, "fixed names 'eta', which is not a parameter"),
-    ({"bounds": {"alpha": (1.0, 2.0)}}, ConfigError, r"start value params\['alpha'\] = 0.75 is outside its bounds"),
-    ({"bounds": {"alpha": (2.0, 1.0)}}, ConfigError, "low must be below high"),
-    ({"params": {**START, "beta": "one"}}, ConfigError, r"params\['beta'\] must be a finite number"),
-    ({"f": lambda t, x, p, u: x[:, 0]}, ConfigError, r"returned shape \(2,\) .* expected \(2, 2\)"),
-    ({"f": lambda t, x, p, u: [x[:, 0], x[:, 1]]}, ConfigError, "got list .*torch.stack"),
-    ({"f": lambda t, x, p, u: p["kappa"] * x}, ConfigError, "looked up parameter 'kappa'"),
-    ({"f": "lotka_volterra"}, ConfigError, "f must be a callable"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        (
+            {"bounds": {"alpha": (0, None), "zeta": (0, 1)}},
+            ConfigError,
+            "bounds names 'zeta', which is not a parameter",
+        ),
+        ({"fixed": ["alpha", "eta"]}, ConfigError, "fixed names 'eta', which is not a parameter"),
+        ({"bounds": {"alpha": (1.0, 2.0)}}, ConfigError, r"start value params\['alpha'\] = 0.75 is outside its bounds"),
+        ({"bounds": {"alpha": (2.0, 1.0)}}, ConfigError, "low must be below high"),
+        ({"params": {**START, "beta": "one"}}, ConfigError, r"params\['beta'\] must be a finite number"),
+        ({"f": lambda t, x, p, u: x[:, 0]}, ConfigError, r"returned shape \(2,\) .* expected \(2, 2\)"),
+        ({"f": lambda t, x, p, u: [x[:, 0], x[:, 1]]}, ConfigError, "got list .*torch.stack"),
+        ({"f": lambda t, x, p, u: p["kappa"] * x}, ConfigError, "looked up parameter 'kappa'"),
+        ({"f": "lotka_volterra"}, ConfigError, "f must be a callable"),
+    ],
+)
 def test_bad_specifications_are_reported_before_training(kwargs, error, match):
     settings = {"f": lotka_volterra, "params": START, **kwargs}
     with pytest.raises(error, match=match):
@@ -126,8 +136,9 @@ def test_check_parameters_normalises():
 
 def test_fixed_parameters_stay_put_and_have_no_interval():
     data = short_data()
-    model = GreyBoxODE(lotka_volterra, {**TRUE, "gamma": 2.5}, fixed=["gamma"], max_epochs=3, refine_steps=3,
-                       **FAST).fit(data)
+    model = GreyBoxODE(
+        lotka_volterra, {**TRUE, "gamma": 2.5}, fixed=["gamma"], max_epochs=3, refine_steps=3, **FAST
+    ).fit(data)
     assert model.params_["gamma"] == 2.5 and model.params_stderr_["gamma"] == 0.0
     row = model.confidence_intervals().loc["gamma"]
     assert row["status"] == "fixed" and row["lower"] == row["upper"] == 2.5
@@ -137,12 +148,12 @@ def test_fixed_parameters_stay_put_and_have_no_interval():
 
 def test_held_out_tails_stay_out_of_the_refinement():
     data = short_data()
-    model = GreyBoxODE(lotka_volterra, TRUE, validation_fraction=0.25, max_epochs=2, refine_steps=2,
-                       **FAST).fit(data)
+    model = GreyBoxODE(lotka_volterra, TRUE, validation_fraction=0.25, max_epochs=2, refine_steps=2, **FAST).fit(data)
     assert model.n_residuals_ < sum(int((~np.isnan(tr.y)).sum()) for tr in data)
 
 
 # -- scikit-learn conventions, files ----------------------------------------------------
+
 
 def test_not_fitted_errors():
     model = GreyBoxODE(lotka_volterra, START)

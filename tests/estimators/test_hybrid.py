@@ -28,8 +28,7 @@ def split():
 @pytest.fixture(scope="module")
 def fitted(split):
     train, _ = split
-    return HybridODE(growth_and_death, KNOWN, fixed=["alpha", "gamma"], max_epochs=1, lbfgs_steps=60,
-                     **FAST).fit(train)
+    return HybridODE(growth_and_death, KNOWN, fixed=["alpha", "gamma"], max_epochs=1, lbfgs_steps=60, **FAST).fit(train)
 
 
 def short_data():
@@ -58,8 +57,16 @@ def test_correction_accepts_one_state_and_checks_shape(fitted):
 
 
 def test_correction_penalty_is_part_of_the_loss_during_fit_only():
-    model = HybridODE(growth_and_death, KNOWN, fixed=["alpha", "gamma"], hidden=(8,), max_epochs=2,
-                      lbfgs_steps=0, correction_penalty=0.5, **FAST)
+    model = HybridODE(
+        growth_and_death,
+        KNOWN,
+        fixed=["alpha", "gamma"],
+        hidden=(8,),
+        max_epochs=2,
+        lbfgs_steps=0,
+        correction_penalty=0.5,
+        **FAST,
+    )
     seen = []
     original = model._field_penalty
 
@@ -76,24 +83,33 @@ def test_correction_penalty_is_part_of_the_loss_during_fit_only():
 
 
 def test_free_known_parameters_are_reported():
-    model = HybridODE(growth_and_death, {"alpha": 1.0, "gamma": 2.0}, bounds={"alpha": (0, None)}, hidden=(8,),
-                      max_epochs=2, lbfgs_steps=0, **FAST).fit(short_data())
+    model = HybridODE(
+        growth_and_death,
+        {"alpha": 1.0, "gamma": 2.0},
+        bounds={"alpha": (0, None)},
+        hidden=(8,),
+        max_epochs=2,
+        lbfgs_steps=0,
+        **FAST,
+    ).fit(short_data())
     assert set(model.params_) == {"alpha", "gamma"} and model.params_["alpha"] > 0
 
 
-@pytest.mark.parametrize(("kwargs", "match"), [
-    ({"known": lambda t, x, p, u: x.sum(dim=1)}, r"known returned shape \(2,\)"),
-    ({"params": {"alpha": 1.0}}, "looked up parameter 'gamma'"),
-    ({"fixed": ["delta"]}, "fixed names 'delta', which is not a parameter"),
-    ({"hidden": ()}, "hidden must be a non-empty tuple"),
-    ({"activation": "sigmoid"}, "activation must be one of"),
-    ({"correction_penalty": -1.0}, "correction_penalty must be a non-negative number"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"known": lambda t, x, p, u: x.sum(dim=1)}, r"known returned shape \(2,\)"),
+        ({"params": {"alpha": 1.0}}, "looked up parameter 'gamma'"),
+        ({"fixed": ["delta"]}, "fixed names 'delta', which is not a parameter"),
+        ({"hidden": ()}, "hidden must be a non-empty tuple"),
+        ({"activation": "sigmoid"}, "activation must be one of"),
+        ({"correction_penalty": -1.0}, "correction_penalty must be a non-negative number"),
+    ],
+)
 def test_bad_settings_are_reported_in_fit(kwargs, match):
     settings = {"known": growth_and_death, "params": KNOWN, **kwargs}
     with pytest.raises(ConfigError, match=match):
         HybridODE(**settings, max_epochs=1, **FAST).fit(short_data())
-
 
 
 def test_not_fitted_errors():

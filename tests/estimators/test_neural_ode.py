@@ -30,7 +30,6 @@ def fitted():
     return sysid.NeuralODE(**FAST).fit(decay_data())
 
 
-
 def test_predict_before_fit_raises_not_fitted():
     with pytest.raises(NotFittedError):
         sysid.NeuralODE().predict(t=[0, 1], x0=[1.0])
@@ -86,8 +85,15 @@ def test_learned_time_scale_recovers_a_clock_running_20_percent_fast():
     t_true = np.linspace(0, 5, 30)
     ys = [np.stack([np.cos(t_true + phase), -np.sin(t_true + phase)], 1) for phase in (0.0, 2.0)]
     data = sysid.Trajectories.from_arrays([t_true, 1.2 * t_true], ys, state_names=["x", "v"])
-    model = sysid.NeuralODE(hidden=(16,), learn_time="scale", max_epochs=30, lbfgs_steps=60, verbose=False,
-                            gradient="backprop", horizons=None).fit(data)  # short windows suffice (3x faster)
+    model = sysid.NeuralODE(
+        hidden=(16,),
+        learn_time="scale",
+        max_epochs=30,
+        lbfgs_steps=60,
+        verbose=False,
+        gradient="backprop",
+        horizons=None,
+    ).fit(data)  # short windows suffice (3x faster)
     assert model.time_scale_[0] == 1.0
     assert model.time_scale_[1] == pytest.approx(1 / 1.2, rel=0.03)
 
@@ -105,8 +111,9 @@ def test_inputs_drive_a_forced_system():
         us.append(u[:, None])
         ys.append(sol.y.T)
     data = sysid.Trajectories.from_arrays([t] * 3, ys, us, state_names=["x"], input_names=["u"])
-    model = sysid.NeuralODE(hidden=(16,), max_epochs=20, lbfgs_steps=30, verbose=False, gradient="backprop",
-                            horizons=None).fit(data)  # short windows suffice (3x faster)
+    model = sysid.NeuralODE(
+        hidden=(16,), max_epochs=20, lbfgs_steps=30, verbose=False, gradient="backprop", horizons=None
+    ).fit(data)  # short windows suffice (3x faster)
     u_new = np.cos(0.7 * t)
     sol = solve_ivp(lambda s, x: -x + np.interp(s, t, u_new), (0, 6), [0.5], t_eval=t, rtol=1e-10, atol=1e-12)
     pred = model.predict(t=t, x0=[0.5], u=u_new[:, None])
@@ -151,8 +158,9 @@ def test_far_too_high_learning_rate_is_survived_with_a_warning_and_best_paramete
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            model = sysid.NeuralODE(**{**FAST, "lr": 1e4, "max_epochs": 8, "gradient": "backprop",
-                                       "solver_options": {"max_num_steps": 50}}).fit(data)
+            model = sysid.NeuralODE(
+                **{**FAST, "lr": 1e4, "max_epochs": 8, "gradient": "backprop", "solver_options": {"max_num_steps": 50}}
+            ).fit(data)
         except sysid.FitError as exc:
             assert "lower lr" in str(exc)  # noqa: PT017 - failing with advice is one of the two outcomes
             return
@@ -197,8 +205,9 @@ def test_warm_start_continues_from_the_previous_parameters():
 
 def test_validation_on_held_out_tails_and_minibatches():
     data = decay_data(n=20)
-    model = sysid.NeuralODE(**{**FAST, "max_epochs": 6, "validation_fraction": 0.25, "batch_size": 4,
-                               "gradient": "backprop"}).fit(data)
+    model = sysid.NeuralODE(
+        **{**FAST, "max_epochs": 6, "validation_fraction": 0.25, "batch_size": 4, "gradient": "backprop"}
+    ).fit(data)
     assert model.history_["val_loss"].notna().sum() >= 2
     assert np.isfinite(model.history_["val_loss"].min())
     with pytest.raises(ConfigError, match="validation_fraction must be in"):
@@ -265,8 +274,13 @@ def test_time_dependent_field_learns_an_explicit_forcing():
     t = np.linspace(0, 4, 25)
     data = sysid.Trajectories.from_arrays([t, t], [np.sin(t)[:, None], (np.sin(t) + 1.0)[:, None]])
     # the network alone: a linear part in x (the default LinearMLP) has nothing to explain here (0.10 with it)
-    model = sysid.NeuralODE(field=sysid.fields.MLP(hidden=(16,), time_dependent=True), max_epochs=20, lbfgs_steps=30,
-                            gradient="backprop", verbose=False).fit(data)
+    model = sysid.NeuralODE(
+        field=sysid.fields.MLP(hidden=(16,), time_dependent=True),
+        max_epochs=20,
+        lbfgs_steps=30,
+        gradient="backprop",
+        verbose=False,
+    ).fit(data)
     pred = model.predict(t=t, x0=[0.5])
     assert np.sqrt(np.mean((pred[:, 0] - (np.sin(t) + 0.5)) ** 2)) < 0.1
 

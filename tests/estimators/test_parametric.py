@@ -21,8 +21,9 @@ POSITIVE = dict.fromkeys(TRUE, (0.0, None))
 
 def lv_torch(t, x, p, u):
     prey, predator = x[:, 0], x[:, 1]
-    return torch.stack([p["alpha"] * prey - p["beta"] * prey * predator,
-                        p["delta"] * prey * predator - p["gamma"] * predator], dim=-1)
+    return torch.stack(
+        [p["alpha"] * prey - p["beta"] * prey * predator, p["delta"] * prey * predator - p["gamma"] * predator], dim=-1
+    )
 
 
 def lv_numpy(t, x, p, u):
@@ -87,11 +88,15 @@ def test_both_estimators_agree_within_a_standard_error_and_share_one_table(both)
         assert tables[0].loc[name, "lower"] < TRUE[name] < tables[0].loc[name, "upper"]
 
 
-@pytest.mark.parametrize("make", [
-    lambda **kw: GreyBoxODE(decay_torch, verbose=False, **kw),
-    lambda **kw: GreyBoxODE(decay_torch, verbose=False, optimizer="adam", max_epochs=20, gradient="backprop", **kw),
-    lambda **kw: ClassicalODE(decay_numpy, **kw),
-], ids=["greybox", "greybox-adam", "classical"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda **kw: GreyBoxODE(decay_torch, verbose=False, **kw),
+        lambda **kw: GreyBoxODE(decay_torch, verbose=False, optimizer="adam", max_epochs=20, gradient="backprop", **kw),
+        lambda **kw: ClassicalODE(decay_numpy, **kw),
+    ],
+    ids=["greybox", "greybox-adam", "classical"],
+)
 def test_one_bound_rule_a_start_on_a_bound_is_allowed_outside_is_not(make, decay_data):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -103,18 +108,28 @@ def test_one_bound_rule_a_start_on_a_bound_is_allowed_outside_is_not(make, decay
         make(params={"k": 1.0}, bounds={"k": (1.0, 1.0)}).fit(decay_data)
 
 
-@pytest.mark.parametrize("make", [lambda: GreyBoxODE(decay_torch, {"k": 0.2}, bounds={"k": (0.0, 0.5)}, verbose=False),
-                                  lambda: ClassicalODE(decay_numpy, {"k": 0.2}, bounds={"k": (0.0, 0.5)})],
-                         ids=["greybox", "classical"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: GreyBoxODE(decay_torch, {"k": 0.2}, bounds={"k": (0.0, 0.5)}, verbose=False),
+        lambda: ClassicalODE(decay_numpy, {"k": 0.2}, bounds={"k": (0.0, 0.5)}),
+    ],
+    ids=["greybox", "classical"],
+)
 def test_an_estimate_on_its_bound_is_reported_as_such(make, decay_data):
     model = make().fit(decay_data)  # the truth (0.6) lies beyond the bound
     row = model.confidence_intervals().loc["k"]
     assert model.params_["k"] == pytest.approx(0.5, abs=1e-6) and row["status"] == "on bound" and row["upper"] == 0.5
 
 
-@pytest.mark.parametrize("make", [lambda: GreyBoxODE(decay_torch, {"k": 0.3}, bounds={"k": (0, None)}, verbose=False),
-                                  lambda: ClassicalODE(decay_numpy, {"k": 0.3}, bounds={"k": (0, None)})],
-                         ids=["greybox", "classical"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: GreyBoxODE(decay_torch, {"k": 0.3}, bounds={"k": (0, None)}, verbose=False),
+        lambda: ClassicalODE(decay_numpy, {"k": 0.3}, bounds={"k": (0, None)}),
+    ],
+    ids=["greybox", "classical"],
+)
 def test_profile_intervals_need_the_data_and_bracket_the_estimate(make):
     rng = np.random.default_rng(5)
     t = np.linspace(0.0, 3.0, 12)
@@ -150,8 +165,17 @@ def test_profile_intervals_of_lotka_volterra_agree_between_estimators():
 def test_adam_training_then_least_squares_refinement_gives_the_same_estimate(lv_data, both):
     grey, _ = both
     start = {k: 0.5 * v for k, v in TRUE.items()}
-    adam = GreyBoxODE(lv_torch, start, bounds=POSITIVE, optimizer="adam", max_epochs=30, gradient="backprop",
-                      rtol=1e-5, atol=1e-7, verbose=False).fit(lv_data)
+    adam = GreyBoxODE(
+        lv_torch,
+        start,
+        bounds=POSITIVE,
+        optimizer="adam",
+        max_epochs=30,
+        gradient="backprop",
+        rtol=1e-5,
+        atol=1e-7,
+        verbose=False,
+    ).fit(lv_data)
     assert "adam" in set(adam.history_["stage"]) and adam.refined_ and adam.refine_evaluations_ > 0
     for name in TRUE:
         assert abs(adam.params_[name] - grey.params_[name]) < 0.2 * grey.params_stderr_[name], name
@@ -166,8 +190,9 @@ def test_warm_start_resumes_from_the_fitted_parameters(decay_data):
 
 
 def test_least_squares_settings_are_checked(decay_data):
-    with pytest.raises(ConfigError,
-                       match=r"Training: optimizer must be one of \['adam', 'least_squares'\], got 'lbfgs'"):
+    with pytest.raises(
+        ConfigError, match=r"Training: optimizer must be one of \['adam', 'least_squares'\], got 'lbfgs'"
+    ):
         GreyBoxODE(decay_torch, {"k": 0.1}, optimizer="lbfgs").fit(decay_data)
     assert GreyBoxODE(decay_torch, {"k": 0.1}).get_params()["training__optimizer"] == "least_squares"
     with pytest.raises(ConfigError, match="learn_time='scale' needs optimizer='adam'"):
@@ -207,8 +232,9 @@ def test_inputs_reach_the_least_squares_fit_and_fixed_initial_states_stay_fixed(
     data = simulate("mass_spring_damper", n_trajectories=2, noise=0.01, n_samples=40, t_span=(0, 8), random_state=0)
     model = GreyBoxODE(forced, {"m": 1.0, "c": 0.4, "k": 3.5}, fixed=["m"], verbose=False).fit(data)
     assert model.params_["k"] == pytest.approx(4.0, rel=0.02) and model.params_["c"] == pytest.approx(0.5, rel=0.05)
-    fixed_start = GreyBoxODE(forced, {"m": 1.0, "c": 0.4, "k": 3.5}, fixed=["m"], learn_x0=False,
-                             verbose=False).fit(data)
+    fixed_start = GreyBoxODE(forced, {"m": 1.0, "c": 0.4, "k": 3.5}, fixed=["m"], learn_x0=False, verbose=False).fit(
+        data
+    )
     np.testing.assert_array_equal(fixed_start.x0_, np.array([tr.y[0] for tr in data]))
     assert set(fixed_start.history_["stage"]) <= {"collocation", "single_shooting", "reweighted"}
     assert fixed_start.params_["k"] == pytest.approx(4.0, rel=0.05)
@@ -226,8 +252,11 @@ def test_hybrid_models_share_the_spec_check_but_offer_no_intervals():
     with pytest.raises(ConfigError, match=r"Hybrid: bounds names 'zeta', which is not a parameter"):
         HybridODE(decay_torch, {"k": 1.0}, bounds={"zeta": (0, 1)}).fit(data)
     assert not hasattr(HybridODE, "confidence_intervals")
-    with pytest.raises(ConfigError, match=r"optimizer='least_squares' fits fields whose only free quantities are named "
-                                          r"parameters .* this Hybrid field has networks"):
+    with pytest.raises(
+        ConfigError,
+        match=r"optimizer='least_squares' fits fields whose only free quantities are named "
+        r"parameters .* this Hybrid field has networks",
+    ):
         HybridODE(decay_torch, {"k": 1.0}, optimizer="least_squares", verbose=False).fit(data)
 
 
@@ -237,8 +266,9 @@ def test_intervals_are_calibrated_over_repeated_experiments():
     covered = dict.fromkeys(TRUE, 0)
     repeats = 20
     for seed in range(repeats):
-        data = simulate("lotka_volterra", n_trajectories=3, n_samples=60, noise=0.05, irregular=True,
-                        random_state=1000 + seed)
+        data = simulate(
+            "lotka_volterra", n_trajectories=3, n_samples=60, noise=0.05, irregular=True, random_state=1000 + seed
+        )
         model = GreyBoxODE(lv_torch, {k: 0.5 * v for k, v in TRUE.items()}, bounds=POSITIVE, verbose=False).fit(data)
         table = model.confidence_intervals(0.95)
         for name, value in TRUE.items():

@@ -76,10 +76,13 @@ def test_device_cpu_is_honoured_and_the_fitted_model_lives_on_the_cpu(fitted):
     assert resolve_device(torch.device("cpu")) == torch.device("cpu")
 
 
-@pytest.mark.parametrize(("device", "message"), [
-    ("cuda:7" if torch.cuda.is_available() else "cuda", "is not available"),
-    ("gpu", "not a torch device name"),
-])
+@pytest.mark.parametrize(
+    ("device", "message"),
+    [
+        ("cuda:7" if torch.cuda.is_available() else "cuda", "is not available"),
+        ("gpu", "not a torch device name"),
+    ],
+)
 def test_an_unusable_device_fails_before_the_data_is_read(device, message, monkeypatch):
     import sysid.estimators._base as base
 

@@ -120,8 +120,10 @@ def test_missing_values_interpolated_with_a_warning(gappy_lv):
 
 
 def test_missing_values_split_into_pieces_with_a_warning(gappy_lv):
-    with pytest.warns(FitWarning, match=r"cut them at rows with missing entries \(\d+ missing entries\) into \d+"), \
-            pytest.warns(FitWarning, match=r"dropped \d+ rows of trajectories .* pieces shorter than 3 rows"):
+    with (
+        pytest.warns(FitWarning, match=r"cut them at rows with missing entries \(\d+ missing entries\) into \d+"),
+        pytest.warns(FitWarning, match=r"dropped \d+ rows of trajectories .* pieces shorter than 3 rows"),
+    ):
         model = SINDy(missing="split").fit(gappy_lv)
     assert model.n_pieces_ > 3
     assert_recovers(model.coefficients_, LV.coefficients)
@@ -131,9 +133,11 @@ def test_pieces_too_short_are_dropped_or_refused():
     t = np.linspace(0, 1, 6)
     y = np.column_stack([np.exp(-t), np.exp(-2 * t)])
     y[[2, 4], 0] = np.nan  # pieces of 2, 1 and 1 fully observed rows
-    with pytest.warns(FitWarning, match="pieces shorter than 3 rows"), \
-            pytest.raises(DataError, match="no trajectory piece"), \
-            pytest.warns(FitWarning, match=r"into 3 fully observed pieces"):
+    with (
+        pytest.warns(FitWarning, match="pieces shorter than 3 rows"),
+        pytest.raises(DataError, match="no trajectory piece"),
+        pytest.warns(FitWarning, match=r"into 3 fully observed pieces"),
+    ):
         SINDy(missing="split").fit(y, t=t)
     with pytest.warns(FitWarning, match="filled 2 missing entries"):
         model = SINDy(missing="interpolate", threshold=0.01, degree=1).fit(y, t=t)
@@ -198,8 +202,10 @@ def test_a_model_fitted_on_five_noisy_samples_is_reported_not_hung():
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"differentiation": "splines"},
-         r"differentiation must be one of \['finite_difference', 'smoothed', 'spline'\]"),
+        (
+            {"differentiation": "splines"},
+            r"differentiation must be one of \['finite_difference', 'smoothed', 'spline'\]",
+        ),
         ({"missing": "drop"}, r"missing must be 'interpolate' or 'split', got 'drop'"),
         ({"threshold": -1.0}, r"threshold must be a finite number >= 0, got -1.0"),
         ({"degree": 0}, r"degree must be an integer >= 1, got 0"),
@@ -224,8 +230,13 @@ def test_not_fitted_and_wrong_states(clean_lv, lv_model):
 
 @pytest.mark.parametrize(
     "check",
-    [check_no_attributes_set_in_init, check_get_params_invariance, check_set_params,
-     check_do_not_raise_errors_in_init_or_set_params, check_parameters_default_constructible],
+    [
+        check_no_attributes_set_in_init,
+        check_get_params_invariance,
+        check_set_params,
+        check_do_not_raise_errors_in_init_or_set_params,
+        check_parameters_default_constructible,
+    ],
 )
 def test_sklearn_checks_that_need_no_data(check):
     check("SINDy", SINDy())

@@ -60,8 +60,7 @@ def test_recovers_lotka_volterra_where_sindy_fails(fitted, lv_data):
 
     sindy = ps.SINDy(feature_library=ps.PolynomialLibrary(degree=2), optimizer=ps.STLSQ(threshold=0.05))
     sindy.fit([tr.y for tr in lv_data], t=[tr.t for tr in lv_data], feature_names=["prey", "predator"])
-    sindy_table = pd.DataFrame(sindy.coefficients().T, index=sindy.get_feature_names(),
-                               columns=["prey", "predator"])
+    sindy_table = pd.DataFrame(sindy.coefficients().T, index=sindy.get_feature_names(), columns=["prey", "predator"])
     theirs = coefficient_error(sindy_table, reference)
     assert ours < 0.05
     assert theirs > 5 * ours, (ours, theirs)
@@ -80,8 +79,7 @@ def test_equations_read_like_the_truth(fitted):
 def test_vector_field_matches_the_coefficient_table(fitted):
     x = np.array([[1.0, 2.0], [3.0, 0.5]])
     theta = np.array([[1, a, b, a * a, a * b, b * b] for a, b in x])
-    np.testing.assert_allclose(fitted.vector_field(x), theta @ fitted.coefficients_.to_numpy(),
-                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(fitted.vector_field(x), theta @ fitted.coefficients_.to_numpy(), rtol=1e-12, atol=1e-12)
 
 
 def test_history_records_every_training(fitted):
@@ -108,22 +106,58 @@ def test_term_names_follow_pysindy():
     lib = ps.PolynomialLibrary(degree=3).fit(np.zeros((2, 2)))
     names, _ = polynomial_terms(["prey", "predator"], 3)
     assert names == lib.get_feature_names(["prey", "predator"])
-    field = PolynomialField(["x", "y"], ["u"], degree=2, include_trig=True,
-                            functions={"exp(-x)": lambda x: torch.exp(-x[:, 0])})
-    assert field.term_names == ["1", "x", "y", "u", "x^2", "x y", "x u", "y^2", "y u", "u^2",
-                                "sin(x)", "sin(y)", "cos(x)", "cos(y)", "exp(-x)"]
+    field = PolynomialField(
+        ["x", "y"], ["u"], degree=2, include_trig=True, functions={"exp(-x)": lambda x: torch.exp(-x[:, 0])}
+    )
+    assert field.term_names == [
+        "1",
+        "x",
+        "y",
+        "u",
+        "x^2",
+        "x y",
+        "x u",
+        "y^2",
+        "y u",
+        "u^2",
+        "sin(x)",
+        "sin(y)",
+        "cos(x)",
+        "cos(y)",
+        "exp(-x)",
+    ]
     x = torch.tensor([[0.5, -2.0]], dtype=torch.float64)
     u = torch.tensor([[3.0]], dtype=torch.float64)
     theta = field.library(torch.zeros(1), x, u)[0].numpy()
     a, b, c = 0.5, -2.0, 3.0
-    expected = [1, a, b, c, a * a, a * b, a * c, b * b, b * c, c * c,
-                np.sin(a), np.sin(b), np.cos(a), np.cos(b), np.exp(-a)]
+    expected = [
+        1,
+        a,
+        b,
+        c,
+        a * a,
+        a * b,
+        a * c,
+        b * b,
+        b * c,
+        c * c,
+        np.sin(a),
+        np.sin(b),
+        np.cos(a),
+        np.cos(b),
+        np.exp(-a),
+    ]
     np.testing.assert_allclose(theta, expected, rtol=1e-14)
 
 
 def test_preconditioning_and_pruning_keep_the_field():
-    field = PolynomialField(["x", "y"], degree=2, center=torch.tensor([3.0, 1.0], dtype=torch.float64),
-                            spread=torch.tensor([2.0, 0.5], dtype=torch.float64), time_unit=0.7)
+    field = PolynomialField(
+        ["x", "y"],
+        degree=2,
+        center=torch.tensor([3.0, 1.0], dtype=torch.float64),
+        spread=torch.tensor([2.0, 0.5], dtype=torch.float64),
+        time_unit=0.7,
+    )
     xi = torch.as_tensor(np.random.default_rng(0).normal(size=(6, 2)))
     field.set_coefficients(xi)
     torch.testing.assert_close(field.coefficients(), xi)
@@ -146,6 +180,7 @@ def test_preconditioning_and_pruning_keep_the_field():
 
 # -- scikit-learn conventions, files, errors -------------------------------------------
 
+
 def test_not_fitted_errors():
     model = SparseODE()
     with pytest.raises(NotFittedError):
@@ -158,15 +193,18 @@ def short_data():
     return simulate("lotka_volterra", n_trajectories=2, n_samples=20, t_span=(0, 3), noise=0.02, random_state=1)
 
 
-@pytest.mark.parametrize(("params", "match"), [
-    ({"library": "fourier"}, "library must be one of"),
-    ({"degree": -1}, "degree must be a non-negative integer, got -1"),
-    ({"threshold": -0.1}, "threshold must be a non-negative number"),
-    ({"n_threshold_rounds": 1.5}, "n_threshold_rounds must be a non-negative integer"),
-    ({"functions": {"g": 3.0}}, "functions must map term names"),
-    ({"functions": {"prey": torch.sin}}, "clash with state names"),
-    ({"functions": {"bad": lambda x: x}}, "every function in functions must return a tensor"),
-])
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ({"library": "fourier"}, "library must be one of"),
+        ({"degree": -1}, "degree must be a non-negative integer, got -1"),
+        ({"threshold": -0.1}, "threshold must be a non-negative number"),
+        ({"n_threshold_rounds": 1.5}, "n_threshold_rounds must be a non-negative integer"),
+        ({"functions": {"g": 3.0}}, "functions must map term names"),
+        ({"functions": {"prey": torch.sin}}, "clash with state names"),
+        ({"functions": {"bad": lambda x: x}}, "every function in functions must return a tensor"),
+    ],
+)
 def test_bad_settings_are_reported_in_fit(params, match):
     with pytest.raises(ConfigError, match=match):
         SparseODE(max_epochs=1, **{**FAST, **params}).fit(short_data())
@@ -189,8 +227,14 @@ def test_same_seed_same_coefficients_and_save_load_is_exact(tmp_path):
 
 def test_user_functions_are_needed_again_to_load(tmp_path):
     data = short_data()
-    model = SparseODE(degree=1, functions={"exp(-prey)": lambda x: torch.exp(-x[:, 0])}, max_epochs=2,
-                      threshold=0.05, n_threshold_rounds=0, **FAST).fit(data)
+    model = SparseODE(
+        degree=1,
+        functions={"exp(-prey)": lambda x: torch.exp(-x[:, 0])},
+        max_epochs=2,
+        threshold=0.05,
+        n_threshold_rounds=0,
+        **FAST,
+    ).fit(data)
     assert model.coefficients_.index[-1] == "exp(-prey)"
     path = sysid.save(model, tmp_path / "functions.sysid")
     with pytest.raises(ModelFileError, match="user term functions"):

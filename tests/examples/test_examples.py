@@ -18,7 +18,10 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 def run_example(name: str, cwd: Path, *args: str) -> str:
     result = subprocess.run(
         [sys.executable, str(EXAMPLES / name), *args],
-        cwd=cwd, capture_output=True, text=True, timeout=600,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
         env={**os.environ, "MPLBACKEND": "Agg"},
     )
     assert result.returncode == 0, f"{name} failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}"

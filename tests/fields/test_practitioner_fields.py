@@ -43,8 +43,13 @@ def test_a_linear_part_started_at_zero_is_fitted_with_the_network(oscillator):
     # the least-squares start leaves the linear part to shooting; from zero the collocation fits it with the network
     fits = {}
     for start in ("least_squares", "zero"):
-        model = sysid.NeuralODE(field=LinearMLP(hidden=(8,), linear_start=start), max_epochs=1, lbfgs_steps=0,
-                                collocation_steps=50, verbose=False)
+        model = sysid.NeuralODE(
+            field=LinearMLP(hidden=(8,), linear_start=start),
+            max_epochs=1,
+            lbfgs_steps=0,
+            collocation_steps=50,
+            verbose=False,
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             fits[start] = model.fit(oscillator).field_.linear_state.detach().numpy()
@@ -74,11 +79,14 @@ def test_structured_equations_read_only_what_they_declare():
     assert torch.all(gx[:, 0] == 0) and torch.all(gu == 0) and torch.any(gx[:, 1] != 0)  # x' reads v only
 
 
-@pytest.mark.parametrize(("reads", "match"), [
-    ({"x": ["v"]}, r"declares no equation for \['v'\]"),
-    ({"x": ["v"], "v": ["x"], "w": ["x"]}, r"equations for \['w'\], which are not state dimensions"),
-    ({"x": ["v"], "v": ["pump"]}, r"the equation of 'v' reads \['pump'\], which are neither states"),
-])
+@pytest.mark.parametrize(
+    ("reads", "match"),
+    [
+        ({"x": ["v"]}, r"declares no equation for \['v'\]"),
+        ({"x": ["v"], "v": ["x"], "w": ["x"]}, r"equations for \['w'\], which are not state dimensions"),
+        ({"x": ["v"], "v": ["pump"]}, r"the equation of 'v' reads \['pump'\], which are neither states"),
+    ],
+)
 def test_structured_names_what_does_not_match_the_data(reads, match, oscillator):
     with pytest.raises(sysid.ConfigError, match=match):
         sysid.NeuralODE(field=Structured(reads=reads), verbose=False).fit(oscillator)
@@ -102,13 +110,22 @@ def test_a_ude_learns_its_parameter_and_its_unknown_term(oscillator):
         model.correction([0.0, 0.0])
 
 
-@pytest.mark.parametrize(("f", "networks", "match"), [
-    (lambda t, x, p, u, nn: torch.stack([x[:, 1], nn["missing"](x)], -1), {"damping": 1},
-     r"looked up 'missing', which is neither a parameter \['k'\] nor a network \['damping'\]"),
-    (lambda t, x, p, u, nn: torch.stack([x[:, 1], -p["k"] * x[:, 0]], -1), {"damping": 1},
-     r"f never called the network\(s\) \['damping'\]"),
-    (lambda t, x, p, u, nn: nn["damping"](x), {"damping": 1}, r"returned \(9,\) for states of shape \(9, 2\)"),
-])
+@pytest.mark.parametrize(
+    ("f", "networks", "match"),
+    [
+        (
+            lambda t, x, p, u, nn: torch.stack([x[:, 1], nn["missing"](x)], -1),
+            {"damping": 1},
+            r"looked up 'missing', which is neither a parameter \['k'\] nor a network \['damping'\]",
+        ),
+        (
+            lambda t, x, p, u, nn: torch.stack([x[:, 1], -p["k"] * x[:, 0]], -1),
+            {"damping": 1},
+            r"f never called the network\(s\) \['damping'\]",
+        ),
+        (lambda t, x, p, u, nn: nn["damping"](x), {"damping": 1}, r"returned \(9,\) for states of shape \(9, 2\)"),
+    ],
+)
 def test_a_ude_that_does_not_fit_its_declaration_is_refused(f, networks, match, oscillator):
     with pytest.raises(sysid.ConfigError, match=match):
         sysid.HybridODE(field=UDE(f=f, params={"k": 1.0}, networks=networks), verbose=False).fit(oscillator)

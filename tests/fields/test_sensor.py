@@ -44,8 +44,9 @@ def test_a_learned_offset_is_recovered():
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = sysid.GreyBoxODE(decay, {"k": 0.3}, output=Sensor(offset=True), lbfgs_steps=100, optimizer="adam",
-                                 **FAST).fit(reading, t=t)  # k and the offset are correlated: quasi-Newton
+        model = sysid.GreyBoxODE(
+            decay, {"k": 0.3}, output=Sensor(offset=True), lbfgs_steps=100, optimizer="adam", **FAST
+        ).fit(reading, t=t)  # k and the offset are correlated: quasi-Newton
     assert model.params_["k"] == pytest.approx(0.7, rel=0.03)
     assert model.sensor_.readout()["offset"][0] == pytest.approx(0.5, abs=0.03)
 
@@ -54,18 +55,22 @@ def test_a_model_with_a_sensor_saves_and_loads_identically(tmp_path):
     t, _, reading = clipped_growth()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = sysid.GreyBoxODE(growth, {"k": 0.3}, output=Sensor(high=3.0, gain=True), max_epochs=5,
-                                 optimizer="adam", verbose=False).fit(reading, t=t)
+        model = sysid.GreyBoxODE(
+            growth, {"k": 0.3}, output=Sensor(high=3.0, gain=True), max_epochs=5, optimizer="adam", verbose=False
+        ).fit(reading, t=t)
     loaded = sysid.load(model.save(tmp_path / "m.sysid"), f=growth)
     assert loaded.output == model.output
     np.testing.assert_array_equal(loaded.predict(t=t, x0=[1.0]), model.predict(t=t, x0=[1.0]))
 
 
-@pytest.mark.parametrize(("sensor", "match"), [
-    (Sensor(high={"zz": 1.0}), r"Sensor: high names \['zz'\], which are not states \['x0'\]"),
-    (Sensor(low=2.0, high=1.0), r"Sensor: low must be below high, but not for \['x0'\]"),
-    (Sensor(offset="x0"), r"Sensor: offset must be True, False or a list of state names"),
-])
+@pytest.mark.parametrize(
+    ("sensor", "match"),
+    [
+        (Sensor(high={"zz": 1.0}), r"Sensor: high names \['zz'\], which are not states \['x0'\]"),
+        (Sensor(low=2.0, high=1.0), r"Sensor: low must be below high, but not for \['x0'\]"),
+        (Sensor(offset="x0"), r"Sensor: offset must be True, False or a list of state names"),
+    ],
+)
 def test_sensor_settings_that_do_not_fit_the_data_are_refused(sensor, match):
     t, _, reading = clipped_growth()
     with pytest.raises(sysid.ConfigError, match=match):

@@ -31,9 +31,17 @@ def decay(t, x, p, u):
     return -p["k"] * x
 
 
-@pytest.mark.parametrize("spec", [MLP(hidden=(4,)), LinearMLP(hidden=(4,)), Polynomial(degree=2),
-                                  GreyBox(f=decay, params={"k": 1.0}), Hybrid(known=decay, params={"k": 1.0}),
-                                  Structured(reads={"x": ["x"], "v": ["x", "v"]})])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        MLP(hidden=(4,)),
+        LinearMLP(hidden=(4,)),
+        Polynomial(degree=2),
+        GreyBox(f=decay, params={"k": 1.0}),
+        Hybrid(known=decay, params={"k": 1.0}),
+        Structured(reads={"x": ["x"], "v": ["x", "v"]}),
+    ],
+)
 def test_every_part_builds_a_field_of_the_data_shape(spec):
     module = spec.build(context())
     x = torch.ones(5, 2, dtype=torch.float64)
@@ -41,24 +49,28 @@ def test_every_part_builds_a_field_of_the_data_shape(spec):
     assert clone(spec) == spec and clone(spec) is not spec
 
 
-@pytest.mark.parametrize(("spec", "match"), [
-    (MLP(hidden=(0,)), r"MLP: hidden must be a non-empty tuple of positive ints"),
-    (MLP(activation="sigmoid"), r"MLP: activation must be one of .* got 'sigmoid'"),
-    (LinearMLP(time_dependent="yes"), r"LinearMLP: time_dependent must be True or False"),
-    (Polynomial(degree=-1), r"Polynomial: degree must be a non-negative integer, got -1"),
-    (GreyBox(f=decay, params={}), r"GreyBox needs params"),
-    (GreyBox(f="decay", params={"k": 1.0}), r"GreyBox: f must be a callable f\(t, x, p, u\)"),
-    (Structured(), r"Structured needs reads"),
-    (Structured(reads={"x": "x", "v": ["v"]}), r"reads\['x'\] must be a non-empty list"),
-    (UDE(f=decay, params={"k": 1.0}), r"UDE needs networks"),
-])
+@pytest.mark.parametrize(
+    ("spec", "match"),
+    [
+        (MLP(hidden=(0,)), r"MLP: hidden must be a non-empty tuple of positive ints"),
+        (MLP(activation="sigmoid"), r"MLP: activation must be one of .* got 'sigmoid'"),
+        (LinearMLP(time_dependent="yes"), r"LinearMLP: time_dependent must be True or False"),
+        (Polynomial(degree=-1), r"Polynomial: degree must be a non-negative integer, got -1"),
+        (GreyBox(f=decay, params={}), r"GreyBox needs params"),
+        (GreyBox(f="decay", params={"k": 1.0}), r"GreyBox: f must be a callable f\(t, x, p, u\)"),
+        (Structured(), r"Structured needs reads"),
+        (Structured(reads={"x": "x", "v": ["v"]}), r"reads\['x'\] must be a non-empty list"),
+        (UDE(f=decay, params={"k": 1.0}), r"UDE needs networks"),
+    ],
+)
 def test_bad_settings_name_the_part_and_parameter(spec, match):
     with pytest.raises(sysid.ConfigError, match=match):
         spec.check()
 
 
-@pytest.mark.parametrize("spec", [MLP(hidden=(4,)), LinearMLP(hidden=(4,)),
-                                  Structured(reads={"x": ["x", "u"], "v": ["v"]})])
+@pytest.mark.parametrize(
+    "spec", [MLP(hidden=(4,)), LinearMLP(hidden=(4,)), Structured(reads={"x": ["x", "u"], "v": ["v"]})]
+)
 def test_a_field_built_with_inputs_refuses_to_run_without_them(spec):
     module = spec.build(context(inputs=("u",)))
     x = torch.ones(5, 2, dtype=torch.float64)

@@ -81,6 +81,7 @@ def test_solves_and_free_runs_agree_between_the_paths(gradient: str, monkeypatch
     free = []
     original = BatchedField.bind
     for lean in (True, False):
+
         def bind(self, c, tr, inp, _lean=lean):  # simulate binds its own clock: force the path
             original(self, c, tr, inp)
             self.lean = _lean

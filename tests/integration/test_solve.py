@@ -44,8 +44,9 @@ def test_scaled_clock_makes_a_trajectory_run_slower():
     with torch.no_grad():
         rhs.time.log_scale_rest.fill_(np.log(0.5))
     t = np.linspace(0, 2, 5)
-    out = simulate(rhs, torch.ones(2, 1, dtype=torch.float64), [t, t], torch.arange(2), None,
-                   SolverConfig(rtol=1e-10, atol=1e-12))
+    out = simulate(
+        rhs, torch.ones(2, 1, dtype=torch.float64), [t, t], torch.arange(2), None, SolverConfig(rtol=1e-10, atol=1e-12)
+    )
     np.testing.assert_allclose(out[0][:, 0].numpy(), np.exp(-t), rtol=1e-7)
     np.testing.assert_allclose(out[1][:, 0].numpy(), np.exp(-0.5 * t), rtol=1e-7)
 
@@ -55,8 +56,14 @@ def test_inputs_drive_the_solution_linear_and_zero_order_hold():
     t = np.linspace(0, 2, 9)
     for kind, expected in (("linear", t**2 / 2), ("zoh", None)):
         signal = InputSignal([t], [t[:, None]], kind=kind)
-        out = simulate(_rhs(Linear(0.0, b=1.0)), torch.zeros(1, 1, dtype=torch.float64), [t], torch.arange(1),
-                       signal, SolverConfig(rtol=1e-10, atol=1e-12))[0][:, 0].numpy()
+        out = simulate(
+            _rhs(Linear(0.0, b=1.0)),
+            torch.zeros(1, 1, dtype=torch.float64),
+            [t],
+            torch.arange(1),
+            signal,
+            SolverConfig(rtol=1e-10, atol=1e-12),
+        )[0][:, 0].numpy()
         if kind == "linear":
             np.testing.assert_allclose(out, expected, atol=1e-8)
         else:  # hold: integral of the left sample on each interval

@@ -31,8 +31,11 @@ def _writer_module():
 
 
 WRITER = _writer_module()
-FUNCTIONS = {"greybox": {"f": WRITER.decay_torch}, "hybrid": {"known": WRITER.decay_torch},
-             "classical": {"f": WRITER.decay_numpy}}
+FUNCTIONS = {
+    "greybox": {"f": WRITER.decay_torch},
+    "hybrid": {"known": WRITER.decay_torch},
+    "classical": {"f": WRITER.decay_numpy},
+}
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED["predictions"]))

@@ -32,23 +32,33 @@ def test_bounds_are_closed_a_start_on_a_bound_is_accepted():
     assert spec.with_free([3.0, 0.6]) == {"k": 3.0, "c": 0.6, "d": 2.0}
 
 
-@pytest.mark.parametrize(("params", "bounds", "fixed", "match"), [
-    ({"k": 2.0}, {"k": (0, 1)}, None, r"start value params\['k'\] = 2.0 is outside its bounds \(0, 1\)"),
-    ({"k": -1e-9}, {"k": (0, None)}, None, r"start value params\['k'\] = -1e-09 is outside its bounds"),
-    ({"k": 1.0}, {"k": (1, 1)}, None, (r"bounds\['k'\] = \(1, 1\): low must be below high \(to hold 'k' at one "
-                                       r"value, list it in fixed=\)")),
-    ({"k": 1.0}, {"q": (0, 1)}, None, r"bounds names 'q', which is not a parameter; the parameters are \['k'\]"),
-    ({"k": 1.0}, {"k": 5}, None, r"bounds\['k'\] must be a pair \(low, high\)"),
-    ({"k": 1.0}, {"k": (0, "x")}, None, r"bounds\['k'\] high must be a finite number or None, got 'x'"),
-    ({"k": 1.0}, {"k": (math.nan, 1)}, None, r"bounds\['k'\] low must be a finite number or None"),
-    ({"k": 1.0}, None, ["q"], r"fixed names 'q', which is not a parameter"),
-    ({"k": "one"}, None, None, r"params\['k'\] must be a finite number, got 'one'"),
-    ({"k": math.inf}, None, None, r"params\['k'\] must be a finite number"),
-    ({"k": True}, None, None, r"params\['k'\] must be a finite number"),
-    ([1.0], None, None, r"params must be a dict \{name: start value\}, got list"),
-    ({"k": 1.0}, [(0, 1)], None, r"bounds must be a dict"),
-    ({"k": 1.0}, None, 3, r"fixed must be a list of parameter names"),
-])
+@pytest.mark.parametrize(
+    ("params", "bounds", "fixed", "match"),
+    [
+        ({"k": 2.0}, {"k": (0, 1)}, None, r"start value params\['k'\] = 2.0 is outside its bounds \(0, 1\)"),
+        ({"k": -1e-9}, {"k": (0, None)}, None, r"start value params\['k'\] = -1e-09 is outside its bounds"),
+        (
+            {"k": 1.0},
+            {"k": (1, 1)},
+            None,
+            (
+                r"bounds\['k'\] = \(1, 1\): low must be below high \(to hold 'k' at one "
+                r"value, list it in fixed=\)"
+            ),
+        ),
+        ({"k": 1.0}, {"q": (0, 1)}, None, r"bounds names 'q', which is not a parameter; the parameters are \['k'\]"),
+        ({"k": 1.0}, {"k": 5}, None, r"bounds\['k'\] must be a pair \(low, high\)"),
+        ({"k": 1.0}, {"k": (0, "x")}, None, r"bounds\['k'\] high must be a finite number or None, got 'x'"),
+        ({"k": 1.0}, {"k": (math.nan, 1)}, None, r"bounds\['k'\] low must be a finite number or None"),
+        ({"k": 1.0}, None, ["q"], r"fixed names 'q', which is not a parameter"),
+        ({"k": "one"}, None, None, r"params\['k'\] must be a finite number, got 'one'"),
+        ({"k": math.inf}, None, None, r"params\['k'\] must be a finite number"),
+        ({"k": True}, None, None, r"params\['k'\] must be a finite number"),
+        ([1.0], None, None, r"params must be a dict \{name: start value\}, got list"),
+        ({"k": 1.0}, [(0, 1)], None, r"bounds must be a dict"),
+        ({"k": 1.0}, None, 3, r"fixed must be a list of parameter names"),
+    ],
+)
 def test_spec_errors_name_the_parameter(params, bounds, fixed, match):
     with pytest.raises(ConfigError, match=r"^Model: (the )?" + match):
         check_parameters(params, bounds, fixed, owner="Model")
@@ -127,8 +137,9 @@ def test_relative_change_ignores_a_common_factor():
 
 # -- the table -----------------------------------------------------------------------------
 def test_interval_table_has_one_shape_for_every_status():
-    spec = check_parameters({"k": 1.0, "a": 1.0, "b": 1.0, "c": 0.0, "fixed": 3.0},
-                            {"c": (0.0, None), "k": (0.5, None)}, ["fixed"])
+    spec = check_parameters(
+        {"k": 1.0, "a": 1.0, "b": 1.0, "c": 0.0, "fixed": 3.0}, {"c": (0.0, None), "k": (0.5, None)}, ["fixed"]
+    )
     estimates = {"k": 0.6, "a": 2.0, "b": 0.5, "c": 0.0, "fixed": 3.0}
     stderr = {"k": 0.1, "a": math.inf, "b": math.inf, "c": 0.2, "fixed": 0.0}
     table = interval_table(spec, estimates, stderr, dof=10, level=0.9, unidentifiable=["a", "b"])
@@ -157,8 +168,16 @@ def test_profile_interval_of_a_linear_model_is_the_wald_interval():
     r = design @ beta - y
     unc = linearised_uncertainty(design, r, ["slope", "offset"])
     q = t_quantile(0.95, unc.dof)
-    lo, hi, n = profile_interval(lambda x: design @ x - y, beta, 0, [-np.inf] * 2, [np.inf] * 2,
-                                 unc.s2 * q**2, 0.3 * q * unc.stderr[0], jacobian=lambda x: design)
+    lo, hi, n = profile_interval(
+        lambda x: design @ x - y,
+        beta,
+        0,
+        [-np.inf] * 2,
+        [np.inf] * 2,
+        unc.s2 * q**2,
+        0.3 * q * unc.stderr[0],
+        jacobian=lambda x: design,
+    )
     assert lo == pytest.approx(beta[0] - q * unc.stderr[0], rel=1e-4)
     assert hi == pytest.approx(beta[0] + q * unc.stderr[0], rel=1e-4)
     assert n > 4
@@ -183,6 +202,7 @@ def test_profile_interval_follows_the_curvature_and_stops_at_bounds():
         inner = least_squares(lambda a, k=end: fun(np.array([a[0], k])), [fit.x[0]])
         assert 2 * inner.cost - 2 * fit.cost == pytest.approx(threshold, rel=0.02)
     # a bound inside the interval is its end
-    tight, _, _ = profile_interval(fun, fit.x, 1, [-np.inf, fit.x[1] - 1e-3], [np.inf, np.inf], threshold,
-                                   q * unc.stderr[1])
+    tight, _, _ = profile_interval(
+        fun, fit.x, 1, [-np.inf, fit.x[1] - 1e-3], [np.inf, np.inf], threshold, q * unc.stderr[1]
+    )
     assert tight == pytest.approx(fit.x[1] - 1e-3)

@@ -58,8 +58,9 @@ def decay_data(n_times: int = 12, inputs: bool = False, seed: int = 0) -> sysid.
     t = np.linspace(0.0, 2.0, n_times)
     ys = [np.c_[k * np.exp(-0.7 * t), k * np.exp(-0.3 * t)] + 1e-3 * rng.normal(size=(n_times, 2)) for k in (1, 2)]
     us = [np.sin(t)[:, None], np.cos(t)[:, None]] if inputs else None
-    return sysid.Trajectories.from_arrays([t, t], ys, us, state_names=["x", "v"],
-                                          input_names=["u"] if inputs else None, names=["a", "b"])
+    return sysid.Trajectories.from_arrays(
+        [t, t], ys, us, state_names=["x", "v"], input_names=["u"] if inputs else None, names=["a", "b"]
+    )
 
 
 @pytest.fixture(scope="session")
@@ -120,8 +121,15 @@ def work(monkeypatch: pytest.MonkeyPatch) -> WorkSpy:
 
         monkeypatch.setattr(owner, name, wrapper)
 
-    for owner, name in [(solve, "odeint"), (solve, "odeint_adjoint"), (classical, "least_squares"),
-                        (parametric_lsq, "least_squares"), (classical, "simulate_numpy"), (sindy, "simulate_numpy"),
-                        (ode_base, "collocation_fit"), (pysindy.SINDy, "fit")]:
+    for owner, name in [
+        (solve, "odeint"),
+        (solve, "odeint_adjoint"),
+        (classical, "least_squares"),
+        (parametric_lsq, "least_squares"),
+        (classical, "simulate_numpy"),
+        (sindy, "simulate_numpy"),
+        (ode_base, "collocation_fit"),
+        (pysindy.SINDy, "fit"),
+    ]:
         counted(owner, name)
     return spy  # monkeypatch undoes the counting wrappers

@@ -39,8 +39,14 @@ def read_raw(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]
     return header, tensors
 
 
-def write_raw(path: str | Path, header: Any, tensors: dict[str, torch.Tensor], version: int | None = None,
-              checksum: bool = True, text: str | None = None) -> Path:
+def write_raw(
+    path: str | Path,
+    header: Any,
+    tensors: dict[str, torch.Tensor],
+    version: int | None = None,
+    checksum: bool = True,
+    text: str | None = None,
+) -> Path:
     """A file holding ``header`` (or the raw ``text``) and ``tensors``, with valid checksums unless not ``checksum``.
 
     ``version`` sets ``header["format_version"]`` (1 or 2) when given.

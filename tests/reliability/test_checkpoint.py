@@ -31,8 +31,9 @@ class Killed(Exception):
     """Stands for the process being killed (not KeyboardInterrupt, which fit handles itself)."""
 
 
-def kill_at_epoch(monkeypatch: pytest.MonkeyPatch, epoch: int, batches_per_epoch: int,
-                  exception: type[BaseException] = Killed) -> dict:
+def kill_at_epoch(
+    monkeypatch: pytest.MonkeyPatch, epoch: int, batches_per_epoch: int, exception: type[BaseException] = Killed
+) -> dict:
     """Raise ``exception`` at the first training batch of ``epoch`` (0-based)."""
     calls = {"n": 0}
     original = _shooting.MultipleShooting.forward
@@ -83,7 +84,8 @@ def test_checkpoint_path_is_a_constructor_parameter_stored_unchanged(tmp_path: P
 
 @pytest.mark.parametrize("name", SOLVER_TRAINED)
 def test_a_killed_fit_resumes_from_its_checkpoint_and_ends_where_an_uninterrupted_one_does(
-        name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     data = decay_data()
     path = tmp_path / "fit.ckpt"
     batches = count_batches(monkeypatch)
@@ -111,8 +113,9 @@ def test_a_killed_fit_resumes_from_its_checkpoint_and_ends_where_an_uninterrupte
     assert not path.exists()  # completed: the checkpoint is gone
 
 
-def test_ctrl_c_keeps_the_checkpoint_and_a_longer_fit_resumes_it(tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ctrl_c_keeps_the_checkpoint_and_a_longer_fit_resumes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     data = decay_data()
     path = tmp_path / "fit.ckpt"
     kill_at_epoch(monkeypatch, 3, 1, KeyboardInterrupt)
@@ -126,16 +129,18 @@ def test_ctrl_c_keeps_the_checkpoint_and_a_longer_fit_resumes_it(tmp_path: Path,
     assert not path.exists()
 
 
-def test_a_checkpoint_of_other_data_or_settings_is_refused_before_any_work(tmp_path: Path,
-                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_checkpoint_of_other_data_or_settings_is_refused_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     data = decay_data()
     path = tmp_path / "fit.ckpt"
     leave_killed_checkpoint(monkeypatch, path, data)
     before = path.read_bytes()
     with pytest.raises(ConfigError, match=r"holds a checkpoint of another fit \(different data"):
         make_estimator("NeuralODE", checkpoint_path=path).fit(decay_data(seed=1))
-    with pytest.raises(ConfigError,
-                       match=r"was written with other settings \(\['training__lr'\] differ.*choose another"):
+    with pytest.raises(
+        ConfigError, match=r"was written with other settings \(\['training__lr'\] differ.*choose another"
+    ):
         make_estimator("NeuralODE", checkpoint_path=path, lr=0.5).fit(data)
     with pytest.raises(ConfigError, match=r"another fit \(different estimator: 'NeuralODE'\)"):
         make_estimator("SparseODE", checkpoint_path=path).fit(data)
@@ -159,4 +164,3 @@ def test_a_fitted_model_with_a_checkpoint_path_saves_and_loads(tmp_path: Path) -
     assert loaded.checkpoint_path == str(tmp_path / "fit.ckpt")
     t = np.linspace(0, 2, 5)
     np.testing.assert_array_equal(loaded.predict(t=t, x0=[1.0, 1.0]), model.predict(t=t, x0=[1.0, 1.0]))
-

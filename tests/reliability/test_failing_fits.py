@@ -37,8 +37,9 @@ def fit_recording(model, data):
 
 def assert_kept_best_and_usable(model, data) -> None:
     """After a failed or troubled fit, the model holds its best parameters and still predicts."""
-    assert model.best_epoch_ == model.history_.loc[model.history_["val_loss"].idxmin(), "epoch"] \
-        or model.best_epoch_ == -1
+    assert (
+        model.best_epoch_ == model.history_.loc[model.history_["val_loss"].idxmin(), "epoch"] or model.best_epoch_ == -1
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SolverWarning)
         pred = model.predict(t=data[0].t, x0=data[0].y[0])
@@ -73,16 +74,20 @@ def test_least_squares_fit_of_exploding_dynamics_raises_fit_error_naming_the_sol
     data = decay_data(n_times=6)
     one_state = sysid.Trajectories.from_arrays([data[0].t], [data[0].y[:, :1]])
     model = GreyBoxODE(blows_up, {"a": 50.0}, rtol=0.1, atol=0.1, collocation_steps=0, verbose=False)
-    with pytest.raises(FitError, match=r"cannot simulate the model at its start \(underflow in dt.*Check the start "
-                                       r"values in params="):
+    with pytest.raises(
+        FitError,
+        match=r"cannot simulate the model at its start \(underflow in dt.*Check the start "
+        r"values in params=",
+    ):
         model.fit(one_state)
 
 
 def test_stiff_dynamics_exhaust_the_step_budget_and_raise_fit_error():
     data = decay_data()
     one_state = sysid.Trajectories.from_arrays([tr.t for tr in data], [tr.y[:, :1] for tr in data])
-    model = GreyBoxODE(stiff, {"k": 1e5}, refine_steps=0, solver_options={"max_num_steps": 50}, optimizer="adam",
-                       **FAST)
+    model = GreyBoxODE(
+        stiff, {"k": 1e5}, refine_steps=0, solver_options={"max_num_steps": 50}, optimizer="adam", **FAST
+    )
     model, error, caught = fit_recording(model, one_state)
     assert error is not None
     assert "max_num_steps exceeded" in str(error) and "larger solver max_num_steps" in str(error)
@@ -92,8 +97,7 @@ def test_stiff_dynamics_exhaust_the_step_budget_and_raise_fit_error():
 def test_step_budget_exhausted_in_every_validation_is_a_fit_error_not_a_silent_initial_model():
     # Training segments fit in 2 steps per interval but whole-trajectory validation never does:
     # no parameters can be validated, which used to return the untrained model silently.
-    model, error, _ = fit_recording(NeuralODE(hidden=(4,), solver_options={"max_num_steps": 2}, **FAST),
-                                    decay_data())
+    model, error, _ = fit_recording(NeuralODE(hidden=(4,), solver_options={"max_num_steps": 2}, **FAST), decay_data())
     assert error is not None
     assert "no parameters could be validated" in str(error) and "max_num_steps exceeded" in str(error)
     assert model.stop_reason_ == "failed" and len(model.history_) == FAST["max_epochs"] + 1
@@ -149,10 +153,15 @@ def test_nan_that_never_goes_away_ends_in_fit_error_keeping_the_best_parameters(
 
 def test_learning_rate_far_too_high_for_grey_box_parameters():
     data = decay_data()
-    model = GreyBoxODE(lambda t, x, p, u: torch.stack([-p["a"] * x[:, 0], -p["b"] * x[:, 1]], dim=-1),
-                       {"a": 1.0, "b": 1.0}, refine_steps=0, lr=50.0, solver_options={"max_num_steps": 200},
-                       optimizer="adam",
-                       **{**FAST, "max_epochs": 8})
+    model = GreyBoxODE(
+        lambda t, x, p, u: torch.stack([-p["a"] * x[:, 0], -p["b"] * x[:, 1]], dim=-1),
+        {"a": 1.0, "b": 1.0},
+        refine_steps=0,
+        lr=50.0,
+        solver_options={"max_num_steps": 200},
+        optimizer="adam",
+        **{**FAST, "max_epochs": 8},
+    )
     model, error, caught = fit_recording(model, data)
     assert caught, "a far too high rate must not pass silently"
     assert any("Try a lower lr" in str(w.message) for w in caught)

@@ -23,8 +23,12 @@ from sysid.adapters import as_trajectories, from_arrays
 from sysid.errors import NotFittedError, SolverWarning
 
 OURS = (sysid.SysidError, NotFittedError)
-FUZZ = settings(max_examples=40, deadline=None, database=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=40,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 # -- strategies --------------------------------------------------------------------------------------------
 FLOATS = st.one_of(
@@ -38,8 +42,11 @@ NAMES = st.sampled_from(["t", "time", "x", "v", "run", "u", "Temp (C)", 0, 7, 2.
 @st.composite
 def columns(draw, n: int) -> list:
     """One column of ``n`` values of a random kind, valid or not."""
-    kind = draw(st.sampled_from(["float", "sorted", "int", "bool", "text", "mixed", "datetime", "timedelta",
-                                 "labels", "none", "complex"]))
+    kind = draw(
+        st.sampled_from(
+            ["float", "sorted", "int", "bool", "text", "mixed", "datetime", "timedelta", "labels", "none", "complex"]
+        )
+    )
     if kind == "float":
         return draw(st.lists(FLOATS, min_size=n, max_size=n))
     if kind == "sorted":
@@ -51,14 +58,16 @@ def columns(draw, n: int) -> list:
     if kind == "text":
         return draw(st.lists(st.text(max_size=3), min_size=n, max_size=n))
     if kind == "mixed":
-        return draw(st.lists(st.one_of(FLOATS, st.text(max_size=2), st.none(), st.integers(-3, 3)),
-                             min_size=n, max_size=n))
+        return draw(
+            st.lists(st.one_of(FLOATS, st.text(max_size=2), st.none(), st.integers(-3, 3)), min_size=n, max_size=n)
+        )
     if kind == "datetime":
         days = draw(st.lists(st.integers(0, 10_000), min_size=n, max_size=n))
         return list(np.datetime64("1990-01-01") + np.array(days, dtype="timedelta64[D]"))
     if kind == "timedelta":
-        return list(np.array(draw(st.lists(st.integers(-10**6, 10**6), min_size=n, max_size=n)),
-                             dtype="timedelta64[s]"))
+        return list(
+            np.array(draw(st.lists(st.integers(-(10**6), 10**6), min_size=n, max_size=n)), dtype="timedelta64[s]")
+        )
     if kind == "labels":
         return draw(st.lists(st.sampled_from(["a", "b", 1, None]), min_size=n, max_size=n))
     if kind == "none":
@@ -74,11 +83,33 @@ def lab_frames(draw) -> tuple[pd.DataFrame, dict]:
     for run in range(n_runs):
         t = np.sort(draw(hnp.arrays(np.float64, n, unique=True, elements=st.floats(0, 100))))
         for i, ti in enumerate(t):
-            rows.append({"run": f"r{run}", "t": ti, "x": np.nan if i % 3 == 2 else float(np.exp(-ti / 50)),
-                         "v": float(np.cos(ti / 10)), "u": float(np.sin(ti))})
+            rows.append(
+                {
+                    "run": f"r{run}",
+                    "t": ti,
+                    "x": np.nan if i % 3 == 2 else float(np.exp(-ti / 50)),
+                    "v": float(np.cos(ti / 10)),
+                    "u": float(np.sin(ti)),
+                }
+            )
     frame = pd.DataFrame(rows)
-    fault = draw(st.sampled_from(["none", "none", "none", "nan-time", "dup-time", "inf-state", "text-state",
-                                  "nan-input", "drop-v", "all-nan-x", "huge"]))
+    fault = draw(
+        st.sampled_from(
+            [
+                "none",
+                "none",
+                "none",
+                "nan-time",
+                "dup-time",
+                "inf-state",
+                "text-state",
+                "nan-input",
+                "drop-v",
+                "all-nan-x",
+                "huge",
+            ]
+        )
+    )
     row = draw(st.integers(0, len(frame) - 1))
     if fault == "nan-time":
         frame.loc[row, "t"] = np.nan
@@ -98,8 +129,12 @@ def lab_frames(draw) -> tuple[pd.DataFrame, dict]:
         frame.loc[row, "x"] = 1e300
     if draw(st.booleans()):
         frame = frame.sample(frac=1.0, random_state=draw(st.integers(0, 10)))  # shuffled rows
-    options = {"time": "t", "trajectory": draw(st.sampled_from(["run", None])),
-               "inputs": draw(st.sampled_from([["u"], None])), "interpolate_inputs": draw(st.booleans())}
+    options = {
+        "time": "t",
+        "trajectory": draw(st.sampled_from(["run", None])),
+        "inputs": draw(st.sampled_from([["u"], None])),
+        "interpolate_inputs": draw(st.booleans()),
+    }
     if options["inputs"] is None:
         frame = frame.drop(columns="u")
     return frame, {k: v for k, v in options.items() if v is not None}
@@ -110,8 +145,9 @@ def random_frames(draw) -> tuple[pd.DataFrame, dict]:
     """A DataFrame with random columns (names may repeat) and random adapter options."""
     n = draw(st.integers(0, 7))
     names = draw(st.lists(NAMES, min_size=1, max_size=4))
-    frame = pd.concat([pd.Series(draw(columns(n)), name=name, dtype=object if n == 0 else None)
-                       for name in names], axis=1)
+    frame = pd.concat(
+        [pd.Series(draw(columns(n)), name=name, dtype=object if n == 0 else None) for name in names], axis=1
+    )
     if draw(st.booleans()) and n:
         frame = frame.sample(frac=1.0, random_state=draw(st.integers(0, 10)))  # shuffled rows
     choice = st.one_of(st.none(), NAMES, st.just("missing"))
@@ -130,8 +166,9 @@ def frames():
 
 
 def float_arrays(max_dims: int = 3):
-    return hnp.arrays(np.float64, hnp.array_shapes(min_dims=0, max_dims=max_dims, min_side=0, max_side=6),
-                      elements=FLOATS)
+    return hnp.arrays(
+        np.float64, hnp.array_shapes(min_dims=0, max_dims=max_dims, min_side=0, max_side=6), elements=FLOATS
+    )
 
 
 def assert_valid(data: sysid.Trajectories) -> None:
@@ -178,9 +215,16 @@ def lab_arrays(draw) -> tuple:
 
 
 @FUZZ
-@given(case=st.one_of(lab_arrays(), st.tuples(
-    float_arrays(), st.one_of(st.none(), float_arrays(max_dims=2), st.lists(FLOATS, max_size=7)),
-    st.one_of(st.none(), float_arrays(max_dims=2)))))
+@given(
+    case=st.one_of(
+        lab_arrays(),
+        st.tuples(
+            float_arrays(),
+            st.one_of(st.none(), float_arrays(max_dims=2), st.lists(FLOATS, max_size=7)),
+            st.one_of(st.none(), float_arrays(max_dims=2)),
+        ),
+    )
+)
 def test_random_arrays_convert_or_raise_our_error(case) -> None:
     X, t, u = case
     data = only_ours(lambda: from_arrays(X, t, u))
@@ -213,17 +257,26 @@ def small_budget() -> Iterator[None]:
 
 VALID_TIMES = st.lists(st.floats(0, 10), min_size=2, max_size=6, unique=True).map(sorted)
 TIMES = st.one_of(
-    VALID_TIMES, VALID_TIMES,
+    VALID_TIMES,
+    VALID_TIMES,
     st.lists(st.floats(0, 1e12), min_size=2, max_size=6, unique=True).map(sorted),  # valid, possibly huge
-    st.lists(FLOATS, min_size=0, max_size=6),                                 # anything, NaN and inf included
-    st.lists(st.sampled_from([0.0, 0.5, 1.0]), min_size=2, max_size=5),       # duplicates, unsorted
-    st.just(np.zeros((2, 2))), st.just("0,1,2"), st.just(3.0),
+    st.lists(FLOATS, min_size=0, max_size=6),  # anything, NaN and inf included
+    st.lists(st.sampled_from([0.0, 0.5, 1.0]), min_size=2, max_size=5),  # duplicates, unsorted
+    st.just(np.zeros((2, 2))),
+    st.just("0,1,2"),
+    st.just(3.0),
 )
 VALID_STARTS = st.lists(st.floats(-3, 3), min_size=2, max_size=2)
-STARTS = st.one_of(VALID_STARTS, VALID_STARTS, VALID_STARTS,
-                   st.lists(FLOATS, min_size=2, max_size=2),  # NaN, inf, 1e300...
-                   st.lists(FLOATS, min_size=0, max_size=3), st.just(["1", "x"]), st.just([[1.0, 1.0], [2.0]]),
-                   hnp.arrays(np.float64, st.sampled_from([(2,), (1, 2), (3, 2), (2, 1)]), elements=FLOATS))
+STARTS = st.one_of(
+    VALID_STARTS,
+    VALID_STARTS,
+    VALID_STARTS,
+    st.lists(FLOATS, min_size=2, max_size=2),  # NaN, inf, 1e300...
+    st.lists(FLOATS, min_size=0, max_size=3),
+    st.just(["1", "x"]),
+    st.just([[1.0, 1.0], [2.0]]),
+    hnp.arrays(np.float64, st.sampled_from([(2,), (1, 2), (3, 2), (2, 1)]), elements=FLOATS),
+)
 
 
 @pytest.mark.usefixtures("small_budget")

@@ -33,9 +33,12 @@ from .hostile_files import interrupted_fit_checkpoint, read_raw, write_raw
 OURS = (sysid.SysidError, NotFittedError)
 SECONDS_PER_EXAMPLE = 5.0
 MAX_GROWTH_MB = 500
-FUZZ = settings(max_examples=60, deadline=None, database=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                       HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=60,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 def peak_mb() -> float:
@@ -44,23 +47,32 @@ def peak_mb() -> float:
 
 # -- strategies -------------------------------------------------------------------------------------------
 SCALARS = st.one_of(
-    st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from([10**6, 10**12, -(10**12), 2**63, 10**30]),
-    st.floats(allow_nan=False, allow_infinity=False), st.sampled_from([1e308, -1e-308, 0.0]),
-    st.text(max_size=4), st.sampled_from(["tanh", "relu", "dopri5", "cpu", "float32", "x", "junk", ""]),
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 3),
+    st.sampled_from([10**6, 10**12, -(10**12), 2**63, 10**30]),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from([1e308, -1e-308, 0.0]),
+    st.text(max_size=4),
+    st.sampled_from(["tanh", "relu", "dopri5", "cpu", "float32", "x", "junk", ""]),
 )
 TYPED = st.one_of(
     st.fixed_dictionaries({"__float__": st.one_of(st.sampled_from(["inf", "-inf", "nan", "abc"]), SCALARS)}),
     st.fixed_dictionaries({"__tuple__": st.one_of(st.lists(st.integers(-2, 20), max_size=4), SCALARS)}),
     st.fixed_dictionaries({"__callable__": st.one_of(st.text(max_size=5), SCALARS)}),
-    st.fixed_dictionaries({"__object__": st.sampled_from(["NeuralODE", "SINDy", "os.system", "Ensemble"]),
-                           "params": st.one_of(st.dictionaries(st.text(max_size=3), SCALARS, max_size=2), SCALARS)}),
-    st.fixed_dictionaries({"__dict__": st.one_of(st.dictionaries(st.text(max_size=3), SCALARS, max_size=2),
-                                                 SCALARS)}),
+    st.fixed_dictionaries(
+        {
+            "__object__": st.sampled_from(["NeuralODE", "SINDy", "os.system", "Ensemble"]),
+            "params": st.one_of(st.dictionaries(st.text(max_size=3), SCALARS, max_size=2), SCALARS),
+        }
+    ),
+    st.fixed_dictionaries({"__dict__": st.one_of(st.dictionaries(st.text(max_size=3), SCALARS, max_size=2), SCALARS)}),
 )
-VALUES = st.recursive(st.one_of(SCALARS, TYPED),
-                      lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                              st.dictionaries(st.text(max_size=4), inner, max_size=3)),
-                      max_leaves=8)
+VALUES = st.recursive(
+    st.one_of(SCALARS, TYPED),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=4), inner, max_size=3)),
+    max_leaves=8,
+)
 
 
 @st.composite
@@ -195,8 +207,11 @@ def saved(fitted, decay, tmp_path_factory) -> dict[str, tuple[dict, dict]]:
 def _exercise(model: Any) -> None:
     """What a user does with a loaded model: predict a new experiment, evaluate the vector field."""
     n = model.n_states_in_
-    model.predict(t=np.linspace(0.0, 0.5, 4), x0=np.ones(n), **({"u": np.zeros((4, model.n_controls_in_))}
-                                                                  if model.n_controls_in_ else {}))
+    model.predict(
+        t=np.linspace(0.0, 0.5, 4),
+        x0=np.ones(n),
+        **({"u": np.zeros((4, model.n_controls_in_))} if model.n_controls_in_ else {}),
+    )
     model.vector_field(np.ones(n))
 
 
@@ -245,7 +260,7 @@ def test_fuzzed_checkpoints_give_only_our_errors(data, checkpoint, tmp_path) -> 
     if text is not None:
         import json
 
-        text = json.dumps({**header, "state": "__state__"}).replace('"__state__"', text[len('{"state": '):-1], 1)
+        text = json.dumps({**header, "state": "__state__"}).replace('"__state__"', text[len('{"state": ') : -1], 1)
     tensors = data.draw(tensor_edits(tensors))
     path = write_raw(tmp_path / "fuzzed.ckpt", edited, tensors, data.draw(st.sampled_from([1, 2])), text=text)
     start = time.perf_counter()

@@ -87,18 +87,21 @@ def run_case(case: Case, files: Files, version: int) -> BaseException:
 def _set_param(name: str, key: str, value: Any) -> Callable[[Files, int], Any]:
     def call(files: Files, version: int) -> Any:
         return sysid.load(files.altered(name, version, lambda h: h["params"].__setitem__(key, value)))
+
     return call
 
 
 def _set_part_param(name: str, part: str, key: str, value: Any) -> Callable[[Files, int], Any]:
     def call(files: Files, version: int) -> Any:
         return sysid.load(files.altered(name, version, lambda h: h["params"][part]["params"].__setitem__(key, value)))
+
     return call
 
 
 def _set_fitted(key: str, value: Any) -> Callable[[Files, int], Any]:
     def call(files: Files, version: int) -> Any:
         return sysid.load(files.altered("NeuralODE", version, lambda h: h["fitted"].__setitem__(key, value)))
+
     return call
 
 
@@ -150,39 +153,107 @@ def _without_checksum(files: Files, version: int) -> Any:
 
 
 MODEL_CASES = [
-    Case("load-parameters-claim-a-huge-network", _set_param("NeuralODE", "hidden", [4, 16000, 16000]), ModelFileError,
-         r"its NeuralODE parameters describe a model larger than the tensors the file holds"),
-    Case("load-part-parameters-claim-a-huge-network",
-         _set_part_param("NeuralODE", "field", "hidden", {"__tuple__": [4, 16000, 16000]}), ModelFileError,
-         r"its NeuralODE parameters describe a model larger than the tensors the file holds", (2,)),
-    Case("load-parameters-claim-320-gb", _set_param("NeuralODE", "hidden", [200000, 200000]), ModelFileError,
-         r"describe a model larger than the tensors the file holds .* Nothing was built"),
-    Case("load-parameters-claim-100000-layers", _set_param("NeuralODE", "hidden", [4] * 100_000), ModelFileError,
-         r"describe a model larger than the tensors the file holds"),
-    Case("load-parameters-claim-degree-1000000", _set_param("SparseODE", "degree", 10**6), ModelFileError,
-         r"degree=1000000 with 2 state and input variables makes more polynomial terms than the \d+ rows"),
-    Case("load-fitted-state-claims-10**12-trajectories", _set_fitted("n_trajectories", 10**12), ModelFileError,
-         r"describe a model larger than the tensors the file holds"),
-    Case("load-six-gigabyte-sparse-file", _six_gigabytes, ModelFileError,
-         r"is not a readable sysid model file \(truncated or corrupted\?\)", (2,)),
-    Case("load-header-length-beyond-limit", _huge_header_length, ModelFileError,
-         r"its header claims 4,611,686,018,427,387,904 bytes, more than the 100,000,000", (2,)),
-    Case("load-header-altered", _header_altered, ModelFileError,
-         r"is corrupted: its header does not match the checksum", (2,)),
-    Case("load-without-checksum", _without_checksum, ModelFileError,
-         r"has no checksum of its (tensors|header) .* cannot be told from a good one"),
-    Case("load-header-nested-100000-deep", _deeply_nested, ModelFileError,
-         r"the sysid header is nested deeper than Python can parse", (2,)),
-    Case("load-typed-value-not-a-number", _set_param("NeuralODE", "lr", {"__float__": "abc"}), ModelFileError,
-         r"params\.lr: \{'__float__': 'abc'\} is not a number \(expected 'inf', '-inf' or 'nan'\)"),
-    Case("load-typed-value-of-a-wrong-type", _set_param("NeuralODE", "lr", {"__float__": [1]}), ModelFileError,
-         r"params\.lr: \{'__float__': \[1\]\} is not a number"),
-    Case("load-state-names-disagree-with-the-tensors", _set_fitted("state_names_", ["x", "v", "w"]),
-         ModelFileError, r"state_names_ \(3 name\(s\)\) disagrees with n_states_in_=2"),
-    Case("load-dimensions-disagree-with-the-tensors", _set_fitted("n_dims_", 3), ModelFileError,
-         r"the fitted state does not match a NeuralODE: ValueError: n_dims_=3 is not n_states_in_=2 \+ n_augment=0"),
-    Case("load-parameter-of-a-wrong-type", _set_param("NeuralODE", "hidden", "many"), ModelFileError,
-         r"the NeuralODE it describes is invalid: MLP: hidden must be a non-empty tuple of positive ints"),
+    Case(
+        "load-parameters-claim-a-huge-network",
+        _set_param("NeuralODE", "hidden", [4, 16000, 16000]),
+        ModelFileError,
+        r"its NeuralODE parameters describe a model larger than the tensors the file holds",
+    ),
+    Case(
+        "load-part-parameters-claim-a-huge-network",
+        _set_part_param("NeuralODE", "field", "hidden", {"__tuple__": [4, 16000, 16000]}),
+        ModelFileError,
+        r"its NeuralODE parameters describe a model larger than the tensors the file holds",
+        (2,),
+    ),
+    Case(
+        "load-parameters-claim-320-gb",
+        _set_param("NeuralODE", "hidden", [200000, 200000]),
+        ModelFileError,
+        r"describe a model larger than the tensors the file holds .* Nothing was built",
+    ),
+    Case(
+        "load-parameters-claim-100000-layers",
+        _set_param("NeuralODE", "hidden", [4] * 100_000),
+        ModelFileError,
+        r"describe a model larger than the tensors the file holds",
+    ),
+    Case(
+        "load-parameters-claim-degree-1000000",
+        _set_param("SparseODE", "degree", 10**6),
+        ModelFileError,
+        r"degree=1000000 with 2 state and input variables makes more polynomial terms than the \d+ rows",
+    ),
+    Case(
+        "load-fitted-state-claims-10**12-trajectories",
+        _set_fitted("n_trajectories", 10**12),
+        ModelFileError,
+        r"describe a model larger than the tensors the file holds",
+    ),
+    Case(
+        "load-six-gigabyte-sparse-file",
+        _six_gigabytes,
+        ModelFileError,
+        r"is not a readable sysid model file \(truncated or corrupted\?\)",
+        (2,),
+    ),
+    Case(
+        "load-header-length-beyond-limit",
+        _huge_header_length,
+        ModelFileError,
+        r"its header claims 4,611,686,018,427,387,904 bytes, more than the 100,000,000",
+        (2,),
+    ),
+    Case(
+        "load-header-altered",
+        _header_altered,
+        ModelFileError,
+        r"is corrupted: its header does not match the checksum",
+        (2,),
+    ),
+    Case(
+        "load-without-checksum",
+        _without_checksum,
+        ModelFileError,
+        r"has no checksum of its (tensors|header) .* cannot be told from a good one",
+    ),
+    Case(
+        "load-header-nested-100000-deep",
+        _deeply_nested,
+        ModelFileError,
+        r"the sysid header is nested deeper than Python can parse",
+        (2,),
+    ),
+    Case(
+        "load-typed-value-not-a-number",
+        _set_param("NeuralODE", "lr", {"__float__": "abc"}),
+        ModelFileError,
+        r"params\.lr: \{'__float__': 'abc'\} is not a number \(expected 'inf', '-inf' or 'nan'\)",
+    ),
+    Case(
+        "load-typed-value-of-a-wrong-type",
+        _set_param("NeuralODE", "lr", {"__float__": [1]}),
+        ModelFileError,
+        r"params\.lr: \{'__float__': \[1\]\} is not a number",
+    ),
+    Case(
+        "load-state-names-disagree-with-the-tensors",
+        _set_fitted("state_names_", ["x", "v", "w"]),
+        ModelFileError,
+        r"state_names_ \(3 name\(s\)\) disagrees with n_states_in_=2",
+    ),
+    Case(
+        "load-dimensions-disagree-with-the-tensors",
+        _set_fitted("n_dims_", 3),
+        ModelFileError,
+        r"the fitted state does not match a NeuralODE: ValueError: n_dims_=3 is not n_states_in_=2 \+ n_augment=0",
+    ),
+    Case(
+        "load-parameter-of-a-wrong-type",
+        _set_param("NeuralODE", "hidden", "many"),
+        ModelFileError,
+        r"the NeuralODE it describes is invalid: (Linear)?MLP: hidden must be a non-empty tuple of positive ints",
+    ),
 ]
 
 
@@ -209,21 +280,36 @@ def _checkpoint_with(change: Callable[[dict], Any], text: str | None = None) -> 
         change(header)
         altered = write_raw(path.with_name(f"altered-v{version}.ckpt"), header, tensors, version, text=text)
         return make_estimator("NeuralODE", checkpoint_path=altered, max_epochs=5).fit(data)
+
     return call
 
 
 CHECKPOINT_CASES = [
-    Case("checkpoint-scheduler-junk", _checkpoint_with(lambda h: h["state"].__setitem__("scheduler", "junk")),
-         ConfigError, r"its scheduler is a str, expected an object; the file is damaged or was altered"),
-    Case("checkpoint-next-epoch-beyond-its-history",
-         _checkpoint_with(lambda h: h["state"].__setitem__("next_epoch", 10**6)), ConfigError,
-         r"its next_epoch = 1000000 disagrees with its history, whose last completed epoch is 1"),
-    Case("checkpoint-learning-rate-not-a-number",
-         _checkpoint_with(lambda h: h["state"]["param_groups"][0].__setitem__("lr", "fast")), ConfigError,
-         r"its param_groups = 'fast' at \[0\]\.lr, expected a number"),
-    Case("checkpoint-nested-100000-deep", _checkpoint_with(lambda h: None, text=_nested(100_000).replace(
-        "sysid-model", "sysid-checkpoint")), ConfigError,
-         r"holds no usable sysid checkpoint .*nested deeper than Python can parse", (2,)),
+    Case(
+        "checkpoint-scheduler-junk",
+        _checkpoint_with(lambda h: h["state"].__setitem__("scheduler", "junk")),
+        ConfigError,
+        r"its scheduler is a str, expected an object; the file is damaged or was altered",
+    ),
+    Case(
+        "checkpoint-next-epoch-beyond-its-history",
+        _checkpoint_with(lambda h: h["state"].__setitem__("next_epoch", 10**6)),
+        ConfigError,
+        r"its next_epoch = 1000000 disagrees with its history, whose last completed epoch is 1",
+    ),
+    Case(
+        "checkpoint-learning-rate-not-a-number",
+        _checkpoint_with(lambda h: h["state"]["param_groups"][0].__setitem__("lr", "fast")),
+        ConfigError,
+        r"its param_groups = 'fast' at \[0\]\.lr, expected a number",
+    ),
+    Case(
+        "checkpoint-nested-100000-deep",
+        _checkpoint_with(lambda h: None, text=_nested(100_000).replace("sysid-model", "sysid-checkpoint")),
+        ConfigError,
+        r"holds no usable sysid checkpoint .*nested deeper than Python can parse",
+        (2,),
+    ),
 ]
 
 
@@ -270,6 +356,7 @@ def _save_onto_a_folder(files: Files, version: int) -> Any:
 def _failing_mkstemp(error: OSError) -> Callable[..., Any]:
     def mkstemp(*args: Any, **kwargs: Any) -> Any:
         raise error
+
     return mkstemp
 
 
@@ -308,20 +395,35 @@ def _save_on_a_full_disk(files: Files, version: int) -> Any:
 
 
 SAVE_CASES = [
-    Case("save-into-a-missing-folder", _save_into_missing_folder, ModelFileError,
-         r"cannot write .*m\.sysid': the folder .*no-such-folder' does not exist; create it first"),
-    Case("save-onto-a-folder", _save_onto_a_folder, ModelFileError,
-         r"cannot write .*a-folder': it is a folder; give a file name such as"),
-    Case("save-without-permission", _save_without_permission, ModelFileError,
-         r"no permission to write in .* The previous file there is unchanged"),
-    Case("save-on-a-full-disk", _save_on_a_full_disk, ModelFileError,
-         r"no space left on the device .* The previous file there is unchanged"),
+    Case(
+        "save-into-a-missing-folder",
+        _save_into_missing_folder,
+        ModelFileError,
+        r"cannot write .*m\.sysid': the folder .*no-such-folder' does not exist; create it first",
+    ),
+    Case(
+        "save-onto-a-folder",
+        _save_onto_a_folder,
+        ModelFileError,
+        r"cannot write .*a-folder': it is a folder; give a file name such as",
+    ),
+    Case(
+        "save-without-permission",
+        _save_without_permission,
+        ModelFileError,
+        r"no permission to write in .* The previous file there is unchanged",
+    ),
+    Case(
+        "save-on-a-full-disk",
+        _save_on_a_full_disk,
+        ModelFileError,
+        r"no space left on the device .* The previous file there is unchanged",
+    ),
 ]
 
 
 @pytest.mark.parametrize("case", SAVE_CASES, ids=lambda c: c.id)
-def test_a_model_file_that_cannot_be_written_gives_our_error_and_keeps_the_old_file(case: Case,
-                                                                                     files: Files) -> None:
+def test_a_model_file_that_cannot_be_written_gives_our_error_and_keeps_the_old_file(case: Case, files: Files) -> None:
     if not Path("/dev/full").exists() and case.id == "save-on-a-full-disk":
         pytest.skip("no /dev/full on this system")
     run_case(case, files, 2)
@@ -342,7 +444,9 @@ def test_version_1_headers_with_a_checksum_still_load(files: Files) -> None:
     t = np.linspace(0.0, 1.0, 5)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        np.testing.assert_array_equal(sysid.load(path).predict(t=t, x0=[1.0, 1.0]),
-                                      sysid.load(files.saved["NeuralODE"]).predict(t=t, x0=[1.0, 1.0]))
+        np.testing.assert_array_equal(
+            sysid.load(path).predict(t=t, x0=[1.0, 1.0]),
+            sysid.load(files.saved["NeuralODE"]).predict(t=t, x0=[1.0, 1.0]),
+        )
     assert json.loads(json.dumps(header))  # the header is plain JSON
     assert torch.is_tensor(next(iter(tensors.values())))

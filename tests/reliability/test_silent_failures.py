@@ -86,8 +86,11 @@ def test_datetime_model_given_float_times(frame) -> None:
         warnings.simplefilter("ignore")
         model = make_estimator("SINDy").fit(stamped, trajectory="trajectory")
     assert model.time_kind_ == "datetime"
-    with pytest.raises(DataError, match=r"the model was fitted on datetime times, but the data has float times; "
-                                        r".* Give datetime64 times, e\.g\. pandas\.to_datetime"):
+    with pytest.raises(
+        DataError,
+        match=r"the model was fitted on datetime times, but the data has float times; "
+        r".* Give datetime64 times, e\.g\. pandas\.to_datetime",
+    ):
         model.predict(frame, trajectory="trajectory")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -109,8 +112,11 @@ def test_loaded_model_refuses_another_time_kind(frame, tmp_path: Path) -> None:
 def test_sindy_underdetermined_warns() -> None:
     """sindy-underdetermined-warns: 6 library terms per state (degree 2) fitted to 3 samples, silently."""
     t = np.array([0.0, 0.5, 1.0])
-    with pytest.warns(FitWarning, match=r"SINDy: 3 samples cannot determine 6 library terms per state: a fit needs "
-                                        r"at least 12 \(2 per unknown\)"):
+    with pytest.warns(
+        FitWarning,
+        match=r"SINDy: 3 samples cannot determine 6 library terms per state: a fit needs "
+        r"at least 12 \(2 per unknown\)",
+    ):
         sysid.SINDy(degree=2).fit(np.c_[np.exp(-t), np.cos(t)], t=t)
     with warnings.catch_warnings():  # enough data: no such warning
         warnings.simplefilter("error", FitWarning)
@@ -120,8 +126,11 @@ def test_sindy_underdetermined_warns() -> None:
 def test_classical_underdetermined_warns() -> None:
     """classical-underdetermined-warns: 2 parameters + 2 initial states from 6 observed values."""
     data = decay_data(n_times=3)[["a"]]
-    with pytest.warns(FitWarning, match=r"ClassicalODE: 6 observed values cannot determine 4 free parameters "
-                                        r"\(initial states included\): a fit needs at least 8"):
+    with pytest.warns(
+        FitWarning,
+        match=r"ClassicalODE: 6 observed values cannot determine 4 free parameters "
+        r"\(initial states included\): a fit needs at least 8",
+    ):
         make_estimator("ClassicalODE").fit(data)
 
 
@@ -167,8 +176,14 @@ def test_grid_search_with_failing_folds() -> None:
 
 def test_print_shows_missing_entries() -> None:
     """print-shows-missing-entries: getting_started.md says print(data) shows missing entries."""
-    frame = pd.DataFrame({"trajectory": ["a"] * 4 + ["b"] * 3, "t": [0.0, 1, 2, 3, 0, 1, 2],
-                          "x": [1.0, np.nan, 3, 4, 5, 6, 7], "v": [1.0, 2, np.nan, np.nan, 5, 6, 7]})
+    frame = pd.DataFrame(
+        {
+            "trajectory": ["a"] * 4 + ["b"] * 3,
+            "t": [0.0, 1, 2, 3, 0, 1, 2],
+            "x": [1.0, np.nan, 3, 4, 5, 6, 7],
+            "v": [1.0, 2, np.nan, np.nan, 5, 6, 7],
+        }
+    )
     text = str(sysid.from_pandas(frame, time="t", states=["x", "v"], trajectory="trajectory"))
     assert "missing: x 1 of 7, v 2 of 7 (NaN: not observed)" in text
     assert "2 experiments ['a', 'b']" in text and "states:  x, v" in text
@@ -178,8 +193,10 @@ def test_to_xarray_gives_the_same_dataset() -> None:
     """to-xarray-gives-the-same-dataset: data.md's example, an input shared by every run over ("time",),
     came back as (run, time)."""
     ds = xr.Dataset(
-        {"prey": (("run", "time"), [[10.0, 12.0, np.nan], [5.0, 6.0, 7.0]], {"units": "1/km2"}),
-         "light": ("time", [0.0, 1.0, 0.0])},
+        {
+            "prey": (("run", "time"), [[10.0, 12.0, np.nan], [5.0, 6.0, 7.0]], {"units": "1/km2"}),
+            "light": ("time", [0.0, 1.0, 0.0]),
+        },
         coords={"run": ["a", "b"], "time": [0.0, 1.0, 2.0]},
         attrs={"title": "lake survey"},
     )
@@ -192,18 +209,26 @@ def test_to_xarray_gives_the_same_dataset() -> None:
 def test_no_citation_of_missing_files() -> None:
     """no-citation-of-missing-files: baselines.md and _classical.py cited PERFORMANCE-NOTES, not in the repository."""
     root = Path(__file__).parents[2]
-    citing = [str(p.relative_to(root)) for folder in ("sysid", "docs", "benchmarks") for p in (root / folder).rglob("*")
-              if p.suffix in (".py", ".md") and "PERFORMANCE-NOTES" in p.read_text(encoding="utf-8")]
+    citing = [
+        str(p.relative_to(root))
+        for folder in ("sysid", "docs", "benchmarks")
+        for p in (root / folder).rglob("*")
+        if p.suffix in (".py", ".md") and "PERFORMANCE-NOTES" in p.read_text(encoding="utf-8")
+    ]
     assert not citing, f"cite files that are in the repository: {citing}"
 
 
 def test_neural_underdetermined_warns() -> None:
     """neural-underdetermined-warns: the default 64x64 network fitted to one experiment of 3 rows."""
     t = np.array([0.0, 0.5, 1.0])
-    with pytest.warns(FitWarning, match=r"NeuralODE: 6 observed values cannot determine 4484 trained parameters "
-                                        r"\(the field's and the initial states\): a fit needs at least 45"):
+    with pytest.warns(
+        FitWarning,
+        match=r"NeuralODE: 6 observed values cannot determine 4490 trained parameters "
+        r"\(the field's and the initial states\): a fit needs at least 45",
+    ):
         sysid.NeuralODE(max_epochs=1, lbfgs_steps=0, collocation_steps=0, verbose=False).fit(
-            np.c_[np.exp(-t), np.cos(t)], t=t)
+            np.c_[np.exp(-t), np.cos(t)], t=t
+        )
     with warnings.catch_warnings():  # three runs of 60 samples: enough for the default network
         warnings.simplefilter("error", FitWarning)
         data = sysid.datasets.simulate("lotka_volterra", n_trajectories=3, n_samples=60, random_state=0)
@@ -213,9 +238,9 @@ def test_neural_underdetermined_warns() -> None:
 def test_data_of_scale_1e_300_is_learned() -> None:
     """data-of-scale-1e-300-is-learned: states of magnitude 1e-300 are scaled by their own spread."""
     data = decay_data(n_times=20)
-    tiny = sysid.Trajectories.from_arrays([tr.t for tr in data], [tr.y * 1e-300 for tr in data],
-                                          state_names=list(data.state_names))
-    model = sysid.SparseODE(degree=1, max_epochs=40, n_threshold_rounds=1, gradient="backprop",
-                            verbose=False).fit(tiny)
+    tiny = sysid.Trajectories.from_arrays(
+        [tr.t for tr in data], [tr.y * 1e-300 for tr in data], state_names=list(data.state_names)
+    )
+    model = sysid.SparseODE(degree=1, max_epochs=40, n_threshold_rounds=1, gradient="backprop", verbose=False).fit(tiny)
     assert model.scaling_.spread[0] < 1e-299  # not floored to 1
     assert model.score(tiny) > 0.99  # was 0.0: nothing learned

@@ -28,8 +28,12 @@ NUMBERS = ["n_function_evals", "rmse", "nrmse", "r2", "coefficient_error"]
 
 @pytest.fixture(scope="module")
 def client():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                                  silence_logs=logging.ERROR) as cluster, distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         yield client
 
 
@@ -44,8 +48,9 @@ def estimators():
 
 def assert_same_table(parallel: pd.DataFrame, serial: pd.DataFrame) -> None:
     assert parallel[["estimator", "split", "error"]].equals(serial[["estimator", "split", "error"]])
-    np.testing.assert_allclose(parallel[NUMBERS].to_numpy(float), serial[NUMBERS].to_numpy(float),
-                               rtol=0, atol=1e-12, equal_nan=True)
+    np.testing.assert_allclose(
+        parallel[NUMBERS].to_numpy(float), serial[NUMBERS].to_numpy(float), rtol=0, atol=1e-12, equal_nan=True
+    )
 
 
 def test_compare_on_the_cluster_equals_the_serial_run(client, lv):
@@ -55,8 +60,9 @@ def test_compare_on_the_cluster_equals_the_serial_run(client, lv):
         serial = sysid.compare(estimators(), train, test, truth=truth("lotka_volterra"), time_fraction=0.7)
         with distributed.get_task_stream(client) as stream, joblib.parallel_config(backend="dask"):
             on_cluster = sysid.compare(estimators(), train, test, truth=truth("lotka_volterra"), time_fraction=0.7)
-        explicit = sysid.compare(estimators(), train, test, truth=truth("lotka_volterra"), time_fraction=0.7,
-                                 client=client)
+        explicit = sysid.compare(
+            estimators(), train, test, truth=truth("lotka_volterra"), time_fraction=0.7, client=client
+        )
     assert len(stream.data) >= 6  # three full fits and three extrapolation fits ran on the workers
     assert_same_table(on_cluster, serial)
     assert_same_table(explicit, serial)
@@ -66,9 +72,18 @@ def test_compare_on_the_cluster_equals_the_serial_run(client, lv):
 def test_neural_odes_fit_on_the_cluster_as_in_series(client, lv):
     """Torch models travel to the workers and back (slow: the workers import torch)."""
     train, test = lv.split(test_trajectories=["run3"])
-    tiny = {f"neural {seed}": sysid.NeuralODE(hidden=(8,), max_epochs=3, lbfgs_steps=0, collocation_steps=10,
-                                              gradient="backprop", verbose=False, random_state=seed)
-            for seed in (0, 1)}
+    tiny = {
+        f"neural {seed}": sysid.NeuralODE(
+            hidden=(8,),
+            max_epochs=3,
+            lbfgs_steps=0,
+            collocation_steps=10,
+            gradient="backprop",
+            verbose=False,
+            random_state=seed,
+        )
+        for seed in (0, 1)
+    }
     serial = sysid.compare(tiny, train, test)
     with distributed.get_task_stream(client) as stream, joblib.parallel_config(backend="dask"):
         on_cluster = sysid.compare(tiny, train, test)
@@ -88,10 +103,12 @@ def test_grid_search_on_the_cluster_equals_the_serial_run(client, lv):
             on_cluster = GridSearchCV(SINDy(), grid, cv=TrajectoryKFold(2)).fit(lv)
     assert len(stream.data) >= 6  # 3 settings x 2 folds
     assert on_cluster.best_params_ == serial.best_params_ == {"threshold": 0.05}
-    np.testing.assert_allclose(on_cluster.cv_results_["mean_test_score"], serial.cv_results_["mean_test_score"],
-                               rtol=0, atol=1e-12)
-    np.testing.assert_allclose(on_cluster.cv_results_["split1_test_score"],
-                               serial.cv_results_["split1_test_score"], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        on_cluster.cv_results_["mean_test_score"], serial.cv_results_["mean_test_score"], rtol=0, atol=1e-12
+    )
+    np.testing.assert_allclose(
+        on_cluster.cv_results_["split1_test_score"], serial.cv_results_["split1_test_score"], rtol=0, atol=1e-12
+    )
 
 
 def test_ensemble_members_fit_on_the_cluster_as_in_series(client, lv):

@@ -14,8 +14,16 @@ dask = pytest.importorskip("dask")
 da = pytest.importorskip("dask.array")
 
 N_RUNS, CHUNK, N_SAMPLES, T_SPAN = 40, 10, 16, (0.0, 5.0)
-FAST = {"hidden": (32,), "max_epochs": 20, "lbfgs_steps": 0, "collocation_steps": 300, "validation_fraction": 0.2,
-        "gradient": "backprop", "patience": None, "verbose": False}
+FAST = {
+    "hidden": (32,),
+    "max_epochs": 20,
+    "lbfgs_steps": 0,
+    "collocation_steps": 300,
+    "validation_fraction": 0.2,
+    "gradient": "backprop",
+    "patience": None,
+    "verbose": False,
+}
 
 
 def counted(dataset: xr.Dataset, chunk: int, log: list) -> xr.Dataset:
@@ -30,8 +38,11 @@ def counted(dataset: xr.Dataset, chunk: int, log: list) -> xr.Dataset:
         sizes = [chunk] * (values.shape[0] // chunk) + ([values.shape[0] % chunk] if values.shape[0] % chunk else [])
         return da.map_blocks(block, chunks=(tuple(sizes), (values.shape[1],)), dtype=float)
 
-    return xr.Dataset({name: (v.dims, variable(name, v.values), v.attrs) for name, v in dataset.data_vars.items()},
-                      coords=dataset.coords, attrs=dataset.attrs)
+    return xr.Dataset(
+        {name: (v.dims, variable(name, v.values), v.attrs) for name, v in dataset.data_vars.items()},
+        coords=dataset.coords,
+        attrs=dataset.attrs,
+    )
 
 
 def runs_per_compute(log: list) -> list[int]:
@@ -46,8 +57,15 @@ def runs_per_compute(log: list) -> list[int]:
 
 
 def lotka_volterra(n_runs: int = N_RUNS, seed: int = 0, noise: float = 0.02) -> sysid.Trajectories:
-    return simulate("lotka_volterra", n_trajectories=n_runs, n_samples=N_SAMPLES, t_span=T_SPAN, noise=noise,
-                    irregular=False, random_state=seed)
+    return simulate(
+        "lotka_volterra",
+        n_trajectories=n_runs,
+        n_samples=N_SAMPLES,
+        t_span=T_SPAN,
+        noise=noise,
+        irregular=False,
+        random_state=seed,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +111,8 @@ def test_the_lbfgs_polish_reads_one_minibatch_at_a_time(dask_computes):
     log.clear()
     with dask_computes(log):
         model = sysid.NeuralODE(**{**FAST, "max_epochs": 2, "lbfgs_steps": 10, "collocation_steps": 50}).fit(
-            ds, trajectory="trajectory", lazy=True)
+            ds, trajectory="trajectory", lazy=True
+        )
     assert "lbfgs" in set(model.history_["stage"])
     assert max(runs_per_compute(log)) <= CHUNK
 
@@ -107,14 +126,17 @@ def test_bad_data_in_a_late_chunk_is_named_before_training():
         sysid.NeuralODE(**FAST).fit(ds, trajectory="trajectory", lazy=True)
 
 
-@pytest.mark.parametrize(("model", "match"), [
-    (sysid.NeuralODE(learn_time="scale"), "learn_time='scale'"),
-    (sysid.NeuralODE(warm_start=True), "warm_start=True"),
-    (sysid.NeuralODE(n_augment=1), "n_augment=1"),
-    (sysid.NeuralODE(batch_size=0), "batch_size must be a positive integer"),
-    (sysid.SINDy(), "SINDy cannot fit streamed data"),
-    (sysid.SparseODE(), "SparseODE cannot fit streamed data"),
-])
+@pytest.mark.parametrize(
+    ("model", "match"),
+    [
+        (sysid.NeuralODE(learn_time="scale"), "learn_time='scale'"),
+        (sysid.NeuralODE(warm_start=True), "warm_start=True"),
+        (sysid.NeuralODE(n_augment=1), "n_augment=1"),
+        (sysid.NeuralODE(batch_size=0), "batch_size must be a positive integer"),
+        (sysid.SINDy(), "SINDy cannot fit streamed data"),
+        (sysid.SparseODE(), "SparseODE cannot fit streamed data"),
+    ],
+)
 def test_settings_a_streamed_fit_cannot_honour_are_refused_before_any_read(model, match, dask_computes):
     log: list[list] = [[]]
     ds = counted(lotka_volterra(n_runs=10).to_xarray(), 5, log)

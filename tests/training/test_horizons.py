@@ -15,8 +15,14 @@ from sysid.training import MultipleShooting, _shooting, make_segments
 
 # the network alone and one stage unless a test gives a schedule
 # (NeuralODE's defaults: tests/estimators/test_neural_ode.py)
-TINY = {"field": sysid.fields.MLP(hidden=(8,)), "horizons": None, "collocation_steps": 20, "gradient": "backprop",
-        "verbose": False, "random_state": 0}
+TINY = {
+    "field": sysid.fields.MLP(hidden=(8,)),
+    "horizons": None,
+    "collocation_steps": 20,
+    "gradient": "backprop",
+    "verbose": False,
+    "random_state": 0,
+}
 
 
 @pytest.fixture(scope="module")
@@ -34,23 +40,28 @@ def _free_run(model: sysid.NeuralODE, data: sysid.Trajectories) -> float:
     """RMSE (scaled units) of the training trajectories simulated from the fitted x0."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", sysid.ExtrapolationWarning)
-        errors = [(model.scaling_.scale(model.predict(t=tr.t, x0=x0)) - model.scaling_.scale(tr.y)) ** 2
-                  for tr, x0 in zip(data, model.x0_)]
+        errors = [
+            (model.scaling_.scale(model.predict(t=tr.t, x0=x0)) - model.scaling_.scale(tr.y)) ** 2
+            for tr, x0 in zip(data, model.x0_)
+        ]
     return float(np.sqrt(np.mean(np.concatenate(errors))))
 
 
-@pytest.mark.parametrize(("horizons", "why"), [
-    ("auto", "got 'auto'"),
-    (20, "got 20"),
-    ([], "got []"),
-    ([3], "is not longer than the stage before it (5 intervals)"),
-    ([20, 10], "is not longer than the stage before it (20 intervals)"),
-    ([None, 40], "follows the whole-trajectory stage"),
-    ([20.5], "neither a positive integer nor None"),
-    ([(20, 0, 0.01, 0)], "trains nothing"),
-    ([(20, 5, -1.0, 0)], "lr that is not a positive number"),
-    ([(20, 5)], "not (length, adam_epochs, lr, lbfgs_steps)"),
-])
+@pytest.mark.parametrize(
+    ("horizons", "why"),
+    [
+        ("auto", "got 'auto'"),
+        (20, "got 20"),
+        ([], "got []"),
+        ([3], "is not longer than the stage before it (5 intervals)"),
+        ([20, 10], "is not longer than the stage before it (20 intervals)"),
+        ([None, 40], "follows the whole-trajectory stage"),
+        ([20.5], "neither a positive integer nor None"),
+        ([(20, 0, 0.01, 0)], "trains nothing"),
+        ([(20, 5, -1.0, 0)], "lr that is not a positive number"),
+        ([(20, 5)], "not (length, adam_epochs, lr, lbfgs_steps)"),
+    ],
+)
 def test_bad_schedules_are_refused_at_fit_naming_what_was_received(data, horizons, why) -> None:
     model = sysid.NeuralODE(**{**TINY, "horizons": horizons})  # stored unchanged, checked by fit
     assert model.get_params()["training__horizons"] == horizons
@@ -102,8 +113,9 @@ def test_new_segments_start_from_the_current_solution_and_keep_the_learned_start
     model = _fit(data, max_epochs=3, lbfgs_steps=0)
     times = [tr.t for tr in data]
     scaled = [model.scaling_.scale(tr.y) for tr in data]
-    short = MultipleShooting(model.rhs_, make_segments(times, scaled, 5), times, scaled, 2, None, model.solver_,
-                             "backprop", 1.0)
+    short = MultipleShooting(
+        model.rhs_, make_segments(times, scaled, 5), times, scaled, 2, None, model.solver_, "backprop", 1.0
+    )
     with torch.no_grad():
         short.starts.add_(0.01 * torch.randn(short.starts.shape, generator=torch.Generator().manual_seed(0)))
     longer = make_segments(times, scaled, 10)
@@ -116,8 +128,9 @@ def test_new_segments_start_from_the_current_solution_and_keep_the_learned_start
         np.testing.assert_array_equal(rows[filled], old[::2][: len(filled)])
     odd = short.carried_starts(make_segments(times, scaled, 7))[0]  # row 7: inside a short segment
     assert not np.allclose(odd[7], short.start_states().detach().numpy()[1])
-    rebuilt = MultipleShooting(model.rhs_, longer, times, scaled, 2, None, model.solver_, "backprop", 1.0,
-                               initial=carried, realtime=True)
+    rebuilt = MultipleShooting(
+        model.rhs_, longer, times, scaled, 2, None, model.solver_, "backprop", 1.0, initial=carried, realtime=True
+    )
     np.testing.assert_allclose(rebuilt.x0.detach().numpy(), short.x0.detach().numpy())
 
 
@@ -128,8 +141,9 @@ def test_real_time_segments_match_the_warped_solve(data) -> None:
     segments = make_segments(times, scaled, 10)
     losses = []
     for realtime in (False, True):
-        objective = MultipleShooting(model.rhs_, segments, times, scaled, 2, None, model.solver_, "backprop", 1.0,
-                                     realtime=realtime)
+        objective = MultipleShooting(
+            model.rhs_, segments, times, scaled, 2, None, model.solver_, "backprop", 1.0, realtime=realtime
+        )
         losses.append(float(objective(torch.arange(len(segments)))[0].detach()))
     assert losses[1] == pytest.approx(losses[0], rel=0.02)
 
@@ -150,8 +164,9 @@ def test_restore_best_keeps_an_earlier_stage_when_later_ones_never_validate_bett
     np.testing.assert_array_equal(alone.x0_, scheduled.x0_)
 
 
-def test_a_fit_killed_in_a_later_stage_resumes_there_and_ends_as_an_uninterrupted_one(data, tmp_path,
-                                                                                      monkeypatch) -> None:
+def test_a_fit_killed_in_a_later_stage_resumes_there_and_ends_as_an_uninterrupted_one(
+    data, tmp_path, monkeypatch
+) -> None:
     options = {"max_epochs": 3, "lbfgs_steps": 0, "horizons": [(10, 3, 0.003, 0), (None, 2, 0.001, 10)]}
     calls = {"n": 0}
     original = _shooting.MultipleShooting.forward
@@ -185,10 +200,18 @@ def test_every_solver_trained_estimator_takes_a_schedule(data) -> None:
         prey, predator = x[:, 0], x[:, 1]
         return torch.stack([p["a"] * prey - prey * predator, prey * predator - p["b"] * predator], dim=-1)
 
-    quick = {"max_epochs": 2, "lbfgs_steps": 0, "collocation_steps": 10, "horizons": [(None, 2, 1e-3, 0)],
-             "gradient": "backprop", "verbose": False}
-    models = [sysid.HybridODE(growth, {"a": 1.0, "b": 1.0}, hidden=(4,), **quick),
-              sysid.GreyBoxODE(growth, {"a": 1.0, "b": 1.0}, optimizer="adam", refine_steps=0, **quick)]
+    quick = {
+        "max_epochs": 2,
+        "lbfgs_steps": 0,
+        "collocation_steps": 10,
+        "horizons": [(None, 2, 1e-3, 0)],
+        "gradient": "backprop",
+        "verbose": False,
+    }
+    models = [
+        sysid.HybridODE(growth, {"a": 1.0, "b": 1.0}, hidden=(4,), **quick),
+        sysid.GreyBoxODE(growth, {"a": 1.0, "b": 1.0}, optimizer="adam", refine_steps=0, **quick),
+    ]
     for model in models:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FitWarning)

@@ -40,12 +40,20 @@ def test_each_step_solves_one_minibatch_of_trajectories_together(monkeypatch):
     monkeypatch.setattr(shooting_module, "solve", spy_step)
     monkeypatch.setattr(simulate_module, "solve", spy_run)
     epochs, batch = 2, 16
-    sysid.NeuralODE(hidden=(8,), max_epochs=epochs, batch_size=batch, lbfgs_steps=0, collocation_steps=0,
-                    gradient="backprop", patience=None, verbose=False).fit(data)
+    sysid.NeuralODE(
+        hidden=(8,),
+        max_epochs=epochs,
+        batch_size=batch,
+        lbfgs_steps=0,
+        collocation_steps=0,
+        gradient="backprop",
+        patience=None,
+        verbose=False,
+    ).fit(data)
     per_epoch = -(-len(data) // batch)  # 40 one-segment trajectories in 16s: 3 solves per epoch
     assert len(steps) == epochs * per_epoch
     for epoch in range(epochs):
-        seen = [i for step in steps[epoch * per_epoch:(epoch + 1) * per_epoch] for i in step]
+        seen = [i for step in steps[epoch * per_epoch : (epoch + 1) * per_epoch] for i in step]
         assert sorted(seen) == list(range(len(data)))  # every trajectory once per epoch
     assert all(len(step) <= batch and len(set(step)) == len(step) for step in steps)
     assert steps[0] != sorted(steps[0])  # a shuffled minibatch of trajectories, not a block of neighbours
@@ -61,15 +69,19 @@ def test_many_clocks_are_solved_on_the_sample_index_with_the_same_result():
     with torch.no_grad():
         field.weight.fill_(-0.7)
         field.bias.fill_(0.1)
-    rhs = BatchedField(_Autonomous(field), torch.zeros(1, dtype=torch.float64), torch.ones(1, dtype=torch.float64),
-                       TimeParameters(len(times), learn_scale=True))
+    rhs = BatchedField(
+        _Autonomous(field),
+        torch.zeros(1, dtype=torch.float64),
+        torch.ones(1, dtype=torch.float64),
+        TimeParameters(len(times), learn_scale=True),
+    )
     with torch.no_grad():
         rhs.time.log_scale_rest.uniform_(-0.2, 0.2, generator=torch.Generator().manual_seed(0))
     z0 = torch.linspace(0.5, 2.0, len(times), dtype=torch.float64)[:, None]
     config = SolverConfig("dopri5", rtol=1e-10, atol=1e-12)
     together = simulate(rhs, z0, times, torch.arange(len(times)), None, config)  # 30 clocks > 5 samples
     for i in range(0, len(times), 7):  # one at a time: the union-of-times path
-        alone = simulate(rhs, z0[i:i + 1], [times[i]], torch.tensor([i]), None, config)[0]
+        alone = simulate(rhs, z0[i : i + 1], [times[i]], torch.tensor([i]), None, config)[0]
         exact = _exact(times[i], float(z0[i, 0]), float(rhs.time.scale[i].detach()))
         np.testing.assert_allclose(together[i].numpy()[:, 0], exact, rtol=1e-7, atol=1e-10)
         np.testing.assert_allclose(alone.numpy()[:, 0], exact, rtol=1e-7, atol=1e-10)

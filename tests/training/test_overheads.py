@@ -32,8 +32,12 @@ def test_validation_is_due_by_evaluation_counts_within_bounds() -> None:
 
 def test_validation_epochs_are_reproducible_and_sparser_than_every_five() -> None:
     data = sysid.datasets.simulate("lotka_volterra", n_trajectories=2, n_samples=30, random_state=0)
-    fits = [sysid.NeuralODE(hidden=(16,), max_epochs=30, lbfgs_steps=0, collocation_steps=20, verbose=False,
-                            random_state=0).fit(data) for _ in range(2)]
+    fits = [
+        sysid.NeuralODE(
+            hidden=(16,), max_epochs=30, lbfgs_steps=0, collocation_steps=20, verbose=False, random_state=0
+        ).fit(data)
+        for _ in range(2)
+    ]
     checked = [f.history_.loc[f.history_["val_loss"].notna(), "epoch"].tolist() for f in fits]
     assert checked[0] == checked[1]
     assert checked[0][0] == -1 and checked[0][-1] == 29
@@ -84,8 +88,9 @@ def test_chunked_collocation_gives_the_single_batch_warm_start() -> None:
     fields, losses = [], []
     for chunk in (10_000, 64):
         field = MLPField(2, hidden=(16,), generator=torch.Generator().manual_seed(0))
-        losses.append(collocation_fit(field, [t], smoothed, [None], 2, np.ones(2), 1.0, 40, 1e-2, torch.float64,
-                                      chunk_rows=chunk))
+        losses.append(
+            collocation_fit(field, [t], smoothed, [None], 2, np.ones(2), 1.0, 40, 1e-2, torch.float64, chunk_rows=chunk)
+        )
         fields.append(field)
     assert losses[0] == pytest.approx(losses[1], rel=1e-9)
     for a, b in zip(fields[0].state_dict().values(), fields[1].state_dict().values()):
@@ -123,8 +128,9 @@ def test_patience_stops_a_fit_whose_validation_no_longer_improves(ratio: float |
         def forward(self, batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
             return (self.w**2).sum(), {}
 
-    settings = TrainSettings(max_epochs=200, patience=10, eval_every=5, eval_cost_ratio=ratio, max_eval_every=10,
-                             verbose=False)
+    settings = TrainSettings(
+        max_epochs=200, patience=10, eval_every=5, eval_cost_ratio=ratio, max_eval_every=10, verbose=False
+    )
     result = train(Quadratic(), 1, lambda: 1.0, settings, torch.Generator().manual_seed(0), lambda: 0)
     assert result.stop_reason == "early_stopping"
     assert len([r for r in result.history if r.get("stage") == "adam"]) <= 20

@@ -17,8 +17,7 @@ def three() -> Trajectories:
     ts = [np.array([0.0, 1.0, 2.0, 3.0]), np.array([0.0, 0.5, 3.0]), np.array([1.0, 2.0, 4.0, 5.0, 6.0])]
     ys = [np.column_stack([t, 2 * t]) for t in ts]
     us = [np.ones((t.size, 1)) * i for i, t in enumerate(ts)]
-    data = Trajectories.from_arrays(ts, ys, us, state_names=["a", "b"], input_names=["heat"],
-                                    names=["r1", "r2", "r3"])
+    data = Trajectories.from_arrays(ts, ys, us, state_names=["a", "b"], input_names=["heat"], names=["r1", "r2", "r3"])
     data.attrs["title"] = "three runs"
     data.source["format"] = "pandas"
     return data
@@ -173,8 +172,9 @@ def test_absolute_times_for_each_kind():
     offsets = np.array([0.0, 1.5])
     stamp = np.datetime64("2020-01-01T00:00:00", "ns")
     datetime_traj = Trajectory(offsets, np.ones((2, 1)), None, 0, stamp)
-    np.testing.assert_array_equal(datetime_traj.absolute_times("datetime"),
-                                  [stamp, stamp + np.timedelta64(1_500_000_000, "ns")])
+    np.testing.assert_array_equal(
+        datetime_traj.absolute_times("datetime"), [stamp, stamp + np.timedelta64(1_500_000_000, "ns")]
+    )
     delta_traj = Trajectory(offsets, np.ones((2, 1)), None, 0, np.timedelta64(0, "ns"))
     assert delta_traj.absolute_times("timedelta")[1] == np.timedelta64(1500, "ms")
     float_traj = Trajectory(offsets, np.ones((2, 1)), None, 0, 10.0)
@@ -189,8 +189,9 @@ def test_observed_range_ignores_missing_values():
 
 # ------------------------------------------------------------------ validation
 def _one(t, y, u=None, **keywords) -> Trajectories:
-    return Trajectories([Trajectory(np.asarray(t, float), np.asarray(y, float), u, "run1")],
-                        **{"state_names": ["x"], **keywords})
+    return Trajectories(
+        [Trajectory(np.asarray(t, float), np.asarray(y, float), u, "run1")], **{"state_names": ["x"], **keywords}
+    )
 
 
 @pytest.mark.parametrize(
@@ -261,8 +262,13 @@ def test_the_container_never_imports_the_adapters():
     found = []
     for path in folder.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
             found += [f"{path.name}: {n}" for n in names if n.startswith("sysid.adapters")]
     assert not found, found
 
@@ -279,9 +285,12 @@ def test_to_pandas_and_to_xarray_use_the_writers_the_adapters_registered(monkeyp
 
 # -- #15: what print(data) shows, and labels that cannot be told apart --------------------------------------------
 def test_print_shows_experiments_rows_states_and_missing_entries():
-    data = Trajectories.from_arrays([np.arange(4.0), np.arange(3.0), np.arange(5.0)],
-                                    [np.array([[np.nan], [1.0], [2.0], [np.nan]]), np.ones((3, 1)), np.ones((5, 1))],
-                                    state_names=["x"], names=["a", "b", "c"])
+    data = Trajectories.from_arrays(
+        [np.arange(4.0), np.arange(3.0), np.arange(5.0)],
+        [np.array([[np.nan], [1.0], [2.0], [np.nan]]), np.ones((3, 1)), np.ones((5, 1))],
+        state_names=["x"],
+        names=["a", "b", "c"],
+    )
     text = str(data)
     assert text.splitlines()[0] == "Trajectories: 3 experiments ['a', 'b', 'c'], float times"
     assert "rows:    3 to 5 per experiment (12 in all), time spans 2 to 4" in text

@@ -20,8 +20,14 @@ import sysid
 from sysid.estimators import ClassicalODE, GreyBoxODE, HybridODE, NeuralODE, SINDy, SparseODE
 
 HERE = Path(__file__).parent
-TINY = {"max_epochs": 3, "lbfgs_steps": 0, "collocation_steps": 5, "gradient": "backprop", "verbose": False,
-        "random_state": 0}
+TINY = {
+    "max_epochs": 3,
+    "lbfgs_steps": 0,
+    "collocation_steps": 5,
+    "gradient": "backprop",
+    "verbose": False,
+    "random_state": 0,
+}
 
 
 def decay_torch(t, x, p, u):
@@ -53,8 +59,13 @@ def models() -> dict:
 def main() -> None:
     trajectories = data()
     t = np.linspace(0.0, 1.5, 7)
-    expected = {"sysid_version": sysid.__version__, "torch_version": torch.__version__, "t": t.tolist(),
-                "x0": [1.2, 0.8], "predictions": {}}
+    expected = {
+        "sysid_version": sysid.__version__,
+        "torch_version": torch.__version__,
+        "t": t.tolist(),
+        "x0": [1.2, 0.8],
+        "predictions": {},
+    }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for name, model in models().items():
