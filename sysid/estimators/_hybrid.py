@@ -80,10 +80,26 @@ class HybridODE(ParametricResults, ParametricODE):
         ``correction_penalty`` (and ``networks``, the UDE's {name: number of outputs});
         any estimator parameter and any parameter of its parts, given flat.
 
+    **Uncertainty of the physical parameters.** After training, the networks are held at
+    their weights and the free parameters and initial states refined by the
+    whole-trajectory least squares (at most ``refine_steps`` evaluations); standard errors,
+    covariance and intervals come from that fit's Jacobian as for
+    :class:`~sysid.GreyBoxODE` (:mod:`sysid.parameters`), *conditional on the networks*.
+    A parameter whose effect on the equations the networks can reproduce (share above
+    99% of ``df/dp`` along the fitted trajectories in the span of ``df/dw``,
+    :func:`network_overlap`) is flagged not identifiable, with a FitWarning: the
+    additive correction reads every state, so it can absorb any physical parameter.
+
     Attributes
     ----------
     params_ : dict of str to float
         Fitted values of the known part's parameters.
+    params_stderr_, covariance_, unidentifiable_, jacobian_condition_, noise_levels_, n_residuals_, dof_
+        As for :class:`~sysid.GreyBoxODE`, conditional on the networks.
+    residual_variance_, refined_, refine_evaluations_
+        As for :class:`~sysid.GreyBoxODE`.
+    network_overlap_ : dict of str to float
+        Each free parameter's share of effect that the networks can reproduce (flagged above 0.99).
     x0_, time_scale_, time_offset_, history_, n_function_evals_
         As for :class:`~sysid.NeuralODE`.
 
