@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
-from functools import partial
-from typing import Any
-
 import math
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import ClassVar
+from functools import partial
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -25,9 +22,9 @@ from sysid.fields._greybox import GreyBoxFunction
 from sysid.integration import SolverFailure, simulate
 from sysid.parameters import ParameterSpec, Uncertainty
 from sysid.parameters._results import ParametricResults, _outside_sysid
-from sysid.trajectories import Trajectories
 from sysid.training import Training
 from sysid.training._least_squares import Differences
+from sysid.trajectories import Trajectories
 
 ABSORBED = 0.99
 """A parameter is flagged when the networks can reproduce this share of its effect (see :func:`network_overlap`)."""
@@ -204,11 +201,12 @@ class HybridODE(ParametricResults, ParametricODE):
             return dict.fromkeys(spec.free_names, math.nan)
         rows = np.flatnonzero(keep)
         rows = rows[np.unique(np.linspace(0, rows.size - 1, min(rows.size, _MAX_POINTS)).round().astype(int))]
-        as_t = lambda a: None if a is None else torch.as_tensor(a[rows], dtype=self.torch_dtype_)  # noqa: E731
+        dtype = self.torch_dtype_
         lower, upper = spec.free_bounds()
         weights = self.scaling_.time_unit / spread  # derivatives in scaled units, every dimension alike
         overlap = network_overlap(field, self._parameter_module(), self._free_values(), lower, upper,
-                                  as_t(times), as_t(states), as_t(inputs), weights)
+                                  torch.as_tensor(times[rows], dtype=dtype), torch.as_tensor(states[rows], dtype=dtype),
+                                  None if inputs is None else torch.as_tensor(inputs[rows], dtype=dtype), weights)
         return dict(zip(spec.free_names, overlap.tolist()))
 
     def _store_uncertainty(self, spec: ParameterSpec, unc: Uncertainty, noise: dict[str, float]) -> None:
@@ -281,12 +279,12 @@ def network_overlap(field: torch.nn.Module, params: Any, theta: np.ndarray, lowe
     n, n_dims = x.shape
     diff = Differences(np.asarray(theta, dtype=float), lower, upper, np.zeros(0))
     g = diff.n_copies
-    field.groups = torch.as_tensor(diff.parameter_sets(), dtype=x.dtype)
+    setattr(field, "groups", torch.as_tensor(diff.parameter_sets(), dtype=x.dtype))  # noqa: B010
     try:
         with torch.no_grad():
             out = field(t.repeat(g), x.repeat(g, 1), None if u is None else u.repeat(g, 1))
     finally:
-        field.groups = None
+        setattr(field, "groups", None)  # noqa: B010
     row_w = np.tile(np.asarray(weights, dtype=float), n)
     f_p = diff.combine(out.detach().cpu().numpy().reshape(g, n * n_dims)).T * row_w[:, None]  # (n * n_dims, q)
     raw = params.raw

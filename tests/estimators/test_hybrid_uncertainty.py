@@ -10,7 +10,8 @@ import sysid
 from sysid.parameters import TABLE_COLUMNS
 from tests.fields.test_practitioner_fields import oscillator  # noqa: F401 - a fixture: x' = v, v' = -4 x - 0.4 v
 
-FAST = dict(max_epochs=30, lbfgs_steps=20, hidden=(8,), verbose=False, gradient="backprop", random_state=0)
+FAST = {"max_epochs": 30, "lbfgs_steps": 20, "hidden": (8,), "verbose": False, "gradient": "backprop",
+        "random_state": 0}
 
 
 def neural_friction(t, x, p, u, nn):
