@@ -176,7 +176,7 @@ def _greybox(problem: dict[str, Any], data: Any, cfg: dict[str, Any]) -> tuple[A
     import sysid
 
     start = problem["start"]()
-    return _timed(lambda: sysid.GreyBoxODE(problem["torch"], start, bounds={k: (0.0, None) for k in start},
+    return _timed(lambda: sysid.GreyBoxODE(problem["torch"], start, bounds=dict.fromkeys(start, (0.0, None)),
                                            verbose=False, **cfg).fit(data))
 
 
@@ -184,7 +184,7 @@ def _classical(problem: dict[str, Any], data: Any, cfg: dict[str, Any]) -> tuple
     import sysid
 
     start = problem["start"]()
-    return _timed(lambda: sysid.ClassicalODE(problem["numpy"], start, bounds={k: (0.0, None) for k in start},
+    return _timed(lambda: sysid.ClassicalODE(problem["numpy"], start, bounds=dict.fromkeys(start, (0.0, None)),
                                              **cfg).fit(data))
 
 
@@ -307,7 +307,7 @@ def short_records(mode: str) -> list[dict[str, Any]]:
 
     cfg = SETTINGS[mode]
     truth = _lv_truth()
-    bounds = {k: (0.0, None) for k in truth}
+    bounds = dict.fromkeys(truth, (0.0, None))
     makers = {"GreyBoxODE()": lambda: sysid.GreyBoxODE(lv_torch, truth, bounds=bounds, verbose=False,
                                                         **cfg["greybox"]),
               "ClassicalODE()": lambda: sysid.ClassicalODE(lv_numpy, truth, bounds=bounds, **cfg["classical"])}

@@ -14,6 +14,7 @@ Run alone: python -m benchmarks --only scaling [--quick]
 
 from __future__ import annotations
 
+import itertools
 import time
 from typing import Any
 
@@ -73,7 +74,7 @@ def _arithmetic_note(rows: list[dict[str, Any]], cfg: dict[str, Any]) -> list[st
     """How fast the network's arithmetic runs at each N (float64 GFLOP/s): overhead- or compute-bound."""
     hidden = cfg.get("neural", {}).get("hidden", (64, 64))
     widths = [2, *hidden, 2]
-    per_row = 2 * sum(a * b for a, b in zip(widths[:-1], widths[1:]))  # multiply-adds of one forward pass
+    per_row = 2 * sum(a * b for a, b in itertools.pairwise(widths))  # multiply-adds of one forward pass
     parts = []
     for r in rows:
         if r["gradient"] != "adjoint":

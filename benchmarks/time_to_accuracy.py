@@ -255,7 +255,7 @@ def run(mode: str = "full", seed: int = 0) -> Study:
     return Study("time_to_accuracy", "Time to accuracy: NeuralODE vs the plain torchdiffeq loop", setup, rows,
                  target=f"held-out error < {TARGET:.0%} at least {SPEEDUP:.0f}x sooner than the plain loop",
                  met=met, verdict=verdict or "nothing measured", notes=notes, mode=mode,
-                 extra={"raw": {s: {k: {kk: vv for kk, vv in v.items()} for k, v in d.items()}
+                 extra={"raw": {s: {k: dict(v.items()) for k, v in d.items()}
                                 for s, d in raw.items()}})
 
 

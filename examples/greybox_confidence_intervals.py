@@ -12,7 +12,6 @@ their estimates and 95% intervals next to the true values.
 Run: python examples/greybox_confidence_intervals.py   (about 10 s on two cores)
 """
 
-import numpy as np
 import pandas as pd
 import torch
 
@@ -38,7 +37,7 @@ def lotka_volterra_numpy(t, x, p, u):
 
 
 guess = {name: 0.6 * value for name, value in truth.params.items()}  # 40% off
-bounds = {name: (0.0, None) for name in guess}                          # rates are positive
+bounds = dict.fromkeys(guess, (0.0, None))  # rates are positive
 
 greybox = sysid.GreyBoxODE(lotka_volterra_torch, params=guess, bounds=bounds, verbose=False).fit(data)
 classical = sysid.ClassicalODE(lotka_volterra_numpy, params=guess, bounds=bounds, n_starts=3,

@@ -18,11 +18,11 @@ from sysid.adapters import from_pandas as from_pandas
 from sysid.adapters import from_xarray as from_xarray
 from sysid.errors import ConfigError as ConfigError
 from sysid.errors import DataError as DataError
+from sysid.errors import ExtrapolationWarning as ExtrapolationWarning
 from sysid.errors import FitError as FitError
 from sysid.errors import FitWarning as FitWarning
 from sysid.errors import ModelFileError as ModelFileError
 from sysid.errors import NotFittedError as NotFittedError
-from sysid.errors import ExtrapolationWarning as ExtrapolationWarning
 from sysid.errors import SolverWarning as SolverWarning
 from sysid.errors import SysidError as SysidError
 from sysid.registry import ESTIMATORS as _ESTIMATORS

@@ -88,8 +88,9 @@ def _describe(exc: BaseException) -> str:
 
 
 def _scores(data: Trajectories, predictions: list[np.ndarray]) -> dict[str, float]:
-    return {"rmse": metrics.rmse(data, predictions), "nrmse": metrics.nrmse(data, predictions),
-            "r2": metrics.r2(data, predictions)}
+    # uniform_average (the default) gives one float per metric; float() says so to mypy.
+    return {"rmse": float(metrics.rmse(data, predictions)), "nrmse": float(metrics.nrmse(data, predictions)),
+            "r2": float(metrics.r2(data, predictions))}
 
 
 def _failure_note(model: Any) -> str | None:
@@ -98,7 +99,7 @@ def _failure_note(model: Any) -> str | None:
 
 
 def _row(name: str, split: str, seconds: float, model: Any, **values: Any) -> dict[str, Any]:
-    row = {column: np.nan for column in COLUMNS}
+    row: dict[str, Any] = dict.fromkeys(COLUMNS, np.nan)
     row.update(estimator=name, split=split, fit_seconds=seconds, error=None)
     evals = getattr(model, "n_function_evals_", None) if model is not None else None
     row["n_function_evals"] = float(evals) if isinstance(evals, int | float | np.number) else np.nan
@@ -280,7 +281,7 @@ def compare(
     if time_fraction is not None:
         train.split(time_fraction=time_fraction)  # validate before any work
     parts = _truth_parts(truth)
-    tasks = [delayed(_run_full)(name, est, train, test, parts) for name, est in zip(names, models)]
+    tasks: list[Any] = [delayed(_run_full)(name, est, train, test, parts) for name, est in zip(names, models)]
     if time_fraction is not None:
         tasks += [delayed(_run_extrapolation)(name, est, train, float(time_fraction), parts)
                   for name, est in zip(names, models)]

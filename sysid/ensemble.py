@@ -21,7 +21,7 @@ from sklearn.base import clone
 from sklearn.utils.validation import check_is_fitted
 
 from sysid.errors import ConfigError, DataError
-from sysid.estimators._base import TrajectoryEstimator
+from sysid.estimators import TrajectoryEstimator
 from sysid.trajectories import Trajectories
 
 __all__ = ["Ensemble"]
@@ -151,7 +151,8 @@ class Ensemble(TrajectoryEstimator):
                     f"({data.names}); use bootstrap='segments' to resample pieces of it."
                 )
             return list(data), list(data.names)
-        pieces, labels = [], []
+        pieces: list[Any] = []
+        labels: list[Hashable | tuple[Hashable, int, int]] = []
         n = int(self.n_segments)
         for tr in data:
             if tr.n_times < 2 * n + 1:
@@ -197,8 +198,9 @@ class Ensemble(TrajectoryEstimator):
         self.samples_ = samples
         self.member_seeds_ = seeds
         evals = [getattr(m, "n_function_evals_", None) for m in self.estimators_]
-        if all(isinstance(e, numbers.Integral) for e in evals):
-            self.n_function_evals_ = int(sum(evals))
+        counts = [int(e) for e in evals if isinstance(e, numbers.Integral)]
+        if len(counts) == len(evals):
+            self.n_function_evals_ = sum(counts)
 
     def _member_predictions(self, data: Trajectories, x0: np.ndarray | None) -> list[np.ndarray]:
         """Per trajectory, the members' predictions stacked: (n_members, n_times_i, n_states)."""

@@ -9,16 +9,16 @@ from __future__ import annotations
 from sklearn.exceptions import NotFittedError
 
 __all__ = [
-    "SysidError",
-    "DataError",
     "ConfigError",
+    "DataError",
+    "ExtrapolationWarning",
     "FitError",
+    "FitWarning",
     "ModelFileError",
     "NotFittedError",
-    "SysidWarning",
-    "FitWarning",
     "SolverWarning",
-    "ExtrapolationWarning",
+    "SysidError",
+    "SysidWarning",
 ]
 
 

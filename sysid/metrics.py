@@ -297,7 +297,9 @@ def coefficient_error(
             f"estimated must be a DataFrame of coefficients (terms x states), got {type(estimated).__name__}."
         )
     if not isinstance(truth, Mapping) or not all(isinstance(v, Mapping) for v in truth.values()):
-        raise DataError("truth must be a dict {state: {term: coefficient}}, e.g. sysid.datasets.truth(name).coefficients.")
+        raise DataError(
+            "truth must be a dict {state: {term: coefficient}}, e.g. sysid.datasets.truth(name).coefficients."
+        )
     states = [str(c) for c in estimated.columns]
     if sorted(states) != sorted(str(s) for s in truth):
         raise DataError(

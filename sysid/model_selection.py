@@ -82,7 +82,8 @@ def train_test_split(
     if len(given) != 1:
         raise ConfigError(
             "train_test_split needs exactly one of test_trajectories= (names to hold out), time_fraction= "
-            f"(split every trajectory in time) or test_size= (a random fraction of trajectories); got {given or 'none'}."
+            "(split every trajectory in time) or test_size= (a random fraction of trajectories); "
+            f"got {given or 'none'}."
         )
     if time_fraction is not None:
         return data.split(time_fraction=time_fraction)

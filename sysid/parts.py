@@ -58,7 +58,7 @@ class Part(BaseEstimator):
         """Parts are equal when they are of one class with equal parameters (a copy equals its original)."""
         if type(other) is not type(self):
             return NotImplemented
-        mine, theirs = self.get_params(deep=False), other.get_params(deep=False)  # type: ignore[attr-defined]
+        mine, theirs = self.get_params(deep=False), other.get_params(deep=False)
         try:
             return bool(mine == theirs)
         except (TypeError, ValueError):  # e.g. arrays among the parameters

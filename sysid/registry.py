@@ -142,4 +142,4 @@ def object_class(name: str) -> type:
         pass
     if not isinstance(name, str):
         raise KeyError(name)
-    return importlib.import_module("sysid.parts").part_class(name)  # type: ignore[no-any-return]
+    return importlib.import_module("sysid.parts").part_class(name)

@@ -15,12 +15,10 @@ from sklearn.utils.estimator_checks import (
 )
 
 import sysid
-from sysid import plot
+from sysid import ClassicalODE, SINDy, plot
 from sysid.datasets import simulate
 from sysid.ensemble import Ensemble
 from sysid.errors import ConfigError, DataError, NotFittedError
-from sysid.estimators._classical import ClassicalODE
-from sysid.estimators._sindy import SINDy
 from sysid.model_selection import TrajectoryKFold
 
 
@@ -121,7 +119,7 @@ def test_segments_bootstrap_resamples_pieces_of_one_trajectory():
     assert pieces <= {("run0", 0, 50), ("run0", 50, 100), ("run0", 100, 149), ("run0", 149, 199)}
     assert all(len(sample) == 4 for sample in model.samples_)
     assert model.score(one) > 0.95
-    with pytest.raises(DataError, match="at least two trajectories.*bootstrap='segments'"):
+    with pytest.raises(DataError, match=r"at least two trajectories.*bootstrap='segments'"):
         Ensemble(SINDy(), n_members=2).fit(one)
     with pytest.raises(DataError, match="lower n_segments"):
         Ensemble(SINDy(), n_members=2, bootstrap="segments", n_segments=150).fit(one)
@@ -166,7 +164,7 @@ def test_plot_draws_the_band(lv):
 def test_grid_search_tunes_the_members(lv):
     search = GridSearchCV(Ensemble(SINDy(), n_members=2), {"estimator__threshold": [0.05, 5.0]},
                           cv=TrajectoryKFold(2))
-    with pytest.warns(UserWarning):  # pysindy: threshold 5 removes every term
+    with pytest.warns(UserWarning, match="eliminated all coefficients"):  # pysindy: threshold 5 removes every term
         search.fit(lv)
     assert search.best_params_ == {"estimator__threshold": 0.05}
 

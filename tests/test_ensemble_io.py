@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import sysid
+from sysid import SINDy
 from sysid.datasets import simulate
-from sysid.estimators._sindy import SINDy
 
 TINY = {"hidden": (4,), "max_epochs": 2, "lbfgs_steps": 0, "collocation_steps": 20, "gradient": "backprop",
         "verbose": False}

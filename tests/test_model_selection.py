@@ -9,10 +9,9 @@ import pytest
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.utils import _safe_indexing
 
-from sysid import Trajectories
+from sysid import SINDy, Trajectories
 from sysid.datasets import simulate
 from sysid.errors import ConfigError, DataError
-from sysid.estimators._sindy import SINDy
 from sysid.model_selection import TrajectoryKFold, train_test_split
 
 
@@ -32,7 +31,7 @@ def test_split_by_names_and_in_time(five):
 
 def test_random_split_is_seeded_and_sized(five):
     a_train, a_test = train_test_split(five, test_size=0.4, random_state=1)
-    b_train, b_test = train_test_split(five, test_size=0.4, random_state=1)
+    _, b_test = train_test_split(five, test_size=0.4, random_state=1)
     assert a_test.names == b_test.names and len(a_test) == 2 and len(a_train) == 3
     assert sorted(a_train.names + a_test.names) == five.names
     assert len(train_test_split(five, test_size=1, random_state=0)[1]) == 1

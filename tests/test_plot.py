@@ -6,16 +6,16 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-from matplotlib.collections import PolyCollection  # noqa: E402
-from matplotlib.colors import to_rgba  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.collections import PolyCollection
+from matplotlib.colors import to_rgba
 
-from sysid import SINDy, Trajectories, plot  # noqa: E402
-from sysid.datasets import simulate, truth  # noqa: E402
-from sysid.errors import ConfigError, DataError  # noqa: E402
+from sysid import SINDy, Trajectories, plot
+from sysid.datasets import simulate, truth
+from sysid.errors import ConfigError, DataError
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ they return. Nothing here imports torch.
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 import pandas as pd
@@ -44,6 +44,65 @@ _ACCEPTED = (
     "a sysid.Trajectories, a pandas DataFrame, an xarray Dataset or DataArray, a numpy "
     "array (n_times, n_states) with t=, or a list of such arrays with a list of t"
 )
+
+
+# The overloads say what a caller gets: LazyTrajectories only for LazyTrajectories in, or
+# lazy=True; in-memory data (a DataFrame read from a file, arrays) always gives Trajectories.
+@overload
+def as_trajectories(
+    X: LazyTrajectories,
+    t: None = None,
+    u: None = None,
+    *,
+    time: None = None,
+    states: None = None,
+    inputs: None = None,
+    trajectory: None = None,
+    state_names: None = None,
+    input_names: None = None,
+    interpolate_inputs: bool = False,
+    state_dim: None = None,
+    lazy: bool = False,
+    sort: bool = False,
+) -> LazyTrajectories: ...
+
+
+@overload
+def as_trajectories(
+    X: Trajectories | pd.DataFrame | xr.Dataset | xr.DataArray | np.ndarray | list[Any] | tuple[Any, ...],
+    t: Any = None,
+    u: Any = None,
+    *,
+    time: Hashable | None = None,
+    states: Sequence[Hashable] | Hashable | None = None,
+    inputs: Sequence[Hashable] | Hashable | None = None,
+    trajectory: Hashable | None = None,
+    state_names: Sequence[Hashable] | None = None,
+    input_names: Sequence[Hashable] | None = None,
+    interpolate_inputs: bool = False,
+    state_dim: Hashable | None = None,
+    lazy: Literal[False] = False,
+    sort: bool = False,
+) -> Trajectories: ...
+
+
+@overload
+def as_trajectories(
+    X: Any,
+    t: Any = None,
+    u: Any = None,
+    *,
+    time: Hashable | None = None,
+    states: Sequence[Hashable] | Hashable | None = None,
+    inputs: Sequence[Hashable] | Hashable | None = None,
+    trajectory: Hashable | None = None,
+    state_names: Sequence[Hashable] | None = None,
+    input_names: Sequence[Hashable] | None = None,
+    interpolate_inputs: bool = False,
+    state_dim: Hashable | None = None,
+    lazy: bool = False,
+    sort: bool = False,
+) -> Trajectories | LazyTrajectories: ...
 
 
 def as_trajectories(
@@ -106,10 +165,12 @@ def as_trajectories(
     >>> df = pd.DataFrame({"t": [0.0, 1.0], "x": [1.0, 2.0]})
     >>> as_trajectories(df).state_names
     ('x',)
-    >>> as_trajectories({"x": [1.0]})
+    >>> as_trajectories({"x": [1.0]})  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    sysid.errors.DataError: cannot use data of type dict; expected a sysid.Trajectories, a pandas DataFrame, an xarray Dataset or DataArray, a numpy array (n_times, n_states) with t=, or a list of such arrays with a list of t.
+    sysid.errors.DataError: cannot use data of type dict; expected a sysid.Trajectories, a pandas DataFrame,
+    an xarray Dataset or DataArray, a numpy array (n_times, n_states) with t=, or a list of such arrays
+    with a list of t.
     """
     labelled = {"time": time, "states": states, "inputs": inputs, "trajectory": trajectory,
                 "state_dim": state_dim}

@@ -18,8 +18,7 @@ import numpy as np
 import pandas as pd
 
 from sysid.errors import DataError
-from sysid.trajectories import Trajectory
-from sysid.trajectories._container import TimeKind
+from sysid.trajectories import TimeKind, Trajectory
 
 NS_PER_S = 1_000_000_000
 _INT64_MIN = np.iinfo(np.int64).min
@@ -151,6 +150,7 @@ def read_times(values: Any, label: str) -> TimeValues:
         values = index.tz_convert("UTC").tz_localize(None).to_numpy()
         dtype = values.dtype
     elif isinstance(values, pd.Series | pd.Index):
+        dtype = values.dtype
         if (pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
                 and not pd.api.types.is_complex_dtype(dtype)):
             if pd.api.types.is_integer_dtype(dtype):
@@ -183,10 +183,15 @@ def _check_exact_in_float64(values: np.ndarray, label: str) -> None:
     Examples
     --------
     >>> _check_exact_in_float64(np.array([0, 2**53]), "t")
-    >>> _check_exact_in_float64(np.array([2**63 - 2, 2**63 - 1]), "time column 't'")
+    >>> big = np.array([2**63 - 2, 2**63 - 1])
+    >>> _check_exact_in_float64(big, "time column 't'")  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    sysid.errors.DataError: time column 't' holds integers that float64 cannot hold exactly: 9223372036854775806 becomes 9.223372036854776e+18 (2 of 2 times change); sysid computes times in float64, so they would lose precision (neighbouring stamps could even become equal). Subtract a reference time first (e.g. t - t.min()), or convert nanosecond stamps to datetimes with pandas.to_datetime(t, unit='ns').
+    sysid.errors.DataError: time column 't' holds integers that float64 cannot hold exactly:
+    9223372036854775806 becomes 9.223372036854776e+18 (2 of 2 times change); sysid computes times in
+    float64, so they would lose precision (neighbouring stamps could even become equal). Subtract a
+    reference time first (e.g. t - t.min()), or convert nanosecond stamps to datetimes with
+    pandas.to_datetime(t, unit='ns').
     """
     big = values[(values > 2**53) | (values < -(2**53))] if values.dtype.kind == "i" else values[values > 2**53]
     if not big.size:
@@ -228,7 +233,8 @@ def _as_nanoseconds(values: np.ndarray, label: str) -> tuple[np.ndarray, np.ndar
 
 def _ns_per_unit(dtype: np.dtype) -> int:
     unit, count = np.datetime_data(dtype)
-    return int(np.timedelta64(count, unit).astype("timedelta64[ns]").astype(np.int64))
+    # numpy's stubs take only literal unit names; this one comes from np.datetime_data.
+    return int(np.timedelta64(count, unit).astype("timedelta64[ns]").astype(np.int64))  # type: ignore[call-overload]
 
 
 def format_time(value: float | int, kind: TimeKind, tz: Any = None) -> str:
@@ -435,7 +441,7 @@ def _check_time_order(raw: RawTrajectory, rules: RowRules) -> None:
             f"trajectory {raw.name!r}: times go backwards at {rules.row_word}s {raw.rows[first]} and "
             f"{raw.rows[first + 1]} ({before} then {after}){more}; within a trajectory the rows must be in time "
             "order. If the clock was reset (a new run), give each run its own label with trajectory=; if the "
-            "rows are only out of order, pass sort=True to sort each trajectory by time."
+            "rows are only out of order, pass sort=True (--sort on the command line) to sort each trajectory by time."
         )
 
 

@@ -16,6 +16,7 @@ from sysid.adapters._common import caller_times
 from sysid.errors import DataError
 from sysid.trajectories import Trajectories
 
+
 @dataclass(frozen=True)
 class _OutputDims:
     time: Hashable
@@ -115,7 +116,10 @@ def _padded_variable(
     column = list(data.state_names if is_state else data.input_names).index(name)
     block = np.full((len(data), n_union), np.nan)
     for row, (traj, where) in enumerate(zip(data, positions)):
-        block[row, where] = (traj.y if is_state else traj.u)[:, column]
+        values = traj.y if is_state else traj.u
+        if values is None:  # Trajectories refuses a trajectory without its declared inputs
+            raise DataError(f"trajectory {traj.name!r} has no inputs, but the data declare {list(data.input_names)}.")
+        block[row, where] = values[:, column]
     attrs = copy.deepcopy(dict(data.variable_attrs.get(name, {})))
     if dims.trajectory is None:
         return xr.Variable((dims.time,), block[0], attrs)

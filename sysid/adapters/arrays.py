@@ -16,8 +16,7 @@ import numpy as np
 
 from sysid.adapters._common import RawTrajectory, RowRules, build_trajectory, read_times
 from sysid.errors import DataError
-from sysid.trajectories import Trajectories
-from sysid.trajectories._validation import is_complex
+from sysid.trajectories import Trajectories, is_complex
 
 __all__ = ["from_arrays", "to_arrays"]
 
@@ -179,7 +178,7 @@ def _times_per_trajectory(t: ArrayLike, lengths: list[int]) -> list:
 
 
 def _inputs_per_trajectory(u: ArrayLike, lengths: list[int]) -> list[np.ndarray]:
-    layout, inputs = _split_trajectories(u, "u")
+    _, inputs = _split_trajectories(u, "u")
     if len(inputs) != len(lengths):
         raise DataError(
             f"got {len(inputs)} input arrays for {len(lengths)} trajectories; give one each."
@@ -198,7 +197,7 @@ def _inputs_per_trajectory(u: ArrayLike, lengths: list[int]) -> list[np.ndarray]
 def _names(given: Sequence[Hashable] | None, count: int, prefix: str, what: str) -> list[Hashable]:
     if given is None:
         return [f"{prefix}{i}" for i in range(count)]
-    names = [given] if isinstance(given, str) else list(given)
+    names: list[Hashable] = [given] if isinstance(given, str) else list(given)
     if len(names) != count:
         raise DataError(f"{what} has {len(names)} names for {count} columns.")
     return names

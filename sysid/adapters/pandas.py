@@ -284,7 +284,7 @@ def _default_states(frame: pd.DataFrame, keys: set, inputs: list[Hashable]) -> l
     one typo ("n/a", "0,31") must not vanish from the fit, so any column that does not hold
     plain numbers is an error naming it (and the first cell that is not a number).
     """
-    names = [name for name in frame.columns if name not in keys and name not in inputs]
+    names: list[Hashable] = [name for name in frame.columns if name not in keys and name not in inputs]
     if not names:
         raise DataError(
             f"no column is left to use as a state (columns: {list(frame.columns)}); pass states=[...]."
@@ -340,7 +340,7 @@ def _values(frame: pd.DataFrame, name: Hashable, in_index: bool) -> pd.Series | 
     if not in_index:
         return frame[name]
     if isinstance(frame.index, pd.MultiIndex):
-        return frame.index.get_level_values(name)
+        return frame.index.get_level_values(name)  # type: ignore[arg-type]  # pandas-stubs: str | int; any label works
     return frame.index
 
 
@@ -471,7 +471,7 @@ def to_pandas(data: Trajectories) -> pd.DataFrame:
     index = _output_index(pieces, layout, len(pieces[layout.time]))
     columns = {name: _as_column(pieces[name]) for name in layout.column_order}
     frame = pd.DataFrame(columns, index=index)
-    frame.attrs = copy.deepcopy(dict(data.attrs))
+    frame.attrs.update(copy.deepcopy(data.attrs))  # a new frame: its attrs are empty
     if data.variable_attrs:
         frame.attrs[VARIABLE_ATTRS_KEY] = copy.deepcopy(dict(data.variable_attrs))
     return frame

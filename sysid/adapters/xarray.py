@@ -33,7 +33,7 @@ from sysid.adapters._xarray_write import to_xarray as to_xarray
 from sysid.errors import DataError
 from sysid.trajectories import LazyTrajectories, Trajectories, Trajectory
 
-__all__ = ["from_xarray", "to_xarray", "to_dataarray"]
+__all__ = ["from_xarray", "to_dataarray", "to_xarray"]
 
 _TIME_GUESSES = ("time", "t")
 
@@ -151,7 +151,7 @@ def from_xarray(
     times = read_times(_time_coordinate(dataset, time_dim), f"time coordinate {time_dim!r}")
     names, label_dtype = _trajectory_names(dataset, layout)
     reader = _BlockReader(dataset, layout, names, times, interpolate_inputs, sort)
-    metadata = {
+    metadata: dict[str, Any] = {  # the keywords of Trajectories and LazyTrajectories.scan alike
         "state_names": layout.states,
         "input_names": layout.inputs,
         "time_kind": times.kind,
@@ -439,6 +439,7 @@ def _stacked(dataset: xr.Dataset, names: list[Hashable], layout: _DatasetLayout)
     columns = []
     for name in names:
         variable = dataset[name]
+        dims: tuple[Hashable, Hashable]
         if layout.trajectory is None:
             variable = variable.expand_dims("__trajectory__")
             dims = ("__trajectory__", layout.time)

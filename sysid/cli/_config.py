@@ -46,6 +46,7 @@ TOP_LEVEL_KEYS = {
     "inputs": "input columns / variables",
     "trajectory": "column / dimension telling experiments apart",
     "interpolate_inputs": "fill NaN inputs linearly in time",
+    "sort": "sort each trajectory's rows by time",
     "model": "model name for fit",
     "models": "model names for compare",
     "rhs": "right-hand side for greybox/hybrid/classical: 'file.py:function' or a built-in name",

@@ -54,7 +54,7 @@ def held_out_rows(models: Mapping[str, Any], whole: Any, future: Any, columns: S
 
     rows = []
     for name, model in models.items():
-        row: dict[str, Any] = {c: np.nan for c in columns}
+        row: dict[str, Any] = dict.fromkeys(columns, np.nan)
         row.update(estimator=name, split="extrapolation", error=None)
         if model is None or name not in model_starts:
             row["error"] = "fit failed" if model is None else "no initial state"
@@ -129,7 +129,7 @@ def demo_estimators(dataset: str, quick: bool, random_state: int, n_states: int,
     if dataset in ("lynx_hare", "lotka_volterra") and n_states == 2:
         start = dict(_LV_START) if lynx else {"alpha": 1.0, "beta": 1.0, "gamma": 1.0, "delta": 1.0}
         estimators["ClassicalODE (Lotka-Volterra)"] = model_class("classical")(
-            lotka_volterra_numpy, start, bounds={k: (0.0, None) for k in start}, random_state=random_state,
+            lotka_volterra_numpy, start, bounds=dict.fromkeys(start, (0.0, None)), random_state=random_state,
             **classical)
     return estimators
 

@@ -106,7 +106,7 @@ def read_data(path: str | Path, time: Hashable | None = None) -> Any:
             return dataset.load()
     except UsageError:
         raise
-    except Exception as exc:  # noqa: BLE001 - every reader has its own exception types
+    except Exception as exc:  # every reader has its own exception types
         reason = " ".join(str(exc).split()) or type(exc).__name__
         raise UsageError(f"cannot read {str(path)!r} as {kind}: {reason}") from exc
 

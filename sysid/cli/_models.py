@@ -144,7 +144,7 @@ BUILTIN_RHS: dict[str, Builtin] = {
         functions={"classical": lotka_volterra_numpy, "greybox": lotka_volterra_torch,
                    "hybrid": lotka_volterra_torch},
         params={"alpha": 1.0, "beta": 1.0, "gamma": 1.0, "delta": 1.0},
-        bounds={name: (0.0, None) for name in ("alpha", "beta", "gamma", "delta")},
+        bounds=dict.fromkeys(("alpha", "beta", "gamma", "delta"), (0.0, None)),
         n_states=2,
         description="d prey/dt = (alpha - beta predator) prey; d predator/dt = (delta prey - gamma) predator",
     ),
@@ -206,7 +206,7 @@ def load_rhs(spec: str, kind: str) -> RhsSpec:
     module = importlib.util.module_from_spec(module_spec)
     try:
         module_spec.loader.exec_module(module)  # the user's own code, named on the command line
-    except Exception as exc:  # noqa: BLE001 - any error in the user's file
+    except Exception as exc:  # any error in the user's file
         raise UsageError(f"--rhs {spec!r}: running {path_text} raised {type(exc).__name__}: {exc}") from exc
     function = getattr(module, function_name, None)
     if not callable(function):
@@ -407,10 +407,9 @@ def build_estimator(
             chosen["bounds"] = chosen_bounds
         if fixed:
             chosen["fixed"] = list(fixed)
-    elif rhs is not None or params or bounds or fixed:
-        if strict:
-            raise UsageError(f"--rhs/--params/--bounds/--fixed apply to greybox, hybrid and classical models, "
-                             f"not {key}.")
+    elif (rhs is not None or params or bounds or fixed) and strict:
+        raise UsageError(f"--rhs/--params/--bounds/--fixed apply to greybox, hybrid and classical models, "
+                         f"not {key}.")
     return cls(**chosen)
 
 

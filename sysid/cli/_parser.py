@@ -24,7 +24,7 @@ COMMANDS = ("fit", "predict", "compare", "info", "demo")
 class _Parser(argparse.ArgumentParser):
     """argparse that reports a usage error as one line (raised, so main() can return 2)."""
 
-    def error(self, message: str) -> Any:  # type: ignore[override]
+    def error(self, message: str) -> Any:
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
@@ -109,6 +109,8 @@ def _data_options() -> _Parser:
     group.add_argument("--trajectory", metavar="NAME", help="column or dimension telling experiments apart")
     group.add_argument("--interpolate-inputs", action="store_const", const=True, default=None,
                        help="fill missing input values linearly in time")
+    group.add_argument("--sort", action="store_const", const=True, default=None,
+                       help="sort each trajectory's rows by time (without it, times that go backwards are an error)")
     return parent
 
 

@@ -27,7 +27,7 @@ from sysid.registry import cli_names
 __all__ = ["DATA_KEYS", "DEFAULT_TIME_FRACTION", "data_settings", "flag_settings", "model_settings", "required",
            "rhs_settings", "settings_of"]
 
-DATA_KEYS = ("time", "states", "inputs", "trajectory", "interpolate_inputs")
+DATA_KEYS = ("time", "states", "inputs", "trajectory", "interpolate_inputs", "sort")
 """Settings that say how to read the data file (the adapters' options)."""
 
 DEFAULT_TIME_FRACTION = 0.8
@@ -74,7 +74,7 @@ def data_settings(settings: dict[str, Any]) -> dict[str, Any]:
             continue
         if key in ("states", "inputs"):
             value = parse_names(value, f"--{key}")
-        elif key == "interpolate_inputs":
+        elif key in ("interpolate_inputs", "sort"):
             value = bool(value)
         else:
             value = str(value)

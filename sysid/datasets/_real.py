@@ -11,7 +11,7 @@ import csv
 import io
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 
@@ -56,6 +56,18 @@ def _read_table(relative: str, columns: tuple[str, ...]) -> np.ndarray:
         raise DataError(f"{relative}: expected columns {list(columns)}, found {list(header)}.")
     rows = [row for row in reader if row]
     return np.array(rows, dtype=float)
+
+
+@overload
+def load_lynx_hare(as_frame: Literal[False] = False) -> Trajectories: ...
+
+
+@overload
+def load_lynx_hare(as_frame: Literal[True]) -> pd.DataFrame: ...
+
+
+@overload
+def load_lynx_hare(as_frame: bool) -> Trajectories | pd.DataFrame: ...
 
 
 def load_lynx_hare(as_frame: bool = False) -> Trajectories | pd.DataFrame:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 
@@ -18,6 +18,56 @@ if TYPE_CHECKING:  # pandas is only needed for as_frame=True, through the adapte
 __all__ = ["simulate"]
 
 _STREAMS = ("x0", "times", "inputs", "noise", "missing")
+
+
+# as_frame decides the type returned; the overloads tell type checkers so.
+@overload
+def simulate(
+    system: str,
+    n_trajectories: int = 3,
+    t_span: tuple[float, float] | None = None,
+    n_samples: int = 60,
+    noise: float = 0.05,
+    irregular: bool = True,
+    missing: float = 0.0,
+    inputs: InputFunction | Sequence[InputFunction] | None = None,
+    x0: Any = None,
+    random_state: int | np.random.Generator | None = 0,
+    as_frame: Literal[False] = False,
+) -> Trajectories: ...
+
+
+@overload
+def simulate(
+    system: str,
+    n_trajectories: int = 3,
+    t_span: tuple[float, float] | None = None,
+    n_samples: int = 60,
+    noise: float = 0.05,
+    irregular: bool = True,
+    missing: float = 0.0,
+    inputs: InputFunction | Sequence[InputFunction] | None = None,
+    x0: Any = None,
+    random_state: int | np.random.Generator | None = 0,
+    *,
+    as_frame: Literal[True],
+) -> pd.DataFrame: ...
+
+
+@overload
+def simulate(
+    system: str,
+    n_trajectories: int = 3,
+    t_span: tuple[float, float] | None = None,
+    n_samples: int = 60,
+    noise: float = 0.05,
+    irregular: bool = True,
+    missing: float = 0.0,
+    inputs: InputFunction | Sequence[InputFunction] | None = None,
+    x0: Any = None,
+    random_state: int | np.random.Generator | None = 0,
+    as_frame: bool = False,
+) -> Trajectories | pd.DataFrame: ...
 
 
 def simulate(
@@ -143,7 +193,7 @@ def simulate(
     times = [_sample_times(span, n, irregular, sys_truth, streams["times"]) for _ in range(n_traj)]
     us = None
     if sys_truth.input_names:  # recorded first: this also checks the user's callables
-        us = [_record_input(u, t, sys_truth) for u, t in zip(signals, times)]
+        us = [_record_input(u, t, sys_truth) for u, t in zip(signals, times) if u is not None]  # none is None
     clean = [sys_truth.simulate(t, s, u) for t, s, u in zip(times, starts, signals)]
 
     scale = np.std(np.concatenate(clean), axis=0)
@@ -326,7 +376,7 @@ def _drop_entries(
         total += y.size
         kept = set(rng.choice(n_rows, size=2, replace=False).tolist())
         candidates.extend((k, r, c) for r in range(n_rows) if r not in kept for c in range(n_cols))
-    n_drop = min(int(round(fraction * total)), len(candidates))
+    n_drop = min(round(fraction * total), len(candidates))  # fraction is a float: round gives an int
     for idx in rng.choice(len(candidates), size=n_drop, replace=False):
         k, r, c = candidates[idx]
         out[k][r, c] = np.nan

@@ -60,7 +60,7 @@ class SystemTruth:
     log_decades : float
         For ``sampling="log"``: the earliest sample after ``t_start`` is at
         ``(t_end - t_start) * 10**-log_decades``.
-    method : str
+    method : {"RK23", "RK45", "DOP853", "Radau", "BDF", "LSODA"}
         The :func:`scipy.integrate.solve_ivp` method used to simulate it.
     rtol, atol : float
         Solver tolerances.
@@ -94,7 +94,7 @@ class SystemTruth:
     x0_range: dict[str, tuple[float, float]]
     sampling: Sampling = "linear"
     log_decades: float = 10.0
-    method: str = "DOP853"
+    method: Literal["RK23", "RK45", "DOP853", "Radau", "BDF", "LSODA"] = "DOP853"
     rtol: float = 1e-10
     atol: float = 1e-12
     jac: Callable[..., np.ndarray] | None = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from sysid.estimators._base import TrajectoryEstimator as TrajectoryEstimator  # shared with other sysid packages
 from sysid.registry import ESTIMATORS
 
 # The estimators this package defines, from the one registry (sysid.registry).
@@ -27,3 +28,4 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(__all__)
+__all__ += ["TrajectoryEstimator"]

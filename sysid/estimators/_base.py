@@ -18,8 +18,7 @@ from sysid.adapters import as_trajectories, to_caller_format
 from sysid.errors import ConfigError, DataError, FitWarning
 from sysid.estimators._observed_range import flag_extrapolation
 from sysid.metrics import r2
-from sysid.trajectories import LazyTrajectories, Trajectories, Trajectory
-from sysid.trajectories._validation import is_complex
+from sysid.trajectories import LazyTrajectories, Trajectories, Trajectory, is_complex
 
 DATA_OPTIONS = ("time", "states", "inputs", "trajectory", "state_names", "input_names", "interpolate_inputs",
                 "lazy", "sort")
@@ -58,10 +57,11 @@ def as_finite_numbers(values: Any, what: str) -> np.ndarray:
     --------
     >>> as_finite_numbers([[1, 2], [3, 4]], "x").shape
     (2, 2)
-    >>> as_finite_numbers([[1.0, 2.0], [3.0, float("inf")]], "x")
+    >>> as_finite_numbers([[1.0, 2.0], [3.0, float("inf")]], "x")  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    sysid.errors.DataError: x must be finite numbers, got inf at position (1, 1) (1 non-finite value(s)); NaN and inf have no dx/dt: pass finite states (and inputs and times).
+    sysid.errors.DataError: x must be finite numbers, got inf at position (1, 1) (1 non-finite value(s));
+    NaN and inf have no dx/dt: pass finite states (and inputs and times).
     """
     arr = as_numbers(values, what)
     bad = np.argwhere(~np.isfinite(arr))
@@ -118,8 +118,10 @@ def warn_if_underdetermined(owner: str, n_observations: int, n_unknowns: int, *,
     ...     warnings.simplefilter("always")
     ...     warn_if_underdetermined("SINDy", 3, 6, unknowns="library terms per state", observations="samples")
     True
-    >>> print(caught[0].message)
-    SINDy: 3 samples cannot determine 6 library terms per state: a fit needs at least 12 (2 per unknown); with fewer, the result is what the starting point or the regularisation makes of it, not what the data say. Add data (more trajectories or times), or fit a smaller model.
+    >>> print(caught[0].message)  # doctest: +NORMALIZE_WHITESPACE
+    SINDy: 3 samples cannot determine 6 library terms per state: a fit needs at least 12 (2 per unknown);
+    with fewer, the result is what the starting point or the regularisation makes of it, not what the
+    data say. Add data (more trajectories or times), or fit a smaller model.
     >>> warn_if_underdetermined("SINDy", 30, 6)
     False
     """
@@ -276,10 +278,16 @@ class TrajectoryEstimator(BaseEstimator):
         return save(self, path)
 
     # -- helpers ---------------------------------------------------------------------
-    #: Whether predict/score warn beyond the observed states (:class:`~sysid.ExtrapolationWarning`).
-    #: Models whose equations are the user's own (grey-box, classical) do not: their validity
-    #: outside the data is the modelling assumption the user made, not something learned.
-    _flags_extrapolation: bool = True
+    @property
+    def _flags_extrapolation(self) -> bool:
+        """Whether predict/score warn beyond the observed states (:class:`~sysid.ExtrapolationWarning`).
+
+        Models whose equations are the user's own (grey-box, classical) do not: their validity
+        outside the data is the modelling assumption the user made, not something learned.
+        A property (subclasses override it with a property or a class attribute), so that the
+        ones that decide from their parts or members type-check.
+        """
+        return True
 
     def _flag_extrapolation(self, data: Trajectories, predictions: list[np.ndarray], starts: np.ndarray | None,
                             owner: str, observed: bool = True) -> list[Any]:

@@ -8,234 +8,59 @@ for the local minima of single shooting: on Lotka-Volterra from 50% off, one sta
 in a wrong minimum and four find the truth (docs/baselines.md, "Multistart";
 benchmarks/recovery.py runs ClassicalODE with 4 starts for this reason).
 
-This module also holds the numpy simulation helper shared with :class:`sysid.SINDy`.
-No torch here.
+The numpy simulation it shares with :class:`sysid.SINDy` lives in
+:mod:`sysid.estimators._numpy_simulation`. No torch here.
 """
 
 from __future__ import annotations
 
 import numbers
-import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
-import scipy.integrate
 from scipy.optimize import least_squares
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
-from sysid.errors import ConfigError, DataError, FitError, SolverWarning
-from sysid.estimators._base import TrajectoryEstimator, as_finite_numbers, warn_if_underdetermined
-from sysid.parameters import ParameterSpec, check_parameters, linearised_uncertainty, noise_levels
-from sysid.parameters._results import ParametricResults, ProfileProblem
-from sysid.parameters._uncertainty import REWEIGHT, relative_change, state_spread
+from sysid.errors import ConfigError, DataError, FitError
+from sysid.estimators._base import TrajectoryEstimator, warn_if_underdetermined
+from sysid.estimators._numpy_simulation import (
+    DEFAULT_STEP_BUDGET,
+    DIVERGENCE_FACTOR,
+    SOLVER_ERRORS,
+    SOLVERS,
+    SimulationResult,
+    data_scale,
+    first_state,
+    linear_inputs,
+    simulate_numpy,
+    vector_field_args,
+    warn_failures,
+)
+from sysid.parameters import (
+    REWEIGHT,
+    ParameterSpec,
+    ParametricResults,
+    ProfileProblem,
+    check_parameters,
+    linearised_uncertainty,
+    noise_levels,
+    relative_change,
+    state_spread,
+)
 from sysid.trajectories import Trajectories, Trajectory
 
-__all__ = ["ClassicalODE", "SimulationResult", "simulate_numpy"]
+__all__ = ["ClassicalODE"]
 
-SOLVERS: dict[str, type] = {
-    name: getattr(scipy.integrate, name) for name in ("RK23", "RK45", "DOP853", "Radau", "BDF", "LSODA")
-}
-"""The :mod:`scipy.integrate` solvers accepted by name (those of ``solve_ivp``)."""
-
-DIVERGENCE_FACTOR = 1e3
-"""A simulation has diverged once a state exceeds this many times its data scale."""
-
-_LOSSES = ("linear", "soft_l1", "huber", "cauchy", "arctan")
-_SOLVER_ERRORS = (ArithmeticError, ValueError, np.linalg.LinAlgError)
+Loss = Literal["linear", "soft_l1", "huber", "cauchy", "arctan"]
+_LOSSES = get_args(Loss)
+# least_squares' diff_step is "None or array_like" and a scalar applies to every variable;
+# scipy-stubs accept only arrays, hence the type: ignore[arg-type] on the calls that pass one.
 _FAILED_RESIDUAL = 10.0 * DIVERGENCE_FACTOR  # in units of each state's data scale
 _START_SPREAD = 3.0  # multistart: log-uniform factors in [1/3, 3] of the initial guess
-_DEFAULT_STEP_BUDGET = 20_000
 _SCREEN_NFEV = 10  # multistart screening: residual evaluations per start
 _SCREEN_RTOL = 1e-5  # ... at this relative tolerance (or the user's, if looser)
-
-
-# ----------------------------------------------------------------------- simulation
-@dataclass
-class SimulationResult:
-    """Output of :func:`simulate_numpy`.
-
-    Attributes
-    ----------
-    y : array (n_times, n_states)
-        States at the requested times; NaN from the first time the solver did not reach.
-    failed_at : float or None
-        Time of the last accepted solver step before a failure, None on success.
-    reason : str
-        Why the simulation stopped early ("" on success).
-    n_evals : int
-        Right-hand-side evaluations.
-    """
-
-    y: np.ndarray
-    failed_at: float | None
-    reason: str
-    n_evals: int
-
-
-def linear_inputs(t: np.ndarray, u: np.ndarray | None) -> Callable[[float], np.ndarray | None]:
-    """Inputs at any time: linear interpolation of the samples ``u`` at ``t`` (held at the ends).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> signal = linear_inputs(np.array([0.0, 2.0]), np.array([[0.0], [4.0]]))
-    >>> signal(0.5).tolist(), linear_inputs(np.array([0.0, 1.0]), None)(0.5) is None
-    ([1.0], True)
-    """
-    if u is None or u.shape[1] == 0:
-        return lambda s: None
-    times = np.asarray(t, dtype=float)
-    columns = [np.ascontiguousarray(u[:, k], dtype=float) for k in range(u.shape[1])]
-    if len(columns) == 1:
-        (only,) = columns
-        return lambda s: np.array([np.interp(s, times, only)])
-    return lambda s: np.array([np.interp(s, times, c) for c in columns])
-
-
-def simulate_numpy(
-    rhs: Callable[[float, np.ndarray], np.ndarray],
-    t: np.ndarray,
-    x0: np.ndarray,
-    method: str = "LSODA",
-    rtol: float = 1e-7,
-    atol: float | np.ndarray = 1e-9,
-    max_steps: int = _DEFAULT_STEP_BUDGET,
-    bound: np.ndarray | None = None,
-) -> SimulationResult:
-    """Integrate ``dx/dt = rhs(t, x)`` from ``x0`` at ``t[0]``; report failures instead of hanging.
-
-    The loop is the one :func:`scipy.integrate.solve_ivp` runs (``solver.step()`` then
-    dense output at the requested times), driven here so that it can stop early and
-    keep what was computed: after ``max_steps`` accepted or rejected steps, when a
-    state becomes non-finite or leaves ``|x| <= bound``, when the solver reports a
-    failure, or when ``rhs`` raises an arithmetic/value error.
-
-    Parameters
-    ----------
-    rhs : callable ``rhs(t, x) -> dx/dt``
-    t : array (n_times,)
-        Increasing output times; the simulation starts at ``t[0]``.
-    x0 : array (n_states,)
-    method : one of :data:`SOLVERS`
-    rtol : float
-    atol : float or array (n_states,)
-    max_steps : int
-        Step budget of the solver.
-    bound : array (n_states,), optional
-        Divergence threshold per state (absolute value).
-
-    Returns
-    -------
-    SimulationResult
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> t = np.linspace(0.0, 2.0, 5)
-    >>> ok = simulate_numpy(lambda s, x: -x, t, np.array([1.0]))
-    >>> np.allclose(ok.y[:, 0], np.exp(-t), rtol=1e-5), ok.failed_at
-    (True, None)
-    >>> blow = simulate_numpy(lambda s, x: x**2, t, np.array([1.0]), bound=np.array([100.0]))
-    >>> blow.reason, bool(np.isnan(blow.y[-1, 0])), blow.failed_at < 1.0
-    ('a state left the bounded region |x| <= [100.0]', True, True)
-    """
-    times = np.asarray(t, dtype=float)
-    start = np.asarray(x0, dtype=float)
-    out = np.full((times.size, start.size), np.nan)
-    out[0] = start
-    if times.size == 1:
-        return SimulationResult(out, None, "", 0)
-    if not np.all(np.isfinite(start)):
-        return SimulationResult(np.full_like(out, np.nan), float(times[0]), "the initial state is not finite", 0)
-    reason = ""
-    last = float(times[0])
-    with np.errstate(all="ignore"):
-        try:
-            solver = SOLVERS[method](rhs, times[0], start, times[-1], rtol=rtol, atol=atol)
-        except _SOLVER_ERRORS as exc:
-            return SimulationResult(out, last, f"the solver could not start: {exc}", 0)
-        filled = 1
-        steps = 0
-        next_time = times[1]
-        limit = np.full(start.size, np.inf) if bound is None else np.asarray(bound, dtype=float)
-        while filled < times.size:
-            if steps >= max_steps:
-                reason = f"the step budget of {max_steps} steps was exhausted"
-                break
-            try:
-                message = solver.step()
-            except _SOLVER_ERRORS as exc:
-                reason = f"{type(exc).__name__}: {exc}"
-                break
-            steps += 1
-            if solver.status == "failed":
-                reason = f"the solver failed: {message}"
-                break
-            state = solver.y
-            if not (np.abs(state) <= limit).all():  # also catches NaN and inf
-                if np.all(np.isfinite(state)):
-                    reason = f"a state left the bounded region |x| <= {np.round(limit, 6).tolist()}"
-                else:
-                    reason = "a state became non-finite"
-                break
-            if solver.t >= next_time:
-                reached = int(np.searchsorted(times, solver.t, side="right"))
-                dense = solver.dense_output()
-                out[filled:reached] = np.asarray(dense(times[filled:reached])).T
-                filled = reached
-                next_time = times[filled] if filled < times.size else np.inf
-            last = float(solver.t)
-            if solver.status == "finished":
-                break
-    evals = int(solver.nfev)
-    if filled < times.size or reason:
-        out[filled:] = np.nan
-        return SimulationResult(out, last, reason or "the solver stopped early", evals)
-    return SimulationResult(out, None, "", evals)
-
-
-def first_state(traj: Trajectory) -> np.ndarray:
-    """The state at a trajectory's first time: observed values, NaN entries interpolated.
-
-    A state not observed at the first time takes its linear interpolation in time,
-    which before the state's first observation is that observation (held constant).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> tr = Trajectory(np.arange(3.0), np.array([[1.0, np.nan], [2.0, 5.0], [3.0, 7.0]]), None, 0)
-    >>> first_state(tr).tolist()
-    [1.0, 5.0]
-    """
-    x0 = np.array(traj.y[0], dtype=float)
-    for j in np.flatnonzero(np.isnan(x0)):
-        seen = ~np.isnan(traj.y[:, j])
-        if seen.any():
-            x0[j] = np.interp(traj.t[0], traj.t[seen], traj.y[seen, j])
-    return x0
-
-
-def data_scale(data: Trajectories) -> np.ndarray:
-    """Per-state scale of the data: the largest of max |y| and the observed range (never 0)."""
-    low, high = data.observed_range()
-    scale = np.maximum(np.maximum(np.abs(low), np.abs(high)), high - low)
-    return np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
-
-
-def warn_failures(owner: str, failures: list[tuple[Any, float, str]]) -> None:
-    """One SolverWarning naming every trajectory whose simulation failed."""
-    if not failures:
-        return
-    described = "; ".join(f"{name!r} at t={when:.6g} ({why})" for name, when, why in failures)
-    warnings.warn(
-        f"{owner}: the simulation of {len(failures)} trajectory(ies) failed: {described}. "
-        "Predictions after the failure are NaN (see simulation_failed_).",
-        SolverWarning,
-        stacklevel=4,
-    )
 
 
 # ----------------------------------------------------------------------- estimator
@@ -336,6 +161,13 @@ class ClassicalODE(ParametricResults, TrajectoryEstimator):
 
     _flags_extrapolation = False  # the equations are the user's: valid as far as the user says
 
+    # Set by _resolve; declared so that mypy knows them in methods it checks first.
+    param_names_: list[str]
+    initial_params_: np.ndarray
+    free_: np.ndarray
+    lower_: np.ndarray
+    upper_: np.ndarray
+
     def __init__(
         self,
         f: Callable[..., Any],
@@ -347,7 +179,7 @@ class ClassicalODE(ParametricResults, TrajectoryEstimator):
         rtol: float = 1e-8,
         atol: float = 1e-10,
         n_starts: int = 1,
-        loss: str = "linear",
+        loss: Loss = "linear",
         random_state: int | None = None,
         max_nfev: int | None = None,
     ) -> None:
@@ -404,7 +236,7 @@ class ClassicalODE(ParametricResults, TrajectoryEstimator):
         p = dict(zip(self.param_names_, self.initial_params_.tolist()))
         try:
             out = np.asarray(self.f(float(traj.t[0]), x, p, u), dtype=float)
-        except Exception as exc:  # noqa: BLE001 - the user's code: report it, do not bury it in scipy
+        except Exception as exc:  # the user's code: report it, do not bury it in scipy
             raise ConfigError(
                 f"f(t, x, p, u) raised {type(exc).__name__}: {exc} when called with t={float(traj.t[0])!r}, "
                 f"x={x.tolist()} (states {list(data.state_names)}), p={p}, u={None if u is None else u.tolist()}. "
@@ -436,7 +268,7 @@ class ClassicalODE(ParametricResults, TrajectoryEstimator):
         else:
             def rhs(s: float, x: np.ndarray) -> Any:
                 return f(s, x, p, inputs(s))
-        return simulate_numpy(rhs, traj.t, x0, self.solver, rtol, atol, _DEFAULT_STEP_BUDGET,
+        return simulate_numpy(rhs, traj.t, x0, self.solver, rtol, atol, DEFAULT_STEP_BUDGET,
                               DIVERGENCE_FACTOR * self.scale_)
 
     def _residuals(self, traj: Trajectory, x0: np.ndarray, theta: np.ndarray,
@@ -484,7 +316,7 @@ class ClassicalODE(ParametricResults, TrajectoryEstimator):
                       np.concatenate([self.upper_[free], np.full(n_x0, np.inf)]))
             return least_squares(residuals.objective(tolerances, with_x0), z0, bounds=bounds, loss=self.loss,
                                  max_nfev=max_nfev, x_scale="jac",
-                                 diff_step=max(float(np.sqrt(tolerances[0])), 1e-7))
+                                 diff_step=max(float(np.sqrt(tolerances[0])), 1e-7))  # type: ignore[arg-type]  # see _LOSSES
 
         self.diff_step_ = max(float(np.sqrt(self.rtol)), 1e-7)
         rng = np.random.default_rng(self.random_state)
@@ -550,7 +382,7 @@ class ClassicalODE(ParametricResults, TrajectoryEstimator):
 
     @property
     def not_identifiable_(self) -> list[str]:
-        """Former name of ``unidentifiable_`` (kept for code written before issue #19)."""
+        """Former name of ``unidentifiable_`` (kept so that code using it keeps working)."""
         return self.unidentifiable_
 
     def _perturbed(self, rng: np.random.Generator) -> np.ndarray:
@@ -573,12 +405,17 @@ class ClassicalODE(ParametricResults, TrajectoryEstimator):
     def _estimate_x0(self, traj: Trajectory, theta: np.ndarray) -> np.ndarray:
         """Initial state fitted to the trajectory's observations with the parameters fixed."""
         start = first_state(traj)
+
+        def residuals(x0: np.ndarray) -> np.ndarray:
+            return self._residuals(traj, x0, theta)[0]
+
         try:
             result = least_squares(
-                lambda x0: self._residuals(traj, x0, theta)[0], start, loss=self.loss,
-                x_scale="jac", diff_step=max(float(np.sqrt(self.rtol)), 1e-7), max_nfev=50 * start.size,
+                residuals, start, loss=self.loss, x_scale="jac",
+                diff_step=max(float(np.sqrt(self.rtol)), 1e-7),  # type: ignore[arg-type]
+                max_nfev=50 * start.size,
             )
-        except _SOLVER_ERRORS:
+        except SOLVER_ERRORS:
             return start
         return result.x if result.cost <= 0.5 * np.sum(self._residuals(traj, start, theta)[0] ** 2) else start
 
@@ -609,7 +446,7 @@ class ClassicalODE(ParametricResults, TrajectoryEstimator):
         array shaped like ``x``
         """
         check_is_fitted(self)
-        points, times, inputs, single = _vector_field_args(self, x, t, u)
+        points, times, inputs, single = vector_field_args(self, x, t, u)
         p = dict(self.params_)
         values = np.array([np.asarray(self.f(float(s), xi, p, ui), dtype=float).reshape(-1)
                            for s, xi, ui in zip(times, points, inputs)])
@@ -634,13 +471,13 @@ class ClassicalODE(ParametricResults, TrajectoryEstimator):
         return state, {}
 
     def _set_fitted_state(self, state: dict[str, Any], tensors: dict[str, Any]) -> None:
-        """Rebuild from :meth:`_fitted_state` output (files from before issue #19 too)."""
+        """Rebuild from :meth:`_fitted_state` output (older files that stored ``not_identifiable_`` too)."""
         self._resolve()
         for name in self._FITTED_JSON:
             setattr(self, name, state[name])
         for name in self._FITTED_ARRAYS:
             setattr(self, name, np.asarray(state[name], dtype=bool if name == "free_" else float))
-        if "not_identifiable_" in state:  # the name before issue #19
+        if "not_identifiable_" in state:  # the name in older model files
             state = {**state, "unidentifiable_": state["not_identifiable_"]}
         self._set_results_state(state, self._spec())
         self.n_simulations_ = int(state.get("n_simulations_", 0))
@@ -665,17 +502,17 @@ class _Residuals:
         self.model, self.data = model, data
         self.fixed_x0 = np.asarray(x0, dtype=float)
         self.n_theta = int(model.free_.sum())
-        self.n_x0 = len(data) * data.n_states
-        self.state_of = np.concatenate([np.nonzero(tr.observed)[1] for tr in data])
+        self.n_x0: int = len(data) * data.n_states
+        self.state_of: np.ndarray = np.concatenate([np.nonzero(tr.observed)[1] for tr in data])
         self.set_weights(weights)
         self.caches: dict[tuple[float, float], list[dict[bytes, np.ndarray]]] = {}
-        self.evals = 0
-        self.simulations = 0
+        self.evals: int = 0
+        self.simulations: int = 0
 
     def set_weights(self, weights: np.ndarray) -> None:
         """Per-state multipliers (1 / noise level)."""
-        self.weights = np.asarray(weights, dtype=float)
-        self.row_weights = self.weights[self.state_of]
+        self.weights: np.ndarray = np.asarray(weights, dtype=float)
+        self.row_weights: np.ndarray = self.weights[self.state_of]
 
     def unpack(self, z: np.ndarray, with_x0: bool) -> tuple[np.ndarray, np.ndarray]:
         """(every parameter's value, initial states (n_traj, n_states)) from ``z``."""
@@ -705,43 +542,3 @@ class _Residuals:
             return np.concatenate(parts) * self.row_weights
 
         return residuals
-
-
-def _vector_field_args(
-    model: TrajectoryEstimator, x: Any, t: Any, u: Any
-) -> tuple[np.ndarray, np.ndarray, list[np.ndarray | None], bool]:
-    """Validated (points, times, inputs per point, single) for ``vector_field``: finite numbers only."""
-    points = as_finite_numbers(x, "x")
-    single = points.ndim == 1
-    points = np.atleast_2d(points)
-    if points.ndim != 2 or points.shape[1] != model.n_states_in_:
-        raise DataError(
-            f"x must have shape (n_states,) or (n_points, n_states) with n_states={model.n_states_in_} "
-            f"(states {model.state_names_}), got shape {np.shape(x)}."
-        )
-    n = points.shape[0]
-    t_arr = as_finite_numbers(t, "t")
-    try:
-        times = np.broadcast_to(t_arr, (n,))
-    except ValueError:
-        raise DataError(f"t must be a number or an array of {n} times, got shape {np.shape(t)}.") from None
-    if model.n_controls_in_:
-        if u is None:
-            raise DataError(
-                f"the model was fitted with inputs {model.input_names_}: pass u= with shape "
-                f"({model.n_controls_in_},) or ({n}, {model.n_controls_in_})."
-            )
-        u_arr = as_finite_numbers(u, "u")
-        try:
-            uu = np.broadcast_to(np.atleast_2d(u_arr), (n, model.n_controls_in_))
-        except ValueError:
-            raise DataError(
-                f"u must have shape ({model.n_controls_in_},) or ({n}, {model.n_controls_in_}) for inputs "
-                f"{model.input_names_}, got shape {np.shape(u)}."
-            ) from None
-        inputs: list[np.ndarray | None] = list(uu)
-    else:
-        if u is not None:
-            raise DataError("the model was fitted without inputs, but u= was given.")
-        inputs = [None] * n
-    return points, times, inputs, single

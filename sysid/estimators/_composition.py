@@ -129,7 +129,7 @@ class PartsMixin:
         for role in ROLES:
             factory = cls.default_parts.get(role)
             if factory is not None:
-                owners.update({name: role for name in parameter_names(factory)})
+                owners.update(dict.fromkeys(parameter_names(factory), role))
         owners.update({alias: role for alias, (role, _) in ALIASES.items()})
         return owners
 

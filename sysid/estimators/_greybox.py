@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 
 from sysid.estimators._ode_base import SolverTrainedODE
 from sysid.estimators._parametric import ParametricODE
-from sysid.fields import GreyBox
-from sysid.fields._greybox import GreyBoxFunction
-from sysid.parameters._results import ParametricResults
+from sysid.fields import GreyBox, GreyBoxFunction
+from sysid.parameters import ParametricResults
 from sysid.training import Training
 
 
@@ -99,13 +98,14 @@ class GreyBoxODE(ParametricResults, ParametricODE):
     ['estimate', 'stderr', 'lower', 'upper', 'status']
     """
 
-    default_parts = {**SolverTrainedODE.default_parts, "field": GreyBox,
-                     "training": partial(Training, max_epochs=300, lbfgs_steps=0, optimizer="least_squares")}
+    default_parts: ClassVar[dict[str, Callable[[], Any]]] = {
+        **SolverTrainedODE.default_parts, "field": GreyBox,
+        "training": partial(Training, max_epochs=300, lbfgs_steps=0, optimizer="least_squares")}
     _aliases = ("f", "params")
 
     def __init__(self, f: GreyBoxFunction | None = None, params: Mapping[str, float] | None = None, /,
                  **options: Any) -> None:
-        aliases = {k: v for k, v in zip(self._aliases, (f, params)) if v is not None}
+        aliases: dict[str, Any] = {k: v for k, v in zip(self._aliases, (f, params)) if v is not None}
         super().__init__(**options, **aliases)
 
 

@@ -18,7 +18,7 @@ from sysid.errors import ConfigError, FitWarning
 from sysid.estimators._ode_base import SolverTrainedODE
 from sysid.estimators._parametric import ParametricODE
 from sysid.fields import UDE, Hybrid
-from sysid.fields._greybox import GreyBoxFunction
+from sysid.fields import GreyBoxFunction
 from sysid.integration import SolverFailure, simulate
 from sysid.parameters import ParameterSpec, Uncertainty
 from sysid.parameters._results import ParametricResults, _outside_sysid

@@ -44,7 +44,9 @@ def excursion(bounds: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 def flag_extrapolation(bounds: np.ndarray | None, names: Sequence[object], state_names: Sequence[str],
                        pieces: Sequence[Sequence[np.ndarray]], owner: str) -> list[object]:
-    """Warn about the trajectories whose values leave ``bounds`` (``observed_range_``: per-state ``[minimum, maximum]``, NaN for a state never observed); return their names.
+    """Warn about the trajectories whose values leave ``bounds``; return their names.
+
+    ``bounds`` is ``observed_range_``: per-state ``[minimum, maximum]``, NaN for a state never observed.
 
     ``pieces[i]`` are the arrays (n, n_states) of trajectory ``names[i]`` to check: its
     observations and its prediction. An excursion beyond :data:`TOLERANCE` of a state's
@@ -67,8 +69,9 @@ def flag_extrapolation(bounds: np.ndarray | None, names: Sequence[object], state
             for j, (s, w) in enumerate(zip(state_names, worst)) if w > TOLERANCE
         )
         shown = ", ".join(repr(n) for n in flagged[:5]) + (f" and {len(flagged) - 5} more" if len(flagged) > 5 else "")
+        which = f"trajectory {shown} leaves" if len(flagged) == 1 else f"trajectories {shown} leave"
         warnings.warn(
-            f"{owner}: {'trajectory ' + shown + ' leaves' if len(flagged) == 1 else 'trajectories ' + shown + ' leave'} the states the model was fitted on ({states}). There the model "
+            f"{owner}: {which} the states the model was fitted on ({states}). There the model "
             "extrapolates: expect larger errors than on the training data.",
             ExtrapolationWarning, stacklevel=4,
         )

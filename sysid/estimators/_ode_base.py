@@ -11,11 +11,12 @@ differ only in the shooting objective they feed it (:mod:`sysid.estimators._stre
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import pandas as pd
@@ -27,8 +28,19 @@ from sysid.estimators._composition import PartsMixin
 from sysid.estimators._ode_simulation import SimulationMixin
 from sysid.fields import MLP, FieldContext, FieldSpec, Scaling, Sensor
 from sysid.integration import BatchedField, InputSignal, Solver, TimeParameters, resolve_device, torch_threads
-from sysid.training import (ADVICE, MultipleShooting, Smoothed, Training, collocation_fit, embed_derivatives,
-                            interpolate_missing, make_segments, smooth_trajectory, smoothing_strengths, train)
+from sysid.training import (
+    ADVICE,
+    MultipleShooting,
+    Smoothed,
+    Training,
+    collocation_fit,
+    embed_derivatives,
+    interpolate_missing,
+    make_segments,
+    smooth_trajectory,
+    smoothing_strengths,
+    train,
+)
 from sysid.trajectories import LazyTrajectories, Trajectories
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
@@ -195,11 +207,13 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, TrajectoryEstimator):
         return resolve_device(self.device)
 
     def _generator(self) -> torch.Generator:
-        seed = self.random_state if self.random_state is not None else int(np.random.SeedSequence().entropy % 2**63)
+        # A fresh SeedSequence draws its entropy as one int (the stubs also allow the sequence a caller passes).
+        fresh = cast(int, np.random.SeedSequence().entropy)
+        seed = self.random_state if self.random_state is not None else int(fresh % 2**63)
         return torch.Generator().manual_seed(int(seed))
 
     @property
-    def _flags_extrapolation(self) -> bool:  # type: ignore[override]
+    def _flags_extrapolation(self) -> bool:
         return self._part("field").flags_extrapolation
 
     def _field_context(self, scaling: Scaling, generator: torch.Generator) -> FieldContext:
@@ -255,10 +269,8 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, TrajectoryEstimator):
                                     self.solver_, self.solver_part_.gradient, training.continuity_weight,
                                     training.learn_x0, initial, self.sensor_)
         if reuse and hasattr(self, "shooting_state_"):
-            try:
+            with contextlib.suppress(RuntimeError):  # a state of another shape: start afresh
                 shooting.starts.data.copy_(self.shooting_state_)
-            except RuntimeError:
-                pass
         problem = TrainingProblem(_Objective(shooting, self._field_penalty), len(segments),
                                   lambda: shooting.free_run_error(tail_from),
                                   lambda: shooting.x0.detach().cpu().numpy(),
@@ -433,7 +445,8 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, TrajectoryEstimator):
     def _input_signal(self, data: Trajectories) -> InputSignal | None:
         if not data.n_inputs:
             return None
-        return InputSignal([tr.t for tr in data], [tr.u for tr in data], self.solver_part_.input_interpolation,
+        inputs = [tr.u for tr in data if tr.u is not None]  # all of them: Trajectories checks each has its inputs
+        return InputSignal([tr.t for tr in data], inputs, self.solver_part_.input_interpolation,
                            self.torch_dtype_)
 
     def _checkpoint(self, data: Any) -> Any:
@@ -443,7 +456,7 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, TrajectoryEstimator):
             return None
         if not isinstance(path, str | os.PathLike):
             raise ConfigError(f"checkpoint_path must be a file path (str or os.PathLike) or None, got {path!r}.")
-        from sysid.training._checkpoint import Checkpoint, fingerprint
+        from sysid.training import Checkpoint, fingerprint
 
         return Checkpoint(path, fingerprint(self, data, stage=getattr(self, "_checkpoint_stage", 0)))
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import copy
 import warnings
-from typing import Any
+from collections.abc import Hashable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,10 @@ from sysid.integration import BatchedField, InputSignal, SolverFailure, TimePara
 from sysid.training import MultipleShooting, make_segments
 from sysid.trajectories import Trajectories
 
+if TYPE_CHECKING:
+    from sysid.integration import SolverConfig
+    from sysid.training import Smoothed, Training
+
 
 class SimulationMixin:
     """What a fitted solver-trained estimator does: predict, ``hidden_states``, ``vector_field``, files.
@@ -25,6 +30,27 @@ class SimulationMixin:
     Mixed into :class:`~sysid.estimators._ode_base.SolverTrainedODE`, which provides the
     fitted right-hand side ``rhs_``, ``scaling_``, the resolved parts and the data checks.
     """
+
+    if TYPE_CHECKING:  # what SolverTrainedODE and TrajectoryEstimator provide (declared for mypy only)
+        n_augment: int
+        n_states_in_: int
+        n_controls_in_: int
+        n_dims_: int
+        state_names_: list[Hashable]
+        input_names_: list[Hashable]
+        torch_dtype_: torch.dtype
+        solver_: SolverConfig
+        training_: Training
+        rhs_: BatchedField
+        sensor_: torch.nn.Module | None
+
+        def _resolve(self) -> None: ...
+        def _torch_device(self) -> torch.device: ...
+        def _input_signal(self, data: Trajectories) -> InputSignal | None: ...
+        def _data_like_fit(self, X: Any, t: Any, u: Any, data_options: dict[str, Any]) -> Trajectories: ...
+        def _initialise(self, scaling: Scaling, n_trajectories: int, generator: torch.Generator) -> None: ...
+        def _smoothed_states(self, t: np.ndarray, y: np.ndarray, lam: np.ndarray | None = None) -> Smoothed: ...
+        def _scaled_initial(self, n_times: int, smoothed: Smoothed) -> np.ndarray: ...
 
     # -- prediction --------------------------------------------------------------------
     def to_equations(self, library: str = "polynomial", degree: int = 2, threshold: float = 0.05,
@@ -58,9 +84,9 @@ class SimulationMixin:
         if x0 is None:
             z0 = self._estimate_x0(data, inputs, rhs)
         else:
-            z0 = np.zeros((len(data), self.n_dims_))
-            z0[:, : data.n_states] = self.scaling_.scale(x0)
-            z0 = torch.as_tensor(z0, dtype=dtype, device=device)
+            start = np.zeros((len(data), self.n_dims_))
+            start[:, : data.n_states] = self.scaling_.scale(x0)
+            z0 = torch.as_tensor(start, dtype=dtype, device=device)
         with torch.no_grad():
             preds = simulate(rhs, z0, [tr.t for tr in data], torch.arange(len(data), device=device), inputs,
                              self.solver_)
@@ -195,7 +221,9 @@ class SimulationMixin:
         try:
             tt = torch.as_tensor(np.broadcast_to(t_arr, (x2.shape[0],)).copy(), dtype=dtype)
         except ValueError:
-            raise DataError(f"t must be a number or an array of {x2.shape[0]} times, got shape {t_arr.shape}.") from None
+            raise DataError(
+                f"t must be a number or an array of {x2.shape[0]} times, got shape {t_arr.shape}."
+            ) from None
         uu = None
         if self.n_controls_in_:
             if u is None:
@@ -223,8 +251,9 @@ class SimulationMixin:
         state["history_"] = self.history_.to_dict(orient="list")
         state["n_trajectories"] = int(self.rhs_.time.offset.shape[0])
         tensors = {f"rhs.{k}": v for k, v in self.rhs_.state_dict().items()}
-        if getattr(self, "sensor_", None) is not None:
-            tensors.update({f"sensor.{k}": v for k, v in self.sensor_.state_dict().items()})
+        sensor = getattr(self, "sensor_", None)
+        if sensor is not None:
+            tensors.update({f"sensor.{k}": v for k, v in sensor.state_dict().items()})
         tensors["shooting_starts"] = self.shooting_state_
         return state, tensors
 

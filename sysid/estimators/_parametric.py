@@ -18,7 +18,7 @@ result (at most ``refine_steps`` evaluations).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -30,19 +30,25 @@ from threadpoolctl import threadpool_limits
 from sysid.errors import ConfigError, DataError, FitError, FitWarning
 from sysid.estimators._ode_base import SolverTrainedODE
 from sysid.integration import SolverFailure, torch_threads
-from sysid.parameters import ParameterSpec, linearised_uncertainty, noise_levels
-from sysid.parameters._results import ParametricResults, ProfileProblem
-from sysid.parameters._uncertainty import REWEIGHT, relative_change
-from sysid.training._collocation import smooth_trajectory
-from sysid.training._least_squares import (
+from sysid.parameters import (
+    REWEIGHT,
+    ParameterSpec,
+    ParametricResults,
+    ProfileProblem,
+    linearised_uncertainty,
+    noise_levels,
+    relative_change,
+)
+from sysid.training import (
     FAILED_RESIDUAL,
     CollocationResiduals,
     LeastSquaresResult,
     SegmentResiduals,
     TrajectoryResiduals,
+    interpolate_missing,
+    smooth_trajectory,
     solve_least_squares,
 )
-from sysid.training._segments import interpolate_missing
 from sysid.trajectories import Trajectories
 
 # Stop once within this many standard errors of the optimum (sysid.training._least_squares.gauss_newton_distance):
@@ -230,9 +236,10 @@ class ParametricODE(SolverTrainedODE):
                                      training.segment_length, training.continuity_weight, training.learn_x0, initial,
                                      self._readings)
         n_starts = residuals.free_segments.size * self.n_dims_
-        fit = self._solve(residuals, residuals.start_vector(theta), np.concatenate([lower, np.full(n_starts, -np.inf)]),
-                          np.concatenate([upper, np.full(n_starts, np.inf)]), int(training.max_epochs), "multiple shooting",
-                          _STOP_WITHIN["stage"])
+        fit = self._solve(residuals, residuals.start_vector(theta),
+                          np.concatenate([lower, np.full(n_starts, -np.inf)]),
+                          np.concatenate([upper, np.full(n_starts, np.inf)]), int(training.max_epochs),
+                          "multiple shooting", _STOP_WITHIN["stage"])
         history.append(_history_row("multiple_shooting", fit, residuals.solves))
         n_data = residuals.values.size
         raw = fit.residuals[:n_data] / residuals.row_weights
@@ -316,7 +323,7 @@ class ParametricODE(SolverTrainedODE):
         self._store_uncertainty(spec, linearised_uncertainty(fit.jacobian, fit.residuals, labels),
                                 dict(zip(data.state_names, (1.0 / residuals.weights).tolist())))
 
-    def _dim_names(self, data: Trajectories) -> list[str]:
+    def _dim_names(self, data: Trajectories) -> list[Hashable]:
         return list(data.state_names) + [f"aug{i}" for i in range(self.n_augment)]
 
     def _record_least_squares(self, data: Trajectories, history: list[dict[str, Any]],
@@ -361,7 +368,7 @@ class ParametricODE(SolverTrainedODE):
                     r, jac = residuals(x)
                 if jac is None:
                     raise SolverFailure("the model cannot be simulated at these parameters")
-                last.update(x=x.copy(), r=r, jac=jac.toarray() if scipy.sparse.issparse(jac) else jac)
+                last.update(x=x.copy(), r=r, jac=jac.toarray() if scipy.sparse.issparse(jac) else jac)  # type: ignore[attr-defined]  # scipy-stubs: issparse narrows to SparseABC
             return last["r"], last["jac"]
 
         return ProfileProblem(lambda x: evaluate(x)[0],
@@ -411,7 +418,7 @@ def _reweighted(fit: LeastSquaresResult, residuals: TrajectoryResiduals, weights
     factor = weights[residuals.state_of] / residuals.row_weights
     residuals.set_weights(weights)
     jac = fit.jacobian
-    jac = scipy.sparse.diags(factor) @ jac if scipy.sparse.issparse(jac) else jac * factor[:, None]
+    jac = scipy.sparse.diags(factor) @ jac if scipy.sparse.issparse(jac) else jac * factor[:, None]  # type: ignore[operator]  # scipy-stubs: issparse narrows to SparseABC
     r = fit.residuals * factor
     return LeastSquaresResult(fit.x, r, jac, 0.5 * float(r @ r), fit.nfev, fit.status, fit.message)
 

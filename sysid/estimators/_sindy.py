@@ -25,19 +25,19 @@ from pysindy.optimizers.base import BaseOptimizer
 from sklearn.base import clone
 from sklearn.utils.validation import check_is_fitted
 
+from sysid.equations import EquationsMixin
 from sysid.errors import ConfigError, DataError, FitWarning, ModelFileError
 from sysid.estimators._base import TrajectoryEstimator, warn_if_underdetermined
-from sysid.estimators._classical import (
+from sysid.estimators._numpy_simulation import (
     DIVERGENCE_FACTOR,
     SOLVERS,
-    _vector_field_args,
     data_scale,
     first_state,
     linear_inputs,
     simulate_numpy,
+    vector_field_args,
     warn_failures,
 )
-from sysid.equations import EquationsMixin
 from sysid.trajectories import Trajectories, Trajectory
 
 __all__ = ["SINDy"]
@@ -442,7 +442,7 @@ class SINDy(EquationsMixin, TrajectoryEstimator):
         [[0.5, -2.0], [1.0, -1.0]]
         """
         check_is_fitted(self)
-        points, _, inputs, single = _vector_field_args(self, x, t, u)
+        points, _, inputs, single = vector_field_args(self, x, t, u)
         z = points if not self.n_controls_in_ else np.column_stack([points, np.array(inputs, dtype=float)])
         values = self._features(z) @ self.coefficients_.to_numpy(dtype=float)
         return values[0] if single else values

@@ -21,8 +21,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from sysid.errors import ConfigError
-from sysid.training import collocation_fit
-from sysid.training._streaming import StreamingShooting, StreamSettings, validation_positions
+from sysid.training import StreamingShooting, StreamSettings, collocation_fit, validation_positions
 from sysid.trajectories import LazyTrajectories
 
 if TYPE_CHECKING:

@@ -9,6 +9,7 @@ is known. Fields never import estimators.
 
 from sysid.fields._greybox import GreyBox as GreyBox
 from sysid.fields._greybox import GreyBoxField as GreyBoxField
+from sysid.fields._greybox import GreyBoxFunction as GreyBoxFunction
 from sysid.fields._greybox import ParameterTransform as ParameterTransform
 from sysid.fields._hybrid import Hybrid as Hybrid
 from sysid.fields._hybrid import HybridField as HybridField
@@ -18,6 +19,7 @@ from sysid.fields._linear import LinearMLPField as LinearMLPField
 from sysid.fields._mlp import MLP as MLP
 from sysid.fields._mlp import MLPField as MLPField
 from sysid.fields._polynomial import PolynomialField as PolynomialField
+from sysid.fields._polynomial import polynomial_terms as polynomial_terms
 from sysid.fields._scaling import Scaling as Scaling
 from sysid.fields._sensor import Sensor as Sensor
 from sysid.fields._sensor import SensorModel as SensorModel
@@ -30,6 +32,29 @@ from sysid.fields._structured import StructuredField as StructuredField
 from sysid.fields._ude import UDE as UDE
 from sysid.fields._ude import UDEField as UDEField
 
-__all__ = ["FieldContext", "FieldSpec", "GreyBox", "GreyBoxField", "Hybrid", "HybridField", "LinearMLP",
-           "LinearMLPField", "MLP", "MLPField", "ModuleField", "ParameterTransform", "Polynomial", "PolynomialField",
-           "Scaling", "Sensor", "SensorModel", "Structured", "StructuredField", "UDE", "UDEField", "as_field_spec"]
+__all__ = [
+    "MLP",
+    "UDE",
+    "FieldContext",
+    "FieldSpec",
+    "GreyBox",
+    "GreyBoxField",
+    "GreyBoxFunction",  # shared with other sysid packages (their one public home)
+    "Hybrid",
+    "HybridField",
+    "LinearMLP",
+    "LinearMLPField",
+    "MLPField",
+    "ModuleField",
+    "ParameterTransform",
+    "Polynomial",
+    "PolynomialField",
+    "Scaling",
+    "Sensor",
+    "SensorModel",
+    "Structured",
+    "StructuredField",
+    "UDEField",
+    "as_field_spec",
+    "polynomial_terms",  # shared with other sysid packages (their one public home)
+]

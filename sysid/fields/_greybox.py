@@ -9,15 +9,15 @@ squares), checked by :func:`sysid.parameters.check_parameters` (closed bounds); 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 
 from sysid.errors import ConfigError
 from sysid.fields._spec import FieldContext, FieldSpec
+from sysid.parameters import Bound as Bound
 from sysid.parameters import ParameterSpec, check_parameters
-from sysid.parameters._transform import Bound as Bound
-from sysid.parameters._transform import ParameterTransform as ParameterTransform
+from sysid.parameters import ParameterTransform as ParameterTransform
 
 GreyBoxFunction = Callable[[torch.Tensor, torch.Tensor, dict[str, torch.Tensor], torch.Tensor | None], Any]
 
@@ -89,7 +89,7 @@ def probe_function(f: Any, name: str, args: tuple[Any, ...], expected: tuple[int
             f"{name}{signature[signature.index('('):]} looked up parameter {exc.args[0]!r}, which is not in "
             f"params {known}; add it to params (with an initial value)."
         ) from None
-    except Exception as exc:  # noqa: BLE001 - reported with context
+    except Exception as exc:  # reported with context
         raise ConfigError(
             f"calling {name}{signature[signature.index('('):]} on a probe batch x of shape {expected} "
             f"({expected[0]} points of {expected[1]} state(s), batch first) raised {type(exc).__name__}: {exc}"
@@ -180,8 +180,8 @@ class GreyBox(FieldSpec):
         self.spec()
 
     def build(self, context: FieldContext) -> torch.nn.Module:
-        initial, bounds, fixed = self.spec()
-        field = GreyBoxField(self.f, initial, bounds, fixed, context.dtype)
+        initial, bounds, fixed = self.spec()  # raises unless f is callable
+        field = GreyBoxField(cast("GreyBoxFunction", self.f), initial, bounds, fixed, context.dtype)
         t, x, u = context.probe()
         with torch.no_grad():
             probe_function(self.f, self.function_name, (t, x, field.params(), u), (2, context.n_dims),
@@ -190,5 +190,5 @@ class GreyBox(FieldSpec):
 
     def results(self, module: torch.nn.Module, context: FieldContext) -> dict[str, Any]:
         with torch.no_grad():
-            values = module.params()
+            values = module.params()  # type: ignore[operator]  # GreyBoxField's (and Hybrid's HybridField's)
         return {"params_": {n: float(v) for n, v in values.items()}}

@@ -8,8 +8,14 @@ import numpy as np
 import torch
 
 from sysid.errors import ConfigError
-from sysid.fields._greybox import (Bound, GreyBox, GreyBoxFunction, ParameterTransform, check_parameter_spec,
-                                   probe_function)
+from sysid.fields._greybox import (
+    Bound,
+    GreyBox,
+    GreyBoxFunction,
+    ParameterTransform,
+    check_parameter_spec,
+    probe_function,
+)
 from sysid.fields._mlp import ACTIVATIONS, MLPField, check_widths
 from sysid.fields._spec import FieldContext, Points
 
@@ -41,6 +47,8 @@ class HybridField(torch.nn.Module):
     >>> bool(torch.allclose(field(torch.zeros(1), x, None), 1.0 + field.correction(torch.zeros(1), x, None)))
     True
     """
+
+    correction_scale: torch.Tensor  # a buffer
 
     def __init__(self, known: GreyBoxFunction, initial: Mapping[str, float] | None = None,
                  bounds: Mapping[str, Bound] | None = None, fixed: Sequence[str] | None = None,
@@ -128,12 +136,20 @@ class Hybrid(GreyBox):
         """The known part (``GreyBox``'s name for the user's function)."""
         return self.known
 
-    def spec(self, owner: str = "Hybrid") -> tuple[dict[str, float], dict[str, Bound], list[str]]:
+    @f.setter
+    def f(self, value: GreyBoxFunction | None) -> None:
+        self.known = value
+
+    def _checked_known(self, owner: str = "Hybrid") -> GreyBoxFunction:
         if not callable(self.known):
             raise ConfigError(
                 f"{owner}: known must be a callable known(t, x, p, u) (the known part, in torch), got "
                 f"{type(self.known).__name__}: pass it first, e.g. HybridODE(known, {{'r': 1.0}})."
             )
+        return self.known
+
+    def spec(self, owner: str = "Hybrid") -> tuple[dict[str, float], dict[str, Bound], list[str]]:
+        self._checked_known(owner)
         return check_parameter_spec(self.params, self.bounds, self.fixed, owner)
 
     def check(self) -> None:
@@ -142,29 +158,30 @@ class Hybrid(GreyBox):
         check_widths(self, "hidden")
         self._number("correction_penalty", low=0.0)
 
-    def build(self, context: FieldContext) -> torch.nn.Module:
+    def build(self, context: FieldContext) -> HybridField:
         self.check()
+        known = self._checked_known()
         initial, bounds, fixed = self.spec()
         net = MLPField(context.n_dims, context.n_inputs, tuple(int(h) for h in self.hidden), self.activation, False,
                        context.scaling, context.generator, context.dtype)
-        field = HybridField(self.known, initial, bounds, fixed, net, context.dtype)
+        field = HybridField(known, initial, bounds, fixed, net, context.dtype)
         t, x, u = context.probe()
         with torch.no_grad():
-            probe_function(self.known, "known", (t, x, field.params(), u), (2, context.n_dims),
+            probe_function(known, "known", (t, x, field.params(), u), (2, context.n_dims),
                            "known(t, x, p, u)")
         return field
 
     def needs_points(self) -> bool:
         return bool(self.correction_penalty)
 
-    def penalty(self, module: torch.nn.Module, points: Points | None) -> torch.Tensor | None:
+    def penalty(self, module: HybridField, points: Points | None) -> torch.Tensor | None:
         if not self.correction_penalty or points is None:
             return None
         t, x, u = points
         scale = module.network.time_unit / module.network.spread
         return float(self.correction_penalty) * (module.correction(t, x, u) * scale).pow(2).mean()
 
-    def warm_start(self, module: torch.nn.Module, t: np.ndarray, x: np.ndarray, dx: np.ndarray,
+    def warm_start(self, module: HybridField, t: np.ndarray, x: np.ndarray, dx: np.ndarray,
                    u: np.ndarray | None) -> bool:
         """Scale the correction to what the known part leaves unexplained; the collocation fit follows.
 
@@ -174,9 +191,9 @@ class Hybrid(GreyBox):
         """
         n_obs = dx.shape[1]
         dtype = module.correction_scale.dtype
-        as_t = lambda a: None if a is None else torch.as_tensor(a, dtype=dtype)  # noqa: E731
+        as_t = lambda a: torch.as_tensor(a, dtype=dtype)  # noqa: E731
         with torch.no_grad():
-            known = module.known_part(as_t(t), as_t(x), as_t(u)).numpy()[:, :n_obs]
+            known = module.known_part(as_t(t), as_t(x), None if u is None else as_t(u)).numpy()[:, :n_obs]
         diff = dx - known
         seen = np.isfinite(diff)
         rms = np.sqrt(np.where(seen, diff**2, 0.0).sum(axis=0) / np.maximum(seen.sum(axis=0), 1))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+
 import numpy as np
 import torch
 
@@ -13,7 +14,7 @@ from sysid.fields._spec import FieldContext, FieldSpec, Points
 LIBRARIES = ("polynomial",)
 
 
-class Polynomial(FieldSpec):
+class Polynomial(FieldSpec[PolynomialField]):
     """A sparse library of terms, dx/dt = Theta(x, u) Xi: readable equations.
 
     The library holds every monomial of the states and inputs up to ``degree``
@@ -85,7 +86,7 @@ class Polynomial(FieldSpec):
         if isinstance(rounds, bool) or not isinstance(rounds, int | np.integer) or rounds < 0:
             raise self._fail("n_threshold_rounds", "a non-negative integer")
 
-    def build(self, context: FieldContext) -> torch.nn.Module:
+    def build(self, context: FieldContext) -> PolynomialField:
         self.check()
         names = context.dim_names
         clash = sorted(set(self.functions or {}) & set(names))
@@ -97,7 +98,7 @@ class Polynomial(FieldSpec):
             try:
                 with torch.no_grad():
                     column = g(probe)
-            except Exception as exc:  # noqa: BLE001 - reported with context
+            except Exception as exc:  # reported with context
                 raise ConfigError(
                     f"functions[{name!r}] raised {type(exc).__name__} on a probe batch of states with shape "
                     f"(2, {n_dims}): {exc}"
@@ -115,7 +116,7 @@ class Polynomial(FieldSpec):
             context.tensor(scaling.input_spread), scaling.time_unit, context.dtype,
         )
 
-    def penalty(self, module: torch.nn.Module, points: Points | None) -> torch.Tensor | None:
+    def penalty(self, module: PolynomialField, points: Points | None) -> torch.Tensor | None:
         if not self.l1:
             return None
         return float(self.l1) * module.scaled_coefficients().abs().mean()
@@ -123,5 +124,5 @@ class Polynomial(FieldSpec):
     def rounds(self) -> int:
         return int(self.n_threshold_rounds)
 
-    def next_round(self, module: torch.nn.Module) -> bool:
+    def next_round(self, module: PolynomialField) -> bool:
         return bool(module.prune(float(self.threshold)))

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 import torch
 
-from sysid.fields._mlp import ACTIVATIONS, MLPField, check_widths
+from sysid.fields._mlp import MLP, MLPField
 from sysid.fields._scaling import Scaling
-from sysid.fields._spec import FieldContext, FieldSpec
 
 _RIDGE = 1e-8  # relative ridge of the linear least squares (conditioning only)
 
@@ -37,6 +37,8 @@ class LinearMLPField(MLPField):
     [[0.0, -1.0]]
     """
 
+    linear_input: torch.Tensor  # a Parameter, or an empty buffer without inputs
+
     def __init__(self, n_dims: int, n_inputs: int = 0, hidden: Sequence[int] = (32, 32), activation: str = "tanh",
                  time_dependent: bool = False, scaling: Scaling | None = None,
                  generator: torch.Generator | None = None, dtype: torch.dtype = torch.float64) -> None:
@@ -51,7 +53,7 @@ class LinearMLPField(MLPField):
     def _linear_scaled(self, z: torch.Tensor, u: torch.Tensor | None) -> torch.Tensor:
         out = z @ self.linear_state.T + self.offset
         if self.n_inputs:
-            out = out + ((u - self.input_center) / self.input_spread) @ self.linear_input.T
+            out = out + self.scaled_inputs(u) @ self.linear_input.T
         return out / self.time_unit
 
     def scaled_forward(self, t: torch.Tensor, z: torch.Tensor, u: torch.Tensor | None) -> torch.Tensor:
@@ -89,7 +91,7 @@ class LinearMLPField(MLPField):
             self.offset.copy_(torch.as_tensor(a[:, -1], dtype=dtype))
 
 
-class LinearMLP(FieldSpec):
+class LinearMLP(MLP):
     """A linear system plus a network: dx/dt = A x + B u + c + MLP(x, u).
 
     The linear part starts from a least-squares fit to smoothing-spline derivatives of the
@@ -112,28 +114,17 @@ class LinearMLP(FieldSpec):
     LinearMLP(hidden=(16,))
     """
 
-    observations_per_parameter = 0.01  # mostly network weights
+    module_class = LinearMLPField  # so the modules this spec gets back are LinearMLPFields (the casts below)
 
     def __init__(self, *, hidden: Sequence[int] = (32, 32), activation: str = "tanh",
                  time_dependent: bool = False) -> None:
-        self.hidden = hidden
-        self.activation = activation
-        self.time_dependent = time_dependent
+        super().__init__(hidden=hidden, activation=activation, time_dependent=time_dependent)
 
-    def check(self) -> None:
-        self._choice("activation", tuple(sorted(ACTIVATIONS)))
-        check_widths(self, "hidden")
-        self._flag("time_dependent")
-
-    def build(self, context: FieldContext) -> torch.nn.Module:
-        self.check()
-        return LinearMLPField(context.n_dims, context.n_inputs, tuple(int(h) for h in self.hidden), self.activation,
-                              self.time_dependent, context.scaling, context.generator, context.dtype)
-
-    def warm_start(self, module: torch.nn.Module, t: np.ndarray, x: np.ndarray, dx: np.ndarray,
+    def warm_start(self, module: MLPField, t: np.ndarray, x: np.ndarray, dx: np.ndarray,
                    u: np.ndarray | None) -> bool:
-        module.fit_linear(x, dx, u)
+        cast(LinearMLPField, module).fit_linear(x, dx, u)
         return False  # the collocation fit then trains the network on what the linear part leaves
 
-    def collocation_parameters(self, module: torch.nn.Module) -> list[torch.nn.Parameter] | None:
-        return list(module.net.parameters())  # the linear part stays the least-squares one until shooting
+    def collocation_parameters(self, module: MLPField) -> list[torch.nn.Parameter] | None:
+        # The network only: the linear part stays the least-squares one until shooting.
+        return list(module.net.parameters())

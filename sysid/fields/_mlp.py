@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import pairwise
+from typing import Any
 
 import torch
 
+from sysid.errors import DataError
 from sysid.fields._scaling import Scaling
 from sysid.fields._spec import FieldContext, FieldSpec
 
@@ -34,7 +37,7 @@ def make_network(widths: Sequence[int], activation: str, generator: torch.Genera
     torch.Size([5, 2])
     """
     layers: list[torch.nn.Module] = []
-    for i, (w_in, w_out) in enumerate(zip(widths[:-1], widths[1:])):
+    for i, (w_in, w_out) in enumerate(pairwise(widths)):
         linear = torch.nn.Linear(w_in, w_out, dtype=dtype)
         bound = 1.0 / w_in**0.5
         with torch.no_grad():
@@ -80,6 +83,13 @@ class MLPField(torch.nn.Module):
     torch.Size([3, 2])
     """
 
+    # Buffers (registered in __init__), declared for type checkers.
+    center: torch.Tensor
+    spread: torch.Tensor
+    input_center: torch.Tensor
+    input_spread: torch.Tensor
+    time_unit: torch.Tensor
+
     def __init__(
         self,
         n_dims: int,
@@ -122,14 +132,25 @@ class MLPField(torch.nn.Module):
         """
         parts = [z]
         if self.n_inputs:
-            parts.append((u - self.input_center) / self.input_spread)
+            parts.append(self.scaled_inputs(u))
         if self.time_dependent:
             parts.append((t / self.time_unit).reshape(-1, 1).expand(z.shape[0], 1))
         inputs = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
         return self.net(inputs) / self.time_unit
 
+    def scaled_inputs(self, u: torch.Tensor | None) -> torch.Tensor:
+        """Inputs (batch, n_inputs) scaled to order one (only for a field with inputs)."""
+        return scale_inputs(u, self.input_center, self.input_spread)
 
-class MLP(FieldSpec):
+
+def scale_inputs(u: torch.Tensor | None, center: torch.Tensor, spread: torch.Tensor) -> torch.Tensor:
+    """``(u - center) / spread`` for a field that reads inputs; u=None is a DataError."""
+    if u is None:
+        raise DataError(f"this field reads {center.shape[0]} input(s) but was called with u=None; pass the inputs.")
+    return (u - center) / spread
+
+
+class MLP(FieldSpec[MLPField]):
     """A multilayer perceptron field (:class:`MLPField`): the Neural ODE's black box.
 
     The network sees states and inputs scaled to order one and returns derivatives per
@@ -151,6 +172,9 @@ class MLP(FieldSpec):
     (32, 32)
     """
 
+    #: The torch module :meth:`build` makes (a subclass may build another of the same signature).
+    module_class: type[MLPField] = MLPField
+
     #: One observed value per 100 weights: the default 64x64 network on 2 states wants 45 values
     #: (a record of 3 rows warns, 3 runs of 60 samples do not).
     observations_per_parameter = 0.01
@@ -166,13 +190,14 @@ class MLP(FieldSpec):
         check_widths(self, "hidden")
         self._flag("time_dependent")
 
-    def build(self, context: FieldContext) -> torch.nn.Module:
+    def build(self, context: FieldContext) -> MLPField:
         self.check()
-        return MLPField(context.n_dims, context.n_inputs, tuple(int(h) for h in self.hidden), self.activation,
-                        self.time_dependent, context.scaling, context.generator, context.dtype)
+        return self.module_class(context.n_dims, context.n_inputs, tuple(int(h) for h in self.hidden),
+                                 self.activation, self.time_dependent, context.scaling, context.generator,
+                                 context.dtype)
 
 
-def check_widths(part: FieldSpec, name: str) -> tuple[int, ...]:
+def check_widths(part: FieldSpec[Any], name: str) -> tuple[int, ...]:
     """``part.<name>`` as a non-empty tuple of positive layer widths, or a ConfigError."""
     value = getattr(part, name)
     try:

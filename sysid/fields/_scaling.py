@@ -95,7 +95,8 @@ class Scaling:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Scaling:
-        return cls(**{k: (np.asarray(v, dtype=float) if isinstance(v, list) else v) for k, v in d.items()})
+        fields: dict[str, Any] = {k: (np.asarray(v, dtype=float) if isinstance(v, list) else v) for k, v in d.items()}
+        return cls(**fields)
 
 
 

@@ -31,6 +31,16 @@ class SensorModel(torch.nn.Module):
     [4.0, 10.0]
     """
 
+    # Buffers, and offset/log_gain (Parameters when learned, buffers otherwise), for type checkers.
+    center: torch.Tensor
+    spread: torch.Tensor
+    low: torch.Tensor
+    high: torch.Tensor
+    offset_mask: torch.Tensor
+    gain_mask: torch.Tensor
+    offset: torch.Tensor
+    log_gain: torch.Tensor
+
     def __init__(self, scaling: Scaling, n_states: int, low: Sequence[float], high: Sequence[float],
                  learn_offset: Sequence[bool], learn_gain: Sequence[bool], dtype: torch.dtype = torch.float64) -> None:
         super().__init__()

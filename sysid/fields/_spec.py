@@ -13,9 +13,9 @@ a closed-form warm start, thresholding rounds, readable results. Any
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import numpy as np
 import torch
@@ -27,6 +27,9 @@ from sysid.parts import Part
 #: Training points (t, x, u) in physical units, as tensors: what a penalty is evaluated on.
 Points = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]
 
+#: The module a field part builds; its hooks receive that module back.
+ModuleT = TypeVar("ModuleT", bound=torch.nn.Module)
+
 
 @dataclass(frozen=True)
 class FieldContext:
@@ -34,9 +37,9 @@ class FieldContext:
 
     Attributes
     ----------
-    state_names : list of str
+    state_names : list of hashable (usually str)
         Observed states, in order.
-    input_names : list of str
+    input_names : list of hashable
     n_augment : int
         Unobserved dimensions appended to the state (named ``aug0``, ``aug1``...).
     scaling : Scaling
@@ -46,8 +49,8 @@ class FieldContext:
     dtype : torch.dtype
     """
 
-    state_names: Sequence[str]
-    input_names: Sequence[str]
+    state_names: Sequence[Hashable]
+    input_names: Sequence[Hashable]
     n_augment: int
     scaling: Scaling
     generator: torch.Generator
@@ -84,10 +87,12 @@ class FieldContext:
         return t, x, u
 
 
-class FieldSpec(Part):
+class FieldSpec(Part, Generic[ModuleT]):
     """Base class of the field parts: settings now, a torch module once the data are known.
 
-    Subclasses implement :meth:`build`; the other hooks have neutral defaults.
+    Subclasses implement :meth:`build`; the other hooks have neutral defaults. The type
+    parameter is the module :meth:`build` returns (``class MLP(FieldSpec[MLPField])``),
+    which is what every hook receives as ``module``.
     """
 
     role = "field"
@@ -103,11 +108,11 @@ class FieldSpec(Part):
     #: for networks, whose weights are many by design and constrained by the architecture.
     observations_per_parameter: ClassVar[float] = 2.0
 
-    def build(self, context: FieldContext) -> torch.nn.Module:
+    def build(self, context: FieldContext) -> ModuleT:
         """The vector field module ``f(t, x, u) -> dx/dt`` (physical units, batch first)."""
         raise NotImplementedError
 
-    def penalty(self, module: torch.nn.Module, points: Points | None) -> torch.Tensor | None:
+    def penalty(self, module: ModuleT, points: Points | None) -> torch.Tensor | None:
         """A term added to the training loss (e.g. an L1 penalty), or None.
 
         ``points`` are the training data's times, states and inputs (physical units).
@@ -118,7 +123,7 @@ class FieldSpec(Part):
         """Whether :meth:`penalty` reads the training points (they are then prepared once)."""
         return False
 
-    def warm_start(self, module: torch.nn.Module, t: np.ndarray, x: np.ndarray, dx: np.ndarray,
+    def warm_start(self, module: ModuleT, t: np.ndarray, x: np.ndarray, dx: np.ndarray,
                    u: np.ndarray | None) -> bool:
         """Prepare the module from smoothed data before the collocation fit.
 
@@ -129,7 +134,7 @@ class FieldSpec(Part):
         """
         return False
 
-    def collocation_parameters(self, module: torch.nn.Module) -> list[torch.nn.Parameter] | None:
+    def collocation_parameters(self, module: ModuleT) -> list[torch.nn.Parameter] | None:
         """The parameters the generic collocation fit trains after :meth:`warm_start` (None: all)."""
         return None
 
@@ -137,16 +142,16 @@ class FieldSpec(Part):
         """How many times :meth:`next_round` may ask for another training (thresholding)."""
         return 0
 
-    def next_round(self, module: torch.nn.Module) -> bool:
+    def next_round(self, module: ModuleT) -> bool:
         """Change the module between trainings (e.g. prune small terms); True if it changed."""
         return False
 
-    def results(self, module: torch.nn.Module, context: FieldContext) -> dict[str, Any]:
+    def results(self, module: ModuleT, context: FieldContext) -> dict[str, Any]:
         """Readable fitted attributes (``coefficients_``, ``params_``...) the estimator sets."""
         return {}
 
 
-class ModuleField(FieldSpec):
+class ModuleField(FieldSpec[torch.nn.Module]):
     """A field given as a ``torch.nn.Module``: ``module.forward(t, x, u)`` returns dx/dt.
 
     ``t`` is (batch,), ``x`` (batch, n_dims) physical states (observed, then augmented),
@@ -181,15 +186,18 @@ class ModuleField(FieldSpec):
         self.module = module
 
     def check(self) -> None:
+        self._checked_module()
+
+    def _checked_module(self) -> torch.nn.Module:
         if not isinstance(self.module, torch.nn.Module):
             raise ConfigError(
                 f"field must be a field part (sysid.fields.MLP(...), Polynomial(...), GreyBox(...)...) or a "
                 f"torch.nn.Module whose forward(t, x, u) returns dx/dt; got {type(self.module).__name__}."
             )
+        return self.module
 
     def build(self, context: FieldContext) -> torch.nn.Module:
-        self.check()
-        module = copy.deepcopy(self.module).to(context.dtype)
+        module = copy.deepcopy(self._checked_module()).to(context.dtype)
         t, x, u = context.probe()
         check_output(lambda: module(t, x, u), "the field module's forward(t, x, u)", context)
         return module
@@ -204,16 +212,16 @@ def check_output(call: Any, what: str, context: FieldContext) -> None:
     >>> from sysid.fields import Scaling
     >>> s = Scaling(np.zeros(2), np.ones(2), np.zeros(0), np.ones(0), 1.0)
     >>> ctx = FieldContext(["x", "y"], [], 0, s, torch.Generator(), torch.float64)
-    >>> check_output(lambda: torch.zeros(2, 3, dtype=torch.float64), "f", ctx)
+    >>> check_output(lambda: torch.zeros(2, 3, dtype=torch.float64), "f", ctx)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    sysid.errors.ConfigError: f returned shape (2, 3) for a probe batch of x with shape (2, 2); expected (2, 2) (one derivative per state dimension, batch first).
+    sysid.errors.ConfigError: f returned shape (2, 3) for a probe batch of x with shape (2, 2); expected (2, 2) (...).
     """
     expected = (2, context.n_dims)
     try:
         with torch.no_grad():
             out = call()
-    except Exception as exc:  # noqa: BLE001 - reported with context
+    except Exception as exc:  # reported with context
         raise ConfigError(
             f"calling {what} on a probe batch x of shape {expected} ({expected[0]} points of {expected[1]} state "
             f"dimension(s), batch first) raised {type(exc).__name__}: {exc}"

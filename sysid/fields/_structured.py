@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+
 import torch
 
 from sysid.errors import ConfigError
-from sysid.fields._mlp import ACTIVATIONS, check_widths, make_network
+from sysid.fields._mlp import ACTIVATIONS, check_widths, make_network, scale_inputs
 from sysid.fields._scaling import Scaling
 from sysid.fields._spec import FieldContext, FieldSpec
 
@@ -37,6 +38,13 @@ class StructuredField(torch.nn.Module):
 
     uses_time = False
 
+    # Buffers (registered in __init__), declared for type checkers.
+    center: torch.Tensor
+    spread: torch.Tensor
+    input_center: torch.Tensor
+    input_spread: torch.Tensor
+    time_unit: torch.Tensor
+
     def __init__(self, reads: Sequence[Sequence[int]], n_inputs: int, hidden: Sequence[int], activation: str,
                  scaling: Scaling, generator: torch.Generator | None, dtype: torch.dtype) -> None:
         super().__init__()
@@ -55,7 +63,9 @@ class StructuredField(torch.nn.Module):
 
     def scaled_forward(self, t: torch.Tensor | None, z: torch.Tensor, u: torch.Tensor | None) -> torch.Tensor:
         """dz/dt for scaled states (the solver's own variable; see :class:`~sysid.integration.BatchedField`)."""
-        variables = z if not self.n_inputs else torch.cat([z, (u - self.input_center) / self.input_spread], dim=-1)
+        variables = z
+        if self.n_inputs:
+            variables = torch.cat([z, scale_inputs(u, self.input_center, self.input_spread)], dim=-1)
         columns = [net(variables[:, getattr(self, f"reads_{i}")]) for i, net in enumerate(self.nets)]
         return torch.cat(columns, dim=-1) / self.time_unit
 
@@ -64,7 +74,7 @@ class StructuredField(torch.nn.Module):
         return self.scaled_forward(t, (x - self.center) / self.spread, u) * self.spread
 
 
-class Structured(FieldSpec):
+class Structured(FieldSpec[StructuredField]):
     """One small network per equation, each reading only the states and inputs you declare.
 
     What a practitioner knows about a system's wiring goes into the model: in the cascaded
@@ -102,6 +112,10 @@ class Structured(FieldSpec):
         self.activation = activation
 
     def check(self) -> None:
+        self._checked_reads()
+
+    def _checked_reads(self) -> Mapping[str, Sequence[str]]:
+        """Check every parameter; the validated ``reads``."""
         if not isinstance(self.reads, Mapping) or not self.reads:
             raise ConfigError(
                 "Structured needs reads, a dict {state: [states and inputs its equation reads]}, e.g. "
@@ -113,30 +127,31 @@ class Structured(FieldSpec):
                                   f"got {used!r}.")
         self._choice("activation", tuple(sorted(ACTIVATIONS)))
         check_widths(self, "hidden")
+        return self.reads
 
     def index(self, context: FieldContext) -> list[list[int]]:
         """Each dimension's variables as indices into (states..., inputs...), checked against the data."""
-        self.check()
+        reads = self._checked_reads()
         dims, inputs = context.dim_names, list(context.input_names)
         variables = dims + inputs
-        unknown = sorted(set(self.reads) - set(dims))
+        unknown = sorted(set(reads) - set(dims))
         if unknown:
             raise ConfigError(f"Structured: reads has equations for {unknown}, which are not state dimensions of the "
                               f"model {dims} (unobserved ones are named aug0, aug1...).")
-        missing = [d for d in dims if d not in self.reads]
+        missing = [d for d in dims if d not in reads]
         if missing:
             raise ConfigError(f"Structured: reads declares no equation for {missing}; give every state dimension "
                               f"{dims} the list of what its equation reads.")
         out = []
         for dim in dims:
-            bad = [v for v in self.reads[dim] if v not in variables]
+            bad = [v for v in reads[dim] if v not in variables]
             if bad:
                 raise ConfigError(f"Structured: the equation of {dim!r} reads {bad}, which are neither states "
                                   f"{dims} nor inputs {inputs}.")
-            out.append([variables.index(v) for v in self.reads[dim]])
+            out.append([variables.index(v) for v in reads[dim]])
         return out
 
-    def build(self, context: FieldContext) -> torch.nn.Module:
+    def build(self, context: FieldContext) -> StructuredField:
         reads = self.index(context)
         return StructuredField(reads, context.n_inputs, tuple(int(h) for h in self.hidden), self.activation,
                                context.scaling, context.generator, context.dtype)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -27,6 +27,11 @@ class TermNetwork(torch.nn.Module):
     While :attr:`recorded` is a list, every call appends its raw (order-one) output, which
     the correction penalty reads.
     """
+
+    # Buffers (registered in __init__), declared for type checkers.
+    input_center: torch.Tensor
+    input_spread: torch.Tensor
+    output_scale: torch.Tensor
 
     def __init__(self, n_in: int, n_out: int, hidden: Sequence[int], activation: str,
                  generator: torch.Generator | None, dtype: torch.dtype) -> None:
@@ -74,6 +79,8 @@ class UDEField(GreyBoxField):
     torch.Size([2, 1])
     """
 
+    f: UDEFunction  # GreyBoxField's f, with the networks as a fifth argument
+
     def __init__(self, f: UDEFunction, initial: Mapping[str, float], bounds: Mapping[str, Bound] | None = None,
                  fixed: Sequence[str] | None = None, dtype: torch.dtype = torch.float64,
                  networks: Mapping[str, TermNetwork] | None = None) -> None:
@@ -85,14 +92,19 @@ class UDEField(GreyBoxField):
 
     def network_outputs(self, t: torch.Tensor, x: torch.Tensor, u: torch.Tensor | None) -> list[torch.Tensor]:
         """The raw (order-one) outputs of every network call that f makes at these points."""
-        for net in self.networks.values():
+        networks = self.term_networks()
+        for net in networks:
             net.recorded = []
         try:
             self(t, x, u)
-            return [out for net in self.networks.values() for out in (net.recorded or [])]
+            return [out for net in networks for out in (net.recorded or [])]
         finally:
-            for net in self.networks.values():
+            for net in networks:
                 net.recorded = None
+
+    def term_networks(self) -> list[TermNetwork]:
+        """The networks (a ModuleDict types its values as plain modules; they are TermNetworks)."""
+        return [cast(TermNetwork, net) for net in self.networks.values()]
 
 
 class _Probe:
@@ -161,6 +173,7 @@ class UDE(GreyBox):
     {'outflow': 1}
     """
 
+    f: UDEFunction | None  # GreyBox's f, with the networks as a fifth argument
     function_name = "f"
     flags_extrapolation = True  # its networks are black boxes
     streaming_unsupported = "its correction penalty uses every observation at once"
@@ -180,31 +193,40 @@ class UDE(GreyBox):
         self.correction_penalty = correction_penalty
 
     def spec(self, owner: str = "UDE") -> tuple[dict[str, float], dict[str, Bound], list[str]]:
+        self._checked_f(owner)
+        return check_parameter_spec(self.params, self.bounds, self.fixed, owner)
+
+    def _checked_f(self, owner: str = "UDE") -> UDEFunction:
         if not callable(self.f):
             raise ConfigError(f"{owner}: f must be a callable f(t, x, p, u, nn) (your equations in torch, nn the "
                               f"networks), got {type(self.f).__name__}.")
-        return check_parameter_spec(self.params, self.bounds, self.fixed, owner)
+        return self.f
 
-    def check(self) -> None:
-        self.spec()
+    def _checked_networks(self) -> Mapping[str, int]:
         if not isinstance(self.networks, Mapping) or not self.networks:
             raise ConfigError(f"UDE needs networks, a dict {{name: number of outputs}} of the networks f calls, e.g. "
                               f"{{'outflow': 1}}; got {self.networks!r}.")
         for name, n in self.networks.items():
             if not isinstance(name, str) or isinstance(n, bool) or not isinstance(n, int) or n < 1:
                 raise ConfigError(f"UDE: networks[{name!r}] must be a positive number of outputs, got {n!r}.")
+        return self.networks
+
+    def check(self) -> None:
+        self.spec()
+        self._checked_networks()
         self._choice("activation", tuple(sorted(ACTIVATIONS)))
         check_widths(self, "hidden")
         self._number("correction_penalty", low=0.0)
 
-    def build(self, context: FieldContext) -> torch.nn.Module:
+    def build(self, context: FieldContext) -> UDEField:
         self.check()
+        f, networks_out = self._checked_f(), self._checked_networks()
         initial, bounds, fixed = self.spec()
-        probe = UDEField(self.f, initial, bounds, fixed, context.dtype)  # parameters only, for the probe call
+        probe = UDEField(f, initial, bounds, fixed, context.dtype)  # parameters only, for the probe call
         seen = self._probe_inputs(context, probe.params())
         rate = np.median(context.scaling.spread[: context.n_states] / context.scaling.time_unit)
         networks = {}
-        for name, n_out in self.networks.items():  # type: ignore[union-attr]
+        for name, n_out in networks_out.items():
             inputs = seen[name]
             net = TermNetwork(inputs.shape[1], n_out, tuple(int(h) for h in self.hidden), self.activation,
                               context.generator, context.dtype)
@@ -215,7 +237,7 @@ class UDE(GreyBox):
                                                    spread, torch.ones_like(spread)))
                 net.output_scale.fill_(float(rate) if np.isfinite(rate) and rate > 0 else 1.0)
             networks[name] = net
-        return UDEField(self.f, initial, bounds, fixed, context.dtype, networks)
+        return UDEField(f, initial, bounds, fixed, context.dtype, networks)
 
     def _probe_inputs(self, context: FieldContext, p: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Call f on states and inputs spread over the data; what each network received, by name."""
@@ -231,21 +253,22 @@ class UDE(GreyBox):
         x = points[:, : context.n_dims]
         u = points[:, context.n_dims:] if context.n_inputs else None
         t = torch.zeros(points.shape[0], dtype=context.dtype)
-        recorder = _Probe(self.networks)  # type: ignore[arg-type]
+        f, networks = self._checked_f(), self._checked_networks()
+        recorder = _Probe(networks)
         try:
             with torch.no_grad():
-                out = self.f(t, x, p, u, recorder)
+                out = f(t, x, p, u, recorder)
         except KeyError as exc:
             raise ConfigError(f"f(t, x, p, u, nn) looked up {exc.args[0]!r}, which is neither a parameter "
-                              f"{sorted(p)} nor a network {sorted(self.networks)}.") from None  # type: ignore[arg-type]
-        except Exception as exc:  # noqa: BLE001 - reported with context
+                              f"{sorted(p)} nor a network {sorted(networks)}.") from None
+        except Exception as exc:  # reported with context
             raise ConfigError(f"calling f(t, x, p, u, nn) on probe states of shape {tuple(x.shape)} raised "
                               f"{type(exc).__name__}: {exc}") from exc
         if not isinstance(out, torch.Tensor) or tuple(out.shape) != tuple(x.shape):
             got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
             raise ConfigError(f"f(t, x, p, u, nn) returned {got} for states of shape {tuple(x.shape)}; expected "
                               f"{tuple(x.shape)} (one derivative per state dimension, batch first).")
-        unused = sorted(set(self.networks) - set(recorder.inputs))  # type: ignore[arg-type]
+        unused = sorted(set(networks) - set(recorder.inputs))
         if unused:
             raise ConfigError(f"f never called the network(s) {unused} on probe states; call each declared network "
                               "(nn[name](inputs)) or remove it from networks.")
@@ -254,7 +277,7 @@ class UDE(GreyBox):
     def needs_points(self) -> bool:
         return bool(self.correction_penalty)
 
-    def penalty(self, module: torch.nn.Module, points: Points | None) -> torch.Tensor | None:
+    def penalty(self, module: UDEField, points: Points | None) -> torch.Tensor | None:
         if not self.correction_penalty or points is None:
             return None
         outputs = module.network_outputs(*points)

@@ -8,10 +8,24 @@ from sysid.integration._field import BatchedField as BatchedField
 from sysid.integration._field import TimeParameters as TimeParameters
 from sysid.integration._signals import InputSignal as InputSignal
 from sysid.integration._simulate import simulate as simulate
+from sysid.integration._solve import Gradient as Gradient
 from sysid.integration._solve import SolverFailure as SolverFailure
 from sysid.integration._solve import solve as solve
 from sysid.integration._solver import Solver as Solver
 from sysid.integration._solver import SolverConfig as SolverConfig
 
-__all__ = ["BatchedField", "Clock", "ODEBlock", "InputSignal", "Solver", "SolverConfig", "SolverFailure",
-           "TimeParameters", "resolve_device", "simulate", "solve", "torch_threads"]
+__all__ = [
+    "BatchedField",
+    "Clock",
+    "Gradient",  # shared with other sysid packages (their one public home)
+    "InputSignal",
+    "ODEBlock",
+    "Solver",
+    "SolverConfig",
+    "SolverFailure",
+    "TimeParameters",
+    "resolve_device",
+    "simulate",
+    "solve",
+    "torch_threads",
+]

@@ -38,6 +38,13 @@ class Clock(torch.nn.Module):
     [[2.0]]
     """
 
+    # Buffers (registered in __init__), declared for type checkers.
+    sigma_knots: torch.Tensor
+    time_knots: torch.Tensor
+    rates: torch.Tensor
+    rate_columns: torch.Tensor
+    end: torch.Tensor | None
+
     def __init__(self, sigma_knots: torch.Tensor, time_knots: torch.Tensor, end: torch.Tensor | None = None) -> None:
         super().__init__()
         self.register_buffer("sigma_knots", sigma_knots)

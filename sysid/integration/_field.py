@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Protocol, cast
+
 import torch
 
 from sysid.integration._clock import Clock
@@ -21,6 +23,10 @@ class TimeParameters(torch.nn.Module):
     >>> tp.scale.tolist(), tp.offset.tolist()
     ([1.0, 1.0, 1.0], [0.0, 0.0, 0.0])
     """
+
+    # Parameters when learned, buffers otherwise.
+    log_scale_rest: torch.Tensor
+    offset: torch.Tensor
 
     def __init__(self, n_trajectories: int, learn_scale: bool = False, learn_offset: bool = False,
                  dtype: torch.dtype = torch.float64) -> None:
@@ -42,6 +48,12 @@ class TimeParameters(torch.nn.Module):
         """Clock rates (n_trajectories,), the first fixed at 1."""
         zero = torch.zeros(1, dtype=self.log_scale_rest.dtype, device=self.log_scale_rest.device)
         return torch.exp(torch.cat([zero, self.log_scale_rest]))
+
+
+class ScaledField(Protocol):
+    """A field that also gives dz/dt in the solver's scaled coordinates (as :class:`~sysid.fields.MLPField`)."""
+
+    def scaled_forward(self, t: torch.Tensor | None, z: torch.Tensor, u: torch.Tensor | None) -> torch.Tensor: ...
 
 
 class BatchedField(torch.nn.Module):
@@ -83,6 +95,10 @@ class BatchedField(torch.nn.Module):
     torch.Size([1, 2])
     """
 
+    # Buffers (registered in __init__), declared for type checkers.
+    center: torch.Tensor
+    spread: torch.Tensor
+
     def __init__(self, field: torch.nn.Module, center: torch.Tensor, spread: torch.Tensor,
                  time_parameters: TimeParameters) -> None:
         super().__init__()
@@ -91,8 +107,10 @@ class BatchedField(torch.nn.Module):
         self.register_buffer("center", center)
         self.register_buffer("spread", spread)
         # Fields that work in the same scaled coordinates (e.g. MLPField) skip the conversion.
-        self._fused = (hasattr(field, "scaled_forward") and hasattr(field, "center")
-                       and torch.equal(field.center, center) and torch.equal(field.spread, spread))
+        own_center, own_spread = getattr(field, "center", None), getattr(field, "spread", None)
+        self._fused = (hasattr(field, "scaled_forward") and isinstance(own_center, torch.Tensor)
+                       and isinstance(own_spread, torch.Tensor)
+                       and torch.equal(own_center, center) and torch.equal(own_spread, spread))
         # The batch context is a plain tuple, not submodules: it is not part of the model's state.
         self._context: tuple[Clock, torch.Tensor, InputSignal | None] | None = None
         self.lean = False
@@ -120,14 +138,14 @@ class BatchedField(torch.nn.Module):
             if self.time.learned:
                 rate = rate * self.time.scale[traj][:, None]
             if self._fused:
-                return self.field.scaled_forward(None, z, None) * rate
+                return cast(ScaledField, self.field).scaled_forward(None, z, None) * rate
             return self.field(None, self.center + self.spread * z, None) * (rate / self.spread)
         t, rate = clock(sigma)
         if self.time.learned:
             t = t + self.time.offset[traj]
             rate = rate * self.time.scale[traj]
         u = None if inputs is None else inputs(t, traj)
-        if self._fused:
-            return self.field.scaled_forward(t, z, u) * rate[:, None]
+        if self._fused:  # checked in __init__: the field has scaled_forward
+            return cast(ScaledField, self.field).scaled_forward(t, z, u) * rate[:, None]
         x = self.center + self.spread * z
         return self.field(t, x, u) * (rate[:, None] / self.spread)

@@ -39,6 +39,11 @@ class InputSignal(torch.nn.Module):
     [5.0, 15.0]
     """
 
+    # Buffers (registered in __init__), declared for type checkers.
+    times: torch.Tensor
+    values: torch.Tensor
+    lengths: torch.Tensor
+
     def __init__(
         self,
         times: Sequence[np.ndarray],

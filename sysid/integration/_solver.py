@@ -11,12 +11,16 @@ from sysid.errors import ConfigError
 from sysid.parts import Part
 
 ADAPTIVE_METHODS = frozenset({"dopri8", "dopri5", "bosh3", "fehlberg2", "adaptive_heun"})
-FIXED_METHODS = frozenset({"euler", "midpoint", "heun2", "heun3", "rk4", "explicit_adams", "implicit_adams", "fixed_adams"})
+FIXED_METHODS = frozenset(
+    {"euler", "midpoint", "heun2", "heun3", "rk4", "explicit_adams", "implicit_adams", "fixed_adams"}
+)
 # The methods of torchdiffeq 0.2's ``odeint`` (its own table, ``SOLVERS``, is private; scipy_solver is
 # left out: it runs scipy on the CPU outside the autograd graph).
 METHODS = ADAPTIVE_METHODS | FIXED_METHODS
 # Options torchdiffeq's solvers accept, by family (torchdiffeq only *warns* on unknown keys).
-_ADAPTIVE_OPTIONS = frozenset({"first_step", "safety", "ifactor", "dfactor", "max_num_steps", "max_step", "min_step", "norm"})
+_ADAPTIVE_OPTIONS = frozenset(
+    {"first_step", "safety", "ifactor", "dfactor", "max_num_steps", "max_step", "min_step", "norm"}
+)
 _FIXED_OPTIONS = frozenset({"step_size", "perturb", "interp", "max_iters"})
 
 

@@ -39,6 +39,7 @@ from sysid.registry import estimator_names, object_class
 __all__ = ["decode_params", "encode_params", "load", "read_header", "save"]
 
 _MEMBERS = "members"
+_TIME_KINDS = ("float", "datetime", "timedelta")  # sysid.trajectories.TimeKind; io sits below trajectories
 
 
 # -- saving -----------------------------------------------------------------------------------------
@@ -93,6 +94,8 @@ def _record(model: Any) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     state = dict(state)
     if getattr(model, "observed_range_", None) is not None:  # for the ExtrapolationWarning of the loaded model
         state["observed_range_"] = model.observed_range_
+    if getattr(model, "time_kind_", None) is not None:  # the loaded model refuses another kind of times too
+        state["time_kind_"] = model.time_kind_
     if _MEMBERS in state:
         records = []
         for k, member in enumerate(state[_MEMBERS]):
@@ -258,6 +261,11 @@ def _from_record(record: dict[str, Any], tensors: dict[str, torch.Tensor],
             model._set_fitted_state(fitted, tensors)
             if fitted.get("observed_range_") is not None:  # files written before it existed have none
                 model.observed_range_ = np.asarray(fitted["observed_range_"], dtype=float).reshape(2, -1)
+            if fitted.get("time_kind_") is not None:  # files written before it existed are not checked
+                if fitted["time_kind_"] not in _TIME_KINDS:
+                    raise ModelFileError(f"its time_kind_ must be one of {list(_TIME_KINDS)}, got "
+                                         f"{str(fitted['time_kind_'])[:40]!r}.")
+                model.time_kind_ = fitted["time_kind_"]
         _check_loaded(model, where)
     except ModelFileError as exc:
         if where in str(exc):
@@ -265,7 +273,7 @@ def _from_record(record: dict[str, Any], tensors: dict[str, torch.Tensor],
         raise ModelFileError(f"{where!r}: {exc}") from exc  # the estimator's own: name the file
     except SysidError as exc:  # e.g. a ConfigError for stored parameters that cannot work
         raise ModelFileError(f"{where!r}: the {name} it describes is invalid: {exc}") from exc
-    except Exception as exc:  # noqa: BLE001 - anything else an untrusted fitted state makes the estimator raise
+    except Exception as exc:  # anything else an untrusted fitted state makes the estimator raise
         raise ModelFileError(f"{where!r}: the fitted state does not match a {name}: "
                              f"{type(exc).__name__}: {' '.join(str(exc).split())}") from exc
     return model

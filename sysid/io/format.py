@@ -26,10 +26,10 @@ Typed JSON values (:func:`encode` / :func:`decode`): a non-finite float is
 ``{"__float__": "inf"}`` (``"-inf"``, ``"nan"``), a tuple ``{"__tuple__": [...]}``, a user
 function ``{"__callable__": "name"}`` (its name only: files hold no code; decoded as a
 :class:`FunctionRef`), the user's own torch module ``{"__module__": "ClassName"}`` (its class
-name; decoded as a :class:`ModuleRef`: its weights are tensors of the file), an object described by its class name and parameters
-``{"__object__": "Name", "params": {...}}`` (decoded as an :class:`ObjectRecord`: the caller
-decides which names it builds), and a dict that looks like one of these
-``{"__dict__": {...}}``.
+name; decoded as a :class:`ModuleRef`: its weights are tensors of the file), an object
+described by its class name and parameters ``{"__object__": "Name", "params": {...}}``
+(decoded as an :class:`ObjectRecord`: the caller decides which names it builds), and a dict
+that looks like one of these ``{"__dict__": {...}}``.
 """
 
 from __future__ import annotations
@@ -375,7 +375,7 @@ def read_file(path: str | os.PathLike[str], kind: str = MODEL_FORMAT) -> StoredF
             if _HEADER_KEY not in metadata:
                 raise ModelFileError(f"{where!r} is a safetensors file but not a sysid model (no sysid header).")
             raw, version = _parse_header(metadata[_HEADER_KEY], where, kind)
-            tensors = {name: handle.get_tensor(name).clone() for name in handle.keys()}
+            tensors = {name: handle.get_tensor(name).clone() for name in handle.keys()}  # noqa: SIM118 - a safetensors handle: keys() is all it has
     except ModelFileError:
         raise
     except (SafetensorError, OSError, ValueError, RuntimeError, TypeError, MemoryError) as exc:

@@ -105,8 +105,12 @@ def profile_interval(residuals: Residuals, x_hat: Any, index: int, lower: Any, u
                     raise StopIteration
 
             kwargs["callback"] = close_enough
+
+        def at_value(z: np.ndarray) -> np.ndarray:
+            return residuals(full(value, z))
+
         try:
-            result = least_squares(lambda z: residuals(full(value, z)), start, jac=jac, bounds=(lo, hi),
+            result = least_squares(at_value, start, jac=jac, bounds=(lo, hi),
                                    x_scale="jac", max_nfev=_INNER_NFEV, ftol=_INNER_TOL, xtol=_INNER_TOL, **kwargs)
         except (ValueError, np.linalg.LinAlgError, ArithmeticError):
             return math.inf, start

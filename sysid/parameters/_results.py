@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -71,7 +71,7 @@ class ParametricResults:
 
         def _profile_problem(self, data: Any) -> ProfileProblem: ...
 
-    def _store_uncertainty(self, spec: ParameterSpec, unc: Uncertainty, noise: dict[str, float]) -> None:
+    def _store_uncertainty(self, spec: ParameterSpec, unc: Uncertainty, noise: Mapping[Hashable, float]) -> None:
         """Set the uncertainty attributes from :func:`~sysid.parameters.linearised_uncertainty`'s result."""
         free = spec.free_names
         stderr = unc.of(free)

@@ -131,7 +131,10 @@ class ParameterTransform(torch.nn.Module):
             highs.append(hi_f)
             scales.append(scale)
             raws.append(raw)
-        as_t = lambda a: torch.as_tensor(a, dtype=dtype)
+
+        def as_t(a: Any) -> torch.Tensor:
+            return torch.as_tensor(a, dtype=dtype)
+
         start = as_t(raws).reshape(len(self.free_names))
         if self.free_names:
             self.raw = torch.nn.Parameter(start)

@@ -175,8 +175,9 @@ def gauss_newton_distance(jacobian: Any, residuals: np.ndarray) -> float:
     if s2 <= 0:
         return 0.0
     if sparse.issparse(jacobian):
-        step = sparse_linalg.lsmr(jacobian, -r, atol=1e-10, btol=1e-10)[0]
-        moved = jacobian @ step
+        # scipy-stubs: issparse narrows to SparseABC, which lsmr and @ do not accept.
+        step = sparse_linalg.lsmr(jacobian, -r, atol=1e-10, btol=1e-10)[0]  # type: ignore[arg-type]
+        moved = jacobian @ step  # type: ignore[operator]
     else:
         step = np.linalg.lstsq(jacobian, -r, rcond=None)[0]
         moved = jacobian @ step

@@ -16,6 +16,21 @@ from sysid.training._shooting import MultipleShooting as MultipleShooting
 from sysid.training._loop import ADVICE as ADVICE
 from sysid.training._segments import interpolate_missing as interpolate_missing
 
+
+# Shared with other sysid packages (their one public home).
+from sysid.training._checkpoint import Checkpoint as Checkpoint
+from sysid.training._checkpoint import fingerprint as fingerprint
+from sysid.training._least_squares import FAILED_RESIDUAL as FAILED_RESIDUAL
+from sysid.training._least_squares import CollocationResiduals as CollocationResiduals
+from sysid.training._least_squares import LeastSquaresResult as LeastSquaresResult
+from sysid.training._least_squares import SegmentResiduals as SegmentResiduals
+from sysid.training._least_squares import TrajectoryResiduals as TrajectoryResiduals
+from sysid.training._least_squares import solve_least_squares as solve_least_squares
+from sysid.training._streaming import StreamingShooting as StreamingShooting
+from sysid.training._streaming import StreamSettings as StreamSettings
+from sysid.training._streaming import validation_positions as validation_positions
+
 __all__ = ["ADVICE", "MultipleShooting", "Segments", "Smoothed", "TrainResult", "TrainSettings", "Training",
            "collocation_fit", "embed_derivatives", "interpolate_missing", "make_segments", "smooth_trajectory",
            "smoothing_strengths", "train"]
+__all__ += ["Checkpoint", "fingerprint", "FAILED_RESIDUAL", "CollocationResiduals", "LeastSquaresResult", "SegmentResiduals", "TrajectoryResiduals", "solve_least_squares", "StreamingShooting", "StreamSettings", "validation_positions"]

@@ -52,7 +52,7 @@ from sysid.integration import (
     simulate,
     solve,
 )
-from sysid.parameters._uncertainty import gauss_newton_distance
+from sysid.parameters import gauss_newton_distance
 from sysid.training._segments import interpolate_missing, make_segments
 
 Evaluation = Callable[[np.ndarray], tuple[np.ndarray, Any]]

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from sysid.integration import BatchedField, Clock, InputSignal, SolverConfig, simulate, solve
-from sysid.integration._solve import Gradient
+from sysid.integration import Gradient
 from sysid.training._segments import Segments, interpolate_missing
 
 

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from sysid.integration import BatchedField, InputSignal, SolverConfig
-from sysid.integration._solve import Gradient
+from sysid.integration import Gradient
 from sysid.training._collocation import Smoothed, smooth_trajectory, smoothing_strengths
 from sysid.training._segments import Segments, make_segments
 from sysid.training._shooting import MultipleShooting

@@ -51,7 +51,7 @@ def _writer(kind: str) -> Callable[[Trajectories], Any]:
 def _is_missing_label(name: Hashable) -> bool:
     """True for NaN and NaT labels (floats, numpy scalars), which equal nothing, not even themselves."""
     try:
-        return bool(name != name)  # noqa: PLR0124 - the NaN test that works for float, numpy float and NaT
+        return bool(name != name)  # the NaN test that works for float, numpy float and NaT
     except (TypeError, ValueError):
         return False
 
@@ -149,8 +149,8 @@ class UnionGrid:
 class VariableCounts:
     """``n_states`` and ``n_inputs`` of a collection with ``state_names`` and ``input_names``."""
 
-    state_names: tuple[str, ...]
-    input_names: tuple[str, ...]
+    state_names: Sequence[Hashable]
+    input_names: Sequence[Hashable]
 
     @property
     def n_states(self) -> int:
@@ -173,8 +173,9 @@ class Trajectories(VariableCounts, Sequence[Trajectory]):
         The experiments. Each is validated here: finite strictly increasing times,
         states of shape (n_times, n_states) with NaN for missing values and at least
         two observed times, inputs finite where given.
-    state_names, input_names : sequence of str
-        Column names of ``y`` and ``u``.
+    state_names, input_names : sequence of hashable
+        Column names of ``y`` and ``u``: usually str, or the caller's labels as they were
+        (a DataFrame's integer columns stay integers).
     time_kind : {"float", "datetime", "timedelta"}
         How the caller wrote times; predictions go back in that representation.
     attrs : dict
@@ -194,11 +195,11 @@ class Trajectories(VariableCounts, Sequence[Trajectory]):
     """
 
     trajectories: Sequence[Trajectory]
-    state_names: Sequence[str]
-    input_names: Sequence[str] = ()
+    state_names: Sequence[Hashable]
+    input_names: Sequence[Hashable] = ()
     time_kind: TimeKind = "float"
     attrs: dict[str, Any] = field(default_factory=dict)
-    variable_attrs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    variable_attrs: dict[Hashable, dict[str, Any]] = field(default_factory=dict)
     source: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -262,8 +263,8 @@ class Trajectories(VariableCounts, Sequence[Trajectory]):
         y: np.ndarray | Sequence[np.ndarray],
         u: np.ndarray | Sequence[np.ndarray] | None = None,
         *,
-        state_names: Sequence[str] | None = None,
-        input_names: Sequence[str] | None = None,
+        state_names: Sequence[Hashable] | None = None,
+        input_names: Sequence[Hashable] | None = None,
         names: Sequence[Hashable] | None = None,
     ) -> Trajectories:
         """Build from numpy arrays: one trajectory, or lists of them (ragged lengths allowed).
@@ -288,8 +289,9 @@ class Trajectories(VariableCounts, Sequence[Trajectory]):
         single = isinstance(t, np.ndarray) or (
             isinstance(t, Sequence) and len(t) > 0 and np.isscalar(t[0])
         )
-        ts = [t] if single else list(t)
-        ys = [y] if single else list(y)
+        # Array-likes until Trajectories validates them (as_float_array names the trajectory at fault).
+        ts: list[Any] = [t] if single else list(t)
+        ys: list[Any] = [y] if single else list(y)
         if len(ys) != len(ts):
             raise DataError(f"got {len(ts)} time arrays but {len(ys)} state arrays; give one per trajectory.")
         if u is None:
@@ -326,7 +328,7 @@ class Trajectories(VariableCounts, Sequence[Trajectory]):
     def __getitem__(self, key: int | str) -> Trajectory: ...
 
     @overload
-    def __getitem__(self, key: slice | Sequence[Hashable]) -> Trajectories: ...
+    def __getitem__(self, key: slice | list[Hashable] | np.ndarray) -> Trajectories: ...
 
     def __getitem__(self, key: Any) -> Trajectory | Trajectories:
         """Index by position, by name, or select several (slice / list) as a new Trajectories.
@@ -449,7 +451,7 @@ class Trajectories(VariableCounts, Sequence[Trajectory]):
             dict(self.attrs), {k: dict(v) for k, v in self.variable_attrs.items()}, dict(self.source),
         )
 
-    def with_states(self, ys: Sequence[np.ndarray], state_names: Sequence[str] | None = None) -> Trajectories:
+    def with_states(self, ys: Sequence[np.ndarray], state_names: Sequence[Hashable] | None = None) -> Trajectories:
         """Same times, inputs and labels with new state values (e.g. predictions).
 
         Examples
@@ -549,7 +551,8 @@ class Trajectories(VariableCounts, Sequence[Trajectory]):
         fraction = float(time_fraction)  # type: ignore[arg-type]
         if not 0.0 < fraction < 1.0:
             raise DataError(f"time_fraction must be in (0, 1), got {time_fraction!r}.")
-        past, future = [], []
+        past: list[Trajectory] = []
+        future: list[Trajectory] = []
         for tr in self.trajectories:
             cut = tr.t[0] + fraction * (tr.t[-1] - tr.t[0])
             head = tr.t <= cut

@@ -36,7 +36,7 @@ class LazyTrajectories(VariableCounts):
     ----------
     names : list
         Trajectory names, in order.
-    state_names, input_names : tuple of str
+    state_names, input_names : tuple of hashable (usually str)
     blocks : list of int arrays
         Consecutive positions stored together (e.g. one Dask chunk each): reading one
         block costs one read of its storage.
@@ -61,14 +61,14 @@ class LazyTrajectories(VariableCounts):
     """
 
     names: list[Hashable]
-    state_names: tuple[str, ...]
-    input_names: tuple[str, ...]
+    state_names: tuple[Hashable, ...]
+    input_names: tuple[Hashable, ...]
     blocks: list[np.ndarray]
     summary: DataSummary
     reader: Reader
     time_kind: TimeKind = "float"
     attrs: dict[str, Any] = field(default_factory=dict)
-    variable_attrs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    variable_attrs: dict[Hashable, dict[str, Any]] = field(default_factory=dict)
     source: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -78,11 +78,11 @@ class LazyTrajectories(VariableCounts):
         blocks: Sequence[Sequence[int] | np.ndarray],
         reader: Reader,
         *,
-        state_names: Sequence[str],
-        input_names: Sequence[str] = (),
+        state_names: Sequence[Hashable],
+        input_names: Sequence[Hashable] = (),
         time_kind: TimeKind = "float",
         attrs: dict[str, Any] | None = None,
-        variable_attrs: dict[str, dict[str, Any]] | None = None,
+        variable_attrs: dict[Hashable, dict[str, Any]] | None = None,
         source: dict[str, Any] | None = None,
     ) -> LazyTrajectories:
         """Validate every block once, keep its statistics, drop its data.
@@ -112,14 +112,14 @@ class LazyTrajectories(VariableCounts):
             if name in seen:
                 raise DataError(f"trajectory name {name!r} appears twice; names must be unique.")
             seen.add(name)
-        blocks = [np.asarray(b, dtype=int) for b in blocks]
-        covered = np.concatenate(blocks) if blocks else np.zeros(0, dtype=int)
+        arrays = [np.asarray(b, dtype=int) for b in blocks]
+        covered = np.concatenate(arrays) if arrays else np.zeros(0, dtype=int)
         if not np.array_equal(covered, np.arange(len(names))):
             raise DataError(f"blocks must cover positions 0..{len(names) - 1} once each, in order.")
-        lazy = cls(names, tuple(state_names), tuple(input_names), blocks,
+        lazy = cls(names, tuple(state_names), tuple(input_names), arrays,
                    DataSummary.empty(len(state_names), len(input_names)), reader, time_kind,
                    dict(attrs or {}), dict(variable_attrs or {}), dict(source or {}))
-        for block in blocks:
+        for block in arrays:
             lazy.summary.add(lazy.load(block))  # validated here; the block is dropped after
         never = [s for s, n in zip(lazy.state_names, lazy.summary.states.count) if n == 0]
         if never:

@@ -8,6 +8,7 @@ least two observed times.
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -18,7 +19,7 @@ def _where(name: Hashable) -> str:
     return f"trajectory {name!r}"
 
 
-def is_complex(values: object) -> bool:
+def is_complex(values: Any) -> bool:
     """True if ``values`` (an array, or nested sequences, possibly ragged) holds complex numbers."""
     if isinstance(values, list | tuple):
         return any(is_complex(v) for v in values)
@@ -76,7 +77,7 @@ def validate_times(t: object, name: Hashable) -> np.ndarray:
 
 
 def validate_matrix(
-    values: object, n_times: int, names: Sequence[str], what: str, name: Hashable
+    values: object, n_times: int, names: Sequence[Hashable], what: str, name: Hashable
 ) -> np.ndarray:
     """Return a (n_times, len(names)) float64 array; 1-D input is taken as one column."""
     arr = as_float_array(values, what, name)
@@ -90,7 +91,7 @@ def validate_matrix(
     return arr
 
 
-def validate_states(y: np.ndarray, t: np.ndarray, names: Sequence[str], name: Hashable) -> None:
+def validate_states(y: np.ndarray, t: np.ndarray, names: Sequence[Hashable], name: Hashable) -> None:
     """Check states: no inf, at least two times with an observation."""
     inf = np.argwhere(np.isinf(y))
     if inf.size:
@@ -107,7 +108,7 @@ def validate_states(y: np.ndarray, t: np.ndarray, names: Sequence[str], name: Ha
         )
 
 
-def validate_inputs(u: np.ndarray, t: np.ndarray, names: Sequence[str], name: Hashable) -> None:
+def validate_inputs(u: np.ndarray, t: np.ndarray, names: Sequence[Hashable], name: Hashable) -> None:
     """Inputs must be known everywhere: we cannot integrate through an unknown forcing."""
     bad = np.argwhere(~np.isfinite(u))
     if bad.size:
@@ -119,14 +120,16 @@ def validate_inputs(u: np.ndarray, t: np.ndarray, names: Sequence[str], name: Ha
         )
 
 
-def validate_names(states: Sequence[str], inputs: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Check state and input names are unique strings and disjoint."""
+def validate_names(
+    states: Sequence[Hashable], inputs: Sequence[Hashable]
+) -> tuple[tuple[Hashable, ...], tuple[Hashable, ...]]:
+    """Check state and input names are unique and disjoint (labels as the caller gave them: usually str)."""
     states = tuple(states)
     inputs = tuple(inputs)
     if not states:
         raise DataError("at least one state is needed, got none.")
     for label, seq in (("state", states), ("input", inputs)):
-        seen: set[str] = set()
+        seen: set[Hashable] = set()
         for n in seq:
             if n in seen:
                 raise DataError(f"{label} name {n!r} is given twice; names must be unique.")

@@ -173,7 +173,8 @@ def test_infinite_state_names_trajectory_row_and_time(frame):
 
 def test_nan_input_without_interpolation_names_trajectory_column_row_and_time(frame):
     frame.loc[4, "temp"] = np.nan
-    with pytest.raises(DataError, match=r"trajectory 'b': input 'temp' is NaN at row 4 \(time 1\.0\).*interpolate_inputs=True"):
+    with pytest.raises(DataError,
+                       match=r"trajectory 'b': input 'temp' is NaN at row 4 \(time 1\.0\).*interpolate_inputs=True"):
         from_pandas(frame, inputs=["temp"], trajectory="run")
 
 
@@ -272,7 +273,8 @@ def test_unsorted_array_times_are_reported():
 
 
 def test_unsupported_type_names_it_and_the_accepted_ones():
-    with pytest.raises(DataError, match=r"cannot use data of type str; expected a sysid\.Trajectories, a pandas DataFrame"):
+    with pytest.raises(DataError,
+                       match=r"cannot use data of type str; expected a sysid\.Trajectories, a pandas DataFrame"):
         as_trajectories("data.csv")
 
 

@@ -87,7 +87,7 @@ def test_info_describes_the_model_and_its_provenance(capsys: pytest.CaptureFixtu
     assert provenance["config"]["model"] == "neural" and provenance["config"]["states"] == ["prey", "predator"]
 
 
-@pytest.mark.parametrize("source, target",
+@pytest.mark.parametrize(("source", "target"),
                          [("csv", "csv"), ("parquet", "parquet"), ("csv", "nc"), ("nc", "nc"), ("nc", "csv")])
 def test_predict_keeps_the_input_columns_and_labels(capsys: pytest.CaptureFixture[str], files: dict,
                                                     source: str, target: str) -> None:
@@ -329,7 +329,7 @@ def test_compare_holds_out_the_last_fifth_by_default(capsys: pytest.CaptureFixtu
     assert (out_dir / "extrapolation.png").stat().st_size > 0
 
 
-@pytest.mark.parametrize("flags, time_fraction", [
+@pytest.mark.parametrize(("flags", "time_fraction"), [
     ([], 0.8), (["--time-fraction", "0.6"], 0.6), (["--test-trajectories", "run1"], None), (["--no-hold-out"], None),
 ])
 def test_compare_hold_out_choices(capsys: pytest.CaptureFixture[str], files: dict, monkeypatch: pytest.MonkeyPatch,
@@ -373,3 +373,22 @@ def test_compare_without_hold_out_refuses_a_split_and_short_records_score_in_sam
     code, _, err = run(capsys, "compare", short, "--models", "sindy")
     assert code == 130 and chosen["time_fraction"] is None  # 3 samples: no 20% to hold out
     assert "warning: no held-out data: the last 20% of each trajectory cannot be held out" in err
+
+
+def test_times_going_backwards_exit_2_unless_sort(capsys: pytest.CaptureFixture[str], files: dict,
+                                                  tmp_path: Path) -> None:
+    """One rule with the Python adapters: an error naming the trajectory and rows; --sort sorts."""
+    frame = pd.read_csv(files["csv"])
+    first = frame.index[frame["trajectory"] == frame["trajectory"].iloc[0]]
+    shuffled = frame.copy()
+    shuffled.loc[[first[2], first[3]]] = frame.loc[[first[3], first[2]]].to_numpy()  # two rows swapped
+    data = tmp_path / "swapped.csv"
+    shuffled.to_csv(data, index=False)
+    code, _, err = run(capsys, "fit", data, *COLUMNS, "--model", "sindy", "--out", tmp_path / "m.sysid", "-q")
+    assert code == 2
+    line = error_line(err)
+    assert "times go backwards" in line and "--sort" in line, line
+    code, _, err = run(capsys, "fit", data, *COLUMNS, "--model", "sindy", "--sort", "--out", tmp_path / "m.sysid",
+                       "-q")
+    assert code == 0, err
+    assert (tmp_path / "m.sysid").exists()

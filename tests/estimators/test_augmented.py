@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import sysid
-from sysid.training._collocation import embed_derivatives, smooth_trajectory
+from sysid.training import embed_derivatives, smooth_trajectory
 
 
 def test_embedding_is_the_scaled_derivative_and_its_rate():

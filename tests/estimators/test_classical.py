@@ -17,9 +17,10 @@ from sklearn.utils.estimator_checks import (
 )
 
 import sysid.io
+from sysid import ClassicalODE
 from sysid.datasets import simulate, truth
 from sysid.errors import ConfigError, FitWarning, SolverWarning
-from sysid.estimators._classical import ClassicalODE, simulate_numpy
+from sysid.estimators._numpy_simulation import simulate_numpy
 
 LV = truth("lotka_volterra").params
 

@@ -181,8 +181,8 @@ def test_a_pickle_predicts_identically(name, data, fitted):
 def test_a_model_file_predicts_identically(name, data, fitted, tmp_path):
     model = fitted[name]
     path = sysid.save(model, tmp_path / "model.sysid")
-    functions = {"f": {"GreyBoxODE": _lotka_volterra_torch, "HybridODE as a UDE": _ude}.get(name, _lotka_volterra_numpy),
-                 "known": _growth, "field": _Linear()}
+    own_f = {"GreyBoxODE": _lotka_volterra_torch, "HybridODE as a UDE": _ude}.get(name, _lotka_volterra_numpy)
+    functions = {"f": own_f, "known": _growth, "field": _Linear()}
     loaded = sysid.load(path, **functions)
     assert type(loaded) is type(model)
     np.testing.assert_array_equal(_predict(loaded, data), _predict(model, data))

@@ -37,7 +37,8 @@ def test_no_warning_inside_the_training_states(fitted: sysid.SINDy) -> None:
 
 def test_warning_names_trajectory_state_and_distance(fitted: sysid.SINDy) -> None:
     data = _oscillator([1.2, 3.0])
-    with pytest.warns(sysid.ExtrapolationWarning, match=r"trajectory 'r3' leaves .*x by 50% of its range -1\.\d+\.\.1\.5") as record:
+    expected = r"trajectory 'r3' leaves .*x by 50% of its range -1\.\d+\.\.1\.5"
+    with pytest.warns(sysid.ExtrapolationWarning, match=expected) as record:
         pred = fitted.predict(data)
     assert "r1.2" not in str(record[0].message)
     assert pred.attrs["extrapolated"] == ["r3"]

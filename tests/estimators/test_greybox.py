@@ -6,27 +6,19 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from sklearn.base import clone
-from sklearn.utils.estimator_checks import (
-    check_get_params_invariance,
-    check_no_attributes_set_in_init,
-    check_parameters_default_constructible,
-    check_set_params,
-)
 
 import sysid
 import sysid.io
+from sysid import GreyBoxODE
 from sysid.datasets import simulate, truth
 from sysid.errors import ConfigError, FitWarning, ModelFileError, NotFittedError
-from sysid.estimators._greybox import GreyBoxODE
-from sysid.fields._greybox import GreyBoxField
+from sysid.fields import GreyBoxField, ParameterTransform
 from sysid.parameters import check_parameters
-from sysid.parameters._transform import ParameterTransform
 
 FAST = dict(gradient="backprop", rtol=1e-5, atol=1e-7, verbose=False)
 TRUE = truth("lotka_volterra").params
 START = {name: 0.5 * value for name, value in TRUE.items()}  # 50% off
-POSITIVE = {name: (0.0, None) for name in TRUE}
+POSITIVE = dict.fromkeys(TRUE, (0.0, None))
 
 
 def lotka_volterra(t, x, p, u):

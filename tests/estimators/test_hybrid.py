@@ -3,13 +3,6 @@
 import numpy as np
 import pytest
 import torch
-from sklearn.base import clone
-from sklearn.utils.estimator_checks import (
-    check_get_params_invariance,
-    check_no_attributes_set_in_init,
-    check_parameters_default_constructible,
-    check_set_params,
-)
 
 import sysid
 import sysid.io

@@ -16,7 +16,7 @@ from sysid.estimators import ClassicalODE, GreyBoxODE, HybridODE
 from sysid.parameters import TABLE_COLUMNS
 
 TRUE = truth("lotka_volterra").params
-POSITIVE = {name: (0.0, None) for name in TRUE}
+POSITIVE = dict.fromkeys(TRUE, (0.0, None))
 
 
 def lv_torch(t, x, p, u):
@@ -166,7 +166,8 @@ def test_warm_start_resumes_from_the_fitted_parameters(decay_data):
 
 
 def test_least_squares_settings_are_checked(decay_data):
-    with pytest.raises(ConfigError, match=r"Training: optimizer must be one of \['adam', 'least_squares'\], got 'lbfgs'"):
+    with pytest.raises(ConfigError,
+                       match=r"Training: optimizer must be one of \['adam', 'least_squares'\], got 'lbfgs'"):
         GreyBoxODE(decay_torch, {"k": 0.1}, optimizer="lbfgs").fit(decay_data)
     assert GreyBoxODE(decay_torch, {"k": 0.1}).get_params()["training__optimizer"] == "least_squares"
     with pytest.raises(ConfigError, match="learn_time='scale' needs optimizer='adam'"):
@@ -233,7 +234,7 @@ def test_hybrid_models_share_the_spec_check_but_offer_no_intervals():
 @pytest.mark.slow
 def test_intervals_are_calibrated_over_repeated_experiments():
     """A small version of benchmarks/parametric.py's calibration (100 repeats there)."""
-    covered = {name: 0 for name in TRUE}
+    covered = dict.fromkeys(TRUE, 0)
     repeats = 20
     for seed in range(repeats):
         data = simulate("lotka_volterra", n_trajectories=3, n_samples=60, noise=0.05, irregular=True,

@@ -76,7 +76,7 @@ def test_device_cpu_is_honoured_and_the_fitted_model_lives_on_the_cpu(fitted):
     assert resolve_device(torch.device("cpu")) == torch.device("cpu")
 
 
-@pytest.mark.parametrize("device, message", [
+@pytest.mark.parametrize(("device", "message"), [
     ("cuda:7" if torch.cuda.is_available() else "cuda", "is not available"),
     ("gpu", "not a torch device name"),
 ])

@@ -131,7 +131,8 @@ def test_pieces_too_short_are_dropped_or_refused():
     t = np.linspace(0, 1, 6)
     y = np.column_stack([np.exp(-t), np.exp(-2 * t)])
     y[[2, 4], 0] = np.nan  # pieces of 2, 1 and 1 fully observed rows
-    with pytest.warns(FitWarning, match="pieces shorter than 3 rows"), pytest.raises(DataError, match="no trajectory piece"), \
+    with pytest.warns(FitWarning, match="pieces shorter than 3 rows"), \
+            pytest.raises(DataError, match="no trajectory piece"), \
             pytest.warns(FitWarning, match=r"into 3 fully observed pieces"):
         SINDy(missing="split").fit(y, t=t)
     with pytest.warns(FitWarning, match="filled 2 missing entries"):
@@ -197,7 +198,8 @@ def test_a_model_fitted_on_five_noisy_samples_is_reported_not_hung():
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"differentiation": "splines"}, r"differentiation must be one of \['finite_difference', 'smoothed', 'spline'\]"),
+        ({"differentiation": "splines"},
+         r"differentiation must be one of \['finite_difference', 'smoothed', 'spline'\]"),
         ({"missing": "drop"}, r"missing must be 'interpolate' or 'split', got 'drop'"),
         ({"threshold": -1.0}, r"threshold must be a finite number >= 0, got -1.0"),
         ({"degree": 0}, r"degree must be an integer >= 1, got 0"),

@@ -5,20 +5,13 @@ import pandas as pd
 import pysindy as ps
 import pytest
 import torch
-from sklearn.base import clone
-from sklearn.utils.estimator_checks import (
-    check_get_params_invariance,
-    check_no_attributes_set_in_init,
-    check_parameters_default_constructible,
-    check_set_params,
-)
 
 import sysid
 import sysid.io
 from sysid.datasets import simulate, truth
 from sysid.errors import ConfigError, ModelFileError, NotFittedError
 from sysid.estimators._sparse import SparseODE
-from sysid.fields._polynomial import PolynomialField, polynomial_terms
+from sysid.fields import PolynomialField, polynomial_terms
 
 # backprop and a looser tolerance: the same method as the defaults, fast enough for CI
 FAST = dict(gradient="backprop", rtol=1e-4, atol=1e-6, verbose=False)

@@ -4,7 +4,6 @@ import warnings
 
 import numpy as np
 import pytest
-import torch
 
 import sysid
 from sysid import Sensor
@@ -23,7 +22,7 @@ def clipped_growth(limit: float = 3.0):
 
 
 def test_a_saturating_sensor_is_fitted_through_and_its_readings_predicted():
-    t, truth, reading = clipped_growth()
+    t, _, reading = clipped_growth()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = sysid.GreyBoxODE(growth, {"k": 0.3}, output=Sensor(high=3.0), **FAST).fit(reading, t=t)

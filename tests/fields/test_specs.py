@@ -6,8 +6,19 @@ import torch
 from sklearn.base import clone
 
 import sysid
-from sysid.fields import (MLP, UDE, FieldContext, GreyBox, Hybrid, LinearMLP, ModuleField, Polynomial, Scaling,
-                          Structured, as_field_spec)
+from sysid.fields import (
+    MLP,
+    UDE,
+    FieldContext,
+    GreyBox,
+    Hybrid,
+    LinearMLP,
+    ModuleField,
+    Polynomial,
+    Scaling,
+    Structured,
+    as_field_spec,
+)
 
 
 def context(names=("x", "v"), inputs=(), n_augment=0) -> FieldContext:
@@ -44,6 +55,16 @@ def test_every_part_builds_a_field_of_the_data_shape(spec):
 def test_bad_settings_name_the_part_and_parameter(spec, match):
     with pytest.raises(sysid.ConfigError, match=match):
         spec.check()
+
+
+@pytest.mark.parametrize("spec", [MLP(hidden=(4,)), LinearMLP(hidden=(4,)),
+                                  Structured(reads={"x": ["x", "u"], "v": ["v"]})])
+def test_a_field_built_with_inputs_refuses_to_run_without_them(spec):
+    module = spec.build(context(inputs=("u",)))
+    x = torch.ones(5, 2, dtype=torch.float64)
+    assert module(torch.zeros(5), x, torch.ones(5, 1, dtype=torch.float64)).shape == (5, 2)
+    with pytest.raises(sysid.DataError, match=r"reads 1 input\(s\) but was called with u=None"):
+        module(torch.zeros(5), x, None)
 
 
 def test_a_torch_module_is_a_field_and_a_bad_one_is_refused_at_build():

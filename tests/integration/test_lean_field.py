@@ -35,7 +35,7 @@ def test_lean_path_equals_full_path_in_values_and_gradients(learn_scale: bool) -
         rhs.lean = lean
         for sigma in (0.4, 1.7, 2.9):  # inside the knots and past some elements' end
             out = rhs(torch.tensor(sigma, dtype=torch.float64), z)
-            grads = torch.autograd.grad(out.pow(2).sum(), (z, *[p for p in rhs.parameters()]), allow_unused=True)
+            grads = torch.autograd.grad(out.pow(2).sum(), (z, *rhs.parameters()), allow_unused=True)
             results.append((out.detach(), [None if gr is None else gr.detach() for gr in grads]))
     for (a, ga), (b, gb) in zip(results[:3], results[3:]):
         torch.testing.assert_close(a, b, rtol=1e-14, atol=1e-15)

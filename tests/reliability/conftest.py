@@ -7,7 +7,6 @@ steps): these tests are about what happens around the numbers, not the numbers.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
 from types import SimpleNamespace
 
 import numpy as np
@@ -100,7 +99,7 @@ class WorkSpy(SimpleNamespace):
 
 
 @pytest.fixture
-def work(monkeypatch: pytest.MonkeyPatch) -> Iterator[WorkSpy]:
+def work(monkeypatch: pytest.MonkeyPatch) -> WorkSpy:
     """Wrap every entry point of real work with a counter (the calls still go through)."""
     import pysindy
 
@@ -125,4 +124,4 @@ def work(monkeypatch: pytest.MonkeyPatch) -> Iterator[WorkSpy]:
                         (parametric_lsq, "least_squares"), (classical, "simulate_numpy"), (sindy, "simulate_numpy"),
                         (ode_base, "collocation_fit"), (pysindy.SINDy, "fit")]:
         counted(owner, name)
-    yield spy
+    return spy  # monkeypatch undoes the counting wrappers

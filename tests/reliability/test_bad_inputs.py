@@ -378,7 +378,8 @@ LOAD_CASES = [
          r"is corrupted: its tensors do not match the checksum in its header"),
     Case("load-without-the-users-function",
          lambda c: sysid.load(c.fitted["GreyBoxODE"].save(c.tmp / "greybox.sysid")), ModelFileError,
-         r"GreyBoxODE was saved with a Python function for 'f' \(decay_torch\); .* sysid\.load\(path, f=your_function\)"),
+         r"GreyBoxODE was saved with a Python function for 'f' \(decay_torch\); "
+         r".* sysid\.load\(path, f=your_function\)"),
 ]
 
 
@@ -437,7 +438,8 @@ def test_a_model_fitted_on_a_frame_predicts_arrays_and_trajectories(name: str, d
 
 # -- the command line ----------------------------------------------------------------------------------------
 CLI_CASES = [
-    ("cli-predict-other-states", "predict {model} {other} --trajectory trajectory", r"the model was fitted on states \['x', 'v'\]"),
+    ("cli-predict-other-states", "predict {model} {other} --trajectory trajectory",
+     r"the model was fitted on states \['x', 'v'\]"),
     ("cli-fit-duplicate-times", "fit {duplicated} --model sindy --out {out}", r"duplicate time 0\.0 at rows"),
     ("cli-fit-text-state", "fit {text} --trajectory trajectory --states x,v --model sindy --out {out}",
      r"state column 'x' has dtype \w+, not numbers"),

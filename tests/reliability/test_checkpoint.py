@@ -134,7 +134,8 @@ def test_a_checkpoint_of_other_data_or_settings_is_refused_before_any_work(tmp_p
     before = path.read_bytes()
     with pytest.raises(ConfigError, match=r"holds a checkpoint of another fit \(different data"):
         make_estimator("NeuralODE", checkpoint_path=path).fit(decay_data(seed=1))
-    with pytest.raises(ConfigError, match=r"was written with other settings \(\['training__lr'\] differ.*choose another"):
+    with pytest.raises(ConfigError,
+                       match=r"was written with other settings \(\['training__lr'\] differ.*choose another"):
         make_estimator("NeuralODE", checkpoint_path=path, lr=0.5).fit(data)
     with pytest.raises(ConfigError, match=r"another fit \(different estimator: 'NeuralODE'\)"):
         make_estimator("SparseODE", checkpoint_path=path).fit(data)

@@ -103,7 +103,7 @@ class NaNAfter:
     """Patch the vector field to return NaN for calls ``start`` to ``stop`` (counted from 1)."""
 
     def __init__(self, monkeypatch, start: int, stop: float):
-        from sysid.integration._field import BatchedField as cls
+        from sysid.integration import BatchedField as cls
 
         self.calls, self.start, self.stop = 0, start, stop
         original = cls.forward

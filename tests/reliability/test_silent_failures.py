@@ -25,6 +25,7 @@ BEHAVIOURS = [
     "new-experiment-out-of-range-warns",
     "demo-prints-no-extrapolation-warning",
     "datetime-model-given-float-times",
+    "loaded-model-time-kind",
     "sindy-underdetermined-warns",
     "classical-underdetermined-warns",
     "ctrl-c-before-the-first-validation",
@@ -91,6 +92,18 @@ def test_datetime_model_given_float_times(frame) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert model.predict(stamped, trajectory="trajectory")["t"].dtype == stamped["t"].dtype  # same kind: fine
+
+
+def test_loaded_model_refuses_another_time_kind(frame, tmp_path: Path) -> None:
+    """loaded-model-time-kind: the time kind of the fit travels in the model file, so the loaded model refuses too."""
+    stamped = frame.assign(t=pd.Timestamp("2024-01-01") + pd.to_timedelta(frame["t"], unit="s"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = make_estimator("SINDy").fit(stamped, trajectory="trajectory")
+    loaded = sysid.load(sysid.save(model, tmp_path / "m.sysid"))
+    assert loaded.time_kind_ == "datetime"
+    with pytest.raises(DataError, match=r"the model was fitted on datetime times, but the data has float times"):
+        loaded.predict(frame, trajectory="trajectory")
 
 
 def test_sindy_underdetermined_warns() -> None:

@@ -16,8 +16,8 @@ import pytest
 from sklearn.model_selection import GridSearchCV
 
 import sysid
+from sysid import SINDy
 from sysid.datasets import simulate, truth
-from sysid.estimators._sindy import SINDy
 from sysid.model_selection import TrajectoryKFold
 
 distributed = pytest.importorskip("distributed")

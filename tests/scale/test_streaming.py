@@ -103,7 +103,7 @@ def test_bad_data_in_a_late_chunk_is_named_before_training():
     data["prey"][37, 4] = np.inf
     log: list[list] = [[]]
     ds = counted(data, CHUNK, log)
-    with dask.config.set(scheduler="synchronous"), pytest.raises(sysid.DataError, match="'run37'.*'prey'.*position 4"):
+    with dask.config.set(scheduler="synchronous"), pytest.raises(sysid.DataError, match=r"'run37'.*'prey'.*position 4"):
         sysid.NeuralODE(**FAST).fit(ds, trajectory="trajectory", lazy=True)
 
 

@@ -7,10 +7,9 @@ import pytest
 import torch
 
 from sysid.datasets import simulate, truth
-from sysid.fields import GreyBoxField
+from sysid.fields import GreyBoxField, ParameterTransform
 from sysid.integration import BatchedField, SolverConfig, SolverFailure, TimeParameters
 from sysid.integration import simulate as integrate
-from sysid.parameters._transform import ParameterTransform
 from sysid.training._least_squares import (
     CollocationResiduals,
     Differences,
@@ -119,7 +118,7 @@ def test_collocation_residuals_are_exact_for_exact_derivatives():
     t = np.linspace(0, 1, 15)
     states = np.column_stack([1 + t, 2 - t])
     derivs = lotka_volterra(None, torch.as_tensor(states), {k: torch.tensor(v) for k, v in TRUE.items()}, None).numpy()
-    field = GreyBoxField(lotka_volterra, {n: 1.0 for n in NAMES})
+    field = GreyBoxField(lotka_volterra, dict.fromkeys(NAMES, 1.0))
     residuals = CollocationResiduals(field, t, states, derivs, None, np.ones(2), np.full(4, -np.inf),
                                      np.full(4, np.inf), torch.float64)
     fit = solve_least_squares(residuals, np.ones(4), np.full(4, -np.inf), np.full(4, np.inf))

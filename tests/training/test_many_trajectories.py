@@ -51,7 +51,7 @@ def test_each_step_solves_one_minibatch_of_trajectories_together(monkeypatch):
     assert steps[0] != sorted(steps[0])  # a shuffled minibatch of trajectories, not a block of neighbours
     # free-run validation: all 40 trajectories in one solve on a grid of 6 sample indices
     # (the union of their 40 x 6 irregular times would be 201 points)
-    assert free_runs and {runs for runs in free_runs} == {(len(data), 6)}
+    assert free_runs and set(free_runs) == {(len(data), 6)}
 
 
 def test_many_clocks_are_solved_on_the_sample_index_with_the_same_result():

@@ -6,7 +6,7 @@ import torch
 from scipy.interpolate import make_smoothing_spline
 
 import sysid
-from sysid.datasets._systems import truth
+from sysid.datasets import truth
 from sysid.fields import MLPField
 from sysid.training._collocation import collocation_fit, gcv_strength, smooth_trajectory, smoothing_strengths
 from sysid.training._loop import TrainSettings, validation_due
@@ -103,7 +103,7 @@ def test_collocation_of_a_long_record_holds_no_more_rows_at_once_than_a_short_on
         smoothed = [smooth_trajectory(t, y, np.array([1.0, 1.0]))]
         field = MLPField(2, hidden=(8,), generator=torch.Generator().manual_seed(0))
         rows: list[int] = []
-        field.register_forward_pre_hook(lambda _m, args: rows.append(args[1].shape[0]))
+        field.register_forward_pre_hook(lambda _m, args, rows=rows: rows.append(args[1].shape[0]))
         collocation_fit(field, [t], smoothed, [None], 2, np.ones(2), 1.0, 2, 1e-2, torch.float64)
         assert sum(rows) == 2 * n  # every row, every step
         largest[n] = max(rows)
