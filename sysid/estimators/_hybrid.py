@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import math
 import warnings
 from collections.abc import Iterator, Mapping
@@ -17,13 +16,10 @@ from sklearn.utils.validation import check_is_fitted
 from sysid.errors import ConfigError, FitWarning
 from sysid.estimators._ode_base import SolverTrainedODE
 from sysid.estimators._parametric import ParametricODE
-from sysid.fields import UDE, Hybrid
-from sysid.fields import GreyBoxFunction
+from sysid.fields import UDE, GreyBoxFunction, Hybrid
 from sysid.integration import SolverFailure, simulate
-from sysid.parameters import ParameterSpec, Uncertainty
-from sysid.parameters._results import ParametricResults, _outside_sysid
+from sysid.parameters import ParameterSpec, ParametricResults, Uncertainty, warning_stacklevel
 from sysid.training import Training
-from sysid.training._least_squares import Differences
 from sysid.trajectories import Trajectories
 
 ABSORBED = 0.99
@@ -113,8 +109,8 @@ class HybridODE(ParametricResults, ParametricODE):
     (1, 1)
     """
 
-    default_parts = {**SolverTrainedODE.default_parts, "field": Hybrid,
-                     "training": partial(Training, max_epochs=300, lbfgs_steps=100)}
+    default_parts: ClassVar[dict[str, Any]] = {**SolverTrainedODE.default_parts, "field": Hybrid,
+                                               "training": partial(Training, max_epochs=300, lbfgs_steps=100)}
     _aliases = ("known", "params")
 
     def __init__(self, known: GreyBoxFunction | None = None, params: Mapping[str, float] | None = None, /,
@@ -143,7 +139,8 @@ class HybridODE(ParametricResults, ParametricODE):
         check_is_fitted(self)
         if not hasattr(self.rhs_.field, "correction"):
             raise ConfigError("correction() is the additive network of HybridODE(known, params); this model's "
-                              "networks sit inside your equations (a UDE): evaluate them as model.field_.networks[name].")
+                              "networks sit inside your equations (a UDE): evaluate them as "
+                              "model.field_.networks[name].")
         return self._evaluate_field(self.rhs_.field.correction, x, t, u)
 
     # -- uncertainty of the physical parameters, conditional on the networks ---------------
@@ -202,9 +199,8 @@ class HybridODE(ParametricResults, ParametricODE):
         rows = np.flatnonzero(keep)
         rows = rows[np.unique(np.linspace(0, rows.size - 1, min(rows.size, _MAX_POINTS)).round().astype(int))]
         dtype = self.torch_dtype_
-        lower, upper = spec.free_bounds()
         weights = self.scaling_.time_unit / spread  # derivatives in scaled units, every dimension alike
-        overlap = network_overlap(field, self._parameter_module(), self._free_values(), lower, upper,
+        overlap = network_overlap(field, self._parameter_module(),
                                   torch.as_tensor(times[rows], dtype=dtype), torch.as_tensor(states[rows], dtype=dtype),
                                   None if inputs is None else torch.as_tensor(inputs[rows], dtype=dtype), weights)
         return dict(zip(spec.free_names, overlap.tolist()))
@@ -229,7 +225,7 @@ class HybridODE(ParametricResults, ParametricODE):
             "networks and their values are set by the correction penalty and the start values. Their standard "
             "errors are set to inf. Fix them (fixed=[...]), or keep the state that carries them out of the "
             "networks' inputs.",
-            FitWarning, stacklevel=_outside_sysid(),
+            FitWarning, stacklevel=warning_stacklevel(),
         )
 
     # -- model files -------------------------------------------------------------------
@@ -256,8 +252,8 @@ class HybridODE(ParametricResults, ParametricODE):
         self.network_overlap_ = {k: float(v) for k, v in (state.get("network_overlap_") or {}).items()}
 
 
-def network_overlap(field: torch.nn.Module, params: Any, theta: np.ndarray, lower: np.ndarray, upper: np.ndarray,
-                    t: torch.Tensor, x: torch.Tensor, u: torch.Tensor | None, weights: np.ndarray) -> np.ndarray:
+def network_overlap(field: torch.nn.Module, params: Any, t: torch.Tensor, x: torch.Tensor, u: torch.Tensor | None,
+                    weights: np.ndarray) -> np.ndarray:
     """Share of each physical parameter's effect on the field that the networks' weights can reproduce.
 
     A free parameter ``p`` changes the field by ``F_p = df/dp`` at the states ``x``; the
@@ -269,47 +265,35 @@ def network_overlap(field: torch.nn.Module, params: Any, theta: np.ndarray, lowe
     the projection on the span of ``F_w``'s singular directions above
     :data:`TANGENT_TOLERANCE` of the largest (directions a network can follow only with
     very large weight changes are not counted); rows are weighted per dimension by
-    ``weights``. Parameters are differentiated by central differences of the grouped
-    evaluation (``field.groups``), weights by autograd.
+    ``weights``. Both Jacobians come from autograd, the parameters' with respect to their
+    unconstrained values (a share does not depend on a column's scale).
 
     Returns
     -------
     array (n_free,) of shares in [0, 1] (NaN where ``F_p`` is zero).
     """
     n, n_dims = x.shape
-    diff = Differences(np.asarray(theta, dtype=float), lower, upper, np.zeros(0))
-    g = diff.n_copies
-    setattr(field, "groups", torch.as_tensor(diff.parameter_sets(), dtype=x.dtype))  # noqa: B010
-    try:
-        with torch.no_grad():
-            out = field(t.repeat(g), x.repeat(g, 1), None if u is None else u.repeat(g, 1))
-    finally:
-        setattr(field, "groups", None)  # noqa: B010
-    row_w = np.tile(np.asarray(weights, dtype=float), n)
-    f_p = diff.combine(out.detach().cpu().numpy().reshape(g, n * n_dims)).T * row_w[:, None]  # (n * n_dims, q)
     raw = params.raw
-    names, tensors = zip(*[(k, v) for k, v in field.named_parameters() if v is not raw]) if any(
-        v is not raw for v in field.parameters()) else ((), ())
-    if not names:
-        return np.zeros(f_p.shape[1])
+    named = dict(field.named_parameters())
+    raw_name = next(k for k, v in named.items() if v is raw)
+    others = [k for k in named if k != raw_name]
+    if not others:
+        return np.zeros(raw.numel())
 
     def outputs(*values: torch.Tensor) -> torch.Tensor:
-        return torch.func.functional_call(field, dict(zip(names, values)), (t, x, u)).reshape(-1)
+        return torch.func.functional_call(field, dict(zip([raw_name, *others], values)), (t, x, u)).reshape(-1)
 
-    detached = tuple(v.detach() for v in tensors)
+    start = tuple(named[k].detach() for k in [raw_name, *others])
     try:
-        jac = torch.autograd.functional.jacobian(outputs, detached, vectorize=True)
+        jac = torch.autograd.functional.jacobian(outputs, start, vectorize=True)
     except RuntimeError:  # a user's f that vmap cannot batch: one backward pass per row
-        jac = torch.autograd.functional.jacobian(outputs, detached)
-    f_w = torch.cat([j.reshape(n * n_dims, -1) for j in jac], dim=1).detach().cpu().numpy() * row_w[:, None]
+        jac = torch.autograd.functional.jacobian(outputs, start)
+    row_w = np.tile(np.asarray(weights, dtype=float), n)[:, None]
+    f_p = jac[0].reshape(n * n_dims, -1).detach().cpu().numpy() * row_w
+    f_w = torch.cat([j.reshape(n * n_dims, -1) for j in jac[1:]], dim=1).detach().cpu().numpy() * row_w
     u_w, sing, _ = np.linalg.svd(f_w, full_matrices=False)
     basis = u_w[:, sing > TANGENT_TOLERANCE * sing[0]] if sing.size and sing[0] > 0 else u_w[:, :0]
     explained = np.linalg.norm(basis.T @ f_p, axis=0) ** 2
     total = np.linalg.norm(f_p, axis=0) ** 2
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(total > 0, np.clip(explained / total, 0.0, 1.0), np.nan)
-
-
-# Introspection (help(), scikit-learn's checks) sees the estimator's parameters; the positional
-# aliases are documented in the docstring, not parameters (get_params never lists them).
-HybridODE.__init__.__signature__ = inspect.signature(SolverTrainedODE.__init__)  # type: ignore[attr-defined]
