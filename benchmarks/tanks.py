@@ -121,8 +121,14 @@ def _configs() -> dict[str, tuple[Callable[[int], Any], bool]]:
 
     configs: dict[str, tuple[Callable[[int], Any], bool]] = {
         "NeuralODE (black box)": (lambda s: sysid.NeuralODE(random_state=s, **neural), False),
+        "NeuralODE, max_epochs=15, lbfgs_steps=200": (lambda s: sysid.NeuralODE(
+            random_state=s, max_epochs=15, lbfgs_steps=200, **neural), False),
+        "NeuralODE + Sensor, max_epochs=15, lbfgs_steps=200": (lambda s: sysid.NeuralODE(
+            output=sysid.Sensor(high=10.0), random_state=s, max_epochs=15, lbfgs_steps=200, **neural), False),
         "Structured": (structured, False),
         "Structured + Sensor(high=10)": (lambda s: structured(s, output=sysid.Sensor(high=10.0)), False),
+        "Structured + Sensor, segment_length=20": (lambda s: structured(
+            s, output=sysid.Sensor(high=10.0), segment_length=20), False),
         "Structured + Sensor, max_epochs=15, lbfgs_steps=200": (lambda s: structured(
             s, output=sysid.Sensor(high=10.0), max_epochs=15, lbfgs_steps=200), False),
         "GreyBoxODE tank physics": (lambda s: sysid.GreyBoxODE(tank_torch, PARAMS, bounds=POSITIVE, random_state=s,
