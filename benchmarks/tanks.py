@@ -126,6 +126,7 @@ def _configs() -> dict[str, tuple[Callable[[int], Any], bool]]:
         "NeuralODE + Sensor, max_epochs=15, lbfgs_steps=200": (lambda s: sysid.NeuralODE(
             output=sysid.Sensor(high=10.0), random_state=s, max_epochs=15, lbfgs_steps=200, **neural), False),
         "Structured": (structured, False),
+        "Structured, max_epochs=15, lbfgs_steps=200": (lambda s: structured(s, max_epochs=15, lbfgs_steps=200), False),
         "Structured + Sensor(high=10)": (lambda s: structured(s, output=sysid.Sensor(high=10.0)), False),
         "Structured + Sensor, segment_length=20": (lambda s: structured(
             s, output=sysid.Sensor(high=10.0), segment_length=20), False),
