@@ -5,7 +5,7 @@
     python -m benchmarks --only memory,scaling --out /tmp/bench
 
 Studies (each a module of this package with ``run(mode) -> Study``): time_to_accuracy,
-overhead, recovery, memory, scaling, cascaded_tanks, parametric. With ``--only``, the studies not
+overhead, recovery, memory, scaling, cascaded_tanks, parametric, sparse_recovery. With ``--only``, the studies not
 re-run keep their previous entries from ``results.json`` in the output folder (each
 entry records its own mode, date and load), and RESULTS.md is rendered from the merge.
 Everything runs single-threaded (``torch.set_num_threads(1)``, as sysid's fits do):
@@ -37,6 +37,7 @@ STUDIES = {
     "scaling": "benchmarks.scaling",
     "cascaded_tanks": "benchmarks.cascaded_tanks",
     "parametric": "benchmarks.parametric",
+    "sparse_recovery": "benchmarks.sparse_recovery",
 }
 
 

@@ -27,6 +27,7 @@ EXPECTED_ROWS = {
     "cascaded_tanks": ["NeuralODE(n_augment=1)", "HybridODE (tank physics + NN)", "ClassicalODE (tank physics)",
                        "SINDy with control (degree 2)"],
     "parametric": ["lynx-hare (sysid.datasets)", "Lotka-Volterra 3x60", "GreyBoxODE()", "ClassicalODE("],
+    "sparse_recovery": ["SparseODE() (threshold='auto')", "SINDy() defaults"],
 }
 
 

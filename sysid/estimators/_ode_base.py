@@ -423,6 +423,14 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, TrajectoryEstimator):
         values[: smoothed.values.shape[0], n_states:] = smoothed.values[:, n_states:]
         return values
 
+    def _training_part(self, data: Trajectories) -> Trajectories:
+        """``data`` without the held-out tails of ``validation_fraction``."""
+        rows, _ = self._validation_split(data)
+        if all(n == tr.n_times for tr, n in zip(data, rows)):
+            return data
+        return data.subset([tr.replace(t=tr.t[:n], y=tr.y[:n], u=None if tr.u is None else tr.u[:n])
+                            for tr, n in zip(data, rows)])
+
     def _validation_split(self, data: Trajectories) -> tuple[list[int], list[float] | None]:
         """Rows used for training per trajectory, and where the held-out tails start."""
         lengths = [tr.n_times for tr in data]

@@ -118,14 +118,6 @@ class ParametricODE(SolverTrainedODE):
         self._single_shooting(data, self._free_values(), np.asarray(self.x0_, dtype=float),
                               int(self.training_.refine_steps), [], keep_on_failure=True)
 
-    def _training_part(self, data: Trajectories) -> Trajectories:
-        """``data`` without the held-out tails of ``validation_fraction``."""
-        rows, _ = self._validation_split(data)
-        if all(n == tr.n_times for tr, n in zip(data, rows)):
-            return data
-        return data.subset([tr.replace(t=tr.t[:n], y=tr.y[:n], u=None if tr.u is None else tr.u[:n])
-                            for tr, n in zip(data, rows)])
-
     def _free_values(self) -> np.ndarray:
         with torch.no_grad():
             return self._parameter_module().free_values().detach().cpu().numpy().astype(float)

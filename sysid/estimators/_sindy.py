@@ -25,6 +25,7 @@ from pysindy.optimizers.base import BaseOptimizer
 from sklearn.base import clone
 from sklearn.utils.validation import check_is_fitted
 
+from sysid import selection
 from sysid.equations import EquationsMixin
 from sysid.errors import ConfigError, DataError, FitWarning, ModelFileError
 from sysid.estimators._base import TrajectoryEstimator, warn_if_underdetermined
@@ -38,6 +39,7 @@ from sysid.estimators._numpy_simulation import (
     vector_field_args,
     warn_failures,
 )
+from sysid.selection import coefficient_table
 from sysid.trajectories import Trajectories, Trajectory
 
 __all__ = ["SINDy"]
@@ -107,9 +109,14 @@ class SINDy(EquationsMixin, TrajectoryEstimator):
     degree : int, optional
         Polynomial degree of the default library (2 when not given). Set it on your own
         library instead when you pass ``library``: giving both is an error.
-    threshold : float, optional
+    threshold : float or "auto", optional
         STLSQ threshold of the default optimizer (0.1 when not given). Set it on your own
         optimizer instead when you pass ``optimizer``: giving both is an error.
+        ``"auto"``: no threshold; every equation's terms are chosen by the information
+        criterion of the simulated trajectories among candidates from pysindy's
+        FROLS and SSR paths, never holding two terms that are collinear on the data
+        (see :mod:`sysid.selection` and ``docs/interpretable.md``); fills
+        ``inclusion_probabilities_``, ``coefficients_stderr_`` and ``collinear_terms_``.
     missing : {"interpolate", "split"}, default "interpolate"
         What to do with NaN observations before differentiating. "interpolate": fill
         gaps linearly in time, and trim the rows at either end of a trajectory where
@@ -193,9 +200,11 @@ class SINDy(EquationsMixin, TrajectoryEstimator):
         threshold = DEFAULT_THRESHOLD if self.threshold is None else self.threshold
         if isinstance(degree, bool) or not isinstance(degree, numbers.Integral) or degree < 1:
             raise ConfigError(f"degree must be an integer >= 1, got {degree!r}.")
-        if (isinstance(threshold, bool) or not isinstance(threshold, numbers.Real)
-                or not np.isfinite(threshold) or threshold < 0):
-            raise ConfigError(f"threshold must be a finite number >= 0, got {threshold!r}.")
+        auto = isinstance(threshold, str) and threshold == "auto"
+        if not auto and (isinstance(threshold, bool) or not isinstance(threshold, numbers.Real)
+                         or not np.isfinite(threshold) or threshold < 0):
+            raise ConfigError(f"threshold must be a finite number >= 0, got {threshold!r} "
+                              "(or 'auto' to choose the terms by simulation error).")
         if self.missing not in ("interpolate", "split"):
             raise ConfigError(f"missing must be 'interpolate' or 'split', got {self.missing!r}.")
         if self.simulate_method not in SOLVERS:
@@ -213,7 +222,7 @@ class SINDy(EquationsMixin, TrajectoryEstimator):
                 f"got {type(self.library).__name__}."
             )
         if self.optimizer is None:
-            optimizer = ps.STLSQ(threshold=float(threshold))
+            optimizer = ps.STLSQ(threshold=0.0 if auto else float(threshold))
         elif isinstance(self.optimizer, BaseOptimizer):
             optimizer = clone(self.optimizer)
         else:
@@ -345,6 +354,8 @@ class SINDy(EquationsMixin, TrajectoryEstimator):
     # -- fitting -----------------------------------------------------------------------
     def _fit(self, data: Trajectories) -> None:
         library, optimizer, method, min_rows = self._resolve()
+        for name in ("inclusion_probabilities_", "coefficients_stderr_", "collinear_terms_"):
+            self.__dict__.pop(name, None)  # set by threshold="auto" only
         pieces = self._pieces(data, min_rows)
         names = [str(n) for n in (*data.state_names, *data.input_names)]
         self._check_magnitude(library, pieces, names)
@@ -375,6 +386,11 @@ class SINDy(EquationsMixin, TrajectoryEstimator):
                     "differentiation='spline' for irregular samples.",
                     FitWarning, stacklevel=3,
                 )
+        auto = isinstance(self.threshold, str)
+        if auto and x_dot is None:  # the derivatives pysindy would compute, kept for the selection
+            found = [library.calc_trajectory(method, ps.AxesArray(x, {"ax_time": 0, "ax_coord": 1}), t)
+                     for x, t in zip(xs, ts)]
+            xs, x_dot = [np.asarray(x) for x, _ in found], [np.asarray(d) for _, d in found]
         model = ps.SINDy(optimizer=optimizer, feature_library=library, differentiation_method=method)
         model.fit(xs, t=ts, x_dot=x_dot, u=us, feature_names=names)
         coef = np.asarray(model.coefficients(), dtype=float)
@@ -385,12 +401,62 @@ class SINDy(EquationsMixin, TrajectoryEstimator):
             "smaller library).",
         )
         self.model_ = model
+        if auto:
+            self.powers_ = np.asarray(library.powers_, dtype=int) if isinstance(library, ps.PolynomialLibrary) else None
+            coef = self._select_terms(pieces, xs, x_dot, us, terms, data)
         self.coefficients_ = pd.DataFrame(coef.T, index=pd.Index(terms, name="term"),
                                           columns=pd.Index(list(data.state_names), name="state"))
         self.powers_ = np.asarray(library.powers_, dtype=int) if isinstance(library, ps.PolynomialLibrary) else None
         self.scale_ = data_scale(data)
         self.n_pieces_ = len(pieces)
         self.simulation_failed_: list[Any] = []
+
+    def _select_terms(self, pieces: list[Trajectory], xs: list[np.ndarray], x_dot: list[np.ndarray],
+                      us: list[np.ndarray] | None, terms: list[str], data: Trajectories) -> np.ndarray:
+        """threshold="auto": choose every equation's terms by the simulation error (coefficients (n_states, n_terms)).
+
+        Candidates come from the derivative regression (pysindy FROLS/SSR paths, no two
+        collinear terms together); each candidate's least-squares coefficients are
+        simulated from every piece's first (smoothed) state and scored by the criterion over the
+        errors against the measurements. Inclusion probabilities: the choice repeated on
+        resampled blocks of 10 rows; standard errors: the spread of the chosen equations
+        refitted on bootstrap resamples (pysindy's EnsembleOptimizer, E-SINDy).
+        """
+        zs = [x if us is None else np.column_stack([x, u]) for x, u in zip(xs, us or [None] * len(xs))]
+        theta = np.concatenate([self._features(z) for z in zs])
+        targets = np.concatenate(x_dot)
+        scale = np.asarray(data_scale(data), dtype=float)
+        bound = DIVERGENCE_FACTOR * scale
+        spread = np.nanstd(np.concatenate([p.y for p in pieces]), axis=0)
+        spread = np.where(spread > 0, spread, 1.0)  # errors in standard deviations, as the selection expects
+
+        def simulate(joint: Any, coef: np.ndarray) -> Any:
+            blocks = []
+            for piece, x in zip(pieces, xs):
+                rhs = self._rhs(linear_inputs(piece.t, piece.u), coef.T)
+                sim = simulate_numpy(rhs, piece.t, np.asarray(x[0], dtype=float), self.simulate_method, _SIM_RTOL,
+                                     _SIM_ATOL * scale, int(self.max_simulation_steps), bound)
+                if sim.failed_at is not None:
+                    return None
+                blocks.append(selection.block_errors((sim.y - piece.y) / spread))
+            return tuple(np.concatenate(part) for part in zip(*blocks))
+
+        found = selection.select_equations(theta, targets, terms, simulate, criterion=selection.DEFAULT_CRITERION,
+                                           owner="SINDy")
+        best = found.ranked()[0]
+        seed = self.random_state if isinstance(self.random_state, numbers.Integral) else 0
+        inclusion = found.search.inclusion(len(terms), 200, np.random.default_rng(seed))
+        bagged = selection.bagged_coefficients(theta, targets, best, 100, seed)
+        stderr = np.where(found.coefficients(best) != 0, bagged.std(axis=0), np.nan)
+
+        def table(a: np.ndarray) -> pd.DataFrame:
+            return pd.DataFrame(a, index=pd.Index(terms, name="term"),
+                                columns=pd.Index(list(data.state_names), name="state"))
+
+        self.inclusion_probabilities_ = table(inclusion)
+        self.coefficients_stderr_ = table(stderr)
+        self.collinear_terms_ = [(terms[i], terms[j], c) for i, j, c in found.pairs]
+        return found.coefficients(best).T
 
     # -- the learned right-hand side ---------------------------------------------------------
     def _features(self, z: np.ndarray) -> np.ndarray:
@@ -401,9 +467,9 @@ class SINDy(EquationsMixin, TrajectoryEstimator):
             raise ModelFileError("this SINDy has neither a polynomial library nor a pysindy model to evaluate.")
         return np.asarray(self.model_.feature_library.transform(z), dtype=float)
 
-    def _rhs(self, inputs: Any) -> Any:
-        """dx/dt(t, x) for the solver, inputs interpolated in time."""
-        coef = self.coefficients_.to_numpy(dtype=float).T  # (n_states, n_terms)
+    def _rhs(self, inputs: Any, coef: np.ndarray | None = None) -> Any:
+        """dx/dt(t, x) for the solver, inputs interpolated in time (``coef`` (n_states, n_terms): not the table's)."""
+        coef = self.coefficients_.to_numpy(dtype=float).T if coef is None else coef  # (n_states, n_terms)
         with_inputs = bool(self.n_controls_in_)
         if self.powers_ is not None:
             # One point at a time: products of Python floats beat numpy's per-call overhead.
@@ -446,6 +512,17 @@ class SINDy(EquationsMixin, TrajectoryEstimator):
         z = points if not self.n_controls_in_ else np.column_stack([points, np.array(inputs, dtype=float)])
         values = self._features(z) @ self.coefficients_.to_numpy(dtype=float)
         return values[0] if single else values
+
+    def coefficient_table(self, level: float = 0.95) -> pd.DataFrame:
+        """Every nonzero coefficient with its standard error, interval and inclusion probability.
+
+        Filled by ``threshold="auto"`` (bagged standard errors, normal intervals, bootstrap
+        inclusion probabilities); NaN otherwise. Indexed by (state, term); columns
+        ``estimate``, ``stderr``, ``lower``, ``upper``, ``inclusion_probability``.
+        """
+        check_is_fitted(self)
+        return coefficient_table(self.coefficients_, getattr(self, "coefficients_stderr_", None),
+                                 getattr(self, "inclusion_probabilities_", None), level=level)
 
     # -- prediction ----------------------------------------------------------------------
     def _predict(self, data: Trajectories, x0: np.ndarray | None) -> list[np.ndarray]:

@@ -1,26 +1,29 @@
-"""SparseODE: a sparse library of terms, trained through the ODE solver, thresholded."""
+"""SparseODE: a sparse library of terms, trained through the ODE solver, its equations chosen or thresholded."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 import torch
+from sklearn.utils.validation import check_is_fitted
 
 from sysid.equations import EquationsMixin
 from sysid.errors import ModelFileError
 from sysid.estimators._ode_base import SolverTrainedODE
-from sysid.fields import Polynomial, PolynomialField
+from sysid.estimators._sparse_selection import SelectionMixin, rescue_oversmoothing
+from sysid.fields import Polynomial
 from sysid.integration import torch_threads
-from sysid.training import Training, smooth_trajectory
+from sysid.selection import coefficient_table
+from sysid.training import Smoothed, Training, embed_derivatives, smooth_trajectory
 from sysid.trajectories import Trajectories
 
-_RIDGE = 1e-8  # relative ridge of the least-squares initialisation (conditioning only)
 
-
-class SparseODE(EquationsMixin, SolverTrainedODE):
+class SparseODE(EquationsMixin, SelectionMixin, SolverTrainedODE):
     """Learn sparse, readable equations dx/dt = Theta(x, u) Xi through the ODE solver.
 
     The vector field is a linear combination of library terms (polynomials up to
@@ -28,30 +31,57 @@ class SparseODE(EquationsMixin, SolverTrainedODE):
     the user's own ``functions``). Unlike SINDy, the coefficients are not regressed on
     numerical derivatives: they are trained the way :class:`~sysid.NeuralODE` is, by
     multiple shooting through an adaptive solver against the measured states, which
-    copes with irregular sampling and noise. Sparsity comes from sequential
-    thresholding: train, zero every coefficient whose magnitude (physical units) is
-    below ``threshold``, retrain the rest from where they were, ``n_threshold_rounds``
-    times (stopping early when nothing more is pruned); and/or from an L1 penalty.
+    copes with irregular sampling and noise. They start from a ridge least-squares fit
+    of the library to the derivatives of smoothing splines through the data.
 
-    The coefficients start from a ridge least-squares fit of the library to the
-    derivatives of smoothing splines through the data (no solver involved).
+    Which terms each equation keeps is chosen (``threshold="auto"``, the default) along
+    a path over sparsity levels: candidate supports come from pysindy's FROLS and SSR
+    paths on the regression of the library onto smoothing-spline derivatives, never
+    holding two terms that are (nearly) collinear on the data (a :class:`~sysid.FitWarning`
+    names them); the candidates are screened by their simulation error over short
+    segments (no training); the best one and the best sparser ones (three points of
+    the path, and further down it while the sparsest is the best, at most six) are
+    trained through the solver without any penalty and polished by Gauss-Newton on the
+    whole trajectories, and the one with the lowest information criterion of its
+    simulation errors (the larger of the BIC and AICc penalties) is kept (with
+    ``validation_fraction`` > 0: the lowest free-run error on the held-out tails). A
+    candidate whose training fails is rejected; the fit fails only if every candidate
+    does. The kept coefficients get Gauss-Newton standard errors (``equations()`` prints
+    them) and bootstrap inclusion probabilities (:meth:`coefficient_table`). A number as
+    ``threshold`` instead prunes every coefficient below it (physical units) and
+    retrains, ``n_threshold_rounds`` times. See :mod:`sysid.selection`.
 
     It is the solver-trained estimator (:class:`~sysid.estimators._ode_base.SolverTrainedODE`,
     whose parameters it takes) with a :class:`sysid.fields.Polynomial` field and a
-    ``sysid.Training(max_epochs=100, lbfgs_steps=0)`` (``max_epochs`` applies to every
-    thresholding round; ``collocation_steps=0`` switches the least-squares
-    initialisation off, the coefficients then start at zero). The parts' parameters can
-    be given flat: ``SparseODE(degree=3, include_trig=True, threshold=0.1)``.
+    ``sysid.Training(max_epochs=100, lbfgs_steps=0)``: ``max_epochs`` applies to every
+    thresholding round and to the best screened candidate (the sparser candidates train
+    half as long before their Gauss-Newton polish); ``collocation_steps=0`` switches the
+    least-squares initialisation off (the coefficients then start at zero; with
+    ``threshold="auto"`` there are then no candidates: the whole library is trained, with
+    a FitWarning). The parts' parameters can be given flat:
+    ``SparseODE(degree=3, include_trig=True, threshold=0.1)``.
 
     Attributes
     ----------
     coefficients_ : pandas.DataFrame
-        Terms x states, physical units, zeros where pruned.
+        Terms x states, physical units, zeros where not kept.
     term_names_ : list of str
     n_rounds_ : int
-        Trainings done (1 + thresholding rounds that pruned something).
+        Trainings done (candidates trained, or 1 + thresholding rounds that pruned something).
     history_ : pandas.DataFrame
-        Training history of every round (column ``round``).
+        Training history of every training (column ``round``: the candidate or round).
+    coefficients_stderr_ : pandas.DataFrame
+        ``threshold="auto"``: standard error of every kept coefficient (terms x states,
+        NaN where a term is not kept), from the Jacobian of the whole-trajectory
+        residuals (as :class:`~sysid.GreyBoxODE`'s), inflated for autocorrelated residuals.
+    inclusion_probabilities_ : pandas.DataFrame
+        ``threshold="auto"``: how often each term is chosen when the screening's segments
+        are resampled with replacement (200 resamples; terms x states).
+    selection_ : pandas.DataFrame
+        ``threshold="auto"``: the candidates trained (their terms per state, number of
+        terms, screening and final criterion, whether chosen, why a training failed).
+    collinear_terms_ : list of (str, str, float)
+        ``threshold="auto"``: library terms collinear on the data, with their cosine.
     x0_, time_scale_, time_offset_, n_function_evals_
         As for :class:`~sysid.NeuralODE`.
 
@@ -66,15 +96,22 @@ class SparseODE(EquationsMixin, SolverTrainedODE):
     >>> y = 2.0 * np.exp(-1.5 * t)[:, None]
     >>> model = SparseODE(degree=2, max_epochs=40, gradient="backprop", verbose=False).fit(y, t=t)
     >>> model.equations()
-    ['d x0/dt = -1.50 x0']
+    ['d x0/dt = -(1.500 ± 0.002) x0']
     """
 
-    default_parts = {**SolverTrainedODE.default_parts, "field": Polynomial,
+    default_parts: ClassVar[dict[str, Callable[[], Any]]] = {**SolverTrainedODE.default_parts, "field": Polynomial,
                      "training": partial(Training, max_epochs=100, lbfgs_steps=0)}
+
+    def _auto(self) -> bool:
+        """Whether the terms are chosen by the selection (``threshold="auto"``)."""
+        return bool(getattr(self._part("field"), "auto", False))
 
     # -- fitting -------------------------------------------------------------------------
     def _fit(self, data: Trajectories) -> None:
         self._resolve()
+        if self._auto():
+            self._fit_selected(data)
+            return
         part = self.field_part_
         user_warm_start = self.warm_start
         histories, nfe = [], 0
@@ -100,61 +137,64 @@ class SparseODE(EquationsMixin, SolverTrainedODE):
         self.n_function_evals_ = int(nfe)
         self.n_rounds_ = len(histories)
         self._after_fit(data)
+        self._clear_selection_results()
+
+    def _smoothed_states(self, t: np.ndarray, y: np.ndarray, lam: np.ndarray | None = None) -> Smoothed:
+        """Smoothing-spline states; with ``threshold="auto"``, over-smoothed states are smoothed again."""
+        smoothed = smooth_trajectory(t, y, lam)
+        if self._auto():
+            smoothed = rescue_oversmoothing(t, y, smoothed)
+        if not self.n_augment:
+            return smoothed
+        return embed_derivatives(smoothed, self.n_augment, self.scaling_.spread, self.scaling_.time_unit)
 
     def _collocation_warm_start(self, data: Trajectories, train_rows: list[int]) -> list[np.ndarray]:
-        """Ridge least squares of the library onto smoothing-spline derivatives (closed form)."""
-        lam = self._smoothing_strengths(data, train_rows)
-        smoothed = [smooth_trajectory(tr.t[:n], tr.y[:n], lam) for tr, n in zip(data, train_rows)]
-        field: PolynomialField = self.rhs_.field
-        dtype = self.torch_dtype_
-        n_obs = data.n_states
-        x = np.concatenate([s.values for s in smoothed])
-        dx = np.concatenate([s.derivatives for s in smoothed])
-        t = np.concatenate([tr.t[:n] for tr, n in zip(data, train_rows)])
-        rows = np.isfinite(x).all(axis=1)
-        if rows.sum() >= 2:
-            x_full = np.zeros((int(rows.sum()), self.n_dims_))
-            x_full[:, :n_obs] = x[rows]
-            u = None
-            if data.n_inputs:
-                u = torch.as_tensor(np.concatenate([tr.u[:n] for tr, n in zip(data, train_rows)])[rows], dtype=dtype)
-            with torch.no_grad():
-                theta = (field.library(torch.as_tensor(t[rows], dtype=dtype), torch.as_tensor(x_full, dtype=dtype), u)
-                         / field.feature_scale).numpy()
-            out_scale = field.out_scale.numpy()
-            mask = field.mask.numpy()
-            scaled = np.zeros(mask.shape)
-            for j in range(n_obs):
-                seen = np.isfinite(dx[rows, j])
-                active = mask[:, j] > 0
-                if seen.sum() < 2 or not active.any():
-                    continue
-                a = theta[seen][:, active]
-                b = dx[rows, j][seen] / out_scale[j]
-                gram = a.T @ a
-                ridge = _RIDGE * np.trace(gram) / max(gram.shape[0], 1)
-                scaled[active, j] = np.linalg.solve(gram + ridge * np.eye(gram.shape[0]), a.T @ b)
-            if np.all(np.isfinite(theta)) and np.all(np.isfinite(scaled)):
-                field.set_gram(torch.as_tensor(theta.T @ theta / theta.shape[0], dtype=dtype))
-                field.set_scaled_coefficients(torch.as_tensor(scaled * mask, dtype=dtype))
-        initial = []
-        for tr, sm in zip(data, smoothed):
-            values = np.full(tr.y.shape, np.nan)
-            values[: sm.values.shape[0]] = self.scaling_.scale(sm.values)
-            initial.append(values)
+        """The field's least-squares warm start; with ``threshold="auto"`` the candidates are screened on it.
+
+        The field leaves with the best screened candidate loaded, which the training then starts from.
+        """
+        initial = super()._collocation_warm_start(data, train_rows)
+        if self._auto():
+            self._screen(data, train_rows, initial)
         return initial
 
-    def _after_fit(self, data: Trajectories | None) -> None:
-        field: PolynomialField = self.rhs_.field
-        self.term_names_ = list(field.term_names)
-        xi = field.coefficients().detach().cpu().numpy()[:, : self.n_states_in_]
-        self.coefficients_ = pd.DataFrame(xi, index=pd.Index(self.term_names_, name="term"),
-                                          columns=pd.Index(list(self.state_names_), name="state"))
+    # -- results -------------------------------------------------------------------------
+    def coefficient_table(self, level: float = 0.95) -> pd.DataFrame:
+        """Every kept coefficient with its standard error, interval and inclusion probability.
+
+        Parameters
+        ----------
+        level : float in (0, 1), default 0.95
+            Confidence level of the intervals (Student t with the residual degrees of freedom).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by (state, term); columns ``estimate``, ``stderr``, ``lower``,
+            ``upper`` and ``inclusion_probability`` (NaN where not measured: after a fit
+            with a numeric ``threshold``, and for terms not selected).
+        """
+        check_is_fitted(self)
+        return coefficient_table(self.coefficients_, getattr(self, "coefficients_stderr_", None),
+                                 getattr(self, "inclusion_probabilities_", None),
+                                 max(int(getattr(self, "dof_", 0)), 1), level)
 
     # -- model files ---------------------------------------------------------------------
+    _TABLES = ("inclusion_probabilities_", "coefficients_stderr_")
+
     def _fitted_state(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         state, tensors = super()._fitted_state()
         state["n_rounds_"] = self.n_rounds_
+        if hasattr(self, "selection_"):
+            for name in self._TABLES:
+                state[name] = getattr(self, name).to_numpy(dtype=float).tolist()
+            selection_ = self.selection_.reset_index()
+            state["selection_"] = {k: [v if not isinstance(v, float) or math.isfinite(v) else repr(v) for v in col]
+                                   for k, col in selection_.to_dict(orient="list").items()}
+            state["collinear_terms_"] = [list(p) for p in self.collinear_terms_]
+            state["selection_criterion_"] = self.selection_criterion_
+            state["n_candidates_screened_"] = self.n_candidates_screened_
+            state["dof_"] = self.dof_
         return state, tensors
 
     def _set_fitted_state(self, state: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
@@ -173,6 +213,18 @@ class SparseODE(EquationsMixin, SolverTrainedODE):
         super()._set_fitted_state(state, tensors)
         self.n_rounds_ = int(state.get("n_rounds_", 1))
         self._after_fit(None)
+        self._clear_selection_results()
+        if "selection_" in state:
+            for name in self._TABLES:
+                self.__dict__[name] = pd.DataFrame(np.asarray(state[name], dtype=float), index=self.coefficients_.index,
+                                                   columns=self.coefficients_.columns)
+            table = {k: [float(v) if isinstance(v, str) and v in ("inf", "-inf", "nan") else v for v in col]
+                     for k, col in state["selection_"].items()}
+            self.selection_ = pd.DataFrame(table).set_index("candidate")
+            self.collinear_terms_ = [(str(a), str(b), float(c)) for a, b, c in state["collinear_terms_"]]
+            self.selection_criterion_ = str(state["selection_criterion_"])
+            self.n_candidates_screened_ = int(state["n_candidates_screened_"])
+            self.dof_ = int(state["dof_"])
 
 
 def _more_terms_than(n_variables: int, degree: int, rows: int) -> bool:

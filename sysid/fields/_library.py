@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from sysid.errors import ConfigError
@@ -19,9 +21,12 @@ class Polynomial(FieldSpec[PolynomialField]):
 
     The library holds every monomial of the states and inputs up to ``degree``
     (pysindy's names: ``"1"``, ``"x"``, ``"x^2"``, ``"x y"``), optionally ``sin``/``cos``
-    of every state and the user's own ``functions``. Sparsity comes from sequential
-    thresholding (train, zero every coefficient below ``threshold`` in physical units,
-    retrain, ``n_threshold_rounds`` times) and/or an L1 penalty.
+    of every state and the user's own ``functions``. The coefficients start from a ridge
+    least-squares fit of the library to smoothing-spline derivatives of the data
+    (:meth:`warm_start`). Which terms stay is chosen by the estimator along a sparsity
+    path by the simulation error (``threshold="auto"``, see :class:`sysid.SparseODE`), or
+    by sequential thresholding (a number: train, zero every coefficient below it in
+    physical units, retrain, ``n_threshold_rounds`` times), and/or an L1 penalty.
 
     Parameters
     ----------
@@ -35,10 +40,13 @@ class Polynomial(FieldSpec[PolynomialField]):
         Extra terms ``{name: g}``, ``g(x)`` taking the physical states as a torch tensor
         (batch, n_dims) and returning (batch,), e.g.
         ``{"exp(-x)": lambda x: torch.exp(-x[:, 0])}``. Model files store their names only.
-    threshold : float, default 0.05
-        Coefficients with a magnitude below this (physical units) are pruned.
+    threshold : "auto" or float, default "auto"
+        ``"auto"``: the terms are chosen by the information criterion of the simulation
+        errors (:class:`sysid.SparseODE`). A number: coefficients with a magnitude below it
+        (physical units) are pruned after each training.
     n_threshold_rounds : int, default 3
-        Prune-and-retrain rounds after the first training (0: no thresholding).
+        With a numeric ``threshold``: prune-and-retrain rounds after the first training
+        (0: no thresholding). Unused with ``"auto"``.
     l1 : float, default 0.0
         Weight of an L1 penalty on the scaled coefficients (their mean absolute value).
 
@@ -54,7 +62,7 @@ class Polynomial(FieldSpec[PolynomialField]):
 
     def __init__(self, *, library: str = "polynomial", degree: int = 2, include_trig: bool = False,
                  functions: Mapping[str, Callable[[torch.Tensor], torch.Tensor]] | None = None,
-                 threshold: float = 0.05, n_threshold_rounds: int = 3, l1: float = 0.0) -> None:
+                 threshold: float | str = "auto", n_threshold_rounds: int = 3, l1: float = 0.0) -> None:
         self.library = library
         self.degree = degree
         self.include_trig = include_trig
@@ -80,8 +88,11 @@ class Polynomial(FieldSpec[PolynomialField]):
                         f"functions must map term names (str) to callables g(x) -> tensor (batch,); "
                         f"got {name!r}: {type(g).__name__}."
                     )
-        for name in ("threshold", "l1"):
-            self._number(name, low=0.0)
+        if isinstance(self.threshold, str) and not self.auto:
+            raise self._fail("threshold", "'auto' or a non-negative number")
+        if not self.auto:
+            self._number("threshold", low=0.0)
+        self._number("l1", low=0.0)
         rounds = self.n_threshold_rounds
         if isinstance(rounds, bool) or not isinstance(rounds, int | np.integer) or rounds < 0:
             raise self._fail("n_threshold_rounds", "a non-negative integer")
@@ -121,8 +132,24 @@ class Polynomial(FieldSpec[PolynomialField]):
             return None
         return float(self.l1) * module.scaled_coefficients().abs().mean()
 
+    @property
+    def auto(self) -> bool:
+        """Whether the terms are chosen by the selection (``threshold="auto"``), not by magnitude."""
+        return isinstance(self.threshold, str) and self.threshold == "auto"
+
+    def warm_start(self, module: PolynomialField, t: np.ndarray, x: np.ndarray, dx: np.ndarray,
+                   u: np.ndarray | None) -> bool:
+        return bool(module.fit_least_squares(t, x, dx, u))  # closed form: no generic collocation fit
+
     def rounds(self) -> int:
-        return int(self.n_threshold_rounds)
+        return 0 if self.auto else int(self.n_threshold_rounds)
 
     def next_round(self, module: PolynomialField) -> bool:
         return bool(module.prune(float(self.threshold)))
+
+    def results(self, module: PolynomialField, context: FieldContext) -> dict[str, Any]:
+        names = list(module.term_names)
+        xi = module.coefficients().detach().cpu().numpy()[:, : context.n_states]
+        table = pd.DataFrame(xi, index=pd.Index(names, name="term"),
+                             columns=pd.Index(list(context.state_names), name="state"))
+        return {"term_names_": names, "coefficients_": table}

@@ -24,6 +24,7 @@ from sklearn.preprocessing import PolynomialFeatures
 
 TermFunction = Callable[[torch.Tensor], torch.Tensor]
 
+_RIDGE = 1e-8  # relative ridge of the least-squares fit (conditioning only)
 _MAX_GRID_VARIABLES = 6  # full 3**n probe grid up to this many variables, axis points beyond
 
 
@@ -136,6 +137,13 @@ class PolynomialField(torch.nn.Module):
         self.register_buffer("gram", torch.eye(n_terms, dtype=dtype))
         self.register_buffer("precond", torch.eye(n_terms, dtype=dtype).repeat(self.n_dims, 1, 1))
         self.weight = torch.nn.Parameter(torch.zeros(n_terms, self.n_dims, dtype=dtype))
+        #: When set, a tensor (n_groups, n_terms, n_dims) of scaled coefficients: the batch is
+        #: split into that many equal consecutive groups, each evaluated with its own set
+        #: (several coefficient sets in one batched solve, e.g. for finite differences).
+        self.groups: torch.Tensor | None = None
+        #: The scaled library (n_rows, n_terms) and scaled derivative targets (n_rows, n_dims) of the
+        #: last :meth:`fit_least_squares`, for a selection to draw candidate equations from; None before.
+        self.regression: tuple[np.ndarray, np.ndarray] | None = None
         with torch.no_grad():
             self.feature_scale.copy_(self._probe_scale(center, spread, input_center, input_spread))
 
@@ -224,6 +232,82 @@ class PolynomialField(torch.nn.Module):
             precond[j][active[:, None], active[None, :]] = inv
         self.precond.copy_(precond)
 
+    def fit_least_squares(self, t: np.ndarray, x: np.ndarray, dx: np.ndarray, u: np.ndarray | None) -> bool:
+        """Set the active coefficients by ridge least squares of the library onto derivatives ``dx``.
+
+        ``t`` (n,), ``x`` (n, n_dims), ``dx`` (n, n_states) with NaN where unknown, ``u``
+        (n, n_inputs) or None; physical units (e.g. smoothing-spline states and their
+        derivatives). Each equation is solved on its own rows, in the scaled coordinates,
+        with a relative ridge of 1e-8 (conditioning only); the library's Gram matrix on
+        these rows becomes the metric of :meth:`prune` and :meth:`project_support`.
+        Keeps the scaled library and targets in :attr:`regression`. Returns False (nothing
+        changed) when the library or the solution is not finite.
+
+        Examples
+        --------
+        >>> import numpy as np, torch
+        >>> f = PolynomialField(["x"], [], 1, center=torch.zeros(1), spread=torch.ones(1))
+        >>> x = np.linspace(-1, 1, 20)[:, None]
+        >>> f.fit_least_squares(np.zeros(20), x, 1.0 - 2.0 * x, None)
+        True
+        >>> f.coefficients().round(decimals=6).tolist()
+        [[1.0], [-2.0]]
+        """
+        dtype = self.weight.dtype
+        as_t = lambda a: None if a is None else torch.as_tensor(a, dtype=dtype)  # noqa: E731
+        with torch.no_grad():
+            theta = (self.library(as_t(t), as_t(x), as_t(u)) / self.feature_scale).numpy()
+        n_obs = dx.shape[1]
+        targets = dx / self.out_scale.numpy()[:n_obs]
+        mask = self.mask.numpy()
+        scaled = np.zeros(mask.shape)
+        for j in range(n_obs):
+            seen = np.isfinite(targets[:, j])
+            active = mask[:, j] > 0
+            if seen.sum() < 2 or not active.any():
+                continue
+            a = theta[seen][:, active]
+            gram = a.T @ a
+            ridge = _RIDGE * np.trace(gram) / max(gram.shape[0], 1)
+            scaled[active, j] = np.linalg.solve(gram + ridge * np.eye(gram.shape[0]), a.T @ targets[seen, j])
+        if not (np.all(np.isfinite(theta)) and np.all(np.isfinite(scaled))):
+            return False
+        self.set_gram(torch.as_tensor(theta.T @ theta / theta.shape[0], dtype=dtype))
+        self.set_scaled_coefficients(torch.as_tensor(scaled * mask, dtype=dtype))
+        self.regression = (theta, targets)
+        return True
+
+    def set_support(self, mask: torch.Tensor, scaled: torch.Tensor | None = None) -> None:
+        """Make ``mask`` (n_terms, n_dims; 1 = active) the active terms, with scaled coefficients ``scaled``.
+
+        The preconditioner follows the new support; entries of ``scaled`` outside it are
+        ignored (default: the current coefficients, restricted to the new support).
+        """
+        with torch.no_grad():
+            scaled = self.scaled_coefficients() if scaled is None else torch.as_tensor(scaled, dtype=self.weight.dtype)
+            self.mask.copy_(torch.as_tensor(mask, dtype=self.mask.dtype))
+            self._update_precond()
+            self.set_scaled_coefficients(scaled * self.mask)
+
+    def project_support(self, mask: torch.Tensor) -> None:
+        """Make ``mask`` the active terms, moving the coefficients so the field changes least on the data.
+
+        Least squares in the metric of ``gram`` (as :meth:`prune` does): terms leaving
+        the support hand their contribution to the correlated terms that stay.
+        """
+        with torch.no_grad():
+            old = self.scaled_coefficients()
+            self.mask.copy_(torch.as_tensor(mask, dtype=self.mask.dtype))
+            self._update_precond()
+            ridge = 1e-10 * float(torch.diagonal(self.gram).mean().clamp(min=1e-300))
+            new = torch.zeros_like(old)
+            for j in range(self.n_dims):
+                active = self.mask[:, j] > 0
+                if active.any():
+                    block = self.gram[active][:, active] + ridge * torch.eye(int(active.sum()), dtype=old.dtype)
+                    new[active, j] = torch.linalg.solve(block, (self.gram @ old[:, j])[active])
+            self.set_scaled_coefficients(new)
+
     def prune(self, threshold: float) -> int:
         """Mask every active coefficient with physical magnitude below ``threshold``.
 
@@ -233,23 +317,18 @@ class PolynomialField(torch.nn.Module):
         instead of being dropped outright. Returns the number of terms newly pruned.
         """
         with torch.no_grad():
-            old = self.scaled_coefficients()
             small = (self.coefficients().abs() < threshold) & (self.mask > 0)
             if small.any():
-                self.mask[small] = 0.0
-                self._update_precond()
-                ridge = 1e-10 * float(torch.diagonal(self.gram).mean().clamp(min=1e-300))
-                new = torch.zeros_like(old)
-                for j in range(self.n_dims):
-                    active = self.mask[:, j] > 0
-                    if active.any():
-                        block = self.gram[active][:, active]
-                        block = block + ridge * torch.eye(block.shape[0], dtype=block.dtype)
-                        new[active, j] = torch.linalg.solve(block, (self.gram @ old[:, j])[active])
-                self.set_scaled_coefficients(new)
+                mask = self.mask.clone()
+                mask[small] = 0.0
+                self.project_support(mask)
         return int(small.sum())
 
     def forward(self, t: torch.Tensor, x: torch.Tensor, u: torch.Tensor | None) -> torch.Tensor:
         """dx/dt (batch, n_dims) at times t (batch,), states x (batch, n_dims), inputs u."""
         theta = self.library(t, x, u) / self.feature_scale
-        return theta @ self.scaled_coefficients() * self.out_scale
+        if self.groups is None:
+            return theta @ self.scaled_coefficients() * self.out_scale
+        n_groups = self.groups.shape[0]  # consecutive equal blocks of the batch, one coefficient set each
+        theta = theta.reshape(n_groups, x.shape[0] // n_groups, -1)
+        return (theta @ (self.groups * self.mask)).reshape(x.shape[0], -1) * self.out_scale

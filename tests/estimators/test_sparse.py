@@ -41,7 +41,7 @@ def lv_data():
 
 @pytest.fixture(scope="module")
 def fitted(lv_data):
-    return SparseODE(max_epochs=40, n_threshold_rounds=1, **FAST).fit(lv_data)
+    return SparseODE(max_epochs=40, **FAST).fit(lv_data)
 
 
 # -- recovery ---------------------------------------------------------------------------
@@ -68,11 +68,12 @@ def test_recovers_lotka_volterra_where_sindy_fails(fitted, lv_data):
 
 
 def test_equations_read_like_the_truth(fitted):
-    prey, predator = fitted.equations()
-    assert prey.startswith("d prey/dt = 1.4") or prey.startswith("d prey/dt = 1.5")
+    prey, predator = fitted.equations()  # each coefficient with its standard error
+    assert prey.startswith("d prey/dt = (1.4") or prey.startswith("d prey/dt = (1.5")
     assert "prey predator" in prey and "predator^2" not in prey and "prey^2" not in prey
-    assert predator.startswith("d predator/dt = -3.0") or predator.startswith("d predator/dt = -2.9")
-    assert fitted.equations(precision=1)[0].endswith("prey - 1.0 prey predator")
+    assert predator.startswith("d predator/dt = -(3.0") or predator.startswith("d predator/dt = -(2.9")
+    assert " ± " in prey and " ± " in predator
+    assert fitted.equations(precision=1)[0].endswith(" prey predator") and "(1.0 ± 0.0)" in fitted.equations(precision=1)[0]
 
 
 def test_vector_field_matches_the_coefficient_table(fitted):
@@ -82,9 +83,15 @@ def test_vector_field_matches_the_coefficient_table(fitted):
                                rtol=1e-12, atol=1e-12)
 
 
-def test_history_records_every_round(fitted):
-    assert fitted.n_rounds_ == fitted.history_["round"].nunique() == 2
+def test_history_records_every_training(fitted):
+    assert fitted.n_rounds_ == fitted.history_["round"].nunique() == len(fitted.selection_) >= 2
     assert fitted.n_function_evals_ > 0
+
+
+def test_a_numeric_threshold_prunes_in_rounds(lv_data):
+    model = SparseODE(max_epochs=10, threshold=0.05, n_threshold_rounds=1, **FAST).fit(lv_data)
+    assert model.n_rounds_ == model.history_["round"].nunique() == 2
+    assert not hasattr(model, "selection_")
 
 
 @pytest.mark.slow
@@ -182,7 +189,7 @@ def test_same_seed_same_coefficients_and_save_load_is_exact(tmp_path):
 def test_user_functions_are_needed_again_to_load(tmp_path):
     data = short_data()
     model = SparseODE(degree=1, functions={"exp(-prey)": lambda x: torch.exp(-x[:, 0])}, max_epochs=2,
-                      n_threshold_rounds=0, **FAST).fit(data)
+                      threshold=0.05, n_threshold_rounds=0, **FAST).fit(data)
     assert model.coefficients_.index[-1] == "exp(-prey)"
     path = sysid.save(model, tmp_path / "functions.sysid")
     with pytest.raises(ModelFileError, match="user term functions"):
@@ -191,7 +198,7 @@ def test_user_functions_are_needed_again_to_load(tmp_path):
 
 def test_l1_penalty_is_added_only_when_asked():
     data = short_data()
-    model = SparseODE(max_epochs=2, n_threshold_rounds=0, l1=0.5, **FAST).fit(data)
+    model = SparseODE(max_epochs=2, threshold=0.05, n_threshold_rounds=0, l1=0.5, **FAST).fit(data)
     assert bool((model.rhs_.field.mask == 1).all())  # n_threshold_rounds=0: nothing pruned
     penalty = model._field_penalty()
     assert penalty is not None and float(penalty.detach()) > 0

@@ -43,7 +43,7 @@ def make_estimator(name: str, **overrides):
 
     makers = {
         "NeuralODE": lambda: NeuralODE(hidden=(4,), **TINY),
-        "SparseODE": lambda: SparseODE(degree=1, n_threshold_rounds=0, **TINY),
+        "SparseODE": lambda: SparseODE(degree=1, threshold=0.05, n_threshold_rounds=0, **TINY),  # one training
         "GreyBoxODE": lambda: GreyBoxODE(decay_torch, {"a": 1.0, "b": 1.0}, refine_steps=0, **TINY),
         "HybridODE": lambda: HybridODE(decay_torch, {"a": 1.0, "b": 1.0}, hidden=(4,), **TINY),
         "SINDy": lambda: SINDy(degree=1),
