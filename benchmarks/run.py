@@ -5,9 +5,10 @@
     python -m benchmarks --only memory,scaling --out /tmp/bench
 
 Studies (each a module of this package with ``run(mode) -> Study``): time_to_accuracy,
-overhead, recovery, memory, scaling, cascaded_tanks, parametric, sparse_recovery. With ``--only``, the studies not
-re-run keep their previous entries from ``results.json`` in the output folder (each
-entry records its own mode, date and load), and RESULTS.md is rendered from the merge.
+overhead, recovery, memory, scaling, cascaded_tanks, parametric, sparse_recovery,
+generalisation. With ``--only``, the studies not re-run keep their previous entries from
+``results.json`` in the output folder (each entry records its own mode, date and load),
+and RESULTS.md is rendered from the merge.
 Everything runs single-threaded (``torch.set_num_threads(1)``, as sysid's fits do):
 on a shared 2-core machine more threads only contend.
 """
@@ -38,6 +39,7 @@ STUDIES = {
     "cascaded_tanks": "benchmarks.cascaded_tanks",
     "parametric": "benchmarks.parametric",
     "sparse_recovery": "benchmarks.sparse_recovery",
+    "generalisation": "benchmarks.generalisation",
 }
 
 

@@ -224,7 +224,8 @@ def pendulum_rows(cfg: dict[str, Any]) -> list[dict[str, Any]]:
                         "omega error %": 100 * (coef.get("omega", 0.0) / -PENDULUM["b"] - 1),
                         "exact support": score(table, PENDULUM_TRUTH)["exact_support"],
                     })
-                row["true-form least squares: sin(theta) error %"] = 100 * (reference["sin(theta)"] / -PENDULUM["g"] - 1)
+                row["true-form least squares: sin(theta) error %"] = (
+                    100 * (reference["sin(theta)"] / -PENDULUM["g"] - 1))
                 row["true-form least squares: omega error %"] = 100 * (reference["omega"] / -PENDULUM["b"] - 1)
                 rows.append(row)
     return rows
@@ -319,8 +320,9 @@ def run(mode: str = "full") -> Study:
     sparse_lipson = [r for r in lipson if r["model"].startswith("SparseODE") and not r["failure"]]
     if sparse_lipson:
         best = min(sparse_lipson, key=lambda r: r["forecast nRMSE"])
-        verdicts.append("Lipson: " + ", ".join(f"{r['model'].split('(')[1].split(',')[0]} nRMSE {r['forecast nRMSE']:.3f}"
-                                                f" ({r['angle terms in d omega/dt']} angle term(s))" for r in sparse_lipson))
+        verdicts.append("Lipson: " + ", ".join(
+            f"{r['model'].split('(')[1].split(',')[0]} nRMSE {r['forecast nRMSE']:.3f}"
+            f" ({r['angle terms in d omega/dt']} angle term(s))" for r in sparse_lipson))
         met.append(best["forecast nRMSE"] <= 0.05 and best["angle terms in d omega/dt"] == 1)
     sparse_lynx = [r for r in lynx if r["model"].startswith("SparseODE") and not r["failure"]]
     if sparse_lynx:
@@ -354,5 +356,5 @@ def run(mode: str = "full") -> Study:
                  target="Issue #18: the damped pendulum's sin(theta) and omega alone within 3%, no FitError; Lipson "
                         "one angle term and forecast nRMSE <= 0.05; lynx-hare the 4 Lotka-Volterra terms inside "
                         "the Stan 80% intervals",
-                 met=all(met) if met and mode != "tiny" else None, verdict="; ".join(verdicts) or "nothing measured", notes=notes,
-                 tables=tables, mode=mode)
+                 met=all(met) if met and mode != "tiny" else None, verdict="; ".join(verdicts) or "nothing measured",
+                 notes=notes, tables=tables, mode=mode)

@@ -28,6 +28,7 @@ EXPECTED_ROWS = {
                        "SINDy with control (degree 2)"],
     "parametric": ["lynx-hare (sysid.datasets)", "Lotka-Volterra 3x60", "GreyBoxODE()", "ClassicalODE("],
     "sparse_recovery": ["SparseODE() (threshold='auto')", "SINDy() defaults"],
+    "generalisation": ["NeuralODE", "SparseODE", "SINDy", "ClassicalODE"],
 }
 
 
@@ -86,3 +87,29 @@ def test_unknown_study_is_refused() -> None:
     done = subprocess.run([sys.executable, "-m", "benchmarks", "--only", "speed"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "unknown studies ['speed']" in done.stderr
+
+
+def test_generalisation_skips_real_records_without_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sys.path.insert(0, str(ROOT))
+    try:
+        from benchmarks import generalisation
+    finally:
+        sys.path.remove(str(ROOT))
+    monkeypatch.setattr(generalisation, "DATA", tmp_path / "absent")
+    for problem in ("oscillator", "pendulum", "tanks", "tanks_whole", "lynx_hare", "silverbox", "emps"):
+        assert generalisation.PROBLEMS[problem](0) is None, problem
+    rows, skipped = generalisation.run_panel(["oscillator", "lynx_hare"], ["SINDy"], "tiny")
+    assert rows == [] and skipped == ["oscillator", "lynx_hare"]
+    assert generalisation.PROBLEMS["lotka_volterra"](0) is not None  # simulated problems need no files
+
+
+def test_generalisation_labels_research_rows_by_their_settings() -> None:
+    sys.path.insert(0, str(ROOT))
+    try:
+        from benchmarks import generalisation
+    finally:
+        sys.path.remove(str(ROOT))
+    rows = [{"model": "NeuralODE", "neural": '{"horizons": [20, null]}'}, {"model": "NeuralODE", "neural": "{}"},
+            {"model": "NeuralODE", "neural": '{"lr": 0.1}'}, {"model": "SINDy", "neural": "{}"}]
+    labels = [r["model"] for r in generalisation.label_rows(rows, {"horizons": [20, None]})]
+    assert labels == ["NeuralODE", "NeuralODE (before #17)", 'NeuralODE {"lr": 0.1}', "SINDy"]

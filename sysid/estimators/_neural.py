@@ -2,19 +2,37 @@
 
 from __future__ import annotations
 
+from functools import partial
+from typing import Any, ClassVar
+
+import torch
+
 from sysid.estimators._ode_base import SolverTrainedODE
+from sysid.fields import MLP, LinearMLP
+from sysid.training import Training
+
+#: NeuralODE's defaults, chosen on the generalisation panel of issue #17 (docs/neural_ode.md#defaults):
+#: a linear part fitted with the network from zero, and a horizon schedule ending on whole trajectories.
+DEFAULT_FIELD = partial(LinearMLP, hidden=(64, 64), linear_start="zero")
+DEFAULT_TRAINING = partial(Training, horizons=(20, 80, None))
 
 
 class NeuralODE(SolverTrainedODE):
     """Learn dx/dt = f(x, u, t; theta) with a neural network, from irregular noisy trajectories.
 
     The solver-trained estimator (:class:`~sysid.estimators._ode_base.SolverTrainedODE`,
-    whose parameters it takes) with its default parts: an :class:`sysid.fields.MLP`
-    field (two tanh layers of 64), ``sysid.Solver()`` (dopri5, rtol 1e-4, atol 1e-6,
-    adjoint gradients) and ``sysid.Training()`` (multiple shooting over segments of 5
-    sample intervals, a collocation warm start, 40 Adam epochs and an L-BFGS polish,
-    restore-best on the free-run error of whole trajectories). The parts' parameters
-    can be given flat: ``NeuralODE(hidden=(32, 32), max_epochs=80, rtol=1e-6)``.
+    whose parameters it takes) with its default parts, chosen on a panel of held-out
+    experiments and real records (``docs/neural_ode.md``): a
+    :class:`sysid.fields.LinearMLP` field (a linear part plus two tanh layers of 64,
+    fitted together from a zero linear part, ``linear_start="zero"``), ``sysid.Solver()``
+    (dopri5, rtol 1e-4, atol 1e-6, adjoint gradients) and ``sysid.Training`` with
+    ``horizons=(20, 80, None)`` (multiple shooting over segments of 5 sample intervals
+    after a collocation warm start, 40 Adam epochs and an L-BFGS polish, then L-BFGS
+    stages on windows of 20 and 80 intervals and on whole trajectories; restore-best on
+    the free-run error of whole trajectories across all of them). The parts' parameters
+    can be given flat: ``NeuralODE(hidden=(32, 32), max_epochs=80, rtol=1e-6)``;
+    ``NeuralODE(field=sysid.fields.MLP(), horizons=None)`` is the network alone trained
+    on short windows only (the defaults before issue #17).
 
     Examples
     --------
@@ -25,5 +43,17 @@ class NeuralODE(SolverTrainedODE):
     >>> model.predict(t=t, x0=[1.0]).shape
     (15, 1)
     >>> model.field
-    MLP(hidden=(16,))
+    LinearMLP(hidden=(16,), linear_start='zero')
     """
+
+    default_parts: ClassVar[dict[str, Any]] = {**SolverTrainedODE.default_parts, "field": DEFAULT_FIELD,
+                                                "training": DEFAULT_TRAINING}
+
+    def _set_fitted_state(self, state: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
+        """Rebuild a fitted model from a file; files written with the MLP default before issue #17 keep it."""
+        field = self._part("field")
+        # A LinearMLP field always saves its linear part: without one, the file holds the MLP field that was
+        # NeuralODE's default when it was written (its field stored as "the default").
+        if isinstance(field, LinearMLP) and not any(k.endswith("field.linear_state") for k in tensors):
+            self.field = MLP(hidden=field.hidden, activation=field.activation, time_dependent=field.time_dependent)
+        super()._set_fitted_state(state, tensors)

@@ -30,6 +30,7 @@ from sysid.fields import MLP, FieldContext, FieldSpec, Scaling, Sensor
 from sysid.integration import BatchedField, InputSignal, Solver, TimeParameters, resolve_device, torch_threads
 from sysid.training import (
     ADVICE,
+    HorizonStage,
     MultipleShooting,
     Smoothed,
     Training,
@@ -37,9 +38,11 @@ from sysid.training import (
     embed_derivatives,
     interpolate_missing,
     make_segments,
+    plan_horizons,
+    resumable_stage,
     smooth_trajectory,
     smoothing_strengths,
-    train,
+    train_horizons,
 )
 from sysid.trajectories import LazyTrajectories, Trajectories
 
@@ -248,7 +251,11 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, TrajectoryEstimator):
         return reuse
 
     def _fit_resolved(self, data: Trajectories) -> None:
-        """One training of the field on in-memory data (a warm start continues from the last one)."""
+        """One training of the field on in-memory data (a warm start continues from the last one).
+
+        With a horizon schedule (``Training(horizons=...)``) the training runs in stages on
+        growing segments (:mod:`sysid.training._horizons`); each stage is one shooting problem.
+        """
         training = self.training_
         generator = self._generator()
         reuse = self._prepare(data, generator)
@@ -257,26 +264,42 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, TrajectoryEstimator):
         times = [tr.t for tr in data]
         scaled = [self.scaling_.scale(tr.y) for tr in data]
         train_rows, tail_from = self._validation_split(data)
-        segments = make_segments([t[:n] for t, n in zip(times, train_rows)],
-                                 [y[:n] for y, n in zip(scaled, train_rows)], training.segment_length)
-        checkpoint = self._checkpoint(data)
-        resuming = checkpoint is not None and checkpoint.resumable()  # its state replaces any warm start
+        stages = plan_horizons(training.horizons, training.segment_length, [n - 1 for n in train_rows],
+                               training.max_epochs, float(training.lr), training.lbfgs_steps)
+        checkpoints = [self._checkpoint(data, k) for k in range(len(stages))]
+        resuming = resumable_stage(len(stages), lambda k: checkpoints[k]) is not None  # replaces any warm start
         initial = None
         if not reuse and training.collocation_steps and not resuming:
             initial = self._collocation_warm_start(data, train_rows)
         self._penalty_points = self._training_points(data) if self.field_part_.needs_points() else None
-        shooting = MultipleShooting(self.rhs_, segments, times, scaled, self.n_dims_, self._input_signal(data),
-                                    self.solver_, self.solver_part_.gradient, training.continuity_weight,
-                                    training.learn_x0, initial, self.sensor_)
-        if reuse and hasattr(self, "shooting_state_"):
-            with contextlib.suppress(RuntimeError):  # a state of another shape: start afresh
-                shooting.starts.data.copy_(self.shooting_state_)
-        problem = TrainingProblem(_Objective(shooting, self._field_penalty), len(segments),
-                                  lambda: shooting.free_run_error(tail_from),
-                                  lambda: shooting.x0.detach().cpu().numpy(),
-                                  lambda: shooting.starts.detach().clone())
+        inputs = self._input_signal(data)
+        problems: dict[int, TrainingProblem] = {}  # by stage (a resumed fit builds its later stages only)
+
+        def build(k: int, previous: int | None) -> tuple[torch.nn.Module, int, Callable[[], float]]:
+            segments = make_segments([t[:n] for t, n in zip(times, train_rows)],
+                                     [y[:n] for y, n in zip(scaled, train_rows)],
+                                     cast(int, stages[k].length))  # plan_horizons resolves None to a length
+            start = initial
+            if previous is not None:  # the new segments start where the previous stage's model is
+                before = cast(MultipleShooting, problems[previous].objective.shooting)  # the stage's objective
+                before.to("cpu")
+                start = before.carried_starts(segments)
+            shooting = MultipleShooting(self.rhs_, segments, times, scaled, self.n_dims_, inputs, self.solver_,
+                                        self.solver_part_.gradient, training.continuity_weight, training.learn_x0,
+                                        start, self.sensor_, realtime=k > 0)
+            if k == 0 and reuse and hasattr(self, "shooting_state_"):
+                with contextlib.suppress(RuntimeError):  # a state of another shape: start afresh
+                    shooting.starts.data.copy_(self.shooting_state_)
+            problems[k] = TrainingProblem(_Objective(shooting, self._field_penalty), len(segments),
+                                          lambda: shooting.free_run_error(tail_from),
+                                          lambda: shooting.x0.detach().cpu().numpy(),
+                                          lambda: shooting.starts.detach().clone())
+            # Built on the CPU (data-driven initialisation is numpy), trained on the device.
+            problems[k].objective.to(self._torch_device())
+            return problems[k].objective, len(segments), problems[k].validate
+
         try:
-            self._train(problem, data, checkpoint, self.training_.settings(**self._loop_options()), generator)
+            self._train_stages(stages, build, problems, data, checkpoints, generator)
         finally:
             self.__dict__.pop("_penalty_points", None)
 
@@ -299,29 +322,42 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, TrajectoryEstimator):
 
     def _train(self, problem: TrainingProblem, data: Any, checkpoint: Any, settings: Any,
                generator: torch.Generator) -> None:
-        """Run the training loop on ``problem``; record the best parameters, also when it fails.
+        """Run the training loop on ``problem`` (one stage); record the best parameters, also when it fails."""
+        stages = [HorizonStage(None, settings.max_epochs, settings.lr, settings.lbfgs_steps)]
+        problem.objective.to(self._torch_device())
 
-        ``generator`` orders the batches: the one that initialised the field, so a fit is
-        one reproducible random stream.
+        def build(k: int, previous: int | None) -> tuple[torch.nn.Module, int, Callable[[], float]]:
+            return problem.objective, problem.n_items, problem.validate
+
+        self._train_stages(stages, build, {0: problem}, data, [checkpoint], generator, settings)
+
+    def _train_stages(self, stages: list[HorizonStage], build: Callable[..., Any], problems: dict[int, TrainingProblem],
+                      data: Any, checkpoints: list[Any], generator: torch.Generator, settings: Any = None) -> None:
+        """Train the stages (:func:`sysid.training._horizons.train_horizons`); record the best parameters.
+
+        ``build(k, previous)`` makes stage ``k``'s objective and puts its problem at
+        ``problems[k]``. ``generator`` orders the batches: the one that initialised the
+        field, so a fit is one reproducible random stream.
         """
-        # Built on the CPU (data-driven initialisation is numpy), trained on the device, and
-        # brought back: the fitted model is device-independent (pickles, saves and predicts
-        # anywhere; predict moves a copy to ``device``).
-        objective = problem.objective.to(self._torch_device())
+        # Trained on the device and brought back: the fitted model is device-independent (pickles, saves and
+        # predicts anywhere; predict moves a copy to ``device``).
+        settings = settings or self.training_.settings(**self._loop_options())
         self.rhs_.nfe = 0
         try:
             try:
-                result = train(objective, problem.n_items, problem.validate, settings, generator,
-                               lambda: self.rhs_.nfe, checkpoint)
+                last, result = train_horizons(stages, build, settings, generator, lambda: self.rhs_.nfe,
+                                              lambda k: checkpoints[k])
             finally:
-                objective.to("cpu")
+                for done in problems.values():
+                    done.objective.to("cpu")
         except FitError as exc:  # the model keeps the best parameters seen (predict, warm_start), then reports
-            if hasattr(exc, "result"):
-                self._record_training(problem, data, exc.result)
+            if hasattr(exc, "result") and problems:
+                self._record_training(problems[max(problems)], data, exc.result)
             raise
-        self._record_training(problem, data, result)
+        self._record_training(problems[last], data, result)
+        checkpoint = next((c for c in checkpoints if c is not None), None)
         if checkpoint is not None and result.stop_reason != "interrupted":
-            checkpoint.remove()  # completed: nothing left to resume
+            checkpoint.remove()  # completed: nothing left to resume (every stage writes the same file)
         if result.failures and result.best_epoch < 0 and result.stop_reason != "interrupted":
             warnings.warn(
                 f"{type(self).__name__}: training failed {result.failures} time(s) and never improved on its "
@@ -348,6 +384,10 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, TrajectoryEstimator):
 
     def _after_fit(self, data: Trajectories) -> None:
         """Readable results of the field (coefficients, parameters); subclasses add their analyses."""
+        self._field_results()
+
+    def _field_results(self) -> None:
+        """Set the field part's readable results (coefficients, parameters) as attributes; needs no data."""
         for name, value in self._part("field").results(self.rhs_.field, self._field_context(
                 self.scaling_, torch.Generator())).items():
             setattr(self, name, value)
@@ -457,8 +497,9 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, TrajectoryEstimator):
         return InputSignal([tr.t for tr in data], inputs, self.solver_part_.input_interpolation,
                            self.torch_dtype_)
 
-    def _checkpoint(self, data: Any) -> Any:
-        """The :class:`~sysid.training._checkpoint.Checkpoint` of this fit, or None without checkpoint_path."""
+    def _checkpoint(self, data: Any, horizon_stage: int = 0) -> Any:
+        """The :class:`~sysid.training._checkpoint.Checkpoint` of this fit (of one stage of its horizon
+        schedule), or None without checkpoint_path."""
         path = self.checkpoint_path
         if path is None:
             return None
@@ -466,7 +507,8 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, TrajectoryEstimator):
             raise ConfigError(f"checkpoint_path must be a file path (str or os.PathLike) or None, got {path!r}.")
         from sysid.training import Checkpoint, fingerprint
 
-        return Checkpoint(path, fingerprint(self, data, stage=getattr(self, "_checkpoint_stage", 0)))
+        stage = getattr(self, "_checkpoint_stage", 0)
+        return Checkpoint(path, fingerprint(self, data, stage=[stage, horizon_stage] if horizon_stage else stage))
 
     # -- streamed data (LazyTrajectories) -------------------------------------------------------
     def _check_streaming(self) -> None:

@@ -294,9 +294,8 @@ class SINDy(EquationsMixin, TrajectoryEstimator):
             for part in parts:
                 if part.n_times >= min_rows:
                     pieces.append(part)
-                else:
-                    original = part.name[0] if self.missing == "split" and not seen.all() else part.name
-                    dropped[original] = dropped.get(original, 0) + part.n_times
+                else:  # every part comes from tr (split pieces are named (tr.name, k)): count it under tr
+                    dropped[tr.name] = dropped.get(tr.name, 0) + part.n_times
         if touched:
             if self.missing == "interpolate":
                 what = (f"filled {sum(touched.values())} missing entries by linear interpolation in time "
@@ -387,10 +386,13 @@ class SINDy(EquationsMixin, TrajectoryEstimator):
                     FitWarning, stacklevel=3,
                 )
         auto = isinstance(self.threshold, str)
-        if auto and x_dot is None:  # the derivatives pysindy would compute, kept for the selection
-            found = [library.calc_trajectory(method, ps.AxesArray(x, {"ax_time": 0, "ax_coord": 1}), t)
-                     for x, t in zip(xs, ts)]
-            xs, x_dot = [np.asarray(x) for x, _ in found], [np.asarray(d) for _, d in found]
+        kept_x_dot = None  # threshold="auto": the derivatives of the regression, kept for the selection
+        if auto:
+            if x_dot is None:  # the derivatives pysindy would compute
+                found = [library.calc_trajectory(method, ps.AxesArray(x, {"ax_time": 0, "ax_coord": 1}), t)
+                         for x, t in zip(xs, ts)]
+                xs, x_dot = [np.asarray(x) for x, _ in found], [np.asarray(d) for _, d in found]
+            kept_x_dot = x_dot
         model = ps.SINDy(optimizer=optimizer, feature_library=library, differentiation_method=method)
         model.fit(xs, t=ts, x_dot=x_dot, u=us, feature_names=names)
         coef = np.asarray(model.coefficients(), dtype=float)
@@ -401,9 +403,9 @@ class SINDy(EquationsMixin, TrajectoryEstimator):
             "smaller library).",
         )
         self.model_ = model
-        if auto:
+        if kept_x_dot is not None:
             self.powers_ = np.asarray(library.powers_, dtype=int) if isinstance(library, ps.PolynomialLibrary) else None
-            coef = self._select_terms(pieces, xs, x_dot, us, terms, data)
+            coef = self._select_terms(pieces, xs, kept_x_dot, us, terms, data)
         self.coefficients_ = pd.DataFrame(coef.T, index=pd.Index(terms, name="term"),
                                           columns=pd.Index(list(data.state_names), name="state"))
         self.powers_ = np.asarray(library.powers_, dtype=int) if isinstance(library, ps.PolynomialLibrary) else None
@@ -422,7 +424,7 @@ class SINDy(EquationsMixin, TrajectoryEstimator):
         resampled blocks of 10 rows; standard errors: the spread of the chosen equations
         refitted on bootstrap resamples (pysindy's EnsembleOptimizer, E-SINDy).
         """
-        zs = [x if us is None else np.column_stack([x, u]) for x, u in zip(xs, us or [None] * len(xs))]
+        zs = xs if us is None else [np.column_stack([x, u]) for x, u in zip(xs, us)]
         theta = np.concatenate([self._features(z) for z in zs])
         targets = np.concatenate(x_dot)
         scale = np.asarray(data_scale(data), dtype=float)

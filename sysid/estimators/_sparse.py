@@ -212,7 +212,7 @@ class SparseODE(EquationsMixin, SelectionMixin, SolverTrainedODE):
                                  f"polynomial terms than the {rows} rows of the stored coefficients.")
         super()._set_fitted_state(state, tensors)
         self.n_rounds_ = int(state.get("n_rounds_", 1))
-        self._after_fit(None)
+        self._field_results()  # SparseODE's _after_fit is the base one, which reads no data (none when loading)
         self._clear_selection_results()
         if "selection_" in state:
             for name in self._TABLES:

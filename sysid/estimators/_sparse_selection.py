@@ -15,7 +15,7 @@ import math
 import warnings
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -147,6 +147,11 @@ class SelectionMixin(GaussNewtonMixin):
     history_: pd.DataFrame
     n_function_evals_: int
     n_rounds_: int
+    _screened: _Screen | None  # the screening of the current fit (set by _screen), None outside fits
+    collinear_terms_: list[tuple[str, str, float]]
+
+    if TYPE_CHECKING:  # provided by the estimator this is mixed into (SolverTrainedODE)
+        def _after_fit(self, data: Trajectories) -> None: ...
 
     def _fit_selected(self, data: Trajectories) -> None:
         """Screen candidate supports cheaply, train the best few through the solver, keep the best.
@@ -164,12 +169,13 @@ class SelectionMixin(GaussNewtonMixin):
         histories: list[pd.DataFrame] = []
         nfe = 0
         last_error: FitError | None = None
+        screen: _Screen | None = None  # the screening, once a first training has made one
         try:
             with torch_threads(1):
                 rank = 0
                 while True:
-                    if rank:
-                        candidate = self._screened.shortlist[rank]
+                    if screen is not None:  # rank > 0: train the next screened candidate
+                        candidate = screen.shortlist[rank]
                         previous = [t["snapshot"] for t in trained if t["snapshot"] is not None]
                         if previous:  # continue down the path from the last trained point, projected
                             self._restore(previous[-1])
@@ -177,7 +183,7 @@ class SelectionMixin(GaussNewtonMixin):
                         else:
                             self.rhs_.field.set_support(torch.as_tensor(candidate.mask),
                                                         torch.as_tensor(candidate.scaled))
-                            self.shooting_state_ = self._screened.starts.clone()
+                            self.shooting_state_ = screen.starts.clone()
                         self.warm_start = True
                         self._checkpoint_stage = rank
                         # The sparser points start from the previous one and end with Gauss-Newton: half
@@ -200,7 +206,8 @@ class SelectionMixin(GaussNewtonMixin):
                                     "k": int(self.rhs_.field.mask.sum()),
                                     "snapshot": None if failure else self._snapshot()})
                     rank += 1
-                    if continuing or self._screened is None or rank >= len(self._screened.shortlist):
+                    screen = self._screened
+                    if continuing or screen is None or rank >= len(screen.shortlist):
                         break
                     if rank >= _N_CANDIDATES:  # go further down the path only while sparser keeps winning
                         self._final_scores(trained, data)
@@ -260,7 +267,7 @@ class SelectionMixin(GaussNewtonMixin):
             residuals = np.concatenate(pieces)
         sse = np.nansum(residuals**2, axis=0)
         counts = np.count_nonzero(~np.isnan(residuals), axis=0)
-        return sse, counts, sum(lag1(r) for r in pieces)
+        return sse, counts, np.sum([lag1(r) for r in pieces], axis=0)
 
     def _final_scores(self, trained: list[dict[str, Any]], data: Trajectories) -> None:
         """Score every trained candidate by the information criterion of its simulation errors.

@@ -52,21 +52,22 @@ class GaussNewtonMixin:
         state_of = np.concatenate([np.nonzero(~np.isnan(tr.y))[1] for tr in data])
         return 1.0 / noise_levels(r, state_of, np.ones(data.n_states), n_fitted)[state_of]
 
-    def _simulation_residuals(self, data: Trajectories, groups: torch.Tensor | None = None,
-                              x0_sets: np.ndarray | None = None) -> np.ndarray:
+    def _simulation_residuals(self, data: Trajectories,
+                              sets: tuple[torch.Tensor, np.ndarray] | None = None) -> np.ndarray:
         """Scaled residuals (simulated - observed; NaN where unobserved) of whole trajectories.
 
-        Without ``groups``: the fitted field from the learned x0, (n_rows, n_states) over
-        all trajectories stacked. With ``groups`` (G, n_terms, n_dims) scaled coefficient
-        sets and ``x0_sets`` (G, n_traj, n_dims) scaled initial states: every set
-        integrated in one batched solve, (G, n_rows, n_states).
+        Without ``sets``: the fitted field from the learned x0, (n_rows, n_states) over
+        all trajectories stacked. With ``sets = (groups, x0_sets)``, ``groups``
+        (G, n_terms, n_dims) scaled coefficient sets and ``x0_sets`` (G, n_traj, n_dims)
+        scaled initial states: every set integrated in one batched solve, (G, n_rows, n_states).
         """
         n_traj = len(data)
-        if groups is None:
+        if sets is None:
+            groups = None
             x0 = np.asarray(self.x0_, dtype=float)
             z0 = np.concatenate([self.scaling_.scale(x0[:, : data.n_states]), x0[:, data.n_states:]], axis=1)[None]
         else:
-            z0 = x0_sets
+            groups, z0 = sets
         n_sets = z0.shape[0]
         field: PolynomialField = self.rhs_.field
         field.groups = groups
@@ -85,7 +86,7 @@ class GaussNewtonMixin:
 
     def _active(self, n_states: int) -> list[tuple[int, int]]:
         mask = self.rhs_.field.mask.numpy() > 0
-        return [(k, j) for j in range(n_states) for k in np.flatnonzero(mask[:, j])]
+        return [(int(k), j) for j in range(n_states) for k in np.flatnonzero(mask[:, j])]
 
     def _parameters(self, data: Trajectories) -> tuple[np.ndarray, np.ndarray]:
         """(scaled active coefficients (p,), scaled initial states (n_traj, n_dims))."""
@@ -114,7 +115,7 @@ class GaussNewtonMixin:
         groups = np.repeat(base[None], coef_sets.shape[0], axis=0)
         for i, (k, j) in enumerate(self._active(data.n_states)):
             groups[:, k, j] = coef_sets[:, i]
-        res = self._simulation_residuals(data, torch.as_tensor(groups, dtype=self.torch_dtype_), z0_sets)
+        res = self._simulation_residuals(data, (torch.as_tensor(groups, dtype=self.torch_dtype_), z0_sets))
         seen = ~np.isnan(res[0])
         return res[:, seen]
 
@@ -225,8 +226,8 @@ class GaussNewtonMixin:
         found = linearised_uncertainty(jac * w[:, None], r * w, [f"c{i}" for i in range(jac.shape[1])])
         pieces = np.split(residuals, np.cumsum([tr.n_times for tr in data])[:-1])
         counts = np.count_nonzero(~np.isnan(residuals), axis=0)
-        eff = selection.error_efficiency(np.nansum(residuals**2, axis=0), sum(lag1(q) for q in pieces), counts,
-                                         selection.ERROR_FLOOR)
+        lags = np.sum([lag1(q) for q in pieces], axis=0)
+        eff = selection.error_efficiency(np.nansum(residuals**2, axis=0), lags, counts, selection.ERROR_FLOOR)
         share = float(np.sum(eff * counts) / max(np.sum(counts), 1))
         se_scaled = found.stderr[:n_p] / np.sqrt(share)
         to_physical = field.out_scale.numpy()[None, :] / field.feature_scale.numpy()[:, None]

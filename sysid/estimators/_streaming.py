@@ -49,6 +49,11 @@ def check_streaming(model: SolverTrainedODE) -> None:
     if model.output is not None:
         problems.append("output=Sensor(...): a streamed fit compares the states with the data directly; fit in "
                         "memory to fit through a sensor model")
+    default_horizons = getattr(model._default_part("training"), "horizons", None)
+    if model.training_.horizons is not None and model.training_.horizons != default_horizons:
+        problems.append(f"horizons={model.training_.horizons!r}: longer windows would hold whole streamed "
+                        "trajectories in memory; a streamed fit trains on segment_length windows only, use "
+                        "horizons=None")
     if model.n_augment:
         problems.append(f"n_augment={model.n_augment!r}: unobserved dimensions have no data to start segments "
                         "from, so their start states would be parameters that grow with the data; use n_augment=0")

@@ -106,6 +106,10 @@ class LinearMLP(MLP):
     activation : str, default "tanh"
     time_dependent : bool, default False
         Feed time to the network.
+    linear_start : {"least_squares", "zero"}, default "least_squares"
+        How the linear part starts: the least-squares fit to the smoothed derivatives
+        (the network's collocation then fits what it leaves), or zero (the collocation
+        fits the linear part and the network together).
 
     Examples
     --------
@@ -117,14 +121,22 @@ class LinearMLP(MLP):
     module_class = LinearMLPField  # so the modules this spec gets back are LinearMLPFields (the casts below)
 
     def __init__(self, *, hidden: Sequence[int] = (32, 32), activation: str = "tanh",
-                 time_dependent: bool = False) -> None:
+                 time_dependent: bool = False, linear_start: str = "least_squares") -> None:
         super().__init__(hidden=hidden, activation=activation, time_dependent=time_dependent)
+        self.linear_start = linear_start
+
+    def check(self) -> None:
+        super().check()
+        self._choice("linear_start", ("least_squares", "zero"))
 
     def warm_start(self, module: MLPField, t: np.ndarray, x: np.ndarray, dx: np.ndarray,
                    u: np.ndarray | None) -> bool:
-        cast(LinearMLPField, module).fit_linear(x, dx, u)
+        if self.linear_start == "least_squares":
+            cast(LinearMLPField, module).fit_linear(x, dx, u)
         return False  # the collocation fit then trains the network on what the linear part leaves
 
     def collocation_parameters(self, module: MLPField) -> list[torch.nn.Parameter] | None:
+        if self.linear_start == "zero":
+            return None  # the linear part and the network fitted together
         # The network only: the linear part stays the least-squares one until shooting.
         return list(module.net.parameters())

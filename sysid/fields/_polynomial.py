@@ -16,11 +16,13 @@ set of units is pruned in the other.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 
 import numpy as np
 import torch
 from sklearn.preprocessing import PolynomialFeatures
+
+from sysid.errors import DataError
 
 TermFunction = Callable[[torch.Tensor], torch.Tensor]
 
@@ -50,10 +52,11 @@ class PolynomialField(torch.nn.Module):
 
     Parameters
     ----------
-    state_names : sequence of str
-        Names of the state dimensions (observed states, then augmented ones).
-    input_names : sequence of str, default ()
-        Names of the inputs; they enter the polynomial terms like states.
+    state_names : sequence of hashable
+        Names of the state dimensions (observed states, then augmented ones); each is
+        converted with ``str`` for the term names.
+    input_names : sequence of hashable, default ()
+        Names of the inputs (converted with ``str``); they enter the polynomial terms like states.
     degree : int, default 2
         Highest total degree of the polynomial terms (0 gives the constant only).
     include_trig : bool, default False
@@ -94,10 +97,18 @@ class PolynomialField(torch.nn.Module):
     #: The library has no time column: t is never read (``t=None`` is accepted).
     uses_time = False
 
+    # Buffers (registered in __init__; declared here so they type as tensors, not Tensor | Module).
+    factor_index: torch.Tensor
+    out_scale: torch.Tensor
+    feature_scale: torch.Tensor
+    mask: torch.Tensor
+    gram: torch.Tensor
+    precond: torch.Tensor
+
     def __init__(
         self,
-        state_names: Sequence[str],
-        input_names: Sequence[str] = (),
+        state_names: Sequence[Hashable],
+        input_names: Sequence[Hashable] = (),
         degree: int = 2,
         include_trig: bool = False,
         functions: Mapping[str, TermFunction] | None = None,
@@ -151,7 +162,13 @@ class PolynomialField(torch.nn.Module):
     def library(self, t: torch.Tensor, x: torch.Tensor, u: torch.Tensor | None) -> torch.Tensor:
         """The library matrix Theta (batch, n_terms) in physical units."""
         ones = torch.ones(x.shape[0], 1, dtype=x.dtype, device=x.device)
-        parts = [ones, x] if not self.n_inputs else [ones, x, u]
+        if not self.n_inputs:
+            parts = [ones, x]
+        elif u is None:
+            raise DataError(f"this library reads the inputs {self.input_names} but was called with u=None; "
+                            f"pass the inputs (batch, {self.n_inputs}).")
+        else:
+            parts = [ones, x, u]
         variables = torch.cat(parts, dim=1)
         columns = [variables[:, self.factor_index].prod(dim=-1)]
         if self.include_trig:
@@ -254,9 +271,10 @@ class PolynomialField(torch.nn.Module):
         [[1.0], [-2.0]]
         """
         dtype = self.weight.dtype
-        as_t = lambda a: None if a is None else torch.as_tensor(a, dtype=dtype)  # noqa: E731
+        u_t = None if u is None else torch.as_tensor(u, dtype=dtype)
         with torch.no_grad():
-            theta = (self.library(as_t(t), as_t(x), as_t(u)) / self.feature_scale).numpy()
+            theta = (self.library(torch.as_tensor(t, dtype=dtype), torch.as_tensor(x, dtype=dtype), u_t)
+                     / self.feature_scale).numpy()
         n_obs = dx.shape[1]
         targets = dx / self.out_scale.numpy()[:n_obs]
         mask = self.mask.numpy()

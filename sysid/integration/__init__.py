@@ -7,6 +7,7 @@ from sysid.integration._device import torch_threads as torch_threads
 from sysid.integration._field import BatchedField as BatchedField
 from sysid.integration._field import TimeParameters as TimeParameters
 from sysid.integration._signals import InputSignal as InputSignal
+from sysid.integration._signals import Interpolation as Interpolation
 from sysid.integration._simulate import simulate as simulate
 from sysid.integration._solve import Gradient as Gradient
 from sysid.integration._solve import SolverFailure as SolverFailure

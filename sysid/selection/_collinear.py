@@ -7,8 +7,10 @@ import os
 import sys
 import warnings
 from collections.abc import Iterable, Sequence
+from types import FrameType
 
 import numpy as np
+import numpy.typing as npt
 
 from sysid.errors import FitWarning
 
@@ -18,7 +20,7 @@ _MAX_VARIANTS = 16  # supports generated from one support holding several collin
 
 
 def collinear_pairs(theta: np.ndarray, threshold: float = COLLINEAR_COSINE,
-                    allowed: np.ndarray | None = None) -> list[tuple[int, int, float]]:
+                    allowed: npt.ArrayLike | None = None) -> list[tuple[int, int, float]]:
     """Pairs of library columns that are (nearly) collinear on the data.
 
     Parameters
@@ -28,7 +30,7 @@ def collinear_pairs(theta: np.ndarray, threshold: float = COLLINEAR_COSINE,
     threshold : float, default :data:`COLLINEAR_COSINE`
         A pair is collinear when ``|a . b| / (|a| |b|)`` (the uncentred cosine, so that
         the constant column takes part) is at least this.
-    allowed : bool array (n_terms,), optional
+    allowed : array-like of bool (n_terms,), optional
         Only these columns are considered.
 
     Returns
@@ -60,7 +62,8 @@ def collinear_pairs(theta: np.ndarray, threshold: float = COLLINEAR_COSINE,
 def _outside_sysid() -> int:
     """The ``stacklevel`` (for a warning issued by the caller) of the first frame outside the sysid package."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-    frame, level = sys._getframe(2), 2
+    frame: FrameType | None = sys._getframe(2)
+    level = 2
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(root):
         frame, level = frame.f_back, level + 1
     return level

@@ -1,36 +1,63 @@
 """Training: multiple shooting over segments, the optimisation loop (DESIGN.md step 5)."""
 
+from sysid.training._checkpoint import Checkpoint as Checkpoint
+from sysid.training._checkpoint import fingerprint as fingerprint
 from sysid.training._collocation import Smoothed as Smoothed
 from sysid.training._collocation import collocation_fit as collocation_fit
 from sysid.training._collocation import embed_derivatives as embed_derivatives
 from sysid.training._collocation import smooth_trajectory as smooth_trajectory
 from sysid.training._collocation import smoothing_strengths as smoothing_strengths
 from sysid.training._config import Training as Training
-from sysid.training._loop import TrainResult as TrainResult
-from sysid.training._loop import TrainSettings as TrainSettings
-from sysid.training._loop import train as train
-from sysid.training._segments import Segments as Segments
-from sysid.training._segments import make_segments as make_segments
-from sysid.training._shooting import MultipleShooting as MultipleShooting
-
-from sysid.training._loop import ADVICE as ADVICE
-from sysid.training._segments import interpolate_missing as interpolate_missing
-
-
-# Shared with other sysid packages (their one public home).
-from sysid.training._checkpoint import Checkpoint as Checkpoint
-from sysid.training._checkpoint import fingerprint as fingerprint
+from sysid.training._horizons import HorizonStage as HorizonStage
+from sysid.training._horizons import plan_horizons as plan_horizons
+from sysid.training._horizons import resumable_stage as resumable_stage
+from sysid.training._horizons import train_horizons as train_horizons
 from sysid.training._least_squares import FAILED_RESIDUAL as FAILED_RESIDUAL
 from sysid.training._least_squares import CollocationResiduals as CollocationResiduals
 from sysid.training._least_squares import LeastSquaresResult as LeastSquaresResult
 from sysid.training._least_squares import SegmentResiduals as SegmentResiduals
 from sysid.training._least_squares import TrajectoryResiduals as TrajectoryResiduals
 from sysid.training._least_squares import solve_least_squares as solve_least_squares
+from sysid.training._loop import ADVICE as ADVICE
+from sysid.training._loop import TrainResult as TrainResult
+from sysid.training._loop import TrainSettings as TrainSettings
+from sysid.training._loop import train as train
+from sysid.training._segments import Segments as Segments
+from sysid.training._segments import interpolate_missing as interpolate_missing
+from sysid.training._segments import make_segments as make_segments
+from sysid.training._shooting import MultipleShooting as MultipleShooting
 from sysid.training._streaming import StreamingShooting as StreamingShooting
 from sysid.training._streaming import StreamSettings as StreamSettings
 from sysid.training._streaming import validation_positions as validation_positions
 
-__all__ = ["ADVICE", "MultipleShooting", "Segments", "Smoothed", "TrainResult", "TrainSettings", "Training",
-           "collocation_fit", "embed_derivatives", "interpolate_missing", "make_segments", "smooth_trajectory",
-           "smoothing_strengths", "train"]
-__all__ += ["Checkpoint", "fingerprint", "FAILED_RESIDUAL", "CollocationResiduals", "LeastSquaresResult", "SegmentResiduals", "TrajectoryResiduals", "solve_least_squares", "StreamingShooting", "StreamSettings", "validation_positions"]
+__all__ = [
+    "ADVICE",
+    "FAILED_RESIDUAL",
+    "Checkpoint",
+    "CollocationResiduals",
+    "HorizonStage",
+    "LeastSquaresResult",
+    "MultipleShooting",
+    "SegmentResiduals",
+    "Segments",
+    "Smoothed",
+    "StreamSettings",
+    "StreamingShooting",
+    "TrainResult",
+    "TrainSettings",
+    "Training",
+    "TrajectoryResiduals",
+    "collocation_fit",
+    "embed_derivatives",
+    "fingerprint",
+    "interpolate_missing",
+    "make_segments",
+    "plan_horizons",
+    "resumable_stage",
+    "smooth_trajectory",
+    "smoothing_strengths",
+    "solve_least_squares",
+    "train",
+    "train_horizons",
+    "validation_positions",
+]

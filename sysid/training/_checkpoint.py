@@ -232,6 +232,8 @@ class Checkpoint:
         own = optimizer.state_dict()
         groups = state.get("param_groups")
         self._check_like("param_groups", groups, own["param_groups"])
+        if not isinstance(groups, list):
+            raise self._fault("param_groups", f"must be a list, got {type(groups).__name__}")
         for group, mine in zip(groups, own["param_groups"]):  # only the learning rates move during training
             for key, value in group.items():
                 if key in ("lr", "initial_lr"):
@@ -294,10 +296,13 @@ _HISTORY_KEYS = ("epoch", "stage", "loss", "val_loss", "nfe_forward", "nfe_backw
 
 
 def _is_epoch_record(row: Any) -> bool:
-    """A row of the loop's history: the keys it writes (nfe_validation when it validated), numbers."""
-    if not isinstance(row, dict) or not set(_HISTORY_KEYS) <= set(row) <= {*_HISTORY_KEYS, "nfe_validation"}:
+    """A row of the loop's history: the keys it writes (nfe_validation when it validated, horizon in a
+    horizon schedule, whose earlier stages also leave L-BFGS rows), numbers."""
+    if not isinstance(row, dict) or not set(_HISTORY_KEYS) <= set(row) <= {*_HISTORY_KEYS, "nfe_validation",
+                                                                            "horizon"}:
         return False
-    if not isinstance(row["epoch"], int) or isinstance(row["epoch"], bool) or row["stage"] not in ("start", "adam"):
+    if not isinstance(row["epoch"], int) or isinstance(row["epoch"], bool) \
+            or row["stage"] not in ("start", "adam", "lbfgs"):
         return False
     return all(isinstance(v, int | float) and not isinstance(v, bool) for k, v in row.items() if k != "stage")
 _STOP_REASONS = ("max_epochs", "early_stopping", "interrupted", "failed")

@@ -223,7 +223,8 @@ def collocation_fit(
     """Regress ``field`` onto smoothed derivatives; returns the final loss (scaled units).
 
     Dimensions beyond the smoothed columns are set to zero and their derivatives are
-    not fitted (give hidden dimensions values with :func:`embed_derivatives`). Rows where a state has no smoothed derivative are
+    not fitted (give hidden dimensions values with :func:`embed_derivatives`). Rows where
+    a state has no smoothed derivative are
     masked. The error is measured in units of state spread per ``time_unit``. Every
     step is a full-batch Adam step; its gradient is accumulated over ``chunk_rows``
     rows at a time, so memory does not grow with the number of samples (the result is

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from sysid.errors import ConfigError
 from sysid.parts import Part
+from sysid.training._horizons import check_horizons
 from sysid.training._loop import EVAL_EVERY, MAX_EVAL_EVERY, TrainSettings
 
 # Free-run validation spacing (sysid.training.validation_due): at least every 10 epochs (a third of
@@ -63,7 +65,27 @@ class Training(Part):
     collocation_steps : int, default 300
         Steps of the collocation warm start (0 switches it off).
     segment_length : int, default 5
-        Sample intervals per shooting segment.
+        Sample intervals per shooting segment (of the first stage, with ``horizons``).
+    horizons : list or None, default None
+        Later training stages on longer shooting windows (:mod:`sysid.training._horizons`):
+        short windows find the basin, longer ones then train the model on the errors that
+        build up over the horizon it predicts over. Each entry is one stage after the
+        first (``segment_length``, ``max_epochs``, ``lr``, ``lbfgs_steps``):
+
+        - an int: segments of that many sample intervals, trained by an L-BFGS polish of
+          ``lbfgs_steps`` iterations (``lbfgs_steps=0`` skips these stages);
+        - None (last): whole trajectories (simulation error), the same polish;
+        - a tuple ``(length, adam_epochs, lr, lbfgs_steps)`` (length an int or None):
+          Adam epochs at that rate, then the polish.
+
+        Lengths increase; they are capped at the longest trajectory and a stage no longer
+        than the one before is skipped. Each stage's segments start from the states the
+        previous stage's model reaches there; the free-run check keeps the best parameters
+        of all stages (a schedule never ends worse than its first stage); stages after the
+        first solve their segments in data time with backpropagation. ``history_`` has a
+        ``horizon`` column (segment length of each row). None: one stage. Example:
+        ``horizons=[20, None]``. Needs ``optimizer="adam"`` (least squares already ends on
+        whole trajectories). Streamed fits (``lazy=True``) train the first stage only.
     continuity_weight : float, default 1.0
         Weight of the continuity penalty between segments (scaled units).
     learn_x0 : bool, default True
@@ -92,6 +114,7 @@ class Training(Part):
     >>> model = sysid.NeuralODE(training=Training(max_epochs=80, lr=5e-3))
     >>> model.get_params()["training__max_epochs"]
     80
+    >>> Training(horizons=[20, None]).check()  # then 20-interval windows, then whole trajectories
     >>> Training(max_epochs=0).check()
     Traceback (most recent call last):
     ...
@@ -103,7 +126,8 @@ class Training(Part):
     def __init__(self, *, max_epochs: int = 40, lr: float = 1e-2, batch_size: int | None = None,
                  validation_fraction: float = 0.0, patience: int | None = 60, lbfgs_steps: int = 100,
                  collocation_steps: int = 300, segment_length: int = 5, continuity_weight: float = 1.0,
-                 learn_x0: bool = True, refine_steps: int = 20, optimizer: str = "adam") -> None:
+                 learn_x0: bool = True, refine_steps: int = 20, optimizer: str = "adam",
+                 horizons: list[Any] | tuple[Any, ...] | None = None) -> None:
         self.max_epochs = max_epochs
         self.lr = lr
         self.batch_size = batch_size
@@ -116,6 +140,7 @@ class Training(Part):
         self.learn_x0 = learn_x0
         self.refine_steps = refine_steps
         self.optimizer = optimizer
+        self.horizons = horizons
 
     def check(self) -> None:
         """Validate every parameter (a :class:`~sysid.ConfigError` names the one at fault)."""
@@ -133,6 +158,10 @@ class Training(Part):
         self._flag("learn_x0")
         self._positive_int("refine_steps", allow_zero=True)
         self._choice("optimizer", OPTIMIZERS)
+        check_horizons(self.horizons, int(self.segment_length))
+        if self.horizons is not None and self.optimizer == "least_squares":
+            raise ConfigError(f"Training: horizons={self.horizons!r} needs optimizer='adam'; the least-squares fit "
+                              "already ends on whole trajectories (single shooting). Use horizons=None.")
 
     def settings(self, **overrides: Any) -> TrainSettings:
         """The optimisation loop's settings (``overrides`` win: description, verbose...)."""

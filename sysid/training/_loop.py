@@ -20,7 +20,7 @@ from sysid.integration import SolverFailure
 if TYPE_CHECKING:
     from sysid.training._checkpoint import Checkpoint
 
-_POLISH_CHUNK = 10
+POLISH_CHUNK = 10
 _DIVERGENCE = 1e4  # an epoch loss this many times the best one so far counts as a failure
 ADVICE = (
     "Try a lower lr, a smaller segment_length, looser rtol/atol, or a larger "
@@ -65,6 +65,11 @@ class TrainSettings:
     """The L-BFGS polish evaluates its full-batch loss over pieces of this many items, one
     objective call each, accumulating the gradient (None: all items in one call). Streaming
     fits use 1: every item is a minibatch read from storage, never all at once."""
+    first_epoch: int = 0
+    """Epochs ``first_epoch .. max_epochs - 1`` are trained (a stage of a horizon schedule
+    continues the epoch count of the previous one); the rate decays over them."""
+    horizon: int | None = None
+    """Segment length of this stage, recorded in every history row (None: not recorded)."""
 
 
 @dataclass
@@ -82,9 +87,10 @@ def _snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return copy.deepcopy(module.state_dict())
 
 
-def _divergence(loss: float, history: list[dict[str, Any]]) -> str | None:
-    """Why this epoch's mean loss counts as diverging (far above the best so far), or None."""
-    previous = [row["loss"] for row in history if row.get("stage") == "adam" and math.isfinite(row["loss"])]
+def _divergence(loss: float, history: list[dict[str, Any]], horizon: int | None = None) -> str | None:
+    """Why this epoch's mean loss counts as diverging (far above the best so far at this horizon), or None."""
+    previous = [row["loss"] for row in history if row.get("stage") == "adam" and math.isfinite(row["loss"])
+                and row.get("horizon") == horizon]
     reference = max(min(previous), 1e-4) if previous else math.inf
     if loss > _DIVERGENCE * reference:
         return f"the training loss jumped from {min(previous):.3g} to {loss:.3g} (diverging)"
@@ -160,6 +166,7 @@ def train(
     generator: torch.Generator,
     nfe: Callable[[], int],
     checkpoint: Checkpoint | None = None,
+    previous: TrainResult | None = None,
 ) -> TrainResult:
     """Minimise ``objective(batch)`` over minibatches of ``n_items``; keep the best parameters.
 
@@ -180,6 +187,11 @@ def train(
     checkpoint : Checkpoint, optional
         Resume from it if it holds this fit's state, and write the state to it after
         every completed epoch (see :mod:`sysid.training._checkpoint`).
+    previous : TrainResult, optional
+        The result of the previous stage of a horizon schedule: its history is continued
+        and its best validation score is the score of ``objective``'s starting
+        parameters (the previous stage's best, carried over), so they are not validated
+        again and a stage never ends worse than the one before.
 
     Returns
     -------
@@ -196,7 +208,7 @@ def train(
     """
     params = [p for p in objective.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=settings.lr)
-    gamma = (settings.lr_final / settings.lr) ** (1.0 / max(settings.max_epochs, 1))
+    gamma = (settings.lr_final / settings.lr) ** (1.0 / max(settings.max_epochs - settings.first_epoch, 1))
     warmup = max(settings.warmup_epochs, 1)
     # Linear warm-up, then exponential decay. Adam's first steps move every weight by about
     # lr whatever its gradient; from a collocation warm start that undid the warm start
@@ -204,10 +216,13 @@ def train(
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda epoch: min(1.0, (epoch + 1) / warmup) * gamma**epoch)
     result = TrainResult()
+    if previous is not None:
+        result = TrainResult(list(previous.history), previous.best_epoch, previous.best_score, "max_epochs",
+                             previous.failures)
     best_state = _snapshot(objective)
     since_best = 0
     failures_in_row = 0
-    first_epoch = 0
+    first_epoch = settings.first_epoch
     # -- checkpoint_path: resume a killed fit where it stopped (sysid/training/_checkpoint.py) --
     resumed = checkpoint.restore(objective, optimizer, scheduler, generator) if checkpoint is not None else None
     if resumed is not None:
@@ -216,7 +231,7 @@ def train(
         result = TrainResult(resumed.history, resumed.best_epoch, resumed.best_score, resumed.stop_reason,
                              resumed.failures)
     # ------------------------------------------------------------------------------------------
-    if resumed is None:
+    if resumed is None and previous is None:
         n0 = nfe()
         try:  # the starting point is a candidate too: a warm start never comes back worse
             result.best_score = validate()
@@ -233,7 +248,8 @@ def train(
     if resumed is not None and "nfe_validation" not in result.history[-1]:
         unvalidated = first_epoch - 1
     epoch = first_epoch
-    start = time.perf_counter()
+    # seconds since the fit started: a later stage of a horizon schedule continues the earlier stages' clock
+    start = time.perf_counter() - (float(result.history[-1].get("seconds", 0.0)) if result.history else 0.0)
     bar = tqdm(range(first_epoch, settings.max_epochs), desc=settings.description, disable=not settings.verbose,
                leave=False, dynamic_ncols=True)
     try:
@@ -263,7 +279,7 @@ def train(
                 unvalidated = epoch
                 losses.append(float(loss.detach()))
             if failed is None:
-                failed = _divergence(float(np.mean(losses)), result.history)
+                failed = _divergence(float(np.mean(losses)), result.history, settings.horizon)
             if failed is not None:
                 result.failures += 1
                 failures_in_row += 1
@@ -296,6 +312,8 @@ def train(
                 "nfe_backward": nfe_bwd,
                 "lr": optimizer.param_groups[0]["lr"],
             }
+            if settings.horizon is not None:
+                row["horizon"] = settings.horizon
             if validation_due([*result.history, row], epoch, settings):
                 n0 = nfe()
                 try:
@@ -343,7 +361,8 @@ def train(
         ))
     if validation_failures and result.stop_reason != "interrupted":
         warnings.warn(
-            f"the free-run validation solve failed at {validation_failures} evaluation(s) (last: {validation_failure}); "
+            f"the free-run validation solve failed at {validation_failures} evaluation(s) "
+            f"(last: {validation_failure}); "
             f"those parameters were not kept, the best validated ones (epoch {result.best_epoch}) were. {ADVICE}",
             FitWarning, stacklevel=3,
         )
@@ -392,7 +411,7 @@ def _polish(objective: torch.nn.Module, params: list[torch.nn.Parameter], n_item
     validated parameters are kept; a failure or Ctrl-C keeps the best seen so far.
     """
     best_state = _snapshot(objective)
-    optimizer = torch.optim.LBFGS(params, lr=1.0, max_iter=_POLISH_CHUNK, history_size=20,
+    optimizer = torch.optim.LBFGS(params, lr=1.0, max_iter=POLISH_CHUNK, history_size=20,
                                   line_search_fn="strong_wolfe")
     pieces = [torch.arange(n_items)]
     if settings.polish_pieces is not None:
@@ -414,11 +433,14 @@ def _polish(objective: torch.nn.Module, params: list[torch.nn.Parameter], n_item
             counts["forward"] += n1 - n0
             counts["backward"] += nfe() - n1
             total = loss.detach() if total is None else total + loss.detach()
+        if total is None:
+            raise SolverFailure("the batch has no segments to train on")
         return total
 
     since_best = 0
-    epoch = len(result.history)
-    bar = tqdm(range(0, settings.lbfgs_steps, _POLISH_CHUNK), desc=f"{settings.description} L-BFGS",
+    # a stage of a horizon schedule numbers its polish after its own Adam epochs (the next stage's follow)
+    epoch = len(result.history) if settings.horizon is None else settings.max_epochs
+    bar = tqdm(range(0, settings.lbfgs_steps, POLISH_CHUNK), desc=f"{settings.description} L-BFGS",
                disable=not settings.verbose, leave=False, dynamic_ncols=True)
     try:
         for _ in bar:
@@ -428,7 +450,8 @@ def _polish(objective: torch.nn.Module, params: list[torch.nn.Parameter], n_item
             result.history.append({"epoch": epoch, "loss": float(loss.detach()), "val_loss": score,
                                    "nfe_forward": counts["forward"], "nfe_backward": counts["backward"],
                                    "lr": math.nan,
-                                   "seconds": time.perf_counter() - start, "stage": "lbfgs"})
+                                   "seconds": time.perf_counter() - start, "stage": "lbfgs",
+                                   **({} if settings.horizon is None else {"horizon": settings.horizon})})
             epoch += 1
             bar.set_postfix(loss=f"{float(loss.detach()):.3g}", val=f"{min(score, result.best_score):.3g}", nfe=nfe())
             if score < result.best_score:

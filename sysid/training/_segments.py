@@ -70,7 +70,13 @@ def make_segments(times: Sequence[np.ndarray], observations: Sequence[np.ndarray
     ([3.0, 4.0, 5.0, 5.0], [True, True, True, False])
     """
     rows = np.arange(length + 1)
-    traj, start, knots, obs, seen, nxt, first = [], [], [], [], [], [], []
+    traj: list[int] = []
+    start: list[int] = []
+    knots: list[np.ndarray] = []
+    obs: list[np.ndarray] = []
+    seen: list[np.ndarray] = []
+    nxt: list[int] = []
+    first: list[int] = []
     for i, (t, y) in enumerate(zip(times, observations)):
         n = len(t)
         starts = list(range(0, max(n - 1, 1), length))

@@ -21,8 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from sysid.integration import BatchedField, InputSignal, SolverConfig
-from sysid.integration import Gradient
+from sysid.integration import BatchedField, Gradient, InputSignal, Interpolation, SolverConfig
 from sysid.training._collocation import Smoothed, smooth_trajectory, smoothing_strengths
 from sysid.training._segments import Segments, make_segments
 from sysid.training._shooting import MultipleShooting
@@ -43,7 +42,7 @@ class StreamSettings:
     solver: SolverConfig
     gradient: Gradient
     continuity: float
-    input_interpolation: str
+    input_interpolation: Interpolation
     scale: Callable[[np.ndarray], np.ndarray]
     split: Callable[[Trajectories], tuple[list[int], list[float] | None]]
 
@@ -125,7 +124,7 @@ class StreamingShooting(torch.nn.Module):
         scaled = [settings.scale(tr.y) for tr in data]
         segments = make_segments([tr.t[:n] for tr, n in zip(data, rows)], [s[:n] for s, n in zip(scaled, rows)],
                                  settings.segment_length)
-        starts = self._starts.get(key)
+        starts = self._starts.get(key) if key is not None else None
         if starts is None:
             if smoothed is None:
                 smoothed = self._smooth(data, rows, key)
@@ -140,7 +139,8 @@ class StreamingShooting(torch.nn.Module):
         dtype = self.rhs.center.dtype
         inputs = None
         if data.n_inputs:
-            inputs = InputSignal([tr.t for tr in data], [tr.u for tr in data], settings.input_interpolation, dtype)
+            inputs = InputSignal([tr.t for tr in data], [tr.u for tr in data if tr.u is not None],
+                                 settings.input_interpolation, dtype)  # data with inputs: every trajectory has u
         shooting = MultipleShooting(self.rhs, segments, [tr.t for tr in data], scaled, settings.n_dims, inputs,
                                     settings.solver, settings.gradient, settings.continuity, learn_x0=False,
                                     initial=initial)

@@ -39,6 +39,21 @@ def test_linear_part_starts_as_the_data_s_linearisation(oscillator):
     np.testing.assert_allclose(linear, x.numpy() @ np.array([[0.0, 1.0], [-4.0, -0.4]]).T, atol=0.35)
 
 
+def test_a_linear_part_started_at_zero_is_fitted_with_the_network(oscillator):
+    # the least-squares start leaves the linear part to shooting; from zero the collocation fits it with the network
+    fits = {}
+    for start in ("least_squares", "zero"):
+        model = sysid.NeuralODE(field=LinearMLP(hidden=(8,), linear_start=start), max_epochs=1, lbfgs_steps=0,
+                                collocation_steps=50, verbose=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fits[start] = model.fit(oscillator).field_.linear_state.detach().numpy()
+    assert np.abs(fits["zero"]).max() > 0.05  # moved off zero in the collocation and the epoch
+    assert not np.allclose(fits["zero"], fits["least_squares"], atol=0.05)
+    with pytest.raises(sysid.ConfigError, match="linear_start must be one of"):
+        sysid.NeuralODE(field=LinearMLP(linear_start="ols")).fit(oscillator)
+
+
 def test_linear_plus_network_extrapolates_like_the_linear_system(oscillator):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

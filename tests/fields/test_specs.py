@@ -81,10 +81,11 @@ def test_a_torch_module_is_a_field_and_a_bad_one_is_refused_at_build():
 
 def test_flat_keywords_reach_the_part_that_owns_them():
     model = sysid.NeuralODE(hidden=(8,), rtol=1e-7, max_epochs=3)
-    assert model.field == MLP(hidden=(8,)) and model.solver.rtol == 1e-7 and model.training.max_epochs == 3
+    assert model.field == LinearMLP(hidden=(8,), linear_start="zero")  # NeuralODE's default field, hidden set
+    assert model.solver.rtol == 1e-7 and model.training.max_epochs == 3 and model.training.horizons == (20, 80, None)
     with pytest.raises(TypeError, match=r"unexpected keyword argument 'hiden'.* Did you mean 'hidden'"):
         sysid.NeuralODE(hiden=(8,))
-    with pytest.raises(TypeError, match=r"'hidden' is a parameter of MLP, but this field is Polynomial"):
+    with pytest.raises(TypeError, match=r"'hidden' is a parameter of LinearMLP, but this field is Polynomial"):
         sysid.NeuralODE(field=Polynomial(), hidden=(8,))
     assert sysid.SparseODE(degree=3).get_params()["field__degree"] == 3
     given = MLP(hidden=(4,))
