@@ -62,6 +62,9 @@ class HybridField(torch.nn.Module):
         #: Multiplies the network's output per state: set from the size of what the known
         #: part leaves unexplained, so that the network works with outputs of order one.
         self.register_buffer("correction_scale", torch.ones(correction.n_dims, dtype=dtype))
+        #: As :attr:`GreyBoxField.groups`: parameter sets per consecutive batch group (the
+        #: least-squares Jacobian of the physical parameters, the correction held fixed).
+        self.groups: torch.Tensor | None = None
 
     def correction(self, t: torch.Tensor, x: torch.Tensor, u: torch.Tensor | None) -> torch.Tensor:
         """The learned correction alone (batch, n_dims)."""
@@ -69,6 +72,8 @@ class HybridField(torch.nn.Module):
 
     def known_part(self, t: torch.Tensor, x: torch.Tensor, u: torch.Tensor | None) -> torch.Tensor:
         """The known physics alone (batch, n_dims)."""
+        if self.groups is not None:
+            return self.params.evaluate_grouped(self.known, t, x, u, self.groups)
         return self.known(t, x, self.params(), u)
 
     def forward(self, t: torch.Tensor, x: torch.Tensor, u: torch.Tensor | None) -> torch.Tensor:

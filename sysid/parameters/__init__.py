@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from sysid.parameters._profile import profile_interval as profile_interval
 from sysid.parameters._results import ParametricResults as ParametricResults
 from sysid.parameters._results import ProfileProblem as ProfileProblem
+from sysid.parameters._results import _outside_sysid as warning_stacklevel
 from sysid.parameters._spec import Bound as Bound
 from sysid.parameters._spec import ParameterSpec as ParameterSpec
 from sysid.parameters._spec import check_parameters as check_parameters
@@ -45,7 +46,7 @@ __all__ = ["STATUSES", "TABLE_COLUMNS", "Bound", "ParameterSpec", "Uncertainty",
            "interval_table", "linearised_uncertainty", "noise_levels", "profile_interval", "t_quantile"]
 # Shared with other sysid packages (their one public home).
 __all__ += ["REWEIGHT", "ParametricResults", "ProfileProblem", "gauss_newton_distance", "relative_change",
-            "state_spread"]
+            "state_spread", "warning_stacklevel"]
 
 
 def __getattr__(name: str) -> object:
