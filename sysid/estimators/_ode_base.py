@@ -3,8 +3,9 @@
 ``NeuralODE``, ``SparseODE``, ``GreyBoxODE`` and ``HybridODE`` are this estimator with
 other default parts (:attr:`~sysid.estimators._composition.PartsMixin.default_parts`).
 The fit is one pipeline whatever the field and wherever the data come from: scale the
-data, build the field for them, warm-start it by collocation (:mod:`sysid.estimators._ode_warm_start`), train it by multiple
-shooting (:func:`sysid.training.train`), record the best parameters. In-memory
+data, build the field for them, warm-start it by collocation
+(:mod:`sysid.estimators._ode_warm_start`), train it by multiple shooting
+(:func:`sysid.training.train`), record the best parameters. In-memory
 :class:`~sysid.Trajectories` and streamed :class:`~sysid.trajectories.LazyTrajectories`
 differ only in the shooting objective they feed it (:mod:`sysid.estimators._streaming`).
 """
