@@ -48,7 +48,7 @@ DEFAULT_DIR = ROOT.parent / "shared" / "data" / "cascaded_tanks"
 FILE = "cascaded_tanks_estimation.csv"
 TRAIN_FRACTION = 0.7
 PARAMS = {"k1": 0.05, "k2": 0.05, "k3": 0.05, "k4": 0.04}  # time constants of a few hundred seconds
-BOUNDS = {k: (0.0, None) for k in PARAMS}
+BOUNDS = dict.fromkeys(PARAMS, (0.0, None))
 # dy/dt is of order 0.01-0.05 V/s here: pysindy's default threshold 0.1 would prune every term.
 SINDY_THRESHOLD = 1e-3
 SETTINGS: dict[str, dict[str, Any]] = {
@@ -106,7 +106,7 @@ def _records(frame: pd.DataFrame, anchored: bool) -> tuple[Any, Any, int]:
     """(train, masked full record, split row); ``anchored`` adds the never-measured upper tank."""
     import sysid
 
-    split = int(round(TRAIN_FRACTION * len(frame)))
+    split = round(TRAIN_FRACTION * len(frame))
     t = frame["t_s"].to_numpy(float)
     u = frame[["u_V"]].to_numpy(float)
     y = frame[["y_V"]].to_numpy(float)
@@ -214,7 +214,7 @@ def run(mode: str = "full") -> Study:
                 "params": "" if not params else ", ".join(f"{k}={v:.3g}" for k, v in params.items()),
             }
         )
-    std = float(np.std(y[int(round(TRAIN_FRACTION * len(frame))) :]))
+    std = float(np.std(y[round(TRAIN_FRACTION * len(frame)) :]))
     rows.append(
         {
             "method": "constant (mean of the test part), for scale",
@@ -232,13 +232,14 @@ def run(mode: str = "full") -> Study:
         else f"best: {best['method']} {best['test_rmse_V']:.3f} V (std of the test part {std:.2f} V)"
     )
     setup = (
-        f"{FILE}: fit on the first {TRAIN_FRACTION:.0%} ({int(round(TRAIN_FRACTION * len(frame)))} samples, "
-        f"{frame['t_s'].iloc[int(round(TRAIN_FRACTION * len(frame))) - 1]:.0f} s), simulate the whole record from "
+        f"{FILE}: fit on the first {TRAIN_FRACTION:.0%} ({round(TRAIN_FRACTION * len(frame))} samples, "
+        f"{frame['t_s'].iloc[round(TRAIN_FRACTION * len(frame)) - 1]:.0f} s), simulate the whole record from "
         "the input, score the rest. Budgets: "
         + "; ".join(f"{k} {v}" for k, v in cfg.items() if k != "rows" and v)
         + "."
     )
-    notes = _explain(rows) + [
+    notes = [
+        *_explain(rows),
         "The sensor saturates at 10 V when the tanks overflow (47 samples of the record); no model here has an "
         "overflow term, which is what separates the published 0.18 V grey box from 0.3-0.5 V models.",
         "The published figures are on the separate test record, these on the last 30% of the estimation record: "

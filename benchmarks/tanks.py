@@ -62,8 +62,13 @@ def physics_offsets(t: Any, x: Any, p: Any, u: Any) -> Any:
     import torch
 
     upper, lower = x[:, 0], x[:, 1]
-    return torch.stack([-p["k1"] * _offset(upper, p["o1"]) + p["k4"] * u[:, 0],
-                        p["k2"] * _offset(upper, p["o1"]) - p["k3"] * _offset(lower, p["o2"])], dim=-1)
+    return torch.stack(
+        [
+            -p["k1"] * _offset(upper, p["o1"]) + p["k4"] * u[:, 0],
+            p["k2"] * _offset(upper, p["o1"]) - p["k3"] * _offset(lower, p["o2"]),
+        ],
+        dim=-1,
+    )
 
 
 def overflow(t: Any, x: Any, p: Any, u: Any) -> Any:
@@ -87,8 +92,9 @@ def tanks_ude(t: Any, x: Any, p: Any, u: Any, nn: Any) -> Any:
     import torch
 
     upper, lower = x[:, 0], x[:, 1]
-    return tank_torch(t, x, p, u) + torch.stack([nn["upper"](upper[:, None]),
-                                                  nn["lower"](torch.stack([upper, lower], -1))], dim=-1)
+    return tank_torch(t, x, p, u) + torch.stack(
+        [nn["upper"](upper[:, None]), nn["lower"](torch.stack([upper, lower], -1))], dim=-1
+    )
 
 
 def overflow_ude(t: Any, x: Any, p: Any, u: Any, nn: Any) -> Any:
@@ -96,14 +102,24 @@ def overflow_ude(t: Any, x: Any, p: Any, u: Any, nn: Any) -> Any:
     import torch
 
     upper, lower = x[:, 0], x[:, 1]
-    return overflow(t, x, p, u) + torch.stack([nn["upper"](upper[:, None]),
-                                               nn["lower"](torch.stack([upper, lower], -1))], dim=-1)
+    return overflow(t, x, p, u) + torch.stack(
+        [nn["upper"](upper[:, None]), nn["lower"](torch.stack([upper, lower], -1))], dim=-1
+    )
 
 
 # The "GreyBoxODE overflow physics + Sensor" estimates on the first 70% (rounded), where the UDE starts; its
 # lower rim went to ~3e4 V (never reached), so the UDE holds it fixed above every reading.
-OVERFLOW_FIT = {"k1": 0.0478, "k2": 0.0444, "k3": 0.0508, "k4": 0.0529, "o1": -3.5151, "o2": -1.8497, "k5": 0.5411,
-                "h1": 10.4133, "h2": 100.0}
+OVERFLOW_FIT = {
+    "k1": 0.0478,
+    "k2": 0.0444,
+    "k3": 0.0508,
+    "k4": 0.0529,
+    "o1": -3.5151,
+    "o2": -1.8497,
+    "k5": 0.5411,
+    "h1": 10.4133,
+    "h2": 100.0,
+}
 
 
 def _configs() -> dict[str, tuple[Callable[[int], Any], bool]]:
@@ -122,40 +138,95 @@ def _configs() -> dict[str, tuple[Callable[[int], Any], bool]]:
         return sysid.NeuralODE(field=Structured(reads=STRUCTURE), random_state=s, **{**neural, **kw})
 
     configs: dict[str, tuple[Callable[[int], Any], bool]] = {
-        "NeuralODE, MLP field (defaults before #17)": (lambda s: sysid.NeuralODE(
-            field=MLP(), random_state=s, **neural), False),
-        "NeuralODE, MLP field, max_epochs=15, lbfgs_steps=200": (lambda s: sysid.NeuralODE(
-            field=MLP(), random_state=s, max_epochs=15, lbfgs_steps=200, **neural), False),
-        "NeuralODE, MLP field + Sensor, max_epochs=15, lbfgs_steps=200": (lambda s: sysid.NeuralODE(
-            field=MLP(), output=sysid.Sensor(high=10.0), random_state=s, max_epochs=15, lbfgs_steps=200, **neural),
-            False),
+        "NeuralODE, MLP field (defaults before #17)": (
+            lambda s: sysid.NeuralODE(field=MLP(), random_state=s, **neural),
+            False,
+        ),
+        "NeuralODE, MLP field, max_epochs=15, lbfgs_steps=200": (
+            lambda s: sysid.NeuralODE(field=MLP(), random_state=s, max_epochs=15, lbfgs_steps=200, **neural),
+            False,
+        ),
+        "NeuralODE, MLP field + Sensor, max_epochs=15, lbfgs_steps=200": (
+            lambda s: sysid.NeuralODE(
+                field=MLP(), output=sysid.Sensor(high=10.0), random_state=s, max_epochs=15, lbfgs_steps=200, **neural
+            ),
+            False,
+        ),
         "Structured": (structured, False),
         "Structured, max_epochs=15, lbfgs_steps=200": (lambda s: structured(s, max_epochs=15, lbfgs_steps=200), False),
         "Structured + Sensor(high=10)": (lambda s: structured(s, output=sysid.Sensor(high=10.0)), False),
-        "Structured + Sensor, segment_length=20": (lambda s: structured(
-            s, output=sysid.Sensor(high=10.0), segment_length=20), False),
-        "Structured + Sensor, max_epochs=15, lbfgs_steps=200": (lambda s: structured(
-            s, output=sysid.Sensor(high=10.0), max_epochs=15, lbfgs_steps=200), False),
-        "GreyBoxODE tank physics": (lambda s: sysid.GreyBoxODE(tank_torch, PARAMS, bounds=POSITIVE, random_state=s,
-                                                               **physics), True),
-        "GreyBoxODE tank physics + Sensor": (lambda s: sysid.GreyBoxODE(
-            tank_torch, PARAMS, bounds=POSITIVE, output=sensor, random_state=s, **physics), True),
-        "GreyBoxODE physics with sensor offsets + Sensor": (lambda s: sysid.GreyBoxODE(
-            physics_offsets, {**PARAMS, "o1": 0.0, "o2": 0.0}, bounds={**POSITIVE, **offsets}, output=sensor,
-            random_state=s, **physics), True),
-        "GreyBoxODE overflow physics + Sensor": (lambda s: sysid.GreyBoxODE(
-            overflow, {**PARAMS, "o1": 0.0, "o2": 0.0, "k5": 0.5, "h1": 10.0, "h2": 10.0},
-            bounds={**POSITIVE, **offsets, "k5": (0.0, 1.0)}, output=sensor, random_state=s, **physics), True),
-        "UDE tank physics + level networks + Sensor, max_epochs=60, lbfgs_steps=50": (lambda s: sysid.HybridODE(
-            tanks_ude, PARAMS, networks={"upper": 1, "lower": 1}, bounds=POSITIVE, output=sensor, random_state=s,
-            max_epochs=60, lbfgs_steps=50, **physics), True),
+        "Structured + Sensor, segment_length=20": (
+            lambda s: structured(s, output=sysid.Sensor(high=10.0), segment_length=20),
+            False,
+        ),
+        "Structured + Sensor, max_epochs=15, lbfgs_steps=200": (
+            lambda s: structured(s, output=sysid.Sensor(high=10.0), max_epochs=15, lbfgs_steps=200),
+            False,
+        ),
+        "GreyBoxODE tank physics": (
+            lambda s: sysid.GreyBoxODE(tank_torch, PARAMS, bounds=POSITIVE, random_state=s, **physics),
+            True,
+        ),
+        "GreyBoxODE tank physics + Sensor": (
+            lambda s: sysid.GreyBoxODE(tank_torch, PARAMS, bounds=POSITIVE, output=sensor, random_state=s, **physics),
+            True,
+        ),
+        "GreyBoxODE physics with sensor offsets + Sensor": (
+            lambda s: sysid.GreyBoxODE(
+                physics_offsets,
+                {**PARAMS, "o1": 0.0, "o2": 0.0},
+                bounds={**POSITIVE, **offsets},
+                output=sensor,
+                random_state=s,
+                **physics,
+            ),
+            True,
+        ),
+        "GreyBoxODE overflow physics + Sensor": (
+            lambda s: sysid.GreyBoxODE(
+                overflow,
+                {**PARAMS, "o1": 0.0, "o2": 0.0, "k5": 0.5, "h1": 10.0, "h2": 10.0},
+                bounds={**POSITIVE, **offsets, "k5": (0.0, 1.0)},
+                output=sensor,
+                random_state=s,
+                **physics,
+            ),
+            True,
+        ),
+        "UDE tank physics + level networks + Sensor, max_epochs=60, lbfgs_steps=50": (
+            lambda s: sysid.HybridODE(
+                tanks_ude,
+                PARAMS,
+                networks={"upper": 1, "lower": 1},
+                bounds=POSITIVE,
+                output=sensor,
+                random_state=s,
+                max_epochs=60,
+                lbfgs_steps=50,
+                **physics,
+            ),
+            True,
+        ),
         "UDE overflow physics + level networks + Sensor, max_epochs=60, lbfgs_steps=50": (
-            lambda s: sysid.HybridODE(overflow_ude, OVERFLOW_FIT, networks={"upper": 1, "lower": 1}, fixed=["h2"],
-                                      bounds={**POSITIVE, **offsets, "k5": (0.0, 1.0)}, output=sensor, random_state=s,
-                                      max_epochs=60, lbfgs_steps=50, **physics), True),
+            lambda s: sysid.HybridODE(
+                overflow_ude,
+                OVERFLOW_FIT,
+                networks={"upper": 1, "lower": 1},
+                fixed=["h2"],
+                bounds={**POSITIVE, **offsets, "k5": (0.0, 1.0)},
+                output=sensor,
+                random_state=s,
+                max_epochs=60,
+                lbfgs_steps=50,
+                **physics,
+            ),
+            True,
+        ),
     }
-    configs["Structured + Sensor, horizons=[20, 80, None]"] = (lambda s: structured(
-        s, output=sysid.Sensor(high=10.0), horizons=[20, 80, None]), False)
+    configs["Structured + Sensor, horizons=[20, 80, None]"] = (
+        lambda s: structured(s, output=sysid.Sensor(high=10.0), horizons=[20, 80, None]),
+        False,
+    )
     return configs
 
 
@@ -179,8 +250,13 @@ def run_one(name: str, seed: int, frame: pd.DataFrame) -> dict[str, Any]:
             row["train_rmse_V"] = float(np.sqrt(np.mean((y[:split] - pred[:split]) ** 2)))
             row["status"] = "ok" if np.isfinite(row["test_rmse_V"]) else "simulation failed"
         except Exception as exc:  # noqa: BLE001 - a failed fit is a row, not a crash
-            row.update(fit_cpu_s=time.process_time() - cpu, fit_wall_s=time.perf_counter() - wall,
-                       test_rmse_V=np.nan, train_rmse_V=np.nan, status=f"failed: {exc}"[:100])
+            row.update(
+                fit_cpu_s=time.process_time() - cpu,
+                fit_wall_s=time.perf_counter() - wall,
+                test_rmse_V=np.nan,
+                train_rmse_V=np.nan,
+                status=f"failed: {exc}"[:100],
+            )
     params = getattr(model, "params_", None)
     row["params"] = "" if not params else ", ".join(f"{k}={v:.3g}" for k, v in params.items())
     return row
@@ -196,8 +272,10 @@ def table(rows: list[dict[str, Any]]) -> str:
     best = frame.loc[frame["train_rmse_V"].fillna(np.inf).groupby(frame["model"], sort=False).idxmin()]
     summary["best_train_seed"] = best.set_index("model")["seed"]
     summary["its_test_rmse"] = best.set_index("model")["test_rmse_V"]
-    return ("### Every fit\n\n" + every + "\n\n### Per model (test RMSE, V, over seeds; the last two columns: "
-            "the seed with the lowest training RMSE, as restarts would pick it)\n\n" + summary.round(3).to_markdown())
+    return (
+        "### Every fit\n\n" + every + "\n\n### Per model (test RMSE, V, over seeds; the last two columns: "
+        "the seed with the lowest training RMSE, as restarts would pick it)\n\n" + summary.round(3).to_markdown()
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -221,10 +299,12 @@ def main(argv: list[str] | None = None) -> int:
             with raw.open("a") as f:
                 f.write(json.dumps(row) + "\n")
             print(f"[tanks] {name} seed {seed}: {row['test_rmse_V']:.3f} V ({row['fit_cpu_s']:.0f} CPU s)", flush=True)
-    test_part = frame["y_V"].to_numpy()[round(TRAIN_FRACTION * len(frame)):]
-    header = ("## Cascaded tanks, last 30% of the estimation record (issue #17)\n\n"
-              "Fit on the first 70%, simulate the rest from the input; RMSE in V. Std of the test part: "
-              f"{np.std(test_part):.2f} V.\n\n")
+    test_part = frame["y_V"].to_numpy()[round(TRAIN_FRACTION * len(frame)) :]
+    header = (
+        "## Cascaded tanks, last 30% of the estimation record (issue #17)\n\n"
+        "Fit on the first 70%, simulate the rest from the input; RMSE in V. Std of the test part: "
+        f"{np.std(test_part):.2f} V.\n\n"
+    )
     (args.out / "tanks.md").write_text(header + table(rows) + "\n")
     return 0
 

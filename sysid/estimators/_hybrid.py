@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Hashable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import partial
 from typing import Any, ClassVar
@@ -47,6 +47,7 @@ class HybridODE(ParametricResults, ParametricODE):
 
         def tank(t, x, p, u, nn):
             return (p["gain"] * u[:, 0] - nn["outflow"](x))[:, None]
+
 
         HybridODE(tank, {"gain": 1.0}, networks={"outflow": 1})
 
@@ -102,23 +103,35 @@ class HybridODE(ParametricResults, ParametricODE):
     >>> def growth(t, x, p, u):
     ...     return p["r"] * x
     >>> t = np.linspace(0, 1, 12)
-    >>> y = (1.0 / (1.0 + np.exp(-2.0 * t)))[:, None]      # logistic: known growth + saturation
-    >>> model = HybridODE(growth, {"r": 2.0}, fixed=["r"], hidden=(8,), max_epochs=5, lbfgs_steps=10,
-    ...                   gradient="backprop", verbose=False).fit(y, t=t)
+    >>> y = (1.0 / (1.0 + np.exp(-2.0 * t)))[:, None]  # logistic: known growth + saturation
+    >>> model = HybridODE(
+    ...     growth,
+    ...     {"r": 2.0},
+    ...     fixed=["r"],
+    ...     hidden=(8,),
+    ...     max_epochs=5,
+    ...     lbfgs_steps=10,
+    ...     gradient="backprop",
+    ...     verbose=False,
+    ... ).fit(y, t=t)
     >>> model.correction([[0.9]]).shape
     (1, 1)
     """
 
-    default_parts: ClassVar[dict[str, Any]] = {**SolverTrainedODE.default_parts, "field": Hybrid,
-                                               "training": partial(Training, max_epochs=300, lbfgs_steps=100)}
+    default_parts: ClassVar[dict[str, Any]] = {
+        **SolverTrainedODE.default_parts,
+        "field": Hybrid,
+        "training": partial(Training, max_epochs=300, lbfgs_steps=100),
+    }
     _aliases = ("known", "params")
 
-    def __init__(self, known: GreyBoxFunction | None = None, params: Mapping[str, float] | None = None, /,
-                 **options: Any) -> None:
+    def __init__(
+        self, known: GreyBoxFunction | None = None, params: Mapping[str, float] | None = None, /, **options: Any
+    ) -> None:
         names = self._aliases
         if "networks" in options and options.get("field") is None:  # neural terms inside f: a UDE
             options["field"], names = UDE(), ("f", "params")
-        aliases = {k: v for k, v in zip(names, (known, params)) if v is not None}
+        aliases: dict[str, Any] = {k: v for k, v in zip(names, (known, params)) if v is not None}
         super().__init__(**options, **aliases)
 
     # -- results -----------------------------------------------------------------------
@@ -138,9 +151,11 @@ class HybridODE(ParametricResults, ParametricODE):
         """
         check_is_fitted(self)
         if not hasattr(self.rhs_.field, "correction"):
-            raise ConfigError("correction() is the additive network of HybridODE(known, params); this model's "
-                              "networks sit inside your equations (a UDE): evaluate them as "
-                              "model.field_.networks[name].")
+            raise ConfigError(
+                "correction() is the additive network of HybridODE(known, params); this model's "
+                "networks sit inside your equations (a UDE): evaluate them as "
+                "model.field_.networks[name]."
+            )
         return self._evaluate_field(self.rhs_.field.correction, x, t, u)
 
     # -- uncertainty of the physical parameters, conditional on the networks ---------------
@@ -156,16 +171,25 @@ class HybridODE(ParametricResults, ParametricODE):
             return
         with self._networks_frozen():
             self.network_overlap_ = self._network_overlap(data, spec)
-            self._single_shooting(data, self._free_values(), np.asarray(self.x0_, dtype=float),
-                                  int(self.training_.refine_steps), [], keep_on_failure=True)
+            self._single_shooting(
+                data,
+                self._free_values(),
+                np.asarray(self.x0_, dtype=float),
+                int(self.training_.refine_steps),
+                [],
+                keep_on_failure=True,
+            )
 
     @contextmanager
     def _networks_frozen(self) -> Iterator[None]:
         """Every trainable tensor but the physical parameters (networks, learned sensor) held fixed."""
         raw = self._parameter_module().raw
         sensor = getattr(self, "sensor_", None)
-        held = [p for p in [*self.rhs_.parameters(), *([] if sensor is None else sensor.parameters())]
-                if p.requires_grad and p is not raw]
+        held = [
+            p
+            for p in [*self.rhs_.parameters(), *([] if sensor is None else sensor.parameters())]
+            if p.requires_grad and p is not raw
+        ]
         for p in held:
             p.requires_grad_(False)
         try:
@@ -186,8 +210,14 @@ class HybridODE(ParametricResults, ParametricODE):
         z0 = torch.as_tensor((np.asarray(self.x0_, dtype=float) - center) / spread, dtype=self.torch_dtype_)
         try:
             with torch.no_grad():
-                paths = simulate(self.rhs_, z0, [tr.t for tr in data], torch.arange(len(data)),
-                                 self._input_signal(data), self.solver_)
+                paths = simulate(
+                    self.rhs_,
+                    z0,
+                    [tr.t for tr in data],
+                    torch.arange(len(data)),
+                    self._input_signal(data),
+                    self.solver_,
+                )
         except SolverFailure:
             return dict.fromkeys(spec.free_names, math.nan)
         states = np.concatenate([center + spread * p.cpu().numpy() for p in paths])
@@ -200,12 +230,17 @@ class HybridODE(ParametricResults, ParametricODE):
         rows = rows[np.unique(np.linspace(0, rows.size - 1, min(rows.size, _MAX_POINTS)).round().astype(int))]
         dtype = self.torch_dtype_
         weights = self.scaling_.time_unit / spread  # derivatives in scaled units, every dimension alike
-        overlap = network_overlap(field, self._parameter_module(),
-                                  torch.as_tensor(times[rows], dtype=dtype), torch.as_tensor(states[rows], dtype=dtype),
-                                  None if inputs is None else torch.as_tensor(inputs[rows], dtype=dtype), weights)
+        overlap = network_overlap(
+            field,
+            self._parameter_module(),
+            torch.as_tensor(times[rows], dtype=dtype),
+            torch.as_tensor(states[rows], dtype=dtype),
+            None if inputs is None else torch.as_tensor(inputs[rows], dtype=dtype),
+            weights,
+        )
         return dict(zip(spec.free_names, overlap.tolist()))
 
-    def _store_uncertainty(self, spec: ParameterSpec, unc: Uncertainty, noise: dict[str, float]) -> None:
+    def _store_uncertainty(self, spec: ParameterSpec, unc: Uncertainty, noise: Mapping[Hashable, float]) -> None:
         super()._store_uncertainty(spec, unc, noise)
         overlap = getattr(self, "network_overlap_", {})
         absorbed = [n for n in spec.free_names if overlap.get(n, 0.0) > ABSORBED and n not in self.unidentifiable_]
@@ -225,7 +260,8 @@ class HybridODE(ParametricResults, ParametricODE):
             "networks and their values are set by the correction penalty and the start values. Their standard "
             "errors are set to inf. Fix them (fixed=[...]), or keep the state that carries them out of the "
             "networks' inputs.",
-            FitWarning, stacklevel=warning_stacklevel(),
+            FitWarning,
+            stacklevel=warning_stacklevel(),
         )
 
     # -- model files -------------------------------------------------------------------
@@ -252,8 +288,9 @@ class HybridODE(ParametricResults, ParametricODE):
         self.network_overlap_ = {k: float(v) for k, v in (state.get("network_overlap_") or {}).items()}
 
 
-def network_overlap(field: torch.nn.Module, params: Any, t: torch.Tensor, x: torch.Tensor, u: torch.Tensor | None,
-                    weights: np.ndarray) -> np.ndarray:
+def network_overlap(
+    field: torch.nn.Module, params: Any, t: torch.Tensor, x: torch.Tensor, u: torch.Tensor | None, weights: np.ndarray
+) -> np.ndarray:
     """Share of each physical parameter's effect on the field that the networks' weights can reproduce.
 
     A free parameter ``p`` changes the field by ``F_p = df/dp`` at the states ``x``; the

@@ -50,9 +50,15 @@ class HybridField(torch.nn.Module):
 
     correction_scale: torch.Tensor  # a buffer
 
-    def __init__(self, known: GreyBoxFunction, initial: Mapping[str, float] | None = None,
-                 bounds: Mapping[str, Bound] | None = None, fixed: Sequence[str] | None = None,
-                 correction: MLPField | None = None, dtype: torch.dtype = torch.float64) -> None:
+    def __init__(
+        self,
+        known: GreyBoxFunction,
+        initial: Mapping[str, float] | None = None,
+        bounds: Mapping[str, Bound] | None = None,
+        fixed: Sequence[str] | None = None,
+        correction: MLPField | None = None,
+        dtype: torch.dtype = torch.float64,
+    ) -> None:
         super().__init__()
         if correction is None:
             raise ValueError("HybridField needs a correction network (an MLPField).")
@@ -119,10 +125,17 @@ class Hybrid(GreyBox):
     streaming_unsupported = "its correction penalty uses every observation at once"
     function_name = "known"
 
-    def __init__(self, *, known: GreyBoxFunction | None = None, params: Mapping[str, float] | None = None,
-                 bounds: Mapping[str, Bound] | None = None, fixed: Sequence[str] | None = None,
-                 hidden: Sequence[int] = (32, 32), activation: str = "tanh",
-                 correction_penalty: float = 1e-3) -> None:
+    def __init__(
+        self,
+        *,
+        known: GreyBoxFunction | None = None,
+        params: Mapping[str, float] | None = None,
+        bounds: Mapping[str, Bound] | None = None,
+        fixed: Sequence[str] | None = None,
+        hidden: Sequence[int] = (32, 32),
+        activation: str = "tanh",
+        correction_penalty: float = 1e-3,
+    ) -> None:
         self.known = known
         self.params = params
         self.bounds = bounds
@@ -162,13 +175,20 @@ class Hybrid(GreyBox):
         self.check()
         known = self._checked_known()
         initial, bounds, fixed = self.spec()
-        net = MLPField(context.n_dims, context.n_inputs, tuple(int(h) for h in self.hidden), self.activation, False,
-                       context.scaling, context.generator, context.dtype)
+        net = MLPField(
+            context.n_dims,
+            context.n_inputs,
+            tuple(int(h) for h in self.hidden),
+            self.activation,
+            False,
+            context.scaling,
+            context.generator,
+            context.dtype,
+        )
         field = HybridField(known, initial, bounds, fixed, net, context.dtype)
         t, x, u = context.probe()
         with torch.no_grad():
-            probe_function(known, "known", (t, x, field.params(), u), (2, context.n_dims),
-                           "known(t, x, p, u)")
+            probe_function(known, "known", (t, x, field.params(), u), (2, context.n_dims), "known(t, x, p, u)")
         return field
 
     def needs_points(self) -> bool:
@@ -181,8 +201,9 @@ class Hybrid(GreyBox):
         scale = module.network.time_unit / module.network.spread
         return float(self.correction_penalty) * (module.correction(t, x, u) * scale).pow(2).mean()
 
-    def warm_start(self, module: HybridField, t: np.ndarray, x: np.ndarray, dx: np.ndarray,
-                   u: np.ndarray | None) -> bool:
+    def warm_start(
+        self, module: HybridField, t: np.ndarray, x: np.ndarray, dx: np.ndarray, u: np.ndarray | None
+    ) -> bool:
         """Scale the correction to what the known part leaves unexplained; the collocation fit follows.
 
         The correction's output is multiplied per state by the RMS of (smoothed derivative -

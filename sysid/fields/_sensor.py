@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -127,7 +127,7 @@ class Sensor(Part):
         self.offset = offset
         self.gain = gain
 
-    def _limits(self, name: str, states: Sequence[str], default: float) -> list[float]:
+    def _limits(self, name: str, states: Sequence[Hashable], default: float) -> list[float]:
         value = getattr(self, name)
         if value is None:
             return [default] * len(states)
@@ -145,7 +145,7 @@ class Sensor(Part):
             out.append(float(item))
         return out
 
-    def _learned(self, name: str, states: Sequence[str]) -> list[bool]:
+    def _learned(self, name: str, states: Sequence[Hashable]) -> list[bool]:
         value = getattr(self, name)
         if isinstance(value, bool):
             return [value] * len(states)
@@ -166,7 +166,7 @@ class Sensor(Part):
             if not isinstance(value, bool) and (isinstance(value, str) or not isinstance(value, Sequence)):
                 raise self._fail(name, "True, False or a list of state names")
 
-    def build(self, states: Sequence[str], scaling: Scaling, dtype: torch.dtype) -> SensorModel:
+    def build(self, states: Sequence[Hashable], scaling: Scaling, dtype: torch.dtype) -> SensorModel:
         """The measurement model for these observed states."""
         self.check()
         low = self._limits("low", states, -math.inf)

@@ -42,11 +42,30 @@ from sysid.parameters._uncertainty import t_quantile as t_quantile
 if TYPE_CHECKING:  # for type checkers only; at run time __getattr__ below imports it on first use
     from sysid.parameters._transform import ParameterTransform as ParameterTransform
 
-__all__ = ["STATUSES", "TABLE_COLUMNS", "Bound", "ParameterSpec", "Uncertainty", "check_level", "check_parameters",
-           "interval_table", "linearised_uncertainty", "noise_levels", "profile_interval", "t_quantile"]
+__all__ = [
+    "STATUSES",
+    "TABLE_COLUMNS",
+    "Bound",
+    "ParameterSpec",
+    "Uncertainty",
+    "check_level",
+    "check_parameters",
+    "interval_table",
+    "linearised_uncertainty",
+    "noise_levels",
+    "profile_interval",
+    "t_quantile",
+]
 # Shared with other sysid packages (their one public home).
-__all__ += ["REWEIGHT", "ParametricResults", "ProfileProblem", "gauss_newton_distance", "relative_change",
-            "state_spread", "warning_stacklevel"]
+__all__ += [
+    "REWEIGHT",
+    "ParametricResults",
+    "ProfileProblem",
+    "gauss_newton_distance",
+    "relative_change",
+    "state_spread",
+    "warning_stacklevel",
+]
 
 
 def __getattr__(name: str) -> object:

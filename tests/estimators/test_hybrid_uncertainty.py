@@ -10,8 +10,14 @@ import sysid
 from sysid.parameters import TABLE_COLUMNS
 from tests.fields.test_practitioner_fields import oscillator  # noqa: F401 - a fixture: x' = v, v' = -4 x - 0.4 v
 
-FAST = {"max_epochs": 30, "lbfgs_steps": 20, "hidden": (8,), "verbose": False, "gradient": "backprop",
-        "random_state": 0}
+FAST = {
+    "max_epochs": 30,
+    "lbfgs_steps": 20,
+    "hidden": (8,),
+    "verbose": False,
+    "gradient": "backprop",
+    "random_state": 0,
+}
 
 
 def neural_friction(t, x, p, u, nn):
@@ -50,8 +56,16 @@ def test_the_table_has_greybox_s_shape(ude, oscillator):  # noqa: F811
     assert list(mine.columns) == list(theirs.columns) == list(TABLE_COLUMNS)
     assert mine.index.name == theirs.index.name == "parameter"
     assert mine.dtypes.equals(theirs.dtypes)
-    for name in ("params_stderr_", "covariance_", "unidentifiable_", "dof_", "residual_variance_", "noise_levels_",
-                 "jacobian_condition_", "n_residuals_"):
+    for name in (
+        "params_stderr_",
+        "covariance_",
+        "unidentifiable_",
+        "dof_",
+        "residual_variance_",
+        "noise_levels_",
+        "jacobian_condition_",
+        "n_residuals_",
+    ):
         assert type(getattr(ude, name)) is type(getattr(grey, name)), name
 
 
