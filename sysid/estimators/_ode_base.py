@@ -3,8 +3,9 @@
 ``NeuralODE``, ``SparseODE``, ``GreyBoxODE`` and ``HybridODE`` are this estimator with
 other default parts (:attr:`~sysid.estimators._composition.PartsMixin.default_parts`).
 The fit is one pipeline whatever the field and wherever the data come from: scale the
-data, build the field for them, warm-start it by collocation, train it by multiple
-shooting (:func:`sysid.training.train`), record the best parameters. In-memory
+data, build the field for them, warm-start it by collocation
+(:mod:`sysid.estimators._ode_warm_start`), train it by multiple shooting
+(:func:`sysid.training.train`), record the best parameters. In-memory
 :class:`~sysid.Trajectories` and streamed :class:`~sysid.trajectories.LazyTrajectories`
 differ only in the shooting objective they feed it (:mod:`sysid.estimators._streaming`).
 """
@@ -26,22 +27,18 @@ from sysid.errors import ConfigError, DataError, FitError, FitWarning
 from sysid.estimators._base import TrajectoryEstimator, warn_if_underdetermined
 from sysid.estimators._composition import PartsMixin
 from sysid.estimators._ode_simulation import SimulationMixin
+from sysid.estimators._ode_warm_start import WarmStartMixin
 from sysid.fields import MLP, FieldContext, FieldSpec, Scaling, Sensor
 from sysid.integration import BatchedField, InputSignal, Solver, TimeParameters, resolve_device, torch_threads
 from sysid.training import (
     ADVICE,
     HorizonStage,
     MultipleShooting,
-    Smoothed,
     Training,
-    collocation_fit,
-    embed_derivatives,
     interpolate_missing,
     make_segments,
     plan_horizons,
     resumable_stage,
-    smooth_trajectory,
-    smoothing_strengths,
     train_horizons,
 )
 from sysid.trajectories import LazyTrajectories, Trajectories
@@ -67,7 +64,7 @@ class TrainingProblem:
     starts: Callable[[], torch.Tensor]
 
 
-class SolverTrainedODE(PartsMixin, SimulationMixin, TrajectoryEstimator):
+class SolverTrainedODE(PartsMixin, SimulationMixin, WarmStartMixin, TrajectoryEstimator):
     """A vector field integrated by a torchdiffeq solver and trained by multiple shooting.
 
     Parameters
@@ -468,70 +465,6 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, TrajectoryEstimator):
                 None if a is None else torch.as_tensor(a, dtype=self.torch_dtype_, device=device) for a in points
             )
         return self.field_part_.penalty(self.rhs_.field, tensors)
-
-    # -- collocation warm start -----------------------------------------------------------------
-    def _collocation_warm_start(self, data: Trajectories, train_rows: list[int]) -> list[np.ndarray]:
-        """Fit the field to smoothed derivatives; return the smoothed scaled states.
-
-        The field part may initialise the field itself first (a closed-form fit); the
-        generic collocation fit (Adam on the derivatives) follows unless it did.
-        Augmented dimensions start as a derivative embedding of the observed states.
-        """
-        lam = self._smoothing_strengths(data, train_rows)
-        smoothed = [self._smoothed_states(tr.t[:n], tr.y[:n], lam) for tr, n in zip(data, train_rows)]
-        times = [tr.t[:n] for tr, n in zip(data, train_rows)]
-        inputs = [None if tr.u is None else tr.u[:n] for tr, n in zip(data, train_rows)]
-        if not self._part_warm_start(times, smoothed, inputs, data.n_states):
-            collocation_fit(
-                self.rhs_.field,
-                times,
-                smoothed,
-                inputs,
-                self.n_dims_,
-                self.scaling_.spread,
-                self.scaling_.time_unit,
-                self.training_.collocation_steps,
-                float(self.training_.lr),
-                self.torch_dtype_,
-                parameters=self.field_part_.collocation_parameters(self.rhs_.field),
-            )
-        return [self._scaled_initial(tr.n_times, sm) for tr, sm in zip(data, smoothed)]
-
-    def _part_warm_start(
-        self, times: list[np.ndarray], smoothed: list[Smoothed], inputs: list[Any], n_states: int
-    ) -> bool:
-        """Hand the stacked smoothed data to the field part's warm start; True if it initialised the field."""
-        x = np.concatenate([s.values for s in smoothed])
-        rows = np.isfinite(x[:, :n_states]).all(axis=1)
-        if rows.sum() < 2:
-            return False
-        dims = np.zeros((int(rows.sum()), self.n_dims_))
-        dims[:, : x.shape[1]] = np.nan_to_num(x[rows])
-        dx = np.concatenate([s.derivatives[:, :n_states] for s in smoothed])[rows]
-        u = np.concatenate(inputs)[rows] if inputs and inputs[0] is not None else None
-        return bool(self.field_part_.warm_start(self.rhs_.field, np.concatenate(times)[rows], dims, dx, u))
-
-    @staticmethod
-    def _smoothing_strengths(data: Trajectories, train_rows: list[int]) -> np.ndarray:
-        """One spline smoothing strength per state (GCV on a few windows), reused for every trajectory."""
-        return smoothing_strengths(
-            [tr.t[:n] for tr, n in zip(data, train_rows)], [tr.y[:n] for tr, n in zip(data, train_rows)]
-        )
-
-    def _smoothed_states(self, t: np.ndarray, y: np.ndarray, lam: np.ndarray | None = None) -> Smoothed:
-        """Smoothing-spline states (strength ``lam`` per state, GCV if None), with the derivative embedding."""
-        smoothed = smooth_trajectory(t, y, lam)
-        if not self.n_augment:
-            return smoothed
-        return embed_derivatives(smoothed, self.n_augment, self.scaling_.spread, self.scaling_.time_unit)
-
-    def _scaled_initial(self, n_times: int, smoothed: Smoothed) -> np.ndarray:
-        """Scaled (n_times, n_dims) start values from smoothed states; NaN where there are none."""
-        values = np.full((n_times, smoothed.values.shape[1]), np.nan)
-        n_states = self.n_dims_ - self.n_augment
-        values[: smoothed.values.shape[0], :n_states] = self.scaling_.scale(smoothed.values[:, :n_states])
-        values[: smoothed.values.shape[0], n_states:] = smoothed.values[:, n_states:]
-        return values
 
     def _training_part(self, data: Trajectories) -> Trajectories:
         """``data`` without the held-out tails of ``validation_fraction``."""

@@ -24,7 +24,7 @@ from scipy.interpolate import make_smoothing_spline
 
 from sysid import selection
 from sysid.errors import FitError, FitWarning
-from sysid.estimators._sindy import _noise_std
+from sysid.estimators._sindy_data import noise_std
 from sysid.estimators._sparse_uncertainty import _REFINE_STEPS, GaussNewtonMixin, lag1
 from sysid.fields import PolynomialField
 from sysid.integration import Clock, SolverFailure, solve, torch_threads
@@ -112,7 +112,7 @@ def rescue_oversmoothing(t: np.ndarray, y: np.ndarray, smoothed: Smoothed) -> Sm
         if seen.sum() < 8:
             continue
         tj, yj = t[seen], y[seen, j]
-        sigma = float(_noise_std([(tj, yj[:, None])])[0])
+        sigma = float(noise_std([(tj, yj[:, None])])[0])
         if not sigma > 0 or np.sqrt(np.mean((yj - values[seen, j]) ** 2)) <= 3 * sigma:
             continue
         h3 = ((tj[-1] - tj[0]) / (len(tj) - 1)) ** 3

@@ -105,7 +105,7 @@ def work(monkeypatch: pytest.MonkeyPatch) -> WorkSpy:
     import pysindy
 
     import sysid.estimators._classical as classical
-    import sysid.estimators._ode_base as ode_base
+    import sysid.estimators._ode_warm_start as ode_warm_start
     import sysid.estimators._sindy as sindy
     import sysid.integration._solve as solve
     import sysid.training._least_squares as parametric_lsq
@@ -128,7 +128,7 @@ def work(monkeypatch: pytest.MonkeyPatch) -> WorkSpy:
         (parametric_lsq, "least_squares"),
         (classical, "simulate_numpy"),
         (sindy, "simulate_numpy"),
-        (ode_base, "collocation_fit"),
+        (ode_warm_start, "collocation_fit"),
         (pysindy.SINDy, "fit"),
     ]:
         counted(owner, name)

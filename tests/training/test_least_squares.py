@@ -10,14 +10,9 @@ from sysid.datasets import simulate, truth
 from sysid.fields import GreyBoxField, ParameterTransform
 from sysid.integration import BatchedField, SolverConfig, SolverFailure, TimeParameters
 from sysid.integration import simulate as integrate
-from sysid.training._least_squares import (
-    CollocationResiduals,
-    Differences,
-    SegmentResiduals,
-    TrajectoryResiduals,
-    gauss_newton_distance,
-    solve_least_squares,
-)
+from sysid.parameters import gauss_newton_distance
+from sysid.training import CollocationResiduals, SegmentResiduals, TrajectoryResiduals, solve_least_squares
+from sysid.training._differences import Differences
 
 TRUE = truth("lotka_volterra").params
 NAMES = ["alpha", "beta", "gamma", "delta"]
