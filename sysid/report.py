@@ -225,7 +225,7 @@ def model_notes(models: Mapping[str, Any]) -> dict[str, list[str]]:
                 f"{key} = {format_coefficient(value, stderr.get(key))}" for key, value in model.params_.items()
             ]
         else:
-            hidden = getattr(model, "hidden", None)
+            hidden = getattr(getattr(model, "field_part_", None), "hidden", None)  # the fitted field's spec
             notes[name] = [
                 f"a neural network vector field (hidden layers {tuple(hidden) if hidden else '?'}): "
                 "no closed-form equations; see the phase portrait"

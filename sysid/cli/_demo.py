@@ -112,23 +112,22 @@ def demo_estimators(
     lynx = dataset == "lynx_hare"
     degree, trig = (2, False) if truth is None else library_of(truth)
     degree = max(degree, 2)
-    threshold_sparse, threshold_sindy = (0.005, 0.005) if lynx else (0.05, 0.1)
+    threshold_sindy = 0.005 if lynx else 0.1
     if quick:
         neural = {"hidden": (4,), "max_epochs": 2, "lbfgs_steps": 0, "collocation_steps": 10}
         # from zero coefficients: the collocation start diverges in free runs on 17 lynx-hare
         # samples, and two epochs are too few to bring it back (a FitError)
         sparse = {"max_epochs": 2, "n_threshold_rounds": 0, "collocation_steps": 0}
         classical = {"max_nfev": 30}
-    else:  # measured: about a minute for all four on two busy cores (docs/cli.md)
-        neural = {"hidden": (16, 16), "max_epochs": 40, "lbfgs_steps": 20}
-        sparse = {"max_epochs": 40, "n_threshold_rounds": 1}
+    else:  # the estimators' own defaults (NeuralODE's and SparseODE's selection); about a minute for all four
+        neural = {}
+        sparse = {"max_epochs": 40}
         classical = {}
     estimators = {
-        "NeuralODE": model_class("neural")(gradient="backprop", random_state=random_state, verbose=verbose, **neural),
+        "NeuralODE": model_class("neural")(random_state=random_state, verbose=verbose, **neural),
         "SparseODE": model_class("sparse")(
             degree=degree,
             include_trig=trig,
-            threshold=threshold_sparse,
             gradient="backprop",
             random_state=random_state,
             verbose=verbose,

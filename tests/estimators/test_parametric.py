@@ -247,11 +247,10 @@ def test_saved_models_keep_their_uncertainty(tmp_path, decay_data):
     assert loaded.noise_levels_ == model.noise_levels_ and loaded.residual_variance_ == model.residual_variance_
 
 
-def test_hybrid_models_share_the_spec_check_but_offer_no_intervals():
+def test_hybrid_models_share_the_spec_check_and_refuse_least_squares():
     data = simulate("lotka_volterra", n_trajectories=1, n_samples=20, random_state=0)
     with pytest.raises(ConfigError, match=r"Hybrid: bounds names 'zeta', which is not a parameter"):
         HybridODE(decay_torch, {"k": 1.0}, bounds={"zeta": (0, 1)}).fit(data)
-    assert not hasattr(HybridODE, "confidence_intervals")
     with pytest.raises(
         ConfigError,
         match=r"optimizer='least_squares' fits fields whose only free quantities are named "
