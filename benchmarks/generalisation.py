@@ -595,7 +595,8 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for (problem, model), group in frame.groupby(["problem", "model"], sort=False):
         scores = group["score"].to_numpy(float)
         higher_better = group["metric"].iloc[0].startswith("R²")
-        worst = np.nanmin(scores) if higher_better else np.nanmax(scores)
+        finite = scores[np.isfinite(scores)]  # a diverged fit scores NaN; all of them diverged: no worst
+        worst = np.nan if not finite.size else finite.min() if higher_better else finite.max()
         line = {
             "problem": problem,
             "model": model,

@@ -84,7 +84,7 @@ class _Timers:
 @contextmanager
 def instrumented() -> Iterator[_Timers]:
     """Time the parts of any sysid fit run inside the block (restores everything after)."""
-    import sysid.estimators._ode_base as ode_base
+    import sysid.estimators._ode_warm_start as ode_warm_start
     from sysid.fields import MLPField
     from sysid.integration import BatchedField
     from sysid.training._shooting import MultipleShooting
@@ -96,7 +96,7 @@ def instrumented() -> Iterator[_Timers]:
         (MultipleShooting, "free_run_error"),
         (torch.Tensor, "backward"),
         (torch.autograd, "grad"),
-        (ode_base.SolverTrainedODE, "_collocation_warm_start"),
+        (ode_warm_start.WarmStartMixin, "_collocation_warm_start"),
     ]
     names = {
         "forward": "rhs",
