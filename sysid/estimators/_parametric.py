@@ -29,7 +29,7 @@ from threadpoolctl import threadpool_limits
 
 from sysid.errors import ConfigError, DataError, FitError, FitWarning
 from sysid.estimators._ode_base import SolverTrainedODE
-from sysid.integration import SolverFailure, torch_threads
+from sysid.integration import BatchedField, InputSignal, SolverConfig, SolverFailure, torch_threads
 from sysid.parameters import (
     REWEIGHT,
     ParameterSpec,
@@ -262,12 +262,7 @@ class ParametricODE(SolverTrainedODE):
         weights = 1.0 / self.scaling_.spread[: data.n_states]
         training = self.training_
         residuals = SegmentResiduals(
-            self.rhs_,
-            [tr.t for tr in data],
-            [tr.y for tr in data],
-            self._input_signal(data),
-            self.solver_,
-            self.n_dims_,
+            *self._residual_problem(data),
             weights,
             lower,
             upper,
@@ -296,6 +291,19 @@ class ParametricODE(SolverTrainedODE):
             (starts - self.scaling_.center) / self.scaling_.spread, dtype=self.torch_dtype_
         )
         return fit.x[: theta.size], residuals.first_states(fit.x), 1.0 / sigma
+
+    def _residual_problem(
+        self, data: Trajectories
+    ) -> tuple[BatchedField, list[np.ndarray], list[np.ndarray], InputSignal | None, SolverConfig, int]:
+        """The leading arguments every residual set takes: field, times, readings, inputs, solver, dimensions."""
+        return (
+            self.rhs_,
+            [tr.t for tr in data],
+            [tr.y for tr in data],
+            self._input_signal(data),
+            self.solver_,
+            self.n_dims_,
+        )
 
     def _solve(
         self,
@@ -341,12 +349,7 @@ class ParametricODE(SolverTrainedODE):
         lower, upper = spec.free_bounds()
         scale = self.scaling_.spread[: data.n_states]
         residuals = TrajectoryResiduals(
-            self.rhs_,
-            [tr.t for tr in data],
-            [tr.y for tr in data],
-            self._input_signal(data),
-            self.solver_,
-            self.n_dims_,
+            *self._residual_problem(data),
             1.0 / scale if weights is None else weights,
             lower,
             upper,
@@ -449,12 +452,7 @@ class ParametricODE(SolverTrainedODE):
         x0 = np.asarray(self.x0_, dtype=float)
         learn_x0 = self.training_.learn_x0
         residuals = TrajectoryResiduals(
-            self.rhs_,
-            [tr.t for tr in trajectories],
-            [tr.y for tr in trajectories],
-            self._input_signal(trajectories),
-            self.solver_,
-            self.n_dims_,
+            *self._residual_problem(trajectories),
             weights,
             lower,
             upper,
