@@ -39,6 +39,7 @@ from sysid.registry import estimator_names, object_class
 __all__ = ["decode_params", "encode_params", "load", "read_header", "save"]
 
 _MEMBERS = "members"
+_DEFAULTS = "default_parts"  # header key: the resolved default parts (sysid >= session 3 files)
 _TIME_KINDS = ("float", "datetime", "timedelta")  # sysid.trajectories.TimeKind; io sits below trajectories
 
 
@@ -103,7 +104,43 @@ def _record(model: Any) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
             records.append(record)
             tensors = {**tensors, **{f"{_MEMBERS}.{k}.{key}": value for key, value in own.items()}}
         state[_MEMBERS] = records
-    return {"estimator": name, "params": params, "fitted": state}, tensors
+    record = {"estimator": name, "params": params, "fitted": state}
+    defaults = _resolved_defaults(model)
+    if defaults:
+        record[_DEFAULTS] = defaults
+    return record, tensors
+
+
+def _resolved_defaults(model: Any) -> dict[str, ObjectRecord]:
+    """The default parts a model built from parts was fitted with (each role it left at None).
+
+    Stored beside the parameters so that a file keeps its parts when a later sysid
+    changes an estimator's defaults (NeuralODE's field changed in issue #17).
+    """
+    if not hasattr(model, "default_parts"):
+        return {}
+    return {
+        role: ObjectRecord(type(part).__name__, encode_params(part))
+        for role in model.default_parts
+        if model.get_params(deep=False).get(role, 0) is None
+        for part in [model._part(role)]
+    }
+
+
+def _restore_defaults(model: Any, stored: Any, functions: Mapping[str, Callable[..., Any]], where: str) -> None:
+    """Put back the default parts a file was fitted with, where this sysid's defaults differ."""
+    if stored is None:
+        return  # files written before the defaults were stored (NeuralODE keeps a shim for those)
+    name = type(model).__name__
+    if not isinstance(stored, dict) or not all(isinstance(v, ObjectRecord) for v in stored.values()):
+        raise ModelFileError(f"{where!r}: the {name}'s default parts are not a mapping of role to part.")
+    for role, part_record in stored.items():
+        if role not in getattr(model, "default_parts", {}) or model.get_params(deep=False).get(role, 0) is not None:
+            raise ModelFileError(f"{where!r}: the {name} has no default {str(role)[:40]!r} part to restore.")
+        part = _build(part_record.name, part_record.params, functions, where, owner=name)
+        current = model._part(role)
+        if type(current) is not type(part) or encode_params(current) != encode_params(part):
+            setattr(model, role, part)
 
 
 def _check_registered(obj: Any, message: str) -> None:
@@ -256,6 +293,7 @@ def _from_record(
 ) -> Any:
     """The fitted estimator a :func:`_record` describes (members of an ensemble included)."""
     model = _build(record.get("estimator"), record.get("params", {}), functions, where)
+    _restore_defaults(model, record.get(_DEFAULTS), functions, where)
     name = type(model).__name__
     fitted = record.get("fitted")
     if not isinstance(fitted, dict):
