@@ -68,6 +68,28 @@ def test_support_paths_hold_the_truth_and_never_a_collinear_pair():
     assert all(not (i in s and j in s) for s in paths for i, j, _ in pairs)
 
 
+# -- offsets ---------------------------------------------------------------------------------
+def test_offset_terms_are_the_nearly_constant_columns():
+    small, names = pendulum_library(0.5)
+    constant, terms = selection.offset_terms(small)
+    assert names[constant] == "1" and [names[i] for i, _ in terms] == ["cos(theta)", "cos(omega)"]
+    large, _ = pendulum_library(2.5)  # cos(theta) swings through -1..1: no offset
+    assert "cos(theta)" not in [names[i] for i, _ in selection.offset_terms(large)[1]]
+    assert selection.offset_terms(small[:, 1:]) == (None, [])  # no constant column: nothing to swap for
+    allowed = np.array([name != "cos(omega)" for name in names])
+    assert [names[i] for i, _ in selection.offset_terms(small, allowed=allowed)[1]] == ["cos(theta)"]
+
+
+def test_ties_go_to_the_simpler_terms_and_only_ties():
+    # same size, 1.5 apart: a tie, the simpler (the constant, complexity 0) wins
+    assert selection.simplest_within([-50.0, -48.5], [3, 3], [3.0, 2.0]) == 1
+    # 2.5 apart: the criterion decides
+    assert selection.simplest_within([-50.0, -47.5], [3, 3], [3.0, 2.0]) == 0
+    # a sparser candidate within the tie margin is not preferred here: the criterion already penalises terms
+    assert selection.simplest_within([-50.0, -49.9], [3, 2], [3.0, 1.0]) == 0
+    assert selection.simplest_within([np.inf, -1.0, np.inf], [1, 1, 1], [0.0, 5.0, 0.0]) == 1
+
+
 # -- criteria and bootstrap ----------------------------------------------------------------
 def test_information_criterion_trades_fit_for_terms():
     n = np.array([100, 100])
@@ -301,4 +323,7 @@ def test_lipson_pendulum_forecast():
         forecast = np.asarray(model.predict(t=t[n - 1 :], x0=y[n - 1]))[1:, 0]
     assert np.sqrt(np.mean((forecast - y[n:, 0]) ** 2)) / np.std(y[n:, 0]) <= 0.05
     kept = set(model.coefficients_.index[model.coefficients_["omega"] != 0])
-    assert "sin(theta)" in kept and "theta" not in kept
+    assert {k for k in kept if "theta" in k} == {"sin(theta)"}  # one angle term: the offset is the constant
+    assert model.coefficients_.loc["sin(theta)", "omega"] == pytest.approx(-1.297, rel=0.01)
+    offsets = model.selection_[model.selection_["origin"].str.startswith("offset")]
+    assert "offset: 1 for cos(theta) in d omega/dt" in offsets["origin"].tolist()
