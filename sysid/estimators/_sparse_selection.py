@@ -75,7 +75,7 @@ def _segment_errors(shooting: MultipleShooting) -> tuple[np.ndarray, np.ndarray,
         z = solve(shooting.rhs, starts, shooting.grid, shooting.solver, "none", jump_t=shooting.grid[1:-1])
         z = z.transpose(0, 1)[:, 1:, : shooting.n_states]
         mask = shooting.observed[:, 1:]
-        err = (z - shooting.observations[:, 1:]) * mask
+        err = torch.where(mask, shooting.errors_of(z, shooting.observations[:, 1:]), 0.0)
     lag1 = (err[:, 1:] * err[:, :-1]).sum(dim=1)
     return err.pow(2).sum(dim=1).cpu().numpy(), mask.sum(dim=1).cpu().numpy(), lag1.cpu().numpy()
 
@@ -442,6 +442,7 @@ class SelectionMixin(GaussNewtonMixin):
             0.0,
             True,
             [v[:n] for v, n in zip(initial, train_rows)],
+            errors=self.training_.errors,
         )
         train_segments = make_segments(times, scaled, int(self.training_.segment_length))
         starts = (
