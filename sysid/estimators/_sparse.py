@@ -19,7 +19,7 @@ from sysid.estimators._sparse_selection import SelectionMixin, rescue_oversmooth
 from sysid.fields import Polynomial
 from sysid.integration import torch_threads
 from sysid.selection import coefficient_table
-from sysid.training import Smoothed, Training, embed_derivatives, smooth_trajectory
+from sysid.training import Smoothed, Training, embed_derivatives, smooth_trajectory, smoothing_strengths
 from sysid.trajectories import Trajectories
 
 
@@ -142,11 +142,28 @@ class SparseODE(EquationsMixin, SelectionMixin, SolverTrainedODE):
         self._after_fit(data)
         self._clear_selection_results()
 
+    def _smoothing_strengths(self, data: Trajectories, train_rows: list[int]) -> np.ndarray:  # type: ignore[override]
+        """Spline strengths per state; with ``errors="log"`` chosen on the log of the data."""
+        if self.training_.errors != "log":
+            return super()._smoothing_strengths(data, train_rows)
+        logs = [np.log(tr.y[:n]) for tr, n in zip(data, train_rows)]
+        return smoothing_strengths([tr.t[:n] for tr, n in zip(data, train_rows)], logs)
+
     def _smoothed_states(self, t: np.ndarray, y: np.ndarray, lam: np.ndarray | None = None) -> Smoothed:
-        """Smoothing-spline states; with ``threshold="auto"``, over-smoothed states are smoothed again."""
-        smoothed = smooth_trajectory(t, y, lam)
+        """Smoothing-spline states; with ``threshold="auto"``, over-smoothed states are smoothed again.
+
+        With ``errors="log"`` the spline smooths ``log(y)`` (multiplicative noise is even
+        there): the states are ``exp`` of it, their derivatives by the chain rule.
+        """
+        log = self.training_.errors == "log"
+        z = np.log(y) if log else y
+        smoothed = smooth_trajectory(t, z, lam)
         if self._auto():
-            smoothed = rescue_oversmoothing(t, y, smoothed)
+            smoothed = rescue_oversmoothing(t, z, smoothed)
+        if log:
+            values = np.exp(smoothed.values)
+            d1, d2 = smoothed.derivatives, smoothed.second_derivatives
+            smoothed = Smoothed(values, values * d1, values * (d2 + d1**2))
         if not self.n_augment:
             return smoothed
         return embed_derivatives(smoothed, self.n_augment, self.scaling_.spread, self.scaling_.time_unit)
