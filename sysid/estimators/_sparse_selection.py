@@ -285,7 +285,9 @@ class SelectionMixin(GaussNewtonMixin):
         criterion and its tie rule (:func:`sysid.selection.simplest_within`) choose.
         """
         screen = self._screened
-        constant, offsets = screen.extra.get("offsets", (None, [])) if screen is not None else (None, [])
+        if screen is None:
+            return
+        constant, offsets = screen.extra.get("offsets", (None, []))
         if constant is None or not offsets:
             return
         self._final_scores(trained, data)

@@ -61,7 +61,9 @@ def log_floor(values: Sequence[np.ndarray]) -> np.ndarray:
     return LOG_FLOOR * np.where(np.isfinite(low), low, 1.0)
 
 
-def compare(pred: Array, obs: Array, errors: str, center: Array, spread: Array, floor: Array) -> Array:
+def compare(
+    pred: Array, obs: Array, errors: str, center: Array, spread: Array, floor: np.ndarray | torch.Tensor
+) -> Array:
     """Errors of scaled predictions against scaled observations (x = center + spread z).
 
     ``"additive"``: ``pred - obs`` (scaled units); ``"log"``: ``log(x_pred) - log(x_obs)`` of
