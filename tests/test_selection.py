@@ -309,6 +309,36 @@ def test_lynx_hare_gives_the_four_lotka_volterra_terms():
 
 
 @pytest.mark.slow
+def test_lynx_hare_with_log_errors_lands_inside_the_stan_intervals():
+    # Stan's model has lognormal errors; errors="log" fits the same error model
+    model = SparseODE(degree=2, errors="log", verbose=False).fit(sysid.datasets.load_lynx_hare())
+    table = model.coefficients_
+    assert set(table.index[table["hare"] != 0]) == {"hare", "hare lynx"}
+    assert set(table.index[table["lynx"] != 0]) == {"lynx", "hare lynx"}
+    assert 0.47 <= table.loc["hare", "hare"] <= 0.63  # alpha, Stan 80% intervals
+    assert 0.023 <= -table.loc["hare lynx", "hare"] <= 0.033  # beta
+    assert 0.69 <= -table.loc["lynx", "lynx"] <= 0.91  # gamma
+    assert 0.020 <= table.loc["hare lynx", "lynx"] <= 0.029  # delta
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1])
+def test_log_errors_recover_lotka_volterra_under_multiplicative_noise(seed):
+    clean = simulate("lotka_volterra", n_trajectories=3, n_samples=60, noise=0.0, irregular=True, random_state=seed)
+    rng = np.random.default_rng(seed)
+    noisy = sysid.Trajectories.from_arrays(
+        [tr.t for tr in clean],
+        [tr.y * np.exp(0.1 * rng.standard_normal(tr.y.shape)) for tr in clean],
+        state_names=clean.state_names,
+    )
+    model = SparseODE(degree=2, errors="log", verbose=False, random_state=0).fit(noisy)
+    truth = sysid.datasets.truth("lotka_volterra").coefficients
+    found = sysid.metrics.coefficient_error(model.coefficients_, truth, threshold=0.0)  # every kept term counts
+    assert found.n_missed == 0 and found.n_spurious == 0
+    assert found.relative_error < 0.05
+
+
+@pytest.mark.slow
 def test_lipson_pendulum_forecast():
     path = SHARED / "lipson_real_pendulums" / "real_pendulum.csv"
     if not path.exists():
