@@ -46,7 +46,9 @@ class SparseODE(EquationsMixin, SelectionMixin, SolverTrainedODE):
     simulation errors (the larger of the BIC and AICc penalties) is kept (with
     ``validation_fraction`` > 0: the lowest free-run error on the held-out tails). A
     candidate whose training fails is rejected; the fit fails only if every candidate
-    does. The kept coefficients get Gauss-Newton standard errors (``equations()`` prints
+    does. A term nearly constant on the data (``cos(theta)`` on small swings) held by the
+    chosen equations is also tried as the constant, and dropped; ties in the criterion
+    go to the simpler term. The kept coefficients get Gauss-Newton standard errors (``equations()`` prints
     them) and bootstrap inclusion probabilities (:meth:`coefficient_table`). A number as
     ``threshold`` instead prunes every coefficient below it (physical units) and
     retrains, ``n_threshold_rounds`` times. See :mod:`sysid.selection`.
@@ -79,7 +81,10 @@ class SparseODE(EquationsMixin, SelectionMixin, SolverTrainedODE):
         are resampled with replacement (200 resamples; terms x states).
     selection_ : pandas.DataFrame
         ``threshold="auto"``: the candidates trained (their terms per state, number of
-        terms, screening and final criterion, whether chosen, why a training failed).
+        terms, screening and final criterion, whether chosen, why a training failed);
+        ``origin`` is ``"path"`` for them and names the swap for the offset variants
+        (a term nearly constant on the data replaced by the constant, or dropped:
+        polished by Gauss-Newton from the best candidate, see :mod:`sysid.selection`).
     collinear_terms_ : list of (str, str, float)
         ``threshold="auto"``: library terms collinear on the data, with their cosine.
     x0_, time_scale_, time_offset_, n_function_evals_

@@ -255,7 +255,7 @@ class SelectionMixin(GaussNewtonMixin):
         self._restore(best["snapshot"])
         self.history_ = pd.concat(histories, ignore_index=True) if histories else self.history_
         self.n_function_evals_ = int(nfe)
-        self.n_rounds_ = len(trained)
+        self.n_rounds_ = sum(t["origin"] == "path" for t in trained)  # trainings (offset variants are polished only)
         self._after_fit(data)
         self._record_selection(data, trained, best)
         self._uncertainty(data)
