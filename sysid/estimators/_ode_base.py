@@ -35,6 +35,7 @@ from sysid.training import (
     HorizonStage,
     MultipleShooting,
     Training,
+    check_positive,
     interpolate_missing,
     make_segments,
     plan_horizons,
@@ -271,6 +272,8 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, WarmStartMixin, TrajectoryEs
         growing segments (:mod:`sysid.training._horizons`); each stage is one shooting problem.
         """
         training = self.training_
+        if training.errors == "log":
+            self._check_log_errors(data)
         generator = self._generator()
         reuse = self._prepare(data, generator)
         if not reuse:
@@ -320,6 +323,7 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, WarmStartMixin, TrajectoryEs
                 start,
                 self.sensor_,
                 realtime=k > 0,
+                errors=training.errors,
             )
             if k == 0 and reuse and hasattr(self, "shooting_state_"):
                 with contextlib.suppress(RuntimeError):  # a state of another shape: start afresh
@@ -339,6 +343,16 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, WarmStartMixin, TrajectoryEs
             self._train_stages(stages, build, problems, data, checkpoints, generator)
         finally:
             self.__dict__.pop("_penalty_points", None)
+
+    def _check_log_errors(self, data: Trajectories) -> None:
+        """``Training(errors="log")``: positive data, and no additive least-squares refinement after the training."""
+        if hasattr(self, "_single_shooting"):  # GreyBoxODE, HybridODE: their refinement and intervals are additive
+            raise ConfigError(
+                f"{type(self).__name__}: Training(errors='log') is not supported yet; its least-squares refinement "
+                "and intervals compare additive errors. Fit the log of the data with a model of it, or use SparseODE "
+                "or NeuralODE."
+            )
+        check_positive([tr.y for tr in data], data.state_names, type(self).__name__)
 
     def _warn_if_underdetermined(self, data: Trajectories, depth: int = 0) -> None:
         """Warn when the training rows hold too few observed values for the parameters trained.

@@ -19,7 +19,7 @@ from sysid.estimators._sparse_selection import SelectionMixin, rescue_oversmooth
 from sysid.fields import Polynomial
 from sysid.integration import torch_threads
 from sysid.selection import coefficient_table
-from sysid.training import Smoothed, Training, embed_derivatives, smooth_trajectory
+from sysid.training import Smoothed, Training, embed_derivatives, smooth_trajectory, smoothing_strengths
 from sysid.trajectories import Trajectories
 
 
@@ -46,7 +46,9 @@ class SparseODE(EquationsMixin, SelectionMixin, SolverTrainedODE):
     simulation errors (the larger of the BIC and AICc penalties) is kept (with
     ``validation_fraction`` > 0: the lowest free-run error on the held-out tails). A
     candidate whose training fails is rejected; the fit fails only if every candidate
-    does. The kept coefficients get Gauss-Newton standard errors (``equations()`` prints
+    does. A term nearly constant on the data (``cos(theta)`` on small swings) held by the
+    chosen equations is also tried as the constant, and dropped; ties in the criterion
+    go to the simpler term. The kept coefficients get Gauss-Newton standard errors (``equations()`` prints
     them) and bootstrap inclusion probabilities (:meth:`coefficient_table`). A number as
     ``threshold`` instead prunes every coefficient below it (physical units) and
     retrains, ``n_threshold_rounds`` times. See :mod:`sysid.selection`.
@@ -79,7 +81,10 @@ class SparseODE(EquationsMixin, SelectionMixin, SolverTrainedODE):
         are resampled with replacement (200 resamples; terms x states).
     selection_ : pandas.DataFrame
         ``threshold="auto"``: the candidates trained (their terms per state, number of
-        terms, screening and final criterion, whether chosen, why a training failed).
+        terms, screening and final criterion, whether chosen, why a training failed);
+        ``origin`` is ``"path"`` for them and names the swap for the offset variants
+        (a term nearly constant on the data replaced by the constant, or dropped:
+        polished by Gauss-Newton from the best candidate, see :mod:`sysid.selection`).
     collinear_terms_ : list of (str, str, float)
         ``threshold="auto"``: library terms collinear on the data, with their cosine.
     x0_, time_scale_, time_offset_, n_function_evals_
@@ -142,11 +147,28 @@ class SparseODE(EquationsMixin, SelectionMixin, SolverTrainedODE):
         self._after_fit(data)
         self._clear_selection_results()
 
+    def _smoothing_strengths(self, data: Trajectories, train_rows: list[int]) -> np.ndarray:  # type: ignore[override]
+        """Spline strengths per state; with ``errors="log"`` chosen on the log of the data."""
+        if self.training_.errors != "log":
+            return super()._smoothing_strengths(data, train_rows)
+        logs = [np.log(tr.y[:n]) for tr, n in zip(data, train_rows)]
+        return smoothing_strengths([tr.t[:n] for tr, n in zip(data, train_rows)], logs)
+
     def _smoothed_states(self, t: np.ndarray, y: np.ndarray, lam: np.ndarray | None = None) -> Smoothed:
-        """Smoothing-spline states; with ``threshold="auto"``, over-smoothed states are smoothed again."""
-        smoothed = smooth_trajectory(t, y, lam)
+        """Smoothing-spline states; with ``threshold="auto"``, over-smoothed states are smoothed again.
+
+        With ``errors="log"`` the spline smooths ``log(y)`` (multiplicative noise is even
+        there): the states are ``exp`` of it, their derivatives by the chain rule.
+        """
+        log = self.training_.errors == "log"
+        z = np.log(y) if log else y
+        smoothed = smooth_trajectory(t, z, lam)
         if self._auto():
-            smoothed = rescue_oversmoothing(t, y, smoothed)
+            smoothed = rescue_oversmoothing(t, z, smoothed)
+        if log:
+            values = np.exp(smoothed.values)
+            d1, d2 = smoothed.derivatives, smoothed.second_derivatives
+            smoothed = Smoothed(values, values * d1, values * (d2 + d1**2))
         if not self.n_augment:
             return smoothed
         return embed_derivatives(smoothed, self.n_augment, self.scaling_.spread, self.scaling_.time_unit)

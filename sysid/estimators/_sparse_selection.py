@@ -75,7 +75,7 @@ def _segment_errors(shooting: MultipleShooting) -> tuple[np.ndarray, np.ndarray,
         z = solve(shooting.rhs, starts, shooting.grid, shooting.solver, "none", jump_t=shooting.grid[1:-1])
         z = z.transpose(0, 1)[:, 1:, : shooting.n_states]
         mask = shooting.observed[:, 1:]
-        err = (z - shooting.observations[:, 1:]) * mask
+        err = torch.where(mask, shooting.errors_of(z, shooting.observations[:, 1:]), 0.0)
     lag1 = (err[:, 1:] * err[:, :-1]).sum(dim=1)
     return err.pow(2).sum(dim=1).cpu().numpy(), mask.sum(dim=1).cpu().numpy(), lag1.cpu().numpy()
 
@@ -209,6 +209,8 @@ class SelectionMixin(GaussNewtonMixin):
                             "errors": errors,
                             "failure": failure,
                             "k": int(self.rhs_.field.mask.sum()),
+                            "mask": self.rhs_.field.mask.numpy().copy(),
+                            "origin": "path",
                             "snapshot": None if failure else self._snapshot(),
                         }
                     )
@@ -220,6 +222,8 @@ class SelectionMixin(GaussNewtonMixin):
                         self._final_scores(trained, data)
                         if min(trained, key=lambda t: t["score"]) is not trained[-1]:
                             break
+                if not continuing and self._screened is not None:
+                    self._offset_variants(data, trained)
         finally:
             self.warm_start, self.training_.max_epochs = user_warm_start, user_epochs
             self.__dict__.pop("_checkpoint_stage", None)
@@ -240,14 +244,92 @@ class SelectionMixin(GaussNewtonMixin):
                 FitWarning,
                 stacklevel=4,
             )
-        best = min(usable, key=lambda t: t["score"])
+        complexity = self._term_complexity()
+        best = usable[
+            selection.simplest_within(
+                [t["score"] for t in usable],
+                [t["k"] for t in usable],
+                [float(np.sum(complexity[:, None] * (t["mask"][:, : data.n_states] > 0))) for t in usable],
+            )
+        ]
         self._restore(best["snapshot"])
         self.history_ = pd.concat(histories, ignore_index=True) if histories else self.history_
         self.n_function_evals_ = int(nfe)
-        self.n_rounds_ = len(trained)
+        self.n_rounds_ = sum(t["origin"] == "path" for t in trained)  # trainings (offset variants are polished only)
         self._after_fit(data)
         self._record_selection(data, trained, best)
         self._uncertainty(data)
+
+    def _term_complexity(self) -> np.ndarray:
+        """Complexity of every library term (n_terms,): 0 the constant, a monomial's degree, functions more.
+
+        ``sin``, ``cos`` and the user's functions count as one more than the library's degree.
+        """
+        field: PolynomialField = self.rhs_.field
+        n_terms = len(field.term_names)
+        out = np.full(n_terms, float(field.degree) + 1.0)
+        index = field.factor_index.numpy()
+        out[: index.shape[0]] = (index > 0).sum(axis=1)
+        return out
+
+    def _offset_variants(self, data: Trajectories, trained: list[dict[str, Any]]) -> None:
+        """Fit the chosen equations again with each offset-like term swapped for the constant, and without it.
+
+        A term nearly constant on the data (:func:`sysid.selection.offset_terms`, e.g.
+        ``cos(theta)`` on small swings) held by an equation of the best trained candidate
+        acts there as an offset: the variant with the constant in its place (when that
+        equation may hold the constant and does not) and the variant without it start
+        from the best candidate's trained coefficients projected onto their support
+        (the term's contribution handed to the terms that stay) and are polished by
+        Gauss-Newton on the whole trajectories. They join the trained candidates; the
+        criterion and its tie rule (:func:`sysid.selection.simplest_within`) choose.
+        """
+        screen = self._screened
+        if screen is None:
+            return
+        constant, offsets = screen.extra.get("offsets", (None, []))
+        if constant is None or not offsets:
+            return
+        self._final_scores(trained, data)
+        usable = [t for t in trained if t["snapshot"] is not None and np.isfinite(t["score"])]
+        if not usable:
+            return
+        best = min(usable, key=lambda t: t["score"])
+        allowed, names = screen.extra["allowed"], self.rhs_.field.term_names
+        seen = {t["mask"].tobytes() for t in trained}
+        variants = []
+        for j in range(data.n_states):
+            state = self.rhs_.field.state_names[j]
+            for term, _ in offsets:
+                if best["mask"][term, j] <= 0:
+                    continue
+                drop = best["mask"].copy()
+                drop[term, j] = 0.0
+                if allowed[constant, j] and best["mask"][constant, j] <= 0:
+                    swap = drop.copy()
+                    swap[constant, j] = 1.0
+                    variants.append((f"{names[constant]} for {names[term]} in d {state}/dt", swap))
+                variants.append((f"without {names[term]} in d {state}/dt", drop))
+        for origin, mask in variants:
+            if mask.tobytes() in seen:
+                continue
+            seen.add(mask.tobytes())
+            self._restore(best["snapshot"])
+            self.rhs_.field.project_support(torch.as_tensor(mask, dtype=self.torch_dtype_))
+            if _REFINE_STEPS:
+                self._refine(data)
+            errors = self._simulation_errors(data)
+            trained.append(
+                {
+                    "rank": None,
+                    "errors": errors,
+                    "failure": None if errors is not None else "SolverFailure: the simulation failed",
+                    "k": int(mask.sum()),
+                    "mask": mask,
+                    "origin": f"offset: {origin}",
+                    "snapshot": None if errors is None else self._snapshot(),
+                }
+            )
 
     _TRAINED_ATTRS = (
         "shooting_state_",
@@ -362,6 +444,7 @@ class SelectionMixin(GaussNewtonMixin):
             0.0,
             True,
             [v[:n] for v, n in zip(initial, train_rows)],
+            errors=self.training_.errors,
         )
         train_segments = make_segments(times, scaled, int(self.training_.segment_length))
         starts = (
@@ -414,7 +497,12 @@ class SelectionMixin(GaussNewtonMixin):
         first = shortlist[0]
         field.set_support(torch.as_tensor(first.mask, dtype=dtype), torch.as_tensor(first.scaled, dtype=dtype))
         named_pairs = [(field.term_names[i], field.term_names[j], c) for i, j, c in pairs]
-        return _Screen(shortlist, starts, named_pairs, inclusion, len(search.scores), {"efficiency": search.efficiency})
+        extra = {
+            "efficiency": search.efficiency,
+            "offsets": selection.offset_terms(theta, allowed=allowed[:, :n_obs].any(axis=1)),
+            "allowed": allowed,
+        }
+        return _Screen(shortlist, starts, named_pairs, inclusion, len(search.scores), extra)
 
     def _record_selection(self, data: Trajectories, trained: list[dict[str, Any]], best: dict[str, Any]) -> None:
         """The selection's public record: candidates, collinear pairs, inclusion probabilities."""
@@ -422,16 +510,13 @@ class SelectionMixin(GaussNewtonMixin):
         names = list(self.term_names_)
         states = list(self.state_names_)
         rows = []
-        for t in trained:
-            cand = screen.shortlist[t["rank"]] if screen is not None else None
-            if cand is not None:
-                terms = {s: [names[i] for i in np.flatnonzero(cand.mask[:, j] > 0)] for j, s in enumerate(states)}
-            else:
-                mask = self.rhs_.field.mask.numpy()
-                terms = {s: [names[i] for i in np.flatnonzero(mask[:, j] > 0)] for j, s in enumerate(states)}
+        for number, t in enumerate(trained):
+            cand = screen.shortlist[t["rank"]] if screen is not None and t["rank"] is not None else None
+            terms = {s: [names[i] for i in np.flatnonzero(t["mask"][:, j] > 0)] for j, s in enumerate(states)}
             rows.append(
                 {
-                    "candidate": t["rank"],
+                    "candidate": number,
+                    "origin": t["origin"],
                     "terms": terms,
                     "n_terms": sum(len(v) for v in terms.values()),
                     "screening_score": None if cand is None else cand.score,

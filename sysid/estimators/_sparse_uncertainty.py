@@ -19,6 +19,7 @@ from sysid import selection
 from sysid.fields import PolynomialField
 from sysid.integration import SolverFailure, simulate
 from sysid.parameters import linearised_uncertainty, noise_levels
+from sysid.training import compare_errors, log_floor
 from sysid.trajectories import Trajectories
 
 _FD_STEP = 1e-5  # relative central-difference step of the residual Jacobian (standard errors)
@@ -57,6 +58,8 @@ class GaussNewtonMixin:
     ) -> np.ndarray:
         """Scaled residuals (simulated - observed; NaN where unobserved) of whole trajectories.
 
+        With ``Training(errors="log")`` they are ``log(simulated) - log(observed)`` instead.
+
         Without ``sets``: the fitted field from the learned x0, (n_rows, n_states) over
         all trajectories stacked. With ``sets = (groups, x0_sets)``, ``groups``
         (G, n_terms, n_dims) scaled coefficient sets and ``x0_sets`` (G, n_traj, n_dims)
@@ -85,9 +88,14 @@ class GaussNewtonMixin:
         finally:
             field.groups = None
         out = []
+        n, errors = data.n_states, self.training_.errors
+        center, spread = self.scaling_.center[:n], self.scaling_.spread[:n]
+        floor = log_floor([tr.y for tr in data]) if errors == "log" else np.ones(n)
         for g in range(n_sets):
             parts = [
-                preds[g * n_traj + i][:, : data.n_states].cpu().numpy() - self.scaling_.scale(tr.y)
+                compare_errors(
+                    preds[g * n_traj + i][:, :n].cpu().numpy(), self.scaling_.scale(tr.y), errors, center, spread, floor
+                )
                 for i, tr in enumerate(data)
             ]
             out.append(np.concatenate(parts))

@@ -29,6 +29,12 @@ which library terms each equation keeps (``threshold="auto"``):
    is the fraction of resamples whose choice holds it (the bagging of E-SINDy, Fasel
    et al. 2022, applied to the selection by simulation error instead of thresholded
    derivative regression).
+5. **Offsets** (:func:`offset_terms`, :func:`simplest_within`): a term nearly constant on
+   the data (``cos(theta)`` on swings within about a radian: uncentred cosine with the
+   constant at least :data:`OFFSET_COSINE`) acts as an offset. SparseODE also fits the
+   chosen equations with the constant in its place, and without it, and the criterion
+   decides; a difference below :data:`TIE` is no evidence, and the simpler term (the
+   constant) wins.
 
 Only numpy, scipy, pandas and pysindy here (SINDy imports this package; it stays torch-free).
 """
@@ -50,6 +56,7 @@ from sysid.selection._criteria import (
     error_efficiency,
     information_criterion,
 )
+from sysid.selection._offsets import OFFSET_COSINE, TIE, offset_terms, simplest_within
 from sysid.selection._search import (
     Joint,
     Search,
@@ -67,6 +74,8 @@ __all__ = [
     "CRITERIA",
     "DEFAULT_CRITERION",
     "ERROR_FLOOR",
+    "OFFSET_COSINE",
+    "TIE",
     "Errors",
     "Joint",
     "Search",
@@ -81,8 +90,10 @@ __all__ = [
     "error_efficiency",
     "fit_support",
     "information_criterion",
+    "offset_terms",
     "search_supports",
     "select_equations",
+    "simplest_within",
     "split_dependent",
     "support_paths",
     "warn_collinear",

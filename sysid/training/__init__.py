@@ -8,6 +8,10 @@ from sysid.training._collocation import embed_derivatives as embed_derivatives
 from sysid.training._collocation import smooth_trajectory as smooth_trajectory
 from sysid.training._collocation import smoothing_strengths as smoothing_strengths
 from sysid.training._config import Training as Training
+from sysid.training._errors import ERRORS as ERRORS
+from sysid.training._errors import check_positive as check_positive
+from sysid.training._errors import compare as compare_errors
+from sysid.training._errors import log_floor as log_floor
 from sysid.training._horizons import HorizonStage as HorizonStage
 from sysid.training._horizons import plan_horizons as plan_horizons
 from sysid.training._horizons import resumable_stage as resumable_stage
@@ -32,6 +36,7 @@ from sysid.training._streaming import validation_positions as validation_positio
 
 __all__ = [
     "ADVICE",
+    "ERRORS",
     "FAILED_RESIDUAL",
     "Checkpoint",
     "CollocationResiduals",
@@ -47,10 +52,13 @@ __all__ = [
     "TrainSettings",
     "Training",
     "TrajectoryResiduals",
+    "check_positive",
     "collocation_fit",
+    "compare_errors",
     "embed_derivatives",
     "fingerprint",
     "interpolate_missing",
+    "log_floor",
     "make_segments",
     "plan_horizons",
     "resumable_stage",

@@ -6,6 +6,7 @@ from typing import Any
 
 from sysid.errors import ConfigError
 from sysid.parts import Part
+from sysid.training._errors import ERRORS
 from sysid.training._horizons import check_horizons
 from sysid.training._loop import EVAL_EVERY, MAX_EVAL_EVERY, TrainSettings
 
@@ -107,6 +108,15 @@ class Training(Part):
         evaluations of each shooting stage and ``collocation_steps`` those of the
         collocation; ``lr``, ``batch_size``, ``patience``, ``lbfgs_steps`` and
         ``refine_steps`` are not used. The default of :class:`~sysid.GreyBoxODE`.
+    errors : {"additive", "log"}, default "additive"
+        How simulated and measured states are compared, in the training loss, the
+        free-run validation and (SparseODE) the choice of equations, its polish and its
+        standard errors. ``"additive"``: differences, each state in units of its spread.
+        ``"log"``: ``log(simulated) - log(measured)``, relative (multiplicative,
+        lognormal) errors, for positive data such as populations, concentrations and
+        counts; a DataError names a state with a measured value <= 0. Needs
+        ``optimizer="adam"``; GreyBoxODE and HybridODE refine by additive least squares
+        and refuse it.
 
     Examples
     --------
@@ -139,6 +149,7 @@ class Training(Part):
         refine_steps: int = 20,
         optimizer: str = "adam",
         horizons: list[Any] | tuple[Any, ...] | None = None,
+        errors: str = "additive",
     ) -> None:
         self.max_epochs = max_epochs
         self.lr = lr
@@ -153,6 +164,7 @@ class Training(Part):
         self.refine_steps = refine_steps
         self.optimizer = optimizer
         self.horizons = horizons
+        self.errors = errors
 
     def check(self) -> None:
         """Validate every parameter (a :class:`~sysid.ConfigError` names the one at fault)."""
@@ -170,6 +182,11 @@ class Training(Part):
         self._flag("learn_x0")
         self._positive_int("refine_steps", allow_zero=True)
         self._choice("optimizer", OPTIMIZERS)
+        self._choice("errors", ERRORS)
+        if self.errors == "log" and self.optimizer == "least_squares":
+            raise ConfigError(
+                "Training: errors='log' needs optimizer='adam'; the least-squares fit compares additive errors."
+            )
         check_horizons(self.horizons, int(self.segment_length))
         if self.horizons is not None and self.optimizer == "least_squares":
             raise ConfigError(
