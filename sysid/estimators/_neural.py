@@ -55,8 +55,13 @@ class NeuralODE(SolverTrainedODE):
     def _set_fitted_state(self, state: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
         """Rebuild a fitted model from a file; files written with the MLP default before issue #17 keep it."""
         field = self._part("field")
-        # A LinearMLP field always saves its linear part: without one, the file holds the MLP field that was
+        # A LinearMLP field with a linear part always saves it: without one, the file holds the MLP field that was
         # NeuralODE's default when it was written (its field stored as "the default").
-        if isinstance(field, LinearMLP) and not any(k.endswith("field.linear_state") for k in tensors):
+        n_inputs = len(state.get("input_names_") or [])
+        if (
+            isinstance(field, LinearMLP)
+            and field.has_linear_part(n_inputs)
+            and not any(k.endswith("field.linear_state") for k in tensors)
+        ):
             self.field = MLP(hidden=field.hidden, activation=field.activation, time_dependent=field.time_dependent)
         super()._set_fitted_state(state, tensors)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import sysid
-from sysid.fields import UDE, LinearMLP, Structured
+from sysid.fields import UDE, LinearMLP, LinearMLPField, Structured
 
 FAST = dict(max_epochs=30, lbfgs_steps=20, verbose=False, gradient="backprop")
 
@@ -129,3 +129,40 @@ def test_a_ude_learns_its_parameter_and_its_unknown_term(oscillator):
 def test_a_ude_that_does_not_fit_its_declaration_is_refused(f, networks, match, oscillator):
     with pytest.raises(sysid.ConfigError, match=match):
         sysid.HybridODE(field=UDE(f=f, params={"k": 1.0}, networks=networks), verbose=False).fit(oscillator)
+
+
+def test_a_stable_linear_part_is_dissipative_and_trains_from_zero():
+    field = LinearMLPField(2, n_inputs=1, hidden=(4,), stable=True, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        field.linear_state.copy_(torch.tensor([[1.0, 2.0], [0.0, 0.5]]))  # eigenvalues +1 and +0.5
+    a = field.linear_matrix().detach().numpy()
+    assert np.linalg.eigvalsh((a + a.T) / 2).max() <= 1e-12
+    assert np.linalg.eigvals(a).real.max() <= 1e-12
+    with torch.no_grad():
+        field.linear_state.copy_(torch.tensor([[-1.0, 1.0], [-1.0, -1.0]]))  # dissipative already: unchanged
+    np.testing.assert_array_equal(field.linear_matrix().detach().numpy(), [[-1.0, 1.0], [-1.0, -1.0]])
+    with torch.no_grad():
+        field.linear_state.zero_()  # the zero start: a repeated eigenvalue, the gradient must still pass
+    out = field(torch.zeros(3), torch.randn(3, 2, dtype=torch.float64), torch.randn(3, 1, dtype=torch.float64))
+    out.sum().backward()
+    assert torch.isfinite(field.linear_state.grad).all() and field.linear_state.grad.abs().max() > 0
+    free = LinearMLPField(2, hidden=(4,))
+    with torch.no_grad():
+        free.linear_state.copy_(torch.tensor([[1.0, 2.0], [0.0, 0.5]]))
+    assert np.linalg.eigvals(free.linear_matrix().detach().numpy()).real.max() == pytest.approx(1.0)
+
+
+def test_linear_part_options_resolve_on_the_field_s_inputs():
+    from tests.fields.test_specs import context
+
+    assert not LinearMLP(hidden=(4,)).build(context(inputs=("u",))).stable  # stable is opt-in
+    assert LinearMLP(hidden=(4,), stable=True).build(context()).stable
+    # linear=None: the linear part only for autonomous fields; a plant read through an input gets the network alone
+    assert isinstance(LinearMLP(hidden=(4,), linear=None).build(context()), LinearMLPField)
+    alone = LinearMLP(hidden=(4,), linear=None).build(context(inputs=("u",)))
+    assert type(alone) is sysid.fields.MLPField and alone.n_inputs == 1
+    assert isinstance(LinearMLP(hidden=(4,)).build(context(inputs=("u",))), LinearMLPField)
+    with pytest.raises(sysid.ConfigError, match="stable must be True or False"):
+        LinearMLP(stable=None).check()
+    with pytest.raises(sysid.ConfigError, match="linear must be True or False"):
+        LinearMLP(linear="auto").check()
