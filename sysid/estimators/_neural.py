@@ -12,7 +12,8 @@ from sysid.fields import MLP, LinearMLP
 from sysid.training import Training
 
 #: NeuralODE's defaults, chosen on the generalisation panel of issue #17 (docs/neural_ode.md#defaults):
-#: a linear part fitted with the network from zero, and a horizon schedule ending on whole trajectories.
+#: a linear part fitted with the network from zero (dissipative when the field reads inputs: LinearMLP's
+#: stable=None), and a horizon schedule ending on whole trajectories.
 DEFAULT_FIELD = partial(LinearMLP, hidden=(64, 64), linear_start="zero")
 DEFAULT_TRAINING = partial(Training, horizons=(20, 80, None))
 
@@ -24,7 +25,8 @@ class NeuralODE(SolverTrainedODE):
     whose parameters it takes) with its default parts, chosen on a panel of held-out
     experiments and real records (``docs/neural_ode.md``): a
     :class:`sysid.fields.LinearMLP` field (a linear part plus two tanh layers of 64,
-    fitted together from a zero linear part, ``linear_start="zero"``), ``sysid.Solver()``
+    fitted together from a zero linear part, ``linear_start="zero"``; the linear part
+    kept dissipative when the data have inputs, ``stable=None``), ``sysid.Solver()``
     (dopri5, rtol 1e-4, atol 1e-6, adjoint gradients) and ``sysid.Training`` with
     ``horizons=(20, 80, None)`` (multiple shooting over segments of 5 sample intervals
     after a collocation warm start, 40 Adam epochs and an L-BFGS polish, then L-BFGS

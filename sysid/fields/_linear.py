@@ -10,6 +10,7 @@ import torch
 
 from sysid.fields._mlp import MLP, MLPField
 from sysid.fields._scaling import Scaling
+from sysid.fields._spec import FieldContext
 
 _RIDGE = 1e-8  # relative ridge of the linear least squares (conditioning only)
 
@@ -26,6 +27,8 @@ class LinearMLPField(MLPField):
     ----------
     n_dims, n_inputs, hidden, activation, time_dependent, scaling, generator, dtype
         As for :class:`MLPField`.
+    stable : bool, default False
+        Use a dissipative linear part (:meth:`linear_matrix`).
 
     Examples
     --------
@@ -35,6 +38,11 @@ class LinearMLPField(MLPField):
     ...     _ = f.linear_state.copy_(torch.tensor([[0.0, 1.0], [-1.0, 0.0]]))
     >>> f.linear_part(torch.zeros(1), torch.tensor([[1.0, 0.0]], dtype=torch.float64), None).tolist()
     [[0.0, -1.0]]
+    >>> g = LinearMLPField(2, hidden=(8,), stable=True)
+    >>> with torch.no_grad():
+    ...     _ = g.linear_state.copy_(torch.tensor([[0.5, 1.0], [-1.0, 0.2]]))
+    >>> g.linear_matrix().round(decimals=6).tolist()  # shifted by the symmetric part's top eigenvalue, 0.5
+    [[0.0, 1.0], [-1.0, -0.3]]
     """
 
     linear_input: torch.Tensor  # a Parameter, or an empty buffer without inputs
@@ -49,8 +57,10 @@ class LinearMLPField(MLPField):
         scaling: Scaling | None = None,
         generator: torch.Generator | None = None,
         dtype: torch.dtype = torch.float64,
+        stable: bool = False,
     ) -> None:
         super().__init__(n_dims, n_inputs, hidden, activation, time_dependent, scaling, generator, dtype)
+        self.stable = stable
         self.linear_state = torch.nn.Parameter(torch.zeros(n_dims, n_dims, dtype=dtype))
         if n_inputs:
             self.linear_input = torch.nn.Parameter(torch.zeros(n_dims, n_inputs, dtype=dtype))
@@ -58,8 +68,24 @@ class LinearMLPField(MLPField):
             self.register_buffer("linear_input", torch.zeros(n_dims, 0, dtype=dtype))
         self.offset = torch.nn.Parameter(torch.zeros(n_dims, dtype=dtype))
 
+    def linear_matrix(self) -> torch.Tensor:
+        """A of the scaled linear part: ``linear_state``, shifted to be dissipative when ``stable``.
+
+        With ``stable`` the matrix used is ``linear_state - max(0, l) I``, l the largest
+        eigenvalue of its symmetric part: the symmetric part is then negative semidefinite,
+        so the linear part alone never grows the scaled state's norm (every eigenvalue has
+        a non-positive real part). Far from the data, where the tanh network's output is
+        bounded, the field is this linear part: a simulation driven outside the training
+        range stays bounded instead of escaping exponentially.
+        """
+        a = self.linear_state
+        if not self.stable:
+            return a
+        top = torch.linalg.eigvalsh((a + a.T) / 2)[-1]
+        return a - torch.relu(top) * torch.eye(a.shape[0], dtype=a.dtype, device=a.device)
+
     def _linear_scaled(self, z: torch.Tensor, u: torch.Tensor | None) -> torch.Tensor:
-        out = z @ self.linear_state.T + self.offset
+        out = z @ self.linear_matrix().T + self.offset
         if self.n_inputs:
             out = out + self.scaled_inputs(u) @ self.linear_input.T
         return out / self.time_unit
@@ -118,6 +144,17 @@ class LinearMLP(MLP):
         How the linear part starts: the least-squares fit to the smoothed derivatives
         (the network's collocation then fits what it leaves), or zero (the collocation
         fits the linear part and the network together).
+    stable : bool or None, default None
+        Keep the linear part dissipative (:meth:`LinearMLPField.linear_matrix`: the
+        symmetric part of the scaled A negative semidefinite, so every eigenvalue of A has
+        a non-positive real part). Far from the data the bounded network no longer counts
+        and the field is its linear part: stable, a simulation driven outside the training
+        range stays bounded instead of escaping exponentially. None: stable when the field
+        reads inputs (a plant simulated from its input), free otherwise (autonomous
+        systems such as Van der Pol's have unstable linearisations). Chosen on issue #17's
+        panel (docs/neural_ode.md#defaults-chosen-on-held-out-data): on the cascaded tanks
+        the free linear part came out unstable (eigenvalues +0.64 and +2.4) and the
+        held-out simulation escaped (3.6 V RMSE; 2.0 V stable).
 
     Examples
     --------
@@ -135,13 +172,32 @@ class LinearMLP(MLP):
         activation: str = "tanh",
         time_dependent: bool = False,
         linear_start: str = "least_squares",
+        stable: bool | None = None,
     ) -> None:
         super().__init__(hidden=hidden, activation=activation, time_dependent=time_dependent)
         self.linear_start = linear_start
+        self.stable = stable
 
     def check(self) -> None:
         super().check()
         self._choice("linear_start", ("least_squares", "zero"))
+        if self.stable is not None:
+            self._flag("stable")
+
+    def is_stable(self, n_inputs: int) -> bool:
+        """Whether a field reading ``n_inputs`` inputs gets a dissipative linear part (``stable``; None: with inputs).
+
+        Examples
+        --------
+        >>> LinearMLP().is_stable(0), LinearMLP().is_stable(1), LinearMLP(stable=False).is_stable(1)
+        (False, True, False)
+        """
+        return bool(n_inputs) if self.stable is None else bool(self.stable)
+
+    def build(self, context: FieldContext) -> MLPField:
+        module = cast(LinearMLPField, super().build(context))
+        module.stable = self.is_stable(context.n_inputs)
+        return module
 
     def warm_start(self, module: MLPField, t: np.ndarray, x: np.ndarray, dx: np.ndarray, u: np.ndarray | None) -> bool:
         if self.linear_start == "least_squares":

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import sysid
-from sysid.fields import UDE, LinearMLP, Structured
+from sysid.fields import UDE, LinearMLP, LinearMLPField, Structured
 
 FAST = dict(max_epochs=30, lbfgs_steps=20, verbose=False, gradient="backprop")
 
@@ -129,3 +129,54 @@ def test_a_ude_learns_its_parameter_and_its_unknown_term(oscillator):
 def test_a_ude_that_does_not_fit_its_declaration_is_refused(f, networks, match, oscillator):
     with pytest.raises(sysid.ConfigError, match=match):
         sysid.HybridODE(field=UDE(f=f, params={"k": 1.0}, networks=networks), verbose=False).fit(oscillator)
+
+
+def test_a_stable_linear_part_is_dissipative_and_trains_from_zero():
+    field = LinearMLPField(2, n_inputs=1, hidden=(4,), stable=True, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        field.linear_state.copy_(torch.tensor([[1.0, 2.0], [0.0, 0.5]]))  # eigenvalues +1 and +0.5
+    a = field.linear_matrix().detach().numpy()
+    assert np.linalg.eigvalsh((a + a.T) / 2).max() <= 1e-12
+    assert np.linalg.eigvals(a).real.max() <= 1e-12
+    with torch.no_grad():
+        field.linear_state.copy_(torch.tensor([[-1.0, 1.0], [-1.0, -1.0]]))  # dissipative already: unchanged
+    np.testing.assert_array_equal(field.linear_matrix().detach().numpy(), [[-1.0, 1.0], [-1.0, -1.0]])
+    with torch.no_grad():
+        field.linear_state.zero_()  # the zero start: a repeated eigenvalue, the gradient must still pass
+    out = field(torch.zeros(3), torch.randn(3, 2, dtype=torch.float64), torch.randn(3, 1, dtype=torch.float64))
+    out.sum().backward()
+    assert torch.isfinite(field.linear_state.grad).all() and field.linear_state.grad.abs().max() > 0
+    free = LinearMLPField(2, hidden=(4,))
+    with torch.no_grad():
+        free.linear_state.copy_(torch.tensor([[1.0, 2.0], [0.0, 0.5]]))
+    assert np.linalg.eigvals(free.linear_matrix().detach().numpy()).real.max() == pytest.approx(1.0)
+
+
+def test_linear_part_is_stable_by_default_when_the_field_reads_inputs():
+    from tests.fields.test_specs import context
+
+    assert LinearMLP(hidden=(4,)).build(context(inputs=("u",))).stable
+    assert not LinearMLP(hidden=(4,)).build(context()).stable  # autonomous: unstable linearisations allowed
+    assert not LinearMLP(hidden=(4,), stable=False).build(context(inputs=("u",))).stable
+    assert LinearMLP(hidden=(4,), stable=True).build(context()).stable
+    with pytest.raises(sysid.ConfigError, match="stable must be True or False"):
+        LinearMLP(stable="yes").check()
+
+
+def test_default_neural_ode_of_a_forced_plant_keeps_a_stable_linear_part(tmp_path):
+    rng = np.random.default_rng(1)
+    t = np.linspace(0, 10, 50)
+    u = np.sin(0.7 * t)[:, None] + 0.3 * rng.standard_normal((50, 1))
+    y = np.zeros((50, 1))
+    for k in range(49):  # x' = -0.5 x + u (Euler steps: any forced data will do)
+        y[k + 1] = y[k] + (t[k + 1] - t[k]) * (-0.5 * y[k] + u[k])
+    data = sysid.Trajectories.from_arrays([t], [y], [u], state_names=["x"], input_names=["u"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = sysid.NeuralODE(hidden=(8,), max_epochs=5, lbfgs_steps=0, n_augment=1, verbose=False).fit(data)
+        assert model.field_.stable  # the plant reads an input: NeuralODE's LinearMLP resolves to a stable part
+        a = model.field_.linear_matrix().detach().numpy()
+        assert np.linalg.eigvals(a).real.max() <= 1e-9
+        loaded = sysid.load(model.save(tmp_path / "forced.sysid"))
+        assert loaded.field_.stable
+        np.testing.assert_array_equal(loaded.predict(data)[0].y, model.predict(data)[0].y)
