@@ -45,6 +45,10 @@ class Part(BaseEstimator):
 
     #: The estimator keyword that takes this kind of part (``"field"``, ``"solver"``...).
     role: ClassVar[str] = ""
+    #: Parameters added after model files were written, with the value that reproduces what those
+    #: files were fitted with: a stored part without the parameter is loaded with this value, not
+    #: with the (newer) default.
+    recorded_before: ClassVar[dict[str, Any]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

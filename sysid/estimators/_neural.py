@@ -54,6 +54,12 @@ class NeuralODE(SolverTrainedODE):
         "training": DEFAULT_TRAINING,
     }
 
+    #: The default parts of model files written before files recorded them (session 2: a free linear
+    #: part; files of the MLP default before issue #17 are recognised in :meth:`_set_fitted_state`).
+    defaults_before_recorded: ClassVar[dict[str, Any]] = {
+        "field": partial(LinearMLP, hidden=(64, 64), linear_start="zero", stable=False)
+    }
+
     def _set_fitted_state(self, state: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
         """Rebuild a fitted model from a file; files written with the MLP default before issue #17 keep it."""
         field = self._part("field")

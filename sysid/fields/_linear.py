@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import cast
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import torch
@@ -177,6 +177,9 @@ class LinearMLP(MLP):
         super().__init__(hidden=hidden, activation=activation, time_dependent=time_dependent)
         self.linear_start = linear_start
         self.stable = stable
+
+    #: Files written before ``stable`` existed were fitted with a free linear part.
+    recorded_before: ClassVar[dict[str, Any]] = {"stable": False}
 
     def check(self) -> None:
         super().check()

@@ -129,9 +129,13 @@ def _resolved_defaults(model: Any) -> dict[str, ObjectRecord]:
 
 def _restore_defaults(model: Any, stored: Any, functions: Mapping[str, Callable[..., Any]], where: str) -> None:
     """Put back the default parts a file was fitted with, where this sysid's defaults differ."""
-    if stored is None:
-        return  # files written before the defaults were stored (NeuralODE keeps a shim for those)
     name = type(model).__name__
+    if stored is None:  # a file written before the defaults were stored: the estimator's defaults of then
+        legacy = getattr(model, "defaults_before_recorded", {})
+        for role, part in legacy.items():
+            if model.get_params(deep=False).get(role, 0) is None:
+                setattr(model, role, part())
+        return
     if not isinstance(stored, dict) or not all(isinstance(v, ObjectRecord) for v in stored.values()):
         raise ModelFileError(f"{where!r}: the {name}'s default parts are not a mapping of role to part.")
     for role, part_record in stored.items():
@@ -245,6 +249,8 @@ def _build(
     if not isinstance(params, dict):
         raise ModelFileError(f"{where!r}: the {name} parameters are a {type(params).__name__}, not an object.")
     kwargs = decode_params(name, params, functions, where, owner)
+    for key, value in getattr(cls, "recorded_before", {}).items():
+        kwargs.setdefault(key, value)  # a file written before the parameter existed: its behaviour then
     try:
         return cls(**kwargs)
     except TypeError as exc:  # parameters this version's estimator does not take

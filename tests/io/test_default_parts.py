@@ -69,3 +69,53 @@ def test_a_default_part_for_a_role_the_estimator_does_not_have_is_refused(
     path = sysid.io.format.write_file(tmp_path / "bad.sysid", sysid.io.MODEL_FORMAT, header, stored.tensors)
     with pytest.raises(ModelFileError, match="no default 'optimizer' part"):
         sysid.load(path)
+
+
+def _forced_data() -> sysid.Trajectories:
+    t = np.linspace(0.0, 4.0, 30)
+    u = np.sin(t)[:, None]
+    y = np.stack([np.cos(t), 0.5 * np.sin(2 * t)], axis=1)
+    return sysid.Trajectories.from_arrays([t], [y], [u], state_names=["x", "v"], input_names=["u"])
+
+
+def _rewrite(path: Path, out: Path, edit) -> Path:
+    """The model file at ``path`` with its header edited as an older sysid would have written it."""
+    stored = sysid.io.format.read_file(path)
+    header = {k: v for k, v in stored.raw_header.items() if k not in ("format", "format_version", "sysid_version")}
+    edit(header)
+    return sysid.io.format.write_file(out, sysid.io.MODEL_FORMAT, sysid.io.format.decode(header), stored.tensors)
+
+
+def test_a_session_2_file_of_the_default_field_loads_with_its_free_linear_part(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data, t = _forced_data(), np.linspace(0.0, 4.0, 30)
+    session_2 = {**sysid.NeuralODE.default_parts, "field": sysid.NeuralODE.defaults_before_recorded["field"]}
+    with monkeypatch.context() as patch, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        patch.setattr(sysid.NeuralODE, "default_parts", session_2)
+        model = sysid.NeuralODE(max_epochs=2, lbfgs_steps=0, horizons=None, verbose=False, random_state=0).fit(data)
+        assert not model.field_.stable
+        expected = model.predict(data)[0].y
+        path = model.save(tmp_path / "session2.sysid")
+    old = _rewrite(path, tmp_path / "old.sysid", lambda h: h.pop("default_parts"))  # as session 2 wrote it
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loaded = sysid.load(old)
+        assert not loaded.field_.stable  # today's default would make it stable: the data have an input
+        np.testing.assert_array_equal(loaded.predict(data)[0].y, expected)
+    assert t.size == expected.shape[0]
+
+
+def test_a_stored_part_without_a_later_parameter_keeps_its_behaviour_of_then(tmp_path: Path) -> None:
+    data = _forced_data()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = sysid.NeuralODE(
+            field=sysid.fields.LinearMLP(hidden=(4,), stable=False), max_epochs=2, lbfgs_steps=0, verbose=False
+        ).fit(data)
+        path = model.save(tmp_path / "m.sysid")
+        old = _rewrite(path, tmp_path / "old.sysid", lambda h: h["params"]["field"]["params"].pop("stable"))
+        loaded = sysid.load(old)
+        assert loaded.field.stable is False  # not LinearMLP's default (None: stable with inputs)
+        np.testing.assert_array_equal(loaded.predict(data)[0].y, model.predict(data)[0].y)
