@@ -7,8 +7,10 @@ no network) is fitted by Gauss-Newton/trust region (:mod:`sysid.training._least_
 2. **multiple shooting**: parameters and every segment's start state, gaps between
    segments as residuals (no local minima of single shooting: Lotka-Volterra from 50% off);
 3. **single shooting**: parameters and each trajectory's initial state, whole
-   trajectories; then each state's noise level is estimated from the residuals and the
-   fit repeated once with the residuals weighted by it.
+   trajectories, from the estimate of stages 1-2 and from the given start (the lower
+   cost kept: on short noisy records stages 1-2 can lead to a worse minimum); then each
+   state's noise level is estimated from the residuals and the fit repeated once with
+   the residuals weighted by it.
 
 The confidence intervals describe the optimum of stage 3 (:mod:`sysid.parameters`).
 With ``optimizer="adam"`` the model is trained like a NeuralODE and stage 3 refines the
