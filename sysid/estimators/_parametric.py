@@ -58,7 +58,7 @@ from sysid.trajectories import Trajectories
 # the final fit closely, the earlier stages (which only lead there) loosely. scipy's own tolerances stay as backstops.
 _STOP_WITHIN = {"final": 0.05, "stage": 0.1}
 # An alternative start of single shooting first gets as many evaluations as the main fit took, at least this many.
-_SCREEN_EVALUATIONS = 5
+_SCREEN_EVALUATIONS = 3
 _OBSERVED_FOR_SEGMENTS = 0.5  # multiple shooting when every state is observed in at least this share of rows
 
 
