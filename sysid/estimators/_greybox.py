@@ -24,8 +24,9 @@ class GreyBoxODE(ParametricResults, ParametricODE):
     stages: collocation on smoothing-spline derivatives (no solver), multiple shooting
     (segments with free start states, which avoids the local minima that single
     shooting falls into, e.g. on Lotka-Volterra from 50% off), then single shooting of
-    whole trajectories with each state's residuals weighted by its estimated noise
-    level (:mod:`sysid.training._least_squares`). ``optimizer="adam"`` trains by
+    whole trajectories, from that estimate and from ``params`` (the lower cost is
+    kept), with each state's residuals weighted by its estimated noise level
+    (:mod:`sysid.training._least_squares`). ``optimizer="adam"`` trains by
     gradient descent instead (as :class:`~sysid.NeuralODE` does, bounds kept by smooth
     transforms), then refines by single shooting (at most ``refine_steps`` evaluations).
 
