@@ -581,10 +581,10 @@ def evaluate_members(
 
     One :class:`sysid.Ensemble` (``bootstrap=None``: every member sees all the training
     data, members differ by seed; seeded from the case's seed) gives paired numbers from
-    the same fits: each member alone (``"NeuralODE member"``, with its training free-run
-    error, :func:`train_free_run`), the ensemble mean (``"NeuralODE ensemble"``) and the
-    member with the lowest training free-run error (``"NeuralODE best-of-n"``, what
-    restarts that keep one model would give).
+    the same fits: each member alone (``"NeuralODE member k of n"``, with its training
+    free-run error, :func:`train_free_run`), the ensemble mean (``"NeuralODE mean of n"``)
+    and the member with the lowest training free-run error (``"NeuralODE best of n by
+    training free run"``, what restarts that keep one model would give).
     """
     import sysid
 
@@ -599,16 +599,16 @@ def evaluate_members(
             ensemble.fit(train)
         except Exception as exc:  # noqa: BLE001 - a failed fit is a row, not a crash
             status = f"failed: {type(exc).__name__}: {exc}"[:100]
-            return [{**base, "model": "NeuralODE ensemble", "score": float("nan"), "status": status}]
+            return [{**base, "model": f"NeuralODE mean of {n_members}", "score": float("nan"), "status": status}]
     fit_cpu = time.process_time() - cpu
     rows = []
     for k, (member, seed) in enumerate(zip(ensemble.estimators_, ensemble.member_seeds_)):
-        row = {**base, "model": "NeuralODE member", "member": k, "member_seed": seed}
+        row = {**base, "model": f"NeuralODE member {k + 1} of {n_members}", "member": k, "member_seed": seed}
         row["train_free_run"] = train_free_run(member)
         row["fit_cpu_s"] = fit_cpu / n_members
         row["nfe"] = int(getattr(member, "n_function_evals_", 0))
         rows.append(row)
-    mean = {**base, "model": "NeuralODE ensemble", "fit_cpu_s": fit_cpu}
+    mean = {**base, "model": f"NeuralODE mean of {n_members} (Ensemble, bootstrap=None)", "fit_cpu_s": fit_cpu}
     with quiet():
         for row, model in [*zip(rows, ensemble.estimators_), (mean, ensemble)]:
             try:
@@ -618,7 +618,7 @@ def evaluate_members(
             row.setdefault("status", "ok" if np.isfinite(row["score"]) else "simulation failed (NaN)")
     free_runs = np.array([r["train_free_run"] for r in rows], dtype=float)
     chosen = int(np.nanargmin(free_runs)) if np.isfinite(free_runs).any() else 0
-    best = {**rows[chosen], "model": f"NeuralODE best-of-{n_members}", "fit_cpu_s": fit_cpu}
+    best = {**rows[chosen], "model": f"NeuralODE best of {n_members} by training free run", "fit_cpu_s": fit_cpu}
     return [*rows, mean, best]
 
 

@@ -151,7 +151,13 @@ def test_generalisation_seed_ensemble_rows_come_from_the_same_fits() -> None:
         sys.path.remove(str(ROOT))
     rows, _ = generalisation.run_panel(["lotka_volterra"], ["NeuralODE", "SINDy"], "tiny", [0], members=2)
     models = [r["model"] for r in rows]
-    assert models == ["NeuralODE member"] * 2 + ["NeuralODE ensemble", "NeuralODE best-of-2", "SINDy"]
+    assert models == [
+        "NeuralODE member 1 of 2",
+        "NeuralODE member 2 of 2",
+        "NeuralODE mean of 2 (Ensemble, bootstrap=None)",
+        "NeuralODE best of 2 by training free run",
+        "SINDy",
+    ]
     members, mean, best = rows[:2], rows[2], rows[3]
     chosen = min(members, key=lambda r: r["train_free_run"])
     assert best["member"] == chosen["member"] and best["score"] == chosen["score"]
