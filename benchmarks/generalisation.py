@@ -45,6 +45,8 @@ here; a problem whose data are absent is skipped. Times are CPU seconds of the f
 Run alone: python -m benchmarks --only generalisation [--quick]
 Research:  python -m benchmarks.generalisation --problems oscillator,lotka_volterra --seeds 0,1
            --models NeuralODE --neural '{"segment_length": 20}' --json /tmp/out.json
+Seed ensembles and restarts: ``--members 3`` fits NeuralODE as a seed ensemble and writes
+a row per member, their mean and the best by training free-run error (:func:`evaluate_members`).
 """
 
 from __future__ import annotations
