@@ -45,6 +45,8 @@ here; a problem whose data are absent is skipped. Times are CPU seconds of the f
 Run alone: python -m benchmarks --only generalisation [--quick]
 Research:  python -m benchmarks.generalisation --problems oscillator,lotka_volterra --seeds 0,1
            --models NeuralODE --neural '{"segment_length": 20}' --json /tmp/out.json
+Seed ensembles and restarts: ``--members 3`` fits NeuralODE as a seed ensemble and writes
+a row per member, their mean and the best by training free-run error (:func:`evaluate_members`).
 """
 
 from __future__ import annotations
@@ -404,9 +406,13 @@ def lynx_hare(seed: int) -> Case | None:
     n_past = train[0].n_times
 
     def score(model: Any, name: str) -> dict[str, Any]:
-        x0 = getattr(model, "x0_", None)
-        x0 = np.asarray(x0, dtype=float)[0, :2] if x0 is not None else y[0]
-        pred = np.asarray(model.predict(t=t, x0=x0), dtype=float)
+        # each model (each member of an ensemble, averaged) simulates from the initial state it fitted
+        preds = []
+        for member in getattr(model, "estimators_", [model]):
+            x0 = getattr(member, "x0_", None)
+            x0 = np.asarray(x0, dtype=float)[0, :2] if x0 is not None else y[0]
+            preds.append(np.asarray(member.predict(t=t, x0=x0), dtype=float))
+        pred = np.mean(preds, axis=0)
         if not np.all(np.isfinite(pred)):
             return {"score": float("nan")}
         return {
@@ -557,6 +563,67 @@ def evaluate(case: Case, name: str, neural: dict[str, Any] | None = None, mode: 
     return row
 
 
+# -- seed ensembles and restarts (research: --members) ------------------------------------------
+def train_free_run(model: Any) -> float:
+    """The free-run error of a fitted NeuralODE on its training data, as its own check measured it.
+
+    The lowest ``val_loss`` of the fit's history: RMSE (scaled units) of the whole training
+    trajectories simulated from their learned initial states, at the parameters kept.
+    """
+    history = getattr(model, "history_", None)
+    if history is None or "val_loss" not in history or not history["val_loss"].notna().any():
+        return float("nan")
+    return float(np.nanmin(history["val_loss"].to_numpy(float)))
+
+
+def evaluate_members(
+    case: Case, neural: dict[str, Any] | None = None, n_members: int = 3, mode: str = "full"
+) -> list[dict[str, Any]]:
+    """Fit a seed ensemble of NeuralODE on ``case`` once; rows for every member, their mean and the best.
+
+    One :class:`sysid.Ensemble` (``bootstrap=None``: every member sees all the training
+    data, members differ by seed; seeded from the case's seed) gives paired numbers from
+    the same fits: each member alone (``"NeuralODE member k of n"``, with its training
+    free-run error, :func:`train_free_run`), the ensemble mean (``"NeuralODE mean of n"``)
+    and the member with the lowest training free-run error (``"NeuralODE best of n by
+    training free run"``, what restarts that keep one model would give).
+    """
+    import sysid
+
+    built = _model("NeuralODE", case, neural or {}, mode)
+    assert built is not None
+    single, train = built
+    ensemble = sysid.Ensemble(single, n_members=n_members, bootstrap=None, random_state=case.seed)
+    base = {"problem": case.problem, "seed": case.seed, "metric": case.metric, "n_members": n_members}
+    cpu = time.process_time()
+    with quiet():
+        try:
+            ensemble.fit(train)
+        except Exception as exc:  # noqa: BLE001 - a failed fit is a row, not a crash
+            status = f"failed: {type(exc).__name__}: {exc}"[:100]
+            return [{**base, "model": f"NeuralODE mean of {n_members}", "score": float("nan"), "status": status}]
+    fit_cpu = time.process_time() - cpu
+    rows = []
+    for k, (member, seed) in enumerate(zip(ensemble.estimators_, ensemble.member_seeds_)):
+        row = {**base, "model": f"NeuralODE member {k + 1} of {n_members}", "member": k, "member_seed": seed}
+        row["train_free_run"] = train_free_run(member)
+        row["fit_cpu_s"] = fit_cpu / n_members
+        row["nfe"] = int(getattr(member, "n_function_evals_", 0))
+        rows.append(row)
+    mean = {**base, "model": f"NeuralODE mean of {n_members} (Ensemble, bootstrap=None)", "fit_cpu_s": fit_cpu}
+    with quiet():
+        for row, model in [*zip(rows, ensemble.estimators_), (mean, ensemble)]:
+            try:
+                row.update(case.score(model, "NeuralODE"))
+            except Exception as exc:  # noqa: BLE001
+                row["score"], row["status"] = float("nan"), f"failed: {type(exc).__name__}: {exc}"[:100]
+            row.setdefault("status", "ok" if np.isfinite(row["score"]) else "simulation failed (NaN)")
+    free_runs = np.array([r["train_free_run"] for r in rows], dtype=float)
+    chosen = int(np.nanargmin(free_runs)) if np.isfinite(free_runs).any() else 0
+    best = {**rows[chosen], "model": f"NeuralODE best of {n_members} by training free run", "fit_cpu_s": fit_cpu}
+    return [*rows, mean, best]
+
+
 def run_panel(
     problems: list[str],
     models: list[str],
@@ -564,8 +631,13 @@ def run_panel(
     seeds: list[int] | None = None,
     neural: dict[str, Any] | None = None,
     log: Callable[[dict[str, Any]], None] | None = None,
+    members: int = 0,
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """Every (problem, seed, model) row, and the problems skipped for missing data."""
+    """Every (problem, seed, model) row, and the problems skipped for missing data.
+
+    ``members`` > 0: NeuralODE is fitted as a seed ensemble of that many members
+    (:func:`evaluate_members`), giving rows for each member, their mean and the best.
+    """
     rows, skipped = [], []
     for problem in problems:
         table = SEEDS[mode]
@@ -575,7 +647,15 @@ def run_panel(
             if case is None:
                 skipped.append(problem)
                 break
+            if members:
+                for row in evaluate_members(case, neural, members, mode):
+                    row["notes"] = case.notes
+                    rows.append(row)
+                    if log is not None:
+                        log(row)
             for name in models:
+                if members and name == "NeuralODE":
+                    continue
                 # the comparison models are deterministic on a real record: one seed is enough
                 if name != "NeuralODE" and seed != problem_seeds[0] and not hasattr(case, "info"):
                     continue
@@ -701,6 +781,7 @@ def study(
         "score",
         "score_true_x0",
         "train_score",
+        "train_free_run",
         "extrapolation_warning",
         "fit_cpu_s",
         "status",
@@ -754,6 +835,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--seeds", default="", help="comma-separated; default: the full mode's seeds per problem")
     parser.add_argument("--neural", default="{}", help="JSON dict of NeuralODE keyword arguments")
+    parser.add_argument(
+        "--members",
+        type=int,
+        default=0,
+        help="fit NeuralODE as a seed ensemble of this many members: rows per member, their mean, the best "
+        "by training free-run error",
+    )
     parser.add_argument("--json", default="", help="append every row to this JSON-lines file")
     parser.add_argument(
         "--record",
@@ -787,7 +875,9 @@ def main(argv: list[str] | None = None) -> None:
                 fh.write(json.dumps(row, default=float) + "\n")
 
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()] or None
-    rows, skipped = run_panel(args.problems.split(","), args.models.split(","), "full", seeds, neural, log)
+    rows, skipped = run_panel(
+        args.problems.split(","), args.models.split(","), "full", seeds, neural, log, args.members
+    )
     print(pd.DataFrame(summarise(rows)).to_string() if rows else "no rows", flush=True)
     if skipped:
         print("skipped:", sorted(set(skipped)))

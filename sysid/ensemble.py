@@ -1,9 +1,10 @@
-"""Bootstrap ensembles: many fits of one estimator, a mean prediction with quantile bands.
+"""Ensembles: many fits of one estimator, a mean prediction with quantile bands.
 
 :class:`Ensemble` clones an estimator ``n_members`` times, fits every clone on a
-bootstrap resample of the data (whole trajectories, or contiguous time segments of them)
-with its own seed, in parallel through joblib, and predicts the members' mean; the
-spread between members gives uncertainty bands (:meth:`Ensemble.predict_quantiles`).
+bootstrap resample of the data (whole trajectories, or contiguous time segments of them),
+or on all of it (``bootstrap=None``: a seed ensemble), with its own seed, in parallel
+through joblib, and predicts the members' mean; the spread between members gives
+uncertainty bands (:meth:`Ensemble.predict_quantiles`).
 With ``joblib.parallel_config(backend="dask")`` the members are fitted on a Dask cluster.
 """
 
@@ -26,7 +27,7 @@ from sysid.trajectories import Trajectories
 
 __all__ = ["Ensemble"]
 
-_BOOTSTRAPS = ("trajectories", "segments")
+_BOOTSTRAPS = ("trajectories", "segments", None)
 
 
 def _fit_member(estimator: Any, data: Trajectories) -> Any:
@@ -39,13 +40,14 @@ def _member_prediction(member: Any, data: Trajectories, x0: np.ndarray | None) -
 
 
 class Ensemble(TrajectoryEstimator):
-    """A bootstrap ensemble of one estimator: mean prediction and quantile bands.
+    """An ensemble of one estimator (bootstrap or seeds): mean prediction and quantile bands.
 
     Each member is a clone of ``estimator`` fitted on its own bootstrap resample of the
-    training data, with its own seed. ``predict`` returns the members' mean trajectory;
-    :meth:`predict_quantiles` returns pointwise quantiles across members (e.g. a 90%
-    band), in the same format. The band reflects how much the fitted model depends on
-    which data it saw (and on the seed): model uncertainty, not measurement noise.
+    training data (or on all of it, ``bootstrap=None``), with its own seed. ``predict``
+    returns the members' mean trajectory; :meth:`predict_quantiles` returns pointwise
+    quantiles across members (e.g. a 90% band), in the same format. The band reflects how
+    much the fitted model depends on which data it saw (and on the seed): model
+    uncertainty, not measurement noise.
 
     Parameters
     ----------
@@ -55,7 +57,10 @@ class Ensemble(TrajectoryEstimator):
         seed drawn from ``random_state`` (the estimator's own seed is not used).
     n_members : int, default 10
         Number of members (at least 2).
-    bootstrap : {"trajectories", "segments"}, default "trajectories"
+    bootstrap : {"trajectories", "segments"} or None, default "trajectories"
+        None: every member is fitted on all the data and members differ only by their
+        seed (a seed ensemble: it averages out how a neural fit depends on its random
+        start; its band shows that dependence, not how the model depends on the data).
         ``"trajectories"``: each member sees as many trajectories as the data has, drawn
         with replacement (needs at least two trajectories). ``"segments"``: every
         trajectory is cut into ``n_segments`` contiguous pieces of about equal length
@@ -76,8 +81,9 @@ class Ensemble(TrajectoryEstimator):
     ----------
     estimators_ : list of fitted estimators
     samples_ : list of lists
-        What each member was fitted on: trajectory names (``"trajectories"``), or
-        ``(name, first_row, last_row)`` pieces (``"segments"``), with repeats.
+        What each member was fitted on: trajectory names (``"trajectories"``, and every
+        name once for ``None``), or ``(name, first_row, last_row)`` pieces
+        (``"segments"``), with repeats.
     member_seeds_ : list of int
         The ``random_state`` each member was given.
     n_function_evals_ : int
@@ -128,7 +134,7 @@ class Ensemble(TrajectoryEstimator):
             )
         if isinstance(self.n_members, bool) or not isinstance(self.n_members, numbers.Integral) or self.n_members < 2:
             raise ConfigError(f"n_members must be an integer >= 2, got {self.n_members!r}.")
-        if self.bootstrap not in _BOOTSTRAPS:
+        if self.bootstrap is not None and not (isinstance(self.bootstrap, str) and self.bootstrap in _BOOTSTRAPS):
             raise ConfigError(f"bootstrap must be one of {list(_BOOTSTRAPS)}, got {self.bootstrap!r}.")
         if (
             isinstance(self.n_segments, bool)
@@ -176,8 +182,11 @@ class Ensemble(TrajectoryEstimator):
 
     def _resamples(self, data: Trajectories) -> tuple[list[Trajectories], list[list[Any]], list[int]]:
         """Every member's data, what it holds, and its seed."""
-        pieces, labels = self._pieces(data)
         members = np.random.SeedSequence(self.random_state).spawn(int(self.n_members))
+        if self.bootstrap is None:  # a seed ensemble: all the data for every member
+            seeds = [int(child.generate_state(1)[0]) for child in members]
+            return [data] * len(members), [list(data.names) for _ in members], seeds
+        pieces, labels = self._pieces(data)
         datasets, samples, seeds = [], [], []
         for k, child in enumerate(members):
             drawn = np.random.default_rng(child).integers(0, len(pieces), size=len(pieces))

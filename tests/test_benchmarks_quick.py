@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -139,3 +140,33 @@ def test_generalisation_labels_research_rows_by_their_settings() -> None:
     ]
     labels = [r["model"] for r in generalisation.label_rows(rows, {"horizons": [20, None]})]
     assert labels == ["NeuralODE", "NeuralODE (before #17)", 'NeuralODE {"lr": 0.1}', "SINDy"]
+
+
+def test_generalisation_seed_ensemble_rows_come_from_the_same_fits() -> None:
+    sys.path.insert(0, str(ROOT))
+    try:
+        from benchmarks import generalisation
+        from benchmarks.common import held_out, relative_rmse
+    finally:
+        sys.path.remove(str(ROOT))
+    rows, _ = generalisation.run_panel(["lotka_volterra"], ["NeuralODE", "SINDy"], "tiny", [0], members=2)
+    models = [r["model"] for r in rows]
+    assert models == [
+        "NeuralODE member 1 of 2",
+        "NeuralODE member 2 of 2",
+        "NeuralODE mean of 2 (Ensemble, bootstrap=None)",
+        "NeuralODE best of 2 by training free run",
+        "SINDy",
+    ]
+    members, mean, best = rows[:2], rows[2], rows[3]
+    chosen = min(members, key=lambda r: r["train_free_run"])
+    assert best["member"] == chosen["member"] and best["score"] == chosen["score"]
+    assert all(np.isfinite(r["train_free_run"]) and r["train_free_run"] > 0 for r in members)
+    # the ensemble's score is the error of the members' mean prediction, refitted here member by member
+    import sysid
+
+    train, test, truth, _ = held_out("lotka_volterra", seed=0)
+    options = {**generalisation.TINY_NEURAL, "verbose": False}
+    preds = [sysid.NeuralODE(random_state=r["member_seed"], **options).fit(train).predict(test)[0].y for r in members]
+    assert abs(relative_rmse(np.mean(preds, axis=0), truth) - mean["score"]) < 1e-6
+    assert abs(relative_rmse(preds[0], truth) - members[0]["score"]) < 1e-6

@@ -146,6 +146,35 @@ def test_neural_members_get_their_own_seeds():
     assert np.isfinite(model.vector_field([[1.0]])).all()
 
 
+def test_seed_ensemble_fits_every_member_on_all_the_data():
+    one = simulate("lotka_volterra", n_trajectories=1, n_samples=200, noise=0.01, irregular=False, random_state=2)
+    model = Ensemble(SINDy(), n_members=3, bootstrap=None).fit(one)  # one trajectory: no resampling needed
+    assert model.samples_ == [["run0"]] * 3
+    # a deterministic estimator on the same data: identical members, the band collapses onto the single fit
+    single = SINDy().fit(one).predict(one)[0].y
+    lower, upper = model.predict_quantiles(one)
+    np.testing.assert_allclose(model.predict(one)[0].y, single, rtol=1e-10)
+    np.testing.assert_allclose(lower[0].y, upper[0].y, rtol=1e-10)
+    with pytest.raises(ConfigError, match="bootstrap must be"):
+        Ensemble(SINDy(), bootstrap=["trajectories"]).fit(one)
+
+
+def test_seed_ensemble_members_differ_only_by_seed():
+    data, _ = relaxation(0.02, n_traj=2, n_times=20)
+    tiny = sysid.NeuralODE(
+        hidden=(8,), max_epochs=3, lbfgs_steps=0, collocation_steps=10, verbose=False, random_state=0
+    )
+    model = Ensemble(tiny, n_members=2, bootstrap=None, random_state=5).fit(data)
+    resampled = Ensemble(tiny, n_members=2, random_state=5)
+    assert model.member_seeds_ == resampled._resamples(data)[2]  # same seeds as a bootstrap ensemble
+    assert [m.random_state for m in model.estimators_] == model.member_seeds_
+    assert all(m.trajectory_names_ == list(data.names) for m in model.estimators_)
+    again = clone(tiny).set_params(random_state=model.member_seeds_[1]).fit(data)
+    np.testing.assert_allclose(again.predict(data)[0].y, model.estimators_[1].predict(data)[0].y, rtol=1e-6)
+    first, second = (m.predict(data)[0].y for m in model.estimators_)
+    assert not np.allclose(first, second)  # different seeds, different fits
+
+
 def test_predictions_come_back_in_the_callers_format(lv):
     frame = lv.to_pandas()
     model = Ensemble(SINDy(), n_members=3).fit(frame, trajectory="trajectory")
