@@ -115,10 +115,10 @@ def test_unknown_study_is_refused() -> None:
 def test_generalisation_skips_real_records_without_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     sys.path.insert(0, str(ROOT))
     try:
-        from benchmarks import generalisation
+        from benchmarks import generalisation, generalisation_problems
     finally:
         sys.path.remove(str(ROOT))
-    monkeypatch.setattr(generalisation, "DATA", tmp_path / "absent")
+    monkeypatch.setattr(generalisation_problems, "DATA", tmp_path / "absent")
     for problem in ("oscillator", "pendulum", "tanks", "tanks_whole", "lynx_hare", "silverbox", "emps"):
         assert generalisation.PROBLEMS[problem](0) is None, problem
     rows, skipped = generalisation.run_panel(["oscillator", "lynx_hare"], ["SINDy"], "tiny")
