@@ -150,38 +150,34 @@ def _lipson(file: str, columns: list[str]) -> tuple[Any, np.ndarray, np.ndarray,
     return train, t, y, split
 
 
-def oscillator(seed: int) -> Case | None:
-    found = _lipson("real_oscillator.csv", ["x", "v"])
+def _lipson_case(problem: str, seed: int, file: str, columns: list[str], degree: int, classical: Any) -> Case | None:
+    """A Lipson record's forecast case: fit the first 70%, forecast the rest from the measured state."""
+    found = _lipson(file, columns)
     if found is None:
         return None
     train, t, y, split = found
+    options = {"degree": degree}
     return Case(
-        "oscillator",
+        problem,
         seed,
         train,
         _forecast_score(t, y, split),
-        "nRMSE of x",
-        sparse={"degree": 1},
-        sindy={"degree": 1},
-        classical=(_oscillator_form, {"k": 5.0, "c": 0.1, "x_eq": 0.0}, {}),
+        f"nRMSE of {columns[0].split('_')[0]}",
+        sparse=options,
+        sindy=dict(options),
+        classical=classical,
     )
+
+
+def oscillator(seed: int) -> Case | None:
+    classical = (_oscillator_form, {"k": 5.0, "c": 0.1, "x_eq": 0.0}, {})
+    return _lipson_case("oscillator", seed, "real_oscillator.csv", ["x", "v"], 1, classical)
 
 
 def pendulum(seed: int) -> Case | None:
-    found = _lipson("real_pendulum.csv", ["theta_rad", "omega_rad_s"])
-    if found is None:
-        return None
-    train, t, y, split = found
-    return Case(
-        "pendulum",
-        seed,
-        train,
-        _forecast_score(t, y, split),
-        "nRMSE of theta",
-        sparse={"degree": 3},
-        sindy={"degree": 3},
-        classical=(_pendulum_form, {"w2": 3.0, "b": 0.1}, {"bounds": {"w2": (0.0, None), "b": (0.0, None)}}),
-    )
+    bounds = {"bounds": {"w2": (0.0, None), "b": (0.0, None)}}
+    classical = (_pendulum_form, {"w2": 3.0, "b": 0.1}, bounds)
+    return _lipson_case("pendulum", seed, "real_pendulum.csv", ["theta_rad", "omega_rad_s"], 3, classical)
 
 
 def _tanks(seed: int, whole: bool) -> Case | None:
