@@ -30,6 +30,9 @@ from benchmarks.common import Study
 from benchmarks.report import machine, markdown_table
 
 HERE = Path(__file__).resolve().parent
+#: Hand-written studies (measured piece by piece, not re-run by this command): one markdown file each,
+#: its first line the title; every render appends them after the studies, in name order.
+SECTIONS = HERE / "sections"
 STUDIES = {
     "time_to_accuracy": "benchmarks.time_to_accuracy",
     "overhead": "benchmarks.overhead",
@@ -109,6 +112,9 @@ def render(results: dict[str, Any]) -> str:
             f"{run['load_start']:.2f} -> {run['load_end']:.2f}.*",
             "",
         ]
+    for number, path in enumerate(sorted(SECTIONS.glob("*.md")), len(results["studies"]) + 1):
+        title, _, body = path.read_text().partition("\n")
+        lines += [f"## {number}. {title.strip()}", "", body.strip("\n"), ""]
     return "\n".join(lines)
 
 

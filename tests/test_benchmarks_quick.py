@@ -170,3 +170,19 @@ def test_generalisation_seed_ensemble_rows_come_from_the_same_fits() -> None:
     preds = [sysid.NeuralODE(random_state=r["member_seed"], **options).fit(train).predict(test)[0].y for r in members]
     assert abs(relative_rmse(np.mean(preds, axis=0), truth) - mean["score"]) < 1e-6
     assert abs(relative_rmse(preds[0], truth) - members[0]["score"]) < 1e-6
+
+
+def test_every_render_keeps_the_hand_written_sections_and_matches_results_md() -> None:
+    sys.path.insert(0, str(ROOT))
+    try:
+        from benchmarks.run import SECTIONS, render
+    finally:
+        sys.path.remove(str(ROOT))
+    results = json.loads((ROOT / "benchmarks" / "results.json").read_text())
+    rendered = render(results)
+    sections = sorted(SECTIONS.glob("*.md"))
+    assert sections, "no hand-written section found"
+    for number, path in enumerate(sections, len(results["studies"]) + 1):
+        assert f"## {number}. {path.read_text().partition(chr(10))[0].strip()}" in rendered
+    # RESULTS.md is what the renderer makes of results.json: no hand edit that a re-render would drop
+    assert rendered == (ROOT / "benchmarks" / "RESULTS.md").read_text()
