@@ -27,6 +27,8 @@ from sysid.trajectories import Trajectories
 
 __all__ = ["Ensemble"]
 
+#: Most parallel jobs: joblib's process pool cannot hold more (a fuzzed model file asked for 2,000,000).
+_MAX_JOBS = 1024
 _BOOTSTRAPS = ("trajectories", "segments", None)
 
 
@@ -143,9 +145,15 @@ class Ensemble(TrajectoryEstimator):
         ):
             raise ConfigError(f"n_segments must be a positive integer, got {self.n_segments!r}.")
         if self.n_jobs is not None and (
-            isinstance(self.n_jobs, bool) or not isinstance(self.n_jobs, numbers.Integral) or self.n_jobs == 0
+            isinstance(self.n_jobs, bool)
+            or not isinstance(self.n_jobs, numbers.Integral)
+            or self.n_jobs == 0
+            or abs(self.n_jobs) > _MAX_JOBS
         ):
-            raise ConfigError(f"n_jobs must be None or a non-zero integer (-1: every core), got {self.n_jobs!r}.")
+            raise ConfigError(
+                f"n_jobs must be None or a non-zero integer from -{_MAX_JOBS} to {_MAX_JOBS} (-1: every core), "
+                f"got {self.n_jobs!r}."
+            )
         if self.random_state is not None and (
             isinstance(self.random_state, bool) or not isinstance(self.random_state, numbers.Integral)
         ):

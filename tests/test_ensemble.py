@@ -214,6 +214,8 @@ def test_bad_settings_fail_before_any_fit(lv):
         ({"bootstrap": "rows"}, "bootstrap must be"),
         ({"n_segments": 0}, "n_segments"),
         ({"random_state": "x"}, "random_state"),
+        ({"n_jobs": 0}, "n_jobs must be"),
+        ({"n_jobs": 2_000_000}, r"from -1024 to 1024 .* got 2000000"),  # found by the model-file fuzzer
     ]:
         with pytest.raises(ConfigError, match=message):
             Ensemble(SINDy(), **params).fit(lv)
