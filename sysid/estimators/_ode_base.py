@@ -130,6 +130,10 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, WarmStartMixin, TrajectoryEs
         The resolved parts the fit used (the field part, the torchdiffeq settings, the training).
     """
 
+    #: Whether the fit ends with an additive least-squares refinement (GreyBoxODE, HybridODE), which
+    #: ``Training(errors="log")`` cannot use.
+    _additive_refinement: ClassVar[bool] = False
+
     default_parts: ClassVar[dict[str, Callable[[], Any]]] = {"field": MLP, "solver": Solver, "training": Training}
     _base_parameters = (
         "field",
@@ -346,7 +350,7 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, WarmStartMixin, TrajectoryEs
 
     def _check_log_errors(self, data: Trajectories) -> None:
         """``Training(errors="log")``: positive data, and no additive least-squares refinement after the training."""
-        if hasattr(self, "_single_shooting"):  # GreyBoxODE, HybridODE: their refinement and intervals are additive
+        if self._additive_refinement:
             raise ConfigError(
                 f"{type(self).__name__}: Training(errors='log') is not supported yet; its least-squares refinement "
                 "and intervals compare additive errors. Fit the log of the data with a model of it, or use SparseODE "

@@ -71,6 +71,7 @@ class ParametricODE(SolverTrainedODE):
     :class:`~sysid.parameters._results.ParametricResults`, whose methods the fit calls.
     """
 
+    _additive_refinement = True
     #: Scaled segment starts of the multiple-shooting stage of the running fit (None: not run).
     _segment_starts: torch.Tensor | None = None
 

@@ -431,39 +431,18 @@ class SelectionMixin(GaussNewtonMixin):
         allowed = field.mask.numpy() > 0
         times = [tr.t[:n] for tr, n in zip(data, train_rows)]
         scaled = [self.scaling_.scale(tr.y[:n]) for tr, n in zip(data, train_rows)]
-        segments = make_segments(times, scaled, int(self.training_.segment_length) * _SCREEN_SEGMENTS)
-        shooting = MultipleShooting(
-            self.rhs_,
-            segments,
-            times,
-            scaled,
-            n_dims,
-            self._input_signal(data),
-            self.solver_,
-            "backprop",
-            0.0,
-            True,
-            [v[:n] for v, n in zip(initial, train_rows)],
-            errors=self.training_.errors,
-        )
-        train_segments = make_segments(times, scaled, int(self.training_.segment_length))
-        starts = (
-            MultipleShooting(
-                self.rhs_,
-                train_segments,
-                times,
-                scaled,
-                n_dims,
-                self._input_signal(data),
-                self.solver_,
-                "backprop",
-                0.0,
-                True,
-                [v[:n] for v, n in zip(initial, train_rows)],
-            )
-            .starts.detach()
-            .clone()
-        )
+        inputs, starts_given = self._input_signal(data), [v[:n] for v, n in zip(initial, train_rows)]
+
+        def shooting_over(length: int, errors: str = "additive") -> MultipleShooting:
+            segments = make_segments(times, scaled, length)
+            return MultipleShooting(
+                self.rhs_, segments, times, scaled, n_dims, inputs, self.solver_, "backprop", 0.0, True, starts_given,
+                errors=errors,
+            )  # fmt: skip
+
+        segment_length = int(self.training_.segment_length)
+        shooting = shooting_over(segment_length * _SCREEN_SEGMENTS, self.training_.errors)
+        starts = shooting_over(segment_length).starts.detach().clone()
         full = field.scaled_coefficients().detach().numpy().copy()
         if theta is None or targets is None:  # no usable derivative regression: train the full library
             only = _Candidate(allowed.astype(float), full, math.inf)
