@@ -140,6 +140,9 @@ class LinearMLP(MLP):
     activation : str, default "tanh"
     time_dependent : bool, default False
         Feed time to the network.
+    weight_decay : float, default 0.0
+        L2 penalty on the network's weight matrices (not on the linear part), added to the
+        training loss: it pulls the field towards its linear part where the data say little.
     linear_start : {"least_squares", "zero"}, default "least_squares"
         How the linear part starts: the least-squares fit to the smoothed derivatives
         (the network's collocation then fits what it leaves), or zero (the collocation
@@ -171,10 +174,11 @@ class LinearMLP(MLP):
         hidden: Sequence[int] = (32, 32),
         activation: str = "tanh",
         time_dependent: bool = False,
+        weight_decay: float = 0.0,
         linear_start: str = "least_squares",
         stable: bool | None = None,
     ) -> None:
-        super().__init__(hidden=hidden, activation=activation, time_dependent=time_dependent)
+        super().__init__(hidden=hidden, activation=activation, time_dependent=time_dependent, weight_decay=weight_decay)
         self.linear_start = linear_start
         self.stable = stable
 

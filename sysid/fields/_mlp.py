@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from itertools import pairwise
 from typing import Any
@@ -10,7 +11,7 @@ import torch
 
 from sysid.errors import DataError
 from sysid.fields._scaling import Scaling
-from sysid.fields._spec import FieldContext, FieldSpec
+from sysid.fields._spec import FieldContext, FieldSpec, Points
 
 ACTIVATIONS = {
     "tanh": torch.nn.Tanh,
@@ -169,6 +170,10 @@ class MLP(FieldSpec[MLPField]):
         One of "tanh", "relu", "elu", "softplus", "silu", "gelu".
     time_dependent : bool, default False
         Feed time to the network (a non-autonomous field).
+    weight_decay : float, default 0.0
+        L2 penalty on the network's weight matrices, added to the training loss of every
+        stage: ``weight_decay * sum(W**2)`` (biases are not penalised; the loss is a mean
+        squared error in units of each state's spread).
 
     Examples
     --------
@@ -185,16 +190,30 @@ class MLP(FieldSpec[MLPField]):
     observations_per_parameter = 0.01
 
     def __init__(
-        self, *, hidden: Sequence[int] = (64, 64), activation: str = "tanh", time_dependent: bool = False
+        self,
+        *,
+        hidden: Sequence[int] = (64, 64),
+        activation: str = "tanh",
+        time_dependent: bool = False,
+        weight_decay: float = 0.0,
     ) -> None:
         self.hidden = hidden
         self.activation = activation
         self.time_dependent = time_dependent
+        self.weight_decay = weight_decay
 
     def check(self) -> None:
         self._choice("activation", tuple(sorted(ACTIVATIONS)))
         check_widths(self, "hidden")
         self._flag("time_dependent")
+        if not math.isfinite(self._number("weight_decay", low=0.0) or 0.0):
+            raise self._fail("weight_decay", "a finite non-negative number")
+
+    def penalty(self, module: MLPField, points: Points | None) -> torch.Tensor | None:
+        if not self.weight_decay:
+            return None
+        weights = [layer.weight for layer in module.net if isinstance(layer, torch.nn.Linear)]
+        return float(self.weight_decay) * sum(w.pow(2).sum() for w in weights)
 
     def build(self, context: FieldContext) -> MLPField:
         self.check()

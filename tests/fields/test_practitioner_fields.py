@@ -180,3 +180,34 @@ def test_default_neural_ode_of_a_forced_plant_keeps_a_stable_linear_part(tmp_pat
         loaded = sysid.load(model.save(tmp_path / "forced.sysid"))
         assert loaded.field_.stable
         np.testing.assert_array_equal(loaded.predict(data)[0].y, model.predict(data)[0].y)
+
+
+def test_weight_decay_pulls_the_field_onto_its_linear_part(oscillator):
+    from tests.fields.test_specs import context
+
+    spec = LinearMLP(hidden=(8,), weight_decay=0.5)
+    module = spec.build(context())
+    weights = [p for name, p in module.net.named_parameters() if name.endswith("weight")]
+    expected = 0.5 * sum(float(w.detach().pow(2).sum()) for w in weights)
+    assert float(spec.penalty(module, None).detach()) == pytest.approx(expected)  # biases and the linear part are free
+    assert LinearMLP(hidden=(8,)).penalty(module, None) is None
+    norms = {}
+    for decay in (0.0, 1e-2):
+        model = sysid.NeuralODE(field=LinearMLP(hidden=(8,), weight_decay=decay), random_state=0, **FAST)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.fit(oscillator)
+        net = model.field_.net
+        norms[decay] = sum(float(p.detach().pow(2).sum()) for n, p in net.named_parameters() if n.endswith("weight"))
+        with torch.no_grad():  # A in physical units: the linear part's response to unit states
+            part = model.field_.linear_part
+            points = torch.cat([torch.zeros(1, 2), torch.eye(2)]).to(torch.float64)
+            response = part(torch.zeros(3), points, None).numpy()
+        a = (response[1:] - response[0]).T
+        if decay:
+            np.testing.assert_allclose(a, [[0.0, 1.0], [-4.0, -0.4]], atol=0.35)  # the linear part carries the system
+    assert norms[1e-2] < 0.3 * norms[0.0]
+    with pytest.raises(sysid.ConfigError, match=r"weight_decay must be a non-negative number, got -1\.0"):
+        LinearMLP(weight_decay=-1.0).check()
+    with pytest.raises(sysid.ConfigError, match="weight_decay must be a finite non-negative number, got inf"):
+        LinearMLP(weight_decay=float("inf")).check()
