@@ -213,7 +213,7 @@ class MLP(FieldSpec[MLPField]):
         if not self.weight_decay:
             return None
         weights = [layer.weight for layer in module.net if isinstance(layer, torch.nn.Linear)]
-        return float(self.weight_decay) * sum(w.pow(2).sum() for w in weights)
+        return float(self.weight_decay) * torch.stack([w.pow(2).sum() for w in weights]).sum()
 
     def build(self, context: FieldContext) -> MLPField:
         self.check()
