@@ -20,8 +20,42 @@ stiff or exploding field run for hours; with a budget the solve fails with
 prediction reports (NaN, a ``SolverWarning`` and the ``solver_failed`` flag)."""
 
 
+BACKPROP_EVALS_PER_INTERVAL = 60
+"""Evaluation budget of an adaptive solve that backpropagates, per output interval: 10 dopri5
+steps per interval on average (the total is at least :data:`BACKPROP_MIN_EVALS`).
+Backpropagation keeps every evaluation's graph until the backward pass (about 40 kB at
+batch 1, more with the batch), and the per-interval budget above bounds steps per
+interval, not per solve: on the Silverbox record (1,400 samples, 70 segments of 20
+intervals per batch) one L-BFGS line-search trial took a solve to thousands of steps and
+the fit from 0.5 GB to over 10 GB in 40 s (killed at 24 GB). Trained fields take 1-2
+steps per interval (0.45 accepted and 0.32 rejected per sample on the cascaded tanks), so
+the budget only stops a solve that has gone stiff or unstable, as a step-size underflow
+would: with :class:`SolverFailure`, which Adam survives (roll back, lower the rate) and
+which ends an L-BFGS polish on its best parameters."""
+
+BACKPROP_MIN_EVALS = 5_000
+"""The smallest evaluation budget of a backpropagated adaptive solve, whatever its number
+of output intervals (sparse samples may need many steps per interval)."""
+
+
 class SolverFailure(RuntimeError):
     """The solver gave up (step-size underflow, step budget exhausted, non-finite state)."""
+
+
+class _Budgeted(torch.nn.Module):
+    """``rhs`` that raises :class:`SolverFailure` once a solve has evaluated it ``limit`` times."""
+
+    def __init__(self, rhs: BatchedField, limit: int) -> None:
+        super().__init__()
+        self.rhs, self.limit, self.start = rhs, limit, rhs.nfe
+
+    def forward(self, sigma: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        if self.rhs.nfe - self.start >= self.limit:
+            raise SolverFailure(
+                f"the solve took more than {self.limit} evaluations ({BACKPROP_EVALS_PER_INTERVAL} per output "
+                "interval): the field is stiff or unstable there, and backpropagation would keep every step in memory"
+            )
+        return self.rhs(sigma, z)
 
 
 def solve(
@@ -58,7 +92,8 @@ def solve(
     Raises
     ------
     SolverFailure
-        When torchdiffeq gives up or the solution is not finite.
+        When torchdiffeq gives up, the solution is not finite, or an adaptive solve that
+        backpropagates exceeds its evaluation budget (:data:`BACKPROP_EVALS_PER_INTERVAL`).
     """
     options = dict(config.options)
     if config.adaptive:
@@ -89,7 +124,11 @@ def solve(
                 **kwargs,
             )
         else:
-            out = odeint(rhs, z0, grid, **kwargs)
+            func = rhs
+            if config.adaptive:
+                limit = max(BACKPROP_MIN_EVALS, BACKPROP_EVALS_PER_INTERVAL * (grid.numel() - 1))
+                func = _Budgeted(rhs, limit)
+            out = odeint(func, z0, grid, **kwargs)
     except AssertionError as exc:  # torchdiffeq signals underflow / step budget with assert
         reason = str(exc)
         if reason.startswith("underflow in dt"):

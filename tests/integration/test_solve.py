@@ -143,3 +143,25 @@ def test_odeblock_solution_and_gradient_with_respect_to_t1(gradient):
     # d/dt1 of 2 exp(-k t1) = -2 k exp(-k t1); d/dk = -2 t1 exp(-k t1)
     assert float(block.t1.grad) == pytest.approx(-2.0 * np.exp(-0.7), rel=1e-6)
     assert float(block.field.k.grad) == pytest.approx(-2.0 * 0.7 * np.exp(-0.7), rel=1e-6)
+
+
+def test_a_backpropagated_solve_that_goes_stiff_stops_at_its_evaluation_budget():
+    # dx/dt = -2000 x over 10 time units: dopri5 is stable only for steps below ~1.6e-3, about 6,000 steps.
+    # Without gradients the solve completes (within the per-interval step budget); backpropagated, it would
+    # keep all ~36,000 evaluations' graphs, so it fails fast with a SolverFailure that says why.
+    from sysid.integration import SolverFailure
+
+    times = [np.array([0.0, 10.0])]
+    z0 = torch.ones(1, 1, dtype=torch.float64)
+    config = SolverConfig(rtol=1e-4, atol=1e-6)
+    rhs = _rhs(Linear(-2000.0))
+    out = simulate(rhs, z0, times, torch.arange(1), None, config, gradient="none")
+    assert abs(float(out[0][-1, 0])) < 1e-3 and rhs.nfe > 20_000
+    rhs.nfe = 0
+    with pytest.raises(SolverFailure, match="more than 5000 evaluations"):
+        simulate(rhs, z0, times, torch.arange(1), None, config, gradient="backprop")
+    assert rhs.nfe == 5_000  # stopped at the budget, not after the whole solve
+    mild = _rhs(Linear(-2.0))  # a field that is not stiff is untouched: same solution with and without gradients
+    free = simulate(mild, z0, times, torch.arange(1), None, config, gradient="none")[0]
+    traced = simulate(mild, z0, times, torch.arange(1), None, config, gradient="backprop")[0]
+    torch.testing.assert_close(traced.detach(), free)
