@@ -124,7 +124,7 @@ def solve(
                 **kwargs,
             )
         else:
-            func = rhs
+            func: torch.nn.Module = rhs
             if config.adaptive:
                 limit = max(BACKPROP_MIN_EVALS, BACKPROP_EVALS_PER_INTERVAL * (grid.numel() - 1))
                 func = _Budgeted(rhs, limit)
