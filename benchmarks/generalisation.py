@@ -417,7 +417,8 @@ def record(rows: list[dict[str, Any]], notes: list[str], out: Path = ROOT / "ben
         "load_start": now["load_average"][0],
         "load_end": now["load_average"][0],
     }
-    results["studies"]["generalisation"] = _jsonable(entry)
+    results["studies"]["generalisation"] = entry
+    results = _jsonable(results)  # strict JSON throughout: an older entry may hold a NaN written by hand
     (out / "results.json").write_text(json.dumps(results, indent=1, allow_nan=False) + "\n")
     (out / "RESULTS.md").write_text(render(results))
 
