@@ -52,8 +52,9 @@ class _Budgeted(torch.nn.Module):
     def forward(self, sigma: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         if self.rhs.nfe - self.start >= self.limit:
             raise SolverFailure(
-                f"the solve took more than {self.limit} evaluations ({BACKPROP_EVALS_PER_INTERVAL} per output "
-                "interval): the field is stiff or unstable there, and backpropagation would keep every step in memory"
+                f"the solve took more than {self.limit} evaluations (the budget of a backpropagated solve: "
+                f"{BACKPROP_EVALS_PER_INTERVAL} per output interval, at least {BACKPROP_MIN_EVALS}): the field is "
+                "stiff or unstable there, and backpropagation would keep every step in memory"
             )
         return self.rhs(sigma, z)
 
