@@ -102,11 +102,17 @@ def load(rows: int | None = None) -> pd.DataFrame | None:
     return frame.iloc[:rows] if rows else frame
 
 
-def _records(frame: pd.DataFrame, anchored: bool) -> tuple[Any, Any, int]:
-    """(train, masked full record, split row); ``anchored`` adds the never-measured upper tank."""
+def tank_records(frame: pd.DataFrame, anchored: bool, split: int | None = None) -> tuple[Any, Any, int]:
+    """(train, whole record with the outputs from ``split`` on removed, split row).
+
+    ``split`` defaults to the first ``TRAIN_FRACTION`` of the record. ``anchored`` adds the
+    never-measured upper tank as a state with one pseudo-observation upper(0) = level(0), which
+    fixes its unidentifiable scale for the physics model.
+    """
     import sysid
 
-    split = round(TRAIN_FRACTION * len(frame))
+    if split is None:
+        split = round(TRAIN_FRACTION * len(frame))
     t = frame["t_s"].to_numpy(float)
     u = frame[["u_V"]].to_numpy(float)
     y = frame[["y_V"]].to_numpy(float)
@@ -186,7 +192,7 @@ def run(mode: str = "full") -> Study:
     y = frame["y_V"].to_numpy(float)
     rows = []
     for name, (model, anchored) in _models(cfg).items():
-        train, masked, split = _records(frame, anchored)
+        train, masked, split = tank_records(frame, anchored)
         start = time.perf_counter()
         with quiet():
             try:

@@ -188,8 +188,8 @@ def _tanks(seed: int, whole: bool) -> Case | None:
         return None
     y = frame["y_V"].to_numpy(float)
     split = len(frame) if whole else round(ct.TRAIN_FRACTION * len(frame))
-    train, masked = _tank_record(frame, split, anchored=False)
-    anchored_train, anchored_masked = _tank_record(frame, split, anchored=True)
+    train, masked, _ = ct.tank_records(frame, anchored=False, split=split)
+    anchored_train, anchored_masked, _ = ct.tank_records(frame, anchored=True, split=split)
     scored_from = 0 if whole else split  # the whole-record variant is scored in-sample
 
     def score(model: Any, name: str) -> dict[str, Any]:
@@ -216,32 +216,6 @@ def _tanks(seed: int, whole: bool) -> Case | None:
     case.notes = "in-sample (whole estimation record)" if whole else "last 30% simulated from the input"
     case.anchored_train = anchored_train  # type: ignore[attr-defined]
     return case
-
-
-def _tank_record(frame: pd.DataFrame, split: int, anchored: bool) -> tuple[Any, Any]:
-    """(training part, whole record with the outputs after ``split`` removed); ``anchored`` adds the upper tank.
-
-    The upper tank is never measured; the physics model gets one pseudo-observation upper(0) = level(0)
-    that fixes its unidentifiable scale (see cascaded_tanks.py).
-    """
-    import sysid
-
-    t = frame["t_s"].to_numpy(float)
-    u = frame[["u_V"]].to_numpy(float)
-    states, names = frame[["y_V"]].to_numpy(float), ["level"]
-    if anchored:
-        upper = np.full((len(t), 1), np.nan)
-        upper[0, 0] = states[0, 0]
-        states, names = np.hstack([upper, states]), ["upper", "level"]
-    masked = states.copy()
-    masked[split:] = np.nan
-
-    def make(n, yy):
-        return sysid.Trajectories.from_arrays(
-            [t[:n]], [yy[:n]], [u[:n]], state_names=names, input_names=["pump"], names=["tanks"]
-        )
-
-    return make(split, states), make(len(t), masked)
 
 
 def tanks(seed: int) -> Case | None:

@@ -36,10 +36,10 @@ import pandas as pd
 from benchmarks.cascaded_tanks import (
     FILE,
     TRAIN_FRACTION,
-    _records,
     _sqrt,
     data_dir,
     load,
+    tank_records,
     tank_torch,
 )
 
@@ -235,7 +235,7 @@ def run_one(name: str, seed: int, frame: pd.DataFrame) -> dict[str, Any]:
     from sysid.integration import torch_threads
 
     build, anchored = _configs()[name]
-    train, masked, split = _records(frame, anchored)
+    train, masked, split = tank_records(frame, anchored)
     y = frame["y_V"].to_numpy(float)
     model = build(seed)
     cpu, wall = time.process_time(), time.perf_counter()
