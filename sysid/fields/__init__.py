@@ -20,6 +20,7 @@ from sysid.fields._mlp import MLP as MLP
 from sysid.fields._mlp import MLPField as MLPField
 from sysid.fields._polynomial import PolynomialField as PolynomialField
 from sysid.fields._polynomial import polynomial_terms as polynomial_terms
+from sysid.fields._scaling import SWING_TIMES_PER_UNIT as SWING_TIMES_PER_UNIT
 from sysid.fields._scaling import Scaling as Scaling
 from sysid.fields._sensor import Sensor as Sensor
 from sysid.fields._sensor import SensorModel as SensorModel
@@ -34,6 +35,7 @@ from sysid.fields._ude import UDEField as UDEField
 
 __all__ = [
     "MLP",
+    "SWING_TIMES_PER_UNIT",
     "UDE",
     "FieldContext",
     "FieldSpec",

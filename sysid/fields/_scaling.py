@@ -7,7 +7,12 @@ from typing import Any
 
 import numpy as np
 
-from sysid.trajectories import DataSummary, Trajectories
+from sysid.trajectories import DataSummary, Trajectories, swing_time
+
+#: The time unit is a tenth of the median duration, but at most this many swing times
+#: (:func:`sysid.trajectories.swing_time`): a record of many oscillations is scaled by
+#: its dynamics, not by its length, so that derivatives stay of order one.
+SWING_TIMES_PER_UNIT = 10.0
 
 
 @dataclass(frozen=True)
@@ -16,7 +21,12 @@ class Scaling:
 
     The spread of each state is its standard deviation over the observed entries,
     whatever its magnitude (data of scale 1e-300 or 1e300 is scaled by its own spread);
-    a constant (or entirely unobserved) state uses a spread of 1.
+    a constant (or entirely unobserved) state uses a spread of 1. The time unit is a
+    tenth of the median trajectory duration, but at most ``SWING_TIMES_PER_UNIT`` median
+    :func:`~sysid.trajectories.swing_time`: a long record of fast oscillations (the
+    Silverbox's 1,400 samples hold 160 periods) is scaled by its dynamics, so the scaled
+    derivatives and the derivative embedding of hidden states stay of order ten rather
+    than a hundred. Records of a few dozen swings or fewer keep a tenth of their duration.
 
     Examples
     --------
@@ -36,12 +46,13 @@ class Scaling:
 
     @classmethod
     def of(cls, data: Trajectories, n_augment: int) -> Scaling:
-        """Per-state mean and standard deviation over observed entries; time unit from spans."""
+        """Per-state mean and standard deviation over observed entries; time unit from spans and swings."""
         y = np.concatenate([tr.y for tr in data])
         u = np.concatenate([tr.u for tr in data]) if data.n_inputs else None
         input_center, input_spread = (np.zeros(0), np.zeros(0)) if u is None else _moments(u)
         center, spread = _moments(y)
-        return cls._from_moments(center, spread, input_center, input_spread, [tr.duration for tr in data], n_augment)
+        durations, swings = [tr.duration for tr in data], [swing_time(tr.t, tr.y) for tr in data]
+        return cls._from_moments(center, spread, input_center, input_spread, durations, swings, n_augment)
 
     @classmethod
     def of_summary(cls, summary: DataSummary, n_augment: int) -> Scaling:
@@ -60,7 +71,13 @@ class Scaling:
         """
         inputs = summary.inputs
         return cls._from_moments(
-            summary.states.mean, summary.states.std, inputs.mean, inputs.std, summary.durations, n_augment
+            summary.states.mean,
+            summary.states.std,
+            inputs.mean,
+            inputs.std,
+            summary.durations,
+            summary.swing_times,
+            n_augment,
         )
 
     @classmethod
@@ -71,12 +88,14 @@ class Scaling:
         input_center: np.ndarray,
         input_spread: np.ndarray,
         durations: Any,
+        swing_times: Any,
         n_augment: int,
     ) -> Scaling:
-        """Guard zero or undefined spreads, take the time unit from the durations, pad augmented dims."""
+        """Guard zero or undefined spreads, take the time unit from durations and swings, pad augmented dims."""
         spread = _guarded(np.asarray(spread, dtype=float), np.asarray(center, dtype=float))
         input_spread = _guarded(np.asarray(input_spread, dtype=float), np.asarray(input_center, dtype=float))
-        time_unit = float(np.median(durations)) / 10.0 or 1.0
+        time_unit = min(float(np.median(durations)) / 10.0, SWING_TIMES_PER_UNIT * float(np.median(swing_times)))
+        time_unit = time_unit or 1.0
         return cls(
             np.concatenate([center, np.zeros(n_augment)]),
             np.concatenate([spread, np.ones(n_augment)]),

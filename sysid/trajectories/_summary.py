@@ -1,7 +1,7 @@
 """Summary statistics of trajectories, accumulated one batch of trajectories at a time.
 
 What the estimators' scaling needs (per-state mean and spread over observed entries,
-per-input mean and spread, each trajectory's duration), gathered in a single pass that
+per-input mean and spread, each trajectory's duration and :func:`swing_time`), gathered in a single pass that
 never holds more than one batch: :class:`DataSummary` merges the moments of each batch
 (Chan, Golub and LeVeque's pairwise update), so the result does not depend on how the
 data was cut, up to rounding.
@@ -15,6 +15,47 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sysid.trajectories._container import Trajectory
+
+#: Half-width, in standard deviations about the mean, of the band a state must cross
+#: for :func:`swing_time` to count a swing (measurement noise inside it is not counted).
+SWING_BAND = 0.5
+
+
+def swing_time(t: np.ndarray, y: np.ndarray) -> float:
+    """The time one trajectory takes to turn by a radian: duration / (pi * swings), fastest state.
+
+    A swing is a passage of a state from above its mean plus ``SWING_BAND`` standard
+    deviations to below its mean minus as many, or back. A sinusoid of angular frequency
+    w swings twice a period, so this is 1 / w for it, and for any record the time its
+    fastest oscillating state takes to change by about its own spread. NaN entries are
+    skipped; a state that never swings (a decay, a drift, fewer than two swings) gives
+    ``inf``, as does a trajectory whose every state is so.
+
+    Examples
+    --------
+    >>> t = np.linspace(0.0, 1000.0, 50001)
+    >>> round(swing_time(t, np.sin(3.0 * t)[:, None]), 3)  # 1 / w = 0.333, to within one swing in the record
+    0.334
+    >>> rng = np.random.default_rng(0)
+    >>> noisy = np.sin(3.0 * t) + 0.1 * rng.standard_normal(t.size)
+    >>> round(swing_time(t, np.column_stack([noisy, np.exp(-t)])), 3)  # noise and a decay do not count
+    0.334
+    >>> swing_time(t, np.exp(-t)[:, None])
+    inf
+    """
+    times = []
+    for column in np.asarray(y, dtype=float).T:
+        seen = np.isfinite(column)
+        values, spread = column[seen], np.std(column[seen]) if seen.any() else 0.0
+        if spread == 0:
+            continue
+        z = (values - values.mean()) / spread
+        signs = np.sign(z[np.abs(z) > SWING_BAND])
+        swings = int(np.count_nonzero(np.diff(signs)))
+        ts = np.asarray(t, dtype=float)[seen]
+        if swings >= 2:
+            times.append(float(ts[-1] - ts[0]) / (np.pi * swings))
+    return min(times, default=float("inf"))
 
 
 @dataclass
@@ -78,9 +119,9 @@ class Moments:
 
 @dataclass
 class DataSummary:
-    """Moments of the states and inputs, and every trajectory's duration and length.
+    """Moments of the states and inputs, and every trajectory's duration, length and swing time.
 
-    Per-trajectory entries are two numbers each, small next to the data they summarise.
+    Per-trajectory entries are three numbers each, small next to the data they summarise.
 
     Examples
     --------
@@ -97,6 +138,7 @@ class DataSummary:
     inputs: Moments
     duration_list: list[float] = field(default_factory=list)
     length_list: list[int] = field(default_factory=list)
+    swing_list: list[float] = field(default_factory=list)
 
     @classmethod
     def empty(cls, n_states: int, n_inputs: int) -> DataSummary:
@@ -111,11 +153,17 @@ class DataSummary:
             self.inputs.add(np.concatenate([tr.u for tr in trajectories]))
         self.duration_list += [tr.duration for tr in trajectories]
         self.length_list += [tr.n_times for tr in trajectories]
+        self.swing_list += [swing_time(tr.t, tr.y) for tr in trajectories]
 
     @property
     def durations(self) -> np.ndarray:
         """Time span of every trajectory, in the order they were added."""
         return np.asarray(self.duration_list, dtype=float)
+
+    @property
+    def swing_times(self) -> np.ndarray:
+        """:func:`swing_time` of every trajectory, in the order they were added."""
+        return np.asarray(self.swing_list, dtype=float)
 
     @property
     def lengths(self) -> np.ndarray:
