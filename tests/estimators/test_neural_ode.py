@@ -294,3 +294,20 @@ def test_defaults_are_a_linear_part_plus_network_trained_out_to_whole_trajectori
     polished = model.history_.loc[model.history_["stage"] == "lbfgs", "horizon"]
     assert model.history_.loc[model.history_["stage"] == "adam", "horizon"].unique().tolist() == [5]
     assert longest in set(polished)  # 14 intervals: windows of 20 and 80 are capped there, the last stage skipped
+
+
+@pytest.mark.parametrize(("n", "window"), [(60, 30), (24, 12), (14, 10)])
+def test_a_new_experiments_initial_state_is_fitted_to_its_first_thirty_intervals(fitted, n, window):
+    """Thirty intervals, at most half the shortest trajectory, at least 2 * segment_length (10)."""
+    t = np.linspace(0.0, 3.0, n)
+    base = decay_data(n_traj=1)[0].y[0, 0] * np.exp(-0.8 * t)[:, None]
+
+    def first_prediction(bump_at: int | None) -> float:
+        y = base.copy()
+        if bump_at is not None:
+            y[bump_at] += 1.0
+        return float(fitted.predict(sysid.Trajectories.from_arrays([t], [y], state_names=["x"]))[0].y[0, 0])
+
+    unbumped = first_prediction(None)
+    assert first_prediction(window) != unbumped  # the last sample of the window counts
+    assert first_prediction(window + 1) == unbumped  # the next one does not
