@@ -120,6 +120,15 @@ def test_inputs_drive_a_forced_system():
     assert np.sqrt(np.mean((pred[:, 0] - sol.y[0]) ** 2)) < 0.05
     with pytest.raises(DataError, match="pass u="):
         model.predict(t=t, x0=[0.5])
+    # A driven trajectory's initial state is fitted to its first 2 * segment_length = 10 intervals only
+    first = []
+    for bump_at in (None, 10, 11):
+        y = sol.y.T.copy()
+        if bump_at is not None:
+            y[bump_at] += 1.0
+        new = sysid.Trajectories.from_arrays([t], [y], [u_new[:, None]], state_names=["x"], input_names=["u"])
+        first.append(float(model.predict(new)[0].y[0, 0]))
+    assert first[1] != first[0] and first[2] == first[0]
 
 
 def test_augmented_state_is_learned_and_hidden_from_predictions():
@@ -298,7 +307,7 @@ def test_defaults_are_a_linear_part_plus_network_trained_out_to_whole_trajectori
 
 @pytest.mark.parametrize(("n", "window"), [(60, 30), (24, 12), (14, 10)])
 def test_a_new_experiments_initial_state_is_fitted_to_its_first_thirty_intervals(fitted, n, window):
-    """Thirty intervals, at most half the shortest trajectory, at least 2 * segment_length (10)."""
+    """Without inputs: thirty intervals, at most half the shortest trajectory, at least 2 * segment_length (10)."""
     t = np.linspace(0.0, 3.0, n)
     base = decay_data(n_traj=1)[0].y[0, 0] * np.exp(-0.8 * t)[:, None]
 
