@@ -25,8 +25,8 @@ from sysid.trajectories import Trajectories
 #: error near the start (or noise) sends the whole prediction off; thirty average that out
 #: (18 held-out simulated runs of 60 samples: 14 better, geometric mean of the errors
 #: x0.73). With inputs the window stays ``2 * segment_length``: a driven plant forgets its
-#: start or (an integrator) keeps any offset the longer fit absorbs from the model's input
-#: response (EMPS 0.022 -> 0.167 with 30; tanks and a forced mass-spring-damper unchanged).
+#: start, or (EMPS's integrating position) is so sensitive to it that the longer fit's
+#: slightly different start went 0.022 -> 0.167 (tanks, forced mass-spring-damper: unchanged).
 X0_WINDOW = 30
 
 if TYPE_CHECKING:
