@@ -1,0 +1,56 @@
+"""InputSignal: batched reads of several ragged records equal numpy's interpolation of each record."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sysid.integration import InputSignal
+
+
+@st.composite
+def records(draw):
+    """1-4 ragged records (1-12 increasing sample times, 2 input channels) and 1-15 reads of them."""
+    n = draw(st.integers(1, 4))
+    times, values = [], []
+    for _ in range(n):
+        steps = draw(st.lists(st.floats(0.01, 3.0), min_size=0, max_size=11))
+        start = draw(st.floats(-5.0, 5.0))
+        times.append(start + np.concatenate([[0.0], np.cumsum(steps)]))
+        values.append(
+            np.asarray(
+                draw(st.lists(st.floats(-10, 10), min_size=2 * len(times[-1]), max_size=2 * len(times[-1])))
+            ).reshape(-1, 2)
+        )
+    reads = draw(st.lists(st.tuples(st.integers(0, n - 1), st.floats(-10.0, 45.0)), min_size=1, max_size=15))
+    # also read exactly at sample times: the boundaries of the intervals
+    reads += [(i, float(times[i][k % len(times[i])])) for k, (i, _) in enumerate(reads)]
+    return times, values, reads
+
+
+@settings(max_examples=60, deadline=None)
+@given(records())
+def test_linear_reads_match_numpy_interpolation_of_each_record(data) -> None:
+    times, values, reads = data
+    signal = InputSignal(times, values, "linear")
+    traj = torch.tensor([i for i, _ in reads])
+    t = torch.tensor([s for _, s in reads], dtype=torch.float64)
+    got = signal(t, traj).numpy()
+    for (i, s), row in zip(reads, got):  # np.interp holds the end values outside the record, as InputSignal does
+        expected = [np.interp(s, times[i], values[i][:, c]) for c in range(2)]
+        np.testing.assert_allclose(row, expected, rtol=1e-12, atol=1e-9)
+
+
+@settings(max_examples=60, deadline=None)
+@given(records())
+def test_zero_order_hold_reads_the_last_sample_at_or_before_the_time(data) -> None:
+    times, values, reads = data
+    signal = InputSignal(times, values, "zoh")
+    traj = torch.tensor([i for i, _ in reads])
+    t = torch.tensor([s for _, s in reads], dtype=torch.float64)
+    got = signal(t, traj).numpy()
+    for (i, s), row in zip(reads, got):
+        k = min(max(int(np.searchsorted(times[i], s, side="right")) - 1, 0), len(times[i]) - 1)
+        np.testing.assert_array_equal(row, values[i][k])
