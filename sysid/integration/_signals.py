@@ -43,6 +43,11 @@ class InputSignal(torch.nn.Module):
     times: torch.Tensor
     values: torch.Tensor
     lengths: torch.Tensor
+    last: torch.Tensor
+    first_time: torch.Tensor
+    last_time: torch.Tensor
+    step: torch.Tensor
+    width: torch.Tensor
 
     def __init__(
         self,
@@ -63,6 +68,14 @@ class InputSignal(torch.nn.Module):
         self.register_buffer("times", torch.as_tensor(t_pad, dtype=dtype))
         self.register_buffer("values", torch.as_tensor(u_pad, dtype=dtype))
         self.register_buffer("lengths", torch.as_tensor([len(t) for t in times]))
+        # per trajectory and per interval, what every read would otherwise recompute
+        rows = torch.arange(len(times))
+        self.register_buffer("last", (self.lengths - 1).clamp(min=0))
+        self.register_buffer("first_time", self.times[:, 0].clone())
+        self.register_buffer("last_time", self.times[rows, self.last].clone())
+        after = torch.cat([self.times[:, 1:], self.times[:, -1:]], dim=1)
+        self.register_buffer("width", torch.where(after > self.times, after - self.times, torch.ones_like(self.times)))
+        self.register_buffer("step", torch.cat([self.values[:, 1:], self.values[:, -1:]], dim=1) - self.values)
         self.kind = kind
 
     @property
@@ -77,19 +90,19 @@ class InputSignal(torch.nn.Module):
         it needs (one search of ``t`` in every trajectory's times, then its own row), never
         a copy of its whole record (which cost 0.2 ms an evaluation on a 1,000-sample record).
         """
-        batch = torch.arange(traj.shape[0], device=traj.device)
-        last = (self.lengths[traj] - 1).clamp(min=0)
-        t_clamped = torch.minimum(torch.maximum(t, self.times[traj, 0]), self.times[traj, last])
-        query = t_clamped.detach()[None, :].expand(self.times.shape[0], -1).contiguous()
-        right = torch.searchsorted(self.times, query, right=True)[traj, batch]
+        last = self.last[traj]
+        t_clamped = torch.minimum(torch.maximum(t, self.first_time[traj]), self.last_time[traj])
+        if self.times.shape[0] == 1:  # one record: a plain search
+            right = torch.searchsorted(self.times[0], t_clamped.detach(), right=True)
+        else:
+            query = t_clamped.detach()[None, :].expand(self.times.shape[0], -1).contiguous()
+            right = torch.searchsorted(self.times, query, right=True)[
+                traj, torch.arange(traj.shape[0], device=traj.device)
+            ]
         right = torch.minimum(right, last).clamp(min=1) if self.times.shape[1] > 1 else right.clamp(max=0)
         left = (right - 1).clamp(min=0)
         u_left = self.values[traj, left]
         if self.kind == "zoh" or self.times.shape[1] == 1:
             return torch.where((t_clamped >= self.times[traj, right])[:, None], self.values[traj, right], u_left)
-        u_right = self.values[traj, right]
-        t_left = self.times[traj, left]
-        t_right = self.times[traj, right]
-        width = torch.where(t_right > t_left, t_right - t_left, torch.ones_like(t_left))
-        weight = ((t_clamped - t_left) / width).clamp(0.0, 1.0)
-        return u_left + weight[:, None] * (u_right - u_left)
+        weight = ((t_clamped - self.times[traj, left]) / self.width[traj, left]).clamp(0.0, 1.0)
+        return u_left + weight[:, None] * self.step[traj, left]
