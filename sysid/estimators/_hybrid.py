@@ -61,6 +61,16 @@ class HybridODE(ParametricResults, ParametricODE):
     from its collocation warm start to a good fit (Adam's first steps tend to throw the
     warm-started network off; the best validated parameters are kept either way).
 
+    **Uncertainty of the physical parameters.** After training, the networks are held at
+    their weights and the free parameters and initial states refined by the
+    whole-trajectory least squares (at most ``refine_steps`` evaluations); standard errors,
+    covariance and intervals come from that fit's Jacobian as for
+    :class:`~sysid.GreyBoxODE` (:mod:`sysid.parameters`), *conditional on the networks*.
+    A parameter whose effect on the equations the networks can reproduce (share above
+    99% of ``df/dp`` along the fitted trajectories in the span of ``df/dw``,
+    :func:`network_overlap`) is flagged not identifiable, with a FitWarning: the
+    additive correction reads every state, so it can absorb any physical parameter.
+
     Parameters
     ----------
     known : callable ``known(t, x, p, u) -> tensor``, positional
@@ -73,16 +83,6 @@ class HybridODE(ParametricResults, ParametricODE):
         The field's ``bounds``, ``fixed``, ``hidden``, ``activation``,
         ``correction_penalty`` (and ``networks``, the UDE's {name: number of outputs});
         any estimator parameter and any parameter of its parts, given flat.
-
-    **Uncertainty of the physical parameters.** After training, the networks are held at
-    their weights and the free parameters and initial states refined by the
-    whole-trajectory least squares (at most ``refine_steps`` evaluations); standard errors,
-    covariance and intervals come from that fit's Jacobian as for
-    :class:`~sysid.GreyBoxODE` (:mod:`sysid.parameters`), *conditional on the networks*.
-    A parameter whose effect on the equations the networks can reproduce (share above
-    99% of ``df/dp`` along the fitted trajectories in the span of ``df/dw``,
-    :func:`network_overlap`) is flagged not identifiable, with a FitWarning: the
-    additive correction reads every state, so it can absorb any physical parameter.
 
     Attributes
     ----------
