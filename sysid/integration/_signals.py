@@ -68,14 +68,20 @@ class InputSignal(torch.nn.Module):
         self.register_buffer("times", torch.as_tensor(t_pad, dtype=dtype))
         self.register_buffer("values", torch.as_tensor(u_pad, dtype=dtype))
         self.register_buffer("lengths", torch.as_tensor([len(t) for t in times]))
-        # per trajectory and per interval, what every read would otherwise recompute
+        # Per trajectory and per interval, what every read would otherwise recompute. Derived from
+        # the three buffers above, so not saved with them (checkpoints keep their old layout).
         rows = torch.arange(len(times))
-        self.register_buffer("last", (self.lengths - 1).clamp(min=0))
-        self.register_buffer("first_time", self.times[:, 0].clone())
-        self.register_buffer("last_time", self.times[rows, self.last].clone())
+        last = (self.lengths - 1).clamp(min=0)
         after = torch.cat([self.times[:, 1:], self.times[:, -1:]], dim=1)
-        self.register_buffer("width", torch.where(after > self.times, after - self.times, torch.ones_like(self.times)))
-        self.register_buffer("step", torch.cat([self.values[:, 1:], self.values[:, -1:]], dim=1) - self.values)
+        derived = {
+            "last": last,
+            "first_time": self.times[:, 0].clone(),
+            "last_time": self.times[rows, last].clone(),
+            "width": torch.where(after > self.times, after - self.times, torch.ones_like(self.times)),
+            "step": torch.cat([self.values[:, 1:], self.values[:, -1:]], dim=1) - self.values,
+        }
+        for name, tensor in derived.items():
+            self.register_buffer(name, tensor, persistent=False)
         self.kind = kind
 
     @property
@@ -86,19 +92,23 @@ class InputSignal(torch.nn.Module):
     def forward(self, t: torch.Tensor, traj: torch.Tensor) -> torch.Tensor:
         """Inputs (batch, n_inputs) of trajectories ``traj`` at times ``t`` (both (batch,)).
 
-        Called at every evaluation of the field: each batch element reads only the samples
-        it needs (one search of ``t`` in every trajectory's times, then its own row), never
-        a copy of its whole record (which cost 0.2 ms an evaluation on a 1,000-sample record).
+        Called at every evaluation of the field, so the search is chosen by its cost: one
+        record is searched directly; a few long records (no more records than samples in
+        each) are each searched for every element, which then reads its own result; many
+        short records give each element a copy of its own record's times to search.
         """
         last = self.last[traj]
         t_clamped = torch.minimum(torch.maximum(t, self.first_time[traj]), self.last_time[traj])
-        if self.times.shape[0] == 1:  # one record: a plain search
+        n_records, n_samples = self.times.shape
+        if n_records == 1:
             right = torch.searchsorted(self.times[0], t_clamped.detach(), right=True)
-        else:
-            query = t_clamped.detach()[None, :].expand(self.times.shape[0], -1).contiguous()
+        elif n_records <= n_samples:
+            query = t_clamped.detach()[None, :].expand(n_records, -1).contiguous()
             right = torch.searchsorted(self.times, query, right=True)[
                 traj, torch.arange(traj.shape[0], device=traj.device)
             ]
+        else:
+            right = torch.searchsorted(self.times[traj], t_clamped.detach()[:, None], right=True)[:, 0]
         right = torch.minimum(right, last).clamp(min=1) if self.times.shape[1] > 1 else right.clamp(max=0)
         left = (right - 1).clamp(min=0)
         u_left = self.values[traj, left]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -54,3 +55,21 @@ def test_zero_order_hold_reads_the_last_sample_at_or_before_the_time(data) -> No
     for (i, s), row in zip(reads, got):
         k = min(max(int(np.searchsorted(times[i], s, side="right")) - 1, 0), len(times[i]) - 1)
         np.testing.assert_array_equal(row, values[i][k])
+
+
+@pytest.mark.parametrize(("n_records", "n_samples"), [(1, 40), (3, 40), (60, 4)])
+def test_one_long_record_a_few_or_many_short_ones_read_alike(n_records: int, n_samples: int) -> None:
+    """Each way of searching the records (one, a few long ones, many short ones) reads what numpy interpolates."""
+    rng = np.random.default_rng(n_records)
+    times = [np.sort(rng.uniform(0.0, 10.0, n_samples)) for _ in range(n_records)]
+    values = [rng.normal(size=(n_samples, 1)) for _ in range(n_records)]
+    traj = torch.as_tensor(rng.integers(0, n_records, 200))
+    t = torch.as_tensor(rng.uniform(-1.0, 11.0, 200), dtype=torch.float64)
+    got = InputSignal(times, values)(t, traj).numpy()[:, 0]
+    expected = [np.interp(s, times[i], values[i][:, 0]) for i, s in zip(traj.tolist(), t.tolist())]
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_the_derived_tables_are_not_saved_so_older_checkpoints_still_load() -> None:
+    signal = InputSignal([np.arange(5.0)], [np.arange(5.0)[:, None]])
+    assert set(signal.state_dict()) == {"times", "values", "lengths"}
