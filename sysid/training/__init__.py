@@ -19,6 +19,7 @@ from sysid.training._horizons import train_horizons as train_horizons
 from sysid.training._least_squares import LeastSquaresResult as LeastSquaresResult
 from sysid.training._least_squares import solve_least_squares as solve_least_squares
 from sysid.training._loop import ADVICE as ADVICE
+from sysid.training._loop import POLISH_MIN_GAIN as POLISH_MIN_GAIN
 from sysid.training._loop import TrainResult as TrainResult
 from sysid.training._loop import TrainSettings as TrainSettings
 from sysid.training._loop import train as train
@@ -38,6 +39,7 @@ __all__ = [
     "ADVICE",
     "ERRORS",
     "FAILED_RESIDUAL",
+    "POLISH_MIN_GAIN",
     "Checkpoint",
     "CollocationResiduals",
     "HorizonStage",

@@ -134,3 +134,27 @@ def test_patience_stops_a_fit_whose_validation_no_longer_improves(ratio: float |
     result = train(Quadratic(), 1, lambda: 1.0, settings, torch.Generator().manual_seed(0), lambda: 0)
     assert result.stop_reason == "early_stopping"
     assert len([r for r in result.history if r.get("stage") == "adam"]) <= 20
+
+
+@pytest.mark.parametrize(("gain", "chunks"), [(0.002, 2), (0.05, 10)])
+def test_the_polish_stops_after_two_chunks_of_negligible_gain_and_keeps_the_best(gain: float, chunks: int) -> None:
+    """A polish whose free-run error keeps improving by under POLISH_MIN_GAIN stops after two chunks."""
+    from sysid.training import POLISH_MIN_GAIN, TrainSettings, train
+
+    assert (gain < POLISH_MIN_GAIN) == (chunks == 2)
+
+    class Quadratic(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.ones(1, dtype=torch.float64))
+
+        def forward(self, batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+            return ((self.w - 3.0) ** 2).sum(), {}
+
+    scores = iter(1.0 * (1 - gain) ** k for k in range(100))  # every check a little better than the last
+    settings = TrainSettings(max_epochs=1, lbfgs_steps=100, verbose=False)
+    result = train(Quadratic(), 1, lambda: next(scores), settings, torch.Generator().manual_seed(0), lambda: 0)
+    polish = [r for r in result.history if r.get("stage") == "lbfgs"]
+    assert len(polish) == chunks
+    best = min(result.history, key=lambda r: r["val_loss"])  # the last chunk's: every check improved a little
+    assert result.best_score == best["val_loss"] and result.best_epoch == best["epoch"] == polish[-1]["epoch"]
