@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Literal
 
@@ -93,16 +94,17 @@ class InputSignal(torch.nn.Module):
         """Inputs (batch, n_inputs) of trajectories ``traj`` at times ``t`` (both (batch,)).
 
         Called at every evaluation of the field, so the search is chosen by its cost: one
-        record is searched directly; a few long records (no more records than samples in
-        each) are each searched for every element, which then reads its own result; many
-        short records give each element a copy of its own record's times to search.
+        record is searched directly; a few long records (searching all of them costs less
+        than copying one: records * log2(samples) <= samples) are each searched for every
+        element, which then reads its own result; otherwise each element gets a copy of
+        its own record's times to search.
         """
         last = self.last[traj]
         t_clamped = torch.minimum(torch.maximum(t, self.first_time[traj]), self.last_time[traj])
         n_records, n_samples = self.times.shape
         if n_records == 1:
             right = torch.searchsorted(self.times[0], t_clamped.detach(), right=True)
-        elif n_records <= n_samples:
+        elif n_records * max(math.log2(n_samples), 1.0) <= n_samples:
             query = t_clamped.detach()[None, :].expand(n_records, -1).contiguous()
             right = torch.searchsorted(self.times, query, right=True)[
                 traj, torch.arange(traj.shape[0], device=traj.device)

@@ -57,7 +57,7 @@ def test_zero_order_hold_reads_the_last_sample_at_or_before_the_time(data) -> No
         np.testing.assert_array_equal(row, values[i][k])
 
 
-@pytest.mark.parametrize(("n_records", "n_samples"), [(1, 40), (3, 40), (60, 4)])
+@pytest.mark.parametrize(("n_records", "n_samples"), [(1, 40), (3, 40), (12, 40), (60, 4)])
 def test_one_long_record_a_few_or_many_short_ones_read_alike(n_records: int, n_samples: int) -> None:
     """Each way of searching the records (one, a few long ones, many short ones) reads what numpy interpolates."""
     rng = np.random.default_rng(n_records)
