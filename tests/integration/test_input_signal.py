@@ -31,14 +31,19 @@ def records(draw):
     return times, values, reads
 
 
+def _read(data, kind: str) -> tuple[list, np.ndarray]:
+    """The reads of ``records()`` data and what InputSignal returns for them."""
+    times, values, reads = data
+    traj = torch.tensor([i for i, _ in reads])
+    t = torch.tensor([s for _, s in reads], dtype=torch.float64)
+    return reads, InputSignal(times, values, kind)(t, traj).numpy()
+
+
 @settings(max_examples=60, deadline=None)
 @given(records())
 def test_linear_reads_match_numpy_interpolation_of_each_record(data) -> None:
-    times, values, reads = data
-    signal = InputSignal(times, values, "linear")
-    traj = torch.tensor([i for i, _ in reads])
-    t = torch.tensor([s for _, s in reads], dtype=torch.float64)
-    got = signal(t, traj).numpy()
+    times, values, _ = data
+    reads, got = _read(data, "linear")
     for (i, s), row in zip(reads, got):  # np.interp holds the end values outside the record, as InputSignal does
         expected = [np.interp(s, times[i], values[i][:, c]) for c in range(2)]
         np.testing.assert_allclose(row, expected, rtol=1e-12, atol=1e-9)
@@ -47,11 +52,8 @@ def test_linear_reads_match_numpy_interpolation_of_each_record(data) -> None:
 @settings(max_examples=60, deadline=None)
 @given(records())
 def test_zero_order_hold_reads_the_last_sample_at_or_before_the_time(data) -> None:
-    times, values, reads = data
-    signal = InputSignal(times, values, "zoh")
-    traj = torch.tensor([i for i, _ in reads])
-    t = torch.tensor([s for _, s in reads], dtype=torch.float64)
-    got = signal(t, traj).numpy()
+    times, values, _ = data
+    reads, got = _read(data, "zoh")
     for (i, s), row in zip(reads, got):
         k = min(max(int(np.searchsorted(times[i], s, side="right")) - 1, 0), len(times[i]) - 1)
         np.testing.assert_array_equal(row, values[i][k])
