@@ -111,10 +111,10 @@ class InputSignal(torch.nn.Module):
             ]
         else:
             right = torch.searchsorted(self.times[traj], t_clamped.detach()[:, None], right=True)[:, 0]
-        right = torch.minimum(right, last).clamp(min=1) if self.times.shape[1] > 1 else right.clamp(max=0)
+        right = torch.minimum(right, last).clamp(min=1) if n_samples > 1 else right.clamp(max=0)
         left = (right - 1).clamp(min=0)
         u_left = self.values[traj, left]
-        if self.kind == "zoh" or self.times.shape[1] == 1:
+        if self.kind == "zoh" or n_samples == 1:
             return torch.where((t_clamped >= self.times[traj, right])[:, None], self.values[traj, right], u_left)
         weight = ((t_clamped - self.times[traj, left]) / self.width[traj, left]).clamp(0.0, 1.0)
         return u_left + weight[:, None] * self.step[traj, left]

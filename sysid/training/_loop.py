@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from sysid.training._checkpoint import Checkpoint
 
 POLISH_CHUNK = 10
-#: The L-BFGS polish stops after two chunks that improve the free-run error by less than this
+#: The L-BFGS polish stops after two chunks in a row that improve the free-run error by less than this
 #: fraction (the best parameters are kept whatever the gain): on the cascaded tanks the whole-record
 #: chunks after 0.0967 -> 0.0965 cost 35 CPU s each for gains under 0.3% (docs/neural_ode.md).
 POLISH_MIN_GAIN = 0.01
@@ -536,7 +536,7 @@ def _polish(
             bar.set_postfix(loss=f"{float(loss.detach()):.3g}", val=f"{min(score, result.best_score):.3g}", nfe=nfe())
             best = result.best_score
             worthwhile = score < best - (POLISH_MIN_GAIN * abs(best) if math.isfinite(best) else 0.0)
-            if score < result.best_score:
+            if score < best:
                 result.best_score, result.best_epoch = score, epoch - 1
                 best_state = _snapshot(objective)
             since_best = 0 if worthwhile else since_best + 1

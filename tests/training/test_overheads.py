@@ -115,23 +115,27 @@ def test_collocation_of_a_long_record_holds_no_more_rows_at_once_than_a_short_on
     assert largest[10_000] <= largest[1_000]
 
 
+class Quadratic(torch.nn.Module):
+    """The loss (w - target)^2 of one weight started at 1: a training objective for the loop's tests."""
+
+    def __init__(self, target: float) -> None:
+        super().__init__()
+        self.target = target
+        self.w = torch.nn.Parameter(torch.ones(1, dtype=torch.float64))
+
+    def forward(self, batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        return ((self.w - self.target) ** 2).sum(), {}
+
+
 @pytest.mark.parametrize("ratio", [None, 5.0])
 def test_patience_stops_a_fit_whose_validation_no_longer_improves(ratio: float | None) -> None:
     """Early stopping counts the epochs since the best check, whichever validation spacing."""
     from sysid.training import TrainSettings, train
 
-    class Quadratic(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.w = torch.nn.Parameter(torch.ones(1, dtype=torch.float64))
-
-        def forward(self, batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-            return (self.w**2).sum(), {}
-
     settings = TrainSettings(
         max_epochs=200, patience=10, eval_every=5, eval_cost_ratio=ratio, max_eval_every=10, verbose=False
     )
-    result = train(Quadratic(), 1, lambda: 1.0, settings, torch.Generator().manual_seed(0), lambda: 0)
+    result = train(Quadratic(0.0), 1, lambda: 1.0, settings, torch.Generator().manual_seed(0), lambda: 0)
     assert result.stop_reason == "early_stopping"
     assert len([r for r in result.history if r.get("stage") == "adam"]) <= 20
 
@@ -142,18 +146,9 @@ def test_the_polish_stops_after_two_chunks_of_negligible_gain_and_keeps_the_best
     from sysid.training import POLISH_MIN_GAIN, TrainSettings, train
 
     assert (gain < POLISH_MIN_GAIN) == (chunks == 2)
-
-    class Quadratic(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.w = torch.nn.Parameter(torch.ones(1, dtype=torch.float64))
-
-        def forward(self, batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-            return ((self.w - 3.0) ** 2).sum(), {}
-
     scores = iter(1.0 * (1 - gain) ** k for k in range(100))  # every check a little better than the last
     settings = TrainSettings(max_epochs=1, lbfgs_steps=100, verbose=False)
-    result = train(Quadratic(), 1, lambda: next(scores), settings, torch.Generator().manual_seed(0), lambda: 0)
+    result = train(Quadratic(3.0), 1, lambda: next(scores), settings, torch.Generator().manual_seed(0), lambda: 0)
     polish = [r for r in result.history if r.get("stage") == "lbfgs"]
     assert len(polish) == chunks
     best = min(result.history, key=lambda r: r["val_loss"])  # the last chunk's: every check improved a little
