@@ -366,6 +366,12 @@ def _is_number(dtype: np.dtype) -> bool:
     return bool(np.issubdtype(dtype, np.number) and not np.issubdtype(dtype, np.complexfloating))
 
 
+def _label(value: object) -> object:
+    """A coordinate value for an error message: numpy scalars as Python ones, anything else (a tuple
+    of a pandas MultiIndex level, an object) as it is."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _default_states(dataset: xr.Dataset, time_dim: Hashable, inputs: list[Hashable]) -> list[Hashable]:
     """With ``states=None``, every data variable over the time dimension that is not an input.
 
@@ -394,7 +400,7 @@ def _default_states(dataset: xr.Dataset, time_dim: Hashable, inputs: list[Hashab
         if bad.size:
             index = np.unravel_index(bad[0], variable.shape)
             position = {
-                str(d): (variable[d].values[i].item() if d in variable.coords else int(i))
+                str(d): (_label(variable[d].values[i]) if d in variable.coords else int(i))
                 for d, i in zip(variable.dims, index)
             }
             where = f": {flat[bad[0]]!r} at {position} is not a number ({bad.size} such value(s) among {flat.size})"

@@ -9,6 +9,7 @@ import xarray as xr
 
 from sysid import Trajectories
 from sysid.adapters import from_pandas, from_xarray, to_dataarray, to_xarray
+from sysid.errors import DataError
 
 
 @pytest.fixture
@@ -186,3 +187,15 @@ def test_dask_backed_dataset_reads_like_the_in_memory_one(ragged):
     for a, b in zip(lazy, eager):
         np.testing.assert_array_equal(a.y, b.y)
         np.testing.assert_array_equal(a.t, b.t)
+
+
+def test_a_text_value_is_located_even_on_a_coordinate_of_tuples():
+    """A trajectory coordinate built from a pandas MultiIndex holds tuples: the error still names the place."""
+    runs = np.empty(2, dtype=object)
+    runs[0], runs[1] = (False, 0.0), (True, 1.0)
+    dataset = xr.Dataset(
+        {"x": (("run", "time"), [["1.0", "2.0", "3.0"], ["4.0", "oops", "6.0"]])},
+        coords={"run": runs, "time": [0.0, 1.0, 2.0]},
+    )
+    with pytest.raises(DataError, match=r"'oops'.* at \{'run': \(True, 1\.0\), 'time': 1\.0\} is not a number"):
+        from_xarray(dataset, time="time", trajectory="run")
