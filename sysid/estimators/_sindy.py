@@ -511,6 +511,30 @@ class SINDy(PiecesMixin, EquationsMixin, TrajectoryEstimator):
         state["scale_"] = np.asarray(self.scale_, dtype=float).tolist()
         return state, {}
 
+    def _stored_powers(self, stored: Any, n_terms: int) -> np.ndarray:
+        """A file's library powers, checked before use: one row per term and one column per state
+        and input, each a monomial of total degree at most the number of terms (a polynomial library
+        of degree d holds a term of each degree up to d). Huge powers would make ``predict`` build
+        huge products."""
+        n_variables = int(self.n_states_in_) + int(self.n_controls_in_)
+        rows = stored if isinstance(stored, list) else []
+        table = [row if isinstance(row, list) else [] for row in rows]
+        if len(table) != n_terms or any(len(row) != n_variables for row in table):
+            raise ModelFileError(
+                f"its powers_ must be a table with one row per term ({n_terms}) and one column per state and "
+                f"input ({n_variables}), got {str(stored)[:80]!r}."
+            )
+        monomial = all(
+            all(isinstance(p, int) and not isinstance(p, bool) and p >= 0 for p in row) and sum(row) <= n_terms
+            for row in table
+        )
+        if not monomial:
+            raise ModelFileError(
+                f"its powers_ must be integer powers >= 0 of total degree at most the number of terms ({n_terms}), "
+                f"got {str(stored)[:80]!r}."
+            )
+        return np.asarray(table, dtype=int).reshape(n_terms, n_variables)
+
     def _set_fitted_state(self, state: dict[str, Any], tensors: dict[str, Any]) -> None:
         """Rebuild from :meth:`_fitted_state` output."""
         self._resolve()
@@ -521,7 +545,7 @@ class SINDy(PiecesMixin, EquationsMixin, TrajectoryEstimator):
             index=pd.Index(state["terms"], name="term"),
             columns=pd.Index(list(self.state_names_), name="state"),
         )
-        self.powers_ = np.asarray(state["powers_"], dtype=int)
+        self.powers_ = self._stored_powers(state["powers_"], len(state["terms"]))
         self.scale_ = np.asarray(state["scale_"], dtype=float)
         self.model_ = None
         self.simulation_failed_ = []

@@ -57,7 +57,7 @@ class Files:
 
     def __init__(self, fitted: dict, tmp: Path) -> None:
         self.tmp = tmp
-        self.saved = {name: fitted[name].save(tmp / f"{name}.sysid") for name in ("NeuralODE", "SparseODE")}
+        self.saved = {name: fitted[name].save(tmp / f"{name}.sysid") for name in ("NeuralODE", "SparseODE", "SINDy")}
 
     def altered(self, name: str, version: int, change: Callable[[dict], Any]) -> Path:
         """A copy of the saved ``name`` whose header ``change`` edited, with valid checksums."""
@@ -98,9 +98,9 @@ def _set_part_param(name: str, part: str, key: str, value: Any) -> Callable[[Fil
     return call
 
 
-def _set_fitted(key: str, value: Any) -> Callable[[Files, int], Any]:
+def _set_fitted(key: str, value: Any, name: str = "NeuralODE") -> Callable[[Files, int], Any]:
     def call(files: Files, version: int) -> Any:
-        return sysid.load(files.altered("NeuralODE", version, lambda h: h["fitted"].__setitem__(key, value)))
+        return sysid.load(files.altered(name, version, lambda h: h["fitted"].__setitem__(key, value)))
 
     return call
 
@@ -183,6 +183,19 @@ MODEL_CASES = [
         _set_param("SparseODE", "degree", 10**6),
         ModelFileError,
         r"degree=1000000 with 2 state and input variables makes more polynomial terms than the \d+ rows",
+    ),
+    Case(
+        "load-sindy-power-2**40",
+        _set_fitted("powers_", [[2**40, 0], [1, 0], [0, 1]], name="SINDy"),
+        ModelFileError,
+        r"its powers_ must be integer powers >= 0 of total degree at most the number of terms \(3\), "
+        r"got '\[\[1099511627776, 0\]",
+    ),
+    Case(
+        "load-sindy-powers-of-a-wrong-shape",
+        _set_fitted("powers_", [[0, 0, 0], [1, 0, 0], [0, 1, 0]], name="SINDy"),
+        ModelFileError,
+        r"its powers_ must be a table with one row per term \(3\) and one column per state and input \(2\)",
     ),
     Case(
         "load-fitted-state-claims-10**12-trajectories",
