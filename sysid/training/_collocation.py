@@ -20,6 +20,7 @@ record starts with a velocity-like hidden state rather than a constant zero.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -94,9 +95,13 @@ def gcv_strength(t: np.ndarray, y: np.ndarray) -> float:
 def smoothing_strengths(times: Sequence[np.ndarray], ys: Sequence[np.ndarray]) -> np.ndarray:
     """One smoothing strength per state, chosen by GCV on representative windows (NaN: per trajectory).
 
-    For one record of at most ``_GCV_WHOLE`` samples every entry is NaN:
-    :func:`smooth_trajectory` then lets scipy choose by GCV on the whole record (under a
-    second per state). Otherwise :func:`gcv_strength` runs on windows of ``_GCV_WINDOW``
+    For one record of at most ``_GCV_WHOLE`` samples :func:`gcv_strength` runs on the whole
+    record (about a second per state at 1,000 samples). Not scipy's own GCV
+    (``make_smoothing_spline(lam=None)``): its search can stop on a straight line through a
+    fast oscillation, e.g. a 5 Hz swing sampled at 50 Hz (the smoothed curve's error equalled
+    the signal's amplitude; Silverbox's record gave the same), where the grid of
+    :func:`gcv_strength` finds the minimum (error at the noise level). Otherwise
+    :func:`gcv_strength` runs on windows of ``_GCV_WINDOW``
     observed samples (a short trajectory is one window), up to three spread along each of
     the first ``_GCV_TRAJECTORIES`` trajectories that observe the state at least five
     times, and the median (in log) is kept for every trajectory (NaN for a state no
@@ -117,12 +122,19 @@ def smoothing_strengths(times: Sequence[np.ndarray], ys: Sequence[np.ndarray]) -
     >>> lam = smoothing_strengths(t, [np.sin(tt)[:, None] for tt in t])
     >>> lam.shape, bool(np.isfinite(lam).all())
     ((1,), True)
-    >>> bool(np.isnan(smoothing_strengths(t[:1], [np.sin(t[0])[:, None]])).all())  # one record: its own GCV
+    >>> one = smoothing_strengths(t[:1], [np.sin(t[0])[:, None]])  # one record: GCV on the whole of it
+    >>> bool(np.isclose(one[0], gcv_strength(t[0], np.sin(t[0]))))
     True
     """
     n_states = ys[0].shape[1]
     out = np.full(n_states, np.nan)
     if len(times) == 1 and len(times[0]) <= _GCV_WHOLE:
+        (t, y) = (times[0], ys[0])
+        for j in range(n_states):
+            seen = ~np.isnan(y[:, j])
+            if seen.sum() >= _MIN_POINTS:
+                with contextlib.suppress(ValueError, np.linalg.LinAlgError):
+                    out[j] = gcv_strength(t[seen], y[seen, j])
         return out
     for j in range(n_states):
         chosen: list[float] = []
@@ -153,7 +165,8 @@ def smooth_trajectory(t: np.ndarray, y: np.ndarray, lam: np.ndarray | None = Non
     """Smoothing-spline fit of each column of ``y`` (NaN = missing) over times ``t``.
 
     ``lam`` gives each column's smoothing strength (e.g. from :func:`smoothing_strengths`);
-    without it (or where it is NaN) scipy chooses it by GCV on this trajectory alone.
+    without it, :func:`smoothing_strengths` chooses it on this trajectory alone; where it
+    is NaN, scipy chooses it by its own GCV.
 
     Examples
     --------
@@ -163,6 +176,8 @@ def smooth_trajectory(t: np.ndarray, y: np.ndarray, lam: np.ndarray | None = Non
     >>> bool(np.allclose(s.derivatives[5:-5, 0], np.cos(t[5:-5]), atol=1e-2))
     True
     """
+    if lam is None:
+        lam = smoothing_strengths([t], [y])
     values = np.full(y.shape, np.nan)
     derivs = np.full(y.shape, np.nan)
     second = np.full(y.shape, np.nan)
