@@ -20,7 +20,6 @@ record starts with a velocity-like hidden state rather than a constant zero.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -30,6 +29,7 @@ from scipy.interpolate import make_smoothing_spline
 from scipy.optimize import minimize_scalar
 
 _MIN_POINTS = 5  # make_smoothing_spline needs at least five points
+_OVERSMOOTHED = 100.0  # scipy's GCV fit is replaced when its mean square residual is this many GCV minima
 _GCV_WINDOW = 200  # samples of a representative window on which the smoothing strength is chosen
 # Rows of the collocation regression per forward/backward pass. Each row holds about 3 KB of
 # activations and gradients in flight with the default (64, 64) network, so 512 rows are
@@ -72,6 +72,12 @@ def gcv_strength(t: np.ndarray, y: np.ndarray) -> float:
     >>> bool(np.sqrt(np.mean((fit(t) - np.sin(t)) ** 2)) < 0.05)
     True
     """
+    return _gcv_search(t, y)[0]
+
+
+def _gcv_search(t: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """:func:`gcv_strength`'s ``lam`` and the GCV score there (an estimate of the mean square error
+    of predicting a new sample, noise included)."""
     t = np.asarray(t, dtype=float)
     y = np.asarray(y, dtype=float)
     n = len(t)
@@ -88,19 +94,23 @@ def gcv_strength(t: np.ndarray, y: np.ndarray) -> float:
     scores = [score(g) for g in grid]
     best = grid[int(np.argmin(scores))]
     found = minimize_scalar(score, bounds=(best - 1.0, best + 1.0), method="bounded", options={"xatol": 0.02})
-    log_lam = float(found.x) if found.fun <= min(scores) else float(best)
-    return 10.0**log_lam * h**3
+    log_lam, least = (float(found.x), float(found.fun)) if found.fun <= min(scores) else (float(best), min(scores))
+    return 10.0**log_lam * h**3, least
 
 
 def smoothing_strengths(times: Sequence[np.ndarray], ys: Sequence[np.ndarray]) -> np.ndarray:
     """One smoothing strength per state, chosen by GCV on representative windows (NaN: per trajectory).
 
-    For one record of at most ``_GCV_WHOLE`` samples :func:`gcv_strength` runs on the whole
-    record (about a second per state at 1,000 samples). Not scipy's own GCV
-    (``make_smoothing_spline(lam=None)``): its search can stop on a straight line through a
-    fast oscillation, e.g. a 5 Hz swing sampled at 50 Hz (the smoothed curve's error equalled
-    the signal's amplitude; Silverbox's record gave the same), where the grid of
-    :func:`gcv_strength` finds the minimum (error at the noise level). Otherwise
+    For one record of at most ``_GCV_WHOLE`` samples an entry is NaN: :func:`smooth_trajectory`
+    then lets scipy choose by GCV on the whole record (under a second per state), unless
+    scipy's fit leaves residuals whose mean square is over ``_OVERSMOOTHED`` times the GCV
+    score at the minimum of :func:`gcv_strength`'s grid on the whole record: then that
+    grid's strength. scipy's search can stop on a straight line through a fast oscillation
+    (a 5 Hz swing sampled at 50 Hz with 1% noise: residuals of the signal's size, 1,700
+    times the grid's score; Silverbox's record the same), and its fit is kept otherwise
+    because where GCV has no interior minimum (the curve falls all the way to interpolation,
+    as on EMPS's smooth position record) scipy's choice and the grid's edge differ, and the
+    grid's, measured, did worse (EMPS 0.022 -> 0.41, docs/neural_ode.md). Otherwise
     :func:`gcv_strength` runs on windows of ``_GCV_WINDOW``
     observed samples (a short trajectory is one window), up to three spread along each of
     the first ``_GCV_TRAJECTORIES`` trajectories that observe the state at least five
@@ -122,19 +132,14 @@ def smoothing_strengths(times: Sequence[np.ndarray], ys: Sequence[np.ndarray]) -
     >>> lam = smoothing_strengths(t, [np.sin(tt)[:, None] for tt in t])
     >>> lam.shape, bool(np.isfinite(lam).all())
     ((1,), True)
-    >>> one = smoothing_strengths(t[:1], [np.sin(t[0])[:, None]])  # one record: GCV on the whole of it
-    >>> bool(np.isclose(one[0], gcv_strength(t[0], np.sin(t[0]))))
+    >>> bool(np.isnan(smoothing_strengths(t[:1], [np.sin(t[0])[:, None]])).all())  # one record: scipy's GCV
     True
     """
     n_states = ys[0].shape[1]
     out = np.full(n_states, np.nan)
     if len(times) == 1 and len(times[0]) <= _GCV_WHOLE:
-        (t, y) = (times[0], ys[0])
         for j in range(n_states):
-            seen = ~np.isnan(y[:, j])
-            if seen.sum() >= _MIN_POINTS:
-                with contextlib.suppress(ValueError, np.linalg.LinAlgError):
-                    out[j] = gcv_strength(t[seen], y[seen, j])
+            out[j] = _unless_oversmoothed(times[0], ys[0][:, j])
         return out
     for j in range(n_states):
         chosen: list[float] = []
@@ -161,12 +166,26 @@ def smoothing_strengths(times: Sequence[np.ndarray], ys: Sequence[np.ndarray]) -
     return out
 
 
+def _unless_oversmoothed(t: np.ndarray, y: np.ndarray) -> float:
+    """NaN (scipy's own GCV) for one record's state, or the grid's strength where scipy's fit oversmooths."""
+    seen = ~np.isnan(y)
+    if not _MIN_POINTS <= seen.sum() <= _GCV_WHOLE:  # the grid's cost grows as the square of the samples
+        return np.nan
+    t, y = t[seen], y[seen]
+    try:
+        residual = y - make_smoothing_spline(t, y)(t)
+        lam, least = _gcv_search(t, y)
+    except (ValueError, np.linalg.LinAlgError):
+        return np.nan
+    return lam if float(np.mean(residual**2)) > _OVERSMOOTHED * least else np.nan
+
+
 def smooth_trajectory(t: np.ndarray, y: np.ndarray, lam: np.ndarray | None = None) -> Smoothed:
     """Smoothing-spline fit of each column of ``y`` (NaN = missing) over times ``t``.
 
     ``lam`` gives each column's smoothing strength (e.g. from :func:`smoothing_strengths`);
-    without it, :func:`smoothing_strengths` chooses it on this trajectory alone; where it
-    is NaN, scipy chooses it by its own GCV.
+    without it (or where it is NaN) scipy chooses it by GCV on this trajectory alone, unless
+    that fit oversmooths (see :func:`smoothing_strengths`).
 
     Examples
     --------
@@ -177,7 +196,7 @@ def smooth_trajectory(t: np.ndarray, y: np.ndarray, lam: np.ndarray | None = Non
     True
     """
     if lam is None:
-        lam = smoothing_strengths([t], [y])
+        lam = np.array([_unless_oversmoothed(t, y[:, j]) for j in range(y.shape[1])])
     values = np.full(y.shape, np.nan)
     derivs = np.full(y.shape, np.nan)
     second = np.full(y.shape, np.nan)
