@@ -35,6 +35,7 @@ BEHAVIOURS = [
     "no-citation-of-missing-files",
     "neural-underdetermined-warns",
     "data-of-scale-1e-300-is-learned",
+    "neural-poor-free-run-warns",
 ]
 
 FLAGGING = ("NeuralODE", "SparseODE", "SINDy")  # the estimators that warn about extrapolation
@@ -230,7 +231,7 @@ def test_neural_underdetermined_warns() -> None:
             np.c_[np.exp(-t), np.cos(t)], t=t
         )
     with warnings.catch_warnings():  # three runs of 60 samples: enough for the default network
-        warnings.simplefilter("error", FitWarning)
+        warnings.filterwarnings("error", message=".*cannot determine", category=FitWarning)
         data = sysid.datasets.simulate("lotka_volterra", n_trajectories=3, n_samples=60, random_state=0)
         sysid.NeuralODE(max_epochs=1, lbfgs_steps=0, collocation_steps=0, verbose=False).fit(data)
 
@@ -244,3 +245,22 @@ def test_data_of_scale_1e_300_is_learned() -> None:
     model = sysid.SparseODE(degree=1, max_epochs=40, n_threshold_rounds=1, gradient="backprop", verbose=False).fit(tiny)
     assert model.scaling_.spread[0] < 1e-299  # not floored to 1
     assert model.score(tiny) > 0.99  # was 0.0: nothing learned
+
+
+def test_neural_poor_free_run_warns() -> None:
+    """neural-poor-free-run-warns: a fit whose best free run over its own data is no better than
+    the mean says so; a fit that follows its data does not."""
+    t = np.arange(120) / 50.0
+    swing = sysid.Trajectories.from_arrays(
+        [t], [np.c_[np.cos(2 * np.pi * 5.0 * t), -np.sin(2 * np.pi * 5.0 * t)]], state_names=["x", "v"]
+    )
+    starved = sysid.NeuralODE(hidden=(8,), max_epochs=1, lbfgs_steps=0, collocation_steps=0, horizons=None)
+    with pytest.warns(FitWarning, match=r"RMSE over its training trajectories is \S+ standard deviations"):
+        starved.fit(swing)
+    assert float(np.nanmin(starved.history_["val_loss"])) > sysid.training.POOR_FREE_RUN
+    t = np.linspace(0.0, 3.0, 40)
+    decay = sysid.Trajectories.from_arrays([t], [np.exp(-t)[:, None]], state_names=["x"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FitWarning)
+        model = sysid.NeuralODE(hidden=(8,), max_epochs=30, random_state=0).fit(decay)
+    assert float(np.nanmin(model.history_["val_loss"])) < sysid.training.POOR_FREE_RUN
