@@ -183,3 +183,19 @@ def test_the_one_element_path_is_taken_only_where_it_gives_the_same_numbers() ->
     assert learned.bind(clock, torch.tensor([1]), signal)._single is None  # t carries the offset's gradient
     single = Clock(torch.tensor([0.0, 1.0]), torch.tensor([[0.0, 1.0]]))  # float32 knots: not double arithmetic
     assert rhs.bind(single, torch.tensor([1]), signal)._single is None
+
+
+def test_one_scaling_of_inputs_without_gradient_gives_the_two_scalings_bits() -> None:
+    field = _field(2, stable=True)
+    rng = np.random.default_rng(2)
+    z = torch.tensor(rng.normal(size=(1, 2)), dtype=F64, requires_grad=True)
+    u = torch.tensor(rng.normal(size=(1, 2)), dtype=F64)
+    shared = field.scaled_forward(None, z, u)  # u carries no gradient: scaled once
+    each = field.network(None, z, field.scaled_inputs(u)) + field._linear_scaled(z, u)
+    assert torch.equal(shared, each)
+    grads = [torch.autograd.grad(out.sum(), (z, *field.parameters())) for out in (shared, each)]
+    for a, b in zip(*grads):
+        assert torch.equal(a, b)
+    x = torch.tensor(rng.normal(size=(3, 4, 2)), dtype=F64)  # more than one batch dimension: no fused product
+    flat = field.linear_part(None, x.reshape(12, 2), u.expand(12, 2)).reshape(3, 4, 2)
+    torch.testing.assert_close(field.linear_part(None, x, u.expand(3, 4, 2)), flat, rtol=1e-14, atol=1e-14)
