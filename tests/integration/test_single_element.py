@@ -84,6 +84,22 @@ def test_record_reader_gives_the_batched_reads_values_and_time_gradients(kind, d
             assert torch.equal(g_got, g_expected)
 
 
+def test_a_record_reader_is_made_once_and_again_when_the_tables_change() -> None:
+    t = np.linspace(0.0, 2.0, 5)
+    signal = InputSignal([t, t], [t[:, None], 2 * t[:, None]])
+    reader = signal.record_reader(1)
+    assert signal.record_reader(1) is reader and signal.record_reader(0) is not reader
+    assert reader.at(1.25) == [2.5]
+    with torch.no_grad():
+        signal.values.mul_(10.0)  # in place: the same tensor, a new version
+    assert signal.record_reader(1) is not reader
+    assert (
+        signal.record_reader(1).at(1.0)
+        == [20.0]
+        == signal(torch.tensor([1.0], dtype=F64), torch.tensor([1]))[0].tolist()
+    )
+
+
 def _field(n_inputs: int, stable: bool) -> LinearMLPField:
     g = torch.Generator().manual_seed(3)
     scaling = Scaling(np.array([0.5, -1.0]), np.array([2.0, 0.5]), np.full(n_inputs, 0.2), np.full(n_inputs, 3.0), 1.7)
