@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any, ClassVar, cast
 
@@ -13,6 +14,16 @@ from sysid.fields._scaling import Scaling
 from sysid.fields._spec import FieldContext
 
 _RIDGE = 1e-8  # relative ridge of the linear least squares (conditioning only)
+
+
+@functools.lru_cache(maxsize=32)
+def _identity(n: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """The identity matrix, made once: the stable linear part reads it at every evaluation of the field.
+
+    Made outside inference mode, so that gradients can go through it wherever it was first made.
+    """
+    with torch.inference_mode(False):
+        return torch.eye(n, dtype=dtype, device=device)
 
 
 class LinearMLPField(MLPField):
@@ -82,15 +93,24 @@ class LinearMLPField(MLPField):
         if not self.stable:
             return a
         top = torch.linalg.eigvalsh((a + a.T) / 2)[-1]
-        return a - torch.relu(top) * torch.eye(a.shape[0], dtype=a.dtype, device=a.device)
+        return a - torch.relu(top) * _identity(a.shape[0], a.dtype, a.device)
 
     def _linear_scaled(self, z: torch.Tensor, u: torch.Tensor | None) -> torch.Tensor:
-        out = z @ self.linear_matrix().T + self.offset
-        if self.n_inputs:
-            out = out + self.scaled_inputs(u) @ self.linear_input.T
+        return self._linear(z, self.scaled_inputs(u) if self.n_inputs else None)
+
+    def _linear(self, z: torch.Tensor, v: torch.Tensor | None) -> torch.Tensor:
+        """(A z + B v + c) / time_unit for scaled inputs v: fused products (one operation instead of two or three)."""
+        out = torch.nn.functional.linear(z, self.linear_matrix(), self.offset)
+        if v is not None:
+            out = torch.addmm(out, v, self.linear_input.T) if out.dim() == 2 else out + v @ self.linear_input.T
         return out / self.time_unit
 
     def scaled_forward(self, t: torch.Tensor, z: torch.Tensor, u: torch.Tensor | None) -> torch.Tensor:
+        if self.n_inputs and u is not None and not u.requires_grad:  # one scaling of the inputs serves both parts
+            v = self.scaled_inputs(u)
+            return self.network(t, z, v) + self._linear(z, v)
+        # Inputs that carry a gradient (read at a time that does) are scaled for each part, so that their
+        # gradient adds up in the same order as always (one scaling would change its last bits).
         return super().scaled_forward(t, z, u) + self._linear_scaled(z, u)
 
     def linear_part(self, t: torch.Tensor, x: torch.Tensor, u: torch.Tensor | None) -> torch.Tensor:

@@ -136,9 +136,13 @@ class MLPField(torch.nn.Module):
         :class:`sysid.integration.BatchedField` calls this directly when its scaling is
         the field's, skipping a round trip through physical units on every evaluation.
         """
+        return self.network(t, z, self.scaled_inputs(u) if self.n_inputs else None)
+
+    def network(self, t: torch.Tensor, z: torch.Tensor, v: torch.Tensor | None) -> torch.Tensor:
+        """The network's d z/dt at scaled states z and already scaled inputs v (None without inputs)."""
         parts = [z]
-        if self.n_inputs:
-            parts.append(self.scaled_inputs(u))
+        if v is not None:
+            parts.append(v)
         if self.time_dependent:
             parts.append((t / self.time_unit).reshape(-1, 1).expand(z.shape[0], 1))
         inputs = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)

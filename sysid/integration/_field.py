@@ -7,7 +7,7 @@ from typing import Protocol, cast
 import torch
 
 from sysid.integration._clock import Clock
-from sysid.integration._signals import InputSignal
+from sysid.integration._signals import InputSignal, RecordReader
 
 
 class TimeParameters(torch.nn.Module):
@@ -124,6 +124,9 @@ class BatchedField(torch.nn.Module):
         # The batch context is a plain tuple, not submodules: it is not part of the model's state.
         self._context: tuple[Clock, torch.Tensor, InputSignal | None] | None = None
         self.lean = False
+        # Set by bind: a batch of one element's clock, input reader and whether t is read; a clock rate of exactly 1.
+        self._single: tuple[Clock, RecordReader | None, bool] | None = None
+        self._unit_rate = False
         self.nfe = 0
 
     @property
@@ -135,6 +138,18 @@ class BatchedField(torch.nn.Module):
         """Set the batch's clock, trajectory index (batch,) and input signal."""
         self._context = (clock, traj, inputs)
         self.lean = inputs is None and not self.uses_time
+        # multiplying by a rate of exactly one changes no bit of the values or the gradients: skipped
+        self._unit_rate = not self.time.learned and clock.end is None and bool((clock.rates == 1).all())
+        self._single = None
+        float64 = [self.center, clock.time_knots, *([] if inputs is None else [inputs.values])]
+        if (
+            clock.single
+            and traj.numel() == 1
+            and not self.time.learned
+            and all(x.dtype == torch.float64 and x.device.type == "cpu" for x in float64)
+        ):
+            reader = None if inputs is None else inputs.record_reader(int(traj[0]))
+            self._single = (clock, reader, self.uses_time)
         return self
 
     def forward(self, sigma: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -142,8 +157,13 @@ class BatchedField(torch.nn.Module):
         self.nfe += 1
         if self._context is None:
             raise RuntimeError("BatchedField.bind() must be called before solving")
+        single = self._single
+        if single is not None and not sigma.requires_grad:
+            return self._forward_single(float(sigma), z)
         clock, traj, inputs = self._context
         if self.lean:  # neither t nor inputs are read: only the clock's rate matters
+            if self._fused and self._unit_rate:
+                return cast(ScaledField, self.field).scaled_forward(None, z, None)
             rate = clock.rate_column(sigma)
             if self.time.learned:
                 rate = rate * self.time.scale[traj][:, None]
@@ -154,8 +174,28 @@ class BatchedField(torch.nn.Module):
         if self.time.learned:
             t = t + self.time.offset[traj]
             rate = rate * self.time.scale[traj]
-        u = None if inputs is None else inputs(t, traj)
+        reader = None if single is None else single[1]  # one element: t's operations, not the batched search
+        u = reader(t) if reader is not None else None if inputs is None else inputs(t, traj)
         if self._fused:  # checked in __init__: the field has scaled_forward
-            return cast(ScaledField, self.field).scaled_forward(t, z, u) * rate[:, None]
+            out = cast(ScaledField, self.field).scaled_forward(t, z, u)
+            return out if self._unit_rate else out * rate[:, None]
         x = self.center + self.spread * z
         return self.field(t, x, u) * (rate[:, None] / self.spread)
+
+    def _forward_single(self, sigma: float, z: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` for one element on a float64 CPU clock, when ``sigma`` carries no gradient.
+
+        The time, rate and input are read as Python floats (:meth:`Clock.time_and_rate`,
+        :meth:`RecordReader.at`) with the double arithmetic of the tensor path, so they
+        are the same numbers; what is saved is a dozen tensor operations per evaluation,
+        most of the cost of a field evaluated on a batch of one (a whole long record).
+        """
+        clock, reader, uses_time = cast(tuple[Clock, RecordReader | None, bool], self._single)
+        t, rate = clock.time_and_rate(sigma)
+        u = None if reader is None else torch.tensor([reader.at(t)], dtype=z.dtype)
+        time = torch.tensor([t], dtype=z.dtype) if uses_time else None
+        if self._fused:
+            out = cast(ScaledField, self.field).scaled_forward(time, z, u)
+            return out if rate == 1.0 else out * rate
+        x = self.center + self.spread * z
+        return self.field(time, x, u) * (torch.tensor([[rate]], dtype=z.dtype) / self.spread)

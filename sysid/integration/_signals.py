@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Sequence
 from typing import Literal
@@ -118,3 +119,108 @@ class InputSignal(torch.nn.Module):
             return torch.where((t_clamped >= self.times[traj, right])[:, None], self.values[traj, right], u_left)
         weight = ((t_clamped - self.times[traj, left]) / self.width[traj, left]).clamp(0.0, 1.0)
         return u_left + weight[:, None] * self.step[traj, left]
+
+    #: The readers made so far, and the tables (and their versions) they copied (record_reader).
+    _readers: dict[int, RecordReader] | None = None
+    _readers_of: tuple[tuple[torch.Tensor, ...], tuple[int, ...]] = ((), ())
+
+    def record_reader(self, record: int) -> RecordReader:
+        """A reader of record ``record`` alone, for a batch of one element (see :class:`RecordReader`).
+
+        Made once per record and kept while the signal's tables stay the same tensors with
+        the same contents (a bound solve asks for it every time; copying a long record to
+        Python lists costs a few milliseconds).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> sig = InputSignal([np.array([0.0, 1.0, 2.0])], [np.array([[0.0], [10.0], [20.0]])])
+        >>> read = sig.record_reader(0)
+        >>> read.at(0.5), read.at(1.5), read.at(9.0)
+        ([5.0], [15.0], [20.0])
+        >>> sig.record_reader(0) is read
+        True
+        """
+        tables = (self.times, self.values, self.width, self.step)
+        versions = tuple(x._version for x in tables)
+        copied, copied_versions = self._readers_of
+        if self._readers is None or versions != copied_versions or any(a is not b for a, b in zip(tables, copied)):
+            self._readers, self._readers_of = {}, (tables, versions)
+        if record not in self._readers:
+            self._readers[record] = RecordReader(self, record)
+        return self._readers[record]
+
+
+class RecordReader:
+    """One record of an :class:`InputSignal`, read at one time with Python numbers where it can.
+
+    A solve of one long record evaluates its field thousands of times on a batch of one,
+    where each of the dozen tensor operations of a batched read costs more than its
+    arithmetic. The reader copies the record's tables to Python lists once and reads
+    them with the same arithmetic as :meth:`InputSignal.forward`, so the numbers are the
+    same to the last bit for float64 records.
+
+    Parameters
+    ----------
+    signal : InputSignal
+    record : int
+        The record (trajectory) read.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> sig = InputSignal([np.array([0.0, 1.0, 2.0])], [np.array([[0.0], [10.0], [20.0]])])
+    >>> t = torch.tensor([0.25], dtype=torch.float64, requires_grad=True)
+    >>> u = RecordReader(sig, 0)(t)
+    >>> u.tolist(), torch.autograd.grad(u.sum(), t)[0].tolist()
+    ([[2.5]], [10.0])
+    """
+
+    def __init__(self, signal: InputSignal, record: int) -> None:
+        self.signal, self.record = signal, record
+        self.times: list[float] = signal.times[record].tolist()
+        self.values: list[list[float]] = signal.values[record].tolist()
+        self.width: list[float] = signal.width[record].tolist()
+        self.step: list[list[float]] = signal.step[record].tolist()
+        self.first, self.last_time = float(signal.first_time[record]), float(signal.last_time[record])
+        self.last, self.n_samples = int(signal.last[record]), signal.times.shape[1]
+        self.linear = signal.kind == "linear" and self.n_samples > 1
+        self.bounds = (signal.first_time[record : record + 1], signal.last_time[record : record + 1])
+        # the tensors a differentiable read needs on each interval, made when first read
+        self.intervals: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+
+    def _interval(self, t: float) -> tuple[int, int]:
+        """The samples (left, right) around the clamped time ``t``, as InputSignal.forward finds them."""
+        right = bisect.bisect_right(self.times, t)
+        right = max(min(right, self.last), 1) if self.n_samples > 1 else min(right, 0)
+        return max(right - 1, 0), right
+
+    def at(self, t: float) -> list[float]:
+        """The inputs ``[u_1(t), ..., u_m(t)]`` at the Python-float time ``t``."""
+        t = self.first if t < self.first else self.last_time if t > self.last_time else t
+        left, right = self._interval(t)
+        if not self.linear:
+            return list(self.values[right] if t >= self.times[right] else self.values[left])
+        weight = (t - self.times[left]) / self.width[left]
+        weight = 0.0 if weight < 0.0 else 1.0 if weight > 1.0 else weight
+        return [u + weight * d for u, d in zip(self.values[left], self.step[left])]
+
+    def __call__(self, t: torch.Tensor) -> torch.Tensor:
+        """Inputs (1, n_inputs) at the time ``t`` (1,): :meth:`InputSignal.forward`'s operations on ``t``.
+
+        The operations through which a gradient reaches ``t`` are those of the batched
+        read (so gradients are the same to the last bit); the search and the lookups of
+        the interval's samples are Python ones.
+        """
+        if not (t.requires_grad and self.linear):  # a hold carries no gradient to t
+            return torch.tensor([self.at(t.item())], dtype=t.dtype, device=t.device)
+        first, last_time = self.bounds
+        t_clamped = torch.minimum(torch.maximum(t, first), last_time)
+        left, _ = self._interval(t_clamped.item())
+        if left not in self.intervals:
+            signal, k = self.signal, self.record
+            tables = (signal.times, signal.width, signal.values, signal.step)
+            self.intervals[left] = tuple(x[k, left : left + 1] for x in tables)  # type: ignore[assignment]
+        times, width, u_left, step = self.intervals[left]
+        weight = ((t_clamped - times) / width).clamp(0.0, 1.0)
+        return u_left + weight[:, None] * step
