@@ -10,21 +10,14 @@ from hypothesis import strategies as st
 
 from sysid.integration import InputSignal
 
+from .strategies import ragged_records
+
 
 @st.composite
 def records(draw):
     """1-4 ragged records (1-12 increasing sample times, 2 input channels) and 1-15 reads of them."""
-    n = draw(st.integers(1, 4))
-    times, values = [], []
-    for _ in range(n):
-        steps = draw(st.lists(st.floats(0.01, 3.0), min_size=0, max_size=11))
-        start = draw(st.floats(-5.0, 5.0))
-        times.append(start + np.concatenate([[0.0], np.cumsum(steps)]))
-        values.append(
-            np.asarray(
-                draw(st.lists(st.floats(-10, 10), min_size=2 * len(times[-1]), max_size=2 * len(times[-1])))
-            ).reshape(-1, 2)
-        )
+    times, values = draw(ragged_records(4))
+    n = len(times)
     reads = draw(st.lists(st.tuples(st.integers(0, n - 1), st.floats(-10.0, 45.0)), min_size=1, max_size=15))
     # also read exactly at sample times: the boundaries of the intervals
     reads += [(i, float(times[i][k % len(times[i])])) for k, (i, _) in enumerate(reads)]

@@ -18,6 +18,8 @@ from hypothesis import strategies as st
 from sysid.fields import LinearMLPField, Scaling
 from sysid.integration import BatchedField, Clock, InputSignal, SolverConfig, TimeParameters, simulate, solve
 
+from .strategies import ragged_records
+
 F64 = torch.float64
 
 
@@ -49,13 +51,8 @@ def test_time_and_rate_reads_only_a_clock_of_one_element() -> None:
 @st.composite
 def one_record(draw):
     """A record (1-12 increasing sample times, 2 channels) among 1-3 others, and times to read it at."""
-    n = draw(st.integers(1, 3))
-    times, values = [], []
-    for _ in range(n):
-        steps = draw(st.lists(st.floats(0.01, 3.0), min_size=0, max_size=11))
-        times.append(draw(st.floats(-5.0, 5.0)) + np.concatenate([[0.0], np.cumsum(steps)]))
-        size = 2 * len(times[-1])
-        values.append(np.asarray(draw(st.lists(st.floats(-10, 10), min_size=size, max_size=size))).reshape(-1, 2))
+    times, values = draw(ragged_records(3))
+    n = len(times)
     record = draw(st.integers(0, n - 1))
     reads = draw(st.lists(st.floats(-10.0, 45.0), min_size=1, max_size=8))
     reads += [float(s) for s in times[record]]  # exactly on the samples: the ends of the intervals
