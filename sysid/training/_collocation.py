@@ -183,9 +183,10 @@ def _unless_oversmoothed(t: np.ndarray, y: np.ndarray) -> float:
 def smooth_trajectory(t: np.ndarray, y: np.ndarray, lam: np.ndarray | None = None) -> Smoothed:
     """Smoothing-spline fit of each column of ``y`` (NaN = missing) over times ``t``.
 
-    ``lam`` gives each column's smoothing strength (e.g. from :func:`smoothing_strengths`);
-    without it (or where it is NaN) scipy chooses it by GCV on this trajectory alone, unless
-    that fit oversmooths (see :func:`smoothing_strengths`).
+    ``lam`` gives each column's smoothing strength (e.g. from :func:`smoothing_strengths`).
+    Without it, scipy chooses each by GCV on this trajectory alone unless that fit
+    oversmooths (the check of :func:`smoothing_strengths`, for up to ``_GCV_WHOLE``
+    samples); where an entry of ``lam`` is NaN, scipy chooses it, unchecked.
 
     Examples
     --------
