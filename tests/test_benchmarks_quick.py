@@ -2,7 +2,10 @@
 
 Numbers are never asserted (they are reported, in benchmarks/RESULTS.md); this only
 keeps ``python -m benchmarks`` working. The tiny setting shrinks every study to a few
-seconds of fitting; the memory study still spawns its own interpreter.
+seconds of fitting; the memory study still spawns its own interpreter. The whole tiny
+run takes over two minutes on two cores (the sparse-recovery study's term selection is
+most of it), so its tests are marked ``slow``: ``.ci/run`` runs them in a step of their
+own after the default test run, which stays well inside its 10-minute budget.
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess
     return out, done
 
 
+@pytest.mark.slow
 def test_suite_writes_results(tiny_run: tuple[Path, subprocess.CompletedProcess]) -> None:
     out, done = tiny_run
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -71,6 +75,7 @@ def test_suite_writes_results(tiny_run: tuple[Path, subprocess.CompletedProcess]
     assert "## Summary" in text
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("study", list(EXPECTED_ROWS))
 def test_study_table(tiny_run: tuple[Path, subprocess.CompletedProcess], study: str) -> None:
     out, done = tiny_run
