@@ -137,9 +137,9 @@ def _r2_one_state(obs: np.ndarray, pred: np.ndarray, failed: str) -> float:
             total = float(np.sum(((obs - obs.mean()) / scale) ** 2))
         elif not np.all(np.isfinite(pred)):
             return np.nan  # a failed simulation: the score is NaN
-        else:
-            resid = float(np.sum(error**2))
-            total = float(np.sum((obs - obs.mean()) ** 2))
+        else:  # in units of the state's scale too: squares of data of magnitude 1e-300 underflow to 0
+            resid = float(np.sum((error / scale) ** 2))
+            total = float(np.sum(((obs - obs.mean()) / scale) ** 2))
     return 1.0 - resid / total if total > 0 else (1.0 if resid == 0 else 0.0)
 
 

@@ -69,6 +69,20 @@ def test_r2_is_the_estimators_score(pair):
     assert score == r2(data, predictions, failed="penalize")
 
 
+@pytest.mark.parametrize("magnitude", [1e-300, 1e-150, 1e150, 1e300])
+def test_r2_does_not_depend_on_the_data_s_magnitude(pair, magnitude):
+    """Squares of data of magnitude 1e-300 underflow to 0: a constant prediction once scored R^2 = 1."""
+    data, preds = pair
+    scaled = Trajectories.from_arrays(
+        [tr.t for tr in data], [tr.y * magnitude for tr in data], state_names=list(data.state_names)
+    )
+    expected = r2(data, preds, multioutput="raw_values")
+    got = r2(scaled, [p * magnitude for p in preds], multioutput="raw_values")
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    means = [np.broadcast_to(np.mean(np.concatenate([tr.y for tr in scaled]), axis=0), tr.y.shape) for tr in scaled]
+    assert r2(scaled, means) < 0.01  # the mean of the data explains nothing
+
+
 def test_a_failed_simulation_scores_very_bad_but_finite_for_ranking(pair):
     data, preds = pair
     early, late = [p.copy() for p in preds], [p.copy() for p in preds]
