@@ -197,8 +197,13 @@ class PolynomialField(torch.nn.Module):
         points = mid + width * steps.reshape(-1, n_vars)
         x, u = points[:, : self.n_dims], points[:, self.n_dims :]
         theta = self.library(torch.zeros(points.shape[0], dtype=center.dtype), x, u if self.n_inputs else None)
-        rms = theta.pow(2).mean(dim=0).sqrt()
-        return torch.where(torch.isfinite(rms) & (rms > 1e-12), rms, torch.ones_like(rms))
+        # Squared in units of a power of two near each column's peak (exact: the same bits for data of
+        # ordinary magnitude), so that columns of magnitude 1e-300 do not underflow to an RMS of 0.
+        peak = theta.abs().amax(dim=0)
+        unit = torch.ldexp(torch.ones_like(peak), torch.frexp(peak).exponent)
+        unit = torch.where(torch.isfinite(unit) & (peak > 0), unit, torch.ones_like(unit))
+        rms = (theta / unit).pow(2).mean(dim=0).sqrt() * unit
+        return torch.where(torch.isfinite(rms) & (rms > 0), rms, torch.ones_like(rms))
 
     # -- coefficients ------------------------------------------------------------------
     def scaled_coefficients(self) -> torch.Tensor:

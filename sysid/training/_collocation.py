@@ -51,6 +51,27 @@ class Smoothed:
     second_derivatives: np.ndarray
 
 
+def binary_unit(y: np.ndarray) -> float:
+    """A power of two that brings the largest finite magnitude of ``y`` into [0.5, 1); 1 if there is none.
+
+    The splines and their GCV square the data: at magnitudes near 1e-300 the squares
+    underflow to 0 (and near 1e300 overflow), and the smoothing fails silently. Scaling
+    by a power of two first is exact in floating point, so data of ordinary magnitude
+    give the same bits with or without it.
+
+    Examples
+    --------
+    >>> 0.5 <= binary_unit(np.array([3e-300, np.nan])) * 3e-300 < 1.0
+    True
+    >>> binary_unit(np.array([0.75, -0.5]))
+    1.0
+    """
+    finite = np.abs(np.asarray(y, dtype=float))
+    finite = finite[np.isfinite(finite)]
+    peak = float(finite.max()) if finite.size else 0.0
+    return float(np.ldexp(1.0, -int(np.frexp(peak)[1]))) if peak > 0 else 1.0
+
+
 def gcv_strength(t: np.ndarray, y: np.ndarray) -> float:
     """The smoothing strength ``lam`` of :func:`~scipy.interpolate.make_smoothing_spline` minimising GCV.
 
@@ -80,6 +101,7 @@ def _gcv_search(t: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     of predicting a new sample, noise included)."""
     t = np.asarray(t, dtype=float)
     y = np.asarray(y, dtype=float)
+    y = y * binary_unit(y)  # exact; the score is then in units of that power of two
     n = len(t)
     h = (t[-1] - t[0]) / (n - 1)
     u = (t - t[0]) / h  # unit mean spacing: lam on u is lam / h**3 on t
@@ -172,6 +194,7 @@ def _unless_oversmoothed(t: np.ndarray, y: np.ndarray) -> float:
     if not _MIN_POINTS <= seen.sum() <= _GCV_WHOLE:  # the grid's cost grows as the square of the samples
         return np.nan
     t, y = t[seen], y[seen]
+    y = y * binary_unit(y)  # exact: residual and GCV score in the same units, no underflow
     try:
         residual = y - make_smoothing_spline(t, y)(t)
         lam, least = _gcv_search(t, y)
@@ -206,14 +229,15 @@ def smooth_trajectory(t: np.ndarray, y: np.ndarray, lam: np.ndarray | None = Non
         if seen.sum() < _MIN_POINTS:
             continue
         strength = None if lam is None or not np.isfinite(lam[j]) else float(lam[j])
+        unit = binary_unit(y[seen, j])  # exact scaling: data of magnitude 1e-300 are smoothed too
         try:
-            spline = make_smoothing_spline(t[seen], y[seen, j], lam=strength)
+            spline = make_smoothing_spline(t[seen], y[seen, j] * unit, lam=strength)
         except ValueError:
             continue
         inside = (t >= t[seen][0]) & (t <= t[seen][-1])
-        values[inside, j] = spline(t[inside])
-        derivs[inside, j] = spline.derivative()(t[inside])
-        second[inside, j] = spline.derivative(2)(t[inside])
+        values[inside, j] = spline(t[inside]) / unit
+        derivs[inside, j] = spline.derivative()(t[inside]) / unit
+        second[inside, j] = spline.derivative(2)(t[inside]) / unit
     return Smoothed(values, derivs, second)
 
 

@@ -237,7 +237,8 @@ def test_neural_underdetermined_warns() -> None:
 
 
 def test_data_of_scale_1e_300_is_learned() -> None:
-    """data-of-scale-1e-300-is-learned: states of magnitude 1e-300 are scaled by their own spread."""
+    """data-of-scale-1e-300-is-learned: states of magnitude 1e-300 are scaled by their own spread, and the
+    smoothing spline and the library's column scales do not square them into underflow."""
     data = decay_data(n_times=20)
     tiny = sysid.Trajectories.from_arrays(
         [tr.t for tr in data], [tr.y * 1e-300 for tr in data], state_names=list(data.state_names)
@@ -245,6 +246,8 @@ def test_data_of_scale_1e_300_is_learned() -> None:
     model = sysid.SparseODE(degree=1, max_epochs=40, n_threshold_rounds=1, gradient="backprop", verbose=False).fit(tiny)
     assert model.scaling_.spread[0] < 1e-299  # not floored to 1
     assert model.score(tiny) > 0.99  # was 0.0: nothing learned
+    rates = model.coefficients_
+    assert rates.loc["x", "x"] == pytest.approx(-0.7, rel=0.02) and rates.loc["v", "v"] == pytest.approx(-0.3, rel=0.02)
 
 
 def test_neural_poor_free_run_warns() -> None:

@@ -168,3 +168,26 @@ def test_one_record_of_a_fast_oscillation_is_smoothed_to_the_noise_level() -> No
     assert lam.shape == (2,) and np.isfinite(lam).all()  # scipy's own choice replaced
     slow = np.column_stack([np.sin(t / 4.0), np.cos(t / 4.0)]) + 0.01 * rng.standard_normal(clean.shape)
     assert np.isnan(sysid.training.smoothing_strengths([t], [slow])).all()  # scipy's own choice kept
+
+
+@pytest.mark.parametrize("magnitude", [np.ldexp(1.0, -997), np.ldexp(1.0, 997)])  # 7.5e-301, 1.3e300
+@pytest.mark.parametrize("n_records", [1, 3])
+def test_smoothing_does_not_depend_on_the_data_s_magnitude(magnitude: float, n_records: int) -> None:
+    """The spline and its GCV square the data: at 1e-300 the squares underflowed and the strength changed.
+    Scaled by a power of two, the data must give the same strengths bit for bit and the same smoothed
+    states (up to the precision that subnormal numbers keep of the near-zero end curvatures)."""
+    rng = np.random.default_rng(1)
+    times = [np.sort(rng.uniform(0.0, 6.0, 40)) for _ in range(n_records)]
+    ys = [np.c_[np.sin(t), np.exp(-t)] + 0.02 * rng.standard_normal((40, 2)) for t in times]
+    lam = smoothing_strengths(times, ys)
+    scaled_lam = smoothing_strengths(times, [y * magnitude for y in ys])
+    np.testing.assert_array_equal(np.isnan(scaled_lam), np.isnan(lam))
+    np.testing.assert_array_equal(scaled_lam[np.isfinite(lam)], lam[np.isfinite(lam)])
+    for t, y in zip(times, ys):
+        plain = smooth_trajectory(t, y, lam)
+        scaled = smooth_trajectory(t, y * magnitude, scaled_lam)
+        for a, b in zip(
+            (plain.values, plain.derivatives, plain.second_derivatives),
+            (scaled.values, scaled.derivatives, scaled.second_derivatives),
+        ):
+            np.testing.assert_allclose(b / magnitude, a, rtol=1e-12, atol=1e-20)
