@@ -105,6 +105,11 @@ class GreyBoxODE(ParametricResults, ParametricODE):
         "training": partial(Training, max_epochs=300, lbfgs_steps=0, optimizer="least_squares"),
     }
     _aliases = ("f", "params")
+    _poor_free_run_advice = (
+        "Check the equations (signs, units, a missing term), the parameters' start values and their bounds (a "
+        "parameter on its bound is one the data push further); HybridODE can learn what the equations miss. See "
+        "docs/interpretable.md, 'GreyBoxODE'."
+    )
 
     def __init__(
         self, f: GreyBoxFunction | None = None, params: Mapping[str, float] | None = None, /, **options: Any

@@ -124,6 +124,11 @@ class HybridODE(ParametricResults, ParametricODE):
         "training": partial(Training, max_epochs=300, lbfgs_steps=100),
     }
     _aliases = ("known", "params")
+    _poor_free_run_advice = (
+        "Check the known equations, the parameters' start values and their bounds; a larger network (hidden=), a "
+        "smaller correction_penalty or a longer training (max_epochs, lbfgs_steps) lets the correction learn more. "
+        "See docs/interpretable.md, 'HybridODE'."
+    )
 
     def __init__(
         self, known: GreyBoxFunction | None = None, params: Mapping[str, float] | None = None, /, **options: Any

@@ -26,13 +26,13 @@ import torch
 from sysid.errors import ConfigError, DataError, FitError, FitWarning
 from sysid.estimators._base import TrajectoryEstimator, warn_if_underdetermined
 from sysid.estimators._composition import PartsMixin
+from sysid.estimators._free_run import FreeRunCheckMixin
 from sysid.estimators._ode_simulation import SimulationMixin
 from sysid.estimators._ode_warm_start import WarmStartMixin
 from sysid.fields import MLP, FieldContext, FieldSpec, Scaling, Sensor
 from sysid.integration import BatchedField, InputSignal, Solver, TimeParameters, resolve_device, torch_threads
 from sysid.training import (
     ADVICE,
-    POOR_FREE_RUN,
     HorizonStage,
     MultipleShooting,
     Training,
@@ -66,7 +66,7 @@ class TrainingProblem:
     starts: Callable[[], torch.Tensor]
 
 
-class SolverTrainedODE(PartsMixin, SimulationMixin, WarmStartMixin, TrajectoryEstimator):
+class SolverTrainedODE(PartsMixin, SimulationMixin, WarmStartMixin, FreeRunCheckMixin, TrajectoryEstimator):
     """A vector field integrated by a torchdiffeq solver and trained by multiple shooting.
 
     Parameters
@@ -260,34 +260,7 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, WarmStartMixin, TrajectoryEs
         self._resolve()
         with torch_threads(1):
             self._fit_resolved(data)
-        self._warn_if_free_run_is_poor()
-
-    def _warn_if_free_run_is_poor(self) -> None:
-        """A FitWarning when the kept parameters' free-run error exceeds :data:`sysid.training.POOR_FREE_RUN`.
-
-        The free-run check picks the parameters; if even the best is that far off, the model
-        reproduces its data over short windows only, and nothing else says so.
-        """
-        if self._additive_refinement or self.training_.errors != "additive" or "val_loss" not in self.history_:
-            return  # a refinement after the check changes the parameters (GreyBoxODE, HybridODE)
-        scores = self.history_["val_loss"].to_numpy(dtype=float)
-        best = float(np.min(scores[np.isfinite(scores)])) if np.isfinite(scores).any() else np.nan
-        if not best > POOR_FREE_RUN:
-            return
-        where = (
-            "on the held-out tails of its trajectories (validation_fraction)"
-            if self.training_.validation_fraction
-            else "over its training trajectories"
-        )
-        warnings.warn(
-            f"{type(self).__name__}: simulated from its learned initial states, the fitted model's RMSE {where} "
-            f"is {best:.2g} standard deviations of the data (1 is no better than their mean; this warning starts "
-            f"at {POOR_FREE_RUN}). It may predict a few samples ahead, but forecasts and new experiments will be "
-            "at least that far off, unless the data are that noisy. For a linear or near-linear system try "
-            "SparseODE(degree=1); see docs/neural_ode.md, 'When things go wrong'.",
-            FitWarning,
-            stacklevel=4,
-        )
+        self._warn_if_free_run_is_poor(data)
 
     def _prepare(self, data: Trajectories, generator: torch.Generator) -> bool:
         """Scale the data and build the field for them; True when a warm start reuses the fitted field."""

@@ -72,6 +72,7 @@ class ParametricODE(SolverTrainedODE):
     """
 
     _additive_refinement = True
+    _changed_after_training = True  # the least-squares refinement moves the parameters after the training
     #: Scaled segment starts of the multiple-shooting stage of the running fit (None: not run).
     _segment_starts: torch.Tensor | None = None
 

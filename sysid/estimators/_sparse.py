@@ -115,10 +115,17 @@ class SparseODE(EquationsMixin, SelectionMixin, SolverTrainedODE):
         return bool(getattr(self._part("field"), "auto", False))
 
     # -- fitting -------------------------------------------------------------------------
+    _changed_after_training = True  # pruned after the last round; polished and chosen among candidates
+    _poor_free_run_advice = (
+        "The library may lack terms the system needs: try a higher degree, include_trig=True or terms of your own "
+        "(functions=), or a NeuralODE; see docs/interpretable.md, 'Equations you can use'."
+    )
+
     def _fit(self, data: Trajectories) -> None:
         self._resolve()
         if self._auto():
             self._fit_selected(data)
+            self._warn_if_free_run_is_poor(data)
             return
         part = self.field_part_
         user_warm_start = self.warm_start
@@ -146,6 +153,7 @@ class SparseODE(EquationsMixin, SelectionMixin, SolverTrainedODE):
         self.n_rounds_ = len(histories)
         self._after_fit(data)
         self._clear_selection_results()
+        self._warn_if_free_run_is_poor(data)  # the kept (last, pruned) coefficients
 
     def _smoothing_strengths(self, data: Trajectories, train_rows: list[int]) -> np.ndarray:  # type: ignore[override]
         """Spline strengths per state; with ``errors="log"`` chosen on the log of the data."""

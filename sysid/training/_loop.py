@@ -26,10 +26,11 @@ POLISH_CHUNK = 10
 #: chunks after 0.0967 -> 0.0965 cost 35 CPU s each for gains under 0.3% (docs/neural_ode.md).
 POLISH_MIN_GAIN = 0.01
 
-#: A fit whose best free-run error (RMSE in standard deviations of the data) exceeds this gets a
-#: FitWarning from the estimator: R^2 below 0.75 over its own training trajectories. Nine default fits
-#: of the panel keep 0.006-0.10 (the cascaded tanks 0.097); a lightly damped 5 Hz oscillator kept 1.0
-#: (no better than the mean) and nothing said so (docs/neural_ode.md, "When things go wrong").
+#: A fit whose kept parameters' free-run error (RMSE in standard deviations of the data) exceeds this
+#: gets a FitWarning from every solver-trained estimator: R^2 below 0.75 over its own training
+#: trajectories. Nine default fits of the panel keep 0.006-0.10 (the cascaded tanks 0.097); a lightly
+#: damped 5 Hz oscillator kept 1.0 (no better than the mean) and nothing said so (docs/neural_ode.md,
+#: "When things go wrong").
 POOR_FREE_RUN = 0.5
 _DIVERGENCE = 1e4  # an epoch loss this many times the best one so far counts as a failure
 ADVICE = (

@@ -7,7 +7,9 @@ usable, training that must be kept. ``BEHAVIOURS`` lists their catalogue IDs.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +38,10 @@ BEHAVIOURS = [
     "neural-underdetermined-warns",
     "data-of-scale-1e-300-is-learned",
     "neural-poor-free-run-warns",
+    "greybox-poor-free-run-warns",
+    "hybrid-poor-free-run-warns",
+    "sparse-poor-free-run-warns",
+    "log-errors-poor-free-run-warns",
 ]
 
 FLAGGING = ("NeuralODE", "SparseODE", "SINDy")  # the estimators that warn about extrapolation
@@ -267,3 +273,119 @@ def test_neural_poor_free_run_warns() -> None:
         warnings.simplefilter("error", FitWarning)
         model = sysid.NeuralODE(hidden=(8,), max_epochs=30, random_state=0).fit(decay)
     assert float(np.nanmin(model.history_["val_loss"])) < sysid.training.POOR_FREE_RUN
+
+
+# -- the same check for every solver-trained estimator, on the parameters each keeps -----------------------
+POOR_FREE_RUN_MESSAGE = r"RMSE over its training trajectories is \S+ standard deviations of the data"
+
+
+def _swing(n_times: int = 40, duration: float = 6.0) -> sysid.Trajectories:
+    """A lightly damped oscillator, x and v: no first-order decay can follow it."""
+    t = np.linspace(0.0, duration, n_times)
+    x, v = np.exp(-0.1 * t) * np.cos(2 * t), -2 * np.exp(-0.1 * t) * np.sin(2 * t)
+    return sysid.Trajectories.from_arrays([t], [np.c_[x, v]], state_names=["x", "v"])
+
+
+def _decay(n_times: int = 20) -> sysid.Trajectories:
+    t = np.linspace(0.0, 2.0, n_times)
+    return sysid.Trajectories.from_arrays([t], [(3.0 * np.exp(-0.8 * t))[:, None]], state_names=["x"])
+
+
+def _decay_law(t, x, p, u):
+    return -p["k"] * x
+
+
+@contextlib.contextmanager
+def _silent_free_run() -> Iterator[None]:
+    """A context in which the poor-free-run warning is an error (other FitWarnings may fire)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=f".*{POOR_FREE_RUN_MESSAGE}", category=FitWarning)
+        yield
+
+
+def test_greybox_poor_free_run_warns() -> None:
+    """greybox-poor-free-run-warns: wrong equations (a decay for an oscillator) warn, with advice on the
+    equations; the right ones do not. The least-squares fit has no free-run history: the kept
+    parameters are simulated once after it."""
+    wrong = sysid.GreyBoxODE(_decay_law, {"k": 0.5}, bounds={"k": (0, None)}, verbose=False)
+    with pytest.warns(FitWarning, match=rf"GreyBoxODE: .*{POOR_FREE_RUN_MESSAGE}.*Check the equations"):
+        wrong.fit(_swing())
+    right = sysid.GreyBoxODE(_decay_law, {"k": 0.3}, bounds={"k": (0, None)}, verbose=False)
+    with _silent_free_run():
+        right.fit(_decay())
+    assert right.params_["k"] == pytest.approx(0.8, rel=1e-3)
+
+
+def test_hybrid_poor_free_run_warns() -> None:
+    """hybrid-poor-free-run-warns: a starved correction on top of the wrong physics warns after the
+    least-squares refinement of k (which moves the parameters after the training's check); a
+    correction that learns what the known part misses does not."""
+    starved = sysid.HybridODE(
+        _decay_law,
+        {"k": 0.5},
+        bounds={"k": (0, None)},
+        hidden=(4,),
+        max_epochs=2,
+        lbfgs_steps=0,
+        collocation_steps=0,
+        gradient="backprop",
+        verbose=False,
+    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*not identifiable", category=FitWarning)  # k: the network's too
+        with pytest.warns(FitWarning, match=rf"HybridODE: .*{POOR_FREE_RUN_MESSAGE}.*known equations"):
+            starved.fit(_swing())
+    assert starved.refined_
+    t = np.linspace(0.0, 1.0, 12)
+    logistic = sysid.Trajectories.from_arrays([t], [(1.0 / (1.0 + np.exp(-2.0 * t)))[:, None]], state_names=["x"])
+    growth = sysid.HybridODE(
+        lambda t, x, p, u: p["r"] * x,
+        {"r": 2.0},
+        fixed=["r"],
+        hidden=(8,),
+        max_epochs=5,
+        lbfgs_steps=10,
+        gradient="backprop",
+        verbose=False,
+    )
+    with _silent_free_run():
+        growth.fit(logistic)
+
+
+def test_sparse_poor_free_run_warns() -> None:
+    """sparse-poor-free-run-warns: linear equations (degree=1) cannot make a relaxation oscillation
+    (Van der Pol, mu = 5; the selection keeps no term at all): the chosen candidate warns, with advice
+    on the library, and so do the pruned coefficients of a numeric threshold; the same library on a
+    decay does not."""
+    from scipy.integrate import solve_ivp
+
+    t = np.linspace(0.0, 12.0, 25)
+    mu = 5.0
+    path = solve_ivp(
+        lambda _, z: [z[1], mu * (1 - z[0] ** 2) * z[1] - z[0]], (0.0, 12.0), [2.0, 0.0], t_eval=t, rtol=1e-9
+    ).y.T
+    cycle = sysid.Trajectories.from_arrays([t], [path], state_names=["x", "v"])
+    linear = dict(degree=1, max_epochs=10, gradient="backprop", verbose=False)
+    for threshold in ("auto", 0.05):
+        with pytest.warns(FitWarning, match=rf"SparseODE: .*{POOR_FREE_RUN_MESSAGE}.*higher degree"):
+            sysid.SparseODE(threshold=threshold, n_threshold_rounds=1, **linear).fit(cycle)
+    with _silent_free_run():
+        sysid.SparseODE(**linear).fit(_decay())
+
+
+def test_log_errors_poor_free_run_warns() -> None:
+    """log-errors-poor-free-run-warns: with errors="log" the kept parameters are scored in standard
+    deviations of the data too (the training's val_loss is an RMSE of log ratios)."""
+    t = np.arange(120) / 50.0
+    swing = sysid.Trajectories.from_arrays(
+        [t], [np.c_[2 + np.cos(2 * np.pi * 5.0 * t), 2 - np.sin(2 * np.pi * 5.0 * t)]], state_names=["x", "v"]
+    )
+    starved = sysid.NeuralODE(
+        hidden=(8,), max_epochs=1, lbfgs_steps=0, collocation_steps=0, horizons=None, errors="log", verbose=False
+    )
+    with pytest.warns(FitWarning, match=rf"NeuralODE: .*{POOR_FREE_RUN_MESSAGE}.*SparseODE\(degree=1\)"):
+        starved.fit(swing)
+    t = np.linspace(0.0, 3.0, 40)
+    decay = sysid.Trajectories.from_arrays([t], [np.exp(-t)[:, None]], state_names=["x"])
+    with _silent_free_run():
+        sysid.NeuralODE(hidden=(8,), max_epochs=10, errors="log", random_state=0, verbose=False).fit(decay)

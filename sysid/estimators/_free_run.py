@@ -1,0 +1,149 @@
+"""The poor-free-run check of solver-trained estimators: is the kept model any better than the data's mean?
+
+After a fit, the kept parameters are simulated from their fitted initial states over the
+training trajectories (the free run that picks the parameters during training,
+:meth:`sysid.training.MultipleShooting.free_run_error`); an RMSE above
+:data:`sysid.training.POOR_FREE_RUN` standard deviations of the data gives a
+:class:`~sysid.FitWarning`, with advice for the estimator at hand.
+
+Where the training is the last word on the parameters (NeuralODE with additive errors)
+the score is the best ``val_loss`` of the history, with no extra work. Where something
+changes them after the last free-run check (GreyBoxODE's and HybridODE's least-squares
+refinement, SparseODE's thresholding, Gauss-Newton polish and choice among candidates),
+or where ``val_loss`` is on another scale (``Training(errors="log")``: an RMSE of log
+ratios), the kept parameters are scored once more: one solve without gradients, which
+draws no random numbers.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import torch
+
+from sysid.errors import FitWarning
+from sysid.integration import SolverFailure, torch_threads
+from sysid.training import POOR_FREE_RUN, MultipleShooting, make_segments
+from sysid.trajectories import Trajectories
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from sysid.fields import Scaling
+    from sysid.integration import BatchedField, InputSignal, SolverConfig
+    from sysid.training import Training
+
+
+class FreeRunCheckMixin:
+    """The :class:`~sysid.FitWarning` of a fit whose kept parameters do not reproduce their own data.
+
+    Mixed into :class:`~sysid.estimators._ode_base.SolverTrainedODE`; its ``_fit`` calls
+    :meth:`_warn_if_free_run_is_poor` last, after anything that changes the parameters.
+    """
+
+    #: Whether the parameters may change after the training's last free-run check (a refinement,
+    #: a pruning, a choice among candidates): then the kept ones are scored again after the fit.
+    _changed_after_training: ClassVar[bool] = False
+    #: What to try when the warning fires, for this estimator (the end of the message).
+    _poor_free_run_advice: ClassVar[str] = (
+        "For a linear or near-linear system try SparseODE(degree=1); see docs/neural_ode.md, 'When things go wrong'."
+    )
+
+    if TYPE_CHECKING:  # what SolverTrainedODE provides (declared for mypy only)
+        history_: pd.DataFrame
+        training_: Training
+        rhs_: BatchedField
+        scaling_: Scaling
+        sensor_: Any
+        solver_: SolverConfig
+        solver_part_: Any
+        x0_: np.ndarray
+        n_dims_: int
+        n_states_in_: int
+        torch_dtype_: torch.dtype
+
+        def _validation_split(self, data: Trajectories) -> tuple[list[int], list[float] | None]: ...
+        def _input_signal(self, data: Trajectories) -> InputSignal | None: ...
+
+    def _warn_if_free_run_is_poor(self, data: Trajectories) -> None:
+        """A FitWarning when the kept parameters' free-run error exceeds :data:`sysid.training.POOR_FREE_RUN`.
+
+        The free-run check picks the parameters; if even the kept ones are that far off,
+        the model reproduces its data over short windows only, and nothing else says so.
+        ``data``: the training data as fitted (the whole trajectories, tails included).
+        """
+        best = self._kept_free_run_error(data)
+        if not best > POOR_FREE_RUN:
+            return
+        where = (
+            "on the held-out tails of its trajectories (validation_fraction)"
+            if self.training_.validation_fraction
+            else "over its training trajectories"
+        )
+        warnings.warn(
+            f"{type(self).__name__}: simulated from its learned initial states, the fitted model's RMSE {where} "
+            f"is {best:.2g} standard deviations of the data (1 is no better than their mean; this warning starts "
+            f"at {POOR_FREE_RUN}). It may predict a few samples ahead, but forecasts and new experiments will be "
+            f"at least that far off, unless the data are that noisy. {self._poor_free_run_advice}",
+            FitWarning,
+            stacklevel=4,
+        )
+
+    def _kept_free_run_error(self, data: Trajectories) -> float:
+        """The kept parameters' free-run RMSE (standard deviations of the data); NaN if it cannot be simulated.
+
+        The history's best ``val_loss`` when the training picked the kept parameters by it
+        on this scale (additive errors); else one more free run of the kept parameters.
+        """
+        history = getattr(self, "history_", None)
+        if (
+            not self._changed_after_training
+            and self.training_.errors == "additive"
+            and history is not None
+            and "val_loss" in history
+        ):
+            scores = history["val_loss"].to_numpy(dtype=float)
+            return float(np.min(scores[np.isfinite(scores)])) if np.isfinite(scores).any() else math.nan
+        try:
+            with torch_threads(1):
+                return self._free_run_error(data)
+        except SolverFailure:
+            return math.nan  # the fit's own warnings and errors speak for a model that cannot be simulated
+
+    def _free_run_error(self, data: Trajectories) -> float:
+        """RMSE (scaled units: additive errors, whatever ``errors`` the fit used) of the kept parameters.
+
+        The shooting objective over whole trajectories (one segment each), started at the
+        fitted initial states ``x0_``, scored by
+        :meth:`~sysid.training.MultipleShooting.free_run_error` as the training's
+        validation is (on the held-out tails with ``validation_fraction``).
+        """
+        times = [tr.t for tr in data]
+        scaled = [self.scaling_.scale(tr.y) for tr in data]
+        _, tail_from = self._validation_split(data)
+        segments = make_segments(times, scaled, max(max(len(t) for t in times) - 1, 1))
+        shooting = MultipleShooting(
+            self.rhs_,
+            segments,
+            times,
+            scaled,
+            self.n_dims_,
+            self._input_signal(data),
+            self.solver_,
+            self.solver_part_.gradient,
+            0.0,
+            observe=self.sensor_,
+        )
+        n = self.n_states_in_
+        x0 = np.asarray(self.x0_, dtype=float)
+        z0 = np.concatenate([self.scaling_.scale(x0[:, :n]), x0[:, n:]], axis=1)
+        nfe = self.rhs_.nfe  # the fit's count of evaluations stays the fit's
+        try:
+            with torch.no_grad():
+                shooting.starts[shooting.first_segment] = torch.as_tensor(z0, dtype=shooting.starts.dtype)
+            return shooting.free_run_error(tail_from)
+        finally:
+            self.rhs_.nfe = nfe
