@@ -1,4 +1,5 @@
 """The poor-free-run check of solver-trained estimators: is the kept model any better than the data's mean?
+If not, one refit from the field's second start, where the field has one (NeuralODE's default field).
 
 After a fit, the kept parameters are simulated from their fitted initial states over the
 training trajectories (the free run that picks the parameters during training,
@@ -17,21 +18,21 @@ draws no random numbers.
 
 from __future__ import annotations
 
+import copy
 import math
 import warnings
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
+import pandas as pd
 import torch
 
-from sysid.errors import FitWarning
+from sysid.errors import FitError, FitWarning
 from sysid.integration import SolverFailure, torch_threads
 from sysid.training import POOR_FREE_RUN, MultipleShooting, make_segments
 from sysid.trajectories import Trajectories
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from sysid.fields import Scaling
     from sysid.integration import BatchedField, InputSignal, SolverConfig
     from sysid.training import Training
@@ -41,6 +42,7 @@ class FreeRunCheckMixin:
     """The :class:`~sysid.FitWarning` of a fit whose kept parameters do not reproduce their own data.
 
     Mixed into :class:`~sysid.estimators._ode_base.SolverTrainedODE`; its ``_fit`` calls
+    :meth:`_refit_if_poor` (one refit from the field's second start, if it has one) and then
     :meth:`_warn_if_free_run_is_poor` last, after anything that changes the parameters.
     """
 
@@ -65,8 +67,50 @@ class FreeRunCheckMixin:
         n_states_in_: int
         torch_dtype_: torch.dtype
 
+        field_part_: Any
+        warm_start: bool
+        checkpoint_path: Any
+        n_function_evals_: int
+
+        def _fit_resolved(self, data: Trajectories) -> None: ...
         def _validation_split(self, data: Trajectories) -> tuple[list[int], list[float] | None]: ...
         def _input_signal(self, data: Trajectories) -> InputSignal | None: ...
+
+    def _refit_if_poor(self, data: Trajectories) -> None:
+        """Fit once more from the field's second start when the kept model does not reproduce its data.
+
+        Only when the kept parameters' free-run error exceeds :data:`sysid.training.POOR_FREE_RUN`
+        and the field part offers another start (:meth:`sysid.fields.FieldSpec.second_start`:
+        ``LinearMLP(linear_start="zero")``, NeuralODE's default, refits from the least-squares
+        linear part). Every other fit is untouched, to the last bit. The better of the two fits
+        by that error is kept; ``history_`` then holds both (column ``attempt``: 0 the first,
+        1 the refit) and ``n_function_evals_`` counts both. Not with ``warm_start`` (the caller
+        continues a fit of their own), ``checkpoint_path`` (a resumed fit must end where an
+        uninterrupted one does), or without the collocation warm start that sets the start.
+        """
+        second = self.field_part_.second_start()
+        if second is None or self.warm_start or self.checkpoint_path is not None:
+            return
+        if not self.training_.collocation_steps:
+            return
+        first_score = self._kept_free_run_error(data)
+        if not first_score > POOR_FREE_RUN:
+            return
+        first = copy.deepcopy(self.__dict__)
+        self.field_part_ = second
+        try:
+            self._fit_resolved(data)
+            second_score = self._kept_free_run_error(data)
+        except FitError:
+            second_score = math.nan  # the refit failed: the first fit stays, as if it had not been tried
+        histories = [first["history_"].assign(attempt=0), getattr(self, "history_", None)]
+        evals = int(first.get("n_function_evals_", 0)) + int(getattr(self, "n_function_evals_", 0))
+        if not second_score < first_score:
+            self.__dict__.clear()
+            self.__dict__.update(first)
+        if histories[1] is not None:
+            self.history_ = pd.concat([histories[0], histories[1].assign(attempt=1)], ignore_index=True)
+        self.n_function_evals_ = evals
 
     def _warn_if_free_run_is_poor(self, data: Trajectories) -> None:
         """A FitWarning when the kept parameters' free-run error exceeds :data:`sysid.training.POOR_FREE_RUN`.

@@ -34,7 +34,10 @@ class NeuralODE(SolverTrainedODE):
     the free-run error of whole trajectories across all of them). The parts' parameters
     can be given flat: ``NeuralODE(hidden=(32, 32), max_epochs=80, rtol=1e-6)``;
     ``NeuralODE(field=sysid.fields.MLP(), horizons=None)`` is the network alone trained
-    on short windows only (the defaults before issue #17).
+    on short windows only (the defaults before issue #17). A fit whose kept free-run error
+    over its training trajectories exceeds :data:`sysid.training.POOR_FREE_RUN` is fitted
+    once more from the least-squares linear part and the better fit is kept (``history_``
+    column ``attempt``); if both stay above it, a :class:`~sysid.FitWarning` says so.
 
     Examples
     --------

@@ -260,6 +260,7 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, WarmStartMixin, FreeRunCheck
         self._resolve()
         with torch_threads(1):
             self._fit_resolved(data)
+            self._refit_if_poor(data)
         self._warn_if_free_run_is_poor(data)
 
     def _prepare(self, data: Trajectories, generator: torch.Generator) -> bool:

@@ -8,6 +8,7 @@ from typing import Any, ClassVar, cast
 
 import numpy as np
 import torch
+from sklearn.base import clone
 
 from sysid.fields._mlp import MLP, MLPField
 from sysid.fields._scaling import Scaling
@@ -230,6 +231,22 @@ class LinearMLP(MLP):
         if self.linear_start == "least_squares":
             cast(LinearMLPField, module).fit_linear(x, dx, u)
         return False  # the collocation fit then trains the network on what the linear part leaves
+
+    def second_start(self) -> LinearMLP | None:
+        """The same field from the least-squares linear part, when it starts from zero (else None).
+
+        Fitted together from zero, the linear part can stay far from a fast rotation that the
+        least-squares fit finds at once (docs/neural_ode.md, "A second start for a fit that
+        does not reproduce its data").
+
+        Examples
+        --------
+        >>> LinearMLP(hidden=(8,), linear_start="zero").second_start()
+        LinearMLP(hidden=(8,))
+        >>> LinearMLP().second_start() is None
+        True
+        """
+        return clone(self).set_params(linear_start="least_squares") if self.linear_start == "zero" else None
 
     def collocation_parameters(self, module: MLPField) -> list[torch.nn.Parameter] | None:
         if self.linear_start == "zero":

@@ -137,6 +137,11 @@ class FieldSpec(Part, Generic[ModuleT]):
         """The parameters the generic collocation fit trains after :meth:`warm_start` (None: all)."""
         return None
 
+    def second_start(self) -> FieldSpec | None:
+        """This field started another way, for one refit when the fit from this start does not
+        reproduce its own data (:data:`sysid.training.POOR_FREE_RUN`); None: it has no other."""
+        return None
+
     def rounds(self) -> int:
         """How many times :meth:`next_round` may ask for another training (thresholding)."""
         return 0

@@ -267,12 +267,34 @@ def test_neural_poor_free_run_warns() -> None:
     with pytest.warns(FitWarning, match=r"RMSE over its training trajectories is \S+ standard deviations"):
         starved.fit(swing)
     assert float(np.nanmin(starved.history_["val_loss"])) > sysid.training.POOR_FREE_RUN
+    assert "attempt" not in starved.history_  # no collocation warm start: no second start to refit from
     t = np.linspace(0.0, 3.0, 40)
     decay = sysid.Trajectories.from_arrays([t], [np.exp(-t)[:, None]], state_names=["x"])
     with warnings.catch_warnings():
         warnings.simplefilter("error", FitWarning)
         model = sysid.NeuralODE(hidden=(8,), max_epochs=30, random_state=0).fit(decay)
     assert float(np.nanmin(model.history_["val_loss"])) < sysid.training.POOR_FREE_RUN
+    assert "attempt" not in model.history_  # a fit that reproduces its data is never refitted
+
+
+def test_neural_poor_fit_refits_from_the_least_squares_linear_part() -> None:
+    """neural-poor-fit-refits: a NeuralODE fit from a zero linear part that does not reproduce its
+    data is fitted once more from the least-squares linear part, and the better fit is kept."""
+    t = np.arange(120) / 50.0
+    swing = sysid.Trajectories.from_arrays(
+        [t], [np.c_[np.cos(2 * np.pi * 5.0 * t), -np.sin(2 * np.pi * 5.0 * t)]], state_names=["x", "v"]
+    )
+    starved = sysid.NeuralODE(
+        hidden=(8,), max_epochs=1, lbfgs_steps=0, collocation_steps=5, horizons=None, random_state=0, verbose=False
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FitWarning)
+        starved.fit(swing)
+    best = starved.history_.groupby("attempt")["val_loss"].min()
+    assert best[0] > sysid.training.POOR_FREE_RUN > 0.1 > best[1]  # the first fit failed, the refit did not
+    assert starved.field_part_.linear_start == "least_squares" and starved.field.linear_start == "zero"
+    predicted = starved.predict(t=t, x0=[1.0, 0.0])
+    assert np.sqrt(np.mean((predicted - swing[0].y) ** 2)) < 0.1  # 12 periods of the swing, free run
 
 
 # -- the same check for every solver-trained estimator, on the parameters each keeps -----------------------
