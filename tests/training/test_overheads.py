@@ -38,13 +38,16 @@ def test_validation_epochs_are_reproducible_and_sparser_than_every_five() -> Non
         ).fit(data)
         for _ in range(2)
     ]
-    checked = [f.history_.loc[f.history_["val_loss"].notna(), "epoch"].tolist() for f in fits]
+    # These starved fits do not reproduce their data and are refitted once (history_ column "attempt"):
+    # each attempt numbers its own epochs; the first is checked here.
+    first = [f.history_[f.history_["attempt"] == 0] if "attempt" in f.history_ else f.history_ for f in fits]
+    checked = [h.loc[h["val_loss"].notna(), "epoch"].tolist() for h in first]
     assert checked[0] == checked[1]
     assert checked[0][0] == -1 and checked[0][-1] == 29
     gaps = np.diff(checked[0][:-1])  # the last epoch is always checked, however close
     assert (gaps >= 5).all() and (gaps <= 20).all()
     assert len(checked[0]) < len([-1, *range(0, 30, 5), 29])
-    assert fits[0].history_["nfe_validation"].notna().sum() == len(checked[0])
+    assert first[0]["nfe_validation"].notna().sum() == len(checked[0])
     for a, b in zip(fits[0].rhs_.state_dict().values(), fits[1].rhs_.state_dict().values()):
         assert torch.equal(a, b)
 
