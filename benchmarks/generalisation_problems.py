@@ -291,6 +291,40 @@ def mass_spring_damper(seed: int) -> Case:
     return _simulated("mass_spring_damper", "mass_spring_damper", seed)
 
 
+def light_oscillator(seed: int) -> Case:
+    """A lightly damped 5 Hz oscillator sampled at 50 Hz (10 samples a period), 1% noise (draw ``seed``).
+
+    Fit the first 800 samples (80 periods), forecast the next 400 from the measured state
+    (session 7's failure of the default NeuralODE: a free run over many periods needs the
+    frequency to a few tenths of a percent). Exact solution of x'' = -w^2 x - 0.02 x'.
+    """
+    from scipy.linalg import expm
+
+    import sysid
+
+    w, n, split = 2 * np.pi * 5.0, 1200, 800
+    t = np.arange(n) / 50.0
+    a = np.array([[0.0, 1.0], [-(w**2), -0.02]])
+    y = np.array([expm(a * s) @ np.array([1.0, 0.0]) for s in t]) * np.array([1.0, 1 / w])
+    y = y + 0.01 * np.random.default_rng(seed).standard_normal(y.shape)
+    train = sysid.Trajectories.from_arrays([t[:split]], [y[:split]], state_names=["x", "v"], names=["record"])
+    # ClassicalODE's form has x and x' as states; here v = x' / w, so its k is w and its c the damping.
+    return Case(
+        "light_oscillator",
+        seed,
+        train,
+        _forecast_score(t, y, split),
+        "nRMSE of x",
+        sparse={"degree": 1},
+        sindy={"degree": 1},
+        classical=(_scaled_oscillator_form, {"w": 30.0, "c": 0.1}, {}),
+    )
+
+
+def _scaled_oscillator_form(t: float, x: np.ndarray, p: dict, u: Any) -> list[float]:
+    return [p["w"] * x[1], -p["w"] * x[0] - p["c"] * x[1]]
+
+
 def lynx_hare(seed: int) -> Case | None:
     import sysid
     from sysid import metrics
@@ -393,6 +427,7 @@ PROBLEMS: dict[str, Callable[[int], Case | None]] = {
     "duffing": duffing,
     "pendulum_sim": pendulum_sim,
     "mass_spring_damper": mass_spring_damper,
+    "light_oscillator": light_oscillator,
     "silverbox": silverbox,
     "emps": emps,
 }
