@@ -86,7 +86,8 @@ class FreeRunCheckMixin:
         by that error is kept; ``history_`` then holds both (column ``attempt``: 0 the first,
         1 the refit) and ``n_function_evals_`` counts both. Not with ``warm_start`` (the caller
         continues a fit of their own), ``checkpoint_path`` (a resumed fit must end where an
-        uninterrupted one does), or without the collocation warm start that sets the start.
+        uninterrupted one does), without the collocation warm start that sets the start, or
+        on streamed data (``LazyTrajectories``: their fit has no free-run check of its own).
         """
         second = self.field_part_.second_start()
         if second is None or self.warm_start or self.checkpoint_path is not None:
