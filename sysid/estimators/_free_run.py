@@ -99,18 +99,27 @@ class FreeRunCheckMixin:
             return
         first = copy.deepcopy(self.__dict__)
         self.field_part_ = second
+        for name in ("history_", "n_function_evals_"):  # the refit's own, or none if it fails early
+            self.__dict__.pop(name, None)
         try:
             self._fit_resolved(data)
             second_score = self._kept_free_run_error(data)
         except FitError:
             second_score = math.nan  # the refit failed: the first fit stays, as if it had not been tried
-        histories = [first["history_"].assign(attempt=0), getattr(self, "history_", None)]
+        except KeyboardInterrupt:
+            self.__dict__.clear()
+            self.__dict__.update(first)
+            warnings.warn("fit interrupted during its refit; keeping the first fit.", FitWarning, stacklevel=4)
+            return
+        refit_history = getattr(self, "history_", None)
         evals = int(first.get("n_function_evals_", 0)) + int(getattr(self, "n_function_evals_", 0))
         if not second_score < first_score:
             self.__dict__.clear()
             self.__dict__.update(first)
-        if histories[1] is not None:
-            self.history_ = pd.concat([histories[0], histories[1].assign(attempt=1)], ignore_index=True)
+        if refit_history is not None:
+            self.history_ = pd.concat(
+                [first["history_"].assign(attempt=0), refit_history.assign(attempt=1)], ignore_index=True
+            )
         self.n_function_evals_ = evals
 
     def _warn_if_free_run_is_poor(self, data: Trajectories) -> None:

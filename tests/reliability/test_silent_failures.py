@@ -297,6 +297,32 @@ def test_neural_poor_fit_refits_from_the_least_squares_linear_part() -> None:
     assert np.sqrt(np.mean((predicted - swing[0].y) ** 2)) < 0.1  # 12 periods of the swing, free run
 
 
+def test_a_refit_that_fails_keeps_the_first_fit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """neural-poor-fit-refits: a refit that raises FitError leaves the first fit as it was, with its warning."""
+    t = np.arange(120) / 50.0
+    swing = sysid.Trajectories.from_arrays(
+        [t], [np.c_[np.cos(2 * np.pi * 5.0 * t), -np.sin(2 * np.pi * 5.0 * t)]], state_names=["x", "v"]
+    )
+    fitted = sysid.NeuralODE._fit_resolved
+    calls: list[str] = []
+
+    def second_fails(self: sysid.NeuralODE, data: sysid.Trajectories) -> None:
+        calls.append(self.field_part_.linear_start)
+        if len(calls) == 2:
+            raise sysid.FitError("the refit diverged")
+        fitted(self, data)
+
+    monkeypatch.setattr(sysid.NeuralODE, "_fit_resolved", second_fails)
+    starved = sysid.NeuralODE(
+        hidden=(8,), max_epochs=1, lbfgs_steps=0, collocation_steps=5, horizons=None, random_state=0, verbose=False
+    )
+    with pytest.warns(FitWarning, match=POOR_FREE_RUN_MESSAGE):
+        starved.fit(swing)
+    assert calls == ["zero", "least_squares"]
+    assert starved.field_part_.linear_start == "zero" and "attempt" not in starved.history_
+    assert float(starved.history_["val_loss"].min()) > sysid.training.POOR_FREE_RUN
+
+
 # -- the same check for every solver-trained estimator, on the parameters each keeps -----------------------
 POOR_FREE_RUN_MESSAGE = r"RMSE over its training trajectories is \S+ standard deviations of the data"
 
