@@ -256,13 +256,18 @@ def test_data_of_scale_1e_300_is_learned() -> None:
     assert rates.loc["x", "x"] == pytest.approx(-0.7, rel=0.02) and rates.loc["v", "v"] == pytest.approx(-0.3, rel=0.02)
 
 
+def five_hertz_swing() -> sysid.Trajectories:
+    """12 periods of an undamped 5 Hz swing (x, v), 120 samples at 50 Hz: a starved fit cannot follow it."""
+    t = np.arange(120) / 50.0
+    return sysid.Trajectories.from_arrays(
+        [t], [np.c_[np.cos(2 * np.pi * 5.0 * t), -np.sin(2 * np.pi * 5.0 * t)]], state_names=["x", "v"]
+    )
+
+
 def test_neural_poor_free_run_warns() -> None:
     """neural-poor-free-run-warns: a fit whose best free run over its own data is no better than
     the mean says so; a fit that follows its data does not."""
-    t = np.arange(120) / 50.0
-    swing = sysid.Trajectories.from_arrays(
-        [t], [np.c_[np.cos(2 * np.pi * 5.0 * t), -np.sin(2 * np.pi * 5.0 * t)]], state_names=["x", "v"]
-    )
+    swing = five_hertz_swing()
     starved = sysid.NeuralODE(hidden=(8,), max_epochs=1, lbfgs_steps=0, collocation_steps=0, horizons=None)
     with pytest.warns(FitWarning, match=r"RMSE over its training trajectories is \S+ standard deviations"):
         starved.fit(swing)
@@ -280,10 +285,7 @@ def test_neural_poor_free_run_warns() -> None:
 def test_neural_poor_fit_refits_from_the_least_squares_linear_part() -> None:
     """neural-poor-fit-refits: a NeuralODE fit from a zero linear part that does not reproduce its
     data is fitted once more from the least-squares linear part, and the better fit is kept."""
-    t = np.arange(120) / 50.0
-    swing = sysid.Trajectories.from_arrays(
-        [t], [np.c_[np.cos(2 * np.pi * 5.0 * t), -np.sin(2 * np.pi * 5.0 * t)]], state_names=["x", "v"]
-    )
+    swing = five_hertz_swing()
     starved = sysid.NeuralODE(
         hidden=(8,), max_epochs=1, lbfgs_steps=0, collocation_steps=5, horizons=None, random_state=0, verbose=False
     )
@@ -293,16 +295,13 @@ def test_neural_poor_fit_refits_from_the_least_squares_linear_part() -> None:
     best = starved.history_.groupby("attempt")["val_loss"].min()
     assert best[0] > sysid.training.POOR_FREE_RUN > 0.1 > best[1]  # the first fit failed, the refit did not
     assert starved.field_part_.linear_start == "least_squares" and starved.field.linear_start == "zero"
-    predicted = starved.predict(t=t, x0=[1.0, 0.0])
+    predicted = starved.predict(t=swing[0].t, x0=[1.0, 0.0])
     assert np.sqrt(np.mean((predicted - swing[0].y) ** 2)) < 0.1  # 12 periods of the swing, free run
 
 
 def test_a_refit_that_fails_keeps_the_first_fit(monkeypatch: pytest.MonkeyPatch) -> None:
     """neural-poor-fit-refits: a refit that raises FitError leaves the first fit as it was, with its warning."""
-    t = np.arange(120) / 50.0
-    swing = sysid.Trajectories.from_arrays(
-        [t], [np.c_[np.cos(2 * np.pi * 5.0 * t), -np.sin(2 * np.pi * 5.0 * t)]], state_names=["x", "v"]
-    )
+    swing = five_hertz_swing()
     fitted = sysid.NeuralODE._fit_resolved
     calls: list[str] = []
 
