@@ -77,6 +77,7 @@ SEEDS: dict[str, dict[str, list[int]]] = {
         "tanks_whole": [0],
         "silverbox": [0],
         "emps": [0],
+        "emps_validation": [0],
     },
     "quick": {"default": [0], "lotka_volterra": [0, 1, 2]},
     "tiny": {"default": [0]},

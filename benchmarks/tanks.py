@@ -223,6 +223,7 @@ def _configs() -> dict[str, tuple[Callable[[int], Any], bool]]:
             True,
         ),
     }
+    configs["Structured, horizons=[20, 80, None]"] = (lambda s: structured(s, horizons=[20, 80, None]), False)
     configs["Structured + Sensor, horizons=[20, 80, None]"] = (
         lambda s: structured(s, output=sysid.Sensor(high=10.0), horizons=[20, 80, None]),
         False,
