@@ -59,6 +59,10 @@ class LinearMLPField(MLPField):
 
     linear_input: torch.Tensor  # a Parameter, or an empty buffer without inputs
 
+    #: The network reads inputs clipped to their training range; beyond it the linear part alone follows
+    #: them (measured on issue #17's records driven beyond their training inputs: docs/neural_ode.md).
+    holds_inputs: ClassVar[bool] = True
+
     def __init__(
         self,
         n_dims: int,
@@ -179,6 +183,15 @@ class LinearMLP(MLP):
         panel (docs/neural_ode.md#defaults-chosen-on-held-out-data): on the cascaded tanks
         the free linear part came out unstable (eigenvalues +0.64 and +2.4) and the
         held-out simulation escaped (3.6 V RMSE; 2.0 V stable).
+
+    Notes
+    -----
+    The network reads each input clipped to the range it had in the training data
+    (:attr:`LinearMLPField.holds_inputs`): driven beyond it, the network's share of the
+    field is held at its value at the edge and only the linear part follows the input.
+    Training is unchanged (its inputs are inside the range). Measured on the real records
+    whose held-out inputs leave the training range (docs/neural_ode.md, session 9): 4 of 5
+    fits better, the network's own slope continued beyond the range worse on 4 of 5.
 
     Examples
     --------

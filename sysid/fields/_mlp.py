@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from itertools import pairwise
-from typing import Any
+from typing import Any, ClassVar
 
+import numpy as np
 import torch
 
 from sysid.errors import DataError
@@ -94,6 +95,12 @@ class MLPField(torch.nn.Module):
     spread: torch.Tensor
     input_center: torch.Tensor
     input_spread: torch.Tensor
+    input_floor: torch.Tensor
+    input_ceiling: torch.Tensor
+
+    #: Whether the network reads inputs clipped to their training range (:meth:`network`); the plain
+    #: network has no other part to carry an input beyond it, so it reads them as they are.
+    holds_inputs: ClassVar[bool] = False
     time_unit: torch.Tensor
 
     def __init__(
@@ -120,6 +127,15 @@ class MLPField(torch.nn.Module):
         self.register_buffer("input_center", as_t(scaling.input_center))
         self.register_buffer("input_spread", as_t(scaling.input_spread))
         self.register_buffer("time_unit", torch.tensor(float(scaling.time_unit), dtype=dtype))
+        # The scaled inputs' training range, which the network reads inputs clipped to (not saved: files
+        # rebuild it from the scaling they store; unknown (None, NaN) means unclipped).
+        low, high = np.full((2, n_inputs), np.nan) if scaling.input_range is None else scaling.input_range
+        with np.errstate(invalid="ignore"):
+            floor = np.nan_to_num((low - scaling.input_center) / scaling.input_spread, nan=-np.inf)
+            ceiling = np.nan_to_num((high - scaling.input_center) / scaling.input_spread, nan=np.inf)
+        self.register_buffer("input_floor", as_t(floor), persistent=False)
+        self.register_buffer("input_ceiling", as_t(ceiling), persistent=False)
+        self.clip_inputs = self.holds_inputs and bool(np.isfinite(floor).any() or np.isfinite(ceiling).any())
 
     @property
     def uses_time(self) -> bool:
@@ -139,10 +155,16 @@ class MLPField(torch.nn.Module):
         return self.network(t, z, self.scaled_inputs(u) if self.n_inputs else None)
 
     def network(self, t: torch.Tensor, z: torch.Tensor, v: torch.Tensor | None) -> torch.Tensor:
-        """The network's d z/dt at scaled states z and already scaled inputs v (None without inputs)."""
+        """The network's d z/dt at scaled states z and already scaled inputs v (None without inputs).
+
+        With :attr:`holds_inputs` (a field with a linear part, :class:`~sysid.fields.LinearMLPField`)
+        the network reads each input clipped to its range in the training data: beyond it, the
+        network's share of the field is held at its value at the edge and the field follows the
+        input like its linear part.
+        """
         parts = [z]
         if v is not None:
-            parts.append(v)
+            parts.append(torch.clamp(v, self.input_floor, self.input_ceiling) if self.clip_inputs else v)
         if self.time_dependent:
             parts.append((t / self.time_unit).reshape(-1, 1).expand(z.shape[0], 1))
         inputs = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)

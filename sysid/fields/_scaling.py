@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +45,9 @@ class Scaling:
     input_center: np.ndarray
     input_spread: np.ndarray
     time_unit: float
+    #: Per input, ``[minimum, maximum]`` over the training data (2, n_inputs); None when unknown
+    #: (model files written before session 9). Networks read inputs clipped to it.
+    input_range: np.ndarray | None = None
 
     @classmethod
     def of(cls, data: Trajectories, n_augment: int) -> Scaling:
@@ -52,7 +57,11 @@ class Scaling:
         input_center, input_spread = (np.zeros(0), np.zeros(0)) if u is None else _moments(u)
         center, spread = _moments(y)
         durations, swings = [tr.duration for tr in data], [swing_time(tr.t, tr.y) for tr in data]
-        return cls._from_moments(center, spread, input_center, input_spread, durations, swings, n_augment)
+        scaling = cls._from_moments(center, spread, input_center, input_spread, durations, swings, n_augment)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an input never observed: NaN, read unclipped
+            bounds = np.zeros((2, 0)) if u is None else np.stack([np.nanmin(u, axis=0), np.nanmax(u, axis=0)])
+        return dataclasses.replace(scaling, input_range=bounds)
 
     @classmethod
     def of_summary(cls, summary: DataSummary, n_augment: int) -> Scaling:
@@ -70,7 +79,7 @@ class Scaling:
         (True, True)
         """
         inputs = summary.inputs
-        return cls._from_moments(
+        scaling = cls._from_moments(
             summary.states.mean,
             summary.states.std,
             inputs.mean,
@@ -79,6 +88,7 @@ class Scaling:
             summary.swing_times,
             n_augment,
         )
+        return dataclasses.replace(scaling, input_range=inputs.bounds)
 
     @classmethod
     def _from_moments(
@@ -125,6 +135,8 @@ class Scaling:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Scaling:
         fields: dict[str, Any] = {k: (np.asarray(v, dtype=float) if isinstance(v, list) else v) for k, v in d.items()}
+        if fields.get("input_range") is not None:
+            fields["input_range"] = fields["input_range"].reshape(2, -1)
         return cls(**fields)
 
 

@@ -211,3 +211,41 @@ def test_weight_decay_pulls_the_field_onto_its_linear_part(oscillator):
         LinearMLP(weight_decay=-1.0).check()
     with pytest.raises(sysid.ConfigError, match="weight_decay must be a finite non-negative number, got inf"):
         LinearMLP(weight_decay=float("inf")).check()
+
+
+def test_the_network_reads_inputs_clipped_to_their_training_range(tmp_path):
+    from sysid.fields import MLPField, Scaling
+
+    rng = np.random.default_rng(2)
+    t = np.linspace(0, 10, 60)
+    u = np.clip(np.sin(0.9 * t)[:, None] + 0.2 * rng.standard_normal((60, 1)), -1.0, 1.0)
+    y = np.zeros((60, 1))
+    for k in range(59):  # x' = -x + u^3: an input effect the linear part alone cannot carry
+        y[k + 1] = y[k] + (t[k + 1] - t[k]) * (-y[k] + u[k] ** 3)
+    data = sysid.Trajectories.from_arrays([t], [y], [u], state_names=["x"], input_names=["u"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = sysid.NeuralODE(hidden=(8,), max_epochs=5, lbfgs_steps=0, verbose=False, random_state=0).fit(data)
+    field, x, now = model.field_, torch.tensor([[0.2]], dtype=torch.float64), torch.zeros(1, dtype=torch.float64)
+
+    def rate(value: float, part=field) -> float:
+        return float(part(now, x, torch.tensor([[value]], dtype=torch.float64)))
+
+    def linear(value: float) -> float:
+        return float(field.linear_part(now, x, torch.tensor([[value]], dtype=torch.float64)))
+
+    high = float(u.max())
+    # beyond the training range only the linear part follows the input: the network's share is held at the edge
+    for beyond in (high + 0.5, high + 3.0):
+        assert rate(beyond) - rate(high) == pytest.approx(linear(beyond) - linear(high), rel=1e-12, abs=1e-12)
+    assert rate(-4.0) - rate(float(u.min())) == pytest.approx(linear(-4.0) - linear(float(u.min())), abs=1e-12)
+    # inside it, the network reads the input
+    assert abs((rate(0.8) - rate(-0.8)) - (linear(0.8) - linear(-0.8))) > 1e-6
+    # a saved model keeps its range; a model file without one (written before) reads inputs unclipped
+    loaded = sysid.load(model.save(tmp_path / "clipped.sysid"))
+    assert rate(high + 3.0, loaded.field_) == rate(high + 3.0)
+    state = {k: v for k, v in model.scaling_.to_dict().items() if k != "input_range"}
+    older = LinearMLPField(1, 1, hidden=(4,), scaling=Scaling.from_dict(state))
+    assert LinearMLPField(1, 1, hidden=(4,), scaling=model.scaling_).clip_inputs
+    assert not MLPField(1, 1, hidden=(4,), scaling=model.scaling_).clip_inputs  # no linear part to carry it
+    assert not older.clip_inputs
