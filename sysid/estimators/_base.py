@@ -231,9 +231,12 @@ class TrajectoryEstimator(BaseEstimator):
         if isinstance(data, LazyTrajectories):
             self._fit_streaming(data)
             self.observed_range_ = data.summary.states.bounds
+            inputs = data.summary.inputs.bounds
         else:
             self._fit(data)
             self.observed_range_ = np.stack(data.observed_range())
+            inputs = np.stack(data.input_range()) if data.n_inputs else np.zeros((2, 0))
+        self.input_range_ = inputs
         return self
 
     def predict(self, X: Any = None, t: Any = None, x0: Any = None, u: Any = None, **data_options: Any) -> Any:
@@ -324,13 +327,21 @@ class TrajectoryEstimator(BaseEstimator):
             ([tr.y] if observed else []) + [p] + ([] if starts is None else [starts[i : i + 1]])
             for i, (tr, p) in enumerate(zip(data, predictions))
         ]
-        return flag_extrapolation(
-            getattr(self, "observed_range_", None),
-            list(data.names),
-            self.state_names_,
-            pieces,
-            f"{type(self).__name__}.{owner}",
+        where = f"{type(self).__name__}.{owner}"
+        flagged = flag_extrapolation(
+            getattr(self, "observed_range_", None), list(data.names), self.state_names_, pieces, where
         )
+        if data.n_inputs and getattr(self, "input_range_", None) is not None:  # files before it have none
+            driven = flag_extrapolation(
+                self.input_range_,
+                list(data.names),
+                self.input_names_,
+                [[] if tr.u is None else [tr.u] for tr in data],
+                where,
+                "inputs",
+            )
+            flagged += [name for name in driven if name not in flagged]
+        return flagged
 
     @staticmethod
     def _check_data_options(options: dict[str, Any]) -> None:

@@ -48,10 +48,12 @@ def flag_extrapolation(
     state_names: Sequence[str],
     pieces: Sequence[Sequence[np.ndarray]],
     owner: str,
+    what: str = "states",
 ) -> list[object]:
     """Warn about the trajectories whose values leave ``bounds``; return their names.
 
-    ``bounds`` is ``observed_range_``: per-state ``[minimum, maximum]``, NaN for a state never observed.
+    ``bounds`` is ``observed_range_`` (or ``input_range_``, with ``what="inputs"``): per
+    column ``[minimum, maximum]``, NaN for a column never observed.
 
     ``pieces[i]`` are the arrays (n, n_states) of trajectory ``names[i]`` to check: its
     observations and its prediction. An excursion beyond :data:`TOLERANCE` of a state's
@@ -77,7 +79,7 @@ def flag_extrapolation(
         shown = ", ".join(repr(n) for n in flagged[:5]) + (f" and {len(flagged) - 5} more" if len(flagged) > 5 else "")
         which = f"trajectory {shown} leaves" if len(flagged) == 1 else f"trajectories {shown} leave"
         warnings.warn(
-            f"{owner}: {which} the states the model was fitted on ({states}). There the model "
+            f"{owner}: {which} the {what} the model was fitted on ({states}). There the model "
             "extrapolates: expect larger errors than on the training data.",
             ExtrapolationWarning,
             stacklevel=4,

@@ -93,8 +93,9 @@ def _record(model: Any) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     state, tensors = model._fitted_state()  # first: it names the parameters it cannot store itself
     params = encode_params(model)
     state = dict(state)
-    if getattr(model, "observed_range_", None) is not None:  # for the ExtrapolationWarning of the loaded model
-        state["observed_range_"] = model.observed_range_
+    for bounds in ("observed_range_", "input_range_"):  # for the ExtrapolationWarning of the loaded model
+        if getattr(model, bounds, None) is not None:
+            state[bounds] = getattr(model, bounds)
     if getattr(model, "time_kind_", None) is not None:  # the loaded model refuses another kind of times too
         state["time_kind_"] = model.time_kind_
     if _MEMBERS in state:
@@ -321,8 +322,9 @@ def _from_record(
         with warnings.catch_warnings(), _AllocationBudget(tensors, where, name):
             warnings.simplefilter("ignore")  # the stored model was fitted already: its fit warnings are old news
             model._set_fitted_state(fitted, tensors)
-            if fitted.get("observed_range_") is not None:  # files written before it existed have none
-                model.observed_range_ = np.asarray(fitted["observed_range_"], dtype=float).reshape(2, -1)
+            for bounds in ("observed_range_", "input_range_"):  # files written before them have none
+                if fitted.get(bounds) is not None:
+                    setattr(model, bounds, np.asarray(fitted[bounds], dtype=float).reshape(2, -1))
             if fitted.get("time_kind_") is not None:  # files written before it existed are not checked
                 if fitted["time_kind_"] not in _TIME_KINDS:
                     raise ModelFileError(
@@ -375,12 +377,15 @@ def _check_loaded(model: Any, where: str) -> None:
         where,
         name,
     )
-    observed = getattr(model, "observed_range_", None)
-    if observed is not None and np.shape(observed) != (2, model.n_states_in_):
-        raise ModelFileError(
-            f"{where!r}: observed_range_ has shape {np.shape(observed)}, expected "
-            f"(2, {model.n_states_in_}) for states {list(model.state_names_)}."
-        )
+    for bounds, n, names in (
+        ("observed_range_", model.n_states_in_, model.state_names_),
+        ("input_range_", model.n_controls_in_, model.input_names_),
+    ):
+        value = getattr(model, bounds, None)
+        if value is not None and np.shape(value) != (2, n):
+            raise ModelFileError(
+                f"{where!r}: {bounds} has shape {np.shape(value)}, expected (2, {n}) for {list(names)}."
+            )
     x = np.zeros(model.n_states_in_)
     u = np.zeros(model.n_controls_in_) if model.n_controls_in_ else None
     with warnings.catch_warnings():

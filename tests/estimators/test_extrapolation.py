@@ -1,4 +1,4 @@
-"""predict and score say when data or predictions leave the states the model was fitted on."""
+"""predict and score say when data or predictions leave the states (or inputs) the model was fitted on."""
 
 from __future__ import annotations
 
@@ -83,3 +83,27 @@ def test_small_overshoot_is_tolerated() -> None:
 def test_unobserved_state_is_never_flagged() -> None:
     bounds = np.array([[0.0, np.nan], [1.0, np.nan]])
     assert excursion(bounds, np.array([[0.5, 1e6]])).tolist() == [0.0, 0.0]
+
+
+def test_inputs_beyond_their_training_range_are_flagged(tmp_path) -> None:
+    t = np.linspace(0.0, 10.0, 200)
+
+    def forced(amplitude: float) -> sysid.Trajectories:  # x' = -x + u, u = amplitude sin(t); x starts on its orbit
+        u = amplitude * np.sin(t)[:, None]
+        x = amplitude * (np.sin(t) - np.cos(t))[:, None] / 2
+        return sysid.Trajectories.from_arrays([t], [x], [u], state_names=["x"], input_names=["pump"], names=["run"])
+
+    model = sysid.SINDy(degree=1).fit(forced(1.0))
+    np.testing.assert_allclose(model.input_range_, [[-1.0], [1.0]], atol=1e-3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", sysid.ExtrapolationWarning)
+        model.predict(forced(0.9))
+    with pytest.warns(
+        sysid.ExtrapolationWarning, match=r"'run' leaves the inputs .*pump by 50% of its range -0\.9999\.\.0\.9999"
+    ):
+        pred = model.predict(forced(2.0), x0=[[-1.0]])
+    assert pred.attrs["extrapolated"] == ["run"]
+    loaded = sysid.load(sysid.save(model, tmp_path / "forced.sysid"))
+    np.testing.assert_array_equal(loaded.input_range_, model.input_range_)
+    with pytest.warns(sysid.ExtrapolationWarning, match="leaves the inputs"):
+        loaded.predict(t=t, x0=[0.0], u=3.0 * np.sin(t)[:, None])
