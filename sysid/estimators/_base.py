@@ -235,7 +235,10 @@ class TrajectoryEstimator(BaseEstimator):
         else:
             self._fit(data)
             self.observed_range_ = np.stack(data.observed_range())
-            inputs = np.stack(data.input_range()) if data.n_inputs else np.zeros((2, 0))
+            u = np.concatenate([tr.u for tr in data]) if data.n_inputs else np.zeros((1, 0))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # an input never sampled: NaN, never flagged
+                inputs = np.stack([np.nanmin(u, axis=0), np.nanmax(u, axis=0)])
         self.input_range_ = inputs
         return self
 

@@ -590,17 +590,3 @@ class Trajectories(VariableCounts, Sequence[Trajectory]):
         """Per-state (min, max) over every observed entry."""
         y = np.concatenate([tr.y for tr in self.trajectories])
         return np.nanmin(y, axis=0), np.nanmax(y, axis=0)
-
-    def input_range(self) -> tuple[np.ndarray, np.ndarray]:
-        """Per-input (min, max) over every sample (empty arrays without inputs).
-
-        Examples
-        --------
-        >>> data = Trajectories.from_arrays(np.arange(3.0), np.zeros((3, 1)), u=np.array([[0.5], [-1.0], [2.0]]))
-        >>> [r.tolist() for r in data.input_range()]
-        [[-1.0], [2.0]]
-        """
-        if not self.n_inputs:
-            return np.zeros(0), np.zeros(0)
-        u = np.concatenate([tr.u for tr in self.trajectories])
-        return np.nanmin(u, axis=0), np.nanmax(u, axis=0)
