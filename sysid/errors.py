@@ -54,7 +54,7 @@ class FitWarning(SysidWarning):
 
 
 class ExtrapolationWarning(SysidWarning):
-    """Data or predictions go beyond the states the model was fitted on."""
+    """Data, inputs or predictions go beyond the states or inputs the model was fitted on."""
 
 
 class SolverWarning(SysidWarning):
