@@ -135,8 +135,12 @@ class Scaling:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Scaling:
         fields: dict[str, Any] = {k: (np.asarray(v, dtype=float) if isinstance(v, list) else v) for k, v in d.items()}
-        if fields.get("input_range") is not None:
-            fields["input_range"] = fields["input_range"].reshape(2, -1)
+        bounds = fields.get("input_range")
+        if bounds is not None:
+            n_inputs = np.shape(fields.get("input_center", ()))
+            if np.shape(bounds) != (2, *n_inputs):
+                expected = (2, *n_inputs)
+                raise ValueError(f"input_range has shape {np.shape(bounds)}, expected {expected}: minima, maxima")
         return cls(**fields)
 
 

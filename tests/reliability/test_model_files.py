@@ -192,6 +192,28 @@ MODEL_CASES = [
         r"got '\[\[1099511627776, 0\]",
     ),
     Case(
+        "load-input-range-of-a-wrong-shape",
+        _set_fitted("input_range_", [[0.0, 1.0], [2.0, 3.0]]),
+        ModelFileError,
+        r"input_range_ has shape \(2, 2\), expected \(2, 0\)",
+    ),
+    Case(
+        "load-scaling-input-range-of-a-wrong-shape",
+        _set_fitted(
+            "scaling_",
+            {
+                "center": [0.0, 0.0],
+                "spread": [1.0, 1.0],
+                "input_center": [],
+                "input_spread": [],
+                "time_unit": 1.0,
+                "input_range": [[0.0], [1.0]],
+            },
+        ),
+        ModelFileError,
+        r"input_range has shape \(2, 1\), expected \(2, 0\)",
+    ),
+    Case(
         "load-sindy-powers-of-a-wrong-shape",
         _set_fitted("powers_", [[0, 0, 0], [1, 0, 0], [0, 1, 0]], name="SINDy"),
         ModelFileError,
