@@ -13,6 +13,7 @@ differ only in the shooting objective they feed it (:mod:`sysid.estimators._stre
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import warnings
 from collections.abc import Callable
@@ -270,6 +271,14 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, WarmStartMixin, FreeRunCheck
             self._initialise(Scaling.of(data, self.n_augment), len(data), generator)
         elif len(data) != len(self.rhs_.time.offset):
             raise DataError(f"warm_start needs the same {len(self.rhs_.time.offset)} trajectories, got {len(data)}.")
+        elif data.n_inputs and self.scaling_.input_range is not None:  # new inputs beyond the range widen it
+            old, new = self.scaling_.input_range, Scaling.input_bounds(data)
+            self.scaling_ = dataclasses.replace(
+                self.scaling_, input_range=np.stack([np.fmin(old[0], new[0]), np.fmax(old[1], new[1])])
+            )
+            widen = getattr(self.rhs_.field, "set_input_range", None)  # a network that clips its inputs
+            if callable(widen):
+                widen(self.scaling_)
         return reuse
 
     def _fit_resolved(self, data: Trajectories) -> None:

@@ -128,13 +128,25 @@ class MLPField(torch.nn.Module):
         self.register_buffer("input_spread", as_t(scaling.input_spread))
         self.register_buffer("time_unit", torch.tensor(float(scaling.time_unit), dtype=dtype))
         # The scaled inputs' training range, which the network reads inputs clipped to (not saved: files
-        # rebuild it from the scaling they store; unknown (None, NaN) means unclipped).
+        # rebuild it from the scaling they store).
+        self.register_buffer("input_floor", torch.full((n_inputs,), -math.inf, dtype=dtype), persistent=False)
+        self.register_buffer("input_ceiling", torch.full((n_inputs,), math.inf, dtype=dtype), persistent=False)
+        self.clip_inputs = False
+        self.set_input_range(scaling)
+
+    def set_input_range(self, scaling: Scaling) -> None:
+        """Read inputs clipped to ``scaling.input_range`` (when :attr:`holds_inputs`; None or NaN: unclipped).
+
+        Called at construction, and again when a warm start meets inputs beyond the first fit's range.
+        """
+        n_inputs = self.input_floor.shape[0]
         low, high = np.full((2, n_inputs), np.nan) if scaling.input_range is None else scaling.input_range
         with np.errstate(invalid="ignore"):
             floor = np.nan_to_num((low - scaling.input_center) / scaling.input_spread, nan=-np.inf)
             ceiling = np.nan_to_num((high - scaling.input_center) / scaling.input_spread, nan=np.inf)
-        self.register_buffer("input_floor", as_t(floor), persistent=False)
-        self.register_buffer("input_ceiling", as_t(ceiling), persistent=False)
+        with torch.no_grad():
+            self.input_floor.copy_(torch.as_tensor(floor))
+            self.input_ceiling.copy_(torch.as_tensor(ceiling))
         self.clip_inputs = self.holds_inputs and bool(np.isfinite(floor).any() or np.isfinite(ceiling).any())
 
     @property

@@ -58,10 +58,25 @@ class Scaling:
         center, spread = _moments(y)
         durations, swings = [tr.duration for tr in data], [swing_time(tr.t, tr.y) for tr in data]
         scaling = cls._from_moments(center, spread, input_center, input_spread, durations, swings, n_augment)
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # an input never observed: NaN, read unclipped
-            bounds = np.zeros((2, 0)) if u is None else np.stack([np.nanmin(u, axis=0), np.nanmax(u, axis=0)])
-        return dataclasses.replace(scaling, input_range=bounds)
+        return dataclasses.replace(scaling, input_range=cls.input_bounds(data))
+
+    @staticmethod
+    def input_bounds(data: Trajectories) -> np.ndarray:
+        """Per input, ``[minimum, maximum]`` over every sample (2, n_inputs); NaN for an input never sampled.
+
+        Examples
+        --------
+        >>> import sysid
+        >>> u = np.array([[0.5], [-1.0], [2.0]])
+        >>> Scaling.input_bounds(sysid.Trajectories.from_arrays(np.arange(3.0), np.zeros((3, 1)), u=u)).tolist()
+        [[-1.0], [2.0]]
+        """
+        if not data.n_inputs:
+            return np.zeros((2, 0))
+        u = np.concatenate([tr.u for tr in data])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an input never sampled (all NaN)
+            return np.stack([np.nanmin(u, axis=0), np.nanmax(u, axis=0)])
 
     @classmethod
     def of_summary(cls, summary: DataSummary, n_augment: int) -> Scaling:

@@ -244,6 +244,14 @@ def test_the_network_reads_inputs_clipped_to_their_training_range(tmp_path):
     # a saved model keeps its range; a model file without one (written before) reads inputs unclipped
     loaded = sysid.load(model.save(tmp_path / "clipped.sysid"))
     assert rate(high + 3.0, loaded.field_) == rate(high + 3.0)
+    # a warm start on inputs beyond the first fit's range widens it: the network then reads them
+    wider = sysid.Trajectories.from_arrays([t], [y], [2.0 * u], state_names=["x"], input_names=["u"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.set_params(warm_start=True, max_epochs=1).fit(wider)
+    assert model.field_ is field
+    np.testing.assert_array_equal(model.scaling_.input_range, [[2.0 * u.min()], [2.0 * u.max()]])
+    assert abs((rate(high + 0.5) - rate(high)) - (linear(high + 0.5) - linear(high))) > 1e-6
     state = {k: v for k, v in model.scaling_.to_dict().items() if k != "input_range"}
     older = LinearMLPField(1, 1, hidden=(4,), scaling=Scaling.from_dict(state))
     assert LinearMLPField(1, 1, hidden=(4,), scaling=model.scaling_).clip_inputs
