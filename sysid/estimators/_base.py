@@ -17,6 +17,7 @@ from sklearn.utils.validation import check_is_fitted
 from sysid.adapters import as_trajectories, to_caller_format
 from sysid.errors import ConfigError, DataError, FitWarning
 from sysid.estimators._observed_range import flag_extrapolation
+from sysid.fields import Scaling
 from sysid.metrics import r2
 from sysid.trajectories import LazyTrajectories, Trajectories, Trajectory, is_complex
 
@@ -235,10 +236,7 @@ class TrajectoryEstimator(BaseEstimator):
         else:
             self._fit(data)
             self.observed_range_ = np.stack(data.observed_range())
-            u = np.concatenate([tr.u for tr in data]) if data.n_inputs else np.zeros((1, 0))
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # an input never sampled: NaN, never flagged
-                inputs = np.stack([np.nanmin(u, axis=0), np.nanmax(u, axis=0)])
+            inputs = Scaling.input_bounds(data)
         self.input_range_ = inputs
         return self
 

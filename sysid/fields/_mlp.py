@@ -97,11 +97,11 @@ class MLPField(torch.nn.Module):
     input_spread: torch.Tensor
     input_floor: torch.Tensor
     input_ceiling: torch.Tensor
+    time_unit: torch.Tensor
 
     #: Whether the network reads inputs clipped to their training range (:meth:`network`); the plain
     #: network has no other part to carry an input beyond it, so it reads them as they are.
     holds_inputs: ClassVar[bool] = False
-    time_unit: torch.Tensor
 
     def __init__(
         self,
