@@ -190,8 +190,9 @@ class LinearMLP(MLP):
     (:attr:`LinearMLPField.holds_inputs`): driven beyond it, the network's share of the
     field is held at its value at the edge and only the linear part follows the input.
     Training is unchanged (its inputs are inside the range). Measured on the real records
-    whose held-out inputs leave the training range (docs/neural_ode.md, session 9): 4 of 5
-    fits better, the network's own slope continued beyond the range worse on 4 of 5.
+    whose held-out inputs leave the training range (docs/neural_ode.md, session 9): 5 of 6
+    fits better (cascaded tanks, EMPS validation, Silverbox arrow), the network's own slope
+    continued beyond the range worse on 4 of 5.
 
     Examples
     --------
