@@ -104,6 +104,7 @@ def test_sympy_equations_with_inputs_evaluate_to_the_vector_field():
     _agrees(model, model.equations(kind="sympy"), ["position", "velocity", "force"], points, u)
 
 
+@pytest.mark.slow  # over 10 s: run by .ci/run's slow step, outside the default run
 def test_sympy_equations_evaluate_to_the_vector_field_sparse_trig_and_distill():
     data = simulate("pendulum", n_trajectories=2, n_samples=40, noise=0.01, random_state=0)
     model = SparseODE(

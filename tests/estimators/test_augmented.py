@@ -21,6 +21,7 @@ def test_embedding_is_the_scaled_derivative_and_its_rate():
     assert np.all(embedded.values[:, 4] == 0.0) and np.all(np.isnan(embedded.derivatives[:, 4]))
 
 
+@pytest.mark.slow  # over 10 s: run by .ci/run's slow step, outside the default run
 def test_hidden_states_follow_the_unmeasured_velocity():
     """Only x of a harmonic oscillator is observed; the hidden state must track v."""
     t = np.sort(np.random.default_rng(0).uniform(0, 12, 50))

@@ -34,6 +34,7 @@ def number(pattern: str, text: str) -> float:
     return float(match.group(1))
 
 
+@pytest.mark.slow  # over 15 s: run by .ci/run's slow step, outside the default run
 def test_learned_sampling_interval(tmp_path):
     out = run_example("learned_sampling_interval.py", tmp_path)
     assert number(r"time_scale_\[1\] = ([-\d.]+)", out) == pytest.approx(1 / 1.2, rel=0.03)

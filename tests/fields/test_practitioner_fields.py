@@ -97,6 +97,7 @@ def _damped(t, x, p, u, nn):
     return torch.stack([x[:, 1], -p["k"] * x[:, 0] + nn["damping"](x[:, 1:2])], -1)
 
 
+@pytest.mark.slow  # over 10 s: run by .ci/run's slow step, outside the default run
 def test_a_ude_learns_its_parameter_and_its_unknown_term(oscillator):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -163,6 +164,7 @@ def test_linear_part_is_stable_by_default_when_the_field_reads_inputs():
         LinearMLP(stable="yes").check()
 
 
+@pytest.mark.slow  # over 10 s: run by .ci/run's slow step, outside the default run
 def test_default_neural_ode_of_a_forced_plant_keeps_a_stable_linear_part(tmp_path):
     rng = np.random.default_rng(1)
     t = np.linspace(0, 10, 50)
@@ -182,6 +184,7 @@ def test_default_neural_ode_of_a_forced_plant_keeps_a_stable_linear_part(tmp_pat
         np.testing.assert_array_equal(loaded.predict(data)[0].y, model.predict(data)[0].y)
 
 
+@pytest.mark.slow  # over 15 s: run by .ci/run's slow step, outside the default run
 def test_weight_decay_pulls_the_field_onto_its_linear_part(oscillator):
     from tests.fields.test_specs import context
 

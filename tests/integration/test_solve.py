@@ -145,6 +145,7 @@ def test_odeblock_solution_and_gradient_with_respect_to_t1(gradient):
     assert float(block.field.k.grad) == pytest.approx(-2.0 * 0.7 * np.exp(-0.7), rel=1e-6)
 
 
+@pytest.mark.slow  # over 15 s: run by .ci/run's slow step, outside the default run
 def test_a_backpropagated_solve_that_goes_stiff_stops_at_its_evaluation_budget():
     # dx/dt = -2000 x over 10 time units: dopri5 is stable only for steps below ~1.6e-3, about 6,000 steps.
     # Without gradients the solve completes (within the per-interval step budget); backpropagated, it would

@@ -250,6 +250,7 @@ def checkpoint(tmp_path_factory) -> tuple[dict, dict, Any]:
     return header, tensors, data
 
 
+@pytest.mark.slow  # over 15 s: run by .ci/run's slow step, outside the default run
 @settings(FUZZ, max_examples=30)
 @given(data=st.data())
 def test_fuzzed_checkpoints_give_only_our_errors(data, checkpoint, tmp_path) -> None:
