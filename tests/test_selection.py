@@ -250,6 +250,7 @@ def test_sindy_auto_chooses_by_simulation_and_reports_inclusion():
     assert not hasattr(plain, "inclusion_probabilities_")
 
 
+@pytest.mark.slow  # about 10 s: run by .ci/run's slow step, outside the default run
 def test_sindy_auto_warns_about_collinear_terms():
     import pysindy as ps
 

@@ -199,6 +199,7 @@ def test_least_squares_settings_are_checked(decay_data):
         GreyBoxODE(decay_torch, {"k": 0.1}, learn_time="scale").fit(decay_data)
 
 
+@pytest.mark.slow  # about 10 s: run by .ci/run's slow step, outside the default run
 def test_segments_that_cannot_start_are_skipped_and_the_better_start_is_kept():
     # 15 samples at 15% noise: one predator observation is negative, and a Lotka-Volterra segment
     # starting there blows up in finite time
@@ -211,6 +212,7 @@ def test_segments_that_cannot_start_are_skipped_and_the_better_start_is_kept():
     assert all(abs(model.params_[k] - v) < 3 * model.params_stderr_[k] for k, v in TRUE.items())
 
 
+@pytest.mark.slow  # about 10 s: run by .ci/run's slow step, outside the default run
 def test_short_noisy_records_reach_the_optimum_classical_single_shooting_reaches():
     # 1 x 15 samples at 15% noise: collocation lands far off and multiple shooting from there in a
     # wrong basin (residuals 5-8x the noise); single shooting from the given start finds the optimum

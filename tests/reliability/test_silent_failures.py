@@ -264,6 +264,7 @@ def five_hertz_swing() -> sysid.Trajectories:
     )
 
 
+@pytest.mark.slow  # about 10 s: run by .ci/run's slow step, outside the default run
 def test_neural_poor_free_run_warns() -> None:
     """neural-poor-free-run-warns: a fit whose best free run over its own data is no better than
     the mean says so; a fit that follows its data does not."""
@@ -399,6 +400,7 @@ def test_hybrid_poor_free_run_warns() -> None:
         growth.fit(logistic)
 
 
+@pytest.mark.slow  # about 10 s: run by .ci/run's slow step, outside the default run
 def test_sparse_poor_free_run_warns() -> None:
     """sparse-poor-free-run-warns: linear equations (degree=1) cannot make a relaxation oscillation
     (Van der Pol, mu = 5; the selection keeps no term at all): the chosen candidate warns, with advice
@@ -420,6 +422,7 @@ def test_sparse_poor_free_run_warns() -> None:
         sysid.SparseODE(**linear).fit(_decay())
 
 
+@pytest.mark.slow  # about 10 s: run by .ci/run's slow step, outside the default run
 def test_log_errors_poor_free_run_warns() -> None:
     """log-errors-poor-free-run-warns: with errors="log" the kept parameters are scored in standard
     deviations of the data too (the training's val_loss is an RMSE of log ratios)."""
