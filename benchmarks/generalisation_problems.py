@@ -425,9 +425,10 @@ def emps_validation(seed: int) -> Case | None:
     y = frames[1][["qm_m"]].to_numpy(float)[::step]
     masked = y.copy()
     masked[known:] = np.nan
-    neural_score = _input_score(record(frames[1], masked), y[:, 0], known)
+    validation = record(frames[1], masked)
+    neural_score = _input_score(validation, y[:, 0], known)
     # ClassicalODE models the never-measured velocity as a state; both records start at rest.
-    t_val, u_val = frames[1]["t_s"].to_numpy(float)[::step], frames[1][["vir"]].to_numpy(float)[::step]
+    t_val, u_val = validation[0].t, validation[0].u
 
     def score(model: Any, name: str) -> dict[str, Any]:
         if name != "ClassicalODE":
@@ -435,8 +436,7 @@ def emps_validation(seed: int) -> Case | None:
         pred = np.asarray(model.predict(t=t_val, x0=[y[0, 0], 0.0], u=u_val), dtype=float)[:, 0]
         return {"score": _nrmse(pred[known:], y[known:, 0]), "train_score": _nrmse(pred[:known], y[:known, 0])}
 
-    est = frames[0]
-    with_velocity = np.hstack([est[["qm_m"]].to_numpy(float)[::step], np.full((len(train[0].t), 1), np.nan)])
+    with_velocity = np.hstack([train[0].y, np.full((len(train[0].t), 1), np.nan)])
     with_velocity[0, 1] = 0.0  # at rest
     anchored_train = sysid.Trajectories.from_arrays(
         [train[0].t], [with_velocity], [train[0].u], state_names=["position", "velocity"], input_names=["force"]

@@ -152,9 +152,8 @@ class Scaling:
         fields: dict[str, Any] = {k: (np.asarray(v, dtype=float) if isinstance(v, list) else v) for k, v in d.items()}
         bounds = fields.get("input_range")
         if bounds is not None:
-            n_inputs = np.shape(fields.get("input_center", ()))
-            if np.shape(bounds) != (2, *n_inputs):
-                expected = (2, *n_inputs)
+            expected = (2, *np.shape(fields.get("input_center", ())))
+            if np.shape(bounds) != expected:
                 raise ValueError(f"input_range has shape {np.shape(bounds)}, expected {expected}: minima, maxima")
         return cls(**fields)
 
