@@ -427,7 +427,13 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, WarmStartMixin, FreeRunCheck
         try:
             try:
                 last, result = train_horizons(
-                    stages, build, settings, generator, lambda: self.rhs_.nfe, lambda k: checkpoints[k]
+                    stages,
+                    build,
+                    settings,
+                    generator,
+                    lambda: self.rhs_.nfe,
+                    lambda k: checkpoints[k],
+                    give_up_above=self._poor_fit_gives_up_above(),
                 )
             finally:
                 for done in problems.values():
