@@ -76,32 +76,6 @@ class FreeRunCheckMixin:
         def _validation_split(self, data: Trajectories) -> tuple[list[int], list[float] | None]: ...
         def _input_signal(self, data: Trajectories) -> InputSignal | None: ...
 
-    def _refits_if_poor(self) -> bool:
-        """Whether a fit whose kept free run is poor is fitted once more (:meth:`_refit_if_poor`)."""
-        return (
-            self.field_part_.second_start() is not None
-            and not self.warm_start
-            and self.checkpoint_path is None
-            and bool(self.training_.collocation_steps)
-        )
-
-    def _poor_fit_gives_up_above(self) -> float | None:
-        """The free-run error above which a fit skips its last horizon stage (None: never).
-
-        A fit that will be refitted if poor (:meth:`_refits_if_poor`) and is still above
-        :data:`sysid.training.POOR_FREE_RUN` before its last stage (whole trajectories, the
-        costliest) stops there (:func:`sysid.training.train_horizons`, ``give_up_above``): the
-        refit follows, and the last stage would be spent on a fit it replaces. Only where the
-        training's best ``val_loss`` is the score the refit is decided on (additive errors,
-        nothing changing the parameters after the training).
-        """
-        return POOR_FREE_RUN if self._scored_by_val_loss() and self._refits_if_poor() else None
-
-    def _scored_by_val_loss(self) -> bool:
-        """Whether the training's best ``val_loss`` is the kept parameters' free-run error (additive errors,
-        nothing changing the parameters after the training)."""
-        return not self._changed_after_training and self.training_.errors == "additive"
-
     def _refit_if_poor(self, data: Trajectories) -> None:
         """Fit once more from the field's second start when the kept model does not reproduce its data.
 
@@ -116,7 +90,9 @@ class FreeRunCheckMixin:
         on streamed data (``LazyTrajectories``: their fit has no free-run check of its own).
         """
         second = self.field_part_.second_start()
-        if second is None or not self._refits_if_poor():
+        if second is None or self.warm_start or self.checkpoint_path is not None:
+            return
+        if not self.training_.collocation_steps:
             return
         first_score = self._kept_free_run_error(data)
         if not first_score > POOR_FREE_RUN:
@@ -177,7 +153,12 @@ class FreeRunCheckMixin:
         on this scale (additive errors); else one more free run of the kept parameters.
         """
         history = getattr(self, "history_", None)
-        if self._scored_by_val_loss() and history is not None and "val_loss" in history:
+        if (
+            not self._changed_after_training
+            and self.training_.errors == "additive"
+            and history is not None
+            and "val_loss" in history
+        ):
             scores = history["val_loss"].to_numpy(dtype=float)
             return float(np.min(scores[np.isfinite(scores)])) if np.isfinite(scores).any() else math.nan
         try:

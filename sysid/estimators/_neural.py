@@ -37,8 +37,7 @@ class NeuralODE(SolverTrainedODE):
     on short windows only (the defaults before issue #17). A fit whose kept free-run error
     over its training trajectories exceeds :data:`sysid.training.POOR_FREE_RUN` is fitted
     once more from the least-squares linear part and the better fit is kept (``history_``
-    column ``attempt``; a first fit still above it before its last horizon stage skips that
-    stage); if both stay above it, a :class:`~sysid.FitWarning` says so.
+    column ``attempt``); if both stay above it, a :class:`~sysid.FitWarning` says so.
 
     Examples
     --------

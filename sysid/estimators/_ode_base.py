@@ -427,13 +427,7 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, WarmStartMixin, FreeRunCheck
         try:
             try:
                 last, result = train_horizons(
-                    stages,
-                    build,
-                    settings,
-                    generator,
-                    lambda: self.rhs_.nfe,
-                    lambda k: checkpoints[k],
-                    give_up_above=self._poor_fit_gives_up_above(),
+                    stages, build, settings, generator, lambda: self.rhs_.nfe, lambda k: checkpoints[k]
                 )
             finally:
                 for done in problems.values():

@@ -165,7 +165,6 @@ def train_horizons(
     generator: torch.Generator,
     nfe: Callable[[], int],
     checkpoint_for: Callable[[int], Checkpoint | None] = lambda k: None,
-    give_up_above: float | None = None,
 ) -> tuple[int, TrainResult]:
     """Train stage after stage; return the index of the last stage trained and the result.
 
@@ -182,11 +181,6 @@ def train_horizons(
     checkpoint_for : callable
         The checkpoint of stage ``k`` (or None): a killed fit resumes in the stage it
         was killed in.
-    give_up_above : float or None
-        Skip the last stage (``stop_reason`` ``"poor"``) when the best free-run error of the
-        stages before it is above this: a caller that refits a poor fit from another start
-        (:data:`sysid.training.POOR_FREE_RUN`) spends nothing on the costliest stage of a
-        fit it will replace. None: every stage runs.
 
     Returns
     -------
@@ -211,10 +205,6 @@ def train_horizons(
     result: TrainResult | None = None
     for k in range(first, len(stages)):
         stage = stages[k]
-        last_of_several = k == len(stages) - 1 > 0
-        if last_of_several and give_up_above is not None and result is not None and result.best_score > give_up_above:
-            result.stop_reason = "poor"  # the caller refits from another start: not worth the costliest stage
-            break
         objective, n_items, validate = build(k, done)
         stage_settings = dataclasses.replace(
             settings,

@@ -300,30 +300,6 @@ def test_neural_poor_fit_refits_from_the_least_squares_linear_part() -> None:
     assert np.sqrt(np.mean((predicted - swing[0].y) ** 2)) < 0.1  # 12 periods of the swing, free run
 
 
-def test_a_poor_first_fit_skips_its_last_stage_and_the_refit_runs_them_all() -> None:
-    """neural-poor-fit-refits: a first fit still above POOR_FREE_RUN before its last horizon stage (the
-    costliest: whole trajectories) stops there, since the refit replaces it; the refit trains every stage."""
-    swing = five_hertz_swing()  # 120 samples: stages of 5, 20 and 119 intervals
-    starved = sysid.NeuralODE(
-        hidden=(8,),
-        max_epochs=1,
-        lbfgs_steps=0,
-        collocation_steps=5,
-        horizons=[(20, 1, 0.01, 0), (None, 1, 0.01, 0)],
-        random_state=0,
-        verbose=False,
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", FitWarning)
-        starved.fit(swing)
-    history = starved.history_
-    first, refit = history[history["attempt"] == 0], history[history["attempt"] == 1]
-    assert first["val_loss"].min() > sysid.training.POOR_FREE_RUN
-    assert set(first["horizon"].dropna()) == {5, 20}  # the whole-trajectory stage skipped
-    assert set(refit["horizon"].dropna()) == {5, 20, 119}
-    assert starved.stop_reason_ != "poor" and refit["val_loss"].min() < 0.1  # the refit is kept
-
-
 def test_a_refit_that_fails_keeps_the_first_fit(monkeypatch: pytest.MonkeyPatch) -> None:
     """neural-poor-fit-refits: a refit that raises FitError leaves the first fit as it was, with its warning."""
     swing = five_hertz_swing()
