@@ -147,6 +147,7 @@ def test_generalisation_labels_research_rows_by_their_settings() -> None:
     assert labels == ["NeuralODE", "NeuralODE (before #17)", 'NeuralODE {"lr": 0.1}', "SINDy"]
 
 
+@pytest.mark.slow  # about 40 s: run by .ci/run's slow step, outside the default run
 def test_generalisation_seed_ensemble_rows_come_from_the_same_fits() -> None:
     sys.path.insert(0, str(ROOT))
     try:

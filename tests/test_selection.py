@@ -267,6 +267,7 @@ def test_sindy_auto_warns_about_collinear_terms():
     assert model.collinear_terms_
 
 
+@pytest.mark.slow  # about 6 s: run by .ci/run's slow step, outside the default run
 def test_sparse_ode_warns_about_collinear_terms_at_the_callers_line():
     t = np.linspace(0, 6, 80)
     data = sysid.Trajectories.from_arrays(

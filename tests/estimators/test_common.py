@@ -96,6 +96,12 @@ def fitted(data) -> dict[str, object]:
         return {name: make().fit(data) for name, make in ESTIMATORS.items()}
 
 
+@pytest.fixture(scope="module")
+def predicted(data, fitted) -> dict[str, np.ndarray]:
+    """The fitted models' predictions of the fixture, made once (a prediction estimates each start state)."""
+    return {name: _predict(model, data) for name, model in fitted.items()}
+
+
 def _predict(model, data) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # extrapolation warnings of barely trained models
@@ -166,35 +172,35 @@ def test_fit_returns_self_and_leaves_the_parameters_alone(name, data, fitted):
     assert _same(model.get_params(), before)
 
 
+@pytest.mark.slow  # about 120 s over the estimators: run by .ci/run's slow step, outside the default run
 @pytest.mark.parametrize("name", list(ESTIMATORS))
-def test_fitting_twice_gives_the_same_model(name, data, fitted):
+def test_fitting_twice_gives_the_same_model(name, data, predicted):
     model = ESTIMATORS[name]()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model.fit(data)
-    np.testing.assert_array_equal(_predict(model, data), _predict(fitted[name], data))
+    np.testing.assert_array_equal(_predict(model, data), predicted[name])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model.fit(data)  # idempotent: a second fit starts afresh
-    np.testing.assert_array_equal(_predict(model, data), _predict(fitted[name], data))
+    np.testing.assert_array_equal(_predict(model, data), predicted[name])
 
 
 @pytest.mark.parametrize("name", list(ESTIMATORS))
-def test_a_pickle_predicts_identically(name, data, fitted):
-    model = fitted[name]
-    twin = pickle.loads(pickle.dumps(model))
-    np.testing.assert_array_equal(_predict(twin, data), _predict(model, data))
+def test_a_pickle_predicts_identically(name, data, fitted, predicted):
+    twin = pickle.loads(pickle.dumps(fitted[name]))
+    np.testing.assert_array_equal(_predict(twin, data), predicted[name])
 
 
 @pytest.mark.parametrize("name", list(ESTIMATORS))
-def test_a_model_file_predicts_identically(name, data, fitted, tmp_path):
+def test_a_model_file_predicts_identically(name, data, fitted, predicted, tmp_path):
     model = fitted[name]
     path = sysid.save(model, tmp_path / "model.sysid")
     own_f = {"GreyBoxODE": _lotka_volterra_torch, "HybridODE as a UDE": _ude}.get(name, _lotka_volterra_numpy)
     functions = {"f": own_f, "known": _growth, "field": _Linear()}
     loaded = sysid.load(path, **functions)
     assert type(loaded) is type(model)
-    np.testing.assert_array_equal(_predict(loaded, data), _predict(model, data))
+    np.testing.assert_array_equal(_predict(loaded, data), predicted[name])
 
 
 @pytest.mark.parametrize("name", list(ESTIMATORS))

@@ -98,6 +98,7 @@ def test_learned_time_scale_recovers_a_clock_running_20_percent_fast():
     assert model.time_scale_[1] == pytest.approx(1 / 1.2, rel=0.03)
 
 
+@pytest.mark.slow  # about 7 s: run by .ci/run's slow step, outside the default run
 def test_inputs_drive_a_forced_system():
     # x' = -x + u with piecewise-constant-free smooth forcing; predict with a different input.
     t = np.linspace(0, 6, 40)

@@ -162,6 +162,7 @@ def test_profile_intervals_of_lotka_volterra_agree_between_estimators():
     assert ((tables[0]["upper"] - tables[1]["upper"]).abs() < 0.1 * width).all()
 
 
+@pytest.mark.slow  # about 7 s: run by .ci/run's slow step, outside the default run
 def test_adam_training_then_least_squares_refinement_gives_the_same_estimate(lv_data, both):
     grey, _ = both
     start = {k: 0.5 * v for k, v in TRUE.items()}

@@ -59,6 +59,7 @@ def test_a_linear_part_started_at_zero_is_fitted_with_the_network(oscillator):
         sysid.NeuralODE(field=LinearMLP(linear_start="ols")).fit(oscillator)
 
 
+@pytest.mark.slow  # about 9 s: run by .ci/run's slow step, outside the default run
 def test_linear_plus_network_extrapolates_like_the_linear_system(oscillator):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -242,6 +242,7 @@ def test_neural_underdetermined_warns() -> None:
         sysid.NeuralODE(max_epochs=1, lbfgs_steps=0, collocation_steps=0, verbose=False).fit(data)
 
 
+@pytest.mark.slow  # about 7 s: run by .ci/run's slow step, outside the default run
 def test_data_of_scale_1e_300_is_learned() -> None:
     """data-of-scale-1e-300-is-learned: states of magnitude 1e-300 are scaled by their own spread, and the
     smoothing spline and the library's column scales do not square them into underflow."""

@@ -53,6 +53,7 @@ def assert_same_table(parallel: pd.DataFrame, serial: pd.DataFrame) -> None:
     )
 
 
+@pytest.mark.slow  # about 6 s: run by .ci/run's slow step, outside the default run
 def test_compare_on_the_cluster_equals_the_serial_run(client, lv):
     train, test = lv.split(test_trajectories=["run3"])
     with warnings.catch_warnings():

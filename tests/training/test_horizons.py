@@ -75,6 +75,7 @@ def test_least_squares_refuses_a_schedule() -> None:
         sysid.Training(optimizer="least_squares", horizons=[None]).check()
 
 
+@pytest.mark.slow  # about 13 s: run by .ci/run's slow step, outside the default run
 def test_a_schedule_ending_on_whole_trajectories_beats_the_short_windows_alone(data) -> None:
     short = _fit(data, max_epochs=15, lbfgs_steps=20)
     scheduled = _fit(data, max_epochs=15, lbfgs_steps=20, horizons=[None])
@@ -195,6 +196,7 @@ def test_a_fit_killed_in_a_later_stage_resumes_there_and_ends_as_an_uninterrupte
     assert not path.exists()
 
 
+@pytest.mark.slow  # about 7 s: run by .ci/run's slow step, outside the default run
 def test_every_solver_trained_estimator_takes_a_schedule(data) -> None:
     def growth(t, x, p, u):
         prey, predator = x[:, 0], x[:, 1]
@@ -219,6 +221,7 @@ def test_every_solver_trained_estimator_takes_a_schedule(data) -> None:
         assert set(model.history_["horizon"].dropna()) == {5, 29}, type(model).__name__
 
 
+@pytest.mark.slow  # about 9 s: run by .ci/run's slow step, outside the default run
 def test_a_streamed_fit_refuses_a_schedule_it_was_given_and_trains_the_default_one_s_first_stage() -> None:
     pytest.importorskip("dask")
     data = sysid.datasets.simulate("lotka_volterra", n_trajectories=2, n_samples=20, noise=0.02, random_state=0)

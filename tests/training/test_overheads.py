@@ -30,6 +30,7 @@ def test_validation_is_due_by_evaluation_counts_within_bounds() -> None:
     assert [e for e in range(12) if validation_due(_history(1, [(1, 1)] * (e + 1)), e, fixed)] == [0, 5, 10]
 
 
+@pytest.mark.slow  # about 25 s: run by .ci/run's slow step, outside the default run
 def test_validation_epochs_are_reproducible_and_sparser_than_every_five() -> None:
     data = sysid.datasets.simulate("lotka_volterra", n_trajectories=2, n_samples=30, random_state=0)
     fits = [
@@ -158,6 +159,7 @@ def test_the_polish_stops_after_two_chunks_of_negligible_gain_and_keeps_the_best
     assert result.best_score == best["val_loss"] and result.best_epoch == best["epoch"] == polish[-1]["epoch"]
 
 
+@pytest.mark.slow  # about 6 s: run by .ci/run's slow step, outside the default run
 def test_one_record_of_a_fast_oscillation_is_smoothed_to_the_noise_level() -> None:
     """A 5 Hz swing sampled at 50 Hz, 1% noise: scipy's own GCV search stopped on a straight line
     through it (error = the amplitude); the strength chosen on the whole record keeps the swing."""
