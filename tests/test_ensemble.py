@@ -104,6 +104,7 @@ def test_members_differ_and_the_same_random_state_repeats_the_ensemble(bands, lv
     assert any(not np.array_equal(tables[0], t) for t in tables[1:])
 
 
+@pytest.mark.slow  # about 5 s: run by .ci/run's slow step, outside the default run
 def test_parallel_members_equal_serial_ones(lv):
     serial = Ensemble(SINDy(), n_members=4, random_state=1).fit(lv)
     parallel = Ensemble(SINDy(), n_members=4, random_state=1, n_jobs=2).fit(lv)

@@ -419,6 +419,7 @@ def test_compare_from_a_config_file_flags_win(
     assert sindy.threshold == 0.2 and sindy.degree == 1  # the flag wins over [sindy]; the table over defaults
 
 
+@pytest.mark.slow  # about 5 s: run by .ci/run's slow step, outside the default run
 def test_compare_holds_out_the_last_fifth_by_default(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     data = tmp_path / "lv40.csv"
     simulate("lotka_volterra", n_trajectories=2, n_samples=40, noise=0.01, random_state=0, as_frame=True).to_csv(

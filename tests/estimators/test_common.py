@@ -13,6 +13,7 @@ import inspect
 import pickle
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -89,11 +90,30 @@ def data() -> sysid.Trajectories:
     return sysid.datasets.simulate("lotka_volterra", n_trajectories=2, n_samples=15, noise=0.01, random_state=0)
 
 
+@dataclass
+class _Fit:
+    """One estimator fitted on the fixture: what ``fit`` returned, and the parameters before it."""
+
+    model: object
+    returned: object
+    params_before: dict
+
+
 @pytest.fixture(scope="module")
-def fitted(data) -> dict[str, object]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return {name: make().fit(data) for name, make in ESTIMATORS.items()}
+def fits(data) -> dict[str, _Fit]:
+    out = {}
+    for name, make in ESTIMATORS.items():
+        model = make()
+        before = clone(model).get_params()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out[name] = _Fit(model, model.fit(data), before)
+    return out
+
+
+@pytest.fixture(scope="module")
+def fitted(fits) -> dict[str, object]:
+    return {name: fit.model for name, fit in fits.items()}
 
 
 @pytest.fixture(scope="module")
@@ -163,13 +183,10 @@ def test_unfitted_models_raise_not_fitted(name, data):
 
 
 @pytest.mark.parametrize("name", list(ESTIMATORS))
-def test_fit_returns_self_and_leaves_the_parameters_alone(name, data, fitted):
-    model = ESTIMATORS[name]()
-    before = clone(model).get_params()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        assert model.fit(data) is model
-    assert _same(model.get_params(), before)
+def test_fit_returns_self_and_leaves_the_parameters_alone(name, fits):
+    fit = fits[name]  # the fixture's own fit (a fit costs up to 12 s here): fit twice is the slow test below
+    assert fit.returned is fit.model
+    assert _same(fit.model.get_params(), fit.params_before)
 
 
 @pytest.mark.slow  # about 120 s over the estimators: run by .ci/run's slow step, outside the default run

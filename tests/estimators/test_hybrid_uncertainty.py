@@ -69,6 +69,7 @@ def test_the_table_has_greybox_s_shape(ude, oscillator):  # noqa: F811
         assert type(getattr(ude, name)) is type(getattr(grey, name)), name
 
 
+@pytest.mark.slow  # about 6 s: run by .ci/run's slow step, outside the default run
 def test_a_parameter_a_network_can_absorb_is_flagged(oscillator):  # noqa: F811
     model = sysid.HybridODE(friction_twice, {"k": 2.0, "c": 0.1}, networks={"friction": 1}, **FAST)
     with pytest.warns(sysid.FitWarning, match=r"\['c'\] are not identifiable: the networks can reproduce"):
@@ -80,6 +81,7 @@ def test_a_parameter_a_network_can_absorb_is_flagged(oscillator):  # noqa: F811
     assert np.isnan(model.covariance_.loc["c", "k"]) and np.isfinite(model.covariance_.loc["k", "k"])
 
 
+@pytest.mark.slow  # about 5 s: run by .ci/run's slow step, outside the default run
 def test_an_additive_correction_of_every_state_absorbs_the_physics(oscillator):  # noqa: F811
     def spring(t, x, p, u):
         return torch.stack([x[:, 1], -p["k"] * x[:, 0]], -1)
@@ -90,6 +92,7 @@ def test_an_additive_correction_of_every_state_absorbs_the_physics(oscillator): 
     assert model.confidence_intervals().loc["k", "status"] == "not identifiable"
 
 
+@pytest.mark.slow  # about 4 s: run by .ci/run's slow step, outside the default run
 def test_fixed_parameters_only_give_an_empty_covariance(oscillator):  # noqa: F811
     model = sysid.HybridODE(neural_friction, {"k": 4.0}, fixed=["k"], networks={"friction": 1}, **FAST)
     model.fit(oscillator)

@@ -79,6 +79,7 @@ def test_save_and_load_predict_bit_identically(fitted, tmp_path):
     assert loaded.get_params() == fitted.get_params()
 
 
+@pytest.mark.slow  # about 5 s: run by .ci/run's slow step, outside the default run
 def test_learned_time_scale_recovers_a_clock_running_20_percent_fast():
     # x'' = -x on the same orbit; the second experiment's clock runs 1.2x fast (recorded t = 1.2 true t),
     # so no field alone can explain both: only a clock rate of 1/1.2 can.
@@ -279,6 +280,7 @@ def test_to_equations_reads_the_learned_decay_rate(fitted):
     assert equations.equations()[0].startswith("d x/dt =")
 
 
+@pytest.mark.slow  # about 5 s: run by .ci/run's slow step, outside the default run
 def test_time_dependent_field_learns_an_explicit_forcing():
     # x' = cos(t): x = sin(t) + x0, no autonomous field can produce it from two different starts
     t = np.linspace(0, 4, 25)

@@ -352,6 +352,7 @@ def _silent_free_run() -> Iterator[None]:
         yield
 
 
+@pytest.mark.slow  # about 5 s: run by .ci/run's slow step, outside the default run
 def test_greybox_poor_free_run_warns() -> None:
     """greybox-poor-free-run-warns: wrong equations (a decay for an oscillator) warn, with advice on the
     equations; the right ones do not. The least-squares fit has no free-run history: the kept

@@ -52,6 +52,7 @@ def test_grey_box_models_refuse_log_errors():
         model.fit(data)
 
 
+@pytest.mark.slow  # about 4 s: run by .ci/run's slow step, outside the default run
 def test_log_errors_recover_a_decay_under_multiplicative_noise():
     t = np.linspace(0, 3, 40)
     rng = np.random.default_rng(0)

@@ -97,6 +97,7 @@ def test_functions_that_need_scalar_parameters_fall_back_to_one_call_per_group(d
     assert rowwise.rowwise is True
 
 
+@pytest.mark.slow  # about 5 s: run by .ci/run's slow step, outside the default run
 def test_multiple_shooting_jacobian_agrees_with_differences_of_separate_evaluations(data):
     rhs, solver = model(data)
     lower, upper = np.array([-np.inf, 0.0, -np.inf, -np.inf]), np.full(4, np.inf)
