@@ -217,6 +217,7 @@ def test_weight_decay_pulls_the_field_onto_its_linear_part(oscillator):
         LinearMLP(weight_decay=float("inf")).check()
 
 
+@pytest.mark.slow  # about 5 s: run by .ci/run's slow step, outside the default run
 def test_the_network_reads_inputs_clipped_to_their_training_range(tmp_path):
     from sysid.fields import MLPField, Scaling
 

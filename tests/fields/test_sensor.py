@@ -35,6 +35,7 @@ def test_a_saturating_sensor_is_fitted_through_and_its_readings_predicted():
     assert model.scaling_.unscale(hidden[:, :1]).max() > 4.0  # the state itself keeps growing
 
 
+@pytest.mark.slow  # about 5 s: run by .ci/run's slow step, outside the default run
 def test_a_learned_offset_is_recovered():
     t = np.linspace(0, 6, 40)
     reading = (2.0 * np.exp(-0.7 * t) + 0.5)[:, None]  # x' = -k x, read with an offset of 0.5

@@ -100,6 +100,7 @@ def test_a_schedule_trains_stage_after_stage_on_growing_windows_and_keeps_the_be
     assert _free_run(model, data) == pytest.approx(history["val_loss"].min(), rel=1e-4)
 
 
+@pytest.mark.slow  # about 5 s: run by .ci/run's slow step, outside the default run
 def test_plain_stages_are_polishes_and_lbfgs_steps_zero_switches_them_off(data) -> None:
     model = _fit(data, max_epochs=3, lbfgs_steps=10, horizons=[10, None])
     history = model.history_
