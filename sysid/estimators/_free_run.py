@@ -1,5 +1,6 @@
 """The poor-free-run check of solver-trained estimators: is the kept model any better than the data's mean?
-If not, one refit from the field's second start, where the field has one (NeuralODE's default field).
+Where the field has a second start (NeuralODE's default field), the same check chooses where the
+training starts and, if the fit is still poor, one refit from the start not taken.
 
 After a fit, the kept parameters are simulated from their fitted initial states over the
 training trajectories (the free run that picks the parameters during training,
@@ -33,6 +34,7 @@ from sysid.training import POOR_FREE_RUN, MultipleShooting, make_segments
 from sysid.trajectories import Trajectories
 
 if TYPE_CHECKING:
+    from sysid.estimators._ode_start import FieldStart
     from sysid.fields import Scaling
     from sysid.integration import BatchedField, InputSignal, SolverConfig
     from sysid.training import Training
@@ -42,7 +44,8 @@ class FreeRunCheckMixin:
     """The :class:`~sysid.FitWarning` of a fit whose kept parameters do not reproduce their own data.
 
     Mixed into :class:`~sysid.estimators._ode_base.SolverTrainedODE`; its ``_fit`` calls
-    :meth:`_refit_if_poor` (one refit from the field's second start, if it has one) and then
+    :meth:`_choose_start` (the field's second start when its first does not reproduce the data),
+    :meth:`_refit_if_poor` (one refit from the start not taken, if there is one) and then
     :meth:`_warn_if_free_run_is_poor` last, after anything that changes the parameters.
     """
 
@@ -72,33 +75,63 @@ class FreeRunCheckMixin:
         checkpoint_path: Any
         n_function_evals_: int
 
-        def _fit_resolved(self, data: Trajectories) -> None: ...
+        def _fit_resolved(self, data: Trajectories, start: FieldStart | None = None) -> None: ...
+        def _start(self, data: Trajectories) -> FieldStart: ...
+        def _start_error(self, data: Trajectories, start: FieldStart) -> float: ...
         def _validation_split(self, data: Trajectories) -> tuple[list[int], list[float] | None]: ...
         def _input_signal(self, data: Trajectories) -> InputSignal | None: ...
 
-    def _refit_if_poor(self, data: Trajectories) -> None:
-        """Fit once more from the field's second start when the kept model does not reproduce its data.
+    def _choose_start(self, data: Trajectories) -> tuple[FieldStart | None, Any]:
+        """Where to train from, and the field part to refit from if that fit is poor (None: no refit).
 
-        Only when the kept parameters' free-run error exceeds :data:`sysid.training.POOR_FREE_RUN`
-        and the field part offers another start (:meth:`sysid.fields.FieldSpec.second_start`:
-        ``LinearMLP(linear_start="zero")``, NeuralODE's default, refits from the least-squares
-        linear part). Every other fit is untouched, to the last bit. The better of the two fits
-        by that error is kept; ``history_`` then holds both (column ``attempt``: 0 the first,
-        1 the refit) and ``n_function_evals_`` counts both. Not with ``warm_start`` (the caller
-        continues a fit of their own), ``checkpoint_path`` (a resumed fit must end where an
-        uninterrupted one does), without the collocation warm start that sets the start, or
-        on streamed data (``LazyTrajectories``: their fit has no free-run check of its own).
+        A field part with a second start (:meth:`sysid.fields.FieldSpec.second_start`:
+        ``LinearMLP(linear_start="zero")``, NeuralODE's default, has the least-squares
+        linear part) is started as usual and its free run over the training data scored
+        (the training's first ``val_loss``). Only when that start does not reproduce its
+        data (above :data:`sysid.training.POOR_FREE_RUN`) is the second start scored
+        too, and the training begins from it if it does (at or below that error): a
+        lightly damped oscillation that the zero start cannot follow is then not trained
+        in vain first. Every other fit is untouched, to the last bit. The start not
+        taken is the one :meth:`_refit_if_poor` refits from. Returns ``(None, None)``
+        for a field without a second start, or where a fit may not choose
+        (:meth:`_may_restart`).
         """
         second = self.field_part_.second_start()
-        if second is None or self.warm_start or self.checkpoint_path is not None:
-            return
-        if not self.training_.collocation_steps:
-            return
+        if second is None or not self._may_restart():
+            return None, None
+        first = self.field_part_
+        start = self._start(data)
+        if not self._start_error(data, start) > POOR_FREE_RUN:
+            return start, second
+        self.field_part_ = second
+        try:
+            other = self._start(data)
+            if self._start_error(data, other) <= POOR_FREE_RUN:
+                return other, first
+        except (FitError, SolverFailure):
+            pass  # a second start that cannot be made is not taken; the refit may still try it
+        self.field_part_ = first
+        return start, second
+
+    def _may_restart(self) -> bool:
+        """Whether a fit may choose its start and refit: not with ``warm_start`` (the caller continues a
+        fit of their own), ``checkpoint_path`` (a resumed fit must end where an uninterrupted one does)
+        or without the collocation warm start that sets the start."""
+        return not self.warm_start and self.checkpoint_path is None and bool(self.training_.collocation_steps)
+
+    def _refit_if_poor(self, data: Trajectories, other: Any) -> None:
+        """Fit once more from the field part ``other`` when the kept model does not reproduce its data.
+
+        Only when the kept parameters' free-run error exceeds :data:`sysid.training.POOR_FREE_RUN`.
+        The better of the two fits by that error is kept; ``history_`` then holds both
+        (column ``attempt``: 0 the first, 1 the refit) and ``n_function_evals_`` counts
+        both.
+        """
         first_score = self._kept_free_run_error(data)
         if not first_score > POOR_FREE_RUN:
             return
         first = copy.deepcopy(self.__dict__)
-        self.field_part_ = second
+        self.field_part_ = other
         for name in ("history_", "n_function_evals_"):  # the refit's own, or none if it fails early
             self.__dict__.pop(name, None)
         try:

@@ -34,10 +34,12 @@ class NeuralODE(SolverTrainedODE):
     the free-run error of whole trajectories across all of them). The parts' parameters
     can be given flat: ``NeuralODE(hidden=(32, 32), max_epochs=80, rtol=1e-6)``;
     ``NeuralODE(field=sysid.fields.MLP(), horizons=None)`` is the network alone trained
-    on short windows only (the defaults before issue #17). A fit whose kept free-run error
-    over its training trajectories exceeds :data:`sysid.training.POOR_FREE_RUN` is fitted
-    once more from the least-squares linear part and the better fit is kept (``history_``
-    column ``attempt``); if both stay above it, a :class:`~sysid.FitWarning` says so.
+    on short windows only (the defaults before issue #17). When the zero start's free run
+    over the training trajectories exceeds :data:`sysid.training.POOR_FREE_RUN` and the
+    least-squares linear part's does not, the training starts from the latter
+    (``field_part_.linear_start``). A fit whose kept free-run error exceeds it is fitted
+    once more from the start not taken and the better fit is kept (``history_`` column
+    ``attempt``); if both stay above it, a :class:`~sysid.FitWarning` says so.
 
     Examples
     --------

@@ -29,9 +29,17 @@ from sysid.estimators._base import TrajectoryEstimator, warn_if_underdetermined
 from sysid.estimators._composition import PartsMixin
 from sysid.estimators._free_run import FreeRunCheckMixin
 from sysid.estimators._ode_simulation import SimulationMixin
+from sysid.estimators._ode_start import FieldStart, StartMixin
 from sysid.estimators._ode_warm_start import WarmStartMixin
 from sysid.fields import MLP, FieldContext, FieldSpec, Scaling, Sensor
-from sysid.integration import BatchedField, InputSignal, Solver, TimeParameters, resolve_device, torch_threads
+from sysid.integration import (
+    BatchedField,
+    InputSignal,
+    Solver,
+    TimeParameters,
+    resolve_device,
+    torch_threads,
+)
 from sysid.training import (
     ADVICE,
     HorizonStage,
@@ -39,9 +47,6 @@ from sysid.training import (
     Training,
     check_positive,
     interpolate_missing,
-    make_segments,
-    plan_horizons,
-    resumable_stage,
     train_horizons,
 )
 from sysid.trajectories import LazyTrajectories, Trajectories
@@ -67,7 +72,7 @@ class TrainingProblem:
     starts: Callable[[], torch.Tensor]
 
 
-class SolverTrainedODE(PartsMixin, SimulationMixin, WarmStartMixin, FreeRunCheckMixin, TrajectoryEstimator):
+class SolverTrainedODE(PartsMixin, SimulationMixin, WarmStartMixin, StartMixin, FreeRunCheckMixin, TrajectoryEstimator):
     """A vector field integrated by a torchdiffeq solver and trained by multiple shooting.
 
     Parameters
@@ -260,8 +265,10 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, WarmStartMixin, FreeRunCheck
     def _fit(self, data: Trajectories) -> None:
         self._resolve()
         with torch_threads(1):
-            self._fit_resolved(data)
-            self._refit_if_poor(data)
+            start, other = self._choose_start(data)
+            self._fit_resolved(data, start)
+            if other is not None:
+                self._refit_if_poor(data, other)
         self._warn_if_free_run_is_poor(data)
 
     def _prepare(self, data: Trajectories, generator: torch.Generator) -> bool:
@@ -281,67 +288,35 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, WarmStartMixin, FreeRunCheck
                 widen(self.scaling_)
         return reuse
 
-    def _fit_resolved(self, data: Trajectories) -> None:
+    def _fit_resolved(self, data: Trajectories, start: FieldStart | None = None) -> None:
         """One training of the field on in-memory data (a warm start continues from the last one).
 
-        With a horizon schedule (``Training(horizons=...)``) the training runs in stages on
-        growing segments (:mod:`sysid.training._horizons`); each stage is one shooting problem.
+        ``start``: where the training begins (:meth:`_start`; the choice between a field's
+        two starts passes the one it picked); None starts here. With a horizon schedule
+        (``Training(horizons=...)``) the training runs in stages on growing segments
+        (:mod:`sysid.training._horizons`); each stage is one shooting problem.
         """
-        training = self.training_
-        if training.errors == "log":
-            self._check_log_errors(data)
-        generator = self._generator()
-        reuse = self._prepare(data, generator)
-        if not reuse:
+        if start is None:
+            start = self._start(data)
+        self._use(start)
+        if not start.reuse:
             self._warn_if_underdetermined(data)
-        times = [tr.t for tr in data]
-        scaled = [self.scaling_.scale(tr.y) for tr in data]
         train_rows, tail_from = self._validation_split(data)
-        stages = plan_horizons(
-            training.horizons,
-            training.segment_length,
-            [n - 1 for n in train_rows],
-            training.max_epochs,
-            float(training.lr),
-            training.lbfgs_steps,
-        )
+        stages = self._stages(train_rows)
         checkpoints = [self._checkpoint(data, k) for k in range(len(stages))]
-        resuming = resumable_stage(len(stages), lambda k: checkpoints[k]) is not None  # replaces any warm start
-        initial = None
-        if not reuse and training.collocation_steps and not resuming:
-            initial = self._collocation_warm_start(data, train_rows)
         self._penalty_points = self._training_points(data) if self.field_part_.needs_points() else None
         inputs = self._input_signal(data)
         problems: dict[int, TrainingProblem] = {}  # by stage (a resumed fit builds its later stages only)
 
         def build(k: int, previous: int | None) -> tuple[torch.nn.Module, int, Callable[[], float]]:
-            segments = make_segments(
-                [t[:n] for t, n in zip(times, train_rows)],
-                [y[:n] for y, n in zip(scaled, train_rows)],
-                cast(int, stages[k].length),
-            )  # plan_horizons resolves None to a length
-            start = initial
+            segments = self._segments(data, cast(int, stages[k].length))  # plan_horizons resolves None to a length
+            initial = start.initial
             if previous is not None:  # the new segments start where the previous stage's model is
                 before = cast(MultipleShooting, problems[previous].objective.shooting)  # the stage's objective
                 before.to("cpu")
-                start = before.carried_starts(segments)
-            shooting = MultipleShooting(
-                self.rhs_,
-                segments,
-                times,
-                scaled,
-                self.n_dims_,
-                inputs,
-                self.solver_,
-                self.solver_part_.gradient,
-                training.continuity_weight,
-                training.learn_x0,
-                start,
-                self.sensor_,
-                realtime=k > 0,
-                errors=training.errors,
-            )
-            if k == 0 and reuse and hasattr(self, "shooting_state_"):
+                initial = before.carried_starts(segments)
+            shooting = self._shooting(data, segments, initial, inputs, realtime=k > 0)
+            if k == 0 and start.reuse and hasattr(self, "shooting_state_"):
                 with contextlib.suppress(RuntimeError):  # a state of another shape: start afresh
                     shooting.starts.data.copy_(self.shooting_state_)
             problems[k] = TrainingProblem(
@@ -356,7 +331,7 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, WarmStartMixin, FreeRunCheck
             return problems[k].objective, len(segments), problems[k].validate
 
         try:
-            self._train_stages(stages, build, problems, data, checkpoints, generator)
+            self._train_stages(stages, build, problems, data, checkpoints, start.generator)
         finally:
             self.__dict__.pop("_penalty_points", None)
 

@@ -32,6 +32,7 @@ from threadpoolctl import threadpool_limits
 
 from sysid.errors import ConfigError, DataError, FitError, FitWarning
 from sysid.estimators._ode_base import SolverTrainedODE
+from sysid.estimators._ode_start import FieldStart
 from sysid.integration import BatchedField, InputSignal, SolverConfig, SolverFailure, torch_threads
 from sysid.parameters import (
     REWEIGHT,
@@ -110,14 +111,14 @@ class ParametricODE(SolverTrainedODE):
             )
 
     # -- fitting -----------------------------------------------------------------------
-    def _fit_resolved(self, data: Trajectories) -> None:
+    def _fit_resolved(self, data: Trajectories, start: FieldStart | None = None) -> None:
         # One BLAS thread, as one torch thread: the trust-region SVDs are small, and OpenBLAS's second
         # thread made a 420 x 76 SVD take 350 ms instead of 6-13 ms on a busy 2-core machine.
         with threadpool_limits(1):
             if self.training_.optimizer == "least_squares":
                 self._fit_least_squares(data)
             else:
-                super()._fit_resolved(data)  # then _after_fit refines and computes the uncertainty
+                super()._fit_resolved(data, start)  # then _after_fit refines and computes the uncertainty
 
     def _after_fit(self, data: Trajectories) -> None:
         super()._after_fit(data)

@@ -251,7 +251,8 @@ class LinearMLP(MLP):
 
         Fitted together from zero, the linear part can stay far from a fast rotation that the
         least-squares fit finds at once (docs/neural_ode.md, "A second start for a fit that
-        does not reproduce its data").
+        does not reproduce its data" and "The second start first, when the first cannot
+        follow its data").
 
         Examples
         --------

@@ -138,8 +138,12 @@ class FieldSpec(Part, Generic[ModuleT]):
         return None
 
     def second_start(self) -> FieldSpec | None:
-        """This field started another way, for one refit when the fit from this start does not
-        reproduce its own data (:data:`sysid.training.POOR_FREE_RUN`); None: it has no other."""
+        """This field started another way; None: it has no other.
+
+        A fit whose start does not reproduce its own data (free run above
+        :data:`sysid.training.POOR_FREE_RUN`) trains from this one instead when it does, and a
+        fit that ends that poor is trained once more from the start it did not take.
+        """
         return None
 
     def rounds(self) -> int:

@@ -30,8 +30,9 @@ POLISH_MIN_GAIN = 0.01
 #: gets a FitWarning from every solver-trained estimator: R^2 below 0.75 over its own training
 #: trajectories. Nine default fits of the panel keep 0.006-0.10 (the cascaded tanks 0.097); a lightly
 #: damped 5 Hz oscillator kept 1.0 (no better than the mean) and nothing said so (docs/neural_ode.md,
-#: "When things go wrong"). Before it warns, a NeuralODE fit this poor is refitted once from its field's
-#: second start (the least-squares linear part): the oscillator then keeps 0.015.
+#: "When things go wrong"). A NeuralODE whose zero start is this poor trains from its field's second
+#: start (the least-squares linear part) when that one is not, and a fit that ends this poor is refitted
+#: once from the start it did not take: the oscillator then keeps 0.015.
 POOR_FREE_RUN = 0.5
 _DIVERGENCE = 1e4  # an epoch loss this many times the best one so far counts as a failure
 ADVICE = (

@@ -8,6 +8,7 @@ usable, training that must be kept. ``BEHAVIOURS`` lists their catalogue IDs.
 from __future__ import annotations
 
 import contextlib
+import math
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -73,6 +74,7 @@ def test_new_experiment_out_of_range_warns(name: str, fitted) -> None:
         fitted[name].predict(t=np.linspace(0.0, 0.05, 5), x0=[10.0, 10.0])
 
 
+@pytest.mark.slow  # about 4 s: run by .ci/run's slow step, outside the default run
 def test_demo_prints_no_extrapolation_warning(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     """demo-prints-no-extrapolation-warning: `sysid demo` (quick settings) warned three times for nothing."""
     from sysid.cli import main
@@ -284,13 +286,62 @@ def test_neural_poor_free_run_warns() -> None:
     assert "attempt" not in model.history_  # a fit that reproduces its data is never refitted
 
 
-def test_neural_poor_fit_refits_from_the_least_squares_linear_part() -> None:
-    """neural-poor-fit-refits: a NeuralODE fit from a zero linear part that does not reproduce its
-    data is fitted once more from the least-squares linear part, and the better fit is kept."""
+def starved_neural_ode(**options: object) -> sysid.NeuralODE:
+    """A NeuralODE of one Adam epoch after a five-step collocation: what it keeps is mostly its start."""
+    settings: dict[str, object] = {"hidden": (8,), "max_epochs": 1, "lbfgs_steps": 0, "collocation_steps": 5}
+    return sysid.NeuralODE(horizons=None, random_state=0, verbose=False, **{**settings, **options})
+
+
+def test_a_start_that_cannot_follow_its_data_gives_way_to_the_least_squares_linear_part(tmp_path: Path) -> None:
+    """neural-better-start: NeuralODE's zero linear part cannot follow a 5 Hz swing (its start's free run
+    is worse than the data's mean); the least-squares linear part can, and the one training starts there."""
     swing = five_hertz_swing()
-    starved = sysid.NeuralODE(
-        hidden=(8,), max_epochs=1, lbfgs_steps=0, collocation_steps=5, horizons=None, random_state=0, verbose=False
-    )
+    # With a checkpoint a fit neither chooses its start nor refits: the zero start alone, as it was.
+    zero = starved_neural_ode(checkpoint_path=tmp_path / "fit.ckpt")
+    with pytest.warns(FitWarning, match=POOR_FREE_RUN_MESSAGE):
+        zero.fit(swing)
+    assert zero.history_["val_loss"].iloc[0] > sysid.training.POOR_FREE_RUN  # the zero start's free run
+    chosen = starved_neural_ode()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FitWarning)
+        chosen.fit(swing)
+    assert "attempt" not in chosen.history_  # one training, not a failed one and a refit
+    assert chosen.field_part_.linear_start == "least_squares" and chosen.field.linear_start == "zero"
+    assert chosen.history_["stage"].iloc[0] == "start"
+    assert chosen.history_["val_loss"].iloc[0] < 0.1  # the least-squares start's free run
+    predicted = chosen.predict(t=swing[0].t, x0=[1.0, 0.0])
+    assert np.sqrt(np.mean((predicted - swing[0].y) ** 2)) < 0.1  # 12 periods of the swing, free run
+
+
+def test_a_start_that_follows_its_data_is_trained_as_it_was(tmp_path: Path) -> None:
+    """neural-better-start: where the first start reproduces its data, the choice changes nothing, to the
+    last bit (the same fit as with a checkpoint, which never chooses)."""
+    data = decay_data()
+    chosen = starved_neural_ode(max_epochs=3).fit(data)
+    assert chosen.history_["val_loss"].iloc[0] <= sysid.training.POOR_FREE_RUN
+    assert chosen.field_part_.linear_start == "zero"
+    alone = starved_neural_ode(max_epochs=3, checkpoint_path=tmp_path / "fit.ckpt").fit(data)
+    pd.testing.assert_frame_equal(chosen.history_.drop(columns="seconds"), alone.history_.drop(columns="seconds"))
+    np.testing.assert_array_equal(chosen.x0_, alone.x0_)
+
+
+def _second_start_looks_poor(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Score the least-squares start as not reproducing its data, so that the zero start is trained first."""
+    scored = sysid.NeuralODE._start_error
+
+    def scored_unless_second(self: sysid.NeuralODE, data: sysid.Trajectories, start: object) -> float:
+        error = scored(self, data, start)  # type: ignore[arg-type]
+        return error if self.field_part_.linear_start == "zero" else math.inf
+
+    monkeypatch.setattr(sysid.NeuralODE, "_start_error", scored_unless_second)
+
+
+def test_a_poor_fit_is_refitted_from_the_start_not_taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    """neural-poor-fit-refits: when both starts look poor, the first is trained; a fit that then does not
+    reproduce its data is fitted once more from the least-squares linear part, and the better fit is kept."""
+    _second_start_looks_poor(monkeypatch)
+    swing = five_hertz_swing()
+    starved = starved_neural_ode()
     with warnings.catch_warnings():
         warnings.simplefilter("error", FitWarning)
         starved.fit(swing)
@@ -303,20 +354,19 @@ def test_neural_poor_fit_refits_from_the_least_squares_linear_part() -> None:
 
 def test_a_refit_that_fails_keeps_the_first_fit(monkeypatch: pytest.MonkeyPatch) -> None:
     """neural-poor-fit-refits: a refit that raises FitError leaves the first fit as it was, with its warning."""
+    _second_start_looks_poor(monkeypatch)
     swing = five_hertz_swing()
     fitted = sysid.NeuralODE._fit_resolved
     calls: list[str] = []
 
-    def second_fails(self: sysid.NeuralODE, data: sysid.Trajectories) -> None:
+    def second_fails(self: sysid.NeuralODE, data: sysid.Trajectories, start: object = None) -> None:
         calls.append(self.field_part_.linear_start)
         if len(calls) == 2:
             raise sysid.FitError("the refit diverged")
-        fitted(self, data)
+        fitted(self, data, start)  # type: ignore[arg-type]
 
     monkeypatch.setattr(sysid.NeuralODE, "_fit_resolved", second_fails)
-    starved = sysid.NeuralODE(
-        hidden=(8,), max_epochs=1, lbfgs_steps=0, collocation_steps=5, horizons=None, random_state=0, verbose=False
-    )
+    starved = starved_neural_ode()
     with pytest.warns(FitWarning, match=POOR_FREE_RUN_MESSAGE):
         starved.fit(swing)
     assert calls == ["zero", "least_squares"]
