@@ -42,7 +42,12 @@ also report the error when the prediction starts from the true initial state
 (``score_true_x0``): the difference is the share of the held-out error due to
 estimating the initial state.
 
-The problems (data, protocols, scores) live in :mod:`benchmarks.generalisation_problems`.
+Systems outside the panel (session 13, :mod:`benchmarks.generalisation_unseen`): nine
+simulated systems no default was chosen on (FitzHugh-Nagumo, Brusselator, SIR, Sel'kov,
+two coupled oscillators, a hardening Duffing, a forced Van der Pol, Lorenz, Robertson),
+with ``lotka_volterra``'s protocol: the blind-like rows.
+
+The panel's problems (data, protocols, scores) live in :mod:`benchmarks.generalisation_problems`.
 Real data are read from ``../shared/data/`` (or ``$SYSID_SHARED_DATA``), never copied
 here; a problem whose data are absent is skipped. Times are CPU seconds of the fit
 (``time.process_time``; the machine is shared, wall time is noisy).
@@ -67,7 +72,12 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.common import Study, check_mode, quiet
-from benchmarks.generalisation_problems import PROBLEMS, ROOT, Case
+from benchmarks.generalisation_problems import PROBLEMS as PANEL
+from benchmarks.generalisation_problems import ROOT, Case
+from benchmarks.generalisation_unseen import UNSEEN
+
+#: Every problem: the panel the defaults were chosen on, then the systems they never saw.
+PROBLEMS = {**PANEL, **UNSEEN}
 
 MODELS = ("NeuralODE", "SparseODE", "SINDy", "ClassicalODE")
 

@@ -65,7 +65,7 @@ def _forecast_score(t: np.ndarray, y: np.ndarray, split: int) -> Callable[[Any, 
     return score
 
 
-def _heldout_score(test: Any, truth: np.ndarray) -> Callable[[Any, str], dict[str, Any]]:
+def heldout_score(test: Any, truth: np.ndarray) -> Callable[[Any, str], dict[str, Any]]:
     """Relative RMSE of the held-out run: x0 estimated by the model, and (NeuralODE) from the true state."""
 
     def score(model: Any, name: str) -> dict[str, Any]:
@@ -255,7 +255,7 @@ def _simulated(problem: str, system: str, seed: int, holdout: str = "inside", **
         problem,
         seed,
         train,
-        _heldout_score(test, truth),
+        heldout_score(test, truth),
         "relative RMSE",
         sparse=sparse,
         sindy={"degree": degree},

@@ -147,6 +147,36 @@ def test_generalisation_labels_research_rows_by_their_settings() -> None:
     assert labels == ["NeuralODE", "NeuralODE (before #17)", 'NeuralODE {"lr": 0.1}', "SINDy"]
 
 
+def test_systems_outside_the_panel_simulate_their_equations() -> None:
+    sys.path.insert(0, str(ROOT))
+    try:
+        from benchmarks import generalisation
+        from benchmarks.generalisation_unseen import SYSTEMS, UNSEEN, simulate_runs
+    finally:
+        sys.path.remove(str(ROOT))
+    assert set(UNSEEN) <= set(generalisation.PROBLEMS) and set(SYSTEMS) <= set(UNSEEN)
+    for system in SYSTEMS:
+        train, test, truth, name = simulate_runs(system, seed=1)
+        assert len(train) == 3 and test.names == [name] and name not in train.names, system
+        assert truth.shape == (60, len(train.state_names)) and np.all(np.isfinite(truth)), system
+        noise = test[0].y - truth  # 5% of each state's spread over the four runs, so below it
+        assert 0 < np.std(noise) < 0.1 * np.max(np.std(truth, axis=0)), system
+    # the epidemic's compartments add up to the population (S + I = 1 at the start, R = 0)
+    _, _, sir, _ = simulate_runs("sir", seed=0)
+    assert np.allclose(sir.sum(axis=1), 1.0, atol=1e-8) and sir[0, 2] == 0.0
+    # the coupled masses are lightly damped: their energy decays
+    _, _, masses, _ = simulate_runs("coupled_oscillators", seed=0)
+    x1, x2, v1, v2 = masses.T
+    energy = v1**2 + v2**2 + x1**2 + x2**2 + 0.5 * (x1 - x2) ** 2
+    assert energy[-1] < energy[0] and np.all(np.diff(energy) < 1e-9)
+    # the forced system records its force; the same seed gives the same runs, another seed others
+    forced, _, _, _ = simulate_runs("forced_van_der_pol", seed=0)
+    assert forced.input_names == ("force",) and np.ptp(forced[0].u) > 1.0
+    again, _, _, _ = simulate_runs("forced_van_der_pol", seed=0)
+    other, _, _, _ = simulate_runs("forced_van_der_pol", seed=1)
+    assert np.array_equal(again[0].y, forced[0].y) and not np.allclose(other[0].y[0], forced[0].y[0])
+
+
 @pytest.mark.slow  # about 40 s: run by .ci/run's slow step, outside the default run
 def test_generalisation_seed_ensemble_rows_come_from_the_same_fits() -> None:
     sys.path.insert(0, str(ROOT))
