@@ -26,6 +26,7 @@ initial states, times, inputs and noise.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -69,10 +70,22 @@ def _forced_van_der_pol(t: float, x: np.ndarray, p: dict, u: Any) -> list[float]
     return [x[1], p["mu"] * (1 - x[0] ** 2) * x[1] - x[0] + force]
 
 
-# name: (form, true parameters, ClassicalODE's start (about 1.5x off), x0 low, x0 high, t_span,
-#        state names, library degree the equations need)
-SYSTEMS: dict[str, tuple[Form, dict, dict, list[float], list[float], tuple[float, float], list[str], int]] = {
-    "fitzhugh_nagumo": (
+@dataclass(frozen=True)
+class System:
+    """A simulated system: its equations, and how its runs are drawn."""
+
+    form: Form  #: dx/dt = form(t, x, params, force), ClassicalODE's signature
+    params: dict[str, float]  #: the true parameters
+    start: dict[str, float]  #: ClassicalODE's initial guess, about 1.5x off
+    x0_low: list[float]  #: initial states are drawn uniformly between these bounds
+    x0_high: list[float]
+    t_span: tuple[float, float]
+    states: list[str]
+    degree: int  #: the polynomial degree a library needs to hold the equations
+
+
+SYSTEMS: dict[str, System] = {
+    "fitzhugh_nagumo": System(
         _fitzhugh_nagumo,
         {"i": 0.5, "eps": 0.08, "a": 0.7, "b": 0.8},
         {"i": 0.3, "eps": 0.12, "a": 1.0, "b": 0.5},
@@ -82,17 +95,10 @@ SYSTEMS: dict[str, tuple[Form, dict, dict, list[float], list[float], tuple[float
         ["v", "w"],
         3,
     ),
-    "brusselator": (
-        _brusselator,
-        {"a": 1.0, "b": 3.0},
-        {"a": 1.5, "b": 2.0},
-        [0.5, 0.5],
-        [3.0, 4.0],
-        (0.0, 20.0),
-        ["x", "y"],
-        3,
+    "brusselator": System(
+        _brusselator, {"a": 1.0, "b": 3.0}, {"a": 1.5, "b": 2.0}, [0.5, 0.5], [3.0, 4.0], (0.0, 20.0), ["x", "y"], 3
     ),
-    "sir": (
+    "sir": System(
         _sir,
         {"beta": 0.5, "gamma": 0.1},
         {"beta": 0.3, "gamma": 0.15},
@@ -102,17 +108,10 @@ SYSTEMS: dict[str, tuple[Form, dict, dict, list[float], list[float], tuple[float
         ["S", "I", "R"],
         2,
     ),
-    "selkov": (
-        _selkov,
-        {"a": 0.08, "b": 0.6},
-        {"a": 0.12, "b": 0.4},
-        [0.2, 0.2],
-        [1.5, 1.5],
-        (0.0, 40.0),
-        ["x", "y"],
-        3,
+    "selkov": System(
+        _selkov, {"a": 0.08, "b": 0.6}, {"a": 0.12, "b": 0.4}, [0.2, 0.2], [1.5, 1.5], (0.0, 40.0), ["x", "y"], 3
     ),
-    "coupled_oscillators": (
+    "coupled_oscillators": System(
         _coupled_oscillators,
         {"k": 1.0, "kc": 0.5, "c": 0.05},
         {"k": 1.5, "kc": 0.3, "c": 0.1},
@@ -122,7 +121,7 @@ SYSTEMS: dict[str, tuple[Form, dict, dict, list[float], list[float], tuple[float
         ["x1", "x2", "v1", "v2"],
         1,
     ),
-    "hardening_duffing": (
+    "hardening_duffing": System(
         _hardening_duffing,
         {"delta": 0.2, "alpha": 1.0, "beta": 1.0},
         {"delta": 0.3, "alpha": 0.7, "beta": 1.5},
@@ -132,15 +131,8 @@ SYSTEMS: dict[str, tuple[Form, dict, dict, list[float], list[float], tuple[float
         ["x", "v"],
         3,
     ),
-    "forced_van_der_pol": (
-        _forced_van_der_pol,
-        {"mu": 1.0},
-        {"mu": 1.5},
-        [-2.0, -2.0],
-        [2.0, 2.0],
-        (0.0, 30.0),
-        ["x", "v"],
-        3,
+    "forced_van_der_pol": System(
+        _forced_van_der_pol, {"mu": 1.0}, {"mu": 1.5}, [-2.0, -2.0], [2.0, 2.0], (0.0, 30.0), ["x", "v"], 3
     ),
 }
 
@@ -166,17 +158,19 @@ def simulate_runs(system: str, seed: int, n_samples: int = 60, noise: float = 0.
     """
     import sysid
 
-    form, params, _, low, high, span, names, _ = SYSTEMS[system]
+    spec = SYSTEMS[system]
     forced = system == "forced_van_der_pol"
     rng = np.random.default_rng([seed, 13])
     times, clean, inputs = [], [], []
     for _ in range(4):
-        x0 = rng.uniform(low, high)
+        x0 = rng.uniform(spec.x0_low, spec.x0_high)
         if system == "sir":  # S + I = 1 at the start, nobody recovered yet
             x0[0], x0[2] = 1.0 - x0[1], 0.0
-        t = np.sort(np.concatenate([[span[0]], rng.uniform(*span, n_samples - 1)]))
+        t = np.sort(np.concatenate([[spec.t_span[0]], rng.uniform(*spec.t_span, n_samples - 1)]))
         force = _multisine(rng) if forced else None
-        solution = solve_ivp(form, span, x0, t_eval=t, args=(params, force), rtol=1e-10, atol=1e-12, method="LSODA")
+        solution = solve_ivp(
+            spec.form, spec.t_span, x0, t_eval=t, args=(spec.params, force), rtol=1e-10, atol=1e-12, method="LSODA"
+        )
         times.append(t)
         clean.append(solution.y.T)
         if force is not None:
@@ -196,7 +190,7 @@ def simulate_runs(system: str, seed: int, n_samples: int = 60, noise: float = 0.
             [times[i] for i in rows],
             [noisy[i] for i in rows],
             u=[inputs[i] for i in rows] if forced else None,
-            state_names=names,
+            state_names=spec.states,
             input_names=["force"] if forced else None,
             names=[f"run{i}" for i in rows],
         )
@@ -205,24 +199,16 @@ def simulate_runs(system: str, seed: int, n_samples: int = 60, noise: float = 0.
 
 
 def _case(system: str, seed: int) -> Case:
-    form, _, start, *_, degree = SYSTEMS[system]
-    train, test, truth, name = simulate_runs(system, seed)
-    bounds = {"bounds": dict.fromkeys(start, (0.0, None))}
-    return Case(
-        system,
-        seed,
-        train,
-        heldout_score(test, truth),
-        "relative RMSE",
-        sparse={"degree": degree},
-        sindy={"degree": degree},
-        classical=(form, dict(start), bounds),
-        notes=f"outside the panel (session 13); held out {name}",
-    )
-
-
-def _sysid_case(system: str, seed: int) -> Case:
-    train, test, truth, info = held_out(system, seed=seed)
+    """The case of ``system`` at ``seed``: one of :data:`SYSTEMS`, or sysid's ``lorenz`` or ``robertson``."""
+    classical = None  # no form given for sysid's own systems
+    if system in SYSTEMS:
+        spec = SYSTEMS[system]
+        train, test, truth, name = simulate_runs(system, seed)
+        degree = spec.degree
+        classical = (spec.form, dict(spec.start), {"bounds": dict.fromkeys(spec.start, (0.0, None))})
+    else:
+        train, test, truth, info = held_out(system, seed=seed)
+        name, degree = info["held_out"], 2
     return Case(
         system,
         seed,
@@ -230,22 +216,21 @@ def _sysid_case(system: str, seed: int) -> Case:
         heldout_score(test, truth),
         "relative RMSE",
         # SparseODE on robertson had not finished after 20 CPU minutes (seed 0, session 13): not run
-        sparse=None if system == "robertson" else {"degree": 2},
-        sindy={"degree": 2},
-        notes=f"outside the panel (session 13); held out {info['held_out']}",
+        sparse=None if system == "robertson" else {"degree": degree},
+        sindy={"degree": degree},
+        classical=classical,
+        notes=f"outside the panel (session 13); held out {name}",
     )
 
 
-def _problem(system: str, make: Callable[[str, int], Case]) -> Callable[[int], Case]:
+def _problem(system: str) -> Callable[[int], Case]:
     def problem(seed: int) -> Case:
-        return make(system, seed)
+        return _case(system, seed)
 
     problem.__name__ = system
     return problem
 
 
 UNSEEN: dict[str, Callable[[int], Case | None]] = {
-    **{system: _problem(system, _case) for system in SYSTEMS},
-    "lorenz": _problem("lorenz", _sysid_case),
-    "robertson": _problem("robertson", _sysid_case),
+    system: _problem(system) for system in (*SYSTEMS, "lorenz", "robertson")
 }
