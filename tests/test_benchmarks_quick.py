@@ -147,6 +147,27 @@ def test_generalisation_labels_research_rows_by_their_settings() -> None:
     assert labels == ["NeuralODE", "NeuralODE (before #17)", 'NeuralODE {"lr": 0.1}', "SINDy"]
 
 
+def test_generalisation_verdict_judges_the_latest_default_rows() -> None:
+    sys.path.insert(0, str(ROOT))
+    try:
+        from benchmarks import generalisation
+    finally:
+        sys.path.remove(str(ROOT))
+
+    def row(problem: str, seed: int, score: float, model: str = "NeuralODE") -> dict:
+        return {"problem": problem, "model": model, "seed": seed, "metric": "m", "score": score, "fit_cpu_s": 10.0}
+
+    rows = [row("lotka_volterra", 0, 0.08), row("lotka_volterra", 1, 0.04), row("lotka_volterra", 0, 0.03)]
+    made = generalisation.study(rows)
+    # seed 0's 0.08 is superseded by its later 0.03
+    assert made.met is True and made.verdict == "lotka_volterra worst 0.04 (target <= 0.05)"
+    rows.append(row("lotka_volterra", 1, 0.09))  # a later measurement of the default counts, whatever it says
+    assert generalisation.study(rows).verdict == "lotka_volterra worst 0.09 (target <= 0.05)"
+    rows += [row("lynx_hare", 0, 0.1, "ClassicalODE"), row("lynx_hare", 0, -0.5), row("lynx_hare", 0, 0.2)]
+    made = generalisation.study(rows)
+    assert made.met is False and "lynx_hare worst R² 0.2 (ClassicalODE 0.1)" in made.verdict
+
+
 def test_systems_outside_the_panel_simulate_their_equations() -> None:
     sys.path.insert(0, str(ROOT))
     try:
