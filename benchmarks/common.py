@@ -96,18 +96,40 @@ def held_out(
     clean = sysid.datasets.simulate(
         system, n_trajectories=4, n_samples=n_samples, noise=0.0, random_state=seed, **options
     )
-    excess = {}
-    for i, name in enumerate(clean.names):
-        others = np.concatenate([clean[j].y for j in range(len(clean)) if j != i])
-        low, high = others.min(axis=0), others.max(axis=0)
-        y = clean[i].y
-        excess[name] = (np.maximum(y.max(axis=0) - high, 0) + np.maximum(low - y.min(axis=0), 0)) / (high - low)
+    excess = dict(zip(clean.names, box_excess([tr.y for tr in clean])))
     if holdout == "inside":
-        least = min(float(v.sum()) for v in excess.values())
-        holdout = [n for n in clean.names if float(excess[n].sum()) == least][-1]
+        holdout = clean.names[most_inside(list(excess.values()))]
     train, test = noisy.split(test_trajectories=[holdout])
     info = {"held_out": holdout, "outside_training_box": [round(float(v), 3) for v in excess[holdout]]}
     return train, test, clean[holdout].y, info
+
+
+def box_excess(runs: list[np.ndarray]) -> list[np.ndarray]:
+    """Per run, how far its states leave the box of the other runs' states, per state, as a fraction of its side.
+
+    Examples
+    --------
+    >>> [e.tolist() for e in box_excess([np.array([[0.0], [1.0]]), np.array([[0.5]]), np.array([[0.0], [2.0]])])]
+    [[0.0], [0.0], [1.0]]
+    """
+    excess = []
+    for i, y in enumerate(runs):
+        others = np.concatenate([r for j, r in enumerate(runs) if j != i])
+        low, high = others.min(axis=0), others.max(axis=0)
+        excess.append((np.maximum(y.max(axis=0) - high, 0) + np.maximum(low - y.min(axis=0), 0)) / (high - low))
+    return excess
+
+
+def most_inside(excess: list[np.ndarray]) -> int:
+    """Index of the run leaving the others' box the least (summed over states); the last one on a tie.
+
+    Examples
+    --------
+    >>> most_inside([np.array([0.0, 0.1]), np.array([0.0, 0.0]), np.array([0.0, 0.0])])
+    2
+    """
+    least = min(float(e.sum()) for e in excess)
+    return max(i for i, e in enumerate(excess) if float(e.sum()) == least)
 
 
 def warm_up(sindy: bool = True) -> None:

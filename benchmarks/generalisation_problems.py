@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmarks.common import held_out, relative_rmse
+from benchmarks.common import box_excess, held_out, relative_rmse
 
 ROOT = Path(__file__).resolve().parents[1]
 # ../shared/data next to the checkout (a git worktree one level deeper also finds it), or $SYSID_SHARED_DATA
@@ -276,12 +276,7 @@ def lotka_volterra_outside(seed: int) -> Case:
     import sysid
 
     clean = sysid.datasets.simulate("lotka_volterra", n_trajectories=4, noise=0.0, random_state=seed)
-    excess = {}
-    for i, name in enumerate(clean.names):
-        others = np.concatenate([clean[j].y for j in range(len(clean)) if j != i])
-        low, high = others.min(axis=0), others.max(axis=0)
-        y = clean[i].y
-        excess[name] = float(np.sum((np.maximum(y.max(0) - high, 0) + np.maximum(low - y.min(0), 0)) / (high - low)))
+    excess = {name: float(np.sum(e)) for name, e in zip(clean.names, box_excess([tr.y for tr in clean]))}
     return _simulated("lotka_volterra_outside", "lotka_volterra", seed, holdout=max(excess, key=excess.get))
 
 

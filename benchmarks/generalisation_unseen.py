@@ -27,12 +27,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from benchmarks.common import held_out
+from benchmarks.common import box_excess, held_out, most_inside
 from benchmarks.generalisation_problems import Case, heldout_score
 
 Form = Callable[[float, np.ndarray, dict, Any], list[float]]
@@ -82,6 +83,7 @@ class System:
     t_span: tuple[float, float]
     states: list[str]
     degree: int  #: the polynomial degree a library needs to hold the equations
+    forced: bool = False  #: driven by a random multisine force (one input)
 
 
 SYSTEMS: dict[str, System] = {
@@ -132,7 +134,7 @@ SYSTEMS: dict[str, System] = {
         3,
     ),
     "forced_van_der_pol": System(
-        _forced_van_der_pol, {"mu": 1.0}, {"mu": 1.5}, [-2.0, -2.0], [2.0, 2.0], (0.0, 30.0), ["x", "v"], 3
+        _forced_van_der_pol, {"mu": 1.0}, {"mu": 1.5}, [-2.0, -2.0], [2.0, 2.0], (0.0, 30.0), ["x", "v"], 3, forced=True
     ),
 }
 
@@ -159,7 +161,7 @@ def simulate_runs(system: str, seed: int, n_samples: int = 60, noise: float = 0.
     import sysid
 
     spec = SYSTEMS[system]
-    forced = system == "forced_van_der_pol"
+    forced = spec.forced
     rng = np.random.default_rng([seed, 13])
     times, clean, inputs = [], [], []
     for _ in range(4):
@@ -177,13 +179,7 @@ def simulate_runs(system: str, seed: int, n_samples: int = 60, noise: float = 0.
             inputs.append(np.stack([force(s) for s in t]))
     scale = np.std(np.concatenate(clean), axis=0)
     noisy = [c + noise * scale * rng.standard_normal(c.shape) for c in clean]
-    excess = []
-    for i in range(4):
-        others = np.concatenate([clean[j] for j in range(4) if j != i])
-        lo, hi = others.min(axis=0), others.max(axis=0)
-        beyond = np.maximum(clean[i].max(axis=0) - hi, 0) + np.maximum(lo - clean[i].min(axis=0), 0)
-        excess.append(float(np.sum(beyond / (hi - lo))))
-    held = max(i for i in range(4) if excess[i] == min(excess))
+    held = most_inside(box_excess(clean))
 
     def runs(rows: list[int]) -> Any:
         return sysid.Trajectories.from_arrays(
@@ -223,14 +219,6 @@ def _case(system: str, seed: int) -> Case:
     )
 
 
-def _problem(system: str) -> Callable[[int], Case]:
-    def problem(seed: int) -> Case:
-        return _case(system, seed)
-
-    problem.__name__ = system
-    return problem
-
-
 UNSEEN: dict[str, Callable[[int], Case | None]] = {
-    system: _problem(system) for system in (*SYSTEMS, "lorenz", "robertson")
+    system: partial(_case, system) for system in (*SYSTEMS, "lorenz", "robertson")
 }
