@@ -63,8 +63,9 @@ class Training(Part):
     lbfgs_steps : int, default 100
         Iterations of the full-batch L-BFGS polish after Adam, validated every 10
         iterations; stops after two chunks in a row that lower the best free-run error by
-        less than ``sysid.training.POLISH_MIN_GAIN`` (1%), keeping the best parameters it
-        saw; 0 switches it off.
+        less than ``sysid.training.POLISH_MIN_GAIN`` (1%), or once a chunk cannot move the
+        parameters (the next would repeat it), keeping the best parameters it saw; 0
+        switches it off.
     collocation_steps : int, default 300
         Steps of the collocation warm start (0 switches it off).
     segment_length : int, default 5

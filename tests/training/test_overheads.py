@@ -144,6 +144,19 @@ def test_patience_stops_a_fit_whose_validation_no_longer_improves(ratio: float |
     assert len([r for r in result.history if r.get("stage") == "adam"]) <= 20
 
 
+class IllConditioned(torch.nn.Module):
+    """sum_i c_i (w_i - 3)^2 over 200 weights with curvatures c_i from 1 to 1e6: L-BFGS (memory 20)
+    moves the weights on every one of 100 iterations without reaching the minimum."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("c", torch.logspace(0, 6, 200, dtype=torch.float64))
+        self.w = torch.nn.Parameter(torch.ones(200, dtype=torch.float64))
+
+    def forward(self, batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        return (self.c * (self.w - 3.0) ** 2).sum(), {}
+
+
 @pytest.mark.parametrize(("gain", "chunks"), [(0.002, 2), (0.05, 10)])
 def test_the_polish_stops_after_two_chunks_of_negligible_gain_and_keeps_the_best(gain: float, chunks: int) -> None:
     """A polish whose free-run error keeps improving by under POLISH_MIN_GAIN stops after two chunks."""
@@ -152,11 +165,24 @@ def test_the_polish_stops_after_two_chunks_of_negligible_gain_and_keeps_the_best
     assert (gain < POLISH_MIN_GAIN) == (chunks == 2)
     scores = iter(1.0 * (1 - gain) ** k for k in range(100))  # every check a little better than the last
     settings = TrainSettings(max_epochs=1, lbfgs_steps=100, verbose=False)
-    result = train(Quadratic(3.0), 1, lambda: next(scores), settings, torch.Generator().manual_seed(0), lambda: 0)
+    result = train(IllConditioned(), 1, lambda: next(scores), settings, torch.Generator().manual_seed(0), lambda: 0)
     polish = [r for r in result.history if r.get("stage") == "lbfgs"]
     assert len(polish) == chunks
     best = min(result.history, key=lambda r: r["val_loss"])  # the last chunk's: every check improved a little
     assert result.best_score == best["val_loss"] and result.best_epoch == best["epoch"] == polish[-1]["epoch"]
+
+
+def test_the_polish_stops_once_a_chunk_cannot_move_the_parameters() -> None:
+    """L-BFGS reaches the minimum of a 1-D quadratic in its first chunk; the second finds nowhere lower
+    to go and the polish ends there (a third would repeat it exactly), although every check improves."""
+    from sysid.training import TrainSettings, train
+
+    scores = iter(1.0 * 0.95**k for k in range(100))  # worthwhile gains: only the stall can stop it
+    settings = TrainSettings(max_epochs=1, lbfgs_steps=100, verbose=False)
+    objective = Quadratic(3.0)
+    result = train(objective, 1, lambda: next(scores), settings, torch.Generator().manual_seed(0), lambda: 0)
+    assert len([r for r in result.history if r.get("stage") == "lbfgs"]) == 2
+    assert float(objective.w.detach()) == pytest.approx(3.0, abs=1e-6)
 
 
 @pytest.mark.slow  # about 6 s: run by .ci/run's slow step, outside the default run
