@@ -17,6 +17,7 @@ from sysid.errors import FitWarning
 #: Two library columns at least this aligned on the data (|cosine|, uncentred) are collinear.
 COLLINEAR_COSINE = 0.99
 _MAX_VARIANTS = 16  # supports generated from one support holding several collinear pairs
+_MAX_EXPLORED = 4096  # sub-supports examined at most (a degree-3 library of 4 states holds 35 terms)
 
 
 def collinear_pairs(
@@ -130,25 +131,44 @@ def split_dependent(
     limit = float(threshold) ** 2
     out: list[tuple[int, ...]] = []
     queue = [tuple(sorted(int(k) for k in support))]
-    seen: set[tuple[int, ...]] = set()
-    while queue and len(out) < _MAX_VARIANTS:
+    # Each sub-support is queued once: the same one is reached by dropping its terms in any order, and
+    # queueing every order grew the queue factorially (a degree-3 library of two states, 10 terms
+    # mutually near-collinear on a limit cycle: over 25 CPU minutes in this loop).
+    seen = set(queue)
+    while queue and len(out) < _MAX_VARIANTS and len(seen) <= _MAX_EXPLORED:
         current = queue.pop(0)
-        if current in seen:
-            continue
-        seen.add(current)
         if len(current) < 2:
             out.append(current)
             continue
-        a = unit[:, list(current)]
-        gram = a.T @ a
-        try:
-            inverse_diag = np.diag(np.linalg.inv(gram + 1e-12 * np.eye(len(current))))
-            r2 = 1.0 - 1.0 / np.maximum(inverse_diag, 1.0)
-        except np.linalg.LinAlgError:
-            r2 = np.ones(len(current))
+        r2 = _uncentred_r2(current, unit)
         dependent = [current[i] for i in np.argsort(-r2) if r2[i] >= limit]
         if not dependent:
             out.append(current)
         else:
-            queue += [tuple(k for k in current if k != d) for d in dependent]
+            for smaller in (tuple(k for k in current if k != d) for d in dependent):
+                if smaller not in seen:
+                    seen.add(smaller)
+                    queue.append(smaller)
+    if not out:  # every sub-support explored still held dependent terms: drop the most dependent one at a time
+        out.append(_drop_most_dependent(queue[0] if queue else tuple(sorted(int(k) for k in support)), unit, limit))
     return [s for s in dict.fromkeys(out) if not any(set(s) < set(o) for o in out)]
+
+
+def _uncentred_r2(current: tuple[int, ...], unit: np.ndarray) -> np.ndarray:
+    """Each term's uncentred R^2 on the other terms of ``current`` (1 where the Gram matrix is singular)."""
+    a = unit[:, list(current)]
+    try:
+        inverse_diag = np.diag(np.linalg.inv(a.T @ a + 1e-12 * np.eye(len(current))))
+        return 1.0 - 1.0 / np.maximum(inverse_diag, 1.0)
+    except np.linalg.LinAlgError:
+        return np.ones(len(current))
+
+
+def _drop_most_dependent(current: tuple[int, ...], unit: np.ndarray, limit: float) -> tuple[int, ...]:
+    """``current`` without its most dependent term, again and again, until none is dependent."""
+    while len(current) > 1:
+        r2 = _uncentred_r2(current, unit)
+        if not r2.max() >= limit:
+            break
+        current = tuple(k for i, k in enumerate(current) if i != int(np.argmax(r2)))
+    return current
