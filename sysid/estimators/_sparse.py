@@ -27,7 +27,8 @@ class SparseODE(EquationsMixin, SelectionMixin, SolverTrainedODE):
     """Learn sparse, readable equations dx/dt = Theta(x, u) Xi through the ODE solver.
 
     The vector field is a linear combination of library terms (polynomials up to
-    ``degree`` in the states and inputs, optionally ``sin``/``cos`` of the states and
+    ``degree`` in the states and inputs, by default 3 for up to three state and input
+    variables and 2 above, ``degree="auto"``; optionally ``sin``/``cos`` of the states and
     the user's own ``functions``). Unlike SINDy, the coefficients are not regressed on
     numerical derivatives: they are trained the way :class:`~sysid.NeuralODE` is, by
     multiple shooting through an adaptive solver against the measured states, which
@@ -246,9 +247,9 @@ class SparseODE(EquationsMixin, SelectionMixin, SolverTrainedODE):
         field = self._part("field")
         field.check()  # before the library is enumerated: its size must fit the stored coefficients
         n_variables, rows = int(state["n_dims_"]) + int(state["n_controls_in_"]), len(tensors["rhs.field.weight"])
-        if _more_terms_than(n_variables, int(field.degree), rows):
+        if _more_terms_than(n_variables, field.degree_for(n_variables), rows):
             raise ModelFileError(
-                f"degree={field.degree} with {n_variables} state and input variables makes more "
+                f"degree={field.degree!r} with {n_variables} state and input variables makes more "
                 f"polynomial terms than the {rows} rows of the stored coefficients."
             )
         super()._set_fitted_state(state, tensors)

@@ -13,6 +13,7 @@ from sysid.fields._greybox import GreyBoxFunction as GreyBoxFunction
 from sysid.fields._greybox import ParameterTransform as ParameterTransform
 from sysid.fields._hybrid import Hybrid as Hybrid
 from sysid.fields._hybrid import HybridField as HybridField
+from sysid.fields._library import AUTO_CUBIC_VARIABLES as AUTO_CUBIC_VARIABLES
 from sysid.fields._library import Polynomial as Polynomial
 from sysid.fields._linear import LinearMLP as LinearMLP
 from sysid.fields._linear import LinearMLPField as LinearMLPField
@@ -34,6 +35,7 @@ from sysid.fields._ude import UDE as UDE
 from sysid.fields._ude import UDEField as UDEField
 
 __all__ = [
+    "AUTO_CUBIC_VARIABLES",
     "MLP",
     "SWING_TIMES_PER_UNIT",
     "UDE",

@@ -133,7 +133,7 @@ def split_dependent(
     queue = [tuple(sorted(int(k) for k in support))]
     # Each sub-support is queued once: the same one is reached by dropping its terms in any order, and
     # queueing every order grew the queue factorially (a degree-3 library of two states, 10 terms
-    # mutually near-collinear on a limit cycle: over 25 CPU minutes in this loop).
+    # mutually near-collinear on a limit cycle: about 25 CPU minutes, most of them in this loop; 7 with it fixed).
     seen = set(queue)
     while queue and len(out) < _MAX_VARIANTS and len(seen) <= _MAX_EXPLORED:
         current = queue.pop(0)

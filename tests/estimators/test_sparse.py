@@ -41,7 +41,7 @@ def lv_data():
 
 @pytest.fixture(scope="module")
 def fitted(lv_data):
-    return SparseODE(max_epochs=40, **FAST).fit(lv_data)
+    return SparseODE(degree=2, max_epochs=40, **FAST).fit(lv_data)  # the library these tests write out
 
 
 # -- recovery ---------------------------------------------------------------------------
@@ -97,9 +97,25 @@ def test_a_numeric_threshold_prunes_in_rounds(lv_data):
 @pytest.mark.slow
 def test_default_settings_recover_lotka_volterra(lv_data):
     model = SparseODE(verbose=False).fit(lv_data)
-    reference = true_table()
+    assert "prey^3" in model.coefficients_.index  # degree "auto": cubic for two states
+    reference = true_table(terms=list(model.coefficients_.index))
     assert coefficient_error(model.coefficients_, reference) < 0.03
     assert np.all(np.abs(model.coefficients_.to_numpy()[(reference == 0).to_numpy()]) <= 0.05)
+
+
+def test_the_default_library_holds_a_cubic_term():
+    """SparseODE() (degree 3) recovers Van der Pol's x^2 v, which a degree-2 library cannot hold."""
+    data = simulate("van_der_pol", n_trajectories=3, n_samples=60, noise=0.02, irregular=True, random_state=0)
+    model = SparseODE(max_epochs=40, **FAST).fit(data)
+    table = model.coefficients_
+    assert "x^2 v" in table.index and "x^3" in table.index
+    truth = {("v", "x"): 1.0, ("x", "v"): -1.0, ("v", "v"): 1.0, ("x^2 v", "v"): -1.0}
+    for (term, state), value in truth.items():
+        assert table.loc[term, state] == pytest.approx(value, rel=0.1), (term, state)
+    others = table.to_numpy().copy()
+    for term, state in truth:
+        others[table.index.get_loc(term), table.columns.get_loc(state)] = 0.0
+    assert np.abs(others).max() < 0.1
 
 
 # -- the library field ------------------------------------------------------------------
@@ -198,7 +214,7 @@ def short_data():
     ("params", "match"),
     [
         ({"library": "fourier"}, "library must be one of"),
-        ({"degree": -1}, "degree must be a non-negative integer, got -1"),
+        ({"degree": -1}, "degree must be a non-negative integer or 'auto', got -1"),
         ({"threshold": -0.1}, "threshold must be a non-negative number"),
         ({"n_threshold_rounds": 1.5}, "n_threshold_rounds must be a non-negative integer"),
         ({"functions": {"g": 3.0}}, "functions must map term names"),

@@ -55,7 +55,7 @@ def test_every_part_builds_a_field_of_the_data_shape(spec):
         (MLP(hidden=(0,)), r"MLP: hidden must be a non-empty tuple of positive ints"),
         (MLP(activation="sigmoid"), r"MLP: activation must be one of .* got 'sigmoid'"),
         (LinearMLP(time_dependent="yes"), r"LinearMLP: time_dependent must be True or False"),
-        (Polynomial(degree=-1), r"Polynomial: degree must be a non-negative integer, got -1"),
+        (Polynomial(degree=-1), r"Polynomial: degree must be a non-negative integer or 'auto', got -1"),
         (GreyBox(f=decay, params={}), r"GreyBox needs params"),
         (GreyBox(f="decay", params={"k": 1.0}), r"GreyBox: f must be a callable f\(t, x, p, u\)"),
         (Structured(), r"Structured needs reads"),
