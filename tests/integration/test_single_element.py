@@ -130,7 +130,7 @@ def _solve_both_ways(rhs, clock, inputs, z0, grid, gradient):
         if not single:
             rhs._single = None
         rhs.zero_grad()
-        z = solve(rhs, z0, grid, SolverConfig(rtol=1e-7, atol=1e-9), gradient)
+        z = solve(rhs, z0, grid, SolverConfig(rtol=1e-5, atol=1e-7), gradient)
         grads = []
         if gradient != "none":
             (z.pow(2).sum() + z[-1, 0, 0]).backward()
