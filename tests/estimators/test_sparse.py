@@ -103,7 +103,7 @@ def test_default_settings_recover_lotka_volterra(lv_data):
     assert np.all(np.abs(model.coefficients_.to_numpy()[(reference == 0).to_numpy()]) <= 0.05)
 
 
-@pytest.mark.slow  # 29 s: a degree-3 selection (in .ci/run's slow list)
+@pytest.mark.slow  # about 29 s (a degree-3 selection): run by .ci/run's slow step, outside the default run
 def test_the_default_library_holds_a_cubic_term():
     """SparseODE() (degree 3) recovers Van der Pol's x^2 v, which a degree-2 library cannot hold."""
     data = simulate("van_der_pol", n_trajectories=3, n_samples=60, noise=0.02, irregular=True, random_state=0)
