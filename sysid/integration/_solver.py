@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -86,6 +87,25 @@ class SolverConfig:
     def adaptive(self) -> bool:
         """Whether the method chooses its own step size."""
         return self.method in ADAPTIVE_METHODS
+
+    def with_step_budget(self, max_num_steps: int) -> SolverConfig:
+        """The same solver, giving up after ``max_num_steps`` steps between two output times.
+
+        A smaller budget already in ``options`` stays; fixed-step methods are returned
+        unchanged (they take the steps their ``step_size`` gives). Past the budget,
+        :func:`~sysid.integration.solve` raises :class:`~sysid.integration.SolverFailure`.
+
+        Examples
+        --------
+        >>> SolverConfig("dopri5").with_step_budget(1000).options
+        {'max_num_steps': 1000}
+        >>> SolverConfig("dopri5", options={"max_num_steps": 50}).with_step_budget(1000).options
+        {'max_num_steps': 50}
+        """
+        if not self.adaptive:
+            return self
+        steps = min(int(self.options.get("max_num_steps", max_num_steps)), int(max_num_steps))
+        return dataclasses.replace(self, options={**self.options, "max_num_steps": steps})
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""

@@ -166,3 +166,23 @@ def test_a_backpropagated_solve_that_goes_stiff_stops_at_its_evaluation_budget()
     free = simulate(mild, z0, times, torch.arange(1), None, config, gradient="none")[0]
     traced = simulate(mild, z0, times, torch.arange(1), None, config, gradient="backprop")[0]
     torch.testing.assert_close(traced.detach(), free)
+
+
+def test_a_step_budget_stops_a_stiff_solve_early_and_leaves_a_mild_one_alone():
+    # dx/dt = -2000 x over one time unit: dopri5 needs about 600 steps (stable below ~1.6e-3).
+    from sysid.integration import SolverFailure
+
+    times = [np.array([0.0, 1.0])]
+    z0 = torch.ones(1, 1, dtype=torch.float64)
+    config = SolverConfig(rtol=1e-4, atol=1e-6)
+    stiff = _rhs(Linear(-2000.0))
+    with pytest.raises(SolverFailure, match="max_num_steps"):
+        simulate(stiff, z0, times, torch.arange(1), None, config.with_step_budget(100), gradient="none")
+    assert 600 <= stiff.nfe <= 7 * 100  # six evaluations per dopri5 step, stopped at the 100th step
+    stiff.nfe = 0
+    out = simulate(stiff, z0, times, torch.arange(1), None, config.with_step_budget(5_000), gradient="none")
+    assert abs(float(out[0][-1, 0])) < 1e-3 and stiff.nfe > 3_000
+    mild = _rhs(Linear(-2.0))
+    capped = simulate(mild, z0, times, torch.arange(1), None, config.with_step_budget(100), gradient="none")[0]
+    torch.testing.assert_close(capped, simulate(mild, z0, times, torch.arange(1), None, config, gradient="none")[0])
+    assert SolverConfig("rk4").with_step_budget(100) == SolverConfig("rk4")  # fixed steps: nothing to cap
