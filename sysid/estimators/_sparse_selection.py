@@ -74,9 +74,12 @@ def _segment_errors(shooting: MultipleShooting) -> tuple[np.ndarray, np.ndarray,
     ``(sse, n, lag1)``, each (n_segments, n_states), ``lag1`` summing the products of
     consecutive errors. Raises SolverFailure if the solve fails, or if an adaptive solver takes
     more than ``_SCREEN_MAX_STEPS`` steps within one sample interval (dynamics a thousand times
-    faster than the sampling: a candidate blowing up, which the data cannot support).
+    faster than the sampling: a candidate blowing up, which the data cannot support), unless
+    the user's solver options give their own ``max_num_steps`` (a stiff system they know of).
     """
-    solver = shooting.solver.with_step_budget(_SCREEN_MAX_STEPS)
+    solver = shooting.solver
+    if "max_num_steps" not in solver.options:
+        solver = solver.with_step_budget(_SCREEN_MAX_STEPS)
     with torch.no_grad():
         starts = shooting.start_states()
         clock = Clock(shooting.grid, shooting.time_knots)
