@@ -39,10 +39,12 @@ _SCREEN_SEGMENTS = 2  # screening segments are this many training segments long
 _SCREEN_SWEEPS = 3  # coordinate sweeps over the equations in the screening
 _N_BOOTSTRAP = 200  # resamples of the screening's segments for inclusion probabilities
 # Solver steps a screened candidate may take within one sample interval before it is rejected
-# (_segment_errors). torchdiffeq's budget here would be 10,000 (sysid.integration.DEFAULT_MAX_NUM_STEPS):
-# on the Brusselator and Sel'kov at degree 3, 8-11 candidates that blow up inside the screening
-# windows ran to it, about 60,000 evaluations and 24 s each, 55-70% of the whole fit's time,
-# while the candidates that solve took at most 3,500 steps over all 10 intervals.
+# (_segment_errors). Without it the solver's default budget applies, 10,000 steps per interval
+# (DEFAULT_MAX_NUM_STEPS in sysid/integration/_solve.py): on the Brusselator and Sel'kov at degree 3,
+# 8-11 candidates that blow up inside the screening windows ran to it, about 60,000 evaluations and
+# 24 s each, 55-70% of the whole fit's time. The candidates that solved took at most 3,500 steps
+# over all 10 intervals; the one that took most (Sel'kov's) is rejected by the cap, and both fits
+# chose the same equations as without it.
 _SCREEN_MAX_STEPS = 1_000
 
 
@@ -78,7 +80,7 @@ def _segment_errors(shooting: MultipleShooting) -> tuple[np.ndarray, np.ndarray,
     the user's solver options give their own ``max_num_steps`` (a stiff system they know of).
     """
     solver = shooting.solver
-    if "max_num_steps" not in solver.options:
+    if solver.options.get("max_num_steps") is None:
         solver = solver.with_step_budget(_SCREEN_MAX_STEPS)
     with torch.no_grad():
         starts = shooting.start_states()

@@ -102,9 +102,12 @@ class SolverConfig:
         >>> SolverConfig("dopri5", options={"max_num_steps": 50}).with_step_budget(1000).options
         {'max_num_steps': 50}
         """
+        if isinstance(max_num_steps, bool) or not isinstance(max_num_steps, int) or max_num_steps < 1:
+            raise ConfigError(f"with_step_budget: max_num_steps must be a positive integer, got {max_num_steps!r}.")
         if not self.adaptive:
             return self
-        steps = min(int(self.options.get("max_num_steps", max_num_steps)), int(max_num_steps))
+        own = self.options.get("max_num_steps")
+        steps = max_num_steps if own is None else min(own, max_num_steps)
         return dataclasses.replace(self, options={**self.options, "max_num_steps": steps})
 
     def to_dict(self) -> dict[str, Any]:

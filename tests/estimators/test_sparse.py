@@ -119,6 +119,35 @@ def test_the_default_library_holds_a_cubic_term():
     assert np.abs(others).max() < 0.1
 
 
+def test_the_screening_caps_each_candidate_s_solver_steps_unless_the_user_set_a_budget(monkeypatch):
+    """A candidate that blows up is rejected after 1,000 steps in one sample interval, not the solver's 10,000."""
+    budgets = []
+    real_budget, real_select = sysid.integration.SolverConfig.with_step_budget, sysid.selection.select_equations
+
+    class Screened(Exception):
+        """Ends the fit after the screening (the training after it is not under test)."""
+
+    def budget(self, max_num_steps):
+        config = real_budget(self, max_num_steps)
+        budgets.append(config.options["max_num_steps"])
+        return config
+
+    def select(*args, **kwargs):
+        raise Screened(real_select(*args, **kwargs).search.scores)
+
+    monkeypatch.setattr(sysid.integration.SolverConfig, "with_step_budget", budget)
+    monkeypatch.setattr(sysid.selection, "select_equations", select)
+    data = simulate("lotka_volterra", n_trajectories=2, n_samples=30, noise=0.01, random_state=0)
+    settings = dict(degree=1, max_epochs=1, lbfgs_steps=0, **FAST)
+    with pytest.raises(Screened) as screened:
+        SparseODE(**settings).fit(data)
+    assert len(screened.value.args[0]) > 5 and budgets == [1_000] * len(screened.value.args[0])
+    budgets.clear()
+    with pytest.raises(Screened) as screened:
+        SparseODE(solver_options={"max_num_steps": 20_000}, **settings).fit(data)
+    assert len(screened.value.args[0]) > 5 and budgets == []  # the user's own budget stands
+
+
 # -- the library field ------------------------------------------------------------------
 def test_term_names_follow_pysindy():
     lib = ps.PolynomialLibrary(degree=3).fit(np.zeros((2, 2)))

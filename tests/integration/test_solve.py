@@ -6,7 +6,15 @@ import torch
 
 from sysid.errors import ConfigError
 from sysid.fields import MLPField
-from sysid.integration import BatchedField, InputSignal, ODEBlock, SolverConfig, TimeParameters, simulate
+from sysid.integration import (
+    BatchedField,
+    InputSignal,
+    ODEBlock,
+    SolverConfig,
+    SolverFailure,
+    TimeParameters,
+    simulate,
+)
 from sysid.training import MultipleShooting, make_segments
 
 
@@ -150,7 +158,6 @@ def test_a_backpropagated_solve_that_goes_stiff_stops_at_its_evaluation_budget()
     # dx/dt = -2000 x over 10 time units: dopri5 is stable only for steps below ~1.6e-3, about 6,000 steps.
     # Without gradients the solve completes (within the per-interval step budget); backpropagated, it would
     # keep all ~36,000 evaluations' graphs, so it fails fast with a SolverFailure that says why.
-    from sysid.integration import SolverFailure
 
     times = [np.array([0.0, 10.0])]
     z0 = torch.ones(1, 1, dtype=torch.float64)
@@ -169,9 +176,8 @@ def test_a_backpropagated_solve_that_goes_stiff_stops_at_its_evaluation_budget()
 
 
 def test_a_step_budget_stops_a_stiff_solve_early_and_leaves_a_mild_one_alone():
-    # dx/dt = -2000 x over one time unit: dopri5 needs about 600 steps (stable below ~1.6e-3).
-    from sysid.integration import SolverFailure
-
+    # dx/dt = -2000 x over one time unit: dopri5 tries about 750 steps (stable below ~1.6e-3; rejected
+    # steps count towards the budget).
     times = [np.array([0.0, 1.0])]
     z0 = torch.ones(1, 1, dtype=torch.float64)
     config = SolverConfig(rtol=1e-4, atol=1e-6)
@@ -186,3 +192,5 @@ def test_a_step_budget_stops_a_stiff_solve_early_and_leaves_a_mild_one_alone():
     capped = simulate(mild, z0, times, torch.arange(1), None, config.with_step_budget(100), gradient="none")[0]
     torch.testing.assert_close(capped, simulate(mild, z0, times, torch.arange(1), None, config, gradient="none")[0])
     assert SolverConfig("rk4").with_step_budget(100) == SolverConfig("rk4")  # fixed steps: nothing to cap
+    with pytest.raises(ConfigError, match=r"max_num_steps must be a positive integer, got 2\.5"):
+        config.with_step_budget(2.5)
