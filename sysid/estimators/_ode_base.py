@@ -462,14 +462,23 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, WarmStartMixin, StartMixin, 
 
     def _field_penalty(self) -> torch.Tensor | None:
         """The field part's penalty on the current field (on the training device)."""
-        points = getattr(self, "_penalty_points", None)
+        return self._penalty_at(getattr(self, "_penalty_points", None))
+
+    def _penalty_at(
+        self, points: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None, collocation: bool = False
+    ) -> torch.Tensor | None:
+        """The field part's penalty on the current field at training ``points`` (t, x, u; physical units).
+
+        ``collocation``: the collocation warm start's penalty (``FieldSpec.collocation_penalty``).
+        """
         tensors = None
         if points is not None:
             device = self.rhs_.center.device
             tensors = tuple(
                 None if a is None else torch.as_tensor(a, dtype=self.torch_dtype_, device=device) for a in points
             )
-        return self.field_part_.penalty(self.rhs_.field, tensors)
+        penalty = self.field_part_.collocation_penalty if collocation else self.field_part_.penalty
+        return penalty(self.rhs_.field, tensors)
 
     def _training_part(self, data: Trajectories) -> Trajectories:
         """``data`` without the held-out tails of ``validation_fraction``."""

@@ -7,6 +7,7 @@ warm start), and the smoothed states become the segments' start values.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -19,6 +20,8 @@ from sysid.trajectories import Trajectories
 if TYPE_CHECKING:
     from sysid.integration import BatchedField
     from sysid.training import Training
+
+_Points = tuple[np.ndarray, np.ndarray, "np.ndarray | None"]  # training times, states and inputs (physical units)
 
 
 class WarmStartMixin:
@@ -37,6 +40,9 @@ class WarmStartMixin:
         rhs_: BatchedField
         scaling_: Scaling
         field_part_: Any  # a FieldSpec (as the estimator declares it: resolved at fit time)
+
+        def _training_points(self, data: Trajectories) -> _Points: ...
+        def _penalty_at(self, points: _Points | None, collocation: bool = False) -> torch.Tensor | None: ...
 
     def _collocation_warm_start(self, data: Trajectories, train_rows: list[int]) -> list[np.ndarray]:
         """Fit the field to smoothed derivatives; return the smoothed scaled states.
@@ -62,6 +68,9 @@ class WarmStartMixin:
                 float(self.training_.lr),
                 self.torch_dtype_,
                 parameters=self.field_part_.collocation_parameters(self.rhs_.field),
+                penalty=partial(self._penalty_at, self._training_points(data), collocation=True)
+                if self.field_part_.needs_points()
+                else None,
             )
         return [self._scaled_initial(tr.n_times, sm) for tr, sm in zip(data, smoothed)]
 

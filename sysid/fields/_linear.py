@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
 from typing import Any, ClassVar, cast
 
@@ -12,7 +13,7 @@ from sklearn.base import clone
 
 from sysid.fields._mlp import MLP, MLPField
 from sysid.fields._scaling import Scaling
-from sysid.fields._spec import FieldContext
+from sysid.fields._spec import FieldContext, Points
 
 _RIDGE = 1e-8  # relative ridge of the linear least squares (conditioning only)
 
@@ -168,6 +169,12 @@ class LinearMLP(MLP):
     weight_decay : float, default 0.0
         L2 penalty on the network's weight matrices (not on the linear part), added to the
         training loss: it pulls the field towards its linear part where the data say little.
+    network_penalty : float, default 0.0
+        Weight of the network's mean squared output over the training states (scaled units:
+        state spreads per time unit), added to the loss of the collocation and of every
+        shooting stage: the linear part then carries what it can and the network only what
+        it cannot, so the field extrapolates like its linearisation where the network has
+        no data. (:class:`~sysid.fields.Hybrid`'s ``correction_penalty`` for a linear known part.)
     linear_start : {"least_squares", "zero"}, default "least_squares"
         How the linear part starts: the least-squares fit to the smoothed derivatives
         (the network's collocation then fits what it leaves), or zero (the collocation
@@ -210,10 +217,12 @@ class LinearMLP(MLP):
         activation: str = "tanh",
         time_dependent: bool = False,
         weight_decay: float = 0.0,
+        network_penalty: float = 0.0,
         linear_start: str = "least_squares",
         stable: bool | None = None,
     ) -> None:
         super().__init__(hidden=hidden, activation=activation, time_dependent=time_dependent, weight_decay=weight_decay)
+        self.network_penalty = network_penalty
         self.linear_start = linear_start
         self.stable = stable
 
@@ -223,6 +232,8 @@ class LinearMLP(MLP):
     def check(self) -> None:
         super().check()
         self._choice("linear_start", ("least_squares", "zero"))
+        if not math.isfinite(self._number("network_penalty", low=0.0) or 0.0):
+            raise self._fail("network_penalty", "a finite non-negative number")
         if self.stable is not None:
             self._flag("stable")
 
@@ -235,6 +246,26 @@ class LinearMLP(MLP):
         (False, True, False)
         """
         return bool(n_inputs) if self.stable is None else bool(self.stable)
+
+    def needs_points(self) -> bool:
+        return bool(self.network_penalty)
+
+    def penalty(self, module: MLPField, points: Points | None) -> torch.Tensor | None:
+        decay, share = super().penalty(module, points), self.collocation_penalty(module, points)
+        return share if decay is None else decay if share is None else decay + share
+
+    def collocation_penalty(self, module: MLPField, points: Points | None) -> torch.Tensor | None:
+        """``network_penalty`` times the network's mean squared output at ``points`` (scaled units), or None.
+
+        Also the collocation's: a zero linear part is fitted there with the network, and the
+        penalty decides from the start which of the two carries the data.
+        """
+        if not self.network_penalty or points is None:
+            return None
+        t, x, u = points
+        z = (x - module.center) / module.spread
+        out = module.network(t, z, module.scaled_inputs(u) if module.n_inputs else None) * module.time_unit
+        return float(self.network_penalty) * out.pow(2).mean()
 
     def build(self, context: FieldContext) -> MLPField:
         module = cast(LinearMLPField, super().build(context))

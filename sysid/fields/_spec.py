@@ -123,6 +123,10 @@ class FieldSpec(Part, Generic[ModuleT]):
         """Whether :meth:`penalty` reads the training points (they are then prepared once)."""
         return False
 
+    def collocation_penalty(self, module: ModuleT, points: Points | None) -> torch.Tensor | None:
+        """A term added to the collocation warm start's loss, or None (the default: :meth:`penalty` is for shooting)."""
+        return None
+
     def warm_start(self, module: ModuleT, t: np.ndarray, x: np.ndarray, dx: np.ndarray, u: np.ndarray | None) -> bool:
         """Prepare the module from smoothed data before the collocation fit.
 

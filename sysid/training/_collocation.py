@@ -20,7 +20,7 @@ record starts with a velocity-like hidden state rather than a constant zero.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -282,6 +282,7 @@ def collocation_fit(
     dtype: torch.dtype,
     chunk_rows: int = _CHUNK_ROWS,
     parameters: Sequence[torch.nn.Parameter] | None = None,
+    penalty: Callable[[], torch.Tensor | None] | None = None,
 ) -> float:
     """Regress ``field`` onto smoothed derivatives; returns the final loss (scaled units).
 
@@ -292,7 +293,9 @@ def collocation_fit(
     step is a full-batch Adam step; its gradient is accumulated over ``chunk_rows``
     rows at a time, so memory does not grow with the number of samples (the result is
     the single-batch one up to the order of floating-point sums). ``parameters`` are those
-    trained (default: every parameter of ``field`` that requires a gradient).
+    trained (default: every parameter of ``field`` that requires a gradient). ``penalty``
+    (the field part's, e.g. :class:`~sysid.fields.LinearMLP`'s ``network_penalty``) is added
+    to every step's loss.
     """
     n_obs = smoothed[0].values.shape[1]
     x = np.concatenate([s.values for s in smoothed])
@@ -327,5 +330,9 @@ def collocation_fit(
             part = ((pred - target_t[rows_]) * mask_t[rows_]).pow(2).sum() / n_seen
             part.backward()
             loss += float(part.detach())
+        extra = None if penalty is None else penalty()
+        if extra is not None:
+            extra.backward()
+            loss += float(extra.detach())
         optimizer.step()
     return float(loss)

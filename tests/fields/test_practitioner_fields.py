@@ -217,6 +217,74 @@ def test_weight_decay_pulls_the_field_onto_its_linear_part(oscillator):
         LinearMLP(weight_decay=float("inf")).check()
 
 
+def test_network_penalty_is_the_network_s_mean_squared_output_at_the_training_states():
+    from tests.fields.test_specs import context
+
+    spec = LinearMLP(hidden=(8,), network_penalty=0.5)
+    module = spec.build(context())  # center 1, spread 2, time unit 0.5
+    x = torch.tensor([[1.0, 3.0], [-1.0, 1.0], [2.0, 0.0]], dtype=torch.float64)
+    with torch.no_grad():
+        expected = 0.5 * float(module.net((x - 1.0) / 2.0).pow(2).mean())  # scaled units: the raw network output
+    assert spec.needs_points()
+    assert float(spec.penalty(module, (torch.zeros(3), x, None)).detach()) == pytest.approx(expected, rel=1e-12)
+    assert spec.penalty(module, None) is None  # no points, no penalty
+    assert not LinearMLP(hidden=(8,)).needs_points() and LinearMLP(hidden=(8,)).penalty(module, (None, x, None)) is None
+    with_decay = LinearMLP(hidden=(8,), network_penalty=0.5, weight_decay=0.1).penalty(module, (None, x, None))
+    decay = LinearMLP(hidden=(8,), weight_decay=0.1).penalty(module, None)
+    assert float(with_decay.detach()) == pytest.approx(expected + float(decay.detach()), rel=1e-12)  # they add up
+    both = LinearMLP(hidden=(8,), network_penalty=0.5, weight_decay=0.1)
+    share = both.collocation_penalty(module, (None, x, None))  # the collocation's: the network's share only
+    assert float(share.detach()) == pytest.approx(expected, rel=1e-12)
+    assert LinearMLP(hidden=(8,), weight_decay=0.1).collocation_penalty(module, (None, x, None)) is None
+    with pytest.raises(sysid.ConfigError, match=r"network_penalty must be a non-negative number, got -1\.0"):
+        LinearMLP(network_penalty=-1.0).check()
+    with pytest.raises(sysid.ConfigError, match=r"network_penalty must be a number, got nan"):
+        LinearMLP(network_penalty=float("nan")).check()
+    with pytest.raises(sysid.ConfigError, match="network_penalty must be a finite non-negative number, got inf"):
+        LinearMLP(network_penalty=float("inf")).check()
+
+
+def _network_share(model, data):
+    """The network's mean squared output over the data's states, in scaled units."""
+    field = model.field_
+    x = torch.as_tensor(np.concatenate([tr.y for tr in data]), dtype=torch.float64)
+    with torch.no_grad():
+        return float((field.network(None, (x - field.center) / field.spread, None) * field.time_unit).pow(2).mean())
+
+
+def test_network_penalty_enters_the_collocation_warm_start(oscillator):
+    # One Adam epoch after the collocation, no polish: what the penalty did, it did in the collocation.
+    shares = {}
+    for weight in (0.0, 1.0):
+        field = LinearMLP(hidden=(8,), linear_start="zero", network_penalty=weight)
+        model = sysid.NeuralODE(field=field, random_state=0, **{**FAST, "max_epochs": 1, "lbfgs_steps": 0})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.fit(oscillator)
+        shares[weight] = _network_share(model, oscillator)
+    assert shares[1.0] < 0.1 * shares[0.0]
+
+
+@pytest.mark.slow  # about 15 s: run by .ci/run's slow step, outside the default run
+def test_network_penalty_leaves_a_linear_system_to_the_linear_part(oscillator):
+    fitted = {}
+    for weight in (0.0, 1e-2):
+        field = LinearMLP(hidden=(8,), linear_start="zero", network_penalty=weight)
+        model = sysid.NeuralODE(field=field, random_state=0, **FAST)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.fit(oscillator)
+        fitted[weight] = model
+    assert _network_share(fitted[1e-2], oscillator) < 0.1 * _network_share(fitted[0.0], oscillator)
+    points = torch.cat([torch.zeros(1, 2), torch.eye(2)]).to(torch.float64)
+    misfit = {}
+    for weight, model in fitted.items():
+        with torch.no_grad():  # A in physical units: the linear part's response to unit states
+            response = model.field_.linear_part(torch.zeros(3), points, None).numpy()
+        misfit[weight] = float(np.abs((response[1:] - response[0]).T - [[0.0, 1.0], [-4.0, -0.4]]).max())
+    assert misfit[1e-2] < 0.3 < misfit[0.0], misfit  # penalised, the linear part is the system's A
+
+
 @pytest.mark.slow  # about 5 s: run by .ci/run's slow step, outside the default run
 def test_the_network_reads_inputs_clipped_to_their_training_range(tmp_path):
     from sysid.fields import MLPField, Scaling
