@@ -30,7 +30,7 @@ from sysid.estimators._composition import PartsMixin
 from sysid.estimators._free_run import FreeRunCheckMixin
 from sysid.estimators._ode_simulation import SimulationMixin
 from sysid.estimators._ode_start import FieldStart, StartMixin
-from sysid.estimators._ode_warm_start import WarmStartMixin
+from sysid.estimators._ode_warm_start import TrainingPoints, WarmStartMixin
 from sysid.fields import MLP, FieldContext, FieldSpec, Scaling, Sensor
 from sysid.integration import (
     BatchedField,
@@ -304,7 +304,9 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, WarmStartMixin, StartMixin, 
         train_rows, tail_from = self._validation_split(data)
         stages = self._stages(train_rows)
         checkpoints = [self._checkpoint(data, k) for k in range(len(stages))]
-        self._penalty_points = self._training_points(data) if self.field_part_.needs_points() else None
+        # The penalties read the training rows' states only, never the held-out tails of validation_fraction.
+        needs = self.field_part_.needs_points()
+        self._penalty_points = self._training_points(self._training_part(data)) if needs else None
         inputs = self._input_signal(data)
         problems: dict[int, TrainingProblem] = {}  # by stage (a resumed fit builds its later stages only)
 
@@ -452,7 +454,7 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, WarmStartMixin, StartMixin, 
             setattr(self, name, value)
 
     # -- the field's penalty --------------------------------------------------------------------
-    def _training_points(self, data: Trajectories) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    def _training_points(self, data: Trajectories) -> TrainingPoints:
         """Every training sample (t, x with gaps interpolated and augmented dims 0, u), physical units."""
         x = np.concatenate([interpolate_missing(tr.t, tr.y) for tr in data])
         dims = np.zeros((x.shape[0], data.n_states + self.n_augment))
@@ -464,9 +466,7 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, WarmStartMixin, StartMixin, 
         """The field part's penalty on the current field (on the training device)."""
         return self._penalty_at(getattr(self, "_penalty_points", None))
 
-    def _penalty_at(
-        self, points: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None, collocation: bool = False
-    ) -> torch.Tensor | None:
+    def _penalty_at(self, points: TrainingPoints | None, collocation: bool = False) -> torch.Tensor | None:
         """The field part's penalty on the current field at training ``points`` (t, x, u; physical units).
 
         ``collocation``: the collocation warm start's penalty (``FieldSpec.collocation_penalty``).

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     from sysid.integration import BatchedField
     from sysid.training import Training
 
-_Points = tuple[np.ndarray, np.ndarray, "np.ndarray | None"]  # training times, states and inputs (physical units)
+#: Training times, states and inputs (physical units), as the field parts' penalties read them.
+TrainingPoints = tuple[np.ndarray, np.ndarray, "np.ndarray | None"]
 
 
 class WarmStartMixin:
@@ -41,8 +42,9 @@ class WarmStartMixin:
         scaling_: Scaling
         field_part_: Any  # a FieldSpec (as the estimator declares it: resolved at fit time)
 
-        def _training_points(self, data: Trajectories) -> _Points: ...
-        def _penalty_at(self, points: _Points | None, collocation: bool = False) -> torch.Tensor | None: ...
+        def _training_points(self, data: Trajectories) -> TrainingPoints: ...
+        def _training_part(self, data: Trajectories) -> Trajectories: ...
+        def _penalty_at(self, points: TrainingPoints | None, collocation: bool = False) -> torch.Tensor | None: ...
 
     def _collocation_warm_start(self, data: Trajectories, train_rows: list[int]) -> list[np.ndarray]:
         """Fit the field to smoothed derivatives; return the smoothed scaled states.
@@ -68,7 +70,7 @@ class WarmStartMixin:
                 float(self.training_.lr),
                 self.torch_dtype_,
                 parameters=self.field_part_.collocation_parameters(self.rhs_.field),
-                penalty=partial(self._penalty_at, self._training_points(data), collocation=True)
+                penalty=partial(self._penalty_at, self._training_points(self._training_part(data)), collocation=True)
                 if self.field_part_.needs_points()
                 else None,
             )

@@ -64,6 +64,11 @@ def check_streaming(model: SolverTrainedODE) -> None:
             "trajectories in memory; a streamed fit trains on segment_length windows only, use "
             "horizons=None"
         )
+    if model.field_part_.needs_points():
+        problems.append(
+            f"{model.field_part_!r}: its penalty reads every training state at once (e.g. LinearMLP's "
+            "network_penalty), which a streamed fit never holds; set it to 0 or fit in memory"
+        )
     if model.n_augment:
         problems.append(
             f"n_augment={model.n_augment!r}: unobserved dimensions have no data to start segments "

@@ -174,7 +174,9 @@ class LinearMLP(MLP):
         state spreads per time unit), added to the loss of the collocation and of every
         shooting stage: the linear part then carries what it can and the network only what
         it cannot, so the field extrapolates like its linearisation where the network has
-        no data. (:class:`~sysid.fields.Hybrid`'s ``correction_penalty`` for a linear known part.)
+        no data (:class:`~sysid.fields.Hybrid`'s ``correction_penalty`` with a linear known part, which
+        Hybrid keeps out of the collocation). Fits of streamed data (``lazy=True``) refuse it. Measured
+        on issue #17's panel and not a default (docs/neural_ode.md, session 16).
     linear_start : {"least_squares", "zero"}, default "least_squares"
         How the linear part starts: the least-squares fit to the smoothed derivatives
         (the network's collocation then fits what it leaves), or zero (the collocation
@@ -248,24 +250,29 @@ class LinearMLP(MLP):
         return bool(n_inputs) if self.stable is None else bool(self.stable)
 
     def needs_points(self) -> bool:
+        """Whether the training states are needed: for ``network_penalty``."""
         return bool(self.network_penalty)
 
     def penalty(self, module: MLPField, points: Points | None) -> torch.Tensor | None:
-        decay, share = super().penalty(module, points), self.collocation_penalty(module, points)
-        return share if decay is None else decay if share is None else decay + share
+        """The shooting's penalty: ``weight_decay``'s and ``network_penalty``'s terms, summed (None if neither)."""
+        terms = [
+            term
+            for term in (super().penalty(module, points), self.collocation_penalty(module, points))
+            if term is not None
+        ]
+        return sum(terms[1:], terms[0]) if terms else None
 
     def collocation_penalty(self, module: MLPField, points: Points | None) -> torch.Tensor | None:
         """``network_penalty`` times the network's mean squared output at ``points`` (scaled units), or None.
 
-        Also the collocation's: a zero linear part is fitted there with the network, and the
-        penalty decides from the start which of the two carries the data.
+        Also the collocation's (unlike Hybrid's ``correction_penalty``): a zero linear part is
+        fitted there with the network, and the penalty decides from the start which of the
+        two carries the data. Hidden dimensions (``n_augment``) are read at zero and their
+        outputs count in the mean, as in Hybrid's.
         """
         if not self.network_penalty or points is None:
             return None
-        t, x, u = points
-        z = (x - module.center) / module.spread
-        out = module.network(t, z, module.scaled_inputs(u) if module.n_inputs else None) * module.time_unit
-        return float(self.network_penalty) * out.pow(2).mean()
+        return float(self.network_penalty) * module.network_output(*points).pow(2).mean()
 
     def build(self, context: FieldContext) -> MLPField:
         module = cast(LinearMLPField, super().build(context))

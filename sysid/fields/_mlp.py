@@ -182,6 +182,15 @@ class MLPField(torch.nn.Module):
         inputs = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
         return self.net(inputs) / self.time_unit
 
+    def network_output(self, t: torch.Tensor, x: torch.Tensor, u: torch.Tensor | None) -> torch.Tensor:
+        """The network's own output at physical states x (batch, n_dims): d z/dt in state spreads per time unit.
+
+        For a :class:`~sysid.fields.LinearMLPField` this is the network's share of the field
+        alone, without the linear part (what ``LinearMLP(network_penalty=...)`` penalises).
+        """
+        z = (x - self.center) / self.spread
+        return self.network(t, z, self.scaled_inputs(u) if self.n_inputs else None) * self.time_unit
+
     def scaled_inputs(self, u: torch.Tensor | None) -> torch.Tensor:
         """Inputs (batch, n_inputs) scaled to order one (only for a field with inputs)."""
         return scale_inputs(u, self.input_center, self.input_spread)

@@ -295,7 +295,8 @@ def collocation_fit(
     the single-batch one up to the order of floating-point sums). ``parameters`` are those
     trained (default: every parameter of ``field`` that requires a gradient). ``penalty``
     (the field part's, e.g. :class:`~sysid.fields.LinearMLP`'s ``network_penalty``) is added
-    to every step's loss.
+    to every step's loss, evaluated once per step over its own points (not in chunks: its
+    memory grows with the record, as the shooting's penalty does).
     """
     n_obs = smoothed[0].values.shape[1]
     x = np.concatenate([s.values for s in smoothed])

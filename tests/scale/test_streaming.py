@@ -132,6 +132,7 @@ def test_bad_data_in_a_late_chunk_is_named_before_training():
         (sysid.NeuralODE(learn_time="scale"), "learn_time='scale'"),
         (sysid.NeuralODE(warm_start=True), "warm_start=True"),
         (sysid.NeuralODE(n_augment=1), "n_augment=1"),
+        (sysid.NeuralODE(network_penalty=1e-2), r"network_penalty=0\.01\): its penalty reads every training state"),
         (sysid.NeuralODE(batch_size=0), "batch_size must be a positive integer"),
         (sysid.SINDy(), "SINDy cannot fit streamed data"),
         (sysid.SparseODE(), "SparseODE cannot fit streamed data"),
