@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from sysid.training import Training
 
 #: Training times, states and inputs (physical units), as the field parts' penalties read them.
-TrainingPoints = tuple[np.ndarray, np.ndarray, "np.ndarray | None"]
+TrainingPoints = tuple[np.ndarray, np.ndarray, np.ndarray | None]
 
 
 class WarmStartMixin:

@@ -40,9 +40,10 @@ class Polynomial(FieldSpec[PolynomialField]):
         ``AUTO_CUBIC_VARIABLES`` (3) state and input variables together, 2 above (the
         number of terms, and the search over them, grows as the cube of the variables: a
         degree-3 library of 4 states has 35 terms per equation, and on two coupled masses
-        it took 862 CPU s for ten times degree 2's held-out error). Degree 3 holds the textbook systems with a cubic
-        term (Van der Pol, Duffing, FitzHugh-Nagumo, the Brusselator, Sel'kov, a pendulum's
-        sine) and, through the sparsity path, every lower-degree one; on the 2-state
+        it took 862 CPU s for ten times degree 2's held-out error). Degree 3 holds the
+        textbook systems with a cubic term (Van der Pol, Duffing, FitzHugh-Nagumo, the
+        Brusselator, Sel'kov, a pendulum's sine) and, through the sparsity path, every
+        lower-degree one; on the 2-state
         systems of the benchmark panel it predicted held-out runs and forecasts as well as
         degree 2 or far better (docs/interpretable.md, "The default degree").
     include_trig : bool, default False

@@ -255,12 +255,10 @@ class LinearMLP(MLP):
 
     def penalty(self, module: MLPField, points: Points | None) -> torch.Tensor | None:
         """The shooting's penalty: ``weight_decay``'s and ``network_penalty``'s terms, summed (None if neither)."""
-        terms = [
-            term
-            for term in (super().penalty(module, points), self.collocation_penalty(module, points))
-            if term is not None
-        ]
-        return sum(terms[1:], terms[0]) if terms else None
+        decay, share = super().penalty(module, points), self.collocation_penalty(module, points)
+        if decay is None or share is None:
+            return share if decay is None else decay
+        return decay + share
 
     def collocation_penalty(self, module: MLPField, points: Points | None) -> torch.Tensor | None:
         """``network_penalty`` times the network's mean squared output at ``points`` (scaled units), or None.
