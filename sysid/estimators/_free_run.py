@@ -30,7 +30,7 @@ import torch
 
 from sysid.errors import FitError, FitWarning
 from sysid.integration import SolverFailure, torch_threads
-from sysid.training import POOR_FREE_RUN, MultipleShooting, make_segments
+from sysid.training import POOR_FREE_RUN, REFIT_FREE_RUN, MultipleShooting, make_segments
 from sysid.trajectories import Trajectories
 
 if TYPE_CHECKING:
@@ -122,13 +122,14 @@ class FreeRunCheckMixin:
     def _refit_if_poor(self, data: Trajectories, other: Any) -> None:
         """Fit once more from the field part ``other`` when the kept model does not reproduce its data.
 
-        Only when the kept parameters' free-run error exceeds :data:`sysid.training.POOR_FREE_RUN`.
-        The better of the two fits by that error is kept; ``history_`` then holds both
-        (column ``attempt``: 0 the first, 1 the refit) and ``n_function_evals_`` counts
-        both.
+        Only when the kept parameters' free-run error exceeds :data:`sysid.training.REFIT_FREE_RUN`
+        (below :data:`~sysid.training.POOR_FREE_RUN`, where the warning starts: a fit may be
+        refitted without being poor enough to warn about). The better of the two fits by that
+        error is kept; ``history_`` then holds both (column ``attempt``: 0 the first, 1 the
+        refit) and ``n_function_evals_`` counts both.
         """
         first_score = self._kept_free_run_error(data)
-        if not first_score > POOR_FREE_RUN:
+        if not first_score > REFIT_FREE_RUN:
             return
         first = copy.deepcopy(self.__dict__)
         self.field_part_ = other

@@ -37,9 +37,10 @@ class NeuralODE(SolverTrainedODE):
     on short windows only (the defaults before issue #17). When the zero start's free run
     over the training trajectories exceeds :data:`sysid.training.POOR_FREE_RUN` and the
     least-squares linear part's does not, the training starts from the latter
-    (``field_part_.linear_start``). A fit whose kept free-run error exceeds it is fitted
-    once more from the start not taken and the better fit is kept (``history_`` column
-    ``attempt``); if both stay above it, a :class:`~sysid.FitWarning` says so.
+    (``field_part_.linear_start``). A fit whose kept free-run error exceeds
+    :data:`sysid.training.REFIT_FREE_RUN` (0.2) is fitted once more from the start not
+    taken and the better fit is kept (``history_`` column ``attempt``); if the kept one is
+    above ``POOR_FREE_RUN``, a :class:`~sysid.FitWarning` says so.
 
     Examples
     --------

@@ -146,7 +146,8 @@ class FieldSpec(Part, Generic[ModuleT]):
 
         A fit whose start does not reproduce its own data (free run above
         :data:`sysid.training.POOR_FREE_RUN`) trains from this one instead when it does, and a
-        fit that ends that poor is trained once more from the start it did not take.
+        fit that ends above :data:`sysid.training.REFIT_FREE_RUN` is trained once more from the
+        start it did not take.
         """
         return None
 

@@ -21,6 +21,7 @@ from sysid.training._least_squares import solve_least_squares as solve_least_squ
 from sysid.training._loop import ADVICE as ADVICE
 from sysid.training._loop import POLISH_MIN_GAIN as POLISH_MIN_GAIN
 from sysid.training._loop import POOR_FREE_RUN as POOR_FREE_RUN
+from sysid.training._loop import REFIT_FREE_RUN as REFIT_FREE_RUN
 from sysid.training._loop import TrainResult as TrainResult
 from sysid.training._loop import TrainSettings as TrainSettings
 from sysid.training._loop import train as train
@@ -42,6 +43,7 @@ __all__ = [
     "FAILED_RESIDUAL",
     "POLISH_MIN_GAIN",
     "POOR_FREE_RUN",
+    "REFIT_FREE_RUN",
     "Checkpoint",
     "CollocationResiduals",
     "HorizonStage",
