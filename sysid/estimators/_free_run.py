@@ -1,6 +1,7 @@
 """The poor-free-run check of solver-trained estimators: is the kept model any better than the data's mean?
 Where the field has a second start (NeuralODE's default field), the same check chooses where the
-training starts and, if the fit is still poor, one refit from the start not taken.
+training starts and, if the fit still misses its data (above :data:`sysid.training.REFIT_FREE_RUN`),
+one refit from the start not taken.
 
 After a fit, the kept parameters are simulated from their fitted initial states over the
 training trajectories (the free run that picks the parameters during training,
@@ -123,10 +124,11 @@ class FreeRunCheckMixin:
         """Fit once more from the field part ``other`` when the kept model does not reproduce its data.
 
         Only when the kept parameters' free-run error exceeds :data:`sysid.training.REFIT_FREE_RUN`
-        (below :data:`~sysid.training.POOR_FREE_RUN`, where the warning starts: a fit may be
-        refitted without being poor enough to warn about). The better of the two fits by that
-        error is kept; ``history_`` then holds both (column ``attempt``: 0 the first, 1 the
-        refit) and ``n_function_evals_`` counts both.
+        (a threshold below :data:`~sysid.training.POOR_FREE_RUN`, where the warning starts: a fit
+        may be refitted without being poor enough to warn about). The better of the two fits by
+        that error is kept; ``history_`` then holds both (column ``attempt``: 0 the first, 1 the
+        refit) and ``n_function_evals_`` counts both. A refit that is discarded may still have
+        issued the training's own FitWarnings (a rolled-back epoch, a stopped polish).
         """
         first_score = self._kept_free_run_error(data)
         if not first_score > REFIT_FREE_RUN:

@@ -39,7 +39,7 @@ def test_linear_part_starts_as_the_data_s_linearisation(oscillator):
     np.testing.assert_allclose(linear, x.numpy() @ np.array([[0.0, 1.0], [-4.0, -0.4]]).T, atol=0.35)
 
 
-def test_a_linear_part_started_at_zero_is_fitted_with_the_network(oscillator):
+def test_a_linear_part_started_at_zero_is_fitted_with_the_network(oscillator, tmp_path):
     # the least-squares start leaves the linear part to shooting; from zero the collocation fits it with the network
     fits = {}
     for start in ("least_squares", "zero"):
@@ -49,10 +49,12 @@ def test_a_linear_part_started_at_zero_is_fitted_with_the_network(oscillator):
             lbfgs_steps=0,
             collocation_steps=50,
             verbose=False,
+            checkpoint_path=tmp_path / f"{start}.ckpt",  # the start given, trained alone: never refitted
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             fits[start] = model.fit(oscillator).field_.linear_state.detach().numpy()
+        assert model.field_part_.linear_start == start and "attempt" not in model.history_
     assert np.abs(fits["zero"]).max() > 0.05  # moved off zero in the collocation and the epoch
     assert not np.allclose(fits["zero"], fits["least_squares"], atol=0.05)
     with pytest.raises(sysid.ConfigError, match="linear_start must be one of"):

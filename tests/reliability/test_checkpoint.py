@@ -90,6 +90,7 @@ def test_a_killed_fit_resumes_from_its_checkpoint_and_ends_where_an_uninterrupte
     path = tmp_path / "fit.ckpt"
     batches = count_batches(monkeypatch)
     reference = quiet_fit(trained(name, **LONGER), data)
+    assert "attempt" not in reference.history_  # not refitted: a checkpointed fit never is
     per_epoch = batches["n"] // LONGER["max_epochs"]
     monkeypatch.undo()
 

@@ -181,6 +181,7 @@ def test_a_fit_killed_in_a_later_stage_resumes_there_and_ends_as_an_uninterrupte
 
     monkeypatch.setattr(_shooting.MultipleShooting, "forward", counting)
     reference = _fit(data, **options)
+    assert "attempt" not in reference.history_  # not refitted: a checkpointed fit never is
     n_reference = calls["n"]
     path = tmp_path / "fit.ckpt"
     calls.update(n=0, kill=5)  # the second epoch of the second stage
