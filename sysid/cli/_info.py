@@ -128,6 +128,8 @@ def _training_lines(fitted: dict[str, Any]) -> list[str]:
     lines = []
     history = fitted.get("history_")
     if isinstance(history, dict) and history.get("loss"):
+        everything = history
+        history, refit_line = _kept_attempt(history)
         stages = history.get("stage") or ["adam"] * len(history["loss"])
         adam = sum(s == "adam" for s in stages)
         lbfgs = sum(s == "lbfgs" for s in stages)
@@ -151,6 +153,8 @@ def _training_lines(fitted: dict[str, Any]) -> list[str]:
         if seconds:
             summary += f", {sum(_round_seconds(history)):.1f} s"
         lines.append(summary)
+        if refit_line:
+            lines.append(f"{refit_line}; both fits {sum(_round_seconds(everything)):.1f} s")
     if fitted.get("cost_") is not None:
         lines.append(
             f"least-squares cost {fitted['cost_']:.4g} over {fitted.get('n_observations_', '?')} observed values"
@@ -162,14 +166,43 @@ def _training_lines(fitted: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _kept_attempt(history: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """The rows of the fit that was kept, and a line saying so, when the history holds a refit.
+
+    A NeuralODE fit that missed its own data is fitted once more from its other start; its
+    ``history_`` then holds both fits (column ``attempt``) and the one with the lower free-run
+    error (``val_loss``) is the model. Without that column: the history as it is, no line.
+    """
+    attempts = history.get("attempt")
+    if not attempts:
+        return history, ""
+    best: dict[Any, float] = {}
+    for attempt, value in zip(attempts, history.get("val_loss") or []):
+        if isinstance(value, int | float) and np.isfinite(value):
+            best[attempt] = min(best.get(attempt, np.inf), float(value))
+    if not best:
+        return history, ""
+    # the refit is kept only when it is strictly better (FreeRunCheckMixin._refit_if_poor)
+    kept = min(sorted(best), key=lambda a: best[a])
+    rows = [i for i, a in enumerate(attempts) if a == kept]
+    kept_history = {
+        key: [values[i] for i in rows] if isinstance(values, list) and len(values) == len(attempts) else values
+        for key, values in history.items()
+    }
+    which = "the first fit" if kept == min(best) else "the refit"
+    line = f"refitted once from its other start (free run {min(best.values()):.4g} kept: {which})"
+    return kept_history, line
+
+
 def _round_seconds(history: dict[str, Any]) -> list[float]:
-    """Training time per thresholding round (the clock restarts each round)."""
+    """Training time per fit and thresholding round (the clock restarts for each)."""
     seconds = history.get("seconds") or []
     rounds = history.get("round") or [0] * len(seconds)
+    attempts = history.get("attempt") or [0] * len(seconds)
     last: dict[Any, float] = {}
-    for r, s in zip(rounds, seconds):
+    for key, s in zip(zip(attempts, rounds), seconds):
         if isinstance(s, int | float):
-            last[r] = max(last.get(r, 0.0), float(s))
+            last[key] = max(last.get(key, 0.0), float(s))
     return list(last.values())
 
 

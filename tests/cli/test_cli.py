@@ -97,6 +97,36 @@ def test_info_describes_the_model_and_its_provenance(capsys: pytest.CaptureFixtu
     assert provenance["config"]["model"] == "neural" and provenance["config"]["states"] == ["prey", "predator"]
 
 
+def test_info_of_a_refitted_model_describes_the_fit_it_kept(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A NeuralODE refitted from its other start holds both fits in history_; info reports the kept one."""
+    scored = sysid.NeuralODE._start_error  # score the least-squares start poor: the zero start trains first
+
+    def zero_first(self: sysid.NeuralODE, data: sysid.Trajectories, start: object) -> float:
+        return scored(self, data, start) if self.field_part_.linear_start == "zero" else np.inf  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sysid.NeuralODE, "_start_error", zero_first)
+    t = np.arange(120) / 50.0  # a 5 Hz swing that one starved epoch from zero cannot follow
+    swing = sysid.Trajectories.from_arrays(
+        [t], [np.c_[np.cos(2 * np.pi * 5.0 * t), -np.sin(2 * np.pi * 5.0 * t)]], state_names=["x", "v"]
+    )
+    model = sysid.NeuralODE(
+        hidden=(8,), max_epochs=1, lbfgs_steps=0, collocation_steps=5, horizons=None, random_state=0, verbose=False
+    ).fit(swing)
+    history = model.history_
+    assert list(history["attempt"].unique()) == [0, 1] and model.field_part_.linear_start == "least_squares"
+    path = model.save(tmp_path / "refitted.sysid")
+    code, out, _ = run(capsys, "info", path)
+    assert code == 0
+    kept = history[history["attempt"] == 1]
+    assert f"final loss {kept['loss'].dropna().iloc[-1]:.4g}" in out  # the refit's own last loss
+    assert f"best validation loss {kept['val_loss'].min():.4g}" in out
+    assert "refitted once from its other start" in out and "kept: the refit" in out
+    both = history.groupby("attempt")["seconds"].max().sum()  # each fit's clock starts at zero
+    assert f"both fits {both:.1f} s" in out
+
+
 @pytest.mark.parametrize(
     ("source", "target"), [("csv", "csv"), ("parquet", "parquet"), ("csv", "nc"), ("nc", "nc"), ("nc", "csv")]
 )
