@@ -21,6 +21,7 @@ import xarray as xr
 import sysid
 from sysid.cli import main
 from sysid.datasets import simulate
+from tests.reliability.test_silent_failures import five_hertz_swing, second_start_looks_poor, starved_neural_ode
 
 TINY_NEURAL = [
     "--hidden",
@@ -101,19 +102,8 @@ def test_info_of_a_refitted_model_describes_the_fit_it_kept(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A NeuralODE refitted from its other start holds both fits in history_; info reports the kept one."""
-    scored = sysid.NeuralODE._start_error  # score the least-squares start poor: the zero start trains first
-
-    def zero_first(self: sysid.NeuralODE, data: sysid.Trajectories, start: object) -> float:
-        return scored(self, data, start) if self.field_part_.linear_start == "zero" else np.inf  # type: ignore[arg-type]
-
-    monkeypatch.setattr(sysid.NeuralODE, "_start_error", zero_first)
-    t = np.arange(120) / 50.0  # a 5 Hz swing that one starved epoch from zero cannot follow
-    swing = sysid.Trajectories.from_arrays(
-        [t], [np.c_[np.cos(2 * np.pi * 5.0 * t), -np.sin(2 * np.pi * 5.0 * t)]], state_names=["x", "v"]
-    )
-    model = sysid.NeuralODE(
-        hidden=(8,), max_epochs=1, lbfgs_steps=0, collocation_steps=5, horizons=None, random_state=0, verbose=False
-    ).fit(swing)
+    second_start_looks_poor(monkeypatch)  # the zero start trains first, cannot follow the swing, is refitted
+    model = starved_neural_ode().fit(five_hertz_swing())
     history = model.history_
     assert list(history["attempt"].unique()) == [0, 1] and model.field_part_.linear_start == "least_squares"
     path = model.save(tmp_path / "refitted.sysid")

@@ -326,7 +326,7 @@ def test_a_start_that_follows_its_data_is_trained_as_it_was(tmp_path: Path) -> N
     np.testing.assert_array_equal(chosen.x0_, alone.x0_)
 
 
-def _second_start_looks_poor(monkeypatch: pytest.MonkeyPatch) -> None:
+def second_start_looks_poor(monkeypatch: pytest.MonkeyPatch) -> None:
     """Score the least-squares start as not reproducing its data, so that the zero start is trained first."""
     scored = sysid.NeuralODE._start_error
 
@@ -340,7 +340,7 @@ def _second_start_looks_poor(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_poor_fit_is_refitted_from_the_start_not_taken(monkeypatch: pytest.MonkeyPatch) -> None:
     """neural-poor-fit-refits: when both starts look poor, the first is trained; a fit that then does not
     reproduce its data is fitted once more from the least-squares linear part, and the better fit is kept."""
-    _second_start_looks_poor(monkeypatch)
+    second_start_looks_poor(monkeypatch)
     swing = five_hertz_swing()
     starved = starved_neural_ode()
     with warnings.catch_warnings():
@@ -361,7 +361,7 @@ def test_a_fit_that_misses_its_data_without_being_poor_is_refitted_too(
     free-run check is made to report a fraction of each fit's error: a quarter puts the starved fit of the
     5 Hz swing (1.45) between the two thresholds, and it is refitted, the better fit kept, nothing warns; a
     tenth puts it below REFIT_FREE_RUN, and it is kept as it is."""
-    _second_start_looks_poor(monkeypatch)
+    second_start_looks_poor(monkeypatch)
     checked = sysid.NeuralODE._kept_free_run_error
     monkeypatch.setattr(sysid.NeuralODE, "_kept_free_run_error", lambda self, data: checked(self, data) / divisor)
     starved = starved_neural_ode()
@@ -381,7 +381,7 @@ def test_a_fit_that_misses_its_data_without_being_poor_is_refitted_too(
 
 def test_a_refit_that_fails_keeps_the_first_fit(monkeypatch: pytest.MonkeyPatch) -> None:
     """neural-poor-fit-refits: a refit that raises FitError leaves the first fit as it was, with its warning."""
-    _second_start_looks_poor(monkeypatch)
+    second_start_looks_poor(monkeypatch)
     swing = five_hertz_swing()
     fitted = sysid.NeuralODE._fit_resolved
     calls: list[str] = []
