@@ -183,6 +183,9 @@ def train_free_run(model: Any) -> float:
     The lowest ``val_loss`` of the fit's history: RMSE (scaled units) of the whole training
     trajectories simulated from their learned initial states, at the parameters kept.
     """
+    kept = getattr(model, "_kept_val_loss", None)  # the score of the parameters kept (a first stage judged
+    if kept is not None:  # by its loss may keep parameters whose free run is above an earlier one's)
+        return float(kept)
     history = getattr(model, "history_", None)
     if history is None or "val_loss" not in history or not history["val_loss"].notna().any():
         return float("nan")

@@ -185,8 +185,10 @@ class FreeRunCheckMixin:
     def _kept_free_run_error(self, data: Trajectories) -> float:
         """The kept parameters' free-run RMSE (standard deviations of the data); NaN if it cannot be simulated.
 
-        The history's best ``val_loss`` when the training picked the kept parameters by it
-        on this scale (additive errors); else one more free run of the kept parameters.
+        The training's own score of the kept parameters when it picked them by the free run
+        on this scale (additive errors): the ``val_loss`` the training kept, which is the
+        history's lowest unless a first stage judged by its loss kept another
+        (:mod:`sysid.training._first_stage`); else one more free run of the kept parameters.
         """
         history = getattr(self, "history_", None)
         if (
@@ -195,6 +197,9 @@ class FreeRunCheckMixin:
             and history is not None
             and "val_loss" in history
         ):
+            kept = getattr(self, "_kept_val_loss", None)
+            if kept is not None:
+                return kept if math.isfinite(kept) else math.nan
             scores = history["val_loss"].to_numpy(dtype=float)
             return float(np.min(scores[np.isfinite(scores)])) if np.isfinite(scores).any() else math.nan
         try:

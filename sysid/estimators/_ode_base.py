@@ -432,6 +432,7 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, WarmStartMixin, StartMixin, 
         """Set the fitted attributes from the trained problem (holding the best parameters)."""
         self.shooting_state_ = problem.starts()
         self.history_ = pd.DataFrame(result.history)
+        self._kept_val_loss = float(result.best_score)  # the kept parameters' val_loss (see _kept_free_run_error)
         self.n_function_evals_ = int(self.rhs_.nfe)
         self.stop_reason_ = result.stop_reason
         self.best_epoch_ = result.best_epoch

@@ -12,6 +12,8 @@ from sysid.training._errors import ERRORS as ERRORS
 from sysid.training._errors import check_positive as check_positive
 from sysid.training._errors import compare as compare_errors
 from sysid.training._errors import log_floor as log_floor
+from sysid.training._first_stage import stage_loss as stage_loss
+from sysid.training._first_stage import train_first_stage as train_first_stage
 from sysid.training._horizons import HorizonStage as HorizonStage
 from sysid.training._horizons import plan_horizons as plan_horizons
 from sysid.training._horizons import resumable_stage as resumable_stage
@@ -71,7 +73,9 @@ __all__ = [
     "smooth_trajectory",
     "smoothing_strengths",
     "solve_least_squares",
+    "stage_loss",
     "train",
+    "train_first_stage",
     "train_horizons",
     "validation_positions",
 ]

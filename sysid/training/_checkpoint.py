@@ -331,7 +331,8 @@ _HISTORY_KEYS = ("epoch", "stage", "loss", "val_loss", "nfe_forward", "nfe_backw
 def _is_epoch_record(row: Any) -> bool:
     """A row of the loop's history: the keys it writes (nfe_validation when it validated, horizon in a
     horizon schedule, whose earlier stages also leave L-BFGS rows), numbers."""
-    if not isinstance(row, dict) or not set(_HISTORY_KEYS) <= set(row) <= {*_HISTORY_KEYS, "nfe_validation", "horizon"}:
+    optional = {"nfe_validation", "horizon", "stage_loss"}
+    if not isinstance(row, dict) or not set(_HISTORY_KEYS) <= set(row) <= {*_HISTORY_KEYS, *optional}:
         return False
     if (
         not isinstance(row["epoch"], int)

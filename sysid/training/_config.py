@@ -85,7 +85,9 @@ class Training(Part):
         Lengths increase; they are capped at the longest trajectory and a stage no longer
         than the one before is skipped. Each stage's segments start from the states the
         previous stage's model reaches there; the free-run check keeps the best parameters
-        of all stages (a schedule never ends worse than its first stage); stages after the
+        of all stages (a schedule never ends worse than where its first stage ended; that
+        stage's polish is judged by its own loss where the free run misses the data at
+        every check of its Adam epochs, :func:`sysid.training.train_first_stage`); stages after the
         first solve their segments in data time with backpropagation. ``history_`` has a
         ``horizon`` column (segment length of each row). None: one stage. Example:
         ``horizons=[20, None]``. Needs ``optimizer="adam"`` (least squares already ends on

@@ -10,9 +10,13 @@ stage per entry of :class:`~sysid.Training`'s ``horizons``. Each later stage cut
 trajectories anew, starts every new segment from the state the previous stage's model
 reaches there (:meth:`MultipleShooting.carried_starts`, so the learned initial states
 and hidden dimensions carry over exactly), resets the optimiser, and continues the epoch
-count, the history and the restore-best of the stages before it: the free-run check that
-picks the best parameters is the same in every stage and a stage starts from the previous
-one's best, so a schedule never ends worse than its first stage.
+count, the history and the restore-best of the stages before it.
+
+Which parameters a stage keeps: the best by the free run of whole trajectories
+(``val_loss``), the previous stages' best included, so a schedule never ends worse, by
+the free run, than where its first stage ended. The first stage's polish is the
+exception where that free run misses the data at every check of its Adam epochs: it is
+then judged by the stage's own loss (:mod:`sysid.training._first_stage`).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from sysid.errors import ConfigError, FitError, FitWarning
+from sysid.training._first_stage import train_first_stage
 from sysid.training._loop import POLISH_CHUNK, TrainResult, TrainSettings, train
 
 if TYPE_CHECKING:
@@ -217,7 +222,12 @@ def train_horizons(
             description=f"{settings.description} ({stage.length} intervals)" if staged else settings.description,
         )
         try:
-            result = train(objective, n_items, validate, stage_settings, generator, nfe, checkpoint_for(k), result)
+            if staged and k == 0:
+                result = train_first_stage(
+                    objective, n_items, validate, stage_settings, generator, nfe, checkpoint_for(k)
+                )
+            else:
+                result = train(objective, n_items, validate, stage_settings, generator, nfe, checkpoint_for(k), result)
         except FitError as exc:
             if done is None or not hasattr(exc, "result"):
                 raise

@@ -92,6 +92,8 @@ class TrainSettings:
     continues the epoch count of the previous one); the rate decays over them."""
     horizon: int | None = None
     """Segment length of this stage, recorded in every history row (None: not recorded)."""
+    score_column: str = "val_loss"
+    """The history column of ``validate``'s scores; another than ``val_loss`` (NaN there) for another score."""
 
 
 @dataclass
@@ -103,6 +105,7 @@ class TrainResult:
     best_score: float = math.inf
     stop_reason: str = "max_epochs"
     failures: int = 0
+    last_state: dict[str, torch.Tensor] | None = None  #: the parameters where the Adam epochs stopped
 
 
 def _snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -120,6 +123,11 @@ def _divergence(loss: float, history: list[dict[str, Any]], horizon: int | None 
     if loss > _DIVERGENCE * reference:
         return f"the training loss jumped from {min(previous):.3g} to {loss:.3g} (diverging)"
     return None
+
+
+def _scored(settings: TrainSettings, score: float) -> dict[str, float]:
+    """A validation score as history entries: in ``settings.score_column``, with ``val_loss`` always a column."""
+    return {"val_loss": math.nan, settings.score_column: score}
 
 
 def _fit_error(result: TrainResult, message: str) -> FitError:
@@ -270,7 +278,7 @@ def train(
                 "epoch": -1,
                 "stage": "start",
                 "loss": math.nan,
-                "val_loss": result.best_score,
+                **_scored(settings, result.best_score),
                 "nfe_forward": 0,
                 "nfe_backward": 0,
                 "lr": math.nan,
@@ -368,7 +376,7 @@ def train(
                 except (SolverFailure, AssertionError) as exc:
                     score, validation_failure = math.inf, str(exc)
                     validation_failures += 1
-                row["val_loss"] = score
+                row.update(_scored(settings, score))
                 row["nfe_validation"] = nfe() - n0
                 unvalidated = None
                 if score < result.best_score:
@@ -400,8 +408,9 @@ def train(
     except KeyboardInterrupt:
         result.stop_reason = "interrupted"
         if unvalidated is not None:  # e.g. Ctrl-C after a few epochs, before the first validation
+            lr = optimizer.param_groups[0]["lr"]
             best_state = _validate_on_interrupt(
-                objective, validate, result, best_state, unvalidated, start, nfe, optimizer.param_groups[0]["lr"]
+                objective, validate, result, best_state, unvalidated, start, nfe, lr, settings
             )
         warnings.warn(
             f"fit interrupted at epoch {epoch}; keeping the best parameters "
@@ -411,6 +420,7 @@ def train(
         )
     finally:
         bar.close()
+        result.last_state = _snapshot(objective)
         objective.load_state_dict(best_state)
     if not math.isfinite(result.best_score) and result.stop_reason != "interrupted":
         raise _fit_error(
@@ -442,6 +452,7 @@ def _validate_on_interrupt(
     start: float,
     nfe: Callable[[], int],
     lr: float,
+    settings: TrainSettings,
 ) -> dict[str, torch.Tensor]:
     """Validate the parameters a Ctrl-C stopped at; return the best state (theirs if they beat the best).
 
@@ -459,14 +470,14 @@ def _validate_on_interrupt(
         return best_state
     last = result.history[-1]
     if last.get("epoch") == epoch and last.get("stage") == "adam" and "nfe_validation" not in last:
-        last.update(val_loss=score, nfe_validation=nfe() - n0)
+        last.update(_scored(settings, score), nfe_validation=nfe() - n0)
     else:
         result.history.append(
             {
                 "epoch": epoch,
                 "stage": "interrupted",
                 "loss": math.nan,
-                "val_loss": score,
+                **_scored(settings, score),
                 "nfe_forward": 0,
                 "nfe_backward": 0,
                 "lr": lr,
@@ -553,7 +564,7 @@ def _polish(
                 {
                     "epoch": epoch,
                     "loss": float(loss.detach()),
-                    "val_loss": score,
+                    **_scored(settings, score),
                     "nfe_forward": counts["forward"],
                     "nfe_backward": counts["backward"],
                     "lr": math.nan,

@@ -233,3 +233,28 @@ def test_a_streamed_fit_refuses_a_schedule_it_was_given_and_trains_the_default_o
     model = sysid.NeuralODE(hidden=(8,), max_epochs=2, lbfgs_steps=10, verbose=False)  # the default schedule
     model.fit(ds, trajectory="trajectory", lazy=True)
     assert "horizon" not in model.history_ or model.history_["horizon"].isna().all()
+
+
+def test_a_first_stage_whose_free_run_misses_the_data_is_judged_by_its_own_loss(data, monkeypatch) -> None:
+    """first-stage-judged-by-its-loss: the free run of the first stage made to miss the data (+1 standard
+    deviation at every check of the 5-interval stage) no longer picks that stage's parameters; its loss does."""
+    original = _shooting.MultipleShooting.free_run_error
+
+    def missing_when_short(self, tail_from=None):
+        return original(self, tail_from) + (1.0 if self.segments.length <= 5 else 0.0)
+
+    monkeypatch.setattr(_shooting.MultipleShooting, "free_run_error", missing_when_short)
+    model = _fit(data, max_epochs=6, lbfgs_steps=20, horizons=[(None, 0, 0.01, 10)])
+    history = model.history_
+    first = history[history["horizon"] == 5]
+    polish = first[first["stage"] == "lbfgs"]
+    assert len(polish) and polish["stage_loss"].notna().all()
+    # the polish judged by its loss goes below where the Adam epochs ended
+    assert polish["stage_loss"].min() < first.loc[first["stage"] == "adam", "loss"].iloc[-1]
+    # the parameters it kept are scored by the free run once (their row), which the whole-trajectory stage must beat
+    scored = polish[polish["val_loss"].notna()]
+    assert len(scored) == 1 and scored["val_loss"].iloc[0] > 1.0
+    assert scored["stage_loss"].iloc[0] == polish["stage_loss"].min()
+    later = history[history["horizon"] > 5]
+    assert later["stage_loss"].isna().all() and later["val_loss"].notna().all()
+    assert (later["val_loss"] < 1.0).any()  # the honest free run of the later stage beats the kept first stage's
