@@ -10,7 +10,9 @@ training trajectories (the free run that picks the parameters during training,
 :class:`~sysid.FitWarning`, with advice for the estimator at hand.
 
 Where the training is the last word on the parameters (NeuralODE with additive errors)
-the score is the best ``val_loss`` of the history, with no extra work. Where something
+the score is the training's own free run of the parameters it kept (the ``val_loss`` of
+their row: the history's lowest, unless a first stage judged by its loss kept others),
+with no extra work. Where something
 changes them after the last free-run check (GreyBoxODE's and HybridODE's least-squares
 refinement, SparseODE's thresholding, Gauss-Newton polish and choice among candidates),
 or where ``val_loss`` is on another scale (``Training(errors="log")``: an RMSE of log
@@ -198,10 +200,11 @@ class FreeRunCheckMixin:
             and "val_loss" in history
         ):
             kept = getattr(self, "_kept_val_loss", None)
-            if kept is not None:
+            if kept is None:  # a model from before the attribute: the lowest, which the training kept
+                scores = history["val_loss"].to_numpy(dtype=float)
+                return float(np.min(scores[np.isfinite(scores)])) if np.isfinite(scores).any() else math.nan
+            if not math.isnan(kept):  # NaN: interrupted in a polish judged by the loss, scored below
                 return kept if math.isfinite(kept) else math.nan
-            scores = history["val_loss"].to_numpy(dtype=float)
-            return float(np.min(scores[np.isfinite(scores)])) if np.isfinite(scores).any() else math.nan
         try:
             with torch_threads(1):
                 return self._free_run_error(data)

@@ -43,28 +43,26 @@ def train_first_stage(
 
     Arguments as for :func:`sysid.training.train` (``checkpoint`` covers the Adam epochs,
     as it does in a one-call fit). On return ``objective`` holds the kept parameters and
-    ``result.best_score`` is their free-run error.
+    ``result.best_score`` is their free-run error (NaN after a Ctrl-C in a polish judged by
+    the loss: the estimator then scores them itself).
     """
     adam = train(objective, n_items, validate, dataclasses.replace(settings, lbfgs_steps=0), generator, nfe, checkpoint)
     if not settings.lbfgs_steps or adam.stop_reason == "interrupted":
         return adam
     polish = dataclasses.replace(settings, first_epoch=settings.max_epochs)
-    if not adam.best_score > REFIT_FREE_RUN:
+    start = (
+        _lower_loss_start(objective, adam, stage_loss(objective, n_items)) if adam.best_score > REFIT_FREE_RUN else None
+    )
+    if start is None:  # the free run reproduces the data (or no start has a finite loss): as in one call
         result = train(objective, n_items, validate, polish, generator, nfe, None, adam)
+    elif start.stop_reason == "interrupted":  # Ctrl-C while the starts were scored: the free run's best is kept
+        return start
     else:
-        score = stage_loss(objective, n_items)
-        start = _lower_loss_start(objective, adam, score)
-        result = train(
-            objective,
-            n_items,
-            score,
-            dataclasses.replace(polish, score_column="stage_loss"),
-            generator,
-            nfe,
-            None,
-            start,
-        )
-        if result.stop_reason != "interrupted":
+        by_loss = dataclasses.replace(polish, score_column="stage_loss")
+        result = train(objective, n_items, stage_loss(objective, n_items), by_loss, generator, nfe, None, start)
+        if result.stop_reason == "interrupted":
+            result.best_score = math.nan  # a loss, not a free run: the estimator scores the kept parameters itself
+        else:
             score_kept(result, validate, nfe)
     if result.stop_reason != "interrupted":
         result.stop_reason = adam.stop_reason
@@ -89,31 +87,44 @@ def stage_loss(objective: torch.nn.Module, n_items: int) -> Callable[[], float]:
     """
 
     def score() -> float:
-        with torch.no_grad():
-            loss, _ = objective(torch.arange(n_items))
+        try:
+            with torch.no_grad():
+                loss, _ = objective(torch.arange(n_items))
+        except (SolverFailure, AssertionError):
+            return math.inf
         value = float(loss)
         return value if math.isfinite(value) else math.inf
 
     return score
 
 
-def _lower_loss_start(objective: torch.nn.Module, adam: TrainResult, score: Callable[[], float]) -> TrainResult:
+def _lower_loss_start(objective: torch.nn.Module, adam: TrainResult, score: Callable[[], float]) -> TrainResult | None:
     """Load whichever of the free run's best and the last Adam epoch has the lower loss; the result to polish on.
 
     Its ``best_score`` is that loss, written as ``stage_loss`` into the chosen epoch's row.
+    None, with the free run's best loaded, when neither has a finite loss; a Ctrl-C while
+    they are scored loads it too and returns the Adam result marked interrupted.
     """
-    rows = {row["epoch"]: row for row in adam.history}
-    candidates = [(adam.best_epoch, {k: v.clone() for k, v in objective.state_dict().items()})]
+    best = {k: v.clone() for k, v in objective.state_dict().items()}
+    candidates = [(adam.best_epoch, best)]
     adam_rows = [row for row in adam.history if row.get("stage") == "adam"]
     if adam.last_state is not None and adam_rows and adam_rows[-1]["epoch"] != adam.best_epoch:
         candidates.append((adam_rows[-1]["epoch"], adam.last_state))
     scored = []
-    for epoch, state in candidates:
-        objective.load_state_dict(state)
-        scored.append((score(), epoch, state))
+    try:
+        for epoch, state in candidates:
+            objective.load_state_dict(state)
+            scored.append((score(), epoch, state))
+    except KeyboardInterrupt:
+        objective.load_state_dict(best)
+        adam.stop_reason = "interrupted"
+        return adam
     loss, epoch, state = min(scored, key=lambda item: item[0])  # ties: the free run's best, the first
+    if not math.isfinite(loss):
+        objective.load_state_dict(best)
+        return None
     objective.load_state_dict(state)
-    rows[epoch]["stage_loss"] = loss
+    next(row for row in adam.history if row["epoch"] == epoch)["stage_loss"] = loss
     return TrainResult(list(adam.history), epoch, loss, adam.stop_reason, adam.failures)
 
 
