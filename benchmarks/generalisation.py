@@ -180,11 +180,13 @@ def evaluate(case: Case, name: str, neural: dict[str, Any] | None = None, mode: 
 def train_free_run(model: Any) -> float:
     """The free-run error of a fitted NeuralODE on its training data, as its own check measured it.
 
-    The lowest ``val_loss`` of the fit's history: RMSE (scaled units) of the whole training
-    trajectories simulated from their learned initial states, at the parameters kept.
+    RMSE (scaled units) of the whole training trajectories simulated from their learned
+    initial states, at the parameters kept: the training's own score of them, else the
+    lowest ``val_loss`` of the history (the same, unless a first stage judged by its loss
+    kept parameters whose free run is above an earlier check's).
     """
-    kept = getattr(model, "_kept_val_loss", None)  # the score of the parameters kept (a first stage judged
-    if kept is not None:  # by its loss may keep parameters whose free run is above an earlier one's)
+    kept = getattr(model, "_kept_val_loss", None)
+    if kept is not None:
         return float(kept)
     history = getattr(model, "history_", None)
     if history is None or "val_loss" not in history or not history["val_loss"].notna().any():

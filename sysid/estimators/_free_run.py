@@ -200,7 +200,7 @@ class FreeRunCheckMixin:
             and "val_loss" in history
         ):
             kept = getattr(self, "_kept_val_loss", None)
-            if kept is None:  # a model from before the attribute: the lowest, which the training kept
+            if kept is None:  # no score recorded (a model file does not store it): the lowest, as kept
                 scores = history["val_loss"].to_numpy(dtype=float)
                 return float(np.min(scores[np.isfinite(scores)])) if np.isfinite(scores).any() else math.nan
             if not math.isnan(kept):  # NaN: interrupted in a polish judged by the loss, scored below

@@ -50,20 +50,19 @@ def train_first_stage(
     if not settings.lbfgs_steps or adam.stop_reason == "interrupted":
         return adam
     polish = dataclasses.replace(settings, first_epoch=settings.max_epochs)
-    start = (
-        _lower_loss_start(objective, adam, stage_loss(objective, n_items)) if adam.best_score > REFIT_FREE_RUN else None
-    )
+    score = stage_loss(objective, n_items)
+    start = _lower_loss_start(objective, adam, score) if adam.best_score > REFIT_FREE_RUN else None
     if start is None:  # the free run reproduces the data (or no start has a finite loss): as in one call
         result = train(objective, n_items, validate, polish, generator, nfe, None, adam)
     elif start.stop_reason == "interrupted":  # Ctrl-C while the starts were scored: the free run's best is kept
         return start
     else:
         by_loss = dataclasses.replace(polish, score_column="stage_loss")
-        result = train(objective, n_items, stage_loss(objective, n_items), by_loss, generator, nfe, None, start)
+        result = train(objective, n_items, score, by_loss, generator, nfe, None, start)
         if result.stop_reason == "interrupted":
             result.best_score = math.nan  # a loss, not a free run: the estimator scores the kept parameters itself
         else:
-            score_kept(result, validate, nfe)
+            _score_kept(result, validate, nfe)
     if result.stop_reason != "interrupted":
         result.stop_reason = adam.stop_reason
     return result
@@ -128,7 +127,7 @@ def _lower_loss_start(objective: torch.nn.Module, adam: TrainResult, score: Call
     return TrainResult(list(adam.history), epoch, loss, adam.stop_reason, adam.failures)
 
 
-def score_kept(result: TrainResult, validate: Callable[[], float], nfe: Callable[[], int]) -> None:
+def _score_kept(result: TrainResult, validate: Callable[[], float], nfe: Callable[[], int]) -> None:
     """Score the parameters a stage kept by its loss with the free run ``validate``, in place.
 
     The free run becomes ``result.best_score`` (what the later stages must beat) and the
