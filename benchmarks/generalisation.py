@@ -334,9 +334,15 @@ def _verdict(rows: list[dict[str, Any]]) -> tuple[bool | None, str, list[str]]:
         worst = float(np.nanmin(ours)) if np.all(np.isfinite(ours)) else float("-inf")
         met.append(worst >= float(classical[0]))
         checks.append(f"lynx_hare worst R² {worst:.3g} (ClassicalODE {float(classical[0]):.3g})")
-    slow = neural[neural["fit_cpu_s"] > 120]
+    # The time a user waits: the wall time where a row has it (from session 19, when a refit may run on a
+    # second core alongside the first fit); before, one single-threaded fit per core, whose CPU time it was.
+    wall = neural["fit_wall_s"] if "fit_wall_s" in neural else pd.Series(np.nan, index=neural.index)
+    waited = wall.where(wall.notna(), neural["fit_cpu_s"])
     notes = [
-        f"NeuralODE fit over 2 CPU minutes: {r.problem} seed {r.seed} ({r.fit_cpu_s:.0f} s)" for r in slow.itertuples()
+        f"NeuralODE fit over 2 minutes: {r.problem} seed {r.seed} ({seconds:.0f} s"
+        f"{' wall' if np.isfinite(measured) else ' CPU'})"
+        for r, seconds, measured in zip(neural.itertuples(), waited, wall, strict=True)
+        if seconds > 120
     ]
     if not met:
         return None, "no target problem ran", notes
@@ -404,6 +410,7 @@ def study(
         "train_free_run",
         "extrapolation_warning",
         "fit_cpu_s",
+        "fit_wall_s",
         "status",
     ]
     detail = [{k: r.get(k, "") for k in columns} for r in rows]

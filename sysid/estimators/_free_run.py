@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
 from sysid.errors import FitError, FitWarning
 from sysid.integration import SolverFailure, torch_threads
@@ -38,6 +39,7 @@ from sysid.trajectories import Trajectories
 
 if TYPE_CHECKING:
     from sysid.estimators._ode_start import FieldStart
+    from sysid.estimators._refit_alongside import RefitAlongside, RefitOutcome
     from sysid.fields import Scaling
     from sysid.integration import BatchedField, InputSignal, SolverConfig
     from sysid.training import Training
@@ -74,6 +76,7 @@ class FreeRunCheckMixin:
         torch_dtype_: torch.dtype
 
         field_part_: Any
+        verbose: bool
         warm_start: bool
         checkpoint_path: Any
         n_function_evals_: int
@@ -122,26 +125,29 @@ class FreeRunCheckMixin:
         or without the collocation warm start that sets the start."""
         return not self.warm_start and self.checkpoint_path is None and bool(self.training_.collocation_steps)
 
-    def _refit_if_poor(self, data: Trajectories, other: Any) -> None:
+    def _refit_if_poor(self, data: Trajectories, other: Any, alongside: RefitAlongside | None = None) -> None:
         """Fit once more from the field part ``other`` when the kept model does not reproduce its data.
 
         Only when the kept parameters' free-run error exceeds :data:`sysid.training.REFIT_FREE_RUN`
         (a threshold below :data:`~sysid.training.POOR_FREE_RUN`, where the warning starts: a fit
-        may be refitted without being poor enough to warn about). The better of the two fits by
-        that error is kept; ``history_`` then holds both (column ``attempt``: 0 the first, 1 the
-        refit) and ``n_function_evals_`` counts both. A refit that is discarded may still have
-        issued the training's own FitWarnings (a rolled-back epoch, a stopped polish).
+        may be refitted without being poor enough to warn about), and not after a Ctrl-C (the
+        fit stops with what it has). The better of the two fits by that error is kept;
+        ``history_`` then holds both (column ``attempt``: 0 the first, 1 the refit) and
+        ``n_function_evals_`` counts both. A refit that is discarded may still have issued the
+        training's own FitWarnings (a rolled-back epoch, a stopped polish). ``alongside``: the
+        same refit already running in a worker (:mod:`sysid.estimators._refit_alongside`),
+        waited for here instead of refitting in this process.
         """
         first_score = self._kept_free_run_error(data)
-        if not first_score > REFIT_FREE_RUN:
+        if getattr(self, "stop_reason_", None) == "interrupted" or not first_score > REFIT_FREE_RUN:
             return
         first = copy.deepcopy(self.__dict__)
-        self.field_part_ = other
-        for name in ("history_", "n_function_evals_"):  # the refit's own, or none if it fails early
-            self.__dict__.pop(name, None)
+        if alongside is not None and self.verbose:
+            tqdm.write(f"{type(self).__name__}: the fit misses its data; waiting for its refit (in a second process).")
         try:
-            self._fit_resolved(data)
-            second_score = self._kept_free_run_error(data)
+            outcome = alongside.result() if alongside is not None else None
+            # no worker, or it died: the refit runs here
+            second_score = self._refit_from(data, other) if outcome is None else self._use_refit(outcome)
         except FitError:
             second_score = math.nan  # the refit failed: the first fit stays, as if it had not been tried
         except KeyboardInterrupt:
@@ -159,6 +165,33 @@ class FreeRunCheckMixin:
                 [first["history_"].assign(attempt=0), refit_history.assign(attempt=1)], ignore_index=True
             )
         self.n_function_evals_ = evals
+
+    def _refit_from(self, data: Trajectories, other: Any) -> float:
+        """The refit itself: train from field part ``other``; the kept free-run error (FitError if it fails).
+
+        The same code in this process and in a worker (:func:`~sysid.estimators._refit_alongside.refit_in_worker`).
+        """
+        self.field_part_ = other
+        for name in ("history_", "n_function_evals_"):  # the refit's own, or none if it fails early
+            self.__dict__.pop(name, None)
+        self._fit_resolved(data)
+        return self._kept_free_run_error(data)
+
+    def _use_refit(self, outcome: RefitOutcome) -> float:
+        """Take the fitted attributes of a refit run in a worker, as if it had run here; its score.
+
+        Its warnings are issued again, here. The estimator's parameters stay this process's
+        objects; an attribute the first fit set and the refit did not keeps the first fit's value
+        (as a refit run here leaves it).
+        """
+        for name in ("history_", "n_function_evals_"):
+            self.__dict__.pop(name, None)
+        self.__dict__.update(outcome.attributes)
+        for category, message in outcome.caught:
+            warnings.warn(message, category, stacklevel=5)
+        if outcome.failed:
+            raise FitError("the refit failed in its worker")
+        return outcome.score
 
     def _warn_if_free_run_is_poor(self, data: Trajectories) -> None:
         """A FitWarning when the kept parameters' free-run error exceeds :data:`sysid.training.POOR_FREE_RUN`.

@@ -31,6 +31,7 @@ from sysid.estimators._free_run import FreeRunCheckMixin
 from sysid.estimators._ode_simulation import SimulationMixin
 from sysid.estimators._ode_start import FieldStart, StartMixin
 from sysid.estimators._ode_warm_start import TrainingPoints, WarmStartMixin
+from sysid.estimators._refit_alongside import RefitAlongside, check_n_jobs
 from sysid.fields import MLP, FieldContext, FieldSpec, Scaling, Sensor
 from sysid.integration import (
     BatchedField,
@@ -117,6 +118,12 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, WarmStartMixin, StartMixin, 
         resumes from it (``max_epochs``, ``patience``, ``lbfgs_steps`` and ``verbose`` may
         change); the file is removed when the fit completes. A file written for other data
         or settings is refused (:class:`~sysid.ConfigError`).
+    n_jobs : int, default 2
+        Processes one fit may use (-1: every core; at most 2). A fit that misses its data is
+        fitted once more from the start it did not take (NeuralODE's default field); with 2,
+        that refit starts at once in a second process and is used only if it is needed
+        (:mod:`sysid.estimators._refit_alongside`): the same bits as with 1, where it runs
+        afterwards, in this process. Only with a second usable core and outside a worker process.
     **options
         Any parameter of the default parts, given flat: ``hidden=(32, 32)`` sets the
         field's, ``rtol=1e-6`` the solver's, ``max_epochs=80`` the training's (see
@@ -155,6 +162,7 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, WarmStartMixin, StartMixin, 
         "verbose",
         "warm_start",
         "checkpoint_path",
+        "n_jobs",
     )
 
     def __init__(
@@ -172,6 +180,7 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, WarmStartMixin, StartMixin, 
         verbose: bool = True,
         warm_start: bool = False,
         checkpoint_path: str | os.PathLike[str] | None = None,
+        n_jobs: int = 2,
         **options: Any,
     ) -> None:
         self.field = field
@@ -186,6 +195,7 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, WarmStartMixin, StartMixin, 
         self.verbose = verbose
         self.warm_start = warm_start
         self.checkpoint_path = checkpoint_path
+        self.n_jobs = n_jobs
         if options:
             self._route(options)
 
@@ -213,6 +223,7 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, WarmStartMixin, StartMixin, 
             isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not -(2**63) <= int(seed) < 2**64
         ):
             raise ConfigError(f"random_state must be None or an int in [-2**63, 2**64), got {seed!r}.")
+        check_n_jobs(self.n_jobs)
         self.field_part_ = self._resolved_part("field", FieldSpec)
         self.solver_part_ = self._resolved_part("solver", Solver)
         self.solver_ = self.solver_part_.config()
@@ -266,9 +277,14 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, WarmStartMixin, StartMixin, 
         self._resolve()
         with torch_threads(1):
             start, other = self._choose_start(data)
-            self._fit_resolved(data, start)
-            if other is not None:
-                self._refit_if_poor(data, other)
+            alongside = RefitAlongside.start(self, data, other)  # the refit, if it may be needed, on a second core
+            try:
+                self._fit_resolved(data, start)
+                if other is not None:
+                    self._refit_if_poor(data, other, alongside)
+            finally:
+                if alongside is not None:
+                    alongside.cancel()
         self._warn_if_free_run_is_poor(data)
 
     def _prepare(self, data: Trajectories, generator: torch.Generator) -> bool:

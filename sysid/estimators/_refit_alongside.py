@@ -1,0 +1,192 @@
+"""The refit of a poor fit, run alongside the first fit on a second core (``n_jobs``).
+
+A fit whose kept parameters miss their own data (free run above
+:data:`sysid.training.REFIT_FREE_RUN`) is fitted once more from the start it did not take
+(:meth:`~sysid.estimators._free_run.FreeRunCheckMixin._refit_if_poor`). That refit does
+not depend on the first fit: it starts from the estimator as it stood before the first
+training, builds its field from the same seed and reads nothing the first fit wrote. So,
+where the machine has a second core, it can start at the same time as the first fit, in a
+worker process (joblib's loky backend), and be used only if the first fit misses its data;
+otherwise it is stopped (the worker is killed). Both fits run single-threaded, so the wall
+time of a refitted fit is the longer of the two fits rather than their sum, and its result
+is the same bits as the refit run afterwards, in this process (``n_jobs=1``): the same code
+on the same state (tests compare the two).
+
+It runs alongside only where that cannot oversubscribe the machine or change the result:
+``n_jobs`` other than 1, at least two usable cores (:func:`joblib.cpu_count`: affinity
+and container quotas), not inside a worker process or thread already (a member of
+``Ensemble(n_jobs=2)``, a model of ``compare(n_jobs=2)`` or of a grid search: those use the
+cores), the fit on the CPU, and an estimator that pickles. Anything else, or a worker that dies, leaves the
+refit to run afterwards in this process, as before.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import pickle
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import joblib
+from tqdm import tqdm
+
+from sysid.errors import ConfigError, FitError
+from sysid.integration import torch_threads
+from sysid.trajectories import Trajectories
+
+#: The processes a fit may use: the first fit and one refit alongside it.
+MAX_FIT_JOBS = 2
+
+
+def check_n_jobs(n_jobs: Any) -> int:
+    """``n_jobs`` checked: the number of processes a fit may use (1 or 2); ConfigError otherwise.
+
+    Examples
+    --------
+    >>> check_n_jobs(2), check_n_jobs(-1), check_n_jobs(8)
+    (2, 2, 2)
+    >>> check_n_jobs(0)
+    Traceback (most recent call last):
+    ...
+    sysid.errors.ConfigError: n_jobs must be a positive integer or -1 (every core; a fit uses at most 2), got 0.
+    """
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or not (n_jobs >= 1 or n_jobs == -1):
+        raise ConfigError(
+            f"n_jobs must be a positive integer or -1 (every core; a fit uses at most 2), got {n_jobs!r}."
+        )
+    return MAX_FIT_JOBS if n_jobs == -1 else min(int(n_jobs), MAX_FIT_JOBS)
+
+
+@dataclass
+class RefitOutcome:
+    """What a refit run in a worker hands back: the estimator's fitted attributes and the refit's score.
+
+    Attributes
+    ----------
+    attributes : dict
+        The estimator's ``__dict__`` after the refit, without its parameters (the caller keeps its own).
+    score : float
+        The refit's kept free-run error; NaN if the refit raised FitError (``failed``).
+    failed : bool
+        The refit raised :class:`~sysid.FitError` (the first fit is then kept, as it would be here).
+    caught : list of (category, message)
+        The warnings the refit issued, to be issued again where the refit is used.
+    cpu_seconds : float
+        The worker's CPU time for the refit.
+    pid : int
+        The worker's process id.
+    """
+
+    attributes: dict[str, Any]
+    score: float
+    failed: bool
+    caught: list[tuple[type[Warning], str]] = field(default_factory=list)
+    cpu_seconds: float = 0.0
+    pid: int = 0
+
+
+def refit_in_worker(payload: bytes) -> RefitOutcome:
+    """Unpickle ``(estimator, data, other)`` and refit the estimator from field part ``other``.
+
+    Runs :meth:`~sysid.estimators._free_run.FreeRunCheckMixin._refit_from`, the code the
+    refit runs in the fitting process, on the state that process would refit from.
+    """
+    estimator, data, other = pickle.loads(payload)  # our own bytes, made by RefitAlongside.start
+    # tqdm's default lock is a multiprocessing semaphore: a worker killed mid-fit would leave it to the
+    # resource tracker, which complains at exit. A thread lock serves a process that draws no bars.
+    tqdm.set_lock(threading.RLock())
+    estimator.verbose = False  # no second set of bars under the first fit's (a parameter: not handed back)
+    cpu = time.process_time()
+    failed = False
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            with torch_threads(1):
+                score = estimator._refit_from(data, other)
+        except FitError:
+            score, failed = math.nan, True
+    params = set(estimator.get_params(deep=False))
+    return RefitOutcome(
+        {k: v for k, v in estimator.__dict__.items() if k not in params},
+        float(score),
+        failed,
+        [(w.category, str(w.message)) for w in caught],
+        time.process_time() - cpu,
+        os.getpid(),
+    )
+
+
+class RefitAlongside:
+    """A refit started in a worker process when the first fit starts; waited for or stopped after it.
+
+    Examples
+    --------
+    >>> import sysid
+    >>> model = sysid.NeuralODE(n_jobs=1)
+    >>> RefitAlongside.start(model, None, None) is None  # n_jobs=1: the refit runs afterwards, here
+    True
+    """
+
+    def __init__(self, results: Iterator[RefitOutcome]) -> None:
+        self._results = results
+        self._done = False
+
+    @staticmethod
+    def possible(estimator: Any) -> bool:
+        """Whether a refit may run alongside ``estimator``'s fit (see the module's docstring)."""
+        return (
+            check_n_jobs(estimator.n_jobs) > 1
+            and joblib.cpu_count() >= MAX_FIT_JOBS
+            and multiprocessing.parent_process() is None
+            and threading.current_thread() is threading.main_thread()
+            and estimator._torch_device().type == "cpu"
+        )
+
+    @classmethod
+    def start(cls, estimator: Any, data: Trajectories | None, other: Any) -> RefitAlongside | None:
+        """Start the refit of ``estimator`` from field part ``other`` in a worker; None where it may not.
+
+        The estimator is pickled here, as it stands, before the first fit changes it.
+        """
+        if other is None or not cls.possible(estimator):
+            return None
+        try:
+            payload = pickle.dumps((estimator, data, other))
+        except Exception:  # noqa: BLE001 - an estimator that does not pickle refits here, afterwards
+            return None
+        results = joblib.Parallel(n_jobs=MAX_FIT_JOBS, backend="loky", return_as="generator")(
+            joblib.delayed(refit_in_worker)(payload) for _ in range(1)
+        )
+        return cls(cast(Iterator[RefitOutcome], results))  # return_as="generator": an iterator, not a list
+
+    def result(self) -> RefitOutcome | None:
+        """Wait for the refit; None if its worker failed (the caller then refits here).
+
+        A KeyboardInterrupt while waiting stops the worker and is raised again.
+        """
+        try:
+            outcome = next(self._results)
+        except KeyboardInterrupt:
+            self.cancel()
+            raise
+        except Exception:  # noqa: BLE001 - a worker that died (memory, a signal): the refit runs here instead
+            outcome = None
+        self.cancel()
+        return outcome
+
+    def cancel(self) -> None:
+        """Stop the worker if it is still running (its result is not needed); idempotent."""
+        if self._done:
+            return
+        self._done = True
+        with warnings.catch_warnings():  # joblib says that a task was cancelled: that is the point
+            warnings.simplefilter("ignore")
+            close = getattr(self._results, "close", None)
+            if callable(close):
+                close()
