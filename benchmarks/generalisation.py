@@ -334,8 +334,8 @@ def _verdict(rows: list[dict[str, Any]]) -> tuple[bool | None, str, list[str]]:
         worst = float(np.nanmin(ours)) if np.all(np.isfinite(ours)) else float("-inf")
         met.append(worst >= float(classical[0]))
         checks.append(f"lynx_hare worst R² {worst:.3g} (ClassicalODE {float(classical[0]):.3g})")
-    # The time a user waits: the wall time where a row has it (from session 19, when a refit may run on a
-    # second core alongside the first fit); before, one single-threaded fit per core, whose CPU time it was.
+    # The time a user waits: the wall time where a row has it (single-threaded fits, one per core: about their
+    # CPU time; from session 19 a refit may run alongside on a second core), else the CPU time.
     wall = neural["fit_wall_s"] if "fit_wall_s" in neural else pd.Series(np.nan, index=neural.index)
     waited = wall.where(wall.notna(), neural["fit_cpu_s"])
     notes = [

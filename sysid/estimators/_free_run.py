@@ -147,7 +147,7 @@ class FreeRunCheckMixin:
         try:
             outcome = alongside.result() if alongside is not None else None
             # no worker, or it died: the refit runs here
-            second_score = self._refit_from(data, other) if outcome is None else self._use_refit(outcome)
+            second_score = self._refit_from(data, other) if outcome is None else self._use_refit(outcome, data)
         except FitError:
             second_score = math.nan  # the refit failed: the first fit stays, as if it had not been tried
         except KeyboardInterrupt:
@@ -177,21 +177,22 @@ class FreeRunCheckMixin:
         self._fit_resolved(data)
         return self._kept_free_run_error(data)
 
-    def _use_refit(self, outcome: RefitOutcome) -> float:
+    def _use_refit(self, outcome: RefitOutcome, data: Trajectories) -> float:
         """Take the fitted attributes of a refit run in a worker, as if it had run here; its score.
 
-        Its warnings are issued again, here. The estimator's parameters stay this process's
-        objects; an attribute the first fit set and the refit did not keeps the first fit's value
-        (as a refit run here leaves it).
+        The refit's warnings are issued again here first; then the estimator's fitted
+        attributes become the worker's (its parameters stay this process's objects; the
+        refit rebuilds every attribute a fit sets) and the kept free run is read as after a
+        refit run here; FitError (after the attributes, as here) if the refit failed.
         """
-        for name in ("history_", "n_function_evals_"):
-            self.__dict__.pop(name, None)
-        self.__dict__.update(outcome.attributes)
         for category, message in outcome.caught:
             warnings.warn(message, category, stacklevel=5)
+        for name in ("history_", "n_function_evals_"):
+            self.__dict__.pop(name, None)
+        self.__dict__.update(outcome.attributes)  # a failed refit's too: its history, as a refit here leaves it
         if outcome.failed:
             raise FitError("the refit failed in its worker")
-        return outcome.score
+        return self._kept_free_run_error(data)
 
     def _warn_if_free_run_is_poor(self, data: Trajectories) -> None:
         """A FitWarning when the kept parameters' free-run error exceeds :data:`sysid.training.POOR_FREE_RUN`.

@@ -123,7 +123,8 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, WarmStartMixin, StartMixin, 
         fitted once more from the start it did not take (NeuralODE's default field); with 2,
         that refit starts at once in a second process and is used only if it is needed
         (:mod:`sysid.estimators._refit_alongside`): the same bits as with 1, where it runs
-        afterwards, in this process. Only with a second usable core and outside a worker process.
+        afterwards, in this process. Only with a second usable core, on the CPU, and outside
+        a worker process or thread (``compare``, ``Ensemble`` or a grid search with ``n_jobs``).
     **options
         Any parameter of the default parts, given flat: ``hidden=(32, 32)`` sets the
         field's, ``rtol=1e-6`` the solver's, ``max_epochs=80`` the training's (see
@@ -277,8 +278,9 @@ class SolverTrainedODE(PartsMixin, SimulationMixin, WarmStartMixin, StartMixin, 
         self._resolve()
         with torch_threads(1):
             start, other = self._choose_start(data)
-            alongside = RefitAlongside.start(self, data, other)  # the refit, if it may be needed, on a second core
+            alongside = None
             try:
+                alongside = RefitAlongside.start(self, data, other)  # the refit it may need, on a second core
                 self._fit_resolved(data, start)
                 if other is not None:
                     self._refit_if_poor(data, other, alongside)

@@ -22,21 +22,21 @@ refit to run afterwards in this process, as before.
 
 from __future__ import annotations
 
-import math
 import multiprocessing
-import os
 import pickle
 import threading
-import time
 import warnings
 from collections.abc import Iterator
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 import joblib
+import numpy as np
+from threadpoolctl import threadpool_info, threadpool_limits
 from tqdm import tqdm
 
-from sysid.errors import ConfigError, FitError
+from sysid.errors import ConfigError, FitError, SysidWarning
 from sysid.integration import torch_threads
 from sysid.trajectories import Trajectories
 
@@ -56,7 +56,7 @@ def check_n_jobs(n_jobs: Any) -> int:
     ...
     sysid.errors.ConfigError: n_jobs must be a positive integer or -1 (every core; a fit uses at most 2), got 0.
     """
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or not (n_jobs >= 1 or n_jobs == -1):
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int | np.integer) or not (n_jobs >= 1 or n_jobs == -1):
         raise ConfigError(
             f"n_jobs must be a positive integer or -1 (every core; a fit uses at most 2), got {n_jobs!r}."
         )
@@ -65,60 +65,55 @@ def check_n_jobs(n_jobs: Any) -> int:
 
 @dataclass
 class RefitOutcome:
-    """What a refit run in a worker hands back: the estimator's fitted attributes and the refit's score.
+    """What a refit run in a worker hands back: the estimator's fitted attributes after it.
 
     Attributes
     ----------
     attributes : dict
-        The estimator's ``__dict__`` after the refit, without its parameters (the caller keeps its own).
-    score : float
-        The refit's kept free-run error; NaN if the refit raised FitError (``failed``).
+        The worker's estimator's ``__dict__`` after the refit, without its parameters (the
+        caller keeps its own). The refit rebuilds every attribute a fit sets (its field, its
+        scaling, its history...), so these replace what the first fit left.
     failed : bool
         The refit raised :class:`~sysid.FitError` (the first fit is then kept, as it would be here).
     caught : list of (category, message)
-        The warnings the refit issued, to be issued again where the refit is used.
-    cpu_seconds : float
-        The worker's CPU time for the refit.
-    pid : int
-        The worker's process id.
+        sysid's warnings the refit issued, to be issued again where the refit is used.
     """
 
     attributes: dict[str, Any]
-    score: float
     failed: bool
     caught: list[tuple[type[Warning], str]] = field(default_factory=list)
-    cpu_seconds: float = 0.0
-    pid: int = 0
 
 
-def refit_in_worker(payload: bytes) -> RefitOutcome:
+def refit_in_worker(payload: bytes, blas_threads: dict[str, int]) -> RefitOutcome | None:
     """Unpickle ``(estimator, data, other)`` and refit the estimator from field part ``other``.
 
     Runs :meth:`~sysid.estimators._free_run.FreeRunCheckMixin._refit_from`, the code the
-    refit runs in the fitting process, on the state that process would refit from.
+    refit runs in the fitting process, on the state that process would refit from, with the
+    fitting process's BLAS and OpenMP thread counts (``blas_threads``: threadpoolctl's
+    prefixes; loky starts its workers with fewer). None when the payload cannot be unpickled
+    here (a class defined in the caller's ``__main__``): the caller then refits itself.
     """
-    estimator, data, other = pickle.loads(payload)  # our own bytes, made by RefitAlongside.start
+    try:
+        estimator, data, other = pickle.loads(payload)  # our own bytes, made by RefitAlongside.start
+    except Exception:  # noqa: BLE001 - not importable in a worker: the refit runs in the fitting process
+        return None
     # tqdm's default lock is a multiprocessing semaphore: a worker killed mid-fit would leave it to the
     # resource tracker, which complains at exit. A thread lock serves a process that draws no bars.
     tqdm.set_lock(threading.RLock())
     estimator.verbose = False  # no second set of bars under the first fit's (a parameter: not handed back)
-    cpu = time.process_time()
     failed = False
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with warnings.catch_warnings(record=True) as caught, threadpool_limits(limits=blas_threads):
+        warnings.simplefilter("always", SysidWarning)
         try:
             with torch_threads(1):
-                score = estimator._refit_from(data, other)
+                estimator._refit_from(data, other)
         except FitError:
-            score, failed = math.nan, True
+            failed = True
     params = set(estimator.get_params(deep=False))
     return RefitOutcome(
         {k: v for k, v in estimator.__dict__.items() if k not in params},
-        float(score),
         failed,
-        [(w.category, str(w.message)) for w in caught],
-        time.process_time() - cpu,
-        os.getpid(),
+        [(w.category, str(w.message)) for w in caught if issubclass(w.category, SysidWarning)],
     )
 
 
@@ -133,7 +128,7 @@ class RefitAlongside:
     True
     """
 
-    def __init__(self, results: Iterator[RefitOutcome]) -> None:
+    def __init__(self, results: Iterator[RefitOutcome | None]) -> None:
         self._results = results
         self._done = False
 
@@ -152,41 +147,47 @@ class RefitAlongside:
     def start(cls, estimator: Any, data: Trajectories | None, other: Any) -> RefitAlongside | None:
         """Start the refit of ``estimator`` from field part ``other`` in a worker; None where it may not.
 
-        The estimator is pickled here, as it stands, before the first fit changes it.
+        The estimator is pickled here, as it stands, before the first fit changes it. Anything
+        that keeps the worker from starting (an estimator that does not pickle, a process
+        limit) leaves the refit to the fitting process: None.
         """
         if other is None or not cls.possible(estimator):
             return None
         try:
             payload = pickle.dumps((estimator, data, other))
-        except Exception:  # noqa: BLE001 - an estimator that does not pickle refits here, afterwards
+            blas_threads = {pool["prefix"]: int(pool["num_threads"]) for pool in threadpool_info()}
+            results = joblib.Parallel(n_jobs=MAX_FIT_JOBS, backend="loky", return_as="generator")(
+                joblib.delayed(refit_in_worker)(payload, blas_threads) for _ in range(1)
+            )
+        except Exception:  # noqa: BLE001 - no worker: the refit runs here, afterwards, as with n_jobs=1
             return None
-        results = joblib.Parallel(n_jobs=MAX_FIT_JOBS, backend="loky", return_as="generator")(
-            joblib.delayed(refit_in_worker)(payload) for _ in range(1)
-        )
-        return cls(cast(Iterator[RefitOutcome], results))  # return_as="generator": an iterator, not a list
+        return cls(cast(Iterator[RefitOutcome | None], results))  # return_as="generator": an iterator
 
     def result(self) -> RefitOutcome | None:
-        """Wait for the refit; None if its worker failed (the caller then refits here).
+        """Wait for the refit; None if its worker died or could not read its task (the caller refits here).
 
-        A KeyboardInterrupt while waiting stops the worker and is raised again.
+        An error the refit itself raised (other than FitError, which the outcome reports) is
+        raised here, as a refit run here would raise it. A KeyboardInterrupt while waiting
+        stops the worker and is raised again.
         """
         try:
             outcome = next(self._results)
         except KeyboardInterrupt:
             self.cancel()
             raise
-        except Exception:  # noqa: BLE001 - a worker that died (memory, a signal): the refit runs here instead
+        except BrokenProcessPool:  # the worker died (memory, a signal): the refit runs here instead
             outcome = None
-        self.cancel()
+        finally:
+            self.cancel()
         return outcome
 
     def cancel(self) -> None:
         """Stop the worker if it is still running (its result is not needed); idempotent."""
         if self._done:
             return
-        self._done = True
         with warnings.catch_warnings():  # joblib says that a task was cancelled: that is the point
             warnings.simplefilter("ignore")
             close = getattr(self._results, "close", None)
             if callable(close):
                 close()
+        self._done = True

@@ -37,7 +37,17 @@ from sysid.io.format import CHECKPOINT_FORMAT, decode, encode, read_file, write_
 #: Parameters that may change between a killed fit and its resumption: they do not
 #: change what the saved state means (more epochs, another patience, quieter output...).
 RESUMABLE_CHANGES = frozenset(
-    {"checkpoint_path", "verbose", "max_epochs", "patience", "lbfgs_steps", "warm_start", "refine_steps", "device"}
+    {
+        "checkpoint_path",
+        "verbose",
+        "max_epochs",
+        "patience",
+        "lbfgs_steps",
+        "warm_start",
+        "refine_steps",
+        "device",
+        "n_jobs",
+    }
 )
 
 

@@ -1,4 +1,5 @@
-"""n_jobs: the refit of a fit that misses its data runs alongside the first fit, in a second process.
+"""neural-refit-alongside (docs/reliability.md): the refit of a fit that misses its data runs alongside
+the first fit, in a second process (``n_jobs=2``, the default).
 
 The refit (from the start the first fit did not take) starts with the first fit and is used only
 if the first misses its data; the result is the same bits as the refit run afterwards in this
@@ -8,9 +9,10 @@ refit stops its worker.
 
 from __future__ import annotations
 
-import math
 import os
+import re
 import signal
+import sys
 import threading
 import time
 import warnings
@@ -19,28 +21,15 @@ from collections.abc import Callable
 import joblib
 import numpy as np
 import pandas as pd
+import psutil
 import pytest
 
 import sysid
 from sysid.errors import ConfigError, FitWarning
+from tests.reliability.test_silent_failures import five_hertz_swing, second_start_looks_poor, starved_neural_ode
 
-psutil = pytest.importorskip("psutil")  # installed with the test extra (through distributed)
-
-pytestmark = pytest.mark.skipif(joblib.cpu_count() < 2, reason="a refit alongside needs a second usable core")
-
-
-def five_hertz_swing() -> sysid.Trajectories:
-    """12 periods of an undamped 5 Hz swing: a starved fit from the zero linear part cannot follow it."""
-    t = np.arange(120) / 50.0
-    return sysid.Trajectories.from_arrays(
-        [t], [np.c_[np.cos(2 * np.pi * 5.0 * t), -np.sin(2 * np.pi * 5.0 * t)]], state_names=["x", "v"]
-    )
-
-
-def starved(**options: object) -> sysid.NeuralODE:
-    """One Adam epoch after a five-step collocation: the zero start's fit misses the swing (free run ~1.4)."""
-    settings: dict[str, object] = {"hidden": (8,), "max_epochs": 1, "lbfgs_steps": 0, "collocation_steps": 5}
-    return sysid.NeuralODE(horizons=None, random_state=0, verbose=False, **{**settings, **options})
+#: The tests of the worker itself: a refit runs alongside only with a second usable core.
+two_cores = pytest.mark.skipif(joblib.cpu_count() < 2, reason="a refit alongside needs a second usable core")
 
 
 def workers() -> list[psutil.Process]:
@@ -72,14 +61,8 @@ def no_workers_left() -> bool:
 
 @pytest.fixture
 def zero_start_first(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Score the least-squares start as poor (in this process), so that the zero start trains first."""
-    scored = sysid.NeuralODE._start_error
-
-    def scored_unless_second(self: sysid.NeuralODE, data: sysid.Trajectories, start: object) -> float:
-        error = scored(self, data, start)  # type: ignore[arg-type]
-        return error if self.field_part_.linear_start == "zero" else math.inf
-
-    monkeypatch.setattr(sysid.NeuralODE, "_start_error", scored_unless_second)
+    """The least-squares start scored poor (in this process): the zero start trains first, and misses the swing."""
+    second_start_looks_poor(monkeypatch)
 
 
 def when_the_first_fit_is_scored(monkeypatch: pytest.MonkeyPatch, action: Callable[[], None]) -> None:
@@ -96,6 +79,32 @@ def when_the_first_fit_is_scored(monkeypatch: pytest.MonkeyPatch, action: Callab
     monkeypatch.setattr(sysid.NeuralODE, "_kept_free_run_error", scored)
 
 
+def refits_here(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record every refit run in this process (a worker runs the unpatched code and records nothing)."""
+    calls: list[str] = []
+    refit = sysid.NeuralODE._refit_from
+
+    def recorded(self: sysid.NeuralODE, data: sysid.Trajectories, other: object) -> float:
+        calls.append(str(getattr(other, "linear_start", other)))
+        return refit(self, data, other)
+
+    monkeypatch.setattr(sysid.NeuralODE, "_refit_from", recorded)
+    return calls
+
+
+class RefitFails:
+    """Stands for an estimator's ``_fit_resolved`` (an instance attribute, so it travels to a worker with
+    the estimator): the refit, from the least-squares start, raises FitError wherever it runs."""
+
+    def __init__(self, model: sysid.NeuralODE) -> None:
+        self.model = model
+
+    def __call__(self, data: sysid.Trajectories, start: object = None) -> None:
+        if self.model.field_part_.linear_start == "least_squares":
+            raise sysid.FitError("the refit diverged")
+        type(self.model)._fit_resolved(self.model, data, start)  # type: ignore[arg-type]
+
+
 def assert_same_fit(a: sysid.NeuralODE, b: sysid.NeuralODE, data: sysid.Trajectories) -> None:
     pd.testing.assert_frame_equal(a.history_.drop(columns="seconds"), b.history_.drop(columns="seconds"))
     np.testing.assert_array_equal(a.x0_, b.x0_)
@@ -103,15 +112,19 @@ def assert_same_fit(a: sysid.NeuralODE, b: sysid.NeuralODE, data: sysid.Trajecto
     assert a.n_function_evals_ == b.n_function_evals_
 
 
+@two_cores
 @pytest.mark.usefixtures("zero_start_first")
 def test_a_refit_alongside_gives_the_same_bits_as_a_refit_afterwards(monkeypatch: pytest.MonkeyPatch) -> None:
     swing = five_hertz_swing()
     seen: list[int] = []
     when_the_first_fit_is_scored(monkeypatch, lambda: seen.append(busy_workers()))
+    here = refits_here(monkeypatch)
     with warnings.catch_warnings():
         warnings.simplefilter("error", FitWarning)
-        afterwards = starved(n_jobs=1).fit(swing)
-        alongside = starved().fit(swing)  # n_jobs=2, the default
+        afterwards = starved_neural_ode(n_jobs=1).fit(swing)
+        assert here == ["least_squares"]  # n_jobs=1: the refit ran here, afterwards
+        alongside = starved_neural_ode().fit(swing)  # n_jobs=2, the default
+    assert here == ["least_squares"]  # n_jobs=2: not here, the worker's refit was used
     assert seen == [0, 1]  # no worker busy with n_jobs=1; one running the refit when the first fit ended
     best = alongside.history_.groupby("attempt")["val_loss"].min()
     assert best[0] > sysid.training.POOR_FREE_RUN > 0.1 > best[1]  # the refit was needed, and kept
@@ -120,6 +133,7 @@ def test_a_refit_alongside_gives_the_same_bits_as_a_refit_afterwards(monkeypatch
     assert_same_fit(alongside, afterwards, swing)
 
 
+@two_cores
 def test_a_fit_that_reproduces_its_data_stops_its_refit() -> None:
     t = np.linspace(0.0, 3.0, 40)
     decay = sysid.Trajectories.from_arrays([t], [np.exp(-t)[:, None]], state_names=["x"])
@@ -131,10 +145,11 @@ def test_a_fit_that_reproduces_its_data_stops_its_refit() -> None:
     np.testing.assert_array_equal(one.predict(t=t, x0=[1.0]), two.predict(t=t, x0=[1.0]))
 
 
+@two_cores
 @pytest.mark.usefixtures("zero_start_first")
 def test_a_worker_that_dies_leaves_the_refit_to_this_process(monkeypatch: pytest.MonkeyPatch) -> None:
     swing = five_hertz_swing()
-    afterwards = starved(n_jobs=1).fit(swing)
+    afterwards = starved_neural_ode(n_jobs=1).fit(swing)
     killed: list[int] = []
 
     def kill() -> None:
@@ -143,28 +158,57 @@ def test_a_worker_that_dies_leaves_the_refit_to_this_process(monkeypatch: pytest
             killed.append(worker.pid)
 
     when_the_first_fit_is_scored(monkeypatch, kill)
-    recovered = starved().fit(swing)
-    assert killed  # the refit's worker was running, and died
+    here = refits_here(monkeypatch)
+    recovered = starved_neural_ode().fit(swing)
+    assert killed and here == ["least_squares"]  # the refit's worker was running and died; refitted here
     assert recovered.field_part_.linear_start == "least_squares"
     assert_same_fit(recovered, afterwards, swing)
 
 
+def interrupt_when_waiting(done: threading.Event) -> None:
+    """Send this process a SIGINT once its main thread waits for a refit running alongside (never otherwise)."""
+    main = threading.main_thread().ident
+    while not done.wait(0.02):
+        frame = sys._current_frames().get(main)
+        while frame is not None:
+            if frame.f_code.co_name == "result" and frame.f_code.co_filename.endswith("_refit_alongside.py"):
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+            frame = frame.f_back
+
+
+@two_cores
 @pytest.mark.usefixtures("zero_start_first")
-def test_ctrl_c_while_waiting_for_the_refit_keeps_the_first_fit(monkeypatch: pytest.MonkeyPatch) -> None:
-    swing = five_hertz_swing()
-    # The refit's worker imports torch and sysid (seconds): a Ctrl-C 0.3 s after the decision finds this
-    # process waiting for it.
-    when_the_first_fit_is_scored(
-        monkeypatch, lambda: threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
-    )
-    model = starved()
-    with pytest.warns(FitWarning, match="fit interrupted during its refit; keeping the first fit"):
-        model.fit(swing)
+def test_ctrl_c_while_waiting_for_the_refit_keeps_the_first_fit() -> None:
+    done = threading.Event()
+    watcher = threading.Thread(target=interrupt_when_waiting, args=(done,), daemon=True)
+    model = starved_neural_ode()
+    watcher.start()
+    try:
+        with pytest.warns(FitWarning, match="fit interrupted during its refit; keeping the first fit"):
+            model.fit(five_hertz_swing())
+    finally:
+        done.set()
+        watcher.join()
     assert "attempt" not in model.history_ and model.field_part_.linear_start == "zero"
     assert float(model.history_["val_loss"].min()) > sysid.training.POOR_FREE_RUN  # the first fit, as it ended
     assert no_workers_left()
 
 
+@two_cores
+@pytest.mark.usefixtures("zero_start_first")
+def test_a_refit_that_fails_in_its_worker_keeps_the_first_fit(monkeypatch: pytest.MonkeyPatch) -> None:
+    here = refits_here(monkeypatch)
+    model = starved_neural_ode()
+    model._fit_resolved = RefitFails(model)  # type: ignore[method-assign]
+    with pytest.warns(FitWarning, match="standard deviations of the data"):  # the first fit, poor, kept
+        model.fit(five_hertz_swing())
+    assert here == []  # the refit failed in the worker, and was not run again here
+    assert model.field_part_.linear_start == "zero" and "attempt" not in model.history_
+    assert float(model.history_["val_loss"].min()) > sysid.training.POOR_FREE_RUN
+
+
+@two_cores
 @pytest.mark.usefixtures("zero_start_first")
 def test_a_fit_stopped_by_ctrl_c_is_not_refitted(monkeypatch: pytest.MonkeyPatch) -> None:
     fitted = sysid.NeuralODE._fit_resolved
@@ -174,17 +218,20 @@ def test_a_fit_stopped_by_ctrl_c_is_not_refitted(monkeypatch: pytest.MonkeyPatch
         self.stop_reason_ = "interrupted"  # as a Ctrl-C in the training leaves it
 
     monkeypatch.setattr(sysid.NeuralODE, "_fit_resolved", interrupted)
+    here = refits_here(monkeypatch)
     for n_jobs in (1, 2):
-        model = starved(n_jobs=n_jobs)
+        model = starved_neural_ode(n_jobs=n_jobs)
         with pytest.warns(FitWarning, match="standard deviations of the data"):  # poor, and kept as it is
             model.fit(five_hertz_swing())
         assert "attempt" not in model.history_ and model.field_part_.linear_start == "zero"
-        assert no_workers_left()
+    assert no_workers_left()  # the worker of the second fit was stopped (and with it any left idle before)
+    assert here == []  # neither refitted here
 
 
-@pytest.mark.parametrize("n_jobs", [0, -2, 1.5, True, "2", None])
+@pytest.mark.parametrize("n_jobs", [0, -2, 1.5, True, "2", None, np.int64(0)])
 def test_n_jobs_is_checked_before_the_data_are_read(n_jobs: object) -> None:
-    with pytest.raises(ConfigError, match=rf"n_jobs must be a positive integer or -1 .* got {n_jobs!r}\."):
+    expected = r"n_jobs must be a positive integer or -1 .* got " + re.escape(f"{n_jobs!r}.")
+    with pytest.raises(ConfigError, match=expected):
         sysid.NeuralODE(n_jobs=n_jobs).fit("not data")  # type: ignore[arg-type]
 
 
@@ -192,6 +239,6 @@ def test_n_jobs_above_two_or_every_core_fits_as_two() -> None:
     decay = sysid.Trajectories.from_arrays([np.linspace(0, 2, 15)], [np.exp(-np.linspace(0, 2, 15))[:, None]])
     settings = {"hidden": (4,), "max_epochs": 1, "lbfgs_steps": 0, "verbose": False}
     a = sysid.NeuralODE(n_jobs=8, **settings).fit(decay)
-    b = sysid.NeuralODE(n_jobs=-1, **settings).fit(decay)
+    b = sysid.NeuralODE(n_jobs=np.int64(-1), **settings).fit(decay)
     assert a.get_params()["n_jobs"] == 8 and b.get_params()["n_jobs"] == -1
     np.testing.assert_array_equal(a.x0_, b.x0_)
