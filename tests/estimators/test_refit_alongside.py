@@ -9,7 +9,6 @@ refit stops its worker.
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import sys
@@ -157,11 +156,12 @@ def test_a_worker_that_dies_leaves_the_refit_to_this_process(monkeypatch: pytest
 def interrupt_when_waiting(done: threading.Event) -> None:
     """Send this process a SIGINT once its main thread waits for a refit running alongside (never otherwise)."""
     main = threading.main_thread().ident
-    while not done.wait(0.02):
+    assert main is not None
+    while not done.wait(0.005):
         frame = sys._current_frames().get(main)
         while frame is not None:
             if frame.f_code.co_name == "result" and frame.f_code.co_filename.endswith("_refit_alongside.py"):
-                os.kill(os.getpid(), signal.SIGINT)
+                signal.pthread_kill(main, signal.SIGINT)  # to the main thread itself: its wait is interrupted
                 return
             frame = frame.f_back
 
