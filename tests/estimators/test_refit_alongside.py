@@ -172,6 +172,9 @@ def test_ctrl_c_while_waiting_for_the_refit_keeps_the_first_fit() -> None:
     done = threading.Event()
     watcher = threading.Thread(target=interrupt_when_waiting, args=(done,), daemon=True)
     model = starved_neural_ode()
+    # Python's own Ctrl-C handler, which raises KeyboardInterrupt: a process started in the background by a
+    # non-interactive shell (as CI may be) begins with SIGINT ignored.
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
     watcher.start()
     try:
         with pytest.warns(FitWarning, match="fit interrupted during its refit; keeping the first fit"):
@@ -179,6 +182,7 @@ def test_ctrl_c_while_waiting_for_the_refit_keeps_the_first_fit() -> None:
     finally:
         done.set()
         watcher.join()
+        signal.signal(signal.SIGINT, before)
     assert "attempt" not in model.history_ and model.field_part_.linear_start == "zero"
     assert float(model.history_["val_loss"].min()) > sysid.training.POOR_FREE_RUN  # the first fit, as it ended
     assert no_workers_left()
