@@ -337,7 +337,7 @@ def _verdict(rows: list[dict[str, Any]]) -> tuple[bool | None, str, list[str]]:
     # The time a user waits: the wall time where a row has it (single-threaded fits, one per core: about their
     # CPU time; from session 19 a refit may run alongside on a second core), else the CPU time.
     wall = neural["fit_wall_s"] if "fit_wall_s" in neural else pd.Series(np.nan, index=neural.index)
-    waited = wall.where(wall.notna(), neural["fit_cpu_s"])
+    waited = wall.fillna(neural["fit_cpu_s"])
     notes = [
         f"NeuralODE fit over 2 minutes: {r.problem} seed {r.seed} ({seconds:.0f} s"
         f"{' wall' if np.isfinite(measured) else ' CPU'})"

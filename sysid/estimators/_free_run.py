@@ -172,10 +172,14 @@ class FreeRunCheckMixin:
         The same code in this process and in a worker (:func:`~sysid.estimators._refit_alongside.refit_in_worker`).
         """
         self.field_part_ = other
-        for name in ("history_", "n_function_evals_"):  # the refit's own, or none if it fails early
-            self.__dict__.pop(name, None)
+        self._drop_training_record()
         self._fit_resolved(data)
         return self._kept_free_run_error(data)
+
+    def _drop_training_record(self) -> None:
+        """Forget the first fit's history and evaluation count: a refit has its own, or none if it fails early."""
+        for name in ("history_", "n_function_evals_"):
+            self.__dict__.pop(name, None)
 
     def _use_refit(self, outcome: RefitOutcome, data: Trajectories) -> float:
         """Take the fitted attributes of a refit run in a worker, as if it had run here; its score.
@@ -187,8 +191,7 @@ class FreeRunCheckMixin:
         """
         for category, message in outcome.caught:
             warnings.warn(message, category, stacklevel=5)
-        for name in ("history_", "n_function_evals_"):
-            self.__dict__.pop(name, None)
+        self._drop_training_record()
         self.__dict__.update(outcome.attributes)  # a failed refit's too: its history, as a refit here leaves it
         if outcome.failed:
             raise FitError("the refit failed in its worker")

@@ -26,9 +26,9 @@ import multiprocessing
 import pickle
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Generator
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, cast
 
 import joblib
@@ -81,7 +81,7 @@ class RefitOutcome:
 
     attributes: dict[str, Any]
     failed: bool
-    caught: list[tuple[type[Warning], str]] = field(default_factory=list)
+    caught: list[tuple[type[Warning], str]]
 
 
 def refit_in_worker(payload: bytes, blas_threads: dict[str, int]) -> RefitOutcome | None:
@@ -128,7 +128,7 @@ class RefitAlongside:
     True
     """
 
-    def __init__(self, results: Iterator[RefitOutcome | None]) -> None:
+    def __init__(self, results: Generator[RefitOutcome | None]) -> None:
         self._results = results
         self._done = False
 
@@ -161,7 +161,7 @@ class RefitAlongside:
             )
         except Exception:  # noqa: BLE001 - no worker: the refit runs here, afterwards, as with n_jobs=1
             return None
-        return cls(cast(Iterator[RefitOutcome | None], results))  # return_as="generator": an iterator
+        return cls(cast(Generator[RefitOutcome | None], results))  # return_as="generator"
 
     def result(self) -> RefitOutcome | None:
         """Wait for the refit; None if its worker died or could not read its task (the caller refits here).
@@ -172,9 +172,6 @@ class RefitAlongside:
         """
         try:
             outcome = next(self._results)
-        except KeyboardInterrupt:
-            self.cancel()
-            raise
         except BrokenProcessPool:  # the worker died (memory, a signal): the refit runs here instead
             outcome = None
         finally:
@@ -187,7 +184,5 @@ class RefitAlongside:
             return
         with warnings.catch_warnings():  # joblib says that a task was cancelled: that is the point
             warnings.simplefilter("ignore")
-            close = getattr(self._results, "close", None)
-            if callable(close):
-                close()
+            self._results.close()
         self._done = True
